@@ -1,0 +1,1 @@
+"""Alerting: rules turn findings into alert events; the dispatcher delivers them to sinks."""

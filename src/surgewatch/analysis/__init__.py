@@ -1,0 +1,1 @@
+"""Analysis: pure numpy, no I/O — detectors, campaign correlation and capacity forecast."""

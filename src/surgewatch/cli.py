@@ -1,0 +1,81 @@
+"""The `surgewatch` command: the dashboard by default, `--headless`, and subcommands.
+
+Each subcommand lives in its own module with `add_arguments(parser)` and `run(args) -> int`; those
+modules import their heavy dependencies inside `run`, so `--help` and the daemon start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+# (name, module, one-line help). Keep names: users' scripts call them.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("check", "surgewatch.frontends.check", "poll every source once and exit 0/1/2/3 (Nagios convention)"),
+    ("config", "surgewatch.frontends.configcmd", "validate a config file"),
+]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return v
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by the dashboard and the headless daemon."""
+    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: built-in demo + this host)")
+    p.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="N",
+                   help="play the built-in demo N times faster (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="surgewatch",
+        description="Campaign traffic and server health on one terminal screen.",
+    )
+    parser.add_argument("--version", action="version", version=f"surgewatch {__version__}")
+    add_run_arguments(parser)
+    parser.add_argument("--headless", action="store_true",
+                        help="no UI: alert events as JSON lines on stdout, logs on stderr")
+    parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
+                        help="stderr log format in --headless (default plain)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = getattr(args, "_module", None)
+    try:
+        if module is not None:
+            return int(importlib.import_module(module).run(args))
+        if args.headless:
+            from .frontends.headless import run_headless
+
+            return run_headless(args)
+        from .tui import run_dashboard
+
+        return run_dashboard(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,585 @@
+"""TOML config file → typed, validated objects; every error is one line naming file, line and key."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from .model import Severity
+from .units import parse_duration
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Source and sink kinds that this build implements. Kinds named in the config contract but not
+# listed here are rejected with a clear message rather than silently ignored.
+HOST_SOURCES = {"local", "demo"}
+TRAFFIC_SOURCES = {"demo"}
+SINK_KINDS = {"stdout"}
+KNOWN_HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
+KNOWN_TRAFFIC_SOURCES = {"plausible", "umami", "matomo", "ga4", "promql", "json", "access-log", "demo"}
+KNOWN_SINK_KINDS = {"stdout", "file", "webhook", "slack", "alertmanager", "command", "bell"}
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased as the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    interval: float = 2.0
+    history: float = 6 * 3600.0
+    timeout: float = 5.0
+    state_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    name: str
+    source: str
+    url: str | None = None
+    interval: float | None = None
+    timeout: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    host_label: str = "instance"
+    queries: Mapping[str, str] = field(default_factory=dict)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    name: str
+    url: str
+    interval: float | None = None
+    timeout: float | None = None
+    expect_status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    name: str
+    source: str
+    url: str | None = None
+    interval: float | None = None
+    timeout: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    site_id: str | None = None
+    token: str | None = None
+    path: str | None = None
+    format: str = "combined"
+    value: str | None = None
+    items: str | None = None
+    key: str | None = None
+    query: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    name: str
+    traffic: str
+    utm_campaign: str | None = None
+    start: float | None = None
+    end: float | None = None
+    hosts: tuple[str, ...] = ()
+    expected_lift: float | None = None
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    name: str
+    series: str
+    severity: Severity = Severity.WARNING
+    above: float | None = None
+    below: float | None = None
+    clear: float | None = None
+    for_: float = 0.0
+    anomaly: str | None = None
+    threshold: float = 6.0
+    forecast_above: float | None = None
+    within: float | None = None
+    summary: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """`threshold`, `anomaly` or `forecast`."""
+        if self.anomaly is not None:
+            return "anomaly"
+        if self.forecast_above is not None:
+            return "forecast"
+        return "threshold"
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    kind: str
+    url: str | None = None
+    min_severity: Severity = Severity.INFO
+    command: tuple[str, ...] = ()
+    path: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    listen: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    hosts: tuple[HostConfig, ...] = ()
+    probes: tuple[ProbeConfig, ...] = ()
+    traffic: tuple[TrafficConfig, ...] = ()
+    campaigns: tuple[CampaignConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    sinks: tuple[SinkConfig, ...] = ()
+    export: ExportConfig = field(default_factory=ExportConfig)
+    path: str = "<built-in>"
+
+    def interval_of(self, own: float | None) -> float:
+        """A source's poll interval: its own override, else the monitor default."""
+        return own if own is not None else self.monitor.interval
+
+    def timeout_of(self, own: float | None) -> float:
+        """A source's timeout: its own, else the monitor default capped by the interval."""
+        return own if own is not None else self.monitor.timeout
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError with a one-line message."""
+    p = Path(path)
+    label = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read: {exc}") from None
+    return parse_config(text, label, environ)
+
+
+def parse_config(text: str, label: str = "config.toml", environ: Mapping[str, str] | None = None) -> Config:
+    """Validate TOML text into a Config; `label` names the file in error messages."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+    env = os.environ if environ is None else environ
+    return _Parser(label, text, env).config(doc)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Parser:
+    """Walks the TOML document, keeping enough context to name the offending key."""
+
+    def __init__(self, label: str, text: str, env: Mapping[str, str]) -> None:
+        self.label = label
+        self.lines = text.splitlines()
+        self.env = env
+
+    # -- error helpers ------------------------------------------------------------------------
+
+    def _line_of(self, section: str, index: int | None, key: str | None) -> int | None:
+        """Best-effort line number of `key` inside the index-th `[[section]]` (or `[section]`)."""
+        header = re.compile(r"^\s*\[\[\s*" + re.escape(section) + r"\s*\]\]" if index is not None
+                            else r"^\s*\[\s*" + re.escape(section) + r"\s*\]")
+        starts = [i for i, line in enumerate(self.lines) if header.match(line)]
+        if index is not None:
+            if index >= len(starts):
+                return None
+            start = starts[index]
+        elif starts:
+            start = starts[0]
+        else:
+            return None
+        if key is None:
+            return start + 1
+        key_re = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
+        for i in range(start + 1, len(self.lines)):
+            line = self.lines[i]
+            if re.match(r"^\s*\[", line) and not re.match(r"^\s*\[\s*" + re.escape(section) + r"\.", line):
+                break
+            if key_re.match(line):
+                return i + 1
+        return start + 1
+
+    def error(self, where: str, msg: str, section: str, index: int | None, key: str | None) -> ConfigError:
+        line = self._line_of(section, index, key)
+        loc = f"{self.label}:{line}" if line else self.label
+        return ConfigError(f"{loc}: {where}{msg}")
+
+    # -- document -----------------------------------------------------------------------------
+
+    def config(self, doc: dict[str, Any]) -> Config:
+        sections = {"monitor", "host", "probe", "traffic", "campaign", "rule", "sink", "export"}
+        for key in doc:
+            if key not in sections:
+                raise ConfigError(
+                    f"{self.label}: unknown section [{key}] (expected one of: {', '.join(sorted(sections))})")
+        monitor = self._monitor(doc.get("monitor", {}))
+        hosts = tuple(self._host(t, i) for i, t in enumerate(self._array(doc, "host")))
+        probes = tuple(self._probe(t, i) for i, t in enumerate(self._array(doc, "probe")))
+        traffic = tuple(self._traffic(t, i) for i, t in enumerate(self._array(doc, "traffic")))
+        campaigns = tuple(self._campaign(t, i) for i, t in enumerate(self._array(doc, "campaign")))
+        rules = tuple(self._rule(t, i) for i, t in enumerate(self._array(doc, "rule")))
+        sinks = tuple(self._sink(t, i) for i, t in enumerate(self._array(doc, "sink")))
+        export = self._export(doc.get("export", {}))
+        cfg = Config(monitor, hosts, probes, traffic, campaigns, rules, sinks, export, self.label)
+        self._cross_check(cfg)
+        return cfg
+
+    def _array(self, doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        value = doc.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{self.label}: [{name}] must be written as [[{name}]] tables")
+        return value
+
+    def _cross_check(self, cfg: Config) -> None:
+        for kind, items in (("host", cfg.hosts), ("probe", cfg.probes), ("traffic", cfg.traffic),
+                            ("campaign", cfg.campaigns), ("rule", cfg.rules)):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                name = item.name
+                if name in seen:
+                    raise self.error(f'{kind} "{name}": ', "name is used twice", kind, i, "name")
+                seen.add(name)
+        traffic_names = {t.name for t in cfg.traffic}
+        host_names = {h.name for h in cfg.hosts}
+        for i, c in enumerate(cfg.campaigns):
+            if c.traffic not in traffic_names:
+                raise self.error(f'campaign "{c.name}": ', f"traffic {c.traffic!r} is not a [[traffic]] name",
+                                 "campaign", i, "traffic")
+            for h in c.hosts:
+                if h not in host_names and not any(x.source == "promql" for x in cfg.hosts):
+                    raise self.error(f'campaign "{c.name}": ', f"hosts names {h!r}, which is not a [[host]] name",
+                                     "campaign", i, "hosts")
+
+    # -- sections -----------------------------------------------------------------------------
+
+    def _monitor(self, t: Any) -> MonitorConfig:
+        r = _Table(self, t, "monitor", None, "[monitor] ")
+        cfg = MonitorConfig(
+            interval=r.duration("interval", 2.0, minimum=0.05),
+            history=r.duration("history", 6 * 3600.0, minimum=60),
+            timeout=r.duration("timeout", 5.0, minimum=0.01),
+            state_dir=r.string("state_dir", None),
+        )
+        r.done()
+        return cfg
+
+    def _host(self, t: dict[str, Any], i: int) -> HostConfig:
+        r = _Table(self, t, "host", i, None)
+        name = r.name()
+        source = r.choice("source", KNOWN_HOST_SOURCES, required=True)
+        r.implemented("source", source, HOST_SOURCES)
+        cfg = HostConfig(
+            name=name,
+            source=source,
+            url=r.string("url", None, required=source in ("prometheus", "promql")),
+            interval=r.duration("interval", None, minimum=0.05),
+            timeout=r.duration("timeout", None, minimum=0.01),
+            headers=r.str_map("headers"),
+            host_label=r.string("host_label", "instance") or "instance",
+            queries=r.str_map("queries"),
+            seed=r.integer("seed", None),
+        )
+        r.done()
+        return cfg
+
+    def _probe(self, t: dict[str, Any], i: int) -> ProbeConfig:
+        r = _Table(self, t, "probe", i, None)
+        name = r.name()
+        r.implemented("kind", "probe", set())
+        cfg = ProbeConfig(
+            name=name,
+            url=r.string("url", None, required=True) or "",
+            interval=r.duration("interval", None, minimum=0.05),
+            timeout=r.duration("timeout", None, minimum=0.01),
+            expect_status=r.integer("expect_status", 200) or 200,
+            headers=r.str_map("headers"),
+        )
+        r.done()
+        return cfg
+
+    def _traffic(self, t: dict[str, Any], i: int) -> TrafficConfig:
+        r = _Table(self, t, "traffic", i, None)
+        name = r.name()
+        source = r.choice("source", KNOWN_TRAFFIC_SOURCES, required=True)
+        r.implemented("source", source, TRAFFIC_SOURCES)
+        cfg = TrafficConfig(
+            name=name,
+            source=source,
+            url=r.string("url", None),
+            interval=r.duration("interval", None, minimum=0.05),
+            timeout=r.duration("timeout", None, minimum=0.01),
+            headers=r.str_map("headers"),
+            site_id=r.string("site_id", None),
+            token=r.string("token", None),
+            path=r.string("path", None),
+            format=r.choice("format", {"combined", "json"}) or "combined",
+            value=r.string("value", None),
+            items=r.string("items", None),
+            key=r.string("key", None),
+            query=r.string("query", None),
+            seed=r.integer("seed", None),
+        )
+        r.done()
+        return cfg
+
+    def _campaign(self, t: dict[str, Any], i: int) -> CampaignConfig:
+        r = _Table(self, t, "campaign", i, None)
+        name = r.name()
+        cfg = CampaignConfig(
+            name=name,
+            traffic=r.string("traffic", None, required=True) or "",
+            utm_campaign=r.string("utm_campaign", None),
+            start=r.timestamp("start"),
+            end=r.timestamp("end"),
+            hosts=tuple(r.str_list("hosts")),
+            expected_lift=r.number("expected_lift", None, minimum=0.0),
+        )
+        if cfg.start is not None and cfg.end is not None and cfg.end <= cfg.start:
+            raise r.fail("end", "end must be after start")
+        r.done()
+        return cfg
+
+    def _rule(self, t: dict[str, Any], i: int) -> RuleConfig:
+        r = _Table(self, t, "rule", i, None)
+        name = r.name()
+        series_glob = r.string("series", None, required=True) or ""
+        if ":" not in series_glob or "/" not in series_glob:
+            raise r.fail("series", f"series must be a glob of KIND:NAME/METRIC, got {series_glob!r}")
+        above = r.number("above", None)
+        below = r.number("below", None)
+        anomaly = r.choice("anomaly", {"any", "unexplained"})
+        forecast_above = r.number("forecast_above", None)
+        kinds = [k for k, v in (("above/below", above if above is not None else below), ("anomaly", anomaly),
+                                ("forecast_above", forecast_above)) if v is not None]
+        if not kinds:
+            raise r.fail(None, "needs one of above, below, anomaly or forecast_above")
+        if len(kinds) > 1:
+            raise r.fail(None, f"mixes {' and '.join(kinds)}; write one rule per condition")
+        if above is not None and below is not None:
+            raise r.fail("below", "has both above and below; write two rules")
+        if forecast_above is not None:
+            r.implemented("forecast_above", "forecast_above", set())
+        clear = r.number("clear", None)
+        if clear is not None:
+            if above is not None and clear > above:
+                raise r.fail("clear", f"clear ({clear:g}) must not be above `above` ({above:g})")
+            if below is not None and clear < below:
+                raise r.fail("clear", f"clear ({clear:g}) must not be below `below` ({below:g})")
+            if above is None and below is None:
+                raise r.fail("clear", "clear only applies to above/below rules")
+        cfg = RuleConfig(
+            name=name,
+            series=series_glob,
+            severity=r.severity("severity", Severity.WARNING),
+            above=above,
+            below=below,
+            clear=clear,
+            for_=r.duration("for", 0.0, minimum=0.0) or 0.0,
+            anomaly=anomaly,
+            threshold=r.number("threshold", 6.0, minimum=0.5) or 6.0,
+            forecast_above=forecast_above,
+            within=r.duration("within", None, minimum=1.0),
+            summary=r.string("summary", None),
+            labels=r.str_map("labels"),
+        )
+        r.done()
+        return cfg
+
+    def _sink(self, t: dict[str, Any], i: int) -> SinkConfig:
+        r = _Table(self, t, "sink", i, None)
+        kind = r.choice("kind", KNOWN_SINK_KINDS, required=True)
+        r.where = f'sink "{kind}": '
+        r.implemented("kind", kind, SINK_KINDS)
+        cfg = SinkConfig(
+            kind=kind,
+            url=r.string("url", None, required=kind in ("webhook", "slack", "alertmanager")),
+            min_severity=r.severity("min_severity", Severity.INFO),
+            command=tuple(r.str_list("command")),
+            path=r.string("path", None, required=kind == "file"),
+            headers=r.str_map("headers"),
+            timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
+        )
+        if kind == "command" and not cfg.command:
+            raise r.fail("command", "command must be a non-empty list of strings")
+        r.done()
+        return cfg
+
+    def _export(self, t: Any) -> ExportConfig:
+        r = _Table(self, t, "export", None, "[export] ")
+        listen = r.string("listen", None)
+        if listen is not None:
+            r.implemented("listen", "[export]", set())
+        r.done()
+        return ExportConfig(listen=listen)
+
+
+class _Table:
+    """One TOML table being validated; pops keys as they are read so leftovers are unknown keys."""
+
+    def __init__(self, parser: _Parser, table: Any, section: str, index: int | None, where: str | None) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{parser.label}: [{section}] must be a table")
+        self.p = parser
+        self.t = dict(table)
+        self.section = section
+        self.index = index
+        self.where = where if where is not None else f"{section} #{(index or 0) + 1}: "
+
+    def fail(self, key: str | None, msg: str) -> ConfigError:
+        return self.p.error(self.where, msg, self.section, self.index, key)
+
+    def name(self) -> str:
+        name = self.string("name", None, required=True) or ""
+        if not name.strip() or any(c in name for c in ":/*?[]"):
+            raise self.fail("name", f"name must be non-empty without : / * ? [ ], got {name!r}")
+        self.where = f'{self.section} "{name}": '
+        return name
+
+    def _take(self, key: str, required: bool) -> Any:
+        if key not in self.t:
+            if required:
+                raise self.fail(None, f"{key} is required")
+            return None
+        return self.t.pop(key)
+
+    def _env(self, key: str, value: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            var = m[1]
+            if var not in self.p.env:
+                raise self.fail(key, f"{key} uses ${{{var}}}, but the environment variable {var} is not set")
+            return self.p.env[var]
+
+        return _ENV_RE.sub(sub, value)
+
+    def string(self, key: str, default: str | None, required: bool = False) -> str | None:
+        v = self._take(key, required)
+        if v is None:
+            return default
+        if not isinstance(v, str):
+            raise self.fail(key, f"{key} must be a string, got {_show(v)}")
+        return self._env(key, v)
+
+    def choice(self, key: str, allowed: set[str], required: bool = False) -> str | None:
+        v = self.string(key, None, required)
+        if v is not None and v not in allowed:
+            raise self.fail(key, f"{key} must be one of {', '.join(sorted(allowed))}, got {v!r}")
+        return v
+
+    def implemented(self, key: str, value: str | None, supported: set[str]) -> None:
+        if value is not None and value not in supported:
+            raise self.fail(key, f"{key} {value!r} is part of the config format but not supported by this "
+                                 f"version of surgewatch yet")
+
+    def number(self, key: str, default: float | None, minimum: float | None = None) -> float | None:
+        v = self._take(key, False)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise self.fail(key, f"{key} must be a number, got {_show(v)}")
+        if v != v:
+            raise self.fail(key, f"{key} must be a number, got nan")
+        if minimum is not None and v < minimum:
+            raise self.fail(key, f"{key} must be at least {minimum:g}, got {v:g}")
+        return float(v)
+
+    def integer(self, key: str, default: int | None) -> int | None:
+        v = self._take(key, False)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, f"{key} must be a whole number, got {_show(v)}")
+        return v
+
+    def duration(self, key: str, default: float | None, minimum: float = 0.0) -> float | None:
+        v = self._take(key, False)
+        if v is None:
+            return default
+        try:
+            seconds = parse_duration(v)
+        except ValueError as exc:
+            raise self.fail(key, f"{key} {exc}") from None
+        if seconds < minimum:
+            raise self.fail(key, f"{key} must be at least {minimum:g}s, got {v!r}")
+        return seconds
+
+    def severity(self, key: str, default: Severity) -> Severity:
+        v = self.string(key, None)
+        if v is None:
+            return default
+        try:
+            return Severity.parse(v)
+        except ValueError as exc:
+            raise self.fail(key, f"{key} {exc}") from None
+
+    def timestamp(self, key: str) -> float | None:
+        v = self._take(key, False)
+        if v is None:
+            return None
+        if isinstance(v, datetime):
+            dt = v if v.tzinfo else v.replace(tzinfo=UTC)
+            return dt.timestamp()
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime.combine(v, time(0), tzinfo=UTC).timestamp()
+        if isinstance(v, str):
+            try:
+                dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                pass
+            else:
+                return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        raise self.fail(key, f"{key} must be a date-time like 2026-03-01T09:00:00Z, got {_show(v)}")
+
+    def str_list(self, key: str) -> list[str]:
+        v = self._take(key, False)
+        if v is None:
+            return []
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(key, f"{key} must be a list of strings, got {_show(v)}")
+        return [self._env(key, x) for x in v]
+
+    def str_map(self, key: str) -> dict[str, str]:
+        v = self._take(key, False)
+        if v is None:
+            return {}
+        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+            raise self.fail(key, f"{key} must be a table of strings, got {_show(v)}")
+        return {k: self._env(key, x) for k, x in v.items()}
+
+    def done(self) -> None:
+        if self.t:
+            key = sorted(self.t)[0]
+            raise self.fail(key, f"unknown key {key!r}")
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list):
+        return "a list"
+    return str(v)

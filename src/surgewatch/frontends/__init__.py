@@ -1,0 +1,1 @@
+"""Frontends without a UI: the headless daemon and one-shot commands."""

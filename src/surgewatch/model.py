@@ -1,0 +1,159 @@
+"""The shared vocabulary: series names, severities, findings and alert events.
+
+Everything here is plain, immutable data so that every layer (sources, store, analysis,
+alerting, frontends) can pass it around without knowing about the others.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+_KEY_RE = re.compile(r"^(?P<kind>[a-z]+):(?P<name>[^/]+)/(?P<metric>.+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """A series name `KIND:NAME/METRIC`, e.g. `host:web-1/cpu.percent`."""
+
+    kind: str
+    name: str
+    metric: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}/{self.metric}"
+
+    @classmethod
+    def parse(cls, text: str) -> SeriesKey:
+        """Parse `KIND:NAME/METRIC`; raise ValueError naming the text when it is malformed."""
+        m = _KEY_RE.match(text)
+        if not m:
+            raise ValueError(f"series name {text!r} is not KIND:NAME/METRIC")
+        return cls(m["kind"], m["name"], m["metric"])
+
+
+def series(kind: str, name: str, metric: str) -> str:
+    """Return the string form of a series key (the form used on the hot path)."""
+    return f"{kind}:{name}/{metric}"
+
+
+def split_series(text: str) -> tuple[str, str, str]:
+    """Split `KIND:NAME/METRIC` into its three parts (metric may be empty if malformed)."""
+    kind, _, rest = text.partition(":")
+    name, _, metric = rest.partition("/")
+    return kind, name, metric
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    """Shell-style, case-sensitive glob match used by rules, silences and exports."""
+    return fnmatch.fnmatchcase(text, pattern)
+
+
+class Severity(enum.IntEnum):
+    """Alert severity, ordered so that `max()` gives the worst."""
+
+    INFO = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"severity must be info, warning or critical, got {text!r}") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Cause(enum.StrEnum):
+    """Why a host series moved: a campaign's traffic explains it, or nothing does."""
+
+    CAMPAIGN = "campaign"
+    UNEXPLAINED = "unexplained"
+
+
+def fingerprint(rule: str, series_name: str) -> str:
+    """A stable identifier of one rule applied to one series (the same across restarts)."""
+    return hashlib.sha1(f"{rule}\x00{series_name}".encode()).hexdigest()[:16]
+
+
+def rfc3339(ts: float) -> str:
+    """Format a UNIX timestamp as RFC 3339 UTC with millisecond precision and a Z suffix."""
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What analysis says of one series at one tick."""
+
+    series: str
+    ts: float
+    value: float
+    score: float
+    expected: float
+    low: float
+    high: float
+    explanation: str
+    cause: Cause | None = None
+    campaign: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One transition of an alert (`firing` or `resolved`), as sinks receive it."""
+
+    ts: float
+    event: str
+    rule: str
+    severity: Severity
+    series: str
+    value: float | None
+    expected: float | None
+    summary: str
+    explanation: str
+    fingerprint: str
+    started: float
+    cause: Cause | None = None
+    campaign: str | None = None
+    demo: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written by the stdout and file sinks (keys are a public contract)."""
+        kind, name, _metric = split_series(self.series)
+        doc: dict[str, Any] = {
+            "ts": rfc3339(self.ts),
+            "event": self.event,
+            "rule": self.rule,
+            "severity": str(self.severity),
+            "series": self.series,
+            "value": _finite_or_none(self.value),
+            "expected": _finite_or_none(self.expected),
+            "summary": self.summary,
+            "explanation": self.explanation,
+            "fingerprint": self.fingerprint,
+            "started": rfc3339(self.started),
+            "cause": self.cause.value if self.cause else None,
+            "campaign": self.campaign,
+        }
+        if kind in ("host", "campaign", "traffic", "probe"):
+            doc[kind] = name
+        if self.demo:
+            doc["demo"] = True
+        if self.labels:
+            doc["labels"] = dict(self.labels)
+        return doc
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    if x is None or x != x or x in (float("inf"), float("-inf")):
+        return None
+    return round(float(x), 6)

@@ -1,0 +1,178 @@
+"""The built-in DEMO: a simulated web host and its campaign traffic, generated in-process.
+
+The story it tells (scenario time τ, seconds from the launch): a baseline with a gentle daily rhythm;
+at τ = 0 a campaign lifts site traffic about four times over; the demo host's CPU follows traffic with
+a 40 s lag; at τ = 14 min a CPU spike that traffic does not explain lasts two minutes; the campaign
+decays and, 90 minutes after the launch, the story starts again. Everything is deterministic for a
+seed, so tests and screenshots are repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..model import series
+from .base import Backfill, Reading
+
+PERIOD = 5400.0  # seconds of scenario time before the story repeats
+LEAD = 2400.0  # the part of each period before the launch (baseline)
+START = -180.0  # the demo opens three minutes before the launch
+HISTORY = 1800.0  # baseline already in the history when it opens
+LAG = 40.0  # host load follows traffic by this many seconds
+SPIKE_AT, SPIKE_LEN, SPIKE_CPU = 840.0, 120.0, 26.0
+ORGANIC, CAMPAIGN_BASE, CAMPAIGN_PEAK = 70.0, 10.0, 270.0
+CORES = 4
+
+
+def _noise(t: np.ndarray, channel: int, seed: int) -> np.ndarray:
+    """Deterministic standard-normal-ish noise per whole second of scenario time (hash based)."""
+    k = np.floor(t).astype(np.float64)
+    u1 = np.modf(np.abs(np.sin(k * 12.9898 + channel * 78.233 + seed * 37.719)) * 43758.5453)[0]
+    u2 = np.modf(np.abs(np.sin(k * 4.1414 + channel * 17.17 + seed * 91.123)) * 24634.6345)[0]
+    u1 = np.clip(u1, 1e-9, 1.0)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
+
+
+def _phase(t: np.ndarray) -> np.ndarray:
+    """Scenario time folded into one period: negative before the launch, positive after."""
+    return np.mod(t + LEAD, PERIOD) - LEAD
+
+
+class DemoScenario:
+    """The deterministic functions of scenario time behind the demo's series."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.seed = seed
+
+    def campaign_lift(self, t: np.ndarray) -> np.ndarray:
+        """The campaign's share of traffic at full strength (0 before the launch, about 1 at peak)."""
+        p = _phase(t)
+        after = np.maximum(p, 0.0)
+        rise = 1.0 - np.exp(-after / 60.0)
+        decay = np.exp(-np.maximum(after - 600.0, 0.0) / 900.0)
+        taper = np.clip((PERIOD - LEAD - after) / 300.0, 0.0, 1.0)
+        return np.where(p >= 0, rise * decay * taper, 0.0)
+
+    def organic(self, t: np.ndarray) -> np.ndarray:
+        """Visitors per minute not from the campaign, with a daily rhythm."""
+        day = 1.0 + 0.25 * np.sin(2 * math.pi * (t / 86400.0 - 0.1))
+        return ORGANIC * day
+
+    def campaign_visitors(self, t: np.ndarray, noisy: bool = True) -> np.ndarray:
+        v = CAMPAIGN_BASE + CAMPAIGN_PEAK * self.campaign_lift(t)
+        if noisy:
+            v = v + np.sqrt(v) * 0.8 * _noise(t, 1, self.seed)
+        return np.maximum(np.round(v), 0.0)
+
+    def site_visitors(self, t: np.ndarray, noisy: bool = True) -> np.ndarray:
+        v = self.organic(t) + CAMPAIGN_BASE + CAMPAIGN_PEAK * self.campaign_lift(t)
+        if noisy:
+            v = v + np.sqrt(v) * 0.8 * _noise(t, 2, self.seed)
+        return np.maximum(np.round(v), 0.0)
+
+    def spike(self, t: np.ndarray) -> np.ndarray:
+        """The unexplained extra CPU (a runaway job), 0 outside its two minutes."""
+        p = _phase(t)
+        inside = (p >= SPIKE_AT) & (p < SPIKE_AT + SPIKE_LEN)
+        return np.where(inside, SPIKE_CPU * np.minimum(1.0, (p - SPIKE_AT + 1) / 10.0), 0.0)
+
+    def host(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        """The demo host's metrics at scenario times t (load follows traffic LAG seconds later)."""
+        traffic = self.site_visitors(t - LAG, noisy=False)
+        cpu = 4.0 + 0.22 * traffic + self.spike(t) + 1.5 * _noise(t, 3, self.seed)
+        cpu = np.clip(cpu, 0.0, 100.0)
+        slow = self.site_visitors(t - LAG - 30.0, noisy=False)
+        load1 = CORES * (4.0 + 0.22 * slow + self.spike(t - 30.0)) / 100.0 + 0.05 * _noise(t, 4, self.seed)
+        mem = 38.0 + 0.04 * traffic + 0.4 * _noise(t, 5, self.seed)
+        rx = traffic * 2600.0 * (1.0 + 0.05 * _noise(t, 6, self.seed))
+        tx = traffic * 41000.0 * (1.0 + 0.05 * _noise(t, 7, self.seed))
+        procs = 180.0 + np.round(traffic / 12.0)
+        return {
+            "cpu.percent": cpu,
+            "mem.percent": np.clip(mem, 0.0, 100.0),
+            "load.1": np.maximum(load1, 0.0),
+            "net.rx_bps": np.maximum(rx, 0.0),
+            "net.tx_bps": np.maximum(tx, 0.0),
+            "procs.count": procs,
+        }
+
+
+class DemoClock:
+    """Maps wall time to scenario time: opens at START and runs `speed` times faster than real time."""
+
+    def __init__(self, speed: float = 1.0, clock: Callable[[], float] = time.time,
+                 start: float = START) -> None:
+        self.speed = speed
+        self.clock = clock
+        self.t0 = clock()
+        self.start = start
+
+    def now(self) -> float:
+        return self.start + (self.clock() - self.t0) * self.speed
+
+
+class DemoHostSource:
+    """A simulated web host whose load follows the demo campaign's traffic (labelled DEMO)."""
+
+    def __init__(self, host: str, interval: float, timeout: float, scenario: DemoScenario,
+                 clock: DemoClock) -> None:
+        self.name = f"host:{host}"
+        self.host = host
+        self.interval = interval
+        self.timeout = timeout
+        self.demo = True
+        self.scenario = scenario
+        self.clock = clock
+
+    def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        return {series("host", self.host, m): v for m, v in self.scenario.host(t).items()}
+
+    async def poll(self) -> Reading:
+        t = np.array([self.clock.now()])
+        return Reading({k: float(v[0]) for k, v in self._values(t).items()})
+
+    def backfill(self, wall_ts: Sequence[float]) -> Backfill:
+        """The history before the demo opened, at the given wall-clock times."""
+        t = self.clock.start + (np.asarray(wall_ts) - self.clock.t0) * self.clock.speed
+        return Backfill(list(wall_ts), {k: v.tolist() for k, v in self._values(t).items()})
+
+    async def close(self) -> None:
+        return None
+
+
+class DemoTrafficSource:
+    """Simulated site traffic and per-campaign visitors (labelled DEMO)."""
+
+    def __init__(self, traffic: str, campaigns: Sequence[str], interval: float, timeout: float,
+                 scenario: DemoScenario, clock: DemoClock) -> None:
+        self.name = f"traffic:{traffic}"
+        self.traffic = traffic
+        self.campaigns = list(campaigns)
+        self.interval = interval
+        self.timeout = timeout
+        self.demo = True
+        self.scenario = scenario
+        self.clock = clock
+
+    def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        out = {series("traffic", self.traffic, "visitors"): self.scenario.site_visitors(t)}
+        for i, name in enumerate(self.campaigns):
+            # The first campaign carries the story; any others are small side campaigns.
+            v = self.scenario.campaign_visitors(t) if i == 0 else np.round(CAMPAIGN_BASE * (1 + 0 * t))
+            out[series("campaign", name, "visitors")] = v
+        return out
+
+    async def poll(self) -> Reading:
+        t = np.array([self.clock.now()])
+        return Reading({k: float(v[0]) for k, v in self._values(t).items()})
+
+    def backfill(self, wall_ts: Sequence[float]) -> Backfill:
+        t = self.clock.start + (np.asarray(wall_ts) - self.clock.t0) * self.clock.speed
+        return Backfill(list(wall_ts), {k: v.tolist() for k, v in self._values(t).items()})
+
+    async def close(self) -> None:
+        return None

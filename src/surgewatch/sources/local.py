@@ -1,0 +1,137 @@
+"""This machine's health through psutil: CPU, memory, swap, load, disk and network rates, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from ..model import series
+from .base import Reading, SourceError
+
+
+class CounterRates:
+    """Turns monotonically increasing counters into per-second rates; the first sight yields nothing."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, float]] = {}
+
+    def rate(self, key: str, value: float, now: float) -> float | None:
+        """Rate since the previous call for this key, or None on first sight, reset or zero elapsed time."""
+        prev = self._last.get(key)
+        self._last[key] = (now, value)
+        if prev is None:
+            return None
+        then, old = prev
+        dt = now - then
+        if dt <= 0 or value < old:  # counter reset (reboot, wrap, device re-plugged)
+            return None
+        return (value - old) / dt
+
+
+def _busy_fraction(prev: Any, cur: Any) -> float | None:
+    """CPU busy share between two psutil cpu_times samples (idle and iowait count as not busy)."""
+    total = sum(cur) - sum(prev)
+    if total <= 0:
+        return None
+    idle = (cur.idle - prev.idle) + (getattr(cur, "iowait", 0.0) - getattr(prev, "iowait", 0.0))
+    return max(0.0, min(1.0, 1.0 - idle / total))
+
+
+class LocalHostSource:
+    """Polls this host through psutil; rates come from counter deltas between polls."""
+
+    def __init__(self, host: str, interval: float, timeout: float, clock: Callable[[], float] = time.monotonic,
+                 top_processes: int = 0) -> None:
+        self.name = f"host:{host}"
+        self.host = host
+        self.interval = interval
+        self.timeout = timeout
+        self.demo = False
+        self.top_processes = top_processes
+        self._clock = clock
+        self._rates = CounterRates()
+        self._cpu_prev: Any = None
+        self._cores_prev: list[Any] | None = None
+        self._procs: dict[int, psutil.Process] = {}
+
+    def _key(self, metric: str) -> str:
+        return series("host", self.host, metric)
+
+    def sample(self) -> Reading:
+        """One synchronous reading (cheap: well under a millisecond without processes)."""
+        now = self._clock()
+        out: dict[str, float] = {}
+        try:
+            cpu = psutil.cpu_times()
+            cores = psutil.cpu_times(percpu=True)
+            if self._cpu_prev is not None:
+                frac = _busy_fraction(self._cpu_prev, cpu)
+                if frac is not None:
+                    out[self._key("cpu.percent")] = 100.0 * frac
+            if self._cores_prev is not None and len(self._cores_prev) == len(cores):
+                for i, (a, b) in enumerate(zip(self._cores_prev, cores, strict=True)):
+                    frac = _busy_fraction(a, b)
+                    if frac is not None:
+                        out[self._key(f"cpu.core{i}.percent")] = 100.0 * frac
+            self._cpu_prev, self._cores_prev = cpu, cores
+
+            vm = psutil.virtual_memory()
+            out[self._key("mem.percent")] = float(vm.percent)
+            out[self._key("mem.available_bytes")] = float(vm.available)
+            out[self._key("swap.percent")] = float(psutil.swap_memory().percent)
+            try:
+                l1, l5, l15 = os.getloadavg()
+                out[self._key("load.1")], out[self._key("load.5")], out[self._key("load.15")] = l1, l5, l15
+            except OSError:
+                pass
+            disk = psutil.disk_io_counters()
+            if disk is not None:
+                for metric, value in (("disk.read_bps", disk.read_bytes), ("disk.write_bps", disk.write_bytes)):
+                    r = self._rates.rate(metric, float(value), now)
+                    if r is not None:
+                        out[self._key(metric)] = r
+            nics = psutil.net_io_counters(pernic=True)
+            rx = float(sum(c.bytes_recv for n, c in nics.items() if n != "lo"))
+            tx = float(sum(c.bytes_sent for n, c in nics.items() if n != "lo"))
+            for metric, value in (("net.rx_bps", rx), ("net.tx_bps", tx)):
+                r = self._rates.rate(metric, value, now)
+                if r is not None:
+                    out[self._key(metric)] = r
+            out[self._key("procs.count")] = float(len(psutil.pids()))
+        except (OSError, psutil.Error) as exc:
+            raise SourceError(f"psutil: {exc}") from None
+        details: dict[str, Any] = {}
+        if self.top_processes:
+            details["top_processes"] = self._top()
+        return Reading(out, details)
+
+    def _top(self) -> list[dict[str, Any]]:
+        """The busiest processes by CPU since the previous call (name, pid, cpu %, memory %)."""
+        seen: dict[int, psutil.Process] = {}
+        rows: list[dict[str, Any]] = []
+        for proc in psutil.process_iter():
+            pid = proc.pid
+            p = self._procs.get(pid, proc)
+            seen[pid] = p
+            try:
+                with p.oneshot():
+                    cpu = p.cpu_percent(None)
+                    rows.append({"pid": pid, "name": p.name(), "cpu": cpu, "mem": p.memory_percent()})
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        self._procs = seen
+        rows.sort(key=lambda r: (r["cpu"], r["mem"]), reverse=True)
+        return rows[: self.top_processes]
+
+    async def poll(self) -> Reading:
+        if self.top_processes:
+            return await asyncio.to_thread(self.sample)
+        return self.sample()
+
+    async def close(self) -> None:
+        self._procs.clear()
