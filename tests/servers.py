@@ -10,7 +10,7 @@ Everything here binds 127.0.0.1 only and never talks to anything else. Typical u
 Generic pieces (`free_port`, `start_process`, `wait_until`, `http_get`, `SilentServer`, `CannedHttpServer`)
 work for any server; `start_node_exporter`, `start_prometheus` and `start_nginx` are ready-made recipes with
 the gotchas of /work/shared/reference/real-components.md already handled (systemd collector off, wait for
-`up == 1`, nginx with its own prefix dir and no /var/log). Processes still running at interpreter exit are stopped too.
+`up == 1`, nginx with its own prefix dir and no /var/log). Leftover processes are stopped at exit.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def start_nginx(workdir: Path, server_conf: str = "", http_conf: str = "", *, wo
     """nginx in the foreground with its own prefix dir: static root workdir/html, logs in workdir.
 
     `server_conf` is added inside the `server {}` block (locations), `http_conf` inside `http {}` (log
-    formats, extra servers). The access log is workdir/access.log (combined format) unless http_conf says otherwise.
+    formats, extra servers). The access log is workdir/access.log (combined) unless http_conf says otherwise.
     Workers run as the current user so pytest's private temp dirs stay readable.
     """
     exe = require_binary("nginx")
