@@ -17,6 +17,7 @@ from . import __version__
 COMMANDS: list[tuple[str, str, str]] = [
     ("check", "surgewatch.frontends.check", "poll every source once and exit 0/1/2/3 (Nagios convention)"),
     ("config", "surgewatch.frontends.configcmd", "validate a config file"),
+    ("agent", "surgewatch.agent", "serve this host's metrics as Prometheus text (node_exporter names)"),
 ]
 
 
