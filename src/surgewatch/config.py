@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 # Source and sink kinds that this build implements. Kinds named in the config contract but not
 # listed here are rejected with a clear message rather than silently ignored.
-HOST_SOURCES = {"local", "demo"}
+HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
 TRAFFIC_SOURCES = {"demo"}
 SINK_KINDS = {"stdout"}
 KNOWN_HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
@@ -307,7 +307,6 @@ class _Parser:
     def _probe(self, t: dict[str, Any], i: int) -> ProbeConfig:
         r = _Table(self, t, "probe", i, None)
         name = r.name()
-        r.implemented("kind", "probe", set())
         cfg = ProbeConfig(
             name=name,
             url=r.string("url", None, required=True) or "",

@@ -48,8 +48,22 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
 
             scenario, clock = demo_parts()
             out.append(DemoHostSource(h.name, interval, timeout, scenario, clock))  # type: ignore[arg-type]
+        elif h.source == "prometheus":
+            from .prometheus import PrometheusHostSource
+
+            out.append(PrometheusHostSource(h.name, h.url or "", interval, timeout, h.headers))
+        elif h.source == "promql":
+            from .promql import PromQLHostSource
+
+            out.append(PromQLHostSource(h.name, h.url or "", interval, timeout, h.queries, h.host_label,
+                                        h.headers))
         else:  # pragma: no cover - config rejects kinds this build does not implement
             raise SourceError(f"host {h.name!r}: source {h.source!r} is not available")
+    for p in config.probes:
+        from .probe import ProbeSource
+
+        interval, timeout = config.interval_of(p.interval), config.timeout_of(p.timeout)
+        out.append(ProbeSource(p.name, p.url, interval, timeout, p.expect_status, p.headers))
     for t in config.traffic:
         interval, timeout = config.interval_of(t.interval), config.timeout_of(t.timeout)
         campaigns = [c.name for c in config.campaigns if c.traffic == t.name]

@@ -36,6 +36,7 @@ __all__ = [
     "dig",
     "redact_url",
     "shared_client",
+    "status_message",
 ]
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -306,7 +307,7 @@ class HttpPoller:
                 last = str(exc)
             else:
                 if check_status and resp.status >= 400:
-                    msg = _status_message(resp)
+                    msg = status_message(resp)
                     if resp.status not in _RETRY_STATUS:
                         raise self._error(msg, where, secrets)
                     last = msg
@@ -408,6 +409,14 @@ class HttpPoller:
     def _error(self, msg: str, where: str, secrets: Iterable[str]) -> SourceError:
         return SourceError(_scrub(f"{self.label}: {msg} ({where})", secrets))
 
+    def fail(self, msg: str, method: str, url: str) -> SourceError:
+        """A SourceError in this poller's style (label, message, redacted request) for callers' own checks."""
+        return self._error(msg, f"{method} {redact_url(self._url(url))}", self._secrets)
+
+    def status_error(self, resp: HttpResponse, method: str, url: str) -> SourceError:
+        """The standard error for an HTTP error status (401/403 named as an authentication problem)."""
+        return self.fail(status_message(resp), method, url)
+
 
 def _param_secrets(params: Mapping[str, Any] | None) -> list[str]:
     if not params:
@@ -415,7 +424,8 @@ def _param_secrets(params: Mapping[str, Any] | None) -> list[str]:
     return [str(v) for k, v in params.items() if _SECRET_PARAM_RE.search(str(k)) and len(str(v)) >= 4]
 
 
-def _status_message(resp: HttpResponse) -> str:
+def status_message(resp: HttpResponse) -> str:
+    """One line for an HTTP error status; 401 and 403 are named as an authentication problem."""
     reason = resp.reason or ""
     if resp.status in (401, 403):
         return f"authentication failed: HTTP {resp.status} {reason} (check the token or headers)".replace(

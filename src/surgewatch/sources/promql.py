@@ -1,0 +1,158 @@
+"""Many hosts through one Prometheus server: one instant query per metric, one series per `host_label` value.
+
+Each poll sends every configured query at once (`POST /api/v1/query`); a fleet of thousands of hosts costs one
+request per query per interval. Without configured queries, defaults written for node_exporter are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..model import series
+from .base import Reading, SourceError
+from .http import HttpPoller, HttpResponse
+
+QUERY_PATH = "/api/v1/query"
+RATE_WINDOW = "1m"
+
+
+def default_queries(host_label: str = "instance", window: str = RATE_WINDOW) -> dict[str, str]:
+    """node_exporter-backed queries for our host metrics, grouped by `host_label`."""
+    by = f"by ({host_label})"
+    not_busy = f'sum {by} (rate(node_cpu_seconds_total{{mode=~"idle|iowait"}}[{window}]))'
+    cpus = f'count {by} (node_cpu_seconds_total{{mode="idle"}})'
+    disks = 'device!~"dm-.*|md.*|z?ram.*|loop.*"'
+    return {
+        "cpu.percent": f"100 * (1 - {not_busy} / {cpus})",
+        "mem.percent": (f"100 * (1 - sum {by} (node_memory_MemAvailable_bytes)"
+                        f" / sum {by} (node_memory_MemTotal_bytes))"),
+        "mem.available_bytes": f"sum {by} (node_memory_MemAvailable_bytes)",
+        "load.1": f"max {by} (node_load1)",
+        "load.5": f"max {by} (node_load5)",
+        "load.15": f"max {by} (node_load15)",
+        "net.rx_bps": f'sum {by} (rate(node_network_receive_bytes_total{{device!="lo"}}[{window}]))',
+        "net.tx_bps": f'sum {by} (rate(node_network_transmit_bytes_total{{device!="lo"}}[{window}]))',
+        "disk.read_bps": f"sum {by} (rate(node_disk_read_bytes_total{{{disks}}}[{window}]))",
+        "disk.write_bps": f"sum {by} (rate(node_disk_written_bytes_total{{{disks}}}[{window}]))",
+    }
+
+
+def host_name(value: str) -> str:
+    """A label value made safe as the NAME part of a series (no `/`)."""
+    return value.replace("/", "_") or "_"
+
+
+class _QueryFailed(Exception):
+    """One query failed; `permanent` when Prometheus rejected the query itself (a config mistake)."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class PromQLHostSource:
+    """Polls one Prometheus server with a set of instant queries, one series per host label value."""
+
+    def __init__(self, name: str, url: str, interval: float, timeout: float,
+                 queries: Mapping[str, str] | None, host_label: str = "instance",
+                 headers: Mapping[str, str] | None = None,
+                 kind: str = "host", poller: HttpPoller | None = None) -> None:
+        self.name = f"{kind}:{name}"
+        self.kind = kind
+        self.url = url.rstrip("/")
+        self.interval = interval
+        self.timeout = timeout
+        self.demo = False
+        self.host_label = host_label
+        self.queries = dict(queries) if queries else default_queries(host_label)
+        self._http = poller or HttpPoller(label=self.name, base_url=self.url, headers=headers or {},
+                                          timeout=timeout)
+
+    async def poll(self) -> Reading:
+        metrics = list(self.queries)
+        results = await asyncio.gather(*(self._one(m, self.queries[m]) for m in metrics),
+                                       return_exceptions=True)
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for metric, result in zip(metrics, results, strict=True):
+            if isinstance(result, _QueryFailed):
+                if result.permanent:
+                    raise SourceError(str(result))
+                errors[metric] = str(result)
+            elif isinstance(result, SourceError):
+                errors[metric] = str(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                values.update(result)
+        if errors and len(errors) == len(metrics):
+            raise SourceError(next(iter(errors.values())))
+        return Reading(values, {"errors": errors} if errors else {})
+
+    async def _one(self, metric: str, query: str) -> dict[str, float]:
+        resp = await self._http.request("POST", QUERY_PATH, data={"query": query}, accept="application/json",
+                                        check_status=False)
+        doc = self._envelope(metric, resp)
+        return self._vector(metric, doc)
+
+    def _envelope(self, metric: str, resp: HttpResponse) -> Mapping[str, Any]:
+        """The `data` of a success envelope; _QueryFailed naming the metric for an error envelope."""
+        try:
+            doc = json.loads(resp.body)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("status") == "error":
+            kind = str(doc.get("errorType") or "error")
+            text = " ".join(str(doc.get("error") or "no message").split())[:200]
+            permanent = kind in ("bad_data", "execution") or resp.status in (400, 422)
+            msg = f"query for {metric!r} failed: {kind}: {text}"
+            raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), permanent)
+        if resp.status >= 400:
+            auth = resp.status in (401, 403)
+            raise _QueryFailed(str(self._http.status_error(resp, "POST", QUERY_PATH)), auth)
+        if not isinstance(doc, dict):
+            start = " ".join(resp.text().split())[:30] or "an empty body"
+            msg = f"query for {metric!r}: response is not the Prometheus API's JSON (starts {start!r})"
+            raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
+        data = doc.get("data")
+        if doc.get("status") != "success" or not isinstance(data, dict):
+            msg = f"query for {metric!r}: response has no success envelope with data"
+            raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
+        return data
+
+    def _vector(self, metric: str, data: Mapping[str, Any]) -> dict[str, float]:
+        """One value per host label from an instant-vector result."""
+        rtype = data.get("resultType")
+        result = data.get("result")
+        if rtype != "vector" or not isinstance(result, list):
+            msg = (f"query for {metric!r} returned a {rtype or 'missing'} result; it must return an instant "
+                   f"vector with a {self.host_label!r} label")
+            raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
+        out: dict[str, float] = {}
+        unlabelled = 0
+        for item in result:
+            if not isinstance(item, dict):
+                continue
+            labels, pair = item.get("metric"), item.get("value")
+            host = labels.get(self.host_label) if isinstance(labels, dict) else None
+            if not isinstance(host, str) or not host:
+                unlabelled += 1
+                continue
+            try:
+                value = float(pair[1])  # type: ignore[index]
+            except (TypeError, ValueError, IndexError, KeyError):
+                continue
+            if math.isfinite(value):
+                out[series(self.kind, host_name(host), metric)] = value
+        if unlabelled and not out:
+            msg = (f"query for {metric!r} returned series without the {self.host_label!r} label "
+                   f"(group it with `by ({self.host_label})`)")
+            raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
+        return out
+
+    async def close(self) -> None:
+        await self._http.aclose()
