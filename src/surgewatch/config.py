@@ -23,7 +23,7 @@ else:  # pragma: no cover
 # listed here are rejected with a clear message rather than silently ignored.
 HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
 TRAFFIC_SOURCES = {"demo"}
-SINK_KINDS = {"stdout"}
+SINK_KINDS = {"stdout", "file", "webhook", "slack", "alertmanager", "command", "bell"}
 KNOWN_HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
 KNOWN_TRAFFIC_SOURCES = {"plausible", "umami", "matomo", "ga4", "promql", "json", "access-log", "demo"}
 KNOWN_SINK_KINDS = {"stdout", "file", "webhook", "slack", "alertmanager", "command", "bell"}
@@ -104,7 +104,7 @@ class RuleConfig:
     clear: float | None = None
     for_: float = 0.0
     anomaly: str | None = None
-    threshold: float = 6.0
+    threshold: float = 0.9
     forecast_above: float | None = None
     within: float | None = None
     summary: str | None = None
@@ -397,7 +397,7 @@ class _Parser:
             clear=clear,
             for_=r.duration("for", 0.0, minimum=0.0) or 0.0,
             anomaly=anomaly,
-            threshold=r.number("threshold", 6.0, minimum=0.5) or 6.0,
+            threshold=r.fraction("threshold", 0.9),
             forecast_above=forecast_above,
             within=r.duration("within", None, minimum=1.0),
             summary=r.string("summary", None),
@@ -422,6 +422,8 @@ class _Parser:
         )
         if kind == "command" and not cfg.command:
             raise r.fail("command", "command must be a non-empty list of strings")
+        if cfg.url is not None and not re.match(r"^https?://[^/?#\s]+", cfg.url):
+            raise r.fail("url", "url must start with http:// or https:// and name a host")
         r.done()
         return cfg
 
@@ -429,7 +431,12 @@ class _Parser:
         r = _Table(self, t, "export", None, "[export] ")
         listen = r.string("listen", None)
         if listen is not None:
-            r.implemented("listen", "[export]", set())
+            from .export import parse_listen  # lazy: imports prometheus_client
+
+            try:
+                parse_listen(listen)
+            except ValueError as exc:
+                raise r.fail("listen", f"listen {exc}") from None
         r.done()
         return ExportConfig(listen=listen)
 
@@ -502,6 +509,12 @@ class _Table:
         if minimum is not None and v < minimum:
             raise self.fail(key, f"{key} must be at least {minimum:g}, got {v:g}")
         return float(v)
+
+    def fraction(self, key: str, default: float) -> float:
+        v = self.number(key, default)
+        if v is None or not 0.0 < v <= 1.0:
+            raise self.fail(key, f"{key} must be an anomaly score in (0, 1], got {v:g}")
+        return v
 
     def integer(self, key: str, default: int | None) -> int | None:
         v = self._take(key, False)

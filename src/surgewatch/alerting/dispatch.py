@@ -1,56 +1,326 @@
-"""Hands alert events from the rules to every sink, filtered by each sink's min_severity."""
+"""Hands alert events from the rules to every sink through the durable outbox.
+
+submit() writes one outbox row per (sink, event) in one transaction per tick and returns; one
+worker task per sink delivers its rows in order, retrying the oldest with capped exponential
+backoff until the sink accepts it, so a sink that is down gets everything once it is back and a
+restart resumes where the last run stopped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..config import Config, SinkConfig
 from ..model import AlertEvent
-from .sinks import Sink
+from ..statedir import state_dir_for
+from .outbox import Entry, Outbox, OutboxError, SinkBacklog
+from .sinks import BellSink, Sink, SinkError, build_sink
 
 log = logging.getLogger("surgewatch.alerting")
 
+MAX_UNSAVED = 10_000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with a little jitter so several sinks do not retry in lockstep."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 60.0
+    jitter: float = 0.1
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the n-th consecutive failure (n >= 1)."""
+        d = min(self.cap, self.base * self.factor ** max(0, failures - 1))
+        return d * (1.0 + self.jitter * (2.0 * random.random() - 1.0))
+
+
+@dataclass
+class _Lane:
+    """One sink, its outbox id and its worker's state."""
+
+    id: str
+    sink: Sink
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: int = 0
+    last_error: str | None = None
+    last_resend: float = float("-inf")
+    task: asyncio.Task[None] | None = None
+
+
+def sink_id(cfg: SinkConfig) -> str:
+    """A stable outbox id for a configured sink: its kind plus a one-way hash of where it delivers."""
+    where = "\x00".join([cfg.url or "", cfg.path or "", *cfg.command])
+    return f"{cfg.kind}-{hashlib.sha1(where.encode()).hexdigest()[:10]}"
+
+
+def unique_ids(cfgs: Sequence[SinkConfig]) -> list[str]:
+    """sink_id() for each config, suffixed #2, #3… when two sinks deliver to the same place."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in cfgs:
+        base = sink_id(c)
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return out
+
 
 class Dispatcher:
-    """Queues events per sink without blocking the tick and delivers them in order."""
+    """Accepts events each tick without blocking and delivers them durably, in order, per sink."""
 
-    def __init__(self, sinks: Sequence[Sink]) -> None:
-        self.sinks = list(sinks)
-        self._queues: list[asyncio.Queue[list[AlertEvent]]] = [asyncio.Queue() for _ in self.sinks]
-        self._tasks: list[asyncio.Task[None]] = []
+    def __init__(self, sinks: Sequence[Sink], outbox: Outbox, *, ids: Sequence[str] | None = None,
+                 retry: RetryPolicy | None = None, batch_size: int = 50, max_age: float = 24 * 3600.0,
+                 keep_delivered: float = 24 * 3600.0, housekeeping_every: float = 600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.outbox = outbox
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self.max_age = max_age
+        self.keep_delivered = keep_delivered
+        self.housekeeping_every = housekeeping_every
+        self.clock = clock
+        self._lanes = self._make_lanes(sinks, ids)
+        self._unsaved: list[tuple[str, AlertEvent]] = []
+        self._draining = asyncio.Event()
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+
+    @staticmethod
+    def _make_lanes(sinks: Sequence[Sink], ids: Sequence[str] | None) -> list[_Lane]:
+        names = list(ids) if ids is not None else [f"{s.kind}#{i + 1}" for i, s in enumerate(sinks)]
+        if len(names) != len(sinks) or len(set(names)) != len(names):
+            raise ValueError("Dispatcher needs one unique id per sink")
+        return [_Lane(i, s) for i, s in zip(names, sinks, strict=True)]
+
+    @property
+    def sinks(self) -> list[Sink]:
+        """The sinks in config order."""
+        return [lane.sink for lane in self._lanes]
+
+    # -- the tick side ---------------------------------------------------------------------------
 
     def submit(self, events: Sequence[AlertEvent]) -> None:
-        """Accept events from the tick (synchronous, never blocks)."""
-        if not events:
+        """Store events for every sink whose min_severity they reach (one local transaction, no network)."""
+        rows = [(lane.id, e) for e in events for lane in self._lanes if e.severity >= lane.sink.min_severity]
+        if self._unsaved:
+            rows, self._unsaved = self._unsaved + rows, []
+        if not rows:
             return
-        for sink, q in zip(self.sinks, self._queues, strict=True):
-            chosen = [e for e in events if e.severity >= sink.min_severity]
-            if chosen:
-                q.put_nowait(chosen)
+        try:
+            self.outbox.add(rows)
+        except OutboxError as exc:
+            self._unsaved = rows[-MAX_UNSAVED:]
+            dropped = len(rows) - len(self._unsaved)
+            log.error("%s; %d notifications kept in memory until it works again%s", exc, len(self._unsaved),
+                      f" ({dropped} oldest dropped)" if dropped else "")
+            return
+        touched = {sid for sid, _e in rows}
+        for lane in self._lanes:
+            if lane.id in touched:
+                lane.idle.clear()
+                lane.wake.set()
+
+    def subscribe_bell(self, listener: Callable[[Sequence[AlertEvent]], None]) -> Callable[[], None]:
+        """Subscribe to every `bell` sink (the dashboard rings on firing events); returns unsubscribe."""
+        offs = [lane.sink.subscribe(listener) for lane in self._lanes if isinstance(lane.sink, BellSink)]
+
+        def unsubscribe() -> None:
+            for off in offs:
+                off()
+
+        return unsubscribe
+
+    def backlog(self) -> list[SinkBacklog]:
+        """Undelivered notifications per sink id (for the dashboard and /metrics)."""
+        try:
+            return self.outbox.backlog()
+        except OutboxError:
+            return []
+
+    # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._deliver(s, q)) for s, q in
-                           zip(self.sinks, self._queues, strict=True)]
-
-    async def _deliver(self, sink: Sink, q: asyncio.Queue[list[AlertEvent]]) -> None:
-        while True:
-            batch = await q.get()
-            try:
-                await sink.send(batch)
-            except Exception as exc:  # a sink must never take the engine down
-                log.error("sink %s: %s", sink.kind, exc)
-            finally:
-                q.task_done()
+        """Start one delivery task per sink plus housekeeping (call inside the running event loop)."""
+        if self._started or self._closed:
+            return
+        self._started = True
+        self._report_leftovers()
+        for lane in self._lanes:
+            lane.task = asyncio.create_task(self._worker(lane), name=f"sink {lane.sink.name}")
+        self._housekeeper = asyncio.create_task(self._housekeeping(), name="outbox housekeeping")
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds for queued events to be delivered, then stop."""
-        try:
-            await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues)), timeout)
-        except TimeoutError:
-            log.warning("alert delivery did not finish within %.1fs", timeout)
-        for t in self._tasks:
+        """Deliver what is waiting for up to `timeout` seconds, then stop; the rest stays in the outbox."""
+        if self._closed:
+            return
+        if self._started:
+            self._draining.set()
+            if self._unsaved:
+                self.submit([])
+            waits = [lane.idle.wait() for lane in self._lanes]
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+            except TimeoutError:
+                left = sum(b.pending for b in self.backlog())
+                log.warning("alert delivery did not finish within %.1fs; %d notifications stay in the outbox "
+                            "for the next start", timeout, left)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the workers, close the sinks and the outbox (nothing is delivered any more)."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [t for t in [*(lane.task for lane in self._lanes), self._housekeeper] if t is not None]
+        for t in tasks:
             t.cancel()
-        for s in self.sinks:
-            await s.close()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for lane in self._lanes:
+            try:
+                await lane.sink.close()
+            except Exception as exc:
+                log.warning("%s: close failed: %s", lane.sink.name, exc)
+        if self._unsaved:
+            log.error("%d alert notifications could not be stored and are lost", len(self._unsaved))
+        self.outbox.close()
+
+    def _report_leftovers(self) -> None:
+        known = {lane.id: lane.sink.name for lane in self._lanes}
+        for b in self.backlog():
+            if b.sink in known:
+                log.info("%s: %d notifications waiting from before, delivering them first",
+                         known[b.sink], b.pending)
+            else:
+                log.warning("outbox: %d notifications for sink %s, which is no longer configured; kept until "
+                            "they expire", b.pending, b.sink)
+
+    # -- the delivery side -----------------------------------------------------------------------
+
+    async def _worker(self, lane: _Lane) -> None:
+        while True:
+            lane.wake.clear()
+            await self._maybe_resend(lane)
+            try:
+                entries = self.outbox.pending(lane.id, self.batch_size)
+            except OutboxError as exc:
+                log.error("%s", exc)
+                await self._pause(self.retry.cap)
+                continue
+            if not entries:
+                lane.idle.set()
+                await self._wait_for_work(lane)
+                continue
+            lane.idle.clear()
+            if await self._deliver(lane, entries):
+                continue
+            lane.failures += 1
+            await self._pause(self.retry.delay(lane.failures))
+
+    async def _deliver(self, lane: _Lane, entries: list[Entry]) -> bool:
+        """Send one batch; record what went through; return True if all of it did."""
+        events = [en.event for en in entries]
+        error: str | None = None
+        delivered = len(entries)
+        try:
+            await lane.sink.send(events)
+        except SinkError as exc:
+            delivered, error = max(0, min(exc.delivered, len(entries))), str(exc)
+        except Exception as exc:  # a buggy sink must not kill its worker
+            delivered, error = 0, f"{lane.sink.name}: {type(exc).__name__}: {exc}"
+        try:
+            self.outbox.mark_delivered([en.id for en in entries[:delivered]])
+            if lane.sink.resend_interval:
+                self._track_active(lane, events[:delivered])
+            if error is not None:
+                self.outbox.mark_failed([en.id for en in entries[delivered:]], error)
+        except OutboxError as exc:
+            log.error("%s", exc)
+        if error is None:
+            if lane.failures:
+                log.info("%s: delivering again after %d failed attempts", lane.sink.name, lane.failures)
+            lane.failures, lane.last_error = 0, None
+            return True
+        if lane.failures == 0 or error != lane.last_error or lane.failures % 10 == 0:
+            log.warning("%s; %d+ notifications waiting, retrying in about %.0fs", error,
+                        len(entries) - delivered, self.retry.delay(lane.failures + 1))
+        lane.last_error = error
+        return delivered > 0  # progress was made: try the rest at once
+
+    def _track_active(self, lane: _Lane, events: Sequence[AlertEvent]) -> None:
+        state: dict[str, AlertEvent | None] = {}
+        for e in events:
+            state[e.fingerprint] = e if e.event == "firing" else None
+        self.outbox.set_active(lane.id, [e for e in state.values() if e is not None],
+                               [fp for fp, e in state.items() if e is None])
+
+    async def _maybe_resend(self, lane: _Lane) -> None:
+        interval = lane.sink.resend_interval
+        if not interval or lane.failures or self.clock() - lane.last_resend < interval:
+            return
+        lane.last_resend = self.clock()
+        try:
+            active = self.outbox.active(lane.id)
+            if active:
+                await lane.sink.resend(active)
+        except OutboxError as exc:
+            log.error("%s", exc)
+        except SinkError as exc:
+            log.warning("%s (re-sending %d active alerts)", exc, len(active))
+        except Exception as exc:
+            log.warning("%s: re-sending active alerts failed: %s: %s",
+                        lane.sink.name, type(exc).__name__, exc)
+
+    async def _wait_for_work(self, lane: _Lane) -> None:
+        timeout: float | None = None
+        if lane.sink.resend_interval:
+            timeout = max(0.0, lane.last_resend + lane.sink.resend_interval - self.clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lane.wake.wait(), timeout)
+
+    async def _pause(self, delay: float) -> None:
+        """Back off, but only briefly once shutdown has asked for a last delivery attempt."""
+        if self._draining.is_set():
+            delay = min(delay, 0.25)
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._draining.wait(), delay)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            try:
+                expired = self.outbox.expire(self.max_age)
+                if expired:
+                    log.error("outbox: gave up on %d notifications older than %.0fh that no sink accepted",
+                              expired, self.max_age / 3600)
+                self.outbox.prune(self.keep_delivered)
+            except OutboxError as exc:
+                log.error("%s", exc)
+            if self._unsaved:
+                self.submit([])
+            await asyncio.sleep(self.housekeeping_every)
+
+
+def build_dispatcher(cfg: Config, state_dir: Path | None = None,
+                     default_sinks: Sequence[SinkConfig] = ()) -> Dispatcher:
+    """The dispatcher for a config: its sinks (or `default_sinks` if it has none) and the state dir's outbox.
+
+    Raises StateDirError or OutboxError (one line each) when the state directory cannot be used.
+    """
+    sink_cfgs = list(cfg.sinks) or list(default_sinks)
+    sinks = [build_sink(c) for c in sink_cfgs]
+    directory = state_dir if state_dir is not None else state_dir_for(cfg.monitor.state_dir, cfg.path)
+    return Dispatcher(sinks, Outbox(directory), ids=unique_ids(sink_cfgs))
