@@ -36,7 +36,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 as `[::1]:PORT`) → (host, port); AgentError naming the text when malformed."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise AgentError(f"--listen must be HOST:PORT such as {DEFAULT_LISTEN}, got {text!r}")
     return host, int(port)
 
