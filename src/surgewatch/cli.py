@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("check", "surgewatch.frontends.check", "poll every source once and exit 0/1/2/3 (Nagios convention)"),
     ("config", "surgewatch.frontends.configcmd", "validate a config file"),
     ("agent", "surgewatch.agent", "serve this host's metrics as Prometheus text (node_exporter names)"),
+    ("eval", "surgewatch.evaluate", "score a detector on labelled CSVs by the NAB rules (NAB-format results)"),
 ]
 
 
