@@ -22,7 +22,7 @@ else:  # pragma: no cover
 # Source and sink kinds that this build implements. Kinds named in the config contract but not
 # listed here are rejected with a clear message rather than silently ignored.
 HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
-TRAFFIC_SOURCES = {"demo"}
+TRAFFIC_SOURCES = {"demo", "access-log", "json", "plausible", "umami", "matomo", "ga4", "promql"}
 SINK_KINDS = {"stdout", "file", "webhook", "slack", "alertmanager", "command", "bell"}
 KNOWN_HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
 KNOWN_TRAFFIC_SOURCES = {"plausible", "umami", "matomo", "ga4", "promql", "json", "access-log", "demo"}
@@ -81,6 +81,17 @@ class TrafficConfig:
     key: str | None = None
     query: str | None = None
     seed: int | None = None
+    window: float | None = None  # visitors counted over this sliding window (sources default to 5m)
+    username: str | None = None  # umami self-hosted login
+    password: str | None = None
+    campaign_label: str | None = None  # promql: the label holding the utm_campaign value
+
+
+# Keys each traffic source cannot work without (checked when the config is read).
+TRAFFIC_REQUIRES: dict[str, tuple[str, ...]] = {
+    "access-log": ("path",), "json": ("url", "value"), "plausible": ("site_id",), "umami": ("site_id",),
+    "matomo": ("url", "site_id"), "ga4": ("site_id", "token"), "promql": ("url", "query"),
+}
 
 
 @dataclass(frozen=True)
@@ -323,6 +334,8 @@ class _Parser:
         name = r.name()
         source = r.choice("source", KNOWN_TRAFFIC_SOURCES, required=True)
         r.implemented("source", source, TRAFFIC_SOURCES)
+        if isinstance(r.t.get("site_id"), int) and not isinstance(r.t.get("site_id"), bool):
+            r.t["site_id"] = str(r.t["site_id"])  # Matomo idSite and GA4 property ids are often written bare
         cfg = TrafficConfig(
             name=name,
             source=source,
@@ -339,7 +352,18 @@ class _Parser:
             key=r.string("key", None),
             query=r.string("query", None),
             seed=r.integer("seed", None),
+            window=r.duration("window", None, minimum=1.0),
+            username=r.string("username", None),
+            password=r.string("password", None),
+            campaign_label=r.string("campaign_label", None),
         )
+        for key in TRAFFIC_REQUIRES.get(cfg.source, ()):
+            if getattr(cfg, key) is None:
+                raise r.fail(None, f"source {cfg.source!r} needs {key}")
+        if cfg.source == "umami" and not cfg.token and not (cfg.username and cfg.password):
+            raise r.fail(None, "source 'umami' needs token (Umami Cloud API key) or username and password")
+        if cfg.source == "umami" and not cfg.token and cfg.url is None:
+            raise r.fail(None, "source 'umami' needs url when self-hosted (no token)")
         r.done()
         return cfg
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..config import Config
+from ..config import Config, TrafficConfig
 from .base import Reading, Source, SourceError
 
 __all__ = ["BuildOptions", "Reading", "Source", "SourceError", "build_sources"]
@@ -72,6 +72,47 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
 
             scenario, clock = demo_parts()
             out.append(DemoTrafficSource(t.name, campaigns, interval, timeout, scenario, clock))  # type: ignore[arg-type]
-        else:  # pragma: no cover
-            raise SourceError(f"traffic {t.name!r}: source {t.source!r} is not available")
+        else:
+            pairs = [(c.name, c.utm_campaign or c.name) for c in config.campaigns if c.traffic == t.name]
+            out.append(_traffic_source(t, pairs, interval, timeout))
     return out
+
+
+def _traffic_source(t: TrafficConfig, pairs: list[tuple[str, str]], interval: float,
+                    timeout: float) -> Source:
+    """The source for one non-demo [[traffic]] entry; `pairs` are (campaign name, utm_campaign) it feeds."""
+    if t.source == "access-log":
+        from .accesslog import AccessLogSource
+
+        return AccessLogSource(t.name, t.path or "", t.format, pairs, interval, timeout, window=t.window)
+    if t.source == "json":
+        from .jsonapi import JsonTrafficSource
+
+        return JsonTrafficSource(t.name, t.url or "", pairs, interval, timeout, value=t.value or "",
+                                 items=t.items, key=t.key, headers=t.headers)
+    if t.source == "plausible":
+        from .plausible import PlausibleSource
+
+        return PlausibleSource(t.name, t.site_id or "", pairs, interval, timeout, url=t.url, token=t.token,
+                               window=t.window, headers=t.headers)
+    if t.source == "umami":
+        from .umami import UmamiSource
+
+        return UmamiSource(t.name, t.site_id or "", pairs, interval, timeout, url=t.url, token=t.token,
+                           username=t.username, password=t.password, window=t.window, headers=t.headers)
+    if t.source == "matomo":
+        from .matomo import MatomoSource
+
+        return MatomoSource(t.name, t.url or "", t.site_id or "", pairs, interval, timeout, token=t.token,
+                            window=t.window, headers=t.headers)
+    if t.source == "ga4":
+        from .ga4 import GA4Source
+
+        return GA4Source(t.name, t.site_id or "", pairs, interval, timeout, token=t.token, url=t.url,
+                         window=t.window, headers=t.headers)
+    if t.source == "promql":
+        from .traffic_promql import PromQLTrafficSource
+
+        return PromQLTrafficSource(t.name, t.url or "", t.query or "", pairs, interval, timeout,
+                                   campaign_label=t.campaign_label, headers=t.headers)
+    raise SourceError(f"traffic {t.name!r}: source {t.source!r} is not available")  # pragma: no cover
