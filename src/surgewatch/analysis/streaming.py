@@ -19,7 +19,7 @@ Per series and tick:
    detection in a window and charges every extra false-positive row, and alert rules want one event
    per episode, not one per tick.
 
-NaN is a missing sample: no score (NaN) and no learning; the seasonal clock still advances.
+NaN (or ±inf) is a missing sample: no score (NaN) and no learning; the seasonal clock still advances.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ConstantDetector:
         """Score every present sample `value`."""
         x = np.asarray(values, dtype=np.float64)
         nan = np.full(x.shape, np.nan)
-        return DetectorOutput(np.where(np.isnan(x), np.nan, self.value), nan, nan, nan.copy(), nan.copy())
+        return DetectorOutput(np.where(np.isfinite(x), self.value, np.nan), nan, nan, nan.copy(), nan.copy())
 
 
 class SurgeDetector:
@@ -144,7 +144,7 @@ class SurgeDetector:
         rows = x.shape[0]
         idx = self._index[:rows]
         n = self.n[:rows]
-        valid = ~np.isnan(x)
+        valid = np.isfinite(x)  # NaN (and ±inf) = no sample
         period = self.period[:rows]
         seasonal = period > 0
         phase = np.where(seasonal, self.clock[:rows] % np.maximum(period, 1), 0)
