@@ -160,7 +160,13 @@ class Outbox:
     def add(self, rows: Iterable[tuple[str, AlertEvent]]) -> int:
         """Store (sink, event) pairs in one durable transaction; return how many were new."""
         now = self.clock()
-        data = [(sink, event_key(e), event_to_payload(e), now) for sink, e in rows]
+        encoded: dict[int, tuple[str, str]] = {}  # each event is serialised once, however many sinks get it
+        data = []
+        for sink, e in rows:
+            kp = encoded.get(id(e))
+            if kp is None:
+                kp = encoded[id(e)] = (event_key(e), event_to_payload(e))
+            data.append((sink, kp[0], kp[1], now))
         if not data:
             return 0
         with self._tx():
