@@ -310,6 +310,24 @@ async def test_bell_subscribers_hear_delivered_events_and_headless_bell_accepts(
     await d.drain(5)
 
 
+async def test_reload_keeps_rows_of_sinks_that_stayed_and_submit_after_close_is_harmless(
+        tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    keep = SinkConfig(kind="file", path=str(out))
+    gone = SinkConfig(kind="file", path=str(tmp_path / "missing" / "b.jsonl"))  # cannot write: rows wait
+    d = Dispatcher([], Outbox(tmp_path), ids=[], retry=FAST)
+    await d.reconfigure([gone, keep])
+    d.start()
+    d.submit([ev(1)])
+    await _until(lambda: out.exists() and len(out.read_text().splitlines()) == 1)
+    await d.reconfigure([keep])
+    d.submit([ev(2)])
+    await _until(lambda: len(out.read_text().splitlines()) == 2)
+    assert d.outbox.count(sink_id(gone), PENDING) == 1  # kept for its sink, should it come back
+    await d.drain(1)
+    d.submit([ev(3)])  # after shutdown: logged, not raised into the tick
+
+
 # ---------------------------------------------------------------------------------------------
 # A real loopback webhook receiver: down, then 500s, then healthy
 

@@ -144,6 +144,15 @@ def test_slack_message_is_readable_and_coloured_by_severity() -> None:
     assert slack_message([ev(1, event="resolved")])["attachments"][0]["color"] == "good"
 
 
+def test_slack_text_escapes_control_characters() -> None:
+    e = AlertEvent(ts=1.0, event="firing", rule="r", severity=Severity.INFO, series="host:a/x", value=1.0,
+                   expected=None, summary="latency > 2s & <rising>", explanation="", fingerprint="f",
+                   started=1.0)
+    msg = slack_message([e])
+    assert msg["text"] == "FIRING r (info): latency &gt; 2s &amp; &lt;rising&gt;"
+    assert "&gt;" in msg["attachments"][0]["text"]
+
+
 def test_slack_groups_many_series_of_one_rule_into_one_message() -> None:
     msg = slack_message([ev(i) for i in range(30)])
     assert msg["text"].startswith("FIRING cpu-high (warning) on 30 series: ")

@@ -112,6 +112,17 @@ class Dispatcher:
 
     def submit(self, events: Sequence[AlertEvent]) -> None:
         """Store events for every sink whose min_severity they reach (one local transaction, no network)."""
+        if self._closed:
+            if events:
+                log.error("%d alert events arrived after the dispatcher was closed; not delivered",
+                          len(events))
+            return
+        try:
+            self._store(events)
+        except Exception as exc:  # the tick must never die of alert delivery
+            log.error("outbox: cannot store %d alert events: %s: %s", len(events), type(exc).__name__, exc)
+
+    def _store(self, events: Sequence[AlertEvent]) -> None:
         rows = [(lane.id, e) for e in events for lane in self._lanes if e.severity >= lane.sink.min_severity]
         if self._unsaved:
             rows, self._unsaved = self._unsaved + rows, []
@@ -149,6 +160,24 @@ class Dispatcher:
             return []
 
     # -- life cycle ------------------------------------------------------------------------------
+
+    async def reconfigure(self, sink_cfgs: Sequence[SinkConfig]) -> None:
+        """Swap in the sinks of a reloaded config; rows of sinks that stayed the same carry over."""
+        sinks = [build_sink(c) for c in sink_cfgs]
+        old = self._lanes
+        tasks = [lane.task for lane in old if lane.task is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for lane in old:
+            with contextlib.suppress(Exception):
+                await lane.sink.close()
+        self._lanes = self._make_lanes(sinks, unique_ids(sink_cfgs))
+        if self._started and not self._closed:
+            for lane in self._lanes:
+                lane.task = asyncio.create_task(self._worker(lane), name=f"sink {lane.sink.name}")
 
     def start(self) -> None:
         """Start one delivery task per sink plus housekeeping (call inside the running event loop)."""

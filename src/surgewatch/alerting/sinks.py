@@ -269,8 +269,21 @@ class WebhookSink(_HttpSink):
 SLACK_COLOURS = {Severity.CRITICAL: "danger", Severity.WARNING: "warning", Severity.INFO: "#439FE0"}
 
 
+def _slack_escape(text: str) -> str:
+    """Escape the three characters Slack treats as control sequences in message text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(group: Sequence[AlertEvent]) -> dict[str, Any]:
     """A Slack incoming-webhook body for events of one rule and one transition."""
+    body = _slack_body(group)
+    att = body["attachments"][0]
+    body["text"] = att["fallback"] = _slack_escape(body["text"])
+    att["text"] = _slack_escape(att["text"])
+    return body
+
+
+def _slack_body(group: Sequence[AlertEvent]) -> dict[str, Any]:
     first = group[0]
     resolved = first.event == "resolved"
     head = f"{'RESOLVED' if resolved else 'FIRING'} {first.rule} ({first.severity})"
