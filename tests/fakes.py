@@ -64,6 +64,7 @@ class FakeServer:
         self.requests: list[Seen] = []
         self.fail_with: Route | None = None  # answered to every request
         self.override: dict[str, Route] = {}  # answered to requests for one path
+        self.fail_next: list[Route] = []  # answered (first one first) before anything else
         wrapped = {path: self._wrap(fn) for path, fn in routes.items()}
         self.server = CannedHttpServer(wrapped)
         self.url = self.server.url
@@ -74,6 +75,8 @@ class FakeServer:
             seen = Seen(h.command, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
                         dict(h.headers.items()), getattr(h, "body", b""))
             self.requests.append(seen)
+            if self.fail_next:
+                return self.fail_next.pop(0)
             if self.fail_with is not None:
                 return self.fail_with
             if parts.path in self.override:

@@ -110,3 +110,22 @@ async def test_refused_connection_is_one_line() -> None:
         with pytest.raises(SourceError, match=r"^traffic:site: connection refused"):
             await src.poll()
         await src.close()
+
+
+async def test_a_busy_answer_is_retried_within_the_poll() -> None:
+    with FakePlausible(realtime=4) as fake:
+        fake.fail_next = [json_route({"error": "Too many requests"}, 429)]
+        src = make(fake, campaigns=[])
+        assert (await src.poll()).values == {"traffic:site/visitors": 4.0}
+        await src.close()
+    assert len(fake.requests) == 2
+
+
+async def test_a_server_that_stays_unavailable_reports_its_last_message() -> None:
+    with FakePlausible() as fake:
+        fake.fail_with = json_route({"error": "ClickHouse is unavailable"}, 503)
+        src = make(fake, campaigns=[])
+        with pytest.raises(SourceError, match=r"HTTP 503 Service Unavailable: ClickHouse is unavailable"):
+            await src.poll()
+        await src.close()
+    assert len(fake.requests) == 3  # the first try and two retries

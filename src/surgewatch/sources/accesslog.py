@@ -38,9 +38,10 @@ MAX_RT_SAMPLES = 20000  # response times kept per poll for percentiles (evenly t
 # A hit is (client address, HTTP status, utm_campaign or None, response time in seconds or None).
 Hit = tuple[str, int, str | None, float | None]
 
+_QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'  # the inside of a "…" field with \" escapes (unrolled: fast)
 _COMBINED_RE = re.compile(
-    r'^(?P<ip>\S+) \S+ \S+ \[[^\]]*\] "(?P<req>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) \S+'
-    r'(?: "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*")?(?P<rest>.*)$')
+    rf'^(?P<ip>\S+) \S+ \S+ \[[^\]]*\] "(?P<req>{_QUOTED})" (?P<status>\d{{3}}) \S+'
+    rf'(?: "{_QUOTED}" "{_QUOTED}")?(?P<rest>.*)$')
 _UTM_RE = re.compile(r"[?&]utm_campaign=([^&#\s]*)")
 _RT_RE = re.compile(r"(?:^|\s)(?:rt=|request_time=)?(\d+\.\d+)(?=\s|$)")
 

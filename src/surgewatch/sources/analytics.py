@@ -8,8 +8,11 @@ source and the request, with every secret replaced by `***`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +23,7 @@ from .http import HttpPoller, redact_url
 # (campaign name, utm_campaign value): what a traffic source needs to know of each [[campaign]] it feeds.
 CampaignPairs = Sequence[tuple[str, str]]
 
+RETRY_STATUS = {429, 502, 503, 504}  # answers worth one more try within the poll's timeout
 DEFAULT_WINDOW = 300.0  # seconds; the "realtime" window of Plausible and Umami (visitors in the last 5 min)
 
 
@@ -78,8 +82,17 @@ async def call_json(http: HttpPoller, method: str, path: str, *, params: Mapping
                     json_body: Any = None, data: Mapping[str, Any] | None = None,
                     secrets: Iterable[str | None] = ()) -> Any:
     """One request answered in JSON; SourceError with the vendor's own message for error bodies."""
-    resp = await http.request(method, path, params=params, json_body=json_body, data=data,
-                              accept="application/json", check_status=False)
+    deadline = time.monotonic() + http.timeout
+    for attempt in range(1 + http.retries):
+        # check_status=False keeps the error body (the vendor's message), so busy answers are retried here.
+        resp = await http.request(method, path, params=params, json_body=json_body, data=data,
+                                  accept="application/json", check_status=False)
+        if resp.status not in RETRY_STATUS or attempt == http.retries:
+            break
+        pause = random.uniform(0, min(1.0, 0.05 * 2**attempt))
+        if time.monotonic() + pause >= deadline:
+            break
+        await asyncio.sleep(pause)
     full = path if "://" in path else f"{http.base_url or ''}/{path.lstrip('/')}"
     where = f"{method} {redact_url(full)}"
     hidden = [*secrets, *http.headers.values(), *(v.partition(" ")[2] for v in http.headers.values())]
