@@ -133,7 +133,11 @@ class Outbox:
 
     def _open(self) -> sqlite3.Connection:
         try:
+            fresh = not self.path.exists()
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if fresh:
+                with contextlib.suppress(OSError):
+                    os.chmod(self.path, 0o600)  # alert texts may be sensitive; WAL files inherit this mode
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=2000")

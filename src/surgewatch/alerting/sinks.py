@@ -195,6 +195,8 @@ class CommandSink(_BaseSink):
             _out, err = await asyncio.wait_for(proc.communicate(_line(e).encode()), self.timeout)
         except TimeoutError:
             self._kill(proc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5.0)  # reap it, so no zombie or open pipe is left
             raise SinkError(f"{self.name}: no exit within {self.timeout:g}s (killed)") from None
         except BaseException:
             self._kill(proc)
