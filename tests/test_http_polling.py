@@ -228,3 +228,180 @@ async def test_a_slow_source_does_not_delay_another(server):
             await slow_task
         await slow.close()
         await fast.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The lean transport (sources/httpnet.py) against a loopback server that answers raw bytes
+
+
+class ScriptedServer:
+    """Answers each request with what `respond(conn_no, req_no, head)` returns.
+
+    bytes: send them and wait for the next request; (bytes, True): send them, then hang up; None: hang up.
+    """
+
+    def __init__(self, respond) -> None:
+        self.respond = respond
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            buf = b""
+            req = 0
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                req += 1
+                answer = self.respond(number, req, head)
+                if answer is None:
+                    return
+                hang_up = isinstance(answer, tuple)
+                conn.sendall(answer[0] if hang_up else answer)
+                if hang_up:
+                    return
+        except OSError:
+            return
+        finally:
+            conn.close()
+            with self.lock:
+                self.active -= 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ok(body: bytes = b'{"n": 1}', extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+async def fetch_all(url: str, n: int, **kw) -> list[str]:
+    p = HttpPoller(label="t", timeout=2.0, **kw)
+    try:
+        return [await p.get_text(url) for _ in range(n)]
+    finally:
+        await p.aclose()
+
+
+async def test_keep_alive_reuses_one_connection():
+    srv = ScriptedServer(lambda c, r, h: ok())
+    assert await fetch_all(srv.url + "/x", 5) == ['{"n": 1}'] * 5
+    assert srv.connections == 1
+    srv.close()
+
+
+async def test_chunked_bodies_with_extensions_and_trailers_are_decoded():
+    body = b"4;ext=1\r\nnode\r\n6\r\n_load1\r\n0\r\nX-Trailer: y\r\n\r\n"
+    srv = ScriptedServer(lambda c, r, h: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    assert await fetch_all(srv.url, 2) == ["node_load1"] * 2
+    assert srv.connections == 1
+    srv.close()
+
+
+async def test_gzip_bodies_are_decoded():
+    import gzip
+
+    packed = gzip.compress(b"node_load1 0.5\n")
+    srv = ScriptedServer(lambda c, r, h: ok(packed, b"Content-Encoding: gzip\r\n"))
+    assert await fetch_all(srv.url, 1) == ["node_load1 0.5\n"]
+    srv.close()
+
+
+async def test_a_keep_alive_connection_closed_by_the_server_is_replaced_transparently():
+    # The server answers once per connection, then hangs up without saying so (an idle-timeout race).
+    srv = ScriptedServer(lambda c, r, h: ok() if r == 1 else None)
+    assert await fetch_all(srv.url, 3, retries=0) == ['{"n": 1}'] * 3
+    assert srv.connections == 3
+    srv.close()
+
+
+async def test_bodies_without_length_are_read_until_close_and_close_is_honoured():
+    old = ScriptedServer(lambda c, r, h: (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold", True))
+    assert await fetch_all(old.url, 2, retries=0) == ["old"] * 2
+    assert old.connections == 2
+    old.close()
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye"
+    bye = ScriptedServer(lambda c, r, h: (closing, True))
+    assert await fetch_all(bye.url, 2, retries=0) == ["bye"] * 2
+    assert bye.connections == 2
+    bye.close()
+
+
+async def test_informational_responses_are_skipped_and_bodiless_responses_reuse_the_connection():
+    def respond(c, r, h):
+        if r == 1:
+            return b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"after 100")
+        if h.startswith(b"HEAD"):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+        if r == 3:
+            return b"HTTP/1.1 204 No Content\r\n\r\n"
+        return ok(b"last")
+
+    srv = ScriptedServer(respond)
+    p = HttpPoller(label="t", timeout=2.0)
+    assert await p.get_text(srv.url) == "after 100"
+    head = await p.request("HEAD", srv.url)
+    assert head.status == 200 and head.body == b""
+    assert (await p.request("GET", srv.url + "/empty")).status == 204
+    assert await p.get_text(srv.url + "/last") == "last"
+    await p.aclose()
+    assert srv.connections == 1
+    srv.close()
+
+
+async def test_a_response_that_is_not_http_is_a_protocol_error():
+    srv = ScriptedServer(lambda c, r, h: b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    p = HttpPoller(label="t", timeout=2.0, retries=0)
+    with pytest.raises(SourceError, match=r"server broke the HTTP protocol: not an HTTP/1\.x response"):
+        await p.get_text(srv.url)
+    await p.aclose()
+    srv.close()
+
+
+async def test_a_body_cut_short_is_an_error_not_a_truncated_value():
+    short = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"{" * 10
+    srv = ScriptedServer(lambda c, r, h: (short, True))
+    p = HttpPoller(label="t", timeout=2.0, retries=0)
+    with pytest.raises(SourceError, match="connection lost while reading the body"):
+        await p.get_text(srv.url)
+    await p.aclose()
+    srv.close()
+
+
+async def test_the_connection_limit_per_server_holds_under_concurrency():
+    import time as _time
+
+    def slow(c, r, h):
+        _time.sleep(0.05)
+        return ok()
+
+    srv = ScriptedServer(slow)
+    p = HttpPoller(label="t", timeout=5.0, max_connections=2)
+    results = await asyncio.gather(*(p.get_text(srv.url) for _ in range(8)))
+    await p.aclose()
+    assert results == ['{"n": 1}'] * 8
+    assert srv.max_active <= 2 and srv.connections == 2
+    srv.close()
