@@ -68,6 +68,9 @@ class UmamiSource:
         if token:
             all_headers["x-umami-api-key"] = token
         base = api_base(url, self.cloud)
+        self._base, self._headers = base, all_headers
+        # Pollers cache built requests with their headers, so a new bearer token means a new poller
+        # (cheap: the keep-alive client underneath is shared per server).
         self.http = http or HttpPoller(label=self.name, base_url=base, headers=all_headers, timeout=timeout)
         self._bearer: str | None = None
         self._login_lock = asyncio.Lock()
@@ -83,16 +86,27 @@ class UmamiSource:
         async with self._login_lock:
             if self._bearer is not None and self._bearer != stale:
                 return
-            self.http.headers.pop("Authorization", None)
-            doc = await call_json(self.http, "POST", "/auth/login",
-                                  json_body={"username": self.username, "password": self.password},
-                                  secrets=self._secrets)
+            login = self._poller(None)
+            try:
+                doc = await call_json(login, "POST", "/auth/login",
+                                      json_body={"username": self.username, "password": self.password},
+                                      secrets=self._secrets)
+            finally:
+                await login.aclose()
             token = doc.get("token") if isinstance(doc, Mapping) else None
             if not isinstance(token, str) or not token:
                 raise SourceError(f"{self.name}: login answer has no token")
             self._bearer = token
-            self.http.headers["Authorization"] = f"Bearer {token}"
+            old, self.http = self.http, self._poller(token)
+            await old.aclose()
             self.logins += 1
+
+    def _poller(self, bearer: str | None) -> HttpPoller:
+        """A poller for the API, with `Authorization: Bearer …` when a token is given."""
+        headers = dict(self._headers)
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return HttpPoller(label=self.name, base_url=self._base, headers=headers, timeout=self.timeout)
 
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
         """A JSON call; self-hosted logs in first and once more when the token has expired (401)."""
