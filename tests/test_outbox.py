@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from servers import LOOPBACK, free_port, wait_until
 from surgewatch.alerting.dispatch import Dispatcher, RetryPolicy, sink_id, unique_ids
@@ -264,6 +266,43 @@ async def test_partial_failure_resumes_at_the_first_refused_event(tmp_path: Path
     await _until(lambda: len(sink.got) == 5)
     assert sink.got == [ev(i) for i in range(5)]  # nothing twice, nothing skipped
     await d.drain(5)
+
+
+class ScriptedSink(FakeSink):
+    """Fails according to a script of (accept how many of the batch, then fail?) steps."""
+
+    def __init__(self, script: list[int]) -> None:
+        super().__init__()
+        self.script = script
+
+    async def send(self, events: Sequence[AlertEvent]) -> None:
+        if self.script:
+            n = min(self.script.pop(0), len(events))
+            self.got.extend(events[:n])
+            raise SinkError("scripted", delivered=n)
+        self.got.extend(events)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ticks=st.lists(st.integers(0, 7), min_size=1, max_size=6),
+       script=st.lists(st.integers(0, 4), max_size=8), batch=st.integers(1, 5))
+def test_any_failure_pattern_delivers_everything_once_in_order(
+        tmp_path_factory: pytest.TempPathFactory, ticks: list[int], script: list[int], batch: int) -> None:
+    async def run() -> list[AlertEvent]:
+        sink = ScriptedSink(list(script))
+        d = Dispatcher([sink], Outbox(tmp_path_factory.mktemp("box")), retry=RetryPolicy(0.001, 2, 0.004, 0),
+                       batch_size=batch)
+        d.start()
+        n = 0
+        for size in ticks:
+            d.submit([ev(n + j) for j in range(size)])
+            n += size
+            await asyncio.sleep(0)
+        await d.drain(10)
+        return sink.got
+
+    total = sum(ticks)
+    assert asyncio.run(run()) == [ev(i) for i in range(total)]
 
 
 async def test_drain_keeps_undelivered_rows_for_the_next_start(tmp_path: Path) -> None:
