@@ -29,7 +29,8 @@ def state(score: float = 7.25) -> ExportState:
                 SeriesFigure("host:web-2/cpu.percent", float("nan"), score=float("inf"))],
         campaigns=[CampaignFigure("spring-sale", 5.2, active=True, expected_lift=5.0)],
         load_models=[LoadModelFigure("web-1", "cpu.percent", "spring-sale", 0.05, 12.0, 0.81,
-                                     lag_seconds=30)],
+                                     lag_seconds=30, expected_now=74.5, headroom=15.5,
+                                     seconds_to_limit=float("inf"))],
         alerts=[AlertFigure("cpu-high", "host:web-1/cpu.percent", "firing", "critical", {"team": "ops",
                                                                                           "odd-name": "x"})],
         outbox_pending={"webhook-abc": 3},
@@ -57,6 +58,8 @@ def test_metrics_show_values_scores_campaigns_models_and_alerts() -> None:
     model = frozenset({"host": "web-1", "metric": "cpu.percent", "campaign": "spring-sale"}.items())
     assert got[("surgewatch_load_model_slope", model)] == 0.05
     assert got[("surgewatch_load_model_r2", model)] == 0.81
+    assert got[("surgewatch_load_model_headroom", model)] == 15.5
+    assert ("surgewatch_load_model_seconds_to_limit", model) not in got  # inf: not rising
     alert = frozenset({"alertname": "cpu-high", "alertstate": "firing", "severity": "critical",
                        "series": "host:web-1/cpu.percent", "team": "ops", "odd_name": "x"}.items())
     assert got[("surgewatch_alerts", alert)] == 1.0

@@ -62,6 +62,9 @@ class LoadModelFigure:
     intercept: float
     r2: float
     lag_seconds: float = 0.0
+    expected_now: float | None = None  # the metric the model predicts from current traffic
+    headroom: float | None = None  # how far the metric is from its limit, in the metric's units
+    seconds_to_limit: float | None = None  # at the current traffic growth; absent when not rising
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,13 +196,21 @@ class SurgewatchCollector:
                                     labels=names),
             "lag_seconds": GaugeMetricFamily("surgewatch_load_model_lag_seconds",
                                              "How long load lags behind traffic", labels=names),
+            "expected_now": GaugeMetricFamily("surgewatch_load_model_expected",
+                                              "Host metric the model expects from current traffic",
+                                              labels=names),
+            "headroom": GaugeMetricFamily("surgewatch_load_model_headroom",
+                                          "Distance of the host metric from its limit", labels=names),
+            "seconds_to_limit": GaugeMetricFamily("surgewatch_load_model_seconds_to_limit",
+                                                  "Time until the host metric reaches its limit at the "
+                                                  "current traffic growth", labels=names),
         }
         for m in state.load_models:
             lv = [m.host, m.metric, m.campaign]
             for attr, fam in fams.items():
                 v = getattr(m, attr)
                 if _finite(v):
-                    fam.add_metric(lv, float(v))
+                    fam.add_metric(lv, float(v))  # NaN/inf/None (e.g. not rising) leave the sample out
         yield from fams.values()
 
     def _alerts(self, state: ExportState) -> Iterator[Metric]:
