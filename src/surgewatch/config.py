@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -14,10 +13,10 @@ from typing import Any
 from .model import Severity
 from .units import parse_duration
 
-if sys.version_info >= (3, 11):
+try:
     import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
 
 # Source and sink kinds that this build implements. Kinds named in the config contract but not
 # listed here are rejected with a clear message rather than silently ignored.
@@ -268,7 +267,7 @@ class _Parser:
                             ("campaign", cfg.campaigns), ("rule", cfg.rules)):
             seen: set[str] = set()
             for i, item in enumerate(items):
-                name = item.name
+                name: str = getattr(item, "name", "")
                 if name in seen:
                     raise self.error(f'{kind} "{name}": ', "name is used twice", kind, i, "name")
                 seen.add(name)
@@ -288,9 +287,9 @@ class _Parser:
     def _monitor(self, t: Any) -> MonitorConfig:
         r = _Table(self, t, "monitor", None, "[monitor] ")
         cfg = MonitorConfig(
-            interval=r.duration("interval", 2.0, minimum=0.05),
-            history=r.duration("history", 6 * 3600.0, minimum=60),
-            timeout=r.duration("timeout", 5.0, minimum=0.01),
+            interval=r.duration("interval", 2.0, minimum=0.05) or 2.0,
+            history=r.duration("history", 6 * 3600.0, minimum=60) or 6 * 3600.0,
+            timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
             state_dir=r.string("state_dir", None),
         )
         r.done()
@@ -299,7 +298,7 @@ class _Parser:
     def _host(self, t: dict[str, Any], i: int) -> HostConfig:
         r = _Table(self, t, "host", i, None)
         name = r.name()
-        source = r.choice("source", KNOWN_HOST_SOURCES, required=True)
+        source = r.choice("source", KNOWN_HOST_SOURCES, required=True) or ""
         r.implemented("source", source, HOST_SOURCES)
         cfg = HostConfig(
             name=name,
@@ -332,7 +331,7 @@ class _Parser:
     def _traffic(self, t: dict[str, Any], i: int) -> TrafficConfig:
         r = _Table(self, t, "traffic", i, None)
         name = r.name()
-        source = r.choice("source", KNOWN_TRAFFIC_SOURCES, required=True)
+        source = r.choice("source", KNOWN_TRAFFIC_SOURCES, required=True) or ""
         r.implemented("source", source, TRAFFIC_SOURCES)
         if isinstance(r.t.get("site_id"), int) and not isinstance(r.t.get("site_id"), bool):
             r.t["site_id"] = str(r.t["site_id"])  # Matomo idSite and GA4 property ids are often written bare
@@ -432,7 +431,7 @@ class _Parser:
 
     def _sink(self, t: dict[str, Any], i: int) -> SinkConfig:
         r = _Table(self, t, "sink", i, None)
-        kind = r.choice("kind", KNOWN_SINK_KINDS, required=True)
+        kind = r.choice("kind", KNOWN_SINK_KINDS, required=True) or ""
         r.where = f'sink "{kind}": '
         r.implemented("kind", kind, SINK_KINDS)
         cfg = SinkConfig(

@@ -79,7 +79,7 @@ class SeriesStore:
         self.fine = Ring(int(np.ceil(fine_span / tick)) + 1)
         self.coarse_step = max(coarse_step, tick)
         self.coarse = Ring(int(np.ceil(history / self.coarse_step)) + 1)
-        self._per_coarse = max(1, int(round(self.coarse_step / tick)))
+        self._per_coarse = max(1, round(self.coarse_step / tick))
         self.index: dict[str, int] = {}
         self.names: list[str] = []
         self.last_value = np.full(16, np.nan)

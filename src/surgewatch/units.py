@@ -22,7 +22,7 @@ def format_duration(seconds: float) -> str:
     """Format seconds compactly: 45s, 3m10s, 2h05m, 3d4h."""
     if seconds != seconds:
         return "?"
-    s = int(round(abs(seconds)))
+    s = round(abs(seconds))
     sign = "-" if seconds < 0 else ""
     if s < 60:
         return f"{sign}{s}s"

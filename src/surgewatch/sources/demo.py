@@ -23,7 +23,7 @@ LEAD = 2400.0  # the part of each period before the launch (baseline)
 START = -180.0  # the demo opens three minutes before the launch
 HISTORY = 1800.0  # baseline already in the history when it opens
 LAG = 40.0  # host load follows traffic by this many seconds
-SPIKE_AT, SPIKE_LEN, SPIKE_CPU = 840.0, 120.0, 26.0
+SPIKE_AT, SPIKE_LEN, SPIKE_CPU = 840.0, 150.0, 32.0
 ORGANIC, CAMPAIGN_BASE, CAMPAIGN_PEAK = 70.0, 10.0, 270.0
 CORES = 4
 

@@ -1,0 +1,137 @@
+"""Streaming anomaly detectors, vectorised across series: one `update()` advances every series one tick.
+
+Every detector returns a DetectorOutput: per-series arrays of a calibrated score in [0, 1] (rules fire at a
+threshold), the signed deviation `z` in robust sigmas (for explanations), and the expected value with its band.
+Detectors are causal: the value at a tick is judged only against what came before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorOutput:
+    """One tick's verdict for every series (NaN where a series has too little history or no value)."""
+
+    score: np.ndarray
+    z: np.ndarray
+    expected: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+class StreamingDetector(Protocol):
+    """A detector that sees one value per series per tick; rows may be added between ticks."""
+
+    name: str
+
+    def update(self, values: np.ndarray) -> DetectorOutput:
+        """Judge this tick's values (NaN = no sample) against the past, then learn from them."""
+        ...
+
+
+def z_to_score(z: np.ndarray, onset: float = 3.0, scale: float = 2.5) -> np.ndarray:
+    """Map |z| to [0, 1]: 0 up to `onset` sigmas, then 1 - exp(-(|z| - onset) / scale)."""
+    with np.errstate(invalid="ignore"):
+        excess = np.maximum(np.abs(z) - onset, 0.0)
+        return np.where(np.isnan(z), np.nan, 1.0 - np.exp(-excess / scale))
+
+
+def _row_median(sorted_rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Median of each row of an ascending-sorted array whose first n[i] entries are valid (NaNs last)."""
+    lo = np.clip((n - 1) // 2, 0, None)
+    hi = np.clip(n // 2, 0, None)
+    a = np.take_along_axis(sorted_rows, lo[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(sorted_rows, hi[:, None], axis=1)[:, 0]
+    return np.where(n > 0, (a + b) / 2.0, np.nan)
+
+
+def robust_stats(window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row median, MAD-based sigma and valid count of a [series, time] window with NaN gaps."""
+    n = np.sum(~np.isnan(window), axis=1)
+    if window.shape[1] == 0:
+        nan = np.full(window.shape[0], np.nan)
+        return nan, nan.copy(), n
+    s = np.sort(window, axis=1)
+    med = _row_median(s, n)
+    dev = np.sort(np.abs(window - med[:, None]), axis=1)
+    mad = _row_median(dev, n)
+    return med, MAD_TO_SIGMA * mad, n
+
+
+class RollingRobustZ:
+    """Causal rolling robust z-score: each value against the median and MAD of the previous `window` values."""
+
+    name = "robust-z"
+
+    def __init__(self, window: int = 450, min_points: int = 20, band: float = 3.0,
+                 rel_floor: float = 0.01, onset: float = 3.0, scale: float = 2.5) -> None:
+        self.window = window
+        self.min_points = min_points
+        self.band = band
+        self.rel_floor = rel_floor
+        self.onset = onset
+        self.scale = scale
+        self._buf = np.full((0, window), np.nan)
+        self._pos = 0
+
+    def _ensure_rows(self, rows: int) -> None:
+        if rows > self._buf.shape[0]:
+            grown = np.full((max(rows, 2 * self._buf.shape[0]), self.window), np.nan)
+            grown[: self._buf.shape[0]] = self._buf
+            self._buf = grown
+
+    def judge(self, window: np.ndarray, values: np.ndarray) -> DetectorOutput:
+        """Score `values` against a [series, time] window of past values (no state)."""
+        med, sigma, n = robust_stats(window)
+        floor = np.maximum(self.rel_floor * np.abs(med), 1e-9)
+        sigma = np.maximum(sigma, floor)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (values - med) / sigma
+        enough = n >= self.min_points
+        z = np.where(enough, z, np.nan)
+        return DetectorOutput(
+            score=z_to_score(z, self.onset, self.scale),
+            z=z,
+            expected=np.where(enough, med, np.nan),
+            low=np.where(enough, med - self.band * sigma, np.nan),
+            high=np.where(enough, med + self.band * sigma, np.nan),
+        )
+
+    def update(self, values: np.ndarray) -> DetectorOutput:
+        rows = values.shape[0]
+        self._ensure_rows(rows)
+        out = self.judge(self._buf[:rows], values)
+        self._buf[:rows, self._pos] = values
+        self._buf[rows:, self._pos] = np.nan
+        self._pos = (self._pos + 1) % self.window
+        return out
+
+    def warm(self, history: np.ndarray) -> None:
+        """Load past values ([series, time], oldest first) without scoring them."""
+        rows, cols = history.shape
+        self._ensure_rows(rows)
+        take = history[:, -self.window:]
+        for k in range(take.shape[1]):
+            self._buf[:rows, self._pos] = take[:, k]
+            self._pos = (self._pos + 1) % self.window
+        del cols
+
+
+DETECTORS: dict[str, type] = {"robust-z": RollingRobustZ}
+
+
+def make_detector(name: str = "robust-z", **kwargs: float) -> StreamingDetector:
+    """The detector registered under `name`."""
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r} (available: {', '.join(sorted(DETECTORS))})") from None
+    det: StreamingDetector = cls(**kwargs)
+    return det

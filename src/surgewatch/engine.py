@@ -1,0 +1,283 @@
+"""The engine: builds and runs sources → collector → store → analysis → rules → dispatcher, and publishes snapshots.
+
+This is the only module that wires parts together. Frontends construct an Engine, subscribe to its
+snapshots and run it inside their event loop; they never poll a source themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .alerting.dispatch import Dispatcher, build_dispatcher
+from .alerting.rules import RuleEngine
+from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
+from .analysis.detectors import StreamingDetector, make_detector
+from .collector import Collector
+from .config import Config, SinkConfig
+from .model import AlertEvent, series, split_series
+from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, SourceView
+from .sources import BuildOptions, Source, build_sources
+from .store import SeriesStore
+
+log = logging.getLogger("surgewatch.engine")
+
+SPARK_POINTS = 60
+HOST_SPARK_METRICS = ("cpu.percent", "mem.percent", "load.1", "net.rx_bps")
+
+
+@dataclass
+class EngineOptions:
+    """How a frontend wants the engine built."""
+
+    demo_speed: float = 1.0
+    top_processes: int = 0
+    dispatcher: Dispatcher | None = None  # built from the config's sinks and state dir when None
+    default_sinks: Sequence[SinkConfig] = ()  # used when the config names no sink (headless: stdout)
+    detector: str = "robust-z"
+    clock: Callable[[], float] = time.time
+
+
+class Engine:
+    """Owns every part of the pipeline and runs one tick per monitor interval."""
+
+    def __init__(self, config: Config, options: EngineOptions | None = None,
+                 sources: Sequence[Source] | None = None) -> None:
+        self.config = config
+        self.options = opts = options or EngineOptions()
+        self.clock = opts.clock
+        self.tick_seconds = config.monitor.interval
+        build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
+        self.sources = list(sources) if sources is not None else build_sources(config, build)
+        self.collector = Collector(self.sources, clock=self.clock)
+        self.store = SeriesStore(self.tick_seconds, config.monitor.history)
+        window = int(min(900, max(60, 900 / self.tick_seconds)))
+        self.detector: StreamingDetector = make_detector(opts.detector, window=window)
+        self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
+        self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
+        self.rules = RuleEngine(config.rules, is_demo=self.is_demo)
+        self.dispatcher = opts.dispatcher or build_dispatcher(config, default_sinks=opts.default_sinks)
+        self.events: deque[AlertEvent] = deque(maxlen=200)
+        self.last_analysis: AnalysisResult | None = None
+        self.last_tick: float | None = None
+        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._event_subscribers: list[Callable[[Sequence[AlertEvent]], None]] = []
+        self._series_source: dict[str, str] = {}
+        self._source_version = -1
+        self._stale_after = np.zeros(0)
+        self._running = False
+
+    # -- wiring helpers -----------------------------------------------------------------------
+
+    def _campaign_specs(self) -> list[CampaignSpec]:
+        specs = []
+        for c in self.config.campaigns:
+            specs.append(CampaignSpec(
+                name=c.name, series=series("campaign", c.name, "visitors"),
+                traffic_series=series("traffic", c.traffic, "visitors"), hosts=tuple(c.hosts),
+                expected_lift=c.expected_lift, start=c.start, end=c.end))
+        return specs
+
+    def is_demo(self, name: str) -> bool:
+        """Whether a series comes from a DEMO source (its own name, or the source that reported it)."""
+        if any(name.startswith(p) for p in self.demo_prefixes):
+            return True
+        src = self._series_source.get(name)
+        return src is not None and self.collector.health[src].demo
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> None:
+        """Call `callback` with a fresh Snapshot after every tick."""
+        self._subscribers.append(callback)
+
+    def on_events(self, callback: Callable[[Sequence[AlertEvent]], None]) -> None:
+        """Call `callback` with each tick's alert events (if any)."""
+        self._event_subscribers.append(callback)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def backfill_demo(self) -> None:
+        """Put the demo's baseline history into the store so the first minutes already tell the story."""
+        from .sources.demo import HISTORY
+
+        fillers = [s for s in self.sources if hasattr(s, "backfill")]
+        if not fillers:
+            return
+        now = self.clock()
+        n = int(max(60, min(self.store.fine.capacity - 2, HISTORY / self.options.demo_speed / self.tick_seconds)))
+        ts = [now - self.tick_seconds * (n - i) for i in range(n)]
+        merged: dict[str, Sequence[float]] = {}
+        for s in fillers:
+            merged.update(s.backfill(ts).values)
+        self.store.backfill(ts, merged)
+        warm = getattr(self.detector, "warm", None)
+        if warm is not None:
+            warm(self.store.last_n(n)[1])
+
+    async def run(self, until: asyncio.Event | None = None) -> None:
+        """Run ticks until `until` is set (or the task is cancelled)."""
+        stop = until or asyncio.Event()
+        self._running = True
+        self.collector.start()
+        self.dispatcher.start()
+        try:
+            # First tick as soon as the first polls had a moment to land.
+            next_tick = self.clock() + min(0.3, self.tick_seconds)
+            while not stop.is_set():
+                delay = next_tick - self.clock()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
+                        break
+                    except TimeoutError:
+                        pass
+                now = self.clock()
+                self.tick(now)
+                next_tick += self.tick_seconds
+                if next_tick < now:  # fell behind (suspend, overload): skip, do not burst
+                    next_tick = now + self.tick_seconds
+        finally:
+            self._running = False
+
+    async def shutdown(self, drain_seconds: float = 2.0) -> None:
+        """Stop polling and deliver what is queued (bounded)."""
+        await self.collector.stop()
+        await self.dispatcher.drain(drain_seconds)
+
+    # -- the tick -----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[AlertEvent]:
+        """Append what arrived since the last tick, analyse it, evaluate rules and publish."""
+        readings = self.collector.drain()
+        store = self.store
+        if readings:
+            rows = store.rows(readings.keys())
+            values = np.fromiter(readings.values(), dtype=np.float64, count=len(readings))
+        else:
+            rows, values = np.zeros(0, dtype=np.intp), np.zeros(0)
+        column = store.append(now, rows, values)
+        ts_win, win = store.last_n(self.analyzer.fit_ticks)
+        analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
+        self.last_analysis = analysis
+        self._refresh_sources()
+        n = len(store)
+        with np.errstate(invalid="ignore"):
+            fresh = (now - store.last_ts[:n]) <= self._stale_after[:n]
+        values_now = np.where(fresh, store.last_value[:n], np.nan)
+        stale = self._stale_rows(now)
+        events = self.rules.evaluate(now, store.names, store.version, values_now, analysis, stale)
+        self.last_tick = now
+        if events:
+            self.events.extend(events)
+            self.dispatcher.submit(events)
+            for on_events in self._event_subscribers:
+                on_events(events)
+        if self._subscribers:
+            snap = self.snapshot()
+            for on_snapshot in self._subscribers:
+                on_snapshot(snap)
+        return events
+
+    def _refresh_sources(self) -> None:
+        if self._source_version == self.store.version:
+            return
+        for h in self.collector.health.values():
+            for s in h.series:
+                self._series_source[s] = h.name
+        n = len(self.store)
+        stale_after = np.full(n, 3 * self.tick_seconds + 1.0)
+        for i, name in enumerate(self.store.names):
+            src = self._series_source.get(name)
+            if src is not None:
+                stale_after[i] = 3 * max(self.collector.health[src].interval, self.tick_seconds) + 1.0
+        self._stale_after = stale_after
+        self._source_version = self.store.version
+
+    def _stale_rows(self, now: float) -> np.ndarray:
+        n = len(self.store)
+        out = np.zeros(n, dtype=bool)
+        dead = {name for name, h in self.collector.health.items() if h.stale(now)}
+        if dead:
+            for i, name in enumerate(self.store.names):
+                if self._series_source.get(name) in dead:
+                    out[i] = True
+        return out
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The current state as plain data (cheap: a few hundred values)."""
+        now = self.last_tick or self.clock()
+        store = self.store
+        analysis = self.last_analysis
+        _, recent = store.last_n(SPARK_POINTS)
+        n = len(store)
+        scores = analysis.score if analysis is not None else np.full(n, np.nan)
+        campaigns_by_host: dict[str, list[str]] = {}
+        for c in self.config.campaigns:
+            for h in c.hosts:
+                campaigns_by_host.setdefault(h, []).append(c.name)
+        cap_by_host: dict[str, tuple[float, float]] = {}
+        campaign_views = []
+        states = {c.name: c for c in analysis.campaigns} if analysis else {}
+        for c in self.config.campaigns:
+            st = states.get(c.name)
+            row = store.index.get(series("campaign", c.name, "visitors"))
+            spark = tuple(recent[row].tolist()) if row is not None else ()
+            pairs = []
+            if st is not None:
+                for p in st.pairs:
+                    m = p.model
+                    pairs.append(PairView(p.host, p.metric, p.lag_seconds, m.slope if m else math.nan,
+                                          m.intercept if m else math.nan, m.r2 if m else math.nan,
+                                          p.expected_now, p.capacity.headroom, p.capacity.seconds_to_limit))
+                    if p.metric == "cpu.percent" and p.capacity.known:
+                        prev = cap_by_host.get(p.host)
+                        if prev is None or p.capacity.headroom < prev[0]:
+                            cap_by_host[p.host] = (p.capacity.headroom, p.capacity.seconds_to_limit)
+            traffic_src = f"traffic:{c.traffic}"
+            campaign_views.append(CampaignView(
+                name=c.name, demo=any(s.name == traffic_src and s.demo for s in self.sources),
+                visitors=st.visitors if st else store.latest(series("campaign", c.name, "visitors")),
+                baseline=st.baseline if st else math.nan, lift=st.lift if st else math.nan,
+                expected_lift=c.expected_lift, growth_per_s=st.growth_per_s if st else math.nan,
+                spark=spark, hosts=tuple(c.hosts), start=c.start, end=c.end, pairs=tuple(pairs)))
+        hosts: dict[str, dict[str, int]] = {}
+        for i, name in enumerate(store.names):
+            kind, who, metric = split_series(name)
+            if kind == "host":
+                hosts.setdefault(who, {})[metric] = i
+        health = self.collector.health
+        host_views = []
+        for who, metrics in hosts.items():
+            src = health.get(f"host:{who}")
+            if src is None:  # a host found through a fleet source (e.g. PromQL): take that source's health
+                src_name = self._series_source.get(next(iter(
+                    store.names[i] for i in metrics.values())), "")
+                src = health.get(src_name)
+            values = {m: float(store.last_value[i]) for m, i in metrics.items()}
+            host_spark = {m: tuple(recent[metrics[m]].tolist()) for m in HOST_SPARK_METRICS if m in metrics}
+            sc = {m: float(scores[i]) for m, i in metrics.items() if i < scores.shape[0] and scores[i] == scores[i]}
+            cap = cap_by_host.get(who, (math.nan, math.nan))
+            host_views.append(HostView(
+                name=who, demo=self.is_demo(f"host:{who}/"), stale=bool(src.stale(now)) if src else False,
+                error=src.error if src else None, metrics=values, spark=host_spark, scores=sc,
+                campaigns=tuple(campaigns_by_host.get(who, ())), headroom=cap[0], seconds_to_limit=cap[1],
+                top_processes=tuple(src.details.get("top_processes", ())) if src else ()))
+        alerts = tuple(
+            AlertView(a.rule.name, a.series, a.state_name, str(a.rule.severity), a.fired_at or a.since, a.value,
+                      a.explanation.split(";")[0], a.explanation, a.cause, a.campaign, a.fingerprint, a.demo)
+            for a in self.rules.active.values())
+        sources = tuple(
+            SourceView(h.name, h.demo, h.ok, h.stale(now), h.error, h.last_success, h.last_latency, h.interval,
+                       h.polls, h.failures) for h in health.values())
+        latest = {name: float(store.last_value[i]) for i, name in enumerate(store.names)}
+        return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
+                        campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),
+                        sources=sources, values=latest)

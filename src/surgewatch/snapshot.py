@@ -1,0 +1,103 @@
+"""Read-only views of the engine's state that frontends render: plain, immutable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import AlertEvent, Cause
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    name: str
+    demo: bool
+    ok: bool
+    stale: bool
+    error: str | None
+    last_success: float | None
+    last_latency: float | None
+    interval: float
+    polls: int
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """One host's latest metrics, recent CPU history and the campaigns landing on it."""
+
+    name: str
+    demo: bool
+    stale: bool
+    error: str | None
+    metrics: dict[str, float]
+    spark: dict[str, tuple[float, ...]]
+    scores: dict[str, float]
+    campaigns: tuple[str, ...]
+    headroom: float = float("nan")
+    seconds_to_limit: float = float("nan")
+    top_processes: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PairView:
+    host: str
+    metric: str
+    lag_seconds: float
+    slope: float
+    intercept: float
+    r2: float
+    expected_now: float
+    headroom: float
+    seconds_to_limit: float
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """A campaign now: visitors, lift over baseline, trend and its per-host load models."""
+
+    name: str
+    demo: bool
+    visitors: float
+    baseline: float
+    lift: float
+    expected_lift: float | None
+    growth_per_s: float
+    spark: tuple[float, ...]
+    hosts: tuple[str, ...]
+    start: float | None
+    end: float | None
+    pairs: tuple[PairView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """A pending or firing alert."""
+
+    rule: str
+    series: str
+    state: str
+    severity: str
+    since: float
+    value: float
+    summary: str
+    explanation: str
+    cause: Cause | None
+    campaign: str | None
+    fingerprint: str
+    demo: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a frontend shows, as of one tick."""
+
+    ts: float
+    tick: int
+    interval: float
+    hosts: tuple[HostView, ...]
+    campaigns: tuple[CampaignView, ...]
+    alerts: tuple[AlertView, ...]
+    events: tuple[AlertEvent, ...]
+    sources: tuple[SourceView, ...]
+    values: dict[str, float] = field(default_factory=dict)
