@@ -63,7 +63,7 @@ class SurgeDetector:
         scale_clip: float = 4.0,
         floor: float = 2.0,
         floor_alpha: float = 0.0005,
-        smooth_alpha: float = 0.5,
+        smooth_alphas: tuple[float, ...] = (1.0, 0.5),
         quantile: float = 0.999,
         quantile_rate: float = 0.05,
         k: float = 2.5,
@@ -73,7 +73,13 @@ class SurgeDetector:
         min_points: int = 30,
         band: float = 3.0,
     ) -> None:
-        """`season`: samples per day (scalar or one per series, 0 = no daily profile); rates per sample."""
+        """`season`: samples per day (scalar or one per series, 0 = no daily profile); rates per sample.
+
+        `smooth_alphas`: one deviation per entry, the residual smoothed exponentially with that rate
+        (1.0 = the residual itself); each is calibrated on its own and the most unusual one scores.
+        """
+        if not smooth_alphas or not all(0 < a <= 1 for a in smooth_alphas):
+            raise ValueError("smooth_alphas must be rates in (0, 1]")
         self.season = season
         self.alpha = alpha
         self.gamma = gamma
@@ -81,7 +87,10 @@ class SurgeDetector:
         self.scale_clip = scale_clip
         self.floor = floor
         self.floor_alpha = floor_alpha
-        self.smooth_alpha = smooth_alpha
+        sa = np.asarray(smooth_alphas, dtype=np.float64)[:, None]
+        self._alphas = sa
+        self._keep = 1.0 - sa
+        self._gain = np.sqrt((2.0 - sa) / sa)  # a smoothed white residual has sd / gain
         self.quantile = quantile
         self.quantile_rate = quantile_rate
         self.k = k
@@ -94,14 +103,11 @@ class SurgeDetector:
         self._alloc(0)
 
     # -- state -------------------------------------------------------------------------------------
-    _VECTORS = ("n", "level", "scale", "longrun", "smooth", "q_level", "q_smooth", "peak")
+    _VECTORS = ("n", "level", "scale", "longrun", "peak")
     n: np.ndarray  # valid samples seen
     level: np.ndarray
     scale: np.ndarray  # EW mean absolute residual (clipped updates)
     longrun: np.ndarray  # slow EW mean absolute residual (unclipped): the scale floor
-    smooth: np.ndarray  # EW smoothed residual
-    q_level: np.ndarray  # log of the running high quantile of |z|
-    q_smooth: np.ndarray
     peak: np.ndarray  # decaying peak of recent scores (onset scoring)
 
     def _alloc(self, rows: int) -> None:
@@ -112,6 +118,9 @@ class SurgeDetector:
             if old:
                 out[:old] = getattr(self, name)[:old]
             setattr(self, name, out)
+        n_stats = self._alphas.shape[0]
+        smooth = np.zeros((n_stats, rows))  # smoothed residuals
+        logq = np.zeros((n_stats, rows))  # log of each deviation's running high quantile (>= 0)
         clock = np.zeros(rows, dtype=np.int64)
         period = np.zeros(rows, dtype=np.int64)
         seasons = np.asarray(0 if self.season is None else self.season, dtype=np.int64)
@@ -124,14 +133,19 @@ class SurgeDetector:
         profile = np.zeros((rows, width))
         visits = np.zeros((rows, width))
         if old:
+            smooth[:, :old] = self.smooth[:, :old]
+            logq[:, :old] = self.logq[:, :old]
             clock[:old] = self.clock[:old]
             w0 = self.profile.shape[1]
             profile[:old, :w0] = self.profile[:old]
             visits[:old, :w0] = self.visits[:old]
+        self.smooth: np.ndarray = smooth
+        self.logq: np.ndarray = logq
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
-        self.period: np.ndarray = period
-        self.profile: np.ndarray = profile  # daily offset per phase
+        self.period: np.ndarray = np.maximum(period, 0)
+        self.profile: np.ndarray = profile  # daily offset per phase (stays 0 without a season)
         self.visits: np.ndarray = visits
+        self._seasonal = bool((self.period > 0).any())
         self._index = np.arange(rows)
         self._rows = rows
 
@@ -139,83 +153,76 @@ class SurgeDetector:
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) against each series' past, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
-        if x.shape[0] > self._rows:
-            self._alloc(x.shape[0])
         rows = x.shape[0]
-        idx = self._index[:rows]
-        n = self.n[:rows]
+        if rows > self._rows:
+            self._alloc(rows)
+        n, level, scale = self.n[:rows], self.level[:rows], self.scale[:rows]
+        longrun, smooth, logq = self.longrun[:rows], self.smooth[:, :rows], self.logq[:, :rows]
         valid = np.isfinite(x)  # NaN (and ±inf) = no sample
-        period = self.period[:rows]
-        seasonal = period > 0
-        phase = np.where(seasonal, self.clock[:rows] % np.maximum(period, 1), 0)
-        offset = np.where(seasonal, self.profile[idx, phase], 0.0)
-        level, scale, longrun = self.level[:rows], self.scale[:rows], self.longrun[:rows]
-        expected = level + offset
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with np.errstate(all="ignore"):
+            if self._seasonal:
+                phase = self.clock[:rows] % np.maximum(self.period[:rows], 1)
+                offset = self.profile[self._index[:rows], phase]
+                expected = level + offset
+            else:
+                expected = level.copy()
             r = np.where(valid, x - expected, 0.0)
             sc = np.maximum(scale, self.floor * longrun)
-            z = _ratio(r, sc)
-            sa = self.smooth_alpha
-            sm = (1.0 - sa) * self.smooth[:rows] + sa * r
-            zs = _ratio(sm, sc) * np.sqrt((2.0 - sa) / sa)
-            az, azs = np.abs(z), np.abs(zs)
-            ql, qs = np.exp(self.q_level[:rows]), np.exp(self.q_smooth[:rows])
-            ratio = np.maximum(az / ql, azs / qs)
+            sm = self._keep * smooth + self._alphas * r
+            dev = np.abs(sm) * self._gain / sc  # 0/0 -> nan (no deviation), x/0 -> inf
+            dev[np.isnan(dev)] = 0.0
+            q = np.exp(logq)
+            ratio = (dev / q).max(axis=0)
             raw = np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
-        ready = valid & (n >= self.min_points)
-        raw = np.where(ready, raw, 0.0)
-        if self.onset:
-            prev = self.peak[:rows] * self.decay
-            score = np.where(raw > prev, raw, raw * self.damp)
-            self.peak[:rows] = np.where(valid, np.maximum(prev, raw), self.peak[:rows])
-        else:
-            score = raw
-        self._learn(x, r, sm, az, azs, valid, ready, phase, offset)
-        sigma = sc * _SIGMA_PER_MAD
-        warm = valid & (n >= self.min_points)
-        return DetectorOutput(
-            score=np.where(valid, score, np.nan),
-            z=np.where(warm, _ratio(r, sigma), np.nan),
-            expected=np.where(n > 0, expected, np.nan),
-            low=np.where(warm, expected - self.band * sigma, np.nan),
-            high=np.where(warm, expected + self.band * sigma, np.nan),
-        )
-
-    def _learn(self, x: np.ndarray, r: np.ndarray, sm: np.ndarray, az: np.ndarray, azs: np.ndarray,
-               valid: np.ndarray, ready: np.ndarray, phase: np.ndarray, offset: np.ndarray) -> None:
-        rows = x.shape[0]
-        idx = self._index[:rows]
-        n = self.n[:rows]
-        seen = valid & (n > 0)
-        first = valid & (n == 0)
-        level, scale = self.level[:rows], self.scale[:rows]
-        n1 = n + valid
-        rate = np.maximum(1.0 / np.maximum(n1, 1.0), self.alpha)
-        with np.errstate(invalid="ignore", over="ignore"):
-            lim = np.where(scale > 0, self.clip * scale, np.inf)
+            ready = valid & (n >= self.min_points)
+            raw[~ready] = 0.0
+            if self.onset:
+                prev = self.peak[:rows] * self.decay
+                score = np.where(raw > prev, raw, raw * self.damp)
+                self.peak[:rows] = np.where(valid, np.maximum(prev, raw), self.peak[:rows])
+            else:
+                score = raw
+            sigma = sc * _SIGMA_PER_MAD
+            z = np.where(sigma > 0, r / sigma, np.where(r == 0, 0.0, np.sign(r) * np.inf))
+            out = DetectorOutput(
+                score=np.where(valid, score, np.nan),
+                z=np.where(ready, z, np.nan),
+                expected=np.where(n > 0, expected, np.nan),
+                low=np.where(ready, expected - self.band * sigma, np.nan),
+                high=np.where(ready, expected + self.band * sigma, np.nan),
+            )
+            # -- learn ----------------------------------------------------------------------------
+            seen = valid & (n > 0)
+            n1 = n + valid
+            rate = np.maximum(1.0 / np.maximum(n1, 1.0), self.alpha)
+            pos = scale > 0
+            lim = np.where(pos, self.clip * scale, np.inf)
             new_level = level + rate * np.clip(r, -lim, lim)
-            lim2 = np.where(scale > 0, self.scale_clip * scale, np.inf)
-            new_scale = (1.0 - rate) * scale + rate * np.minimum(np.abs(r), lim2)
+            lim2 = np.where(pos, self.scale_clip * scale, np.inf)
+            ar = np.abs(r)
+            new_scale = (1.0 - rate) * scale + rate * np.minimum(ar, lim2)
             lr = np.maximum(1.0 / np.maximum(n1, 1.0), self.floor_alpha)
-            new_long = (1.0 - lr) * self.longrun[:rows] + lr * np.abs(r)
-            # the daily profile learns the part of the deviation the level does not explain
-            seasonal = self.period[:rows] > 0
-            vis = self.visits[idx, phase]
-            g = np.maximum(1.0 / (vis + 1.0), self.gamma)
-            dev = np.clip(x - new_level - offset, -lim2, lim2)
-        self.level[:rows] = np.where(seen, new_level, np.where(first, x, level))
-        self.scale[:rows] = np.where(seen, new_scale, scale)
-        self.longrun[:rows] = np.where(seen, new_long, self.longrun[:rows])
-        self.smooth[:rows] = np.where(seen, sm, self.smooth[:rows])
-        upd = seen & seasonal
-        self.profile[idx[upd], phase[upd]] = offset[upd] + g[upd] * dev[upd]
-        self.visits[idx[valid & seasonal], phase[valid & seasonal]] += 1.0
-        q, eta = self.quantile, self.quantile_rate
-        for qa, a in ((self.q_level, az), (self.q_smooth, azs)):
-            step = np.where(a > np.exp(qa[:rows]), eta * q, -eta * (1.0 - q))
-            qa[:rows] = np.where(ready, np.maximum(qa[:rows] + step, 0.0), qa[:rows])
-        self.n[:rows] = n1
-        self.clock[:rows] += 1
+            new_long = (1.0 - lr) * longrun + lr * ar
+            if self._seasonal:
+                # the daily profile learns the part of the deviation the level does not explain
+                upd = valid & (self.period[:rows] > 0)
+                i, ph = self._index[:rows][upd], phase[upd]
+                vis = self.visits[i, ph]
+                g = np.maximum(1.0 / (vis + 1.0), self.gamma)
+                d = np.clip(x[upd] - new_level[upd] - offset[upd], -lim2[upd], lim2[upd])
+                first_visit_of_series = n[upd] == 0
+                self.profile[i, ph] = np.where(first_visit_of_series, offset[upd], offset[upd] + g * d)
+                self.visits[i, ph] = vis + 1.0
+            level[:] = np.where(seen, new_level, np.where(valid, x, level))
+            scale[:] = np.where(seen, new_scale, scale)
+            longrun[:] = np.where(seen, new_long, longrun)
+            smooth[:] = np.where(seen, sm, smooth)
+            step = np.where(dev > q, self.quantile_rate * self.quantile,
+                            -self.quantile_rate * (1.0 - self.quantile))
+            logq[:] = np.where(ready, np.maximum(logq + step, 0.0), logq)
+            n[:] = n1
+            self.clock[:rows] += 1
+        return out
 
     def warm(self, history: np.ndarray) -> None:
         """Learn from past values ([series, time], oldest first) without keeping their scores."""
