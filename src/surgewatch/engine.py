@@ -96,6 +96,11 @@ class Engine:
         """Call `callback` with a fresh Snapshot after every tick."""
         self._subscribers.append(callback)
 
+    def unsubscribe(self, callback: Callable[[Snapshot], None]) -> None:
+        """Stop sending snapshots to `callback`."""
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
     def on_events(self, callback: Callable[[Sequence[AlertEvent]], None]) -> None:
         """Call `callback` with each tick's alert events (if any)."""
         self._event_subscribers.append(callback)

@@ -1,0 +1,78 @@
+"""Text helpers for the dashboard: literal (never markup) strings from endpoints, sparklines, colours by level."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from rich.text import Text
+
+_CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+BLOCKS = "▁▂▃▄▅▆▇█"
+ASCII_BLOCKS = "_.-=+*#@"
+
+
+def literal(text: object, limit: int | None = None) -> str:
+    """Text from an endpoint made inert: terminal escapes and control characters removed, length capped."""
+    s = _CONTROL_RE.sub("", str(text)).replace("\n", " ").replace("\t", " ")
+    if limit is not None and len(s) > limit:
+        s = s[: max(0, limit - 1)] + "…"
+    return s
+
+
+def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None,
+              ascii_only: bool = False) -> str:
+    """The last `width` values as block characters (or ASCII), scaled to lo..hi (default: their range)."""
+    chars = ASCII_BLOCKS if ascii_only else BLOCKS
+    vals = [v for v in values[-width:]]
+    finite = [v for v in vals if not math.isnan(v)]
+    if not finite:
+        return " " * min(width, len(vals))
+    a = min(finite) if lo is None else lo
+    b = max(finite) if hi is None else hi
+    span = b - a
+    out = []
+    for v in vals:
+        if math.isnan(v):
+            out.append(" ")
+        elif span <= 0:
+            out.append(chars[0])
+        else:
+            k = int((min(max(v, a), b) - a) / span * (len(chars) - 1) + 0.5)
+            out.append(chars[k])
+    return "".join(out)
+
+
+def level_style(value: float, warn: float, crit: float) -> str:
+    """A style name for a value against warning and critical levels."""
+    if math.isnan(value):
+        return "dim"
+    if value >= crit:
+        return "bold red"
+    if value >= warn:
+        return "yellow"
+    return "green"
+
+
+def cell(text: str, width: int, style: str = "", right: bool = False) -> Text:
+    """A fixed-width cell: padded or truncated (with …), never wrapping into the next column."""
+    s = literal(text)
+    if len(s) > width:
+        s = s[: max(0, width - 1)] + "…" if width > 1 else s[:width]
+    s = s.rjust(width) if right else s.ljust(width)
+    return Text(s + " ", style=style)
+
+
+def name_cell(name: str, width: int, style: str = "", demo: bool = False) -> Text:
+    """A name column with an optional DEMO badge that is never cut: the name gives way first."""
+    badge = " DEMO" if demo else ""
+    room = max(1, width - len(badge))
+    s = literal(name)
+    if len(s) > room:
+        s = s[: max(0, room - 1)] + "…"
+    out = Text(s, style=style)
+    if badge:
+        out.append(badge, style="bold black on yellow")
+    out.append(" " * (width - len(s) - len(badge) + 1))
+    return out
