@@ -30,7 +30,7 @@ def agent_server(tmp_path_factory):
     token_file.write_text(TOKEN + "\n")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    argv = [sys.executable, "-m", "surgewatch", "agent", "--listen", f"127.0.0.1:{port}",
+    argv = [sys.executable, "-m", "surgewatch.agent", "--listen", f"127.0.0.1:{port}",
             "--token-file", str(token_file)]
     with start_process("agent", argv, workdir=work, port=port, env=env,
                        ready=lambda: http_get(f"http://127.0.0.1:{port}/metrics") is not None) as server:
@@ -95,6 +95,12 @@ async def test_this_host_reads_the_same_via_node_exporter_agent_and_psutil(agent
     assert max(load) - min(load) <= 0.1 + 0.05 * max(load), load
     assert node_r["host:h/swap.percent"] == pytest.approx(agent_r["host:h/swap.percent"], abs=1.0)
     assert agent_r["host:h/procs.count"] == pytest.approx(psutil_r["host:h/procs.count"], rel=0.1)
+
+
+def test_the_agent_is_a_registered_subcommand():
+    from surgewatch.cli import COMMANDS
+
+    assert ("agent", "surgewatch.agent") in {(name, module) for name, module, _help in COMMANDS}
 
 
 @pytest.mark.parametrize("text", ["9273", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":9273"])

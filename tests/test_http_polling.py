@@ -405,3 +405,20 @@ async def test_the_connection_limit_per_server_holds_under_concurrency():
     assert results == ['{"n": 1}'] * 8
     assert srv.max_active <= 2 and srv.connections == 2
     srv.close()
+
+
+async def test_https_and_other_schemes_go_to_httpx_own_transport():
+    from surgewatch.sources.httpnet import FastTransport
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"visitors": 3})
+
+    client = httpx.AsyncClient(transport=FastTransport(fallback=httpx.MockTransport(handler)))
+    p = HttpPoller(label="t", timeout=2.0, client=client)
+    assert await p.get_json("https://plausible.example/api/v1/stats/realtime/visitors") == {"visitors": 3}
+    assert seen == ["https://plausible.example/api/v1/stats/realtime/visitors"]
+    await p.aclose()
+    await client.aclose()

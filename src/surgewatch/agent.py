@@ -233,3 +233,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m surgewatch.agent`: the same as `surgewatch agent`, without loading the other subcommands."""
+    parser = argparse.ArgumentParser(prog="surgewatch agent", description="Serve this host's metrics as "
+                                     "Prometheus text under node_exporter's names.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

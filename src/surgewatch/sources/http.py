@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from .base import SourceError
-from .httpnet import FastTransport, asyncio_http_transport
+from .httpnet import FastTransport, stock_transport
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -144,7 +144,7 @@ def new_client(max_connections: int = 4, keepalive_expiry: float = 30.0,
     """A keep-alive client tuned for polling: lean transport, no cookie jar, no environment proxies."""
     transport: httpx.AsyncBaseTransport = (
         FastTransport(max_connections=max_connections, keepalive_expiry=keepalive_expiry) if fast
-        else asyncio_http_transport(max_connections, keepalive_expiry))
+        else stock_transport(max_connections, keepalive_expiry))
     return PollingClient(
         transport=transport,
         trust_env=False,  # never route loopback polls through an HTTP_PROXY from the environment

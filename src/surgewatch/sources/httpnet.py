@@ -7,19 +7,15 @@ the per-request `select()` checking whether an idle connection is still readable
 `FastTransport` keeps the httpx API (Client, Request, Response, exceptions) and replaces only the wire part
 for `http://` URLs: one asyncio.Protocol per connection, a per-origin connection limit with O(1) idle lists,
 and a small HTTP/1.1 response parser (Content-Length, chunked, read-until-close; 1xx skipped; HEAD, 204 and
-304 without body). `https://` goes to httpcore, on the `AsyncioBackend` network backend (no anyio per read).
+304 without body). `https://` goes to httpx's own transport, where TLS dominates the cost anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
-import httpcore
 import httpx
 
 MAX_HEAD = 64 * 1024
@@ -225,7 +221,7 @@ class _Body(httpx.AsyncByteStream):
 
 
 class FastTransport(httpx.AsyncBaseTransport):
-    """httpx transport: plain HTTP/1.1 on asyncio protocols, per-origin limits; https via httpcore."""
+    """httpx transport: plain HTTP/1.1 on asyncio protocols, per-origin limits; https via httpx's own."""
 
     def __init__(self, *, max_connections: int = 4, keepalive_expiry: float = 30.0,
                  fallback: httpx.AsyncBaseTransport | None = None) -> None:
@@ -233,23 +229,28 @@ class FastTransport(httpx.AsyncBaseTransport):
         self.keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
-        self._fallback = fallback or asyncio_http_transport(max_connections, keepalive_expiry)
+        self._fallback = fallback  # built on first https request: an SSL context costs ~20 ms to load
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme != "http" or self._closed:
+            if self._fallback is None:
+                self._fallback = stock_transport(self.max_connections, self.keepalive_expiry)
             return await self._fallback.handle_async_request(request)
         timeouts = request.extensions.get("timeout") or {}
         key = (url.host, url.port or 80)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = asyncio.Semaphore(self.max_connections)
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await slot.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection in time", request=request) from None
+        if slot.locked():  # wait for a free connection (without a timer when one is free already)
+            try:
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await slot.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free connection in time", request=request) from None
+        else:
+            await slot.acquire()
         conn: _Conn | None = None
         try:
             body = await _request_body(request)
@@ -321,7 +322,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             for conn in idle:
                 conn.close()
         self._idle.clear()
-        await self._fallback.aclose()
+        if self._fallback is not None:
+            await self._fallback.aclose()
 
 
 async def _request_body(request: httpx.Request) -> bytes:
@@ -408,111 +410,11 @@ def _framing(method: str, status: int, version: bytes, headers: Iterable[tuple[b
 
 
 # ---------------------------------------------------------------------------------------------
-# httpcore on asyncio (https and other fallbacks)
+# Everything else
 
 
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    """httpcore network stream over an asyncio transport (no anyio cancel scope per read or write)."""
-
-    def __init__(self, conn: _Conn) -> None:
-        self._conn = conn
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        conn = self._conn
-        if not conn.buf:
-            try:
-                await conn.fill(timeout)
-            except TimeoutError:
-                raise httpcore.ReadTimeout("read timed out") from None
-        if conn.buf:
-            data = bytes(conn.buf[:max_bytes])
-            del conn.buf[:max_bytes]
-            return data
-        if conn.exc is not None:
-            raise httpcore.ReadError(str(conn.exc)) from conn.exc
-        return b""
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            await self._conn.write(buffer, timeout)
-        except TimeoutError:
-            raise httpcore.WriteTimeout("write timed out") from None
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
-
-    async def aclose(self) -> None:
-        self._conn.close()
-
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        assert conn.transport is not None
-        try:
-            async with asyncio.timeout(timeout):
-                tls = await loop.start_tls(conn.transport, conn, ssl_context, server_hostname=server_hostname)
-        except TimeoutError:
-            conn.close()
-            raise httpcore.ConnectTimeout("TLS handshake timed out") from None
-        except (OSError, ssl.SSLError) as exc:
-            conn.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        if tls is None:  # pragma: no cover - only when the loop is closing
-            raise httpcore.ConnectError("TLS handshake aborted")
-        conn.transport = tls
-        return AsyncioStream(conn)
-
-    def get_extra_info(self, info: str) -> Any:
-        conn = self._conn
-        if info == "is_readable":  # an idle connection with data or EOF pending must not be reused
-            return bool(conn.buf) or conn.eof
-        if conn.transport is None:
-            return None
-        name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
-        return conn.transport.get_extra_info(name)
-
-
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """httpcore network backend on plain asyncio (TCP only)."""
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    _Conn, host, port, local_addr=(local_address, 0) if local_address else None)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout("connect timed out") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        sock = conn.transport.get_extra_info("socket") if conn.transport else None
-        if sock is not None:
-            for option in socket_options or ():
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(*option)
-        return AsyncioStream(conn)
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not supported by this backend")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-def asyncio_http_transport(max_connections: int = 4,
-                           keepalive_expiry: float = 30.0) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport (httpcore pool), switched to the asyncio network backend when httpx allows it."""
+def stock_transport(max_connections: int = 4, keepalive_expiry: float = 30.0) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport (httpcore pool on anyio) with our limits: used for https."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                           keepalive_expiry=keepalive_expiry)
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    if hasattr(transport, "_pool"):  # httpx >= 0.18 keeps its httpcore pool here
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=max_connections,
-            max_keepalive_connections=max_connections, keepalive_expiry=keepalive_expiry,
-            network_backend=AsyncioBackend())
-    return transport
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
