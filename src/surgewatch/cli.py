@@ -19,6 +19,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("config", "surgewatch.frontends.configcmd", "validate a config file"),
     ("agent", "surgewatch.agent", "serve this host's metrics as Prometheus text (node_exporter names)"),
     ("eval", "surgewatch.evaluate", "score a detector on labelled CSVs by the NAB rules (NAB-format results)"),
+    ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
+    ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
+    ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),
 ]
 
 
@@ -37,6 +40,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", metavar="FILE", help="config file (default: built-in demo + this host)")
     p.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="N",
                    help="play the built-in demo N times faster (default 1)")
+    p.add_argument("--record", metavar="FILE", help="record every sample and alert to FILE (SQLite; see `replay`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = getattr(args, "_module", None)
+    if module is None and getattr(args, "record", None):
+        from .defaults import set_record_path
+
+        set_record_path(args.record)
     try:
         if module is not None:
             return int(importlib.import_module(module).run(args))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ class MonitorConfig:
     history: float = 6 * 3600.0
     timeout: float = 5.0
     state_dir: str | None = None
+    record: str | None = None  # write every tick to this recording (see surgewatch.recording)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,9 @@ class RuleConfig:
     within: float | None = None
     summary: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    repeat: float | None = None  # re-notify a still-firing alert this often (None: never)
+    min_interval: float = 0.0  # at least this long between two notifications of one alert
+    group_wait: float = 0.0  # collect this rule's transitions this long into one grouped notification
 
     @property
     def kind(self) -> str:
@@ -157,6 +161,7 @@ class Config:
     sinks: tuple[SinkConfig, ...] = ()
     export: ExportConfig = field(default_factory=ExportConfig)
     path: str = "<built-in>"
+    text: str = field(default="", compare=False, repr=False)  # the TOML it was read from (stored in recordings)
 
     def interval_of(self, own: float | None) -> float:
         """A source's poll interval: its own override, else the monitor default."""
@@ -191,7 +196,7 @@ def parse_config(text: str, label: str = "config.toml", environ: Mapping[str, st
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: invalid TOML: {exc}") from None
     env = os.environ if environ is None else environ
-    return _Parser(label, text, env).config(doc)
+    return replace(_Parser(label, text, env).config(doc), text=text)
 
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -291,6 +296,7 @@ class _Parser:
             history=r.duration("history", 6 * 3600.0, minimum=60) or 6 * 3600.0,
             timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
             state_dir=r.string("state_dir", None),
+            record=r.string("record", None),
         )
         r.done()
         return cfg
@@ -401,8 +407,8 @@ class _Parser:
             raise r.fail(None, f"mixes {' and '.join(kinds)}; write one rule per condition")
         if above is not None and below is not None:
             raise r.fail("below", "has both above and below; write two rules")
-        if forecast_above is not None:
-            r.implemented("forecast_above", "forecast_above", set())
+        if forecast_above is None and "within" in t:
+            raise r.fail("within", "within only applies to forecast_above rules")
         clear = r.number("clear", None)
         if clear is not None:
             if above is not None and clear > above:
@@ -425,6 +431,9 @@ class _Parser:
             within=r.duration("within", None, minimum=1.0),
             summary=r.string("summary", None),
             labels=r.str_map("labels"),
+            repeat=r.duration("repeat", None, minimum=1.0),
+            min_interval=r.duration("min_interval", 0.0) or 0.0,
+            group_wait=r.duration("group_wait", 0.0) or 0.0,
         )
         r.done()
         return cfg

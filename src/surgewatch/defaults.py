@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from .config import Config, load_config, parse_config
+import dataclasses
+
+from .config import Config, ConfigError, load_config, parse_config
+
+_record_path: str | None = None  # `--record FILE`, set by the command line for the frontend it starts
 
 DEFAULT_TOML = """
 [monitor]
@@ -79,6 +83,22 @@ def default_config(demo_speed: float = 1.0) -> Config:
     return parse_config(text, "<built-in default>")
 
 
+def set_record_path(path: str | None) -> None:
+    """Make every config resolved from now on record to `path` (`--record FILE` beats `[monitor] record`)."""
+    global _record_path
+    _record_path = path
+
+
 def resolve_config(path: str | None, demo_speed: float = 1.0) -> Config:
     """Load `path`, or the built-in default when it is None (raises ConfigError)."""
-    return default_config(demo_speed) if path is None else load_config(path)
+    config = default_config(demo_speed) if path is None else load_config(path)
+    if _record_path:
+        config = dataclasses.replace(config, monitor=dataclasses.replace(config.monitor, record=_record_path))
+    if config.monitor.record:
+        from .recording.writer import RecordingError, check_target
+
+        try:
+            check_target(config.monitor.record)
+        except RecordingError as exc:
+            raise ConfigError(str(exc)) from None
+    return config

@@ -11,13 +11,15 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .alerting.dispatch import Dispatcher, build_dispatcher
 from .alerting.rules import RuleEngine
+from .alerting.silences import Silence, SilenceStore
 from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
 from .analysis.detectors import StreamingDetector, make_detector
 from .collector import Collector
@@ -25,6 +27,7 @@ from .config import Config, SinkConfig
 from .model import AlertEvent, series, split_series
 from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
+from .statedir import resolve_state_dir
 from .store import SeriesStore
 
 log = logging.getLogger("surgewatch.engine")
@@ -45,6 +48,16 @@ class EngineOptions:
     clock: Callable[[], float] = time.time
 
 
+class TickListener(Protocol):
+    """Receives every tick's raw readings (store rows and values) and alert events; see recording/."""
+
+    def on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None: ...
+
+    def on_backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Engine:
     """Owns every part of the pipeline and runs one tick per monitor interval."""
 
@@ -62,7 +75,8 @@ class Engine:
         self.detector: StreamingDetector = make_detector(opts.detector, window=window)
         self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
-        self.rules = RuleEngine(config.rules, is_demo=self.is_demo)
+        silences = SilenceStore(resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock)
+        self.rules = RuleEngine(config.rules, is_demo=self.is_demo, silences=silences)
         self.dispatcher = opts.dispatcher or build_dispatcher(config, default_sinks=opts.default_sinks)
         self.events: deque[AlertEvent] = deque(maxlen=200)
         self.last_analysis: AnalysisResult | None = None
@@ -73,6 +87,11 @@ class Engine:
         self._source_version = -1
         self._stale_after = np.zeros(0)
         self._running = False
+        self._tick_listeners: list[TickListener] = []
+        if config.monitor.record:
+            from .recording.writer import Recorder  # lazy: only when recording
+
+            self.add_tick_listener(Recorder.for_engine(config.monitor.record, self))
 
     # -- wiring helpers -----------------------------------------------------------------------
 
@@ -105,6 +124,61 @@ class Engine:
         """Call `callback` with each tick's alert events (if any)."""
         self._event_subscribers.append(callback)
 
+    def add_tick_listener(self, listener: TickListener) -> None:
+        """Hand `listener` every tick's raw readings and events (and backfilled history), e.g. a recorder."""
+        self._tick_listeners.append(listener)
+
+    # -- acknowledgements, silences and reload (dashboard, daemon) --------------------------------
+
+    def acknowledge(self, fingerprint: str) -> bool:
+        """Acknowledge a pending or firing alert (no repeat notifications until it resolves); False if none.
+
+        Raises SilenceError (one line) if the state file cannot be written."""
+        return self.rules.acknowledge(fingerprint)
+
+    def add_silence(self, rule_glob: str, series_glob: str, until: float, comment: str) -> str:
+        """Silence alerts matching both globs until `until` (UNIX time); returns the silence id.
+
+        Raises SilenceError (one line) for a bad silence or an unwritable state file."""
+        return self.rules.add_silence(rule_glob, series_glob, until, comment, self.clock()).id
+
+    def remove_silence(self, silence_id: str) -> bool:
+        """Delete a silence; False if there is none with that id (raises SilenceError as add_silence)."""
+        return self.rules.remove_silence(silence_id, self.clock())
+
+    def silences(self) -> list[Silence]:
+        """The silences in effect now, soonest ending first (as last read from the state file)."""
+        store = self.rules.store
+        return store.silences(self.clock()) if store is not None else []
+
+    async def reload(self, config: Config) -> None:
+        """Apply a reloaded config: sinks, rules, sources and campaigns (tick interval and history stay)."""
+        if (config.monitor.interval, config.monitor.history) != (self.config.monitor.interval,
+                                                                  self.config.monitor.history):
+            log.warning("reload: [monitor] interval and history changes take effect after a restart")
+        sink_cfgs = list(config.sinks) or list(self.options.default_sinks)
+        if sink_cfgs != (list(self.config.sinks) or list(self.options.default_sinks)):
+            await self.dispatcher.reconfigure(sink_cfgs)
+        if (config.hosts, config.probes, config.traffic) != (self.config.hosts, self.config.probes,
+                                                              self.config.traffic):
+            opts = self.options
+            build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
+            sources = build_sources(config, build)
+            on_error = self.collector.on_error
+            await self.collector.stop()
+            self.sources = sources
+            self.collector = Collector(sources, clock=self.clock)
+            self.collector.on_error = on_error
+            self.demo_prefixes = {s.name + "/" for s in sources if s.demo}
+            self._series_source, self._source_version = {}, -1
+            if self._running:
+                self.collector.start()
+        if config.campaigns != self.config.campaigns:
+            self.config = config
+            self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
+        self.rules.replace_rules(config.rules, self.clock())
+        self.config = config
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def backfill_demo(self) -> None:
@@ -120,10 +194,16 @@ class Engine:
         merged: dict[str, Sequence[float]] = {}
         for s in fillers:
             merged.update(s.backfill(ts).values)
-        self.store.backfill(ts, merged)
+        self.backfill(ts, merged)
+
+    def backfill(self, ts: Sequence[float], merged: Mapping[str, Sequence[float]]) -> None:
+        """Put past ticks into the store and warm the detector on them (the demo's history, a replay's)."""
+        self.store.backfill(ts, dict(merged))
         warm = getattr(self.detector, "warm", None)
         if warm is not None:
-            warm(self.store.last_n(n)[1])
+            warm(self.store.last_n(len(ts))[1])
+        for listener in self._tick_listeners:
+            listener.on_backfill(ts, merged)
 
     async def run(self, until: asyncio.Event | None = None) -> None:
         """Run ticks until `until` is set (or the task is cancelled)."""
@@ -151,8 +231,10 @@ class Engine:
             self._running = False
 
     async def shutdown(self, drain_seconds: float = 2.0) -> None:
-        """Stop polling and deliver what is queued (bounded)."""
+        """Stop polling and deliver what is queued (bounded); close tick listeners (a recording's last commit)."""
         await self.collector.stop()
+        for listener in self._tick_listeners:
+            listener.close()
         await self.dispatcher.drain(drain_seconds)
 
     # -- the tick -----------------------------------------------------------------------------
@@ -178,6 +260,8 @@ class Engine:
         stale = self._stale_rows(now)
         events = self.rules.evaluate(now, store.names, store.version, values_now, analysis, stale)
         self.last_tick = now
+        for listener in self._tick_listeners:
+            listener.on_tick(now, rows, values, events)
         if events:
             self.events.extend(events)
             self.dispatcher.submit(events)
@@ -277,7 +361,8 @@ class Engine:
                 top_processes=tuple(src.details.get("top_processes", ())) if src else ()))
         alerts = tuple(
             AlertView(a.rule.name, a.series, a.state_name, str(a.rule.severity), a.fired_at or a.since, a.value,
-                      a.explanation.split(";")[0], a.explanation, a.cause, a.campaign, a.fingerprint, a.demo)
+                      a.explanation.split(";")[0], a.explanation, a.cause, a.campaign, a.fingerprint, a.demo,
+                      acked=a.acked, silenced=a.silenced)
             for a in self.rules.active.values())
         sources = tuple(
             SourceView(h.name, h.demo, h.ok, h.stale(now), h.error, h.last_success, h.last_latency, h.interval,

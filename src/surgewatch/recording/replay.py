@@ -1,0 +1,284 @@
+"""The replay driver: feeds a recording's ticks through a fresh engine (analysis and rules run again).
+
+Frontends use its small API — pause(), resume(), step(), seek(ts), set_speed(n), position — and either
+`run()` it in their event loop (paced by the recorded timestamps and the speed) or call `play_all()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..alerting.dispatch import Dispatcher, unique_ids
+from ..alerting.outbox import Outbox
+from ..alerting.sinks import build_sink
+from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
+from ..engine import Engine, EngineOptions
+from ..model import AlertEvent
+from ..sources.base import Reading, SourceError
+from .format import BACKFILL, LIVE, RecordingError
+from .reader import Recording, SourceInfo, Tick
+
+
+class _KeepMissing(Mapping[str, str]):
+    """The environment, but a missing `${VAR}` stays as written (a replay never needs the secrets)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def __getitem__(self, key: str) -> str:
+        return self.env.get(key, "${" + key + "}")
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+
+def replay_config(rec: Recording, path: str | None = None) -> Config:
+    """The config a replay runs with: the file at `path`, else the one stored in the recording (never recording)."""
+    if path is not None:
+        cfg = load_config(path)
+    else:
+        if not rec.config_text.strip():
+            raise RecordingError(f"{rec.path}: the recording holds no config; pass --config FILE")
+        try:
+            cfg = parse_config(rec.config_text, f"{rec.path} (recorded config)", _KeepMissing(os.environ))
+        except ConfigError as exc:
+            raise RecordingError(f"{exc}; pass --config FILE") from None
+    return dataclasses.replace(cfg, monitor=dataclasses.replace(cfg.monitor, record=None))
+
+
+class _RecordedSource:
+    """Stands in for a source of the recorded session: its name, interval and DEMO label (never polled)."""
+
+    def __init__(self, info: SourceInfo) -> None:
+        self.name = info.name
+        self.interval = info.interval
+        self.timeout = info.interval
+        self.demo = info.demo
+
+    async def poll(self) -> Reading:
+        raise SourceError("a recorded source is not polled")
+
+    async def close(self) -> None:
+        return None
+
+
+class ReplayDispatcher(Dispatcher):
+    """A dispatcher over a throw-away outbox that stays quiet while the replay warms up before --from."""
+
+    quiet = False
+
+    def __init__(self, sinks: Sequence[SinkConfig]) -> None:
+        self._dir = tempfile.mkdtemp(prefix="surgewatch-replay-")
+        super().__init__([build_sink(c) for c in sinks], Outbox(Path(self._dir)), ids=unique_ids(sinks))
+
+    def submit(self, events: Sequence[AlertEvent]) -> None:
+        if not self.quiet:
+            super().submit(events)
+
+    async def close(self) -> None:
+        await super().close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class ReplayDriver:
+    """Plays recorded ticks through an Engine; `position` is the recorded time of the last tick played."""
+
+    def __init__(self, rec: Recording, config: Config, *, start: float | None = None, end: float | None = None,
+                 speed: float = 1.0, sinks: Sequence[SinkConfig] = ()) -> None:
+        self.rec = rec
+        self.config = config
+        ticks = list(rec.ticks(None, end))
+        self._backfill = [t for t in ticks if t.kind == BACKFILL]
+        self._live: list[Tick] = [t for t in ticks if t.kind == LIVE]
+        if not self._live:
+            raise RecordingError(f"{rec.path}: no recorded ticks in the chosen range")
+        self.timeline = np.array([t.ts for t in self._live])
+        self.start = self.timeline[0] if start is None else max(start, float(self.timeline[0]))
+        self.end = float(self.timeline[-1])
+        if self.start > self.end:
+            raise RecordingError(f"{rec.path}: --from is after the last recorded tick")
+        self.speed = speed
+        self.paused = False
+        self._sources_events = rec.events("sources", end=end)
+        self._listeners: list[Callable[[Sequence[AlertEvent]], None]] = []
+        self._wake = asyncio.Event()
+        self.dispatcher = ReplayDispatcher(sinks)
+        self.engine = self._new_engine()
+        self.engine.on_events(self._emit)
+        self._reset()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _new_engine(self) -> Engine:
+        sources = [_RecordedSource(s) for s in self.rec.sources]
+        engine = Engine(self.config, EngineOptions(dispatcher=self.dispatcher, detector=self.rec.detector,
+                                                   clock=lambda: self.position), sources=sources)
+        for name, src in self.rec.series_sources.items():
+            if src is not None and src in engine.collector.health:
+                engine.collector.health[src].series.add(name)
+        return engine
+
+    def _reset(self) -> None:
+        """Bring the engine back to the start of the recording (keeping its subscribers) and backfill."""
+        if hasattr(self, "_i"):
+            fresh = self._new_engine()
+            keep = {k: self.engine.__dict__[k] for k in ("_subscribers", "_event_subscribers")}
+            self.engine.__dict__.update(fresh.__dict__)
+            self.engine.__dict__.update(keep)
+        self._i = 0
+        self._k = 0  # next sources event
+        self.position = self._backfill[-1].ts if self._backfill else float(self.timeline[0])
+        if self._backfill:
+            merged: dict[str, list[float]] = {}
+            first = self._backfill[0].names
+            rows = np.stack([t.values for t in self._backfill if t.names == first], axis=1)
+            for r, name in enumerate(first):
+                merged[name] = rows[r].tolist()
+            ts = [t.ts for t in self._backfill if t.names == first]
+            self.engine.backfill(ts, merged)
+        self._quiet_until(self.start)
+
+    def _quiet_until(self, ts: float) -> None:
+        """Play every tick before `ts` without emitting events (analysis warms up as it did live)."""
+        self.dispatcher.quiet = True
+        try:
+            while self._i < len(self._live) and self._live[self._i].ts < ts:
+                self._play(self._live[self._i])
+        finally:
+            self.dispatcher.quiet = False
+
+    # -- playing ------------------------------------------------------------------------------
+
+    def on_events(self, callback: Callable[[Sequence[AlertEvent]], None]) -> None:
+        """Call `callback` with the alert events of each tick played (not while warming up or seeking)."""
+        self._listeners.append(callback)
+
+    def _emit(self, events: Sequence[AlertEvent]) -> None:
+        if not self.dispatcher.quiet:
+            for cb in self._listeners:
+                cb(events)
+
+    def _apply_sources(self, ts: float) -> None:
+        health = self.engine.collector.health
+        for h in health.values():
+            if h.ok:
+                h.last_success = ts
+        while self._k < len(self._sources_events) and self._sources_events[self._k].ts <= ts:
+            doc = self._sources_events[self._k].doc
+            stale = set(doc.get("stale", ()))
+            errors = doc.get("errors", {})
+            for name, h in health.items():
+                if name in stale:
+                    h.ok, h.error, h.last_success = False, errors.get(name) or "stale (recorded)", None
+                else:
+                    h.ok, h.error, h.last_success = True, errors.get(name), ts
+            self._k += 1
+
+    def _play(self, tick: Tick) -> list[AlertEvent]:
+        self._apply_sources(tick.ts)
+        self.engine.collector.pending = dict(zip(tick.names, tick.values.tolist(), strict=True))
+        self.position = tick.ts
+        self._i += 1
+        return self.engine.tick(tick.ts)
+
+    @property
+    def finished(self) -> bool:
+        return self._i >= len(self._live)
+
+    @property
+    def index(self) -> int:
+        """How many live ticks have been played."""
+        return self._i
+
+    def step(self) -> list[AlertEvent]:
+        """Play the next tick now (whether paused or not); [] at the end."""
+        if self.finished:
+            return []
+        events = self._play(self._live[self._i])
+        self._wake.set()
+        return events
+
+    def seek(self, ts: float) -> None:
+        """Jump to recorded time `ts`: forwards by playing quietly, backwards by replaying from the start."""
+        ts = min(max(ts, float(self.timeline[0])), self.end)
+        if ts < self.position:
+            start, self.start = self.start, float(self.timeline[0])
+            self._reset()
+            self.start = start
+        self._quiet_until(ts)
+        self._wake.set()
+
+    def pause(self) -> None:
+        self.paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake.set()
+
+    def toggle_pause(self) -> None:
+        self.resume() if self.paused else self.pause()
+
+    def set_speed(self, speed: float) -> None:
+        """Play `speed` times faster than recorded (0 or inf: as fast as possible)."""
+        self.speed = speed if speed > 0 else math.inf
+        self._wake.set()
+
+    def play_all(self) -> None:
+        """Play every remaining tick at once."""
+        while not self.finished:
+            self._play(self._live[self._i])
+
+    async def run(self, stop: asyncio.Event | None = None, *, exit_at_end: bool = True) -> None:
+        """Play in real time scaled by `speed`, honouring pause/seek/speed changes, until the end or `stop`."""
+        stop = stop or asyncio.Event()
+        burst = 0
+        while not stop.is_set():
+            if self.finished and exit_at_end:
+                return
+            if self.paused or self.finished:
+                self._wake.clear()
+                await _wait(self._wake, stop, None)
+                continue
+            nxt = self._live[self._i].ts
+            delay = 0.0 if math.isinf(self.speed) else (nxt - self.position) / self.speed
+            if delay > 0.001:
+                burst = 0
+                self._wake.clear()
+                if await _wait(self._wake, stop, delay):
+                    continue  # paused, seeked or re-speeded meanwhile: look again
+            elif burst >= 200:  # flat out: let the loop breathe (sinks, screen) now and then
+                burst = 0
+                await asyncio.sleep(0)
+            if stop.is_set() or self.paused or self.finished:
+                continue
+            self._play(self._live[self._i])
+            burst += 1
+
+    async def close(self, drain_seconds: float = 5.0) -> None:
+        """Deliver what the sinks still hold (bounded) and drop the throw-away outbox."""
+        await self.dispatcher.drain(drain_seconds)
+
+
+async def _wait(event: asyncio.Event, stop: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for `event` or `stop` (or the timeout); True when one of them was set."""
+    tasks = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    done, pending = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for t in pending:
+        t.cancel()
+    return bool(done)

@@ -1,0 +1,345 @@
+"""Writes a session to a recording: the tick only queues one small batch; a writer thread commits it.
+
+Each tick becomes one transaction (WAL, synchronous=FULL), so everything up to the last committed tick
+survives kill -9 or a power cut. Every `compact_every` ticks the writer folds all but the newest
+`keep_raw` ticks into losslessly compressed chunks (see format.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import __version__
+from ..model import AlertEvent
+from .format import (
+    BACKFILL,
+    FORMAT_VERSION,
+    LIVE,
+    SCHEMA,
+    RecordingError,
+    encode_block,
+    pack_ids,
+    pack_values,
+    unpack_values,
+)
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+log = logging.getLogger("surgewatch.recording")
+
+LIFTED = 1.5  # a campaign whose traffic is this multiple of its baseline is surging (as analysis counts it)
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass
+class _Batch:
+    """Everything one tick adds to the file, written in one transaction."""
+
+    ticks: list[tuple[float, int, int, bytes]] = field(default_factory=list)  # ts, kind, set id, values
+    series: list[tuple[int, str, str | None]] = field(default_factory=list)
+    sets: list[tuple[int, bytes]] = field(default_factory=list)
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (source, series) learned after first sight
+
+
+_STOP = object()
+
+
+def check_target(path: str) -> None:
+    """Raise RecordingError (one line) unless `path` can hold a recording: a new file or an existing one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise RecordingError(f"{path}: cannot record: directory {directory} does not exist")
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise RecordingError(f"{path}: cannot record: {exc.strerror or exc}") from None
+        if head and head != SQLITE_MAGIC:
+            raise RecordingError(f"{path}: cannot record: the file exists and is not a surgewatch recording")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (creating) a recording for writing with the durability settings the format promises."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class RecordingWriter:
+    """The low-level writer: series sets, ticks and events into one file, committed by a thread."""
+
+    def __init__(self, path: str, meta: Mapping[str, Any], sources: Sequence[tuple[str, float, bool]] = (),
+                 *, compact_every: int = 600, keep_raw: int = 60,
+                 on_commit: Callable[[int], None] | None = None) -> None:
+        check_target(path)
+        self.path = path
+        try:
+            self._conn = connect(path)
+            version = self._conn.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+            if version is not None and version[0] != str(FORMAT_VERSION):
+                raise RecordingError(f"{path}: cannot append to a recording of format version {version[0]}")
+            if version is not None:  # appending to an earlier session: keep its series ids
+                self._series = dict(self._conn.execute("SELECT name, id FROM series").fetchall())
+            else:
+                self._series = {}
+            self._conn.execute("BEGIN")
+            values = {"format_version": str(FORMAT_VERSION), "app_version": __version__,
+                      "created": repr(time.time()), **{k: str(v) for k, v in meta.items()}}
+            if version is not None:
+                values.pop("created")
+            self._conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
+            self._conn.executemany("INSERT OR REPLACE INTO sources(name, interval, demo) VALUES (?, ?, ?)",
+                                   [(n, float(i), int(d)) for n, i, d in sources])
+            self._conn.execute("COMMIT")
+            self._next_set = 1 + (self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM series_sets").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise RecordingError(f"{path}: cannot record: {exc}") from None
+        self._sets: dict[tuple[str, ...], int] = {}
+        self.unknown_source: set[str] = set()  # series whose source was not known when first recorded
+        self.compact_every = compact_every
+        self.keep_raw = keep_raw
+        self.on_commit = on_commit
+        self.committed = 0  # ticks committed so far
+        self.failed: str | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="recording writer", daemon=True)
+        self._thread.start()
+
+    # -- called on the engine's thread --------------------------------------------------------
+
+    def set_id(self, names: tuple[str, ...], batch: _Batch, source_of: Callable[[str], str | None]) -> int:
+        """The id of a series set (registering it, and any new series, in `batch` on first sight)."""
+        sid = self._sets.get(names)
+        if sid is None:
+            ids = []
+            for name in names:
+                i = self._series.get(name)
+                if i is None:
+                    i = self._series[name] = len(self._series) + 1
+                    src = source_of(name)
+                    batch.series.append((i, name, src))
+                    if src is None:
+                        self.unknown_source.add(name)
+                ids.append(i)
+            sid = self._sets[names] = self._next_set
+            self._next_set += 1
+            batch.sets.append((sid, pack_ids(ids)))
+        return sid
+
+    def submit(self, batch: _Batch) -> None:
+        """Queue a batch for the writer thread (never blocks on disk)."""
+        self._queue.put(batch)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, compact everything, checkpoint the WAL and close the file."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    # -- the writer thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        conn = self._conn
+        since_compact = 0
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(i is _STOP for i in items)
+            batches = [i for i in items if isinstance(i, _Batch)]
+            if self.failed is not None:
+                continue
+            try:
+                ticks = self._write(conn, batches)
+                since_compact += ticks
+                if ticks and self.on_commit is not None:
+                    self.on_commit(self.committed)
+                if since_compact >= self.compact_every or stopping:
+                    compact(conn, self.keep_raw if not stopping else 0)
+                    since_compact = 0
+            except sqlite3.Error as exc:
+                self.failed = f"{self.path}: recording stopped: {exc}"
+                log.error("%s", self.failed)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+        except sqlite3.Error as exc:
+            log.error("%s: closing the recording: %s", self.path, exc)
+
+    def _write(self, conn: sqlite3.Connection, batches: list[_Batch]) -> int:
+        if not batches:
+            return 0
+        conn.execute("BEGIN")
+        try:
+            n = 0
+            for b in batches:
+                if b.series:
+                    conn.executemany("INSERT INTO series(id, name, source) VALUES (?, ?, ?)", b.series)
+                if b.sets:
+                    conn.executemany("INSERT INTO series_sets(id, ids) VALUES (?, ?)", b.sets)
+                if b.ticks:
+                    conn.executemany("INSERT INTO ticks(ts, kind, set_id, vals) VALUES (?, ?, ?, ?)", b.ticks)
+                    n += len(b.ticks)
+                if b.events:
+                    conn.executemany("INSERT INTO events(ts, kind, doc) VALUES (?, ?, ?)", b.events)
+                if b.sources:
+                    conn.executemany("UPDATE series SET source = ? WHERE name = ?", b.sources)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.committed += n
+        return n
+
+
+def compact(conn: sqlite3.Connection, keep_raw: int, max_chunk: int = 3600) -> int:
+    """Fold all raw ticks but the newest `keep_raw` into compressed chunks, in one transaction."""
+    last = conn.execute("SELECT MAX(seq) FROM ticks").fetchone()[0]
+    if last is None:
+        return 0
+    rows = conn.execute("SELECT seq, ts, kind, set_id, vals FROM ticks WHERE seq <= ? ORDER BY seq",
+                        (last - keep_raw,)).fetchall()
+    if not rows:
+        return 0
+    runs: list[list[tuple[int, float, int, int, bytes]]] = []
+    for r in rows:
+        if runs and runs[-1][-1][2] == r[2] and runs[-1][-1][3] == r[3] and len(runs[-1]) < max_chunk:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    out = []
+    for run in runs:
+        ts = np.array([r[1] for r in run], dtype="<f8")
+        matrix = np.stack([unpack_values(r[4]) for r in run])
+        out.append((run[0][0], run[-1][0], float(ts[0]), float(ts[-1]), run[0][2], run[0][3], len(run),
+                    encode_block(ts[:, None]), encode_block(matrix)))
+    conn.execute("BEGIN")
+    try:
+        conn.executemany("INSERT INTO chunks(seq_first, seq_last, ts_first, ts_last, kind, set_id, n, ts, vals) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+        conn.execute("DELETE FROM ticks WHERE seq <= ?", (rows[-1][0],))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+class Recorder:
+    """An engine tick listener that records the session (see Engine.add_tick_listener)."""
+
+    def __init__(self, writer: RecordingWriter, engine: Engine | None = None) -> None:
+        self.writer = writer
+        self.engine = engine
+        self._stale: tuple[str, ...] = ()
+        self._errors: dict[str, str] = {}
+        self._surging: set[str] = set()
+        self._source_version = -1
+
+    @classmethod
+    def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
+        """A recorder for `engine`'s session: its config, tick, detector and sources go into the file."""
+        cfg = engine.config
+        meta = {"tick_seconds": repr(engine.tick_seconds), "detector": engine.options.detector,
+                "config_text": cfg.text, "config_label": cfg.path}
+        sources = [(h.name, h.interval, h.demo) for h in engine.collector.health.values()]
+        return cls(RecordingWriter(path, meta, sources, **kwargs), engine)
+
+    def _source_of(self, name: str) -> str | None:
+        if self.engine is None:
+            return None
+        src = self.engine._series_source.get(name)
+        if src is not None:
+            return src
+        for h in self.engine.collector.health.values():
+            if name in h.series or name.startswith(h.name + "/"):
+                return h.name
+        return None
+
+    def on_backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
+        """Record backfilled history as BACKFILL ticks (a replay warms its detector on them)."""
+        names = tuple(values)
+        matrix = np.array([list(v) for v in values.values()], dtype=np.float64)
+        batch = _Batch()
+        sid = self.writer.set_id(names, batch, self._source_of)
+        batch.ticks = [(float(t), BACKFILL, sid, pack_values(matrix[:, k])) for k, t in enumerate(ts)]
+        self.writer.submit(batch)
+
+    def on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
+        """Queue this tick's samples and events (microseconds; the disk work is on the writer thread)."""
+        batch = _Batch()
+        engine = self.engine
+        if engine is not None:
+            names = engine.store.names
+            key = tuple(names[r] for r in rows.tolist())
+            self._source_events(ts, batch)
+            self._campaign_events(ts, batch)
+        else:
+            key = tuple(str(r) for r in rows.tolist())
+        sid = self.writer.set_id(key, batch, self._source_of)
+        if engine is not None and self.writer.unknown_source and engine._source_version != self._source_version:
+            self._source_version = engine._source_version
+            for name in list(self.writer.unknown_source):
+                src = engine._series_source.get(name)
+                if src is not None:
+                    batch.sources.append((src, name))
+                    self.writer.unknown_source.discard(name)
+        batch.ticks.append((ts, LIVE, sid, pack_values(values)))
+        for e in events:
+            batch.events.append((ts, "alert", json.dumps(e.to_json(), ensure_ascii=False)))
+        self.writer.submit(batch)
+
+    def _source_events(self, ts: float, batch: _Batch) -> None:
+        assert self.engine is not None
+        health = self.engine.collector.health.values()
+        stale = tuple(h.name for h in health if h.stale(ts))
+        errors = {h.name: h.error for h in health if h.error}
+        if stale != self._stale or errors != self._errors:
+            self._stale, self._errors = stale, errors
+            batch.events.append((ts, "sources", json.dumps({"stale": list(stale), "errors": errors})))
+
+    def _campaign_events(self, ts: float, batch: _Batch) -> None:
+        assert self.engine is not None
+        analysis = self.engine.last_analysis
+        if analysis is None:
+            return
+        for c in analysis.campaigns:
+            surging = c.lift == c.lift and c.lift >= LIFTED
+            if surging == (c.name in self._surging):
+                continue
+            if surging:
+                self._surging.add(c.name)
+            else:
+                self._surging.discard(c.name)
+            doc = {"campaign": c.name, "event": "surge-start" if surging else "surge-end",
+                   "visitors": _num(c.visitors), "baseline": _num(c.baseline), "lift": _num(c.lift)}
+            batch.events.append((ts, "campaign", json.dumps(doc)))
+
+    def close(self) -> None:
+        """Commit, compact and close the file (called by Engine.shutdown)."""
+        self.writer.close()
+
+
+def _num(x: float) -> float | None:
+    return None if x != x or x in (float("inf"), float("-inf")) else round(float(x), 6)
