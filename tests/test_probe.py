@@ -87,3 +87,13 @@ def test_probes_in_the_config_become_sources():
     (src,) = build_sources(cfg)
     assert isinstance(src, ProbeSource)
     assert (src.name, src.interval, src.expect_status) == ("probe:shop-home", 5.0, 204)
+
+
+async def test_a_timeout_is_data_even_under_the_collectors_own_timeout():
+    import asyncio
+
+    with SilentServer() as silent:
+        src = ProbeSource("p", silent.url + "/", 1.0, 0.3)
+        reading = await asyncio.wait_for(src.poll(), timeout=src.timeout)  # what the collector does
+        await src.close()
+    assert reading.values == {"probe:p/status": 0.0, "probe:p/up": 0.0}

@@ -313,7 +313,9 @@ class HttpPoller:
                       check_status: bool = True, retry: bool = True) -> HttpResponse:
         """One request with retries inside `timeout`; with check_status=False any HTTP status is returned."""
         full = self._url(url)
-        deadline = time.monotonic() + self.timeout
+        # Finish a little before `timeout`, so a caller's own timeout of the same length (the collector's)
+        # sees this clear message or, for probes, the failure as data, instead of a bare cancellation.
+        deadline = time.monotonic() + self.timeout - min(0.05, 0.05 * self.timeout)
         attempts = 1 + (self.retries if retry else 0)
         last = "no attempt made"
         for attempt in range(attempts):
