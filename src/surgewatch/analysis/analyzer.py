@@ -1,9 +1,18 @@
-"""One tick of analysis over every series: detector scores, campaign models, causes and explanations."""
+"""One tick of analysis over every series: detector scores, campaign load models, causes and explanations.
+
+Every host metric a campaign lands on gets a load model against the traffic that drives it (one driver per
+distinct traffic series; several when several campaigns share a host). Models are refitted on a cadence and
+sooner for hosts whose traffic moved; between refits the expected value, its spread and the forecast are
+computed for all modelled rows at once. An anomalous host value is *explained* when traffic carries it (the
+residual against a mature model is small, or traffic is clearly lifted while the model is still learning) and
+*unexplained* otherwise.
+"""
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,13 +20,16 @@ import numpy as np
 from ..describe import format_value, metric_label
 from ..model import Cause, split_series
 from ..units import format_duration, format_number
-from .correlation import LoadModel, baseline, fit_load_model, lift
+from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
-from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, capacity, growth_rate
+from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, headroom_multiple, seconds_to_level
+from .forecast import growth_rate as _growth_rate
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_EXPLAINED = 4.0  # |residual| within this many model sigmas: the campaign explains the value
 LIFTED = 1.5  # traffic at least this multiple of its baseline counts as a campaign surge
+MIN_SUPPORT_SECONDS = 60.0  # a model explains a traffic level once it has seen about that level this long
+TREND_TICKS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,7 @@ class PairState:
     expected_now: float
     capacity: Capacity
     sigma_now: float = float("nan")
+    mature: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,32 @@ class CampaignState:
 
 
 @dataclass(frozen=True, slots=True)
+class HostForecast:
+    """What the load model of one host metric says about the future at this tick."""
+
+    intercept: float
+    coefs: np.ndarray
+    x_now: np.ndarray
+    growth: np.ndarray
+    value_now: float
+    usable: bool
+
+    def seconds_to(self, level: float) -> float:
+        """Seconds until the metric reaches `level` at current growth (0 if there, inf never, nan unknown)."""
+        if self.value_now == self.value_now and self.value_now >= level:
+            return 0.0
+        if not self.usable:
+            return float("nan")
+        return seconds_to_level(self.intercept, self.coefs, self.x_now, self.growth, level)
+
+    def headroom(self, level: float) -> float:
+        """The multiple of current traffic at which the metric reaches `level` (nan if unknown)."""
+        if not self.usable:
+            return float("nan")
+        return headroom_multiple(self.intercept, self.coefs, self.x_now, level)
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisResult:
     """A tick's analysis: detector arrays by row, causes for anomalous rows, campaign states."""
 
@@ -70,175 +109,396 @@ class AnalysisResult:
     cause: dict[int, tuple[Cause, str | None]] = field(default_factory=dict)
     explanation: dict[int, str] = field(default_factory=dict)
     campaigns: tuple[CampaignState, ...] = ()
+    forecasts: dict[int, HostForecast] = field(default_factory=dict)
+    residual_z: dict[int, float] = field(default_factory=dict)
+    rows: Mapping[str, int] = field(default_factory=dict)
+
+    def forecast(self, row_or_series: int | str, level: float) -> float:
+        """Seconds until a series reaches `level` at the current traffic growth: 0 if it is there, inf if
+        never, nan if unknown (no usable load model for it)."""
+        row = self.rows.get(row_or_series) if isinstance(row_or_series, str) else row_or_series
+        if row is None:
+            return float("nan")
+        f = self.forecasts.get(row)
+        return f.seconds_to(level) if f is not None else float("nan")
+
+    def seconds_to_level(self, rows: np.ndarray, level: float) -> np.ndarray:
+        """`forecast` for an array of rows at once."""
+        return np.array([self.forecast(int(r), level) for r in rows], dtype=np.float64)
+
+
+@dataclass
+class _Packed:
+    """Host models as padded arrays (H rows × K drivers) so that each tick is a few vector operations."""
+
+    models: list[HostModel]
+    rows: np.ndarray
+    drivers: np.ndarray
+    lags: np.ndarray
+    coefs: np.ndarray
+    x_mean: np.ndarray
+    cov: np.ndarray
+    intercept: np.ndarray
+    sigma: np.ndarray
+    usable: np.ndarray
+
+    @classmethod
+    def build(cls, models: list[HostModel]) -> _Packed:
+        h = len(models)
+        k = max((len(m.drivers) for m in models), default=1)
+        drivers = np.zeros((h, k), dtype=np.intp)
+        lags = np.zeros((h, k), dtype=np.intp)
+        coefs = np.zeros((h, k))
+        x_mean = np.zeros((h, k))
+        cov = np.zeros((h, k + 1, k + 1))
+        for i, m in enumerate(models):
+            j = len(m.drivers)
+            drivers[i, :j], drivers[i, j:] = m.drivers, m.drivers[0]
+            lags[i, :j], lags[i, j:] = m.lags, m.lags[0]
+            coefs[i, :j] = m.coefs
+            x_mean[i, :j] = m.x_mean
+            cov[i, : j + 1, : j + 1] = m.cov
+        return cls(models, np.array([m.row for m in models], dtype=np.intp), drivers, lags, coefs, x_mean, cov,
+                   np.array([m.intercept for m in models]), np.array([m.resid_sigma for m in models]),
+                   np.array([m.usable for m in models], dtype=bool))
+
+
+@dataclass
+class _Topology:
+    """Which rows drive which host rows, derived from the campaign specs and the current series index."""
+
+    size: int
+    campaign_rows: list[int | None]
+    driver_of: list[int | None]  # per campaign: the traffic row its hosts follow
+    host_drivers: dict[int, tuple[int, ...]]  # host row -> driver rows
+    host_campaigns: dict[int, tuple[int, ...]]  # host row -> indices of campaigns landing on it
+    host_of: dict[str, list[int]]  # host name -> campaign indices
+    drivers: list[int]
+    parts: dict[int, tuple[str, str, str]]  # host row -> (kind, host, metric)
 
 
 class Analyzer:
-    """Runs the detector every tick and refits campaign load models every few ticks."""
+    """Runs the detector every tick and keeps campaign load models fitted on a cadence."""
 
     def __init__(self, detector: StreamingDetector, campaigns: Sequence[CampaignSpec], tick: float,
                  report_score: float = 0.5, refit_every: int = 10, fit_window: float = 1800.0,
-                 max_lag: float = 300.0) -> None:
+                 max_lag: float = 300.0, metrics: Sequence[str] | None = MODELLED_METRICS,
+                 limits: Mapping[str, float] | None = None) -> None:
         self.detector = detector
         self.campaigns = list(campaigns)
         self.tick = tick
         self.report_score = report_score
-        self.refit_every = refit_every
+        self.refit_every = max(1, refit_every)
         self.fit_ticks = max(30, int(fit_window / tick))
-        self.max_lag_ticks = max(1, int(max_lag / tick))
+        self.max_lag_ticks = max(1, min(int(max_lag / tick), self.fit_ticks // 3))
+        self.metrics = None if metrics is None else tuple(metrics)
+        self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self.min_support = max(5, int(MIN_SUPPORT_SECONDS / tick))
         self.ticks = 0
-        self._pairs: dict[tuple[str, str, str], LoadModel | None] = {}
-        self._baselines: dict[str, float] = {}
-        self._growth: dict[str, float] = {}
-        self._fitted_at: dict[str, float] = {}
+        self._topo: _Topology | None = None
+        self._lags: dict[tuple[int, int], tuple[int, float]] = {}
+        self._curves: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+        self._changed_at: dict[int, int] = {}
+        self._models: dict[int, HostModel | None] = {}
+        self._packed = _Packed.build([])
+        self._packed_changed = np.zeros(0, dtype=np.int64)
+        self._fitted_x: dict[int, float] = {}
+        self._last_fit: dict[int, int] = {}
+        self._base = np.zeros(0)
+        self._growth: dict[int, float] = {}
+        self._pair_models: dict[tuple[int, int], LoadModel] = {}
         window = getattr(detector, "window", None)
         self.window_label = format_duration(window * tick) if window else "recent"
 
-    def step(self, ts: float, names: Sequence[str], index: dict[str, int], column: np.ndarray,
+    # -- the tick ----------------------------------------------------------------------------
+
+    def step(self, ts: float, names: Sequence[str], index: Mapping[str, int], column: np.ndarray,
              window_ts: np.ndarray, window: np.ndarray) -> AnalysisResult:
         """Analyse one tick. `window` is the last N ticks [series, N] including this one."""
         det = self.detector.update(column)
-        if self.ticks % self.refit_every == 0 or self._traffic_moved(index, column):
-            self._refit(index, window_ts, window)
+        topo = self._topology(names, index)
+        due = self._due_hosts(topo, window)
+        if due:
+            self._refit(topo, due, window_ts, window)
         self.ticks += 1
-        campaigns = self._campaign_states(index, column, window)
+        now = self._now_arrays(window, column)
         score = np.array(det.score, copy=True)
         expected = np.array(det.expected, copy=True)
-        residuals = self._residuals(index, column, campaigns)
-        for row, (rz, _c, p) in residuals.items():
-            expected[row] = p.expected_now
-            rscore = float(z_to_score(np.array([rz]))[0])
-            if not score[row] >= rscore:
-                score[row] = rscore
-        explanation: dict[int, str] = {}
+        residual_z: dict[int, float] = {}
+        p = self._packed
+        if p.rows.shape[0]:
+            use = p.usable & now["mature"] & ~np.isnan(now["rz"])
+            if use.any():
+                rows = p.rows[use]
+                expected[rows] = now["expected"][use]
+                rscore = z_to_score(now["rz"][use])
+                score[rows] = np.fmax(score[rows], rscore)
+                residual_z = dict(zip(rows.tolist(), now["rz"][use].tolist(), strict=True))
+        campaigns = self._campaign_states(topo, window, now)
         cause: dict[int, tuple[Cause, str | None]] = {}
+        explanation: dict[int, str] = {}
         hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
         for r in hot.tolist():
-            text, c = self._explain(r, names[r], column, det, residuals.get(r), campaigns)
+            text, c = self._explain(r, names[r], column, det, topo, now, campaigns)
             explanation[r] = text
             if c is not None:
                 cause[r] = c
-        return AnalysisResult(ts, det, score, expected, cause, explanation, tuple(campaigns))
+        forecasts = self._forecasts(now, column)
+        return AnalysisResult(ts, det, score, expected, cause, explanation, tuple(campaigns), forecasts,
+                              residual_z, index)
 
-    def _residuals(self, index: dict[str, int], column: np.ndarray,
-                   campaigns: list[CampaignState]) -> dict[int, tuple[float, CampaignState, PairState]]:
-        """For host series with a usable load model: the residual in model sigmas (best campaign wins)."""
-        out: dict[int, tuple[float, CampaignState, PairState]] = {}
-        for c in campaigns:
-            for p in c.pairs:
-                if p.model is None or not p.model.usable or p.expected_now != p.expected_now:
-                    continue
-                row = index.get(f"host:{p.host}/{p.metric}")
-                if row is None or column[row] != column[row]:
-                    continue
-                rz = (float(column[row]) - p.expected_now) / p.sigma_now
-                if row not in out or abs(rz) < abs(out[row][0]):
-                    out[row] = (rz, c, p)
-        return out
+    # -- topology and refits -------------------------------------------------------------------
 
-    # -- campaign models ----------------------------------------------------------------------
-
-    def _traffic_moved(self, index: dict[str, int], column: np.ndarray) -> bool:
-        """Whether any campaign's traffic changed by more than 10% since the last fit (refit sooner)."""
-        for c in self.campaigns:
-            r = index.get(c.traffic_series, index.get(c.series))
-            if r is None or column[r] != column[r]:
-                continue
-            last = self._fitted_at.get(c.name)
-            if last is None or abs(float(column[r]) - last) > 0.1 * max(abs(last), 1e-9):
-                return True
-        return False
-
-    def _refit(self, index: dict[str, int], ts: np.ndarray, window: np.ndarray) -> None:
-        w = window[:, -self.fit_ticks:]
-        wts = ts[-self.fit_ticks:]
-        for c in self.campaigns:
-            for s in {c.series, c.traffic_series}:
-                r = index.get(s)
-                if r is not None:
-                    self._baselines[s] = baseline(w[r])
-            r = index.get(c.series)
-            if r is not None:
-                recent = max(10, int(600 / self.tick))
-                self._growth[c.name] = growth_rate(wts[-recent:], w[r, -recent:])
-            tr = index.get(c.traffic_series, index.get(c.series))
-            if tr is None:
-                continue
-            last = w[tr, -1]
-            if last == last:
-                self._fitted_at[c.name] = float(last)
-            for host in c.hosts:
-                for metric in MODELLED_METRICS:
-                    hr = index.get(f"host:{host}/{metric}")
-                    if hr is None:
-                        continue
-                    self._pairs[(c.name, host, metric)] = fit_load_model(w[tr], w[hr], self.max_lag_ticks)
-
-    def _traffic_at_lag(self, window: np.ndarray, row: int, lag: int) -> float:
-        col = window.shape[1] - 1 - lag
-        if col < 0:
-            return float("nan")
-        seg = window[row, max(0, col - 2): col + 1]
-        seg = seg[~np.isnan(seg)]
-        return float(seg[-1]) if seg.shape[0] else float("nan")
-
-    @staticmethod
-    def _traffic_trend(window: np.ndarray, row: int, lag: int, k: int = 5) -> float:
-        """Traffic change per tick around `lag` ticks ago, from two k-tick means (noise averaged out)."""
-        end = window.shape[1] - lag
-        if end - 2 * k < 0:
-            return 0.0
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            recent = np.nanmean(window[row, end - k: end])
-            before = np.nanmean(window[row, end - 2 * k: end - k])
-        step = abs(float(recent) - float(before)) / k
-        return step if step == step else 0.0
-
-    def _campaign_states(self, index: dict[str, int], column: np.ndarray,
-                         window: np.ndarray) -> list[CampaignState]:
-        out = []
-        for c in self.campaigns:
+    def _topology(self, names: Sequence[str], index: Mapping[str, int]) -> _Topology:
+        if self._topo is not None and self._topo.size == len(names):
+            return self._topo
+        campaign_rows: list[int | None] = []
+        driver_of: list[int | None] = []
+        host_drivers: dict[int, set[int]] = {}
+        host_campaigns: dict[int, list[int]] = {}
+        host_of: dict[str, list[int]] = {}
+        host_rows: dict[str, list[int]] = {}
+        parts: dict[int, tuple[str, str, str]] = {}
+        for i, name in enumerate(names):
+            kind, who, metric = split_series(name)
+            if kind == "host" and (self.metrics is None or metric in self.metrics):
+                host_rows.setdefault(who, []).append(i)
+                parts[i] = (kind, who, metric)
+        for ci, c in enumerate(self.campaigns):
             cr = index.get(c.series)
             tr = index.get(c.traffic_series, cr)
-            visitors = self._latest(window, cr)
-            site_now = self._latest(window, tr)
-            site_base = self._baselines.get(c.traffic_series, float("nan"))
-            camp_base = self._baselines.get(c.series, float("nan"))
-            lifted = lift(site_now if c.traffic_series in index else float("nan"), site_base, visitors, camp_base)
-            pairs = []
-            growth = self._growth.get(c.name, float("nan"))
-            for host in c.hosts:
-                for metric in MODELLED_METRICS:
-                    key = (c.name, host, metric)
-                    if key not in self._pairs:
-                        continue
-                    model = self._pairs[key]
-                    exp = sig = float("nan")
-                    cap = UNKNOWN
-                    if model is not None and tr is not None:
-                        x = self._traffic_at_lag(window, tr, model.lag_ticks)
-                        exp = model.expected(x)
-                        sig = model.prediction_sigma(x, self._traffic_trend(window, tr, model.lag_ticks))
-                        if metric in DEFAULT_LIMITS:
-                            cap = capacity(model, site_now, DEFAULT_LIMITS[metric], growth)
-                    lag_s = model.lag_ticks * self.tick if model else float("nan")
-                    pairs.append(PairState(c.name, host, metric, model, lag_s, exp, cap, sig))
-            out.append(CampaignState(c.name, visitors, camp_base, lifted, growth, tuple(pairs)))
-        return out
+            campaign_rows.append(cr)
+            driver_of.append(tr)
+            for h in c.hosts:
+                host_of.setdefault(h, []).append(ci)
+                if tr is None:
+                    continue
+                for hr in host_rows.get(h, ()):
+                    host_drivers.setdefault(hr, set()).add(tr)
+                    host_campaigns.setdefault(hr, []).append(ci)
+        drivers = sorted({d for d in driver_of if d is not None})
+        self._topo = _Topology(len(names), campaign_rows, driver_of,
+                               {h: tuple(sorted(d)) for h, d in host_drivers.items()},
+                               {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers, parts)
+        self._last_fit = {}  # new rows: refit everything now
+        return self._topo
 
-    @staticmethod
-    def _latest(window: np.ndarray, row: int | None) -> float:
+    def _due_hosts(self, topo: _Topology, window: np.ndarray) -> list[int]:
+        """Host rows to refit this tick: all on the cadence, and those whose traffic moved over 10%."""
+        if window.shape[1] < 3 * self.max_lag_ticks // 2 + 10 and window.shape[1] < 40:
+            return []
+        hosts = list(topo.host_drivers)
+        if self.ticks % self.refit_every == 0 or not self._last_fit:
+            return hosts
+        moved = set()
+        for d in topo.drivers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                now = float(np.nanmean(window[d, -3:]))
+            last = self._fitted_x.get(d)
+            if now == now and (last is None or abs(now - last) > 0.1 * max(abs(last), 1e-9)):
+                moved.add(d)
+        if not moved:
+            return []
+        return [h for h in hosts if self.ticks - self._last_fit.get(h, -99) >= 2
+                and moved.intersection(topo.host_drivers[h])]
+
+    def _refit(self, topo: _Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
+        w = window[:, -self.fit_ticks:]
+        wts = window_ts[-self.fit_ticks:]
+        pairs = [(d, h) for h in hosts for d in topo.host_drivers[h]]
+        pd = np.array([d for d, _ in pairs], dtype=np.intp)
+        ph = np.array([h for _, h in pairs], dtype=np.intp)
+        drivers = sorted(set(pd.tolist()))
+        hosts_u = sorted(set(ph.tolist()))
+        dpos = {d: i for i, d in enumerate(drivers)}
+        hpos = {h: i for i, h in enumerate(hosts_u)}
+        corr = lag_correlations(w[drivers], w[hosts_u], np.array([dpos[d] for d in pd.tolist()], dtype=np.intp),
+                                np.array([hpos[h] for h in ph.tolist()], dtype=np.intp), self.max_lag_ticks)
+        # Lag evidence accumulates across refits, weighted by how much the traffic moved in each window
+        # (a launch says far more about the lag than a flat hour) and forgotten over about one fit window.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
+        weight = var[[dpos[d] for d in pd.tolist()]]
+        for i, (d, h) in enumerate(pairs):
+            curve = weight[i] * np.nan_to_num(corr[i], nan=0.0)
+            prev = self._curves.get((d, h))
+            if prev is not None:
+                curve = curve + prev[0] * math.exp(-(self.ticks - prev[1]) / self.fit_ticks)
+            self._curves[(d, h)] = (curve, self.ticks)
+            if np.any(curve != 0):
+                lag = int(np.argmax(curve))
+                self._lags[(d, h)] = (lag, float(corr[i, lag]))
+        groups: dict[int, list[int]] = {}
+        for h in hosts:
+            if all((d, h) in self._lags for d in topo.host_drivers[h]):
+                groups.setdefault(len(topo.host_drivers[h]), []).append(h)
+            else:
+                self._models[h] = None
+        for _k, hs in groups.items():
+            drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
+            lags = np.array([[self._lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
+            for h, m in zip(hs, fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags), strict=True):
+                if not _same_model(self._models.get(h), m):
+                    self._changed_at[h] = self.ticks
+                self._models[h] = m
+        for h in hosts:
+            self._last_fit[h] = self.ticks
+        for d in drivers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
+        recent = max(10, int(600 / self.tick))
+        rows = sorted(set(topo.drivers) | {r for r in topo.campaign_rows if r is not None})
+        base = self._base if self._base.shape[0] == topo.size else np.full(topo.size, np.nan)
+        if rows:
+            base[rows] = baselines(w[rows])
+            for r in rows:
+                self._growth[r] = _growth_rate(wts[-recent:], w[r, -recent:])
+        self._base = base
+        live = [m for m in self._models.values() if m is not None]
+        self._packed = _Packed.build(live)
+        self._packed_changed = np.array([self._changed_at.get(m.row, self.ticks) for m in live], dtype=np.int64)
+        self._pair_models = {(d, m.row): m.pair_model(j) for m in live for j, d in enumerate(m.drivers)}
+
+    # -- per-tick arrays -----------------------------------------------------------------------
+
+    def _now_arrays(self, window: np.ndarray, column: np.ndarray) -> dict[str, np.ndarray]:
+        """Driver values at their lags, expected values, spreads, residuals and maturity of every model."""
+        p = self._packed
+        h = p.rows.shape[0]
+        if h == 0:
+            e = np.zeros(0)
+            return {"x": np.zeros((0, 1)), "expected": e, "sigma": e, "rz": e, "mature": e.astype(bool),
+                    "x_now": np.zeros((0, 1))}
+        w_len = window.shape[1]
+        col = w_len - 1 - p.lags
+        x = np.full(p.drivers.shape, np.nan)
+        for back in (2, 1, 0):  # the latest sample at or just before the lag
+            c = col - back
+            v = window[p.drivers, np.clip(c, 0, w_len - 1)]
+            x = np.where((c >= 0) & ~np.isnan(v), v, x)
+        k = TREND_TICKS
+        offs = np.arange(-2 * k + 1, 1)
+        idx = col[:, :, None] + offs
+        seg = window[p.drivers[:, :, None], np.clip(idx, 0, w_len - 1)]
+        seg = np.where(idx >= 0, seg, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            step = np.abs(np.nanmean(seg[:, :, k:], axis=2) - np.nanmean(seg[:, :, :k], axis=2)) / k
+        step = np.nan_to_num(step, nan=0.0)
+        expected = p.intercept + np.sum(p.coefs * x, axis=1)
+        a = np.concatenate([np.ones((h, 1)), x - p.x_mean], axis=1)
+        lev = 1.0 + np.maximum(np.einsum("hi,hij,hj->h", a, p.cov, a), 0.0)
+        sigma = np.sqrt(p.sigma**2 * lev + np.sum((2.0 * p.coefs * step) ** 2, axis=1))
+        values = column[p.rows] if column.shape[0] else np.full(h, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rz = (values - expected) / sigma
+        base = self._base[p.drivers] if self._base.shape[0] else np.full(p.drivers.shape, np.nan)
+        settled = (self.ticks - self._packed_changed) >= self.min_support
+        mature = settled & self._supported(window, x, base, col)
+        x_now = window[p.drivers, -1]
+        x_now = np.where(np.isnan(x_now), x, x_now)
+        return {"x": x, "expected": expected, "sigma": sigma, "rz": rz, "mature": mature, "x_now": x_now,
+                "step": step, "base": base}
+
+    def _supported(self, window: np.ndarray, x: np.ndarray, base: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """Whether each model has seen traffic near its current level long enough to vouch for it there."""
+        p = self._packed
+        rise = x - base
+        thr = base + 0.5 * rise
+        seg = window[p.drivers]  # [H, K, W]
+        ok_col = np.arange(window.shape[1])[None, None, :] <= col[:, :, None]
+        with np.errstate(invalid="ignore"):
+            count = np.sum((seg >= thr[:, :, None]) & ok_col, axis=2)
+        supported = (count >= self.min_support) | ~(rise > 0) | (p.coefs <= 0)
+        return np.all(supported, axis=1)
+
+    # -- campaigns, forecasts --------------------------------------------------------------------
+
+    def _latest(self, window: np.ndarray, row: int | None) -> float:
         if row is None:
             return float("nan")
         seg = window[row, -5:]
         seg = seg[~np.isnan(seg)]
         return float(seg[-1]) if seg.shape[0] else float("nan")
 
-    # -- explanations -------------------------------------------------------------------------
+    def _base_of(self, row: int | None) -> float:
+        if row is None or row >= self._base.shape[0]:
+            return float("nan")
+        return float(self._base[row])
 
-    def _explain(self, row: int, name: str, column: np.ndarray, det: DetectorOutput,
-                 residual: tuple[float, CampaignState, PairState] | None,
-                 campaigns: list[CampaignState]) -> tuple[str, tuple[Cause, str | None] | None]:
+    def _campaign_lift(self, topo: _Topology, ci: int, window: np.ndarray) -> float:
+        c = self.campaigns[ci]
+        cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
+        visitors = self._latest(window, cr)
+        if tr is not None and tr != cr:
+            return lift(self._latest(window, tr), self._base_of(tr), visitors, self._base_of(cr))
+        del c
+        return lift(float("nan"), float("nan"), visitors, self._base_of(cr))
+
+    def _campaign_states(self, topo: _Topology, window: np.ndarray,
+                         now: dict[str, np.ndarray]) -> list[CampaignState]:
+        p = self._packed
+        pos = {int(r): i for i, r in enumerate(p.rows.tolist())}
+        out = []
+        for ci, c in enumerate(self.campaigns):
+            cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
+            pairs = []
+            for hr, cis in topo.host_campaigns.items():
+                if ci not in cis or tr is None:
+                    continue
+                _kind, host, metric = topo.parts[hr]
+                i = pos.get(hr)
+                model = self._pair_models.get((tr, hr))
+                if i is None or model is None:
+                    pairs.append(PairState(c.name, host, metric, None, float("nan"), float("nan"), UNKNOWN))
+                    continue
+                j = p.models[i].drivers.index(tr)
+                cap = UNKNOWN
+                if metric in self.limits:
+                    cap = self._capacity(i, j, now, self.limits[metric], window)
+                pairs.append(PairState(c.name, host, metric, model, model.lag_ticks * self.tick,
+                                       float(now["expected"][i]), cap, float(now["sigma"][i]),
+                                       bool(now["mature"][i])))
+            out.append(CampaignState(c.name, self._latest(window, cr), self._base_of(cr),
+                                     self._campaign_lift(topo, ci, window),
+                                     self._growth.get(cr, float("nan")) if cr is not None else float("nan"),
+                                     tuple(pairs)))
+        return out
+
+    def _capacity(self, i: int, j: int, now: dict[str, np.ndarray], limit: float, window: np.ndarray) -> Capacity:
+        p = self._packed
+        m = p.models[i]
+        if not m.usable:
+            return UNKNOWN
+        k = len(m.drivers)
+        x_now = now["x_now"][i, :k]
+        growth = np.array([self._growth.get(d, float("nan")) for d in m.drivers])
+        head = headroom_multiple(m.intercept, m.coefs, x_now, limit)
+        secs = seconds_to_level(m.intercept, m.coefs, x_now, growth, limit)
+        others = float(np.dot(m.coefs, x_now) - m.coefs[j] * x_now[j])
+        at_limit = (limit - m.intercept - others) / float(m.coefs[j])
+        del window
+        return Capacity(limit, at_limit, head, secs, float(growth[j]))
+
+    def _forecasts(self, now: dict[str, np.ndarray], column: np.ndarray) -> dict[int, HostForecast]:
+        p = self._packed
+        out: dict[int, HostForecast] = {}
+        for i, m in enumerate(p.models):
+            k = len(m.drivers)
+            growth = np.array([self._growth.get(d, float("nan")) for d in m.drivers])
+            value = float(column[m.row]) if m.row < column.shape[0] else float("nan")
+            out[m.row] = HostForecast(m.intercept, m.coefs, now["x_now"][i, :k].copy(), growth, value,
+                                      m.usable and bool(now["mature"][i]))
+        return out
+
+    # -- explanations ---------------------------------------------------------------------------
+
+    def _explain(self, row: int, name: str, column: np.ndarray, det: DetectorOutput, topo: _Topology,
+                 now: dict[str, np.ndarray], campaigns: list[CampaignState]
+                 ) -> tuple[str, tuple[Cause, str | None] | None]:
         kind, who, metric = split_series(name)
         value = float(column[row])
         label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
@@ -253,25 +513,62 @@ class Analyzer:
             lifted = next((c.lift for c in campaigns if c.name == who), float("nan"))
             extra = f" (lift {lifted:.1f}x)" if lifted == lifted and kind == "campaign" else ""
             return head + extra, None
-        if residual is not None:
-            rz, c, p = residual
-            assert p.model is not None
-            traffic = format_number((p.expected_now - p.model.intercept) / p.model.slope)
-            model_txt = (f"expected {format_value(metric, p.expected_now)} at {traffic} visitors from {c.name} "
-                         f"(lag {format_duration(p.lag_seconds)})")
-            if abs(rz) <= RESIDUAL_EXPLAINED:
-                return f"{head}; {model_txt}; explained", (Cause.CAMPAIGN, c.name)
-            side = "above" if rz > 0 else "below"
-            return (f"{label} is {abs(rz):.1f}σ {side} its load model: {model_txt}; unexplained",
-                    (Cause.UNEXPLAINED, c.name))
-        serving = [c for c in campaigns if any(p.host == who for p in c.pairs)]
-        if not serving:
-            serving = [c for c in campaigns if any(who in s.hosts for s in self.campaigns if s.name == c.name)]
-        if not serving:
+        cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
+        if not cis:
             return head + "; no campaign lands on this host; unexplained", (Cause.UNEXPLAINED, None)
-        top = max(serving, key=lambda c: c.lift if c.lift == c.lift else 0.0)
-        if top.lift == top.lift and top.lift >= LIFTED:
-            return (f"{head}; traffic from {top.name} is {top.lift:.1f}x its baseline (load model still "
-                    f"learning); likely explained", (Cause.CAMPAIGN, top.name))
-        lift_txt = f"traffic only {100 * (top.lift - 1):+.0f}%" if top.lift == top.lift else "traffic unknown"
-        return f"{head}; {lift_txt}; unexplained", (Cause.UNEXPLAINED, None)
+        lifts = {ci: campaigns[ci].lift for ci in cis}
+        top = max(cis, key=lambda ci: lifts[ci] if lifts[ci] == lifts[ci] else 0.0)
+        top_lift = lifts[top]
+        lifted = top_lift == top_lift and top_lift >= LIFTED
+        top_name = self.campaigns[top].name
+        p = self._packed
+        i = next((k for k, r in enumerate(p.rows.tolist()) if r == row), None)
+        if i is not None and p.usable[i]:
+            m = p.models[i]
+            rz = float(now["rz"][i])
+            model_txt = (f"expected {format_value(metric, float(now['expected'][i]))} at "
+                         f"{self._traffic_text(m, now['x'][i], topo, lifts)}")
+            if bool(now["mature"][i]) and rz == rz:
+                if abs(rz) <= RESIDUAL_EXPLAINED:
+                    return f"{label} — {model_txt}; explained", (Cause.CAMPAIGN, self._name_for(m, topo, lifts))
+                side = "above" if rz > 0 else "below"
+                return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",
+                        (Cause.UNEXPLAINED, None))
+            if lifted:
+                return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
+                        f"{top_name} is {top_lift:.1f}x its baseline; likely explained", (Cause.CAMPAIGN, top_name))
+        if lifted:
+            return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline (load model still "
+                    f"learning); likely explained", (Cause.CAMPAIGN, top_name))
+        lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if top_lift == top_lift else "traffic unknown"
+        return f"{head}; {lift_txt}, no usable load model; unexplained", (Cause.UNEXPLAINED, None)
+
+    def _name_for(self, m: HostModel, topo: _Topology, lifts: dict[int, float]) -> str:
+        """The campaign to credit: the most lifted one among those driving the largest contribution."""
+        cis = [ci for ci in lifts if topo.driver_of[ci] in m.drivers]
+        best = max(cis, key=lambda ci: lifts[ci] if lifts[ci] == lifts[ci] else 0.0)
+        return self.campaigns[best].name
+
+    def _traffic_text(self, m: HostModel, x: np.ndarray, topo: _Topology, lifts: dict[int, float]) -> str:
+        parts = []
+        for j, d in enumerate(m.drivers):
+            cis = [ci for ci in lifts if topo.driver_of[ci] == d]
+            names = " + ".join(self.campaigns[ci].name for ci in cis)
+            own = any(topo.campaign_rows[ci] == d for ci in cis)
+            lag = format_duration(m.lags[j] * self.tick)
+            visitors = format_number(float(x[j])) if x[j] == x[j] else "–"
+            where = f"from {names}" if own else f"on {names}'s site"
+            parts.append(f"{visitors} visitors {where} (lag {lag})")
+        return " and ".join(parts)
+
+
+
+def _same_model(old: HostModel | None, new: HostModel | None) -> bool:
+    """Whether a refit left the model where it was: same lags (±1 tick) and predictions within one sigma
+    over the fitted traffic range (a model still moving is still learning)."""
+    if old is None or new is None or old.drivers != new.drivers:
+        return False
+    if any(abs(a - b) > 1 for a, b in zip(old.lags, new.lags, strict=True)):
+        return False
+    probes = (new.x_mean, new.x_max, old.x_max)
+    return all(abs(old.expected(x) - new.expected(x)) <= new.resid_sigma for x in probes)

@@ -1,23 +1,33 @@
-"""Campaign correlation: traffic lift, the lag at which host load follows traffic, and a robust load model.
+"""Campaign correlation: traffic lift, the lag at which host load follows traffic, and robust load models.
 
-For a campaign's traffic x and one host metric y over a sliding window, find the lag k maximising the
-correlation of x[t - k] with y[t], fit y ≈ a + b·x[t - k] robustly (least squares, then again without points
-more than 3 robust sigmas off), and keep the residual spread so that a new value can be judged against
-what the traffic explains.
+Everything here is batched across pairs. For traffic ("driver") rows x and host-metric rows y over a sliding
+window, `lag_correlations` gives the Pearson correlation of x[t − k] with y[t] for every lag k at once (FFT
+cross-correlation of masked sums, so gaps cost nothing extra). `fit_host_models` then fits, for every host
+metric, load ≈ a + Σ b_d · x_d(t − lag_d) over its drivers (usually one campaign's traffic, several when several
+campaigns land on one host) by least squares with two trimming passes (points beyond 3 robust sigmas dropped),
+and keeps what is needed to predict a new value with an honest spread.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .detectors import MAD_TO_SIGMA
 
+MIN_POINTS = 30  # a model needs this many fitted points to be used at all
+MIN_R2 = 0.6  # ... and at least this fit quality
+MIN_T = 8.0  # ... and every slope this many standard errors above zero
+
 
 @dataclass(frozen=True, slots=True)
 class LoadModel:
-    """load ≈ intercept + slope · traffic(t − lag), fitted over `n` points with quality r2."""
+    """load ≈ intercept + slope · traffic(t − lag) for one driver, fitted over `n` points with quality r2.
+
+    In a host model with several drivers, `intercept` includes the other drivers at their fitted means."""
 
     lag_ticks: int
     slope: float
@@ -27,6 +37,8 @@ class LoadModel:
     n: int
     x_mean: float = 0.0
     x_ss: float = 0.0  # sum of squared deviations of the fitted traffic values
+    slope_se: float = float("nan")
+    x_max: float = float("nan")
 
     def expected(self, traffic: float) -> float:
         return self.intercept + self.slope * traffic
@@ -43,59 +55,192 @@ class LoadModel:
     @property
     def usable(self) -> bool:
         """Good enough to explain load with traffic (a clear, positive relation)."""
-        return self.n >= 30 and self.r2 >= 0.6 and self.slope > 0
+        t_ok = math.isnan(self.slope_se) or self.slope > MIN_T * self.slope_se
+        return self.n >= MIN_POINTS and self.r2 >= MIN_R2 and self.slope > 0 and t_ok
 
 
-def _corr_per_lag(x: np.ndarray, y: np.ndarray, max_lag: int) -> np.ndarray:
-    """Pearson correlation of x[t-k] with y[t] for k = 0..max_lag (NaN pairs skipped)."""
-    out = np.full(max_lag + 1, np.nan)
-    n = x.shape[0]
-    for k in range(min(max_lag, n - 3) + 1):
-        a, b = x[: n - k], y[k:]
-        ok = ~(np.isnan(a) | np.isnan(b))
-        if ok.sum() < 10:
+@dataclass(frozen=True, slots=True)
+class HostModel:
+    """One host metric explained by its drivers: load ≈ intercept + Σ coefs[d] · x[d](t − lags[d])."""
+
+    row: int
+    drivers: tuple[int, ...]
+    lags: tuple[int, ...]
+    coefs: np.ndarray
+    intercept: float
+    r2: float
+    resid_sigma: float
+    n: int
+    x_mean: np.ndarray  # fitted means of the drivers
+    cov: np.ndarray  # (X'X)^-1 of the centred design [1, x - x_mean], for prediction spread
+    x_max: np.ndarray  # largest fitted value of each driver
+    peak_corr: tuple[float, ...] = ()
+
+    @property
+    def coef_se(self) -> np.ndarray:
+        return self.resid_sigma * np.sqrt(np.maximum(np.diag(self.cov)[1:], 0.0))
+
+    @property
+    def usable(self) -> bool:
+        """A clear, positive relation to every driver, on enough points."""
+        return bool(self.n >= MIN_POINTS and self.r2 >= MIN_R2 and np.all(self.coefs > 0)
+                    and np.all(self.coefs > MIN_T * self.coef_se))
+
+    def expected(self, x: np.ndarray) -> float:
+        """Expected load for driver values x (one per driver, each taken at its lag)."""
+        return float(self.intercept + np.dot(self.coefs, x))
+
+    def prediction_sigma(self, x: np.ndarray, step: np.ndarray | None = None) -> float:
+        """Spread of a new value at x: noise, fit uncertainty (leverage) and a two-tick lag error."""
+        a = np.concatenate(([1.0], x - self.x_mean))
+        leverage = 1.0 + float(a @ self.cov @ a)
+        var = self.resid_sigma**2 * max(leverage, 1.0)
+        if step is not None:
+            var += float(np.sum((2.0 * self.coefs * step) ** 2))
+        return float(np.sqrt(var))
+
+    def pair_model(self, d: int) -> LoadModel:
+        """The single-driver view of driver index `d` (other drivers held at their fitted means)."""
+        others = float(np.dot(self.coefs, self.x_mean) - self.coefs[d] * self.x_mean[d])
+        var_d = float(self.cov[d + 1, d + 1])
+        x_ss = 1.0 / var_d if var_d > 0 else 0.0
+        return LoadModel(self.lags[d], float(self.coefs[d]), self.intercept + others, self.r2, self.resid_sigma,
+                         self.n, float(self.x_mean[d]), x_ss, float(self.coef_se[d]), float(self.x_max[d]))
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: np.ndarray, max_lag: int,
+                     min_points: int = 10) -> np.ndarray:
+    """Pearson correlation of x[pair_x][t − k] with y[pair_y][t] for k = 0..max_lag, per pair ([P, max_lag+1]).
+
+    Only time points where both values exist count; NaN where fewer than `min_points` overlap or a side is
+    constant. Rows are centred first, so large offsets do not cost precision."""
+    w = x.shape[1]
+    size = _next_pow2(w + max_lag + 1)
+
+    def spectra(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = ~np.isnan(a)
+        with np.errstate(invalid="ignore"):
+            cnt = np.maximum(m.sum(axis=1, keepdims=True), 1)
+            mean = np.where(m, a, 0.0).sum(axis=1, keepdims=True) / cnt
+        a0 = np.where(m, a - mean, 0.0)
+        f = np.fft.rfft(np.stack([a0, a0 * a0, m.astype(np.float64)]), n=size, axis=2)
+        return f[0], f[1], f[2]
+
+    fx, fxx, fmx = spectra(x)
+    fy, fyy, fmy = spectra(y)
+    cx, cxx, cmx = np.conj(fx[pair_x]), np.conj(fxx[pair_x]), np.conj(fmx[pair_x])
+    by, byy, bmy = fy[pair_y], fyy[pair_y], fmy[pair_y]
+    # sum_t a[t] b[t + k] = irfft(conj(A) · B)[k]: x leads y by k.
+    prods = np.stack([cmx * bmy, cx * bmy, cmx * by, cxx * bmy, cmx * byy, cx * by])
+    sums = np.fft.irfft(prods, n=size, axis=2)[:, :, : max_lag + 1]
+    n, sx, sy, sxx, syy, sxy = sums
+    n = np.rint(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = sxy - sx * sy / n
+        vx = sxx - sx * sx / n
+        vy = syy - sy * sy / n
+        scale = np.sqrt(np.maximum(sxx, 0.0) * np.maximum(syy, 0.0))
+        ok = (n >= min_points) & (vx > 1e-9 * scale) & (vy > 1e-9 * scale)
+        r = np.where(ok, cov / np.sqrt(np.where(ok, vx * vy, 1.0)), np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+def best_lags(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: the lag of the highest correlation (-1 where none) and that correlation."""
+    filled = np.where(np.isnan(corr), -np.inf, corr)
+    lag = np.argmax(filled, axis=1)
+    peak = filled[np.arange(corr.shape[0]), lag]
+    return np.where(np.isfinite(peak), lag, -1), np.where(np.isfinite(peak), peak, np.nan)
+
+
+def _solve(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched weighted least squares: beta [G, k] and (A'WA)^-1 [G, k, k] for design a [G, T, k]."""
+    aw = a * w[:, :, None]
+    g = np.einsum("gti,gtj->gij", aw, a)
+    rhs = np.einsum("gti,gt->gi", aw, y)
+    k = a.shape[2]
+    ridge = 1e-12 * np.maximum(np.trace(g, axis1=1, axis2=2), 1e-300)[:, None, None] * np.eye(k)
+    inv = np.linalg.pinv(g + ridge)
+    return np.einsum("gij,gj->gi", inv, rhs), inv
+
+
+def _masked_mad_sigma(r: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Robust sigma of each row of r over the points with weight 1."""
+    rr = np.where(w > 0, r, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(rr, axis=1)
+        mad = np.nanmedian(np.abs(rr - med[:, None]), axis=1)
+    return np.nan_to_num(MAD_TO_SIGMA * mad, nan=0.0)
+
+
+def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarray, lags: np.ndarray,
+                    trims: int = 2, trim_sigma: float = 3.0) -> list[HostModel | None]:
+    """Fit every host row against its k drivers at their lags (all rows share k; drivers/lags are [G, k]).
+
+    `window` is [series, W] (oldest first). Returns one HostModel per host row, None when fewer than ten
+    points overlap."""
+    g, k = drivers.shape
+    if g == 0:
+        return []
+    w_len = window.shape[1]
+    max_lag = int(lags.max(initial=0))
+    t = np.arange(max_lag, w_len)
+    y = window[host_rows][:, t]  # [G, T]
+    xs = window[drivers[:, :, None], t[None, None, :] - lags[:, :, None]]  # [G, k, T]
+    valid = ~np.isnan(y) & ~np.isnan(xs).any(axis=1)
+    y = np.where(valid, y, 0.0)
+    xs = np.where(valid[:, None, :], xs, 0.0)
+    w = valid.astype(np.float64)
+    cnt = np.maximum(w.sum(axis=1), 1.0)
+    for _ in range(trims + 1):
+        x_mean = (xs * w[:, None, :]).sum(axis=2) / cnt[:, None]
+        y_mean = (y * w).sum(axis=1) / cnt
+        a = np.concatenate([np.ones((g, 1, y.shape[1])), xs - x_mean[:, :, None]], axis=1).transpose(0, 2, 1)
+        beta, inv = _solve(a, y - y_mean[:, None], w)
+        resid = (y - y_mean[:, None]) - np.einsum("gti,gi->gt", a, beta)
+        sigma = _masked_mad_sigma(resid, w)
+        if _ == trims:
+            break
+        keep = valid & (np.abs(resid) <= trim_sigma * np.maximum(sigma, 1e-12)[:, None])
+        enough = keep.sum(axis=1) >= max(10, k + 2)
+        w = np.where(enough[:, None], keep, w > 0).astype(np.float64)
+        cnt = np.maximum(w.sum(axis=1), 1.0)
+    n = w.sum(axis=1)
+    ss_res = (resid**2 * w).sum(axis=1)
+    ss_tot = (((y - y_mean[:, None]) ** 2) * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 0.0)
+        rms = np.sqrt(ss_res / np.maximum(n - k - 1, 1))
+    sigma = np.maximum(np.maximum(sigma, 0.8 * rms), 1e-9 * (np.abs(y_mean) + 1.0))
+    x_max = np.where(w[:, None, :] > 0, xs, -np.inf).max(axis=2)
+    out: list[HostModel | None] = []
+    for i in range(g):
+        if n[i] < 10:
+            out.append(None)
             continue
-        a, b = a[ok], b[ok]
-        sa, sb = a.std(), b.std()
-        if sa == 0 or sb == 0:
-            continue
-        out[k] = float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+        coefs = beta[i, 1:].copy()
+        intercept = float(y_mean[i] + beta[i, 0] - np.dot(coefs, x_mean[i]))
+        out.append(HostModel(int(host_rows[i]), tuple(int(d) for d in drivers[i]),
+                             tuple(int(v) for v in lags[i]), coefs, intercept, float(max(r2[i], 0.0)),
+                             float(sigma[i]), int(n[i]), x_mean[i].copy(), inv[i].copy(), x_max[i].copy()))
     return out
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    xm, ym = x.mean(), y.mean()
-    var = np.mean((x - xm) ** 2)
-    slope = float(np.mean((x - xm) * (y - ym)) / var) if var > 0 else 0.0
-    return slope, float(ym - slope * xm)
-
-
 def fit_load_model(traffic: np.ndarray, load: np.ndarray, max_lag: int) -> LoadModel | None:
-    """Fit the lagged linear model of load on traffic; None when there is too little overlapping data."""
-    corr = _corr_per_lag(traffic, load, max_lag)
-    if np.all(np.isnan(corr)):
+    """Fit the lagged linear model of one load series on one traffic series (lag by cross-correlation)."""
+    window = np.vstack([traffic, load])
+    corr = lag_correlations(window[:1], window[1:], np.zeros(1, np.intp), np.zeros(1, np.intp), max_lag)
+    lag, _peak = best_lags(corr)
+    if lag[0] < 0:
         return None
-    lag = int(np.nanargmax(corr))
-    n = traffic.shape[0]
-    x, y = traffic[: n - lag], load[lag:]
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[ok], y[ok]
-    if x.shape[0] < 10:
-        return None
-    slope, intercept = _fit(x, y)
-    resid = y - (intercept + slope * x)
-    sigma = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
-    keep = np.abs(resid) <= 3.0 * max(sigma, 1e-9)
-    if keep.sum() >= 10 and keep.sum() < x.shape[0]:
-        slope, intercept = _fit(x[keep], y[keep])
-        resid = y - (intercept + slope * x)
-        x, y, resid = x[keep], y[keep], resid[keep]
-        sigma = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else 0.0
-    x_mean = float(x.mean())
-    return LoadModel(lag, slope, intercept, max(r2, 0.0), max(sigma, 1e-9), int(x.shape[0]), x_mean,
-                     float(np.sum((x - x_mean) ** 2)))
+    models = fit_host_models(window, np.array([1]), np.array([[0]]), lag[:, None])
+    m = models[0]
+    return m.pair_model(0) if m is not None else None
 
 
 def baseline(values: np.ndarray, quantile: float = 20.0) -> float:
@@ -104,6 +249,15 @@ def baseline(values: np.ndarray, quantile: float = 20.0) -> float:
     if v.shape[0] == 0:
         return float("nan")
     return float(np.percentile(v, quantile))
+
+
+def baselines(window: np.ndarray, quantile: float = 20.0) -> np.ndarray:
+    """`baseline` of every row of a [series, W] window at once."""
+    if window.shape[1] == 0 or window.shape[0] == 0:
+        return np.full(window.shape[0], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(window, quantile, axis=1)
 
 
 def lift(site_now: float, site_base: float, campaign_now: float, campaign_base: float) -> float:

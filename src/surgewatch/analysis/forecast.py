@@ -11,6 +11,7 @@ from .correlation import LoadModel
 
 # The level at which a host metric counts as saturated, unless a rule says otherwise.
 DEFAULT_LIMITS = {"cpu.percent": 90.0, "mem.percent": 90.0}
+HORIZON = 365 * 86400.0  # beyond this a level counts as never reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,30 +32,65 @@ class Capacity:
 UNKNOWN = Capacity(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
 
 
-def growth_rate(ts: np.ndarray, traffic: np.ndarray) -> float:
-    """Exponential growth rate of traffic per second (log-linear least squares; NaN if unknown)."""
+def growth_rate(ts: np.ndarray, traffic: np.ndarray, min_t: float = 3.0) -> float:
+    """Exponential growth rate of traffic per second (log-linear least squares).
+
+    0.0 when the trend is not `min_t` standard errors away from flat; NaN with too few points."""
     ok = ~np.isnan(traffic) & (traffic > 0) & ~np.isnan(ts)
     if ok.sum() < 10:
         return float("nan")
     t, y = ts[ok] - ts[ok][0], np.log(traffic[ok])
-    var = float(np.mean((t - t.mean()) ** 2))
+    tc = t - t.mean()
+    var = float(np.sum(tc**2))
     if var == 0:
         return float("nan")
-    return float(np.mean((t - t.mean()) * (y - y.mean())) / var)
+    slope = float(np.sum(tc * (y - y.mean())) / var)
+    resid = y - y.mean() - slope * tc
+    se = math.sqrt(float(np.sum(resid**2)) / max(t.shape[0] - 2, 1) / var)
+    return slope if abs(slope) > min_t * se else 0.0
+
+
+def headroom_multiple(intercept: float, coefs: np.ndarray, x_now: np.ndarray, level: float) -> float:
+    """The multiple of current traffic (all drivers scaled together) at which the model reaches `level`."""
+    contrib = float(np.dot(coefs, x_now))
+    if not contrib > 0:
+        return float("nan")
+    return max((level - intercept) / contrib, 0.0)
+
+
+def seconds_to_level(intercept: float, coefs: np.ndarray, x_now: np.ndarray, growth: np.ndarray,
+                     level: float) -> float:
+    """Seconds until intercept + Σ coefs·x_now·exp(growth·t) reaches `level` (inf if never, nan if unknown)."""
+    c = coefs * x_now
+    if np.any(np.isnan(c)) or np.any(np.isnan(growth)):
+        return float("nan")
+    if intercept + float(np.sum(c)) >= level:
+        return 0.0
+    up = (growth > 0) & (c > 0)
+    if not np.any(up):
+        return float("inf")
+
+    def f(t: float) -> float:
+        return intercept + float(np.sum(c * np.exp(np.minimum(growth * t, 700.0))))
+
+    if c.shape[0] == 1:
+        t = math.log((level - intercept) / float(c[0])) / float(growth[0])
+        return t if t <= HORIZON else float("inf")
+    if f(HORIZON) < level:
+        return float("inf")
+    lo, hi = 0.0, HORIZON
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) < level else (lo, mid)
+    return hi
 
 
 def capacity(model: LoadModel | None, traffic_now: float, limit: float, growth: float) -> Capacity:
-    """Headroom and time to `limit`; UNKNOWN when the model is poor or traffic is unknown."""
+    """Headroom and time to `limit` for one single-driver model; UNKNOWN when the model is poor."""
     if model is None or not model.usable or not traffic_now > 0:
         return UNKNOWN
     at_limit = (limit - model.intercept) / model.slope
-    if at_limit <= 0:
-        return Capacity(limit, at_limit, 0.0, 0.0, growth)
-    head = at_limit / traffic_now
-    if head <= 1.0:
-        secs = 0.0
-    elif growth == growth and growth > 1e-6:
-        secs = math.log(head) / growth
-    else:
-        secs = float("inf")
+    head = headroom_multiple(model.intercept, np.array([model.slope]), np.array([traffic_now]), limit)
+    secs = seconds_to_level(model.intercept, np.array([model.slope]), np.array([traffic_now]),
+                            np.array([growth]), limit)
     return Capacity(limit, at_limit, head, secs, growth)
