@@ -16,10 +16,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit
-
-import httpx
 
 from ..config import SinkConfig
 from ..model import AlertEvent, Severity, rfc3339, split_series
@@ -32,6 +30,10 @@ log = logging.getLogger("surgewatch.alerting")
 AM_RESEND_INTERVAL = 60.0
 AM_ENDS_AT_FACTOR = 4
 SLACK_MAX_LINES = 20
+
+
+if TYPE_CHECKING:  # httpx is imported when an HTTP sink first sends (the daemon may have none)
+    import httpx
 
 
 class SinkError(Exception):
@@ -228,12 +230,16 @@ class _HttpSink(_BaseSink):
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout, headers=self.headers,
                                              follow_redirects=False)
         return self._client
 
     async def _post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        import httpx
+
         try:
             return await self._http().post(url, json=body, headers=headers)
         except httpx.TimeoutException:
