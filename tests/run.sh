@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (system packages as root, a virtualenv with the project) and runs them.
+# Usage: bash tests/run.sh [pytest args…]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for bin in prometheus-node-exporter prometheus prometheus-alertmanager nginx tmux wrk rsvg-convert chromium; do
+  command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages for: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus-node-exporter prometheus prometheus-alertmanager \
+      nginx tmux wrk librsvg2-bin chromium >/dev/null
+  else
+    echo "warning: missing ${need[*]} (not root or no apt-get): tests that need them are skipped" >&2
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/ruff check src tests
+.venv/bin/mypy
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,59 @@
+"""The numpy ring buffers: vectorised appends, zero-copy windows, wrap-around, tiers, new series."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from surgewatch.store import Ring, SeriesStore
+
+
+def test_window_is_a_view_not_a_copy_even_after_wrapping() -> None:
+    ring = Ring(capacity=5, rows=2)
+    for t in range(12):
+        ring.append(float(t), np.array([t, 10.0 * t]))
+    ts, data = ring.window(4)
+    assert ts.tolist() == [8.0, 9.0, 10.0, 11.0]
+    assert data[1].tolist() == [80.0, 90.0, 100.0, 110.0]
+    assert np.shares_memory(data, ring.data)
+
+
+def test_window_is_capped_by_what_was_appended() -> None:
+    ring = Ring(capacity=10, rows=1)
+    ring.append(1.0, np.array([1.0]))
+    ring.append(2.0, np.array([2.0]))
+    ts, data = ring.window(5)
+    assert ts.tolist() == [1.0, 2.0] and data.shape == (1, 2)
+
+
+def test_series_that_appear_later_get_rows_and_nan_history() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    store.append(1.0, store.rows(["a"]), np.array([1.0]))
+    store.append(2.0, store.rows(["a", "b"]), np.array([2.0, 5.0]))
+    window = store.window(10)
+    assert list(window.names) == ["a", "b"]
+    assert np.isnan(window.values[1, 0]) and window.values[1, 1] == 5.0
+
+
+def test_latest_keeps_the_last_value_across_missing_ticks() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    store.append(1.0, store.rows(["a"]), np.array([7.0]))
+    store.append(2.0, np.zeros(0, dtype=np.intp), np.zeros(0))
+    assert store.latest("a") == 7.0 and np.isnan(store.window(10).values[0, -1])
+
+
+def test_rows_grow_past_the_initial_capacity() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    names = [f"host:h{i}/cpu.percent" for i in range(100)]
+    store.append(1.0, store.rows(names), np.arange(100.0))
+    assert store.latest("host:h99/cpu.percent") == 99.0 and len(store) == 100
+
+
+def test_coarse_tier_holds_per_minute_means_beyond_the_fine_span() -> None:
+    store = SeriesStore(tick=1.0, history=7200, fine_span=120, coarse_step=60)
+    rows = store.rows(["a"])
+    for t in range(600):
+        store.append(float(t), rows, np.array([float(t // 60)]))
+    fine = store.window(60)
+    assert fine.values.shape[1] == 60
+    whole = store.window(None)
+    assert whole.values[0].tolist() == [float(m) for m in range(10)]
