@@ -125,6 +125,7 @@ class AlertEvent:
     campaign: str | None = None
     demo: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    group: tuple[str, ...] = ()  # every series of this rule making the same transition in one notification
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written by the stdout and file sinks (keys are a public contract)."""
@@ -150,6 +151,10 @@ class AlertEvent:
             doc["demo"] = True
         if self.labels:
             doc["labels"] = dict(self.labels)
+            if self.labels.get("reason"):
+                doc["reason"] = self.labels["reason"]
+        if self.group:
+            doc["group"] = list(self.group)
         return doc
 
 

@@ -86,6 +86,8 @@ class AlertView:
     campaign: str | None
     fingerprint: str
     demo: bool
+    acked: bool = False  # someone acknowledged it: no repeat notifications until it resolves
+    silenced: bool = False  # a silence covers it: its state still changes, notifications are withheld
 
 
 @dataclass(frozen=True, slots=True)
