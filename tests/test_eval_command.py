@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from surgewatch import evaluate
 from surgewatch.analysis.nab import PROFILES
-from surgewatch.cli import main
+from surgewatch.cli import COMMANDS
 from surgewatch.evaluate import (
     DETECTOR_NAMES,
     load_dataset,
@@ -20,6 +22,18 @@ from surgewatch.evaluate import (
 )
 
 START = np.datetime64("2024-01-01T00:00:00")
+
+
+def main(argv: list[str]) -> int:
+    """`surgewatch eval ...` through the module's own parser (other commands' imports stay out of it)."""
+    assert argv[0] == "eval"
+    parser = argparse.ArgumentParser(prog="surgewatch eval")
+    evaluate.add_arguments(parser)
+    return evaluate.run(parser.parse_args(argv[1:]))
+
+
+def test_eval_is_a_registered_subcommand() -> None:
+    assert ("eval", "surgewatch.evaluate") in [(name, module) for name, module, _ in COMMANDS]
 
 
 def write_series(path: Path, values: np.ndarray, step_min: int = 5) -> list[str]:

@@ -57,26 +57,32 @@ class SurgeDetector:
         self,
         season: int | np.ndarray | None = None,
         *,
-        alpha: float = 0.003,
+        alpha: float = 0.005,
         gamma: float = 0.2,
-        clip: float = 1.0,
-        scale_clip: float = 4.0,
-        floor: float = 2.0,
-        floor_alpha: float = 0.0005,
-        smooth_alphas: tuple[float, ...] = (1.0, 0.5),
-        quantile: float = 0.999,
-        quantile_rate: float = 0.05,
-        k: float = 2.5,
+        clip: float = 2.0,
+        scale_clip: float = 8.0,
+        floor: float = 1.0,
+        floor_alpha: float = 0.002,
+        smooth_alphas: tuple[float, ...] = (1.0, 0.2, 0.05),
+        quantile: float = 0.9999,
+        quantile_rate: float = 0.1,
+        k: float = 1.5,
         onset: bool = True,
-        refractory: float = 300.0,
-        damp: float = 0.3,
+        refractory: float = 200.0,
+        damp: float = 0.2,
         min_points: int = 30,
         band: float = 3.0,
+        max_bins: int = 288,
+        seasonal_scale: bool = True,
+        initial_quantile: float = 4.0,
     ) -> None:
         """`season`: samples per day (scalar or one per series, 0 = no daily profile); rates per sample.
 
         `smooth_alphas`: one deviation per entry, the residual smoothed exponentially with that rate
         (1.0 = the residual itself); each is calibrated on its own and the most unusual one scores.
+        `max_bins`: the daily profile has at most this many bins (288 = 5 minutes), whatever the tick.
+        `seasonal_scale`: with a daily profile, also learn the residual scale per time of day (nights are
+        quieter than days), once a bin has been seen on 3 days.
         """
         if not smooth_alphas or not all(0 < a <= 1 for a in smooth_alphas):
             raise ValueError("smooth_alphas must be rates in (0, 1]")
@@ -99,6 +105,9 @@ class SurgeDetector:
         self.damp = damp
         self.min_points = min_points
         self.band = band
+        self.max_bins = max_bins
+        self.seasonal_scale = seasonal_scale
+        self._logq0 = float(np.log(max(initial_quantile, 1.0)))
         self._rows = 0
         self._alloc(0)
 
@@ -120,7 +129,7 @@ class SurgeDetector:
             setattr(self, name, out)
         n_stats = self._alphas.shape[0]
         smooth = np.zeros((n_stats, rows))  # smoothed residuals
-        logq = np.zeros((n_stats, rows))  # log of each deviation's running high quantile (>= 0)
+        logq = np.full((n_stats, rows), self._logq0)  # log of each deviation's running high quantile
         clock = np.zeros(rows, dtype=np.int64)
         period = np.zeros(rows, dtype=np.int64)
         seasons = np.asarray(0 if self.season is None else self.season, dtype=np.int64)
@@ -129,9 +138,12 @@ class SurgeDetector:
         else:  # one per series; rows beyond the given seasons have no daily profile
             m = min(seasons.size, rows)
             period[:m] = seasons[:m]
-        width = max(int(period.max(initial=0)), 1)
+        period = np.maximum(period, 0)
+        bins = np.minimum(period, self.max_bins)
+        width = max(int(bins.max(initial=0)), 1)
         profile = np.zeros((rows, width))
         visits = np.zeros((rows, width))
+        spread = np.zeros((rows, width))
         if old:
             smooth[:, :old] = self.smooth[:, :old]
             logq[:, :old] = self.logq[:, :old]
@@ -139,12 +151,15 @@ class SurgeDetector:
             w0 = self.profile.shape[1]
             profile[:old, :w0] = self.profile[:old]
             visits[:old, :w0] = self.visits[:old]
+            spread[:old, :w0] = self.spread[:old]
         self.smooth: np.ndarray = smooth
         self.logq: np.ndarray = logq
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
-        self.period: np.ndarray = np.maximum(period, 0)
+        self.period: np.ndarray = period
+        self.bins: np.ndarray = bins
         self.profile: np.ndarray = profile  # daily offset per phase (stays 0 without a season)
         self.visits: np.ndarray = visits
+        self.spread: np.ndarray = spread  # EW mean absolute residual per bin
         self._seasonal = bool((self.period > 0).any())
         self._index = np.arange(rows)
         self._rows = rows
@@ -161,13 +176,18 @@ class SurgeDetector:
         valid = np.isfinite(x)  # NaN (and ±inf) = no sample
         with np.errstate(all="ignore"):
             if self._seasonal:
-                phase = self.clock[:rows] % np.maximum(self.period[:rows], 1)
+                p = np.maximum(self.period[:rows], 1)
+                phase = (self.clock[:rows] % p) * self.bins[:rows] // p
                 offset = self.profile[self._index[:rows], phase]
                 expected = level + offset
             else:
                 expected = level.copy()
             r = np.where(valid, x - expected, 0.0)
-            sc = np.maximum(scale, self.floor * longrun)
+            base = scale
+            if self._seasonal and self.seasonal_scale:
+                i_all = self._index[:rows]
+                base = np.where(self.visits[i_all, phase] >= 3, self.spread[i_all, phase], scale)
+            sc = np.maximum(base, self.floor * longrun)
             sm = self._keep * smooth + self._alphas * r
             dev = np.abs(sm) * self._gain / sc  # 0/0 -> nan (no deviation), x/0 -> inf
             dev[np.isnan(dev)] = 0.0
@@ -208,11 +228,17 @@ class SurgeDetector:
                 upd = valid & (self.period[:rows] > 0)
                 i, ph = self._index[:rows][upd], phase[upd]
                 vis = self.visits[i, ph]
-                g = np.maximum(1.0 / (vis + 1.0), self.gamma)
+                # gamma is per day: with several samples per bin each one moves the bin less
+                per_day = self.gamma * self.bins[:rows][upd] / self.period[:rows][upd]
+                g = np.maximum(1.0 / (vis + 1.0), per_day)
                 d = np.clip(x[upd] - new_level[upd] - offset[upd], -lim2[upd], lim2[upd])
                 first_visit_of_series = n[upd] == 0
                 self.profile[i, ph] = np.where(first_visit_of_series, offset[upd], offset[upd] + g * d)
+                # ... and the residual scale at this time of day
                 self.visits[i, ph] = vis + 1.0
+                sp = self.spread[i, ph]
+                cap = np.where(sp > 0, self.scale_clip * sp, np.inf)
+                self.spread[i, ph] = np.where(first_visit_of_series, sp, sp + g * (np.minimum(ar[upd], cap) - sp))
             level[:] = np.where(seen, new_level, np.where(valid, x, level))
             scale[:] = np.where(seen, new_scale, scale)
             longrun[:] = np.where(seen, new_long, longrun)
