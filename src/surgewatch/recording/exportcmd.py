@@ -16,7 +16,7 @@ from .replaycmd import add_range_arguments, resolve_range
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="a recording made with --record")
+    p.add_argument("file", metavar="FILE", help="a recording made with --record, or a shipped scenario name")
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
     p.add_argument("--series", action="append", metavar="GLOB",
                    help='only series matching GLOB, e.g. "host:*/cpu.percent" (repeatable)')
@@ -61,6 +61,9 @@ def write_json(out: IO[str], ts: Any, series: dict[str, Any], events: list[dict[
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..scenarios import resolve
+
+    args.file = resolve(args.file)
     from .format import RecordingError
     from .reader import Recording, read_series
 

@@ -21,9 +21,10 @@ Schema (format version 1)::
         kind 0 = a live tick, 1 = backfilled history (the demo's baseline; replay warms on it)
     chunks(id INTEGER PRIMARY KEY, seq_first INTEGER, seq_last INTEGER, ts_first REAL, ts_last REAL,
            kind INTEGER, set_id INTEGER, n INTEGER, ts BLOB, vals BLOB)
-        older ticks compacted losslessly: consecutive ticks with the same set and kind; `ts` is n float64
-        and `vals` an n x len(set) float64 matrix, each XOR-ed with the previous row, byte-shuffled
-        and zlib-compressed (see `encode_block`)
+        older ticks compacted losslessly: consecutive ticks with the same set and kind; `ts` (n x 1) and
+        `vals` (n x len(set)) are float64 matrices encoded by `encode_block`: per column either zigzag
+        deltas of scaled decimals (values with <= 6 decimal digits) or float64 bits XOR-ed with the
+        previous row, byte-shuffled, zlib-compressed; exact to the bit
     events(id INTEGER PRIMARY KEY, ts REAL, kind TEXT, doc TEXT)
         kind "alert": AlertEvent.to_json(); "campaign": {"campaign", "event": "surge-start"|"surge-end",
         "visitors", "baseline", "lift"}; "sources": {"stale": [names], "errors": {name: text}} when the
@@ -83,25 +84,78 @@ def unpack_ids(blob: bytes) -> list[int]:
     return np.frombuffer(blob, dtype="<i4").tolist()
 
 
-def encode_block(matrix: np.ndarray) -> bytes:
-    """Losslessly compress a [rows, cols] float64 matrix: XOR each row with the one before, shuffle bytes, zlib.
+XOR = 255  # column mode: float64 bits XOR-ed with the previous row
+MAX_DIGITS = 6
+_EXACT = float(2**53)
 
-    Slowly moving or integer-valued series XOR to mostly-zero high bytes, which the byte shuffle lines up
-    for zlib; the exact bit patterns (NaN included) come back out of `decode_block`.
+
+def _shuffle(words: np.ndarray) -> bytes:
+    """uint64 words as 8 byte planes (byte k of every word together), so zero high bytes line up for zlib."""
+    return np.ascontiguousarray(words, dtype="<u8").view(np.uint8).reshape(-1, 8).T.tobytes()
+
+
+def _unshuffle(raw: np.ndarray, count: int) -> np.ndarray:
+    return raw.reshape(8, count).T.copy().view("<u8").reshape(count)
+
+
+def _decimal_digits(col: np.ndarray) -> int:
+    """The fewest decimal digits d with col == round(col * 10^d) / 10^d bit for bit, or XOR if none <= 6."""
+    if not np.all(np.isfinite(col)):
+        return XOR
+    bits = col.view("<u8")
+    for d in range(MAX_DIGITS + 1):
+        scale = 10.0**d
+        k = np.round(col * scale)
+        if np.all(np.abs(k) < _EXACT) and np.array_equal((k / scale).view("<u8"), bits):
+            return d
+    return XOR
+
+
+def encode_block(matrix: np.ndarray) -> bytes:
+    """Losslessly compress a [rows, cols] float64 matrix (one row per tick), column by column, then zlib.
+
+    A column whose values are decimals with at most 6 digits (CPU 12.3 %, visitors 412, load 0.57) is
+    stored as zigzag deltas of the scaled integers; any other column as float64 bits XOR-ed with the
+    previous row. Both are byte-shuffled so the zero high bytes compress; `decode_block` returns the
+    exact bit patterns (NaN included). Layout before zlib: one mode byte per column (digits, or 255 for
+    XOR), then each column's 8 byte planes in column order.
     """
     m = np.ascontiguousarray(matrix, dtype="<f8")
-    bits = m.view("<u8")
-    delta = bits.copy()
-    delta[1:] ^= bits[:-1]
-    shuffled = delta.view(np.uint8).reshape(-1, 8).T.copy()  # byte plane k holds byte k of every value
-    return zlib.compress(shuffled.tobytes(), 6)
+    rows, cols = m.shape
+    modes = bytearray()
+    body = []
+    for c in range(cols):
+        col = np.ascontiguousarray(m[:, c])
+        d = _decimal_digits(col) if rows else XOR
+        modes.append(d)
+        if d == XOR:
+            bits = col.view("<u8")
+            words = bits.copy()
+            words[1:] ^= bits[:-1]
+        else:
+            k = np.round(col * 10.0**d).astype(np.int64)
+            delta = np.diff(k, prepend=np.int64(0))
+            words = ((delta << 1) ^ (delta >> 63)).view("<u8")
+        body.append(_shuffle(words))
+    return zlib.compress(bytes(modes) + b"".join(body), 6)
 
 
 def decode_block(blob: bytes, rows: int, cols: int) -> np.ndarray:
     """The inverse of encode_block."""
     raw = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
-    if raw.size != rows * cols * 8:
-        raise ValueError(f"block holds {raw.size} bytes, expected {rows * cols * 8}")
-    delta = raw.reshape(8, rows * cols).T.copy().view("<u8").reshape(rows, cols)
-    bits = np.bitwise_xor.accumulate(delta, axis=0) if rows else delta
-    return bits.view("<f8")
+    if raw.size != cols + rows * cols * 8:
+        raise ValueError(f"block holds {raw.size} bytes, expected {cols + rows * cols * 8}")
+    out = np.empty((rows, cols), dtype="<f8")
+    for c in range(cols):
+        mode = int(raw[c])
+        at = cols + c * rows * 8
+        words = _unshuffle(raw[at:at + rows * 8], rows)
+        if mode == XOR:
+            out[:, c] = np.bitwise_xor.accumulate(words).view("<f8") if rows else words.view("<f8")
+        elif mode <= MAX_DIGITS:
+            zz = words.view(np.int64)
+            delta = (words >> np.uint64(1)).view(np.int64) ^ -(zz & 1)
+            out[:, c] = np.cumsum(delta).astype(np.float64) / 10.0**mode
+        else:
+            raise ValueError(f"unknown column mode {mode}")
+    return out

@@ -68,7 +68,7 @@ def _speed(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="a recording made with --record")
+    p.add_argument("file", metavar="FILE", help="a recording made with --record, or a shipped scenario name")
     p.add_argument("--config", "-c", metavar="F",
                    help="rules and sinks from F (default: the config stored in the recording, stdout only)")
     p.add_argument("--speed", type=_speed, default=None, metavar="N",
@@ -79,6 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..scenarios import resolve
+
+    args.file = resolve(args.file)
     from ..config import ConfigError
     from .format import RecordingError
     from .reader import Recording
