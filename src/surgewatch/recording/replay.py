@@ -115,6 +115,7 @@ class ReplayDriver:
         self.speed = speed
         self.paused = False
         self._sources_events = rec.events("sources", end=end)
+        self._alert_times = [e.ts for e in rec.events("alert", end=end) if e.doc.get("event") == "firing"]
         self._listeners: list[Callable[[Sequence[AlertEvent]], None]] = []
         self._wake = asyncio.Event()
         self.dispatcher = ReplayDispatcher(sinks)
@@ -156,11 +157,18 @@ class ReplayDriver:
     def _quiet_until(self, ts: float) -> None:
         """Play every tick before `ts` without emitting events (analysis warms up as it did live)."""
         self.dispatcher.quiet = True
+        subscribers, self.engine._subscribers = self.engine._subscribers, []  # one snapshot at the end, not each
+        played = self._i
         try:
             while self._i < len(self._live) and self._live[self._i].ts < ts:
                 self._play(self._live[self._i])
         finally:
             self.dispatcher.quiet = False
+            self.engine._subscribers = subscribers
+        if subscribers and self._i != played:
+            snap = self.engine.snapshot()
+            for cb in subscribers:
+                cb(snap)
 
     # -- playing ------------------------------------------------------------------------------
 
@@ -195,6 +203,10 @@ class ReplayDriver:
         self.position = tick.ts
         self._i += 1
         return self.engine.tick(tick.ts)
+
+    def alert_times(self) -> list[float]:
+        """When the recorded session's alerts fired (marks for a timeline)."""
+        return self._alert_times
 
     @property
     def finished(self) -> bool:
