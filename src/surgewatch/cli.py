@@ -41,6 +41,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="N",
                    help="play the built-in demo N times faster (default 1)")
     p.add_argument("--record", metavar="FILE", help="record every sample and alert to FILE (SQLite; see `replay`)")
+    p.add_argument("--low-bandwidth", action="store_true",
+                   help="dashboard: redraw at most every 5 s, no animations, block charts (slow SSH links)")
 
 
 def build_parser() -> argparse.ArgumentParser:

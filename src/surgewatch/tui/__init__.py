@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 
@@ -26,7 +27,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
         print(f"surgewatch: {exc}", file=sys.stderr)
         return 2
     engine.backfill_demo()
+    low_bandwidth = bool(getattr(args, "low_bandwidth", False))
+    if low_bandwidth:  # read by Textual at import: at most 4 frames a second
+        os.environ.setdefault("TEXTUAL_FPS", "4")
     from .app import SurgewatchApp
 
-    result = SurgewatchApp(engine).run()
+    app = SurgewatchApp(engine, low_bandwidth=low_bandwidth, chart_mode="block" if low_bandwidth else None)
+    result = app.run()
     return int(result or 0)

@@ -1,97 +1,146 @@
-"""The Textual dashboard: an overview of campaigns, hosts and alerts, fed by engine snapshots."""
+"""The Textual dashboard: five screens fed by engine snapshots, themes, zoom, filter, ack and silence."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+import contextlib
+import math
+import os
+import signal
+import sys
+import termios
+import threading
+from collections.abc import Iterable
+from functools import partial
+from typing import Any, ClassVar
 
-from textual.app import App, ComposeResult
+import numpy as np
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import Footer
+from textual.screen import Screen
 
 from ..engine import Engine
-from ..snapshot import Snapshot
+from ..snapshot import AlertView, CampaignView, HostView, Snapshot
+from ..store import Ring, Window
+from ..units import format_duration
+from . import themes
+from .screens.base import DashScreen
+from .screens.detail import CampaignScreen, HostScreen
 from .screens.help import HelpScreen
-from .widgets.alerts import AlertFeed, alert_lines
-from .widgets.campaigns import CampaignPanel, campaign_lines
-from .widgets.hosts import HostsPanel, host_lines
-from .widgets.status import StatusLine, status_text
+from .screens.overview import OverviewScreen
+from .screens.silence import SilenceDialog, SilenceRequest
+from .screens.tables import AlertsScreen, SourcesScreen, ordered_alerts
+
+WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, None)
+SCREENS = ("overview", "campaign", "host", "alerts", "sources")
+CHART_MODES = ("braille", "block", "ascii")
+
+
+def default_chart_mode(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """Braille where fonts usually have it; blocks inside tmux/screen and on the Linux console; ASCII without UTF-8."""
+    chosen = env.get("SURGEWATCH_CHARTS", "")
+    if chosen in CHART_MODES:
+        return chosen
+    locale = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or ""
+    if locale and "utf" not in locale.lower().replace("-", "") and locale not in ("C.UTF-8",):
+        return "ascii"
+    if env.get("TMUX") or env.get("TERM", "").startswith(("screen", "tmux", "linux")):
+        return "block"
+    return "braille"
 
 
 class SurgewatchApp(App[int]):
-    """Campaign traffic and server health on one screen."""
+    """Campaign traffic and server health, keyboard first, light on CPU and bandwidth."""
 
     TITLE = "surgewatch"
-    CSS = """
-    #overview { height: 1fr; }
-    CampaignPanel, HostsPanel { padding: 0 1; margin-bottom: 1; }
-    AlertFeed { padding: 0 1; }
-    """
+    MODES: ClassVar = {"overview": OverviewScreen, "campaign": CampaignScreen, "host": HostScreen,
+                       "alerts": AlertsScreen, "sources": SourcesScreen}
     BINDINGS: ClassVar = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Keys"),
+        Binding("1", "show('overview')", "Overview", show=False),
+        Binding("2", "show('campaign')", "Campaign", show=False),
+        Binding("3", "show('host')", "Host", show=False),
+        Binding("4", "show('alerts')", "Alerts", show=False),
+        Binding("5", "show('sources')", "Sources", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", show=False),
+        Binding("minus", "zoom(1)", "Zoom out", show=False),
         Binding("p", "pause", "Pause"),
+        Binding("a", "ack", "Ack"),
+        Binding("s", "silence", "Silence"),
+        Binding("t", "next_theme", "Theme"),
+        Binding("c", "next_chart_mode", "Charts", show=False),
     ]
 
-    def __init__(self, engine: Engine, *, run_engine: bool = True, ascii_only: bool = False) -> None:
+    def __init__(self, engine: Engine, *, run_engine: bool = True, ascii_only: bool = False,
+                 low_bandwidth: bool = False, theme_name: str | None = None, chart_mode: str | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.run_engine = run_engine
         self.ascii_only = ascii_only
+        self.low_bandwidth = low_bandwidth
+        self.chart_mode = chart_mode or ("ascii" if ascii_only else default_chart_mode())
         self.paused = False
         self.snapshot: Snapshot | None = None
+        self.window_index = 1
+        self.filter_text = ""
+        self.campaign_name: str | None = None
+        self.host_name: str | None = None
+        self.theme_name = themes.DEFAULT
+        self._wanted_theme = theme_name or os.environ.get("SURGEWATCH_THEME") or themes.DEFAULT
         self._stop = asyncio.Event()
+        self._last_draw = -math.inf
+        self._frame_every = 5.0 if low_bandwidth else 0.0
+        cap = engine.store.fine.capacity
+        self._band_low = Ring(cap)
+        self._band_high = Ring(cap)
+        self._hung_up = False
+        for base in themes.EXTRA_BASES:
+            self.register_theme(base)
+        if low_bandwidth:
+            self.animation_level = "none"
 
-    def compose(self) -> ComposeResult:
-        self.campaign_panel = CampaignPanel(id="campaigns")
-        self.hosts_panel = HostsPanel(id="hosts")
-        self.alert_feed = AlertFeed(id="alerts")
-        self.status_line = StatusLine(id="status")
-        with Vertical(id="overview"):
-            yield self.campaign_panel
-            yield self.hosts_panel
-            yield self.alert_feed
-        yield self.status_line
-        yield Footer()
+    # -- lifecycle ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self.apply_theme(self._wanted_theme)
         self.engine.subscribe(self._on_snapshot)
         self.snapshot = self.engine.snapshot()
-        self.render_snapshot()
+        self.switch_mode("overview")
         if self.run_engine:
             self.run_worker(self.engine.run(self._stop), name="engine", exclusive=True)
+        self._watch_terminal()
 
-    def _on_snapshot(self, snap: Snapshot) -> None:
-        self.snapshot = snap
-        if not self.paused:
-            self.render_snapshot()
+    def _watch_terminal(self) -> None:
+        """Exit within seconds when the terminal goes away: SIGHUP, or the tty starts failing (pty closed)."""
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.terminal_gone)
+        stdin = sys.__stdin__
+        if stdin is not None and not self.is_headless:
+            try:
+                fd = stdin.fileno()
+                if os.isatty(fd):
+                    self.set_interval(1.0, lambda: self._check_tty(fd), name="tty-watch")
+            except (OSError, ValueError):
+                pass
 
-    def render_snapshot(self) -> None:
-        """Redraw the panels from the latest snapshot (each panel skips work when its text is unchanged)."""
-        if not self.is_running:
+    def _check_tty(self, fd: int) -> None:
+        try:
+            termios.tcgetattr(fd)
+        except (OSError, termios.error):
+            self.terminal_gone()
+
+    def terminal_gone(self) -> None:
+        """Stop now; if shutdown itself hangs on a dead terminal, leave hard after three seconds."""
+        if self._hung_up:
             return
-        snap = self.snapshot
-        width = self.size.width - 2
-        if snap is not None:
-            self.campaign_panel.show(campaign_lines(snap.campaigns, width, snap.ts, self.ascii_only))
-            self.hosts_panel.show(host_lines(snap.hosts, width, self.ascii_only))
-            rows = max(2, self.alert_feed.size.height - 1)
-            self.alert_feed.show(alert_lines(snap.alerts, snap.events, width, rows))
-        self.status_line.show(status_text(snap, self.paused, width))
-
-    def on_resize(self) -> None:
-        self.render_snapshot()
-
-    def action_pause(self) -> None:
-        self.paused = not self.paused
-        self.render_snapshot()
-
-    def action_help(self) -> None:
-        if isinstance(self.screen, HelpScreen):
-            self.pop_screen()
-        else:
-            self.push_screen(HelpScreen())
+        self._hung_up = True
+        self._stop.set()
+        timer = threading.Timer(3.0, os._exit, (129,))
+        timer.daemon = True
+        timer.start()
+        self.exit(129)
 
     async def action_quit(self) -> None:
         self._stop.set()
@@ -100,4 +149,292 @@ class SurgewatchApp(App[int]):
     async def on_unmount(self) -> None:
         self._stop.set()
         self.engine.unsubscribe(self._on_snapshot)
-        await self.engine.shutdown(drain_seconds=1.0)
+        await self.engine.shutdown(drain_seconds=0.2 if self._hung_up else 1.0)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        analysis = self.engine.last_analysis
+        if analysis is not None:
+            self._band_low.append(snap.ts, analysis.detector.low)
+            self._band_high.append(snap.ts, analysis.detector.high)
+        if self.paused:
+            return
+        self.snapshot = snap
+        if self._frame_every and snap.ts - self._last_draw < self._frame_every:
+            return
+        self._last_draw = snap.ts
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Redraw the visible screen (screens underneath a modal wait until they are shown again)."""
+        screen = self.screen
+        if isinstance(screen, DashScreen) and self.is_running:
+            screen.redraw()
+
+    # -- what the screens show ----------------------------------------------------------------
+
+    def _matches(self, *texts: str) -> bool:
+        f = self.filter_text.lower()
+        return not f or any(f in t.lower() for t in texts)
+
+    def visible_campaigns(self) -> list[CampaignView]:
+        snap = self.snapshot
+        return [c for c in snap.campaigns if self._matches(c.name)] if snap else []
+
+    def visible_hosts(self) -> list[HostView]:
+        snap = self.snapshot
+        return [h for h in snap.hosts if self._matches(h.name, *h.campaigns)] if snap else []
+
+    def current_campaign(self) -> CampaignView | None:
+        items = self.visible_campaigns() or (list(self.snapshot.campaigns) if self.snapshot else [])
+        return next((c for c in items if c.name == self.campaign_name), items[0] if items else None)
+
+    def current_host(self) -> HostView | None:
+        items = self.visible_hosts() or (list(self.snapshot.hosts) if self.snapshot else [])
+        return next((h for h in items if h.name == self.host_name), items[0] if items else None)
+
+    @property
+    def window_seconds(self) -> float | None:
+        return WINDOWS[self.window_index]
+
+    @property
+    def window_label(self) -> str:
+        w = self.window_seconds
+        return "window all" if w is None else f"window {format_duration(w).removesuffix('00s')}"
+
+    def time_range(self) -> tuple[float, float]:
+        """The chart x range [now - window, now] (whole history: from the oldest stored point)."""
+        now = self.snapshot.ts if self.snapshot else self.engine.clock()
+        w = self.window_seconds
+        if w is None:
+            ts = self.engine.store.window(None).ts
+            first = float(np.nanmin(ts)) if ts.size and not np.all(np.isnan(ts)) else now - 3600
+            return first, now
+        return now - w, now
+
+    def series_window(self, names: list[str]) -> Window:
+        return self.engine.store.window(self.window_seconds, names)
+
+    def band(self, name: str, t0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The detector's expected band (ts, low, high) of a series since `t0`, as far as this session saw it."""
+        row = self.engine.store.index.get(name)
+        if row is None or self._band_low.count == 0:
+            return None
+        n = self._band_low.count
+        ts, low = self._band_low.window(n)
+        _, high = self._band_high.window(n)
+        if row >= low.shape[0]:
+            return None
+        keep = ts >= t0
+        return ts[keep], low[row][keep], high[row][keep]
+
+    def silences(self) -> list[Any]:
+        getter = getattr(self.engine, "silences", None)
+        try:
+            return list(getter()) if callable(getter) else []
+        except Exception:
+            return []
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_show(self, name: str) -> None:
+        if name not in SCREENS:
+            return
+        if isinstance(self.screen, HelpScreen | SilenceDialog):
+            self.pop_screen()
+        self.switch_mode(name)
+
+    def open_campaign(self, name: str) -> None:
+        self.campaign_name = name
+        self.action_show("campaign")
+        self.redraw()
+
+    def open_host(self, name: str) -> None:
+        self.host_name = name
+        self.action_show("host")
+        self.redraw()
+
+    def _step(self, items: list[str], current: str | None, step: int) -> str | None:
+        if not items:
+            return None
+        i = items.index(current) if current in items else 0
+        return items[(i + step) % len(items)]
+
+    def step_campaign(self, step: int) -> None:
+        c = self.current_campaign()
+        self.campaign_name = self._step([c.name for c in self.visible_campaigns()], c.name if c else None, step)
+        self.redraw()
+
+    def step_host(self, step: int) -> None:
+        h = self.current_host()
+        self.host_name = self._step([h.name for h in self.visible_hosts()], h.name if h else None, step)
+        self.redraw()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.redraw()
+
+    def action_filter(self) -> None:
+        if self.current_mode != "overview":
+            self.switch_mode("overview")
+        screen = self.screen
+        if isinstance(screen, OverviewScreen):
+            screen.open_filter()
+
+    def action_zoom(self, step: int) -> None:
+        self.window_index = max(0, min(len(WINDOWS) - 1, self.window_index + step))
+        self.redraw()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.snapshot = self.engine.snapshot() if self.engine.last_tick is not None else self.snapshot
+        self.redraw()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HelpScreen())
+
+    def action_next_chart_mode(self) -> None:
+        self.chart_mode = CHART_MODES[(CHART_MODES.index(self.chart_mode) + 1) % len(CHART_MODES)]
+        self.notify(f"charts: {self.chart_mode}", timeout=2)
+        self.redraw()
+
+    def target_alert(self) -> AlertView | None:
+        """The alert an ack or silence applies to: the selection on the alerts screen, else the newest firing."""
+        snap = self.snapshot
+        if snap is None:
+            return None
+        screen = self.screen
+        if isinstance(screen, AlertsScreen):
+            return screen.selected_alert()
+        for a in ordered_alerts(snap.alerts):
+            if not getattr(a, "acked", False) and not getattr(a, "silenced", False):
+                return a
+        return None
+
+    def action_ack(self) -> None:
+        a = self.target_alert()
+        if a is None:
+            self.notify("no alert to acknowledge", timeout=3)
+            return
+        ack = getattr(self.engine, "acknowledge", None)
+        if not callable(ack):
+            self.notify("acknowledging is not available in this engine", severity="warning", timeout=4)
+            return
+        try:
+            done = ack(a.fingerprint)
+        except Exception as exc:  # the state file could not be written: say so, keep running
+            self.notify(f"acknowledge failed: {exc}", severity="error", timeout=6, markup=False)
+            return
+        if done:
+            self.notify(f"acknowledged {a.rule} on {a.series}", timeout=3, markup=False)
+            self.snapshot = self.engine.snapshot()
+            self.redraw()
+        else:
+            self.notify(f"{a.rule} on {a.series} is no longer active", severity="warning", timeout=3, markup=False)
+
+    def action_silence(self) -> None:
+        if isinstance(self.screen, SilenceDialog):
+            return
+        a = self.target_alert()
+        dialog = SilenceDialog(a.rule if a else "*", a.series if a else "*")
+        self.push_screen(dialog, self._silence_done)
+
+    def _silence_done(self, req: SilenceRequest | None) -> None:
+        if req is None:
+            return
+        add = getattr(self.engine, "add_silence", None)
+        if not callable(add):
+            self.notify("silencing is not available in this engine", severity="warning", timeout=4)
+            return
+        try:
+            sid = add(req.rule_glob, req.series_glob, self.engine.clock() + req.seconds, req.comment)
+        except Exception as exc:  # a bad glob or a full state dir: say so, keep running
+            self.notify(f"silence failed: {exc}", severity="error", timeout=6, markup=False)
+            return
+        self.notify(f"silenced {req.rule_glob} × {req.series_glob} for {format_duration(req.seconds)} ({sid})",
+                    timeout=4, markup=False)
+        self.snapshot = self.engine.snapshot()
+        self.redraw()
+
+    def remove_silence(self, sid: str) -> None:
+        remove = getattr(self.engine, "remove_silence", None)
+        try:
+            done = callable(remove) and remove(sid)
+        except Exception as exc:
+            self.notify(f"removing silence failed: {exc}", severity="error", timeout=6, markup=False)
+            return
+        if done:
+            self.notify(f"silence {sid} removed", timeout=3, markup=False)
+            self.redraw()
+
+    # -- themes -------------------------------------------------------------------------------
+
+    def apply_theme(self, name: str) -> bool:
+        """Switch to a theme; a bad one leaves (or puts back) the default and says why."""
+        try:
+            spec = themes.load(name, self.get_css_variables(), set(self.available_themes))
+        except themes.ThemeError as exc:
+            self.notify(f"{exc}; using the default theme", severity="warning", timeout=8, markup=False)
+            if name == themes.DEFAULT:
+                return False
+            return self.apply_theme(themes.DEFAULT) and False
+        self.stylesheet.add_source(spec.css, read_from=("surgewatch-theme", ""), is_default_css=False)
+        self.theme_name = spec.name
+        if self.theme != spec.base:
+            self.theme = spec.base  # refreshes the CSS
+        else:
+            self.refresh_css(animate=False)
+        for screen in self._all_dash_screens():
+            screen.invalidate()
+        self.call_after_refresh(self.redraw)
+        return True
+
+    def _all_dash_screens(self) -> Iterable[DashScreen]:
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, DashScreen):
+                    yield screen
+
+    def _theme_command(self, name: str) -> None:
+        self.apply_theme(name)
+
+    def action_next_theme(self) -> None:
+        names = themes.available()
+        i = names.index(self.theme_name) if self.theme_name in names else -1
+        name = names[(i + 1) % len(names)]
+        if self.apply_theme(name):
+            self.notify(f"theme: {name}", timeout=2)
+
+    # -- command palette ----------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        own = [
+            ("Overview", "screen 1: campaigns, hosts, probes, alerts", lambda: self.action_show("overview")),
+            ("Campaign detail", "screen 2: traffic and host load on one axis", lambda: self.action_show("campaign")),
+            ("Host detail", "screen 3: every metric with its expected band", lambda: self.action_show("host")),
+            ("Alerts", "screen 4: firing, pending, silenced, history", lambda: self.action_show("alerts")),
+            ("Sources", "screen 5: every source's health", lambda: self.action_show("sources")),
+            ("Filter hosts and campaigns", "/", self.action_filter),
+            ("Zoom in", "+: a shorter time window", lambda: self.action_zoom(-1)),
+            ("Zoom out", "-: a longer time window", lambda: self.action_zoom(1)),
+            ("Pause or resume", "p", self.action_pause),
+            ("Acknowledge alert", "a: the selected or newest firing alert", self.action_ack),
+            ("Silence alert", "s: with a duration and a comment", self.action_silence),
+            ("Next theme", "t", self.action_next_theme),
+            ("Next chart style", "c: braille, block, ASCII", self.action_next_chart_mode),
+            ("Help", "?: every key", self.action_help),
+        ]
+        for name in themes.available():
+            own.append((f"Theme: {name}", "switch theme", partial(self._theme_command, name)))
+        for title, help_text, callback in own:
+            yield SystemCommand(title, help_text, callback)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title not in ("Theme", "Quit"):
+                yield cmd
+        yield SystemCommand("Quit", "q: quit the dashboard", self.action_quit)
+

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from rich.style import StyleType
 from rich.text import Text
 
 _CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -55,7 +56,7 @@ def level_style(value: float, warn: float, crit: float) -> str:
     return "green"
 
 
-def cell(text: str, width: int, style: str = "", right: bool = False) -> Text:
+def cell(text: str, width: int, style: StyleType = "", right: bool = False) -> Text:
     """A fixed-width cell: padded or truncated (with …), never wrapping into the next column."""
     s = literal(text)
     if len(s) > width:
@@ -64,7 +65,8 @@ def cell(text: str, width: int, style: str = "", right: bool = False) -> Text:
     return Text(s + " ", style=style)
 
 
-def name_cell(name: str, width: int, style: str = "", demo: bool = False) -> Text:
+def name_cell(name: str, width: int, style: StyleType = "", demo: bool = False,
+              badge_style: StyleType = "bold black on yellow") -> Text:
     """A name column with an optional DEMO badge that is never cut: the name gives way first."""
     badge = " DEMO" if demo else ""
     room = max(1, width - len(badge))
@@ -73,6 +75,6 @@ def name_cell(name: str, width: int, style: str = "", demo: bool = False) -> Tex
         s = s[: max(0, room - 1)] + "…"
     out = Text(s, style=style)
     if badge:
-        out.append(badge, style="bold black on yellow")
+        out.append(badge, style=badge_style)
     out.append(" " * (width - len(s) - len(badge) + 1))
     return out

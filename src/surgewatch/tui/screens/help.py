@@ -4,34 +4,57 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS = [
-    ("q", "quit"),
-    ("?", "show or hide this help"),
+    ("1 … 5", "overview · campaign · host · alerts · sources"),
+    ("tab", "next panel"),
+    ("↑↓ / j k", "move the selection (scroll on detail screens)"),
+    ("←→ / h l", "previous / next campaign or host on detail screens"),
+    ("enter", "open the selected campaign or host; silence the selected alert"),
+    ("esc", "back to the overview / close / clear the filter"),
+    ("/", "filter hosts and campaigns"),
+    ("+ / -", "zoom the time window in / out (5 min … whole history)"),
     ("p", "pause or resume screen updates (collection and alerting go on)"),
-    ("ctrl+p", "command palette"),
+    ("a", "acknowledge the selected (or newest firing) alert"),
+    ("s", "silence the selected (or newest firing) alert, with duration and comment"),
+    ("x", "remove the selected silence (alerts screen)"),
+    ("t", "next theme (dark, light, high-contrast, monochrome, your own)"),
+    ("c", "chart style: braille, block, ASCII"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("?", "show or hide this help"),
+    ("q", "quit"),
 ]
 
 
-class HelpScreen(ModalScreen[None]):
-    """A modal list of keys; any of esc, q or ? closes it."""
+def help_text() -> Text:
+    out = Text("surgewatch keys\n\n", style="bold")
+    for key, what in KEYS:
+        out.append(f"{key:>9}  ", style="bold")
+        out.append(what + "\n")
+    out.append("\nmouse: click a row to select it, click again to open it; the wheel scrolls.\nesc closes",
+               style="dim")
+    return out
 
-    BINDINGS: ClassVar = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+class HelpScreen(ModalScreen[None]):
+    """A modal list of keys; esc, q or ? closes it."""
+
+    BINDINGS: ClassVar = [Binding("escape,q,question_mark", "close", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: auto; max-width: 76; height: auto; border: round $accent; padding: 0 1;
-                            background: $surface; }
+    HelpScreen > VerticalScroll { width: 80; max-width: 100%; height: auto; max-height: 100%;
+                                  border: round $accent; padding: 0 1; background: $surface; }
     """
 
     def compose(self) -> ComposeResult:
-        lines = "\n".join(f"{key:>8}  {what}" for key, what in KEYS)
-        with Vertical():
-            yield Static("[b]surgewatch keys[/b]\n\n" + lines + "\n\n[dim]esc closes[/dim]")
+        with VerticalScroll():
+            yield Static(help_text())
 
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
-        self.dismiss(result)
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,73 +1,76 @@
-"""The campaign strip: visitors now, lift over baseline against plan, trend arrow, time since launch, sparkline."""
+"""The campaign strip: visitors now, lift against plan, trend arrow, time since launch, sparkline."""
 
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Sequence
 
 from rich.text import Text
 
 from ...snapshot import CampaignView
 from ...units import format_duration, format_number
 from ..text import cell, name_cell, sparkline
-from .panel import Panel
+from .panel import ListPanel, Styler, fallback_styler
+
+_ASCII_ARROWS = {"↑": "^", "↗": "/", "↓": "v", "↘": "\\", "→": "-", "·": "."}
 
 
-def trend_arrow(growth_per_s: float) -> str:
+def trend_arrow(growth_per_s: float, ascii_only: bool = False) -> str:
     """↑ ↗ → ↘ ↓ from the traffic's exponential growth rate (per minute thresholds)."""
     if growth_per_s != growth_per_s:
-        return "·"
-    per_min = growth_per_s * 60
-    if per_min > 0.10:
-        return "↑"
-    if per_min > 0.02:
-        return "↗"
-    if per_min < -0.10:
-        return "↓"
-    if per_min < -0.02:
-        return "↘"
-    return "→"
+        arrow = "·"
+    else:
+        per_min = growth_per_s * 60
+        arrow = ("↑" if per_min > 0.10 else "↗" if per_min > 0.02 else "↓" if per_min < -0.10
+                 else "↘" if per_min < -0.02 else "→")
+    return _ASCII_ARROWS[arrow] if ascii_only else arrow
 
 
-def campaign_lines(campaigns: tuple[CampaignView, ...], width: int, now: float | None = None,
-                   ascii_only: bool = False) -> Text:
-    """The campaign table as text sized to `width` columns."""
-    now = time.time() if now is None else now
-    name_w = 22 if width >= 100 else 16
-    spark_w = max(0, min(40, width - name_w - 38 - 2))
-    out = Text()
-    head = [cell("CAMPAIGN", name_w), cell("VISITORS", 9, right=True), cell("LIFT", 6, right=True),
-            cell("PLAN", 6, right=True), cell("", 3), cell("LIVE", 8, right=True)]
+def live_text(c: CampaignView, now: float) -> str:
+    """Time since launch, `in 5m` before it, `ended` after it, `–` when the config gives no start."""
+    if c.start is None:
+        return "–"
+    if c.start > now:
+        return "in " + format_duration(c.start - now)
+    if c.end is not None and now >= c.end:
+        return "ended"
+    return format_duration(now - c.start)
+
+
+def campaign_lines(campaigns: Sequence[CampaignView], width: int, now: float, ascii_only: bool = False,
+                   sty: Styler = fallback_styler, cursor: int | None = None) -> Text:
+    """The campaign table sized to `width` columns; row `cursor` highlighted."""
+    name_w = 22 if width >= 100 else 15
+    fixed = 2 + name_w + 1 + 9 + 7 + 6 + 3 + 9
+    spark_w = max(0, min(60, width - fixed - 2))
+    out = Text(no_wrap=True, overflow="crop")
+    head = [Text("  "), cell("CAMPAIGN", name_w), cell("VISITORS", 8, right=True), cell("LIFT", 6, right=True),
+            cell("PLAN", 5, right=True), cell("", 2), cell("LIVE", 8, right=True)]
     if spark_w >= 8:
-        head.append(Text("  " + "traffic".ljust(spark_w)))
-    out.append_text(Text.assemble(*head, style="bold"))
+        head.append(Text(" " + "traffic".ljust(spark_w)))
+    out.append_text(Text.assemble(*head, style=sty("head")))
     if not campaigns:
-        out.append("\nno campaigns configured", style="dim")
-    for c in campaigns:
+        out.append("\n  no campaigns (none configured, or none match the filter)", style=sty("muted"))
+    for i, c in enumerate(campaigns):
         lifted = c.lift == c.lift and c.lift >= 1.5
-        lift_style = "bold magenta" if lifted else ""
-        planned = f"{c.expected_lift:.1f}x" if c.expected_lift else "–"
-        if c.start is not None and c.start <= now and (c.end is None or now < c.end):
-            live = format_duration(now - c.start)
-        elif c.start is not None and c.start > now:
-            live = "in " + format_duration(c.start - now)
-        else:
-            live = "–"
-        arrow = trend_arrow(c.growth_per_s)
-        if ascii_only:
-            arrow = {"↑": "^", "↗": "/", "↓": "v", "↘": "\\", "→": "-"}.get(arrow, arrow)
-        row = [Text("\n"), name_cell(c.name, name_w, "bold" if lifted else "", c.demo),
-               cell(format_number(c.visitors) if not math.isnan(c.visitors) else "–", 9, right=True),
+        behind = lifted and c.expected_lift is not None and c.lift < 0.5 * c.expected_lift
+        lift_style = sty("traffic") + sty("head") if lifted else sty("muted")
+        row = [Text("\n"), Text("▶ " if cursor == i else "  ", style=sty("accent")),
+               name_cell(c.name, name_w, sty("head") if lifted else "", c.demo, sty("badge")),
+               cell(format_number(c.visitors) if not math.isnan(c.visitors) else "–", 8, right=True),
                cell(f"{c.lift:.1f}x" if c.lift == c.lift else "–", 6, lift_style, right=True),
-               cell(planned, 6, "dim", right=True), cell(f" {arrow}", 3), cell(live, 8, right=True)]
+               cell(f"{c.expected_lift:.1f}x" if c.expected_lift else "–", 5,
+                    sty("warn") if behind else sty("muted"), right=True),
+               cell(trend_arrow(c.growth_per_s, ascii_only), 2), cell(live_text(c, now), 8, right=True)]
         if spark_w >= 8:
-            row.append(Text("  "))
-            row.append(Text(sparkline(c.spark, spark_w, 0.0, None, ascii_only).ljust(spark_w), style="magenta"))
-        out.append_text(Text.assemble(*row))
+            row.append(Text(" " + sparkline(c.spark, spark_w, 0.0, None, ascii_only).ljust(spark_w),
+                            style=sty("traffic")))
+        line = Text.assemble(*row)
+        if cursor == i:
+            line.stylize(sty("cursor"), 1)
+        out.append_text(line)
     return out
 
 
-class CampaignPanel(Panel):
-    """The campaign strip on the overview."""
-
-    DEFAULT_CSS = "CampaignPanel { height: auto; }"
+class CampaignStrip(ListPanel):
+    """The campaign strip on the overview (select a row, enter opens the campaign)."""

@@ -1,0 +1,39 @@
+"""The base of every dashboard screen: redraw from the app's latest snapshot, only while visible."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.screen import Screen
+
+from ..widgets.panel import TextPanel
+from ..widgets.status import StatusLine, status_text
+
+if TYPE_CHECKING:
+    from ..app import SurgewatchApp
+
+
+class DashScreen(Screen[None]):
+    """A screen fed by snapshots; `redraw` is cheap when nothing changed."""
+
+    @property
+    def dash(self) -> SurgewatchApp:
+        return cast("SurgewatchApp", self.app)
+
+    def redraw(self) -> None:
+        """Show the app's current snapshot (subclasses draw their panels, then call this for the status line)."""
+        app = self.dash
+        for status in self.query(StatusLine):
+            status.show(status_text(app.snapshot, app.paused, self.size.width, app.window_label,
+                                    app.filter_text, status.sty))
+
+    def invalidate(self) -> None:
+        """Forget cached text so the next redraw repaints everything (theme or mode changed)."""
+        for panel in self.query(TextPanel):
+            panel.invalidate()
+
+    def on_screen_resume(self) -> None:
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.redraw)

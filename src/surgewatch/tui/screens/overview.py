@@ -1,0 +1,123 @@
+"""Overview: is anything wrong, and is it the campaign? Campaigns, hosts, probes, alerts and a status line."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Input
+
+from ..widgets.alerts import AlertFeed, alert_lines
+from ..widgets.campaigns import CampaignStrip, campaign_lines
+from ..widgets.hosts import HostGrid, host_lines
+from ..widgets.panel import ListPanel
+from ..widgets.probes import ProbesPanel, probe_lines
+from ..widgets.status import StatusLine
+from .base import DashScreen
+
+
+def window_rows(count: int, cursor: int, room: int) -> tuple[int, int]:
+    """The slice [start, end) of `count` rows that fits `room` lines and keeps the cursor visible."""
+    if count <= room:
+        return 0, count
+    start = max(0, min(cursor - room // 2, count - room))
+    return start, start + room
+
+
+class OverviewScreen(DashScreen):
+    """Screen 1: the whole picture on one page, collapsing gracefully at 80x24."""
+
+    BINDINGS: ClassVar = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+    DEFAULT_CSS = """
+    OverviewScreen { layout: vertical; }
+    OverviewScreen CampaignStrip, OverviewScreen HostGrid, OverviewScreen ProbesPanel { margin-bottom: 1; }
+    OverviewScreen ProbesPanel.-empty { display: none; }
+    OverviewScreen #filter { dock: bottom; height: 1; border: none; padding: 0 1; margin-bottom: 2; display: none; }
+    OverviewScreen #filter.-open { display: block; }
+    OverviewScreen.-tight CampaignStrip, OverviewScreen.-tight HostGrid, OverviewScreen.-tight ProbesPanel {
+        margin-bottom: 0;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        self.campaigns = CampaignStrip(id="campaigns")
+        self.hosts = HostGrid(id="hosts")
+        self.probes = ProbesPanel(id="probes", classes="-empty")
+        self.alerts = AlertFeed(id="alerts")
+        self.campaigns.on_move = self.redraw
+        self.hosts.on_move = self.redraw
+        yield self.campaigns
+        yield self.hosts
+        yield self.probes
+        yield self.alerts
+        yield Input(placeholder="filter hosts and campaigns (enter keeps it, esc clears)", id="filter")
+        yield StatusLine(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.hosts.focus()
+
+    def redraw(self) -> None:
+        app = self.dash
+        snap = app.snapshot
+        width = max(20, self.size.width)
+        height = max(10, self.size.height)
+        tight = height < 30
+        self.set_class(tight, "-tight")
+        sty = self.campaigns.sty
+        if snap is not None:
+            campaigns = app.visible_campaigns()
+            hosts = app.visible_hosts()
+            self.campaigns.set_keys([c.name for c in campaigns])
+            self.hosts.set_keys([h.name for h in hosts])
+            probe_text = probe_lines(snap.values, width, app.ascii_only, sty)
+            self.probes.set_class(not probe_text.plain, "-empty")
+            probe_h = probe_text.plain.count("\n") + 1 if probe_text.plain else 0
+            gaps = 0 if tight else 3
+            room = height - 2 - gaps - probe_h - 3  # status, footer; keep three alert lines
+            camp_room = max(1, min(len(campaigns), room // 3)) if campaigns else 1
+            cs, ce = window_rows(len(campaigns), self.campaigns.cursor, camp_room)
+            host_room = max(1, room - 1 - camp_room - 1)
+            hs, he = window_rows(len(hosts), self.hosts.cursor, host_room)
+            self.campaigns.show(campaign_lines(
+                campaigns[cs:ce], width, snap.ts, app.ascii_only, sty,
+                self._cursor(self.campaigns, cs)))
+            self.campaigns.header = 1 - cs
+            self.hosts.show(host_lines(hosts[hs:he], width, app.ascii_only, sty, self._cursor(self.hosts, hs)))
+            self.hosts.header = 1 - hs
+            self.probes.show(probe_text)
+            rows = max(1, self.alerts.size.height - 1)
+            self.alerts.show(alert_lines(snap.alerts, snap.events, width, rows, sty))
+        super().redraw()
+
+    def _cursor(self, panel: ListPanel, start: int) -> int | None:
+        return panel.cursor - start if panel.has_focus and panel.keys else None
+
+    def on_list_panel_chosen(self, message: ListPanel.Chosen) -> None:
+        if message.panel is self.campaigns:
+            self.dash.open_campaign(message.key)
+        elif message.panel is self.hosts:
+            self.dash.open_host(message.key)
+
+    def open_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = self.dash.filter_text
+        box.add_class("-open")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.dash.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.remove_class("-open")
+            self.hosts.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("-open")
+        self.dash.set_filter("")
+        self.hosts.focus()
