@@ -107,7 +107,10 @@ class SurgeDetector:
         self.band = band
         self.max_bins = max_bins
         self.seasonal_scale = seasonal_scale
-        self._logq0 = float(np.log(max(initial_quantile, 1.0)))
+        self._q0 = max(initial_quantile, 1.0)
+        # multiplicative quantile tracking: up on an exceedance, down otherwise; balanced at `quantile`
+        self._q_up = float(np.exp(quantile_rate * quantile))
+        self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
         self._rows = 0
         self._alloc(0)
 
@@ -129,7 +132,7 @@ class SurgeDetector:
             setattr(self, name, out)
         n_stats = self._alphas.shape[0]
         smooth = np.zeros((n_stats, rows))  # smoothed residuals
-        logq = np.full((n_stats, rows), self._logq0)  # log of each deviation's running high quantile
+        q = np.full((n_stats, rows), self._q0)  # each deviation's running high quantile (>= 1)
         clock = np.zeros(rows, dtype=np.int64)
         period = np.zeros(rows, dtype=np.int64)
         seasons = np.asarray(0 if self.season is None else self.season, dtype=np.int64)
@@ -141,26 +144,22 @@ class SurgeDetector:
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
-        profile = np.zeros((rows, width))
-        visits = np.zeros((rows, width))
-        spread = np.zeros((rows, width))
+        cells = np.zeros((rows, width, 3))
         if old:
             smooth[:, :old] = self.smooth[:, :old]
-            logq[:, :old] = self.logq[:, :old]
+            q[:, :old] = self.q[:, :old]
             clock[:old] = self.clock[:old]
-            w0 = self.profile.shape[1]
-            profile[:old, :w0] = self.profile[:old]
-            visits[:old, :w0] = self.visits[:old]
-            spread[:old, :w0] = self.spread[:old]
+            w0 = self.cells.shape[1]
+            cells[:old, :w0] = self.cells[:old]
         self.smooth: np.ndarray = smooth
-        self.logq: np.ndarray = logq
+        self.q: np.ndarray = q
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
         self.period: np.ndarray = period
         self.bins: np.ndarray = bins
-        self.profile: np.ndarray = profile  # daily offset per phase (stays 0 without a season)
-        self.visits: np.ndarray = visits
-        self.spread: np.ndarray = spread  # EW mean absolute residual per bin
+        # per series and daily bin: [offset from the level, days seen, EW mean absolute residual]
+        self.cells: np.ndarray = cells
         self._seasonal = bool((self.period > 0).any())
+        self._per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0)
         self._index = np.arange(rows)
         self._rows = rows
 
@@ -172,26 +171,26 @@ class SurgeDetector:
         if rows > self._rows:
             self._alloc(rows)
         n, level, scale = self.n[:rows], self.level[:rows], self.scale[:rows]
-        longrun, smooth, logq = self.longrun[:rows], self.smooth[:, :rows], self.logq[:, :rows]
+        longrun, smooth, q = self.longrun[:rows], self.smooth[:, :rows], self.q[:, :rows]
         valid = np.isfinite(x)  # NaN (and ±inf) = no sample
         with np.errstate(all="ignore"):
+            base = scale
             if self._seasonal:
                 p = np.maximum(self.period[:rows], 1)
                 phase = (self.clock[:rows] % p) * self.bins[:rows] // p
-                offset = self.profile[self._index[:rows], phase]
+                idx = self._index[:rows]
+                cell = self.cells[idx, phase]
+                offset, visits, spread = cell[:, 0], cell[:, 1], cell[:, 2]
                 expected = level + offset
+                if self.seasonal_scale:
+                    base = np.where(visits >= 3, spread, scale)
             else:
                 expected = level.copy()
             r = np.where(valid, x - expected, 0.0)
-            base = scale
-            if self._seasonal and self.seasonal_scale:
-                i_all = self._index[:rows]
-                base = np.where(self.visits[i_all, phase] >= 3, self.spread[i_all, phase], scale)
             sc = np.maximum(base, self.floor * longrun)
             sm = self._keep * smooth + self._alphas * r
             dev = np.abs(sm) * self._gain / sc  # 0/0 -> nan (no deviation), x/0 -> inf
             dev[np.isnan(dev)] = 0.0
-            q = np.exp(logq)
             ratio = (dev / q).max(axis=0)
             raw = np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
             ready = valid & (n >= self.min_points)
@@ -224,28 +223,24 @@ class SurgeDetector:
             lr = np.maximum(1.0 / np.maximum(n1, 1.0), self.floor_alpha)
             new_long = (1.0 - lr) * longrun + lr * ar
             if self._seasonal:
-                # the daily profile learns the part of the deviation the level does not explain
-                upd = valid & (self.period[:rows] > 0)
-                i, ph = self._index[:rows][upd], phase[upd]
-                vis = self.visits[i, ph]
-                # gamma is per day: with several samples per bin each one moves the bin less
-                per_day = self.gamma * self.bins[:rows][upd] / self.period[:rows][upd]
-                g = np.maximum(1.0 / (vis + 1.0), per_day)
-                d = np.clip(x[upd] - new_level[upd] - offset[upd], -lim2[upd], lim2[upd])
-                first_visit_of_series = n[upd] == 0
-                self.profile[i, ph] = np.where(first_visit_of_series, offset[upd], offset[upd] + g * d)
-                # ... and the residual scale at this time of day
-                self.visits[i, ph] = vis + 1.0
-                sp = self.spread[i, ph]
-                cap = np.where(sp > 0, self.scale_clip * sp, np.inf)
-                self.spread[i, ph] = np.where(first_visit_of_series, sp, sp + g * (np.minimum(ar[upd], cap) - sp))
+                # the daily profile learns the part of the deviation the level does not explain, and
+                # the residual scale at this time of day; gamma is per day, so with several samples
+                # per bin each one moves it less
+                g = np.maximum(1.0 / (visits + 1.0), self._per_day[:rows])
+                d = np.clip(x - new_level - offset, -lim2, lim2)
+                cap = np.where(spread > 0, self.scale_clip * spread, np.inf)
+                learn = seen & (self.period[:rows] > 0)
+                new_cell = np.stack(
+                    (offset + g * d, visits + 1.0, spread + g * (np.minimum(ar, cap) - spread)), axis=1)
+                new_cell = np.where(learn[:, None], new_cell, cell)
+                new_cell[:, 1] = np.where(valid & (self.period[:rows] > 0), visits + 1.0, visits)
+                self.cells[idx, phase] = new_cell
             level[:] = np.where(seen, new_level, np.where(valid, x, level))
             scale[:] = np.where(seen, new_scale, scale)
             longrun[:] = np.where(seen, new_long, longrun)
             smooth[:] = np.where(seen, sm, smooth)
-            step = np.where(dev > q, self.quantile_rate * self.quantile,
-                            -self.quantile_rate * (1.0 - self.quantile))
-            logq[:] = np.where(ready, np.maximum(logq + step, 0.0), logq)
+            factor = np.where(dev > q, self._q_up, self._q_down)
+            q[:] = np.where(ready, np.maximum(q * factor, 1.0), q)
             n[:] = n1
             self.clock[:rows] += 1
         return out
@@ -254,13 +249,6 @@ class SurgeDetector:
         """Learn from past values ([series, time], oldest first) without keeping their scores."""
         for k in range(history.shape[1]):
             self.update(history[:, k])
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num/den with 0/0 = 0 and x/0 = ±inf."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inf = np.where(num == 0, 0.0, np.sign(num) * np.inf)
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), inf)
 
 
 DETECTORS: dict[str, dict[str, Any]] = {
