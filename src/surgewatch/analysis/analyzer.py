@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +29,7 @@ MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.t
 RESIDUAL_EXPLAINED = 4.0  # |residual| within this many model sigmas: the campaign explains the value
 LIFTED = 1.5  # traffic at least this multiple of its baseline counts as a campaign surge
 MIN_SUPPORT_SECONDS = 60.0  # a model explains a traffic level once it has seen about that level this long
+LEARN_SECONDS = 600.0  # after a launch, this long without a usable model means load does not follow traffic
 TREND_TICKS = 5
 
 
@@ -194,6 +195,7 @@ class Analyzer:
         self.metrics = None if metrics is None else tuple(metrics)
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.min_support = max(5, int(MIN_SUPPORT_SECONDS / tick))
+        self.learn_ticks = max(self.min_support, int(LEARN_SECONDS / tick))
         self.ticks = 0
         self._topo: _Topology | None = None
         self._lags: dict[tuple[int, int], tuple[int, float]] = {}
@@ -203,6 +205,8 @@ class Analyzer:
         self._packed = _Packed.build([])
         self._packed_changed = np.zeros(0, dtype=np.int64)
         self._fitted_x: dict[int, float] = {}
+        self._noise: dict[int, float] = {}
+        self._lifted_since: dict[int, int] = {}
         self._last_fit: dict[int, int] = {}
         self._base = np.zeros(0)
         self._growth: dict[int, float] = {}
@@ -221,7 +225,7 @@ class Analyzer:
         if due:
             self._refit(topo, due, window_ts, window)
         self.ticks += 1
-        now = self._now_arrays(window, column)
+        now = self._now_arrays(window, column, det)
         score = np.array(det.score, copy=True)
         expected = np.array(det.expected, copy=True)
         residual_z: dict[int, float] = {}
@@ -296,7 +300,8 @@ class Analyzer:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 now = float(np.nanmean(window[d, -3:]))
             last = self._fitted_x.get(d)
-            if now == now and (last is None or abs(now - last) > 0.1 * max(abs(last), 1e-9)):
+            noise = self._noise.get(d, 0.0)
+            if now == now and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
                 moved.add(d)
         if not moved:
             return []
@@ -349,6 +354,10 @@ class Analyzer:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
+                diffs = np.diff(w[d, -120:])
+                diffs = diffs[~np.isnan(diffs)]
+                # sd of a 3-sample mean, from the tick-to-tick differences (robust to the odd jump)
+                self._noise[d] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(6.0)) if diffs.size else 0.0
         recent = max(10, int(600 / self.tick))
         rows = sorted(set(topo.drivers) | {r for r in topo.campaign_rows if r is not None})
         base = self._base if self._base.shape[0] == topo.size else np.full(topo.size, np.nan)
@@ -364,7 +373,7 @@ class Analyzer:
 
     # -- per-tick arrays -----------------------------------------------------------------------
 
-    def _now_arrays(self, window: np.ndarray, column: np.ndarray) -> dict[str, np.ndarray]:
+    def _now_arrays(self, window: np.ndarray, column: np.ndarray, det: DetectorOutput) -> dict[str, np.ndarray]:
         """Driver values at their lags, expected values, spreads, residuals and maturity of every model."""
         p = self._packed
         h = p.rows.shape[0]
@@ -397,22 +406,29 @@ class Analyzer:
             rz = (values - expected) / sigma
         base = self._base[p.drivers] if self._base.shape[0] else np.full(p.drivers.shape, np.nan)
         settled = (self.ticks - self._packed_changed) >= self.min_support
-        mature = settled & self._supported(window, x, base, col)
+        mature = settled.copy()
+        # Support is only worth checking where the verdict matters: a residual or a detector score of note.
+        dscore = det.score[p.rows] if det.score.shape[0] else np.zeros(h)
+        with np.errstate(invalid="ignore"):
+            look = settled & ((np.abs(rz) >= 0.75 * RESIDUAL_EXPLAINED) | (dscore >= self.report_score))
+        if look.any():
+            mature[look] = self._supported(window, x[look], base[look], col[look], look)
         x_now = window[p.drivers, -1]
         x_now = np.where(np.isnan(x_now), x, x_now)
         return {"x": x, "expected": expected, "sigma": sigma, "rz": rz, "mature": mature, "x_now": x_now,
                 "step": step, "base": base}
 
-    def _supported(self, window: np.ndarray, x: np.ndarray, base: np.ndarray, col: np.ndarray) -> np.ndarray:
-        """Whether each model has seen traffic near its current level long enough to vouch for it there."""
+    def _supported(self, window: np.ndarray, x: np.ndarray, base: np.ndarray, col: np.ndarray,
+                   sel: np.ndarray) -> np.ndarray:
+        """Whether each selected model has seen traffic near its current level long enough to vouch for it."""
         p = self._packed
         rise = x - base
         thr = base + 0.5 * rise
-        seg = window[p.drivers]  # [H, K, W]
+        seg = window[p.drivers[sel]]  # [h, K, W]
         ok_col = np.arange(window.shape[1])[None, None, :] <= col[:, :, None]
         with np.errstate(invalid="ignore"):
             count = np.sum((seg >= thr[:, :, None]) & ok_col, axis=2)
-        supported = (count >= self.min_support) | ~(rise > 0) | (p.coefs <= 0)
+        supported = (count >= self.min_support) | ~(rise > 0) | (p.coefs[sel] <= 0)
         return np.all(supported, axis=1)
 
     # -- campaigns, forecasts --------------------------------------------------------------------
@@ -462,8 +478,12 @@ class Analyzer:
                 pairs.append(PairState(c.name, host, metric, model, model.lag_ticks * self.tick,
                                        float(now["expected"][i]), cap, float(now["sigma"][i]),
                                        bool(now["mature"][i])))
-            out.append(CampaignState(c.name, self._latest(window, cr), self._base_of(cr),
-                                     self._campaign_lift(topo, ci, window),
+            lifted = self._campaign_lift(topo, ci, window)
+            if lifted == lifted and lifted >= LIFTED:
+                self._lifted_since.setdefault(ci, self.ticks)
+            elif not (lifted == lifted and lifted >= 0.5 * (1.0 + LIFTED)):  # hysteresis: a dip is no new launch
+                self._lifted_since.pop(ci, None)
+            out.append(CampaignState(c.name, self._latest(window, cr), self._base_of(cr), lifted,
                                      self._growth.get(cr, float("nan")) if cr is not None else float("nan"),
                                      tuple(pairs)))
         return out
@@ -534,12 +554,15 @@ class Analyzer:
                 side = "above" if rz > 0 else "below"
                 return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",
                         (Cause.UNEXPLAINED, None))
-            if lifted:
+            if lifted and self.ticks - self._lifted_since.get(top, self.ticks) <= self.learn_ticks:
                 return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
                         f"{top_name} is {top_lift:.1f}x its baseline; likely explained", (Cause.CAMPAIGN, top_name))
-        if lifted:
+        if lifted and self.ticks - self._lifted_since.get(top, self.ticks) <= self.learn_ticks:
             return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline (load model still "
                     f"learning); likely explained", (Cause.CAMPAIGN, top_name))
+        if lifted:
+            return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline but load does not follow "
+                    f"it (no usable load model); unexplained", (Cause.UNEXPLAINED, None))
         lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if top_lift == top_lift else "traffic unknown"
         return f"{head}; {lift_txt}, no usable load model; unexplained", (Cause.UNEXPLAINED, None)
 
@@ -572,3 +595,20 @@ def _same_model(old: HostModel | None, new: HostModel | None) -> bool:
         return False
     probes = (new.x_mean, new.x_max, old.x_max)
     return all(abs(old.expected(x) - new.expected(x)) <= new.resid_sigma for x in probes)
+
+
+def default_detector(tick: float, name: str = "robust-z") -> StreamingDetector:
+    """The detector the engine uses for a tick length (window of about 15 minutes)."""
+    from .detectors import make_detector
+
+    return make_detector(name, window=int(min(900, max(60, 900 / tick))))
+
+
+def replay(analyzer: Analyzer, ts: np.ndarray, names: Sequence[str],
+           values: np.ndarray) -> Iterator[AnalysisResult]:
+    """Analyse recorded series ([series, T] on a regular grid of the analyzer's tick) one tick at a time."""
+    index = {n: i for i, n in enumerate(names)}
+    keep = analyzer.fit_ticks
+    for t in range(values.shape[1]):
+        lo = max(0, t + 1 - keep)
+        yield analyzer.step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], values[:, lo: t + 1])

@@ -168,13 +168,21 @@ def _solve(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.
     return np.einsum("gij,gj->gi", inv, rhs), inv
 
 
+def _masked_median(v: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Median of each row of v over its valid entries (NaN for an empty row)."""
+    n = valid.sum(axis=1)
+    s = np.sort(np.where(valid, v, np.inf), axis=1)
+    lo = np.clip((n - 1) // 2, 0, None)[:, None]
+    hi = np.clip(n // 2, 0, None)[:, None]
+    med = 0.5 * (np.take_along_axis(s, lo, axis=1)[:, 0] + np.take_along_axis(s, hi, axis=1)[:, 0])
+    return np.where(n > 0, med, np.nan)
+
+
 def _masked_mad_sigma(r: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Robust sigma of each row of r over the points with weight 1."""
-    rr = np.where(w > 0, r, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(rr, axis=1)
-        mad = np.nanmedian(np.abs(rr - med[:, None]), axis=1)
+    valid = w > 0
+    med = _masked_median(r, valid)
+    mad = _masked_median(np.abs(r - med[:, None]), valid)
     return np.nan_to_num(MAD_TO_SIGMA * mad, nan=0.0)
 
 
