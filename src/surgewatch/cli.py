@@ -19,6 +19,10 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("config", "surgewatch.frontends.configcmd", "validate a config file"),
     ("agent", "surgewatch.agent", "serve this host's metrics as Prometheus text (node_exporter names)"),
     ("eval", "surgewatch.evaluate", "score a detector on labelled CSVs by the NAB rules (NAB-format results)"),
+    ("analyze", "surgewatch.frontends.analyze", "campaign correlation, load models, headroom and anomalies of a "
+     "CSV or recording"),
+    ("silence", "surgewatch.frontends.silencecmd", "add, list or remove alert silences (a running daemon picks "
+     "them up within a second)"),
     ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
     ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
     ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),
