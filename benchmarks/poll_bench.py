@@ -7,7 +7,7 @@ self time by package, in µs per poll), and finds the largest number of endpoint
 second with p99 lateness under 100 ms. Needs nginx (Debian package); aiohttp (in the venv) and wrk for the
 reference rows.
 
-    .venv/bin/python benchmarks/poll_bench.py [--seconds 2] [--sizes 10,100,1000] [--no-sustain]
+    .venv/bin/python benchmarks/poll_bench.py [--seconds 1.5] [--rounds 3] [--sizes 10,100,1000] [--no-sustain]
 
 Absolute numbers drift on shared machines; compare the columns of one run.
 """
@@ -147,6 +147,22 @@ def run_wrk(base: str, n: int, seconds: float, work: Path) -> tuple[float, float
     return count / wall, cpu / count * 1e6
 
 
+def run_variant(name: str, urls: list[str], sec: float, base: str, n: int,
+                work: Path) -> tuple[float, float] | None:
+    """One measurement of the named variant (None when its tool is missing)."""
+    if name.startswith("wrk"):
+        return run_wrk(base, n, sec, work)
+    if name.startswith("aiohttp"):
+        return asyncio.run(run_aiohttp(urls, sec))
+    if name == "httpx stock, one client (100 conns)":
+        return asyncio.run(run_httpx_stock(urls, sec, 100))
+    if name.startswith("httpx stock, one client"):
+        return asyncio.run(run_httpx_stock(urls, sec, CONNS))
+    if name.startswith("httpx stock, a client"):
+        return asyncio.run(run_httpx_sharded(urls, sec))
+    return asyncio.run(run_poller(urls, sec, fast="lean" in name))
+
+
 # ---------------------------------------------------------------------------------------------
 # Where the CPU goes
 
@@ -258,7 +274,8 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=2.0, help="measuring time per variant (default 2)")
+    ap.add_argument("--seconds", type=float, default=1.5, help="measuring time per variant (default 1.5)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are shown (default 3)")
     ap.add_argument("--sizes", default="10,100,1000", help="endpoint counts (default 10,100,1000)")
     ap.add_argument("--sustain-seconds", type=float, default=6.0, help="length of each sustain trial")
     ap.add_argument("--no-sustain", action="store_true", help="skip the sustained 1 s interval search")
@@ -283,32 +300,34 @@ def main() -> int:
             base = nginx.url
             print(f"nginx {base} (pid {nginx.pid}); python {sys.version.split()[0]}; "
                   f"httpx {httpx.__version__}; connection limit {CONNS} per server; "
-                  f"{args.seconds:g} s per variant\n")
+                  f"{args.seconds:g} s per variant, median of {args.rounds} interleaved rounds\n")
 
             rows: list[list[str]] = []
             for n in sizes:
                 urls = [f"{base}/e{i}.json" for i in range(n)]
                 results: dict[str, tuple[float, float] | None] = {}
                 sec = args.seconds
-                variants: list[tuple[str, Awaitable[tuple[float, float]]]] = [
-                    ("httpx stock, one client (100 conns)", run_httpx_stock(urls, sec, 100)),
-                    (f"httpx stock, one client ({CONNS} conns)", run_httpx_stock(urls, sec, CONNS)),
-                    ("httpx stock, a client per endpoint", run_httpx_sharded(urls, sec)),
-                    ("HttpPoller, stock httpx transport", run_poller(urls, sec, False)),
-                    ("HttpPoller, lean transport (default)", run_poller(urls, sec, True)),
-                ]
+                names = ["httpx stock, one client (100 conns)", f"httpx stock, one client ({CONNS} conns)",
+                         "httpx stock, a client per endpoint", "HttpPoller, stock httpx transport",
+                         "HttpPoller, lean transport (default)"]
                 if have_aiohttp:
-                    variants.append(("aiohttp (reference)", run_aiohttp(urls, sec)))
-                for name, coro in variants:
-                    results[name] = asyncio.run(coro)  # type: ignore[arg-type]
-                results["wrk (C reference)"] = run_wrk(base, n, args.seconds, work)
+                    names.append("aiohttp (reference)")
+                names.append("wrk (C reference)")
+                samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+                for _round in range(args.rounds):  # interleaved rounds: load drifting on a shared machine
+                    for name in names:             # affects every variant alike; medians are reported
+                        got = run_variant(name, urls, sec, base, n, work)
+                        if got is not None:
+                            samples[name].append(got)
+                results = {name: (statistics.median(s[0] for s in got), statistics.median(s[1] for s in got))
+                           if got else None for name, got in samples.items()}
                 ref = results.get("aiohttp (reference)")
-                for name, got in results.items():
-                    if got is None:
+                for name, res in results.items():
+                    if res is None:
                         rows.append([str(n), name, "n/a", "n/a", ""])
                         continue
-                    ratio = f"{got[1] / ref[1]:.2f}x" if ref else ""
-                    rows.append([str(n), name, f"{got[0]:,.0f}", f"{got[1]:,.0f}", ratio])
+                    ratio = f"{res[1] / ref[1]:.2f}x" if ref else ""
+                    rows.append([str(n), name, f"{res[0]:,.0f}", f"{res[1]:,.0f}", ratio])
             print(table(rows, ["endpoints", "client", "polls/s", "CPU µs/poll", "CPU vs aiohttp"]))
 
             urls = [f"{base}/e{i}.json" for i in range(100)]

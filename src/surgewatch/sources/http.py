@@ -128,7 +128,9 @@ class _NoCookies(httpx.Cookies):
 class PollingClient(httpx.AsyncClient):
     """An httpx.AsyncClient that never stores cookies (measured: ~75 µs of CPU per request saved)."""
 
-    _jar: httpx.Cookies = _NoCookies()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._jar: httpx.Cookies = _NoCookies()
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -410,7 +412,9 @@ class HttpPoller:
             chunks: list[bytes] = []
             size = 0
             try:
-                async for chunk in resp.aiter_bytes():
+                # Without Content-Encoding the raw stream is the body: skip httpx's decoder and re-chunker.
+                encoded = "content-encoding" in resp.headers
+                async for chunk in (resp.aiter_bytes() if encoded else resp.aiter_raw()):
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise _Fatal(f"response is over the {_size(self.max_bytes)} limit (stopped reading)")
