@@ -413,8 +413,8 @@ class HttpPoller:
             size = 0
             try:
                 # Without Content-Encoding the raw stream is the body: skip httpx's decoder and re-chunker.
-                encoded = "content-encoding" in resp.headers
-                async for chunk in (resp.aiter_bytes() if encoded else resp.aiter_raw()):
+                raw = "content-encoding" not in resp.headers and not resp.is_stream_consumed
+                async for chunk in (resp.aiter_raw() if raw else resp.aiter_bytes()):
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise _Fatal(f"response is over the {_size(self.max_bytes)} limit (stopped reading)")
