@@ -103,11 +103,15 @@ def _decimal_digits(col: np.ndarray) -> int:
     if not np.all(np.isfinite(col)):
         return XOR
     bits = col.view("<u8")
-    for d in range(MAX_DIGITS + 1):
-        scale = 10.0**d
-        k = np.round(col * scale)
-        if np.all(np.abs(k) < _EXACT) and np.array_equal((k / scale).view("<u8"), bits):
-            return d
+    with np.errstate(over="ignore", invalid="ignore"):
+        for d in range(MAX_DIGITS + 1):
+            scale = 10.0**d
+            k = np.round(col * scale)
+            if not np.all(np.abs(k) < _EXACT):
+                continue
+            back = k.astype(np.int64).astype(np.float64) / scale  # exactly what decode_block computes (-0.0 fails)
+            if np.array_equal(back.view("<u8"), bits):
+                return d
     return XOR
 
 

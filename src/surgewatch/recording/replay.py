@@ -154,13 +154,14 @@ class ReplayDriver:
             self.engine.backfill(ts, merged)
         self._quiet_until(self.start)
 
-    def _quiet_until(self, ts: float) -> None:
-        """Play every tick before `ts` without emitting events (analysis warms up as it did live)."""
+    def _quiet_until(self, ts: float, inclusive: bool = False) -> None:
+        """Play every tick before `ts` (or at it) without emitting events (analysis warms up as it did live)."""
         self.dispatcher.quiet = True
         subscribers, self.engine._subscribers = self.engine._subscribers, []  # one snapshot at the end, not each
         played = self._i
         try:
-            while self._i < len(self._live) and self._live[self._i].ts < ts:
+            while self._i < len(self._live) and (self._live[self._i].ts < ts or
+                                                 (inclusive and self._live[self._i].ts == ts)):
                 self._play(self._live[self._i])
         finally:
             self.dispatcher.quiet = False
@@ -232,7 +233,7 @@ class ReplayDriver:
             start, self.start = self.start, float(self.timeline[0])
             self._reset()
             self.start = start
-        self._quiet_until(ts)
+        self._quiet_until(ts, inclusive=True)
         self._wake.set()
 
     def pause(self) -> None:
