@@ -1,25 +1,25 @@
 """The `surge` detector family: robust seasonal baselines with self-calibrated, onset-aware scores.
 
 Pure numpy, vectorised across series: every piece of state is an array with one entry per series (the
-seasonal profile one row per series), and one `update(values)` advances every series one tick, causally.
+daily profile one row of bins per series), and one `update(values)` advances every series one tick,
+causally (a value is judged before it is learned from).
 
 Per series and tick:
 1. Baseline: a Huber-clipped exponentially weighted level plus an additive daily profile (Holt-Winters
-   style, when the series' samples-per-day is known); a level shift is clipped, so it is learned over a
-   few hundred ticks instead of being absorbed at once, and fires once, at its start.
-2. Deviations in robust sigmas: the residual (`level`) and an exponentially smoothed residual
-   (`smooth`, catches small sustained shifts in noisy series), each scaled by the EW mean absolute
-   residual, floored by a multiple of the long-run (unclipped) mean absolute residual so that
-   quiet or constant series do not turn every wiggle into infinity.
-3. Calibration: each deviation is divided by a per-series running high quantile of its own history
-   (tracked multiplicatively, scale-free), so a value counts as anomalous when it is rare *for that
-   series*; the ratio r maps to [0, 1] as r²/(r²+k²).
-4. Onset (optional, on by default for `surge`): a score is emitted in full only when it exceeds the
-   decayed peak of recent scores; repeats within an episode are damped. NAB rewards the earliest
-   detection in a window and charges every extra false-positive row, and alert rules want one event
-   per episode, not one per tick.
+   style, when the series' samples-per-day is known), and a residual scale per time of day; a level
+   shift is clipped, so it fires at its start and is learned over a few hundred ticks.
+2. Deviations: the residual smoothed at several time scales (1, ~5, ~20, ~100 samples: spikes and
+   sustained shifts), each in units of the residual scale, floored by the long-run (unclipped) mean
+   absolute residual so that quiet or constant series do not turn every wiggle into infinity.
+3. Calibration: each deviation is divided by a per-series running high quantile (99.99 %) of its own
+   history, tracked multiplicatively (scale-free), so a value scores when it is rare *for that
+   series*; the largest ratio r maps to [0, 1] as r²/(r²+k²).
+4. Onset (the `surge` default): a score is emitted in full only when it beats the decayed peak of
+   recent scores; repeats within an episode are damped. NAB rewards the earliest detection in a
+   window and charges every extra false-positive row, and alert rules want one event per episode.
 
-NaN (or ±inf) is a missing sample: no score (NaN) and no learning; the seasonal clock still advances.
+NaN (or ±inf) is a missing sample: no score (NaN) and no learning; the daily clock still advances.
+Invariant under x -> a·x + b (a != 0) up to rounding: every quantity is a ratio of residuals.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class SurgeDetector:
         scale_clip: float = 8.0,
         floor: float = 1.0,
         floor_alpha: float = 0.002,
-        smooth_alphas: tuple[float, ...] = (1.0, 0.2, 0.05),
+        smooth_alphas: tuple[float, ...] = (1.0, 0.2, 0.05, 0.01),
         quantile: float = 0.9999,
         quantile_rate: float = 0.1,
         k: float = 1.5,
