@@ -18,6 +18,7 @@ import numpy as np
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import AwaitMount
 
 from ..engine import Engine
 from ..snapshot import AlertView, CampaignView, HostView, Snapshot
@@ -96,6 +97,9 @@ class SurgewatchApp(App[int]):
         self._band_low = Ring(cap)
         self._band_high = Ring(cap)
         self._hung_up = False
+        # Listing processes costs ~14 ms a poll: only while the host screen can show them.
+        self._top_sources = [(s, int(getattr(s, "top_processes", 0))) for s in engine.sources
+                             if getattr(s, "top_processes", 0)]
         for base in themes.EXTRA_BASES:
             self.register_theme(base)
         if low_bandwidth:
@@ -166,10 +170,15 @@ class SurgewatchApp(App[int]):
         self._last_draw = snap.ts
         self.redraw()
 
+    def switch_mode(self, mode: str) -> AwaitMount:
+        for source, wanted in self._top_sources:
+            source.top_processes = wanted if mode == "host" else 0  # type: ignore[attr-defined]
+        return super().switch_mode(mode)
+
     def redraw(self) -> None:
         """Redraw the visible screen (screens underneath a modal wait until they are shown again)."""
         screen = self.screen
-        if isinstance(screen, DashScreen) and self.is_running:
+        if isinstance(screen, DashScreen) and screen.is_mounted and self.is_running:
             screen.redraw()
 
     # -- what the screens show ----------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
 
-from ..widgets.panel import TextPanel
+from ..widgets.panel import Palette, TextPanel
 from ..widgets.status import StatusLine, status_text
 
 if TYPE_CHECKING:
@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 class DashScreen(Screen[None]):
     """A screen fed by snapshots; `redraw` is cheap when nothing changed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.palette = Palette()
 
     @property
     def dash(self) -> SurgewatchApp:
@@ -33,7 +37,11 @@ class DashScreen(Screen[None]):
             panel.invalidate()
 
     def on_screen_resume(self) -> None:
-        self.redraw()
+        self.call_after_refresh(self._redraw_if_mounted)
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self.redraw)
+        self.call_after_refresh(self._redraw_if_mounted)
+
+    def _redraw_if_mounted(self) -> None:
+        if self.is_mounted:
+            self.redraw()

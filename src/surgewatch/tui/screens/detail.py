@@ -105,6 +105,7 @@ class ChartScreen(DashScreen):
             yield self.info
         yield StatusLine(id="status")
         yield Footer(compact=True)
+        yield self.palette
 
     def on_mount(self) -> None:
         self.body.focus()

@@ -54,6 +54,7 @@ class OverviewScreen(DashScreen):
         yield Input(placeholder="filter hosts and campaigns (enter keeps it, esc clears)", id="filter")
         yield StatusLine(id="status")
         yield Footer(compact=True)
+        yield self.palette
 
     def on_mount(self) -> None:
         self.hosts.focus()

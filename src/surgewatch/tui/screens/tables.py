@@ -79,6 +79,7 @@ class AlertsScreen(DashScreen):
             yield self.history
         yield StatusLine(id="status")
         yield Footer(compact=True)
+        yield self.palette
 
     def on_mount(self) -> None:
         self.active.focus()
@@ -158,6 +159,7 @@ class SourcesScreen(DashScreen):
             yield self.table
         yield StatusLine(id="status")
         yield Footer(compact=True)
+        yield self.palette
 
     def redraw(self) -> None:
         snap = self.dash.snapshot

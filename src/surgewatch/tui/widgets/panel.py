@@ -33,10 +33,23 @@ def fallback_styler(name: str) -> Style:
     return Style.parse(FALLBACK.get(name, ""))
 
 
+class Palette(Widget):
+    """An invisible widget that carries the semantic styles for a whole screen (one per screen keeps CSS cheap)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = COMPONENTS
+    DEFAULT_CSS = "Palette { display: none; }"
+
+    def sty(self, name: str) -> Style:
+        """The theme's style for a semantic name."""
+        try:
+            return self.get_component_rich_style(f"sw--{name}", partial=True)
+        except Exception:  # not mounted yet
+            return fallback_styler(name)
+
+
 class TextPanel(Widget):
     """A widget that shows one Rich Text and re-renders only when that text actually changed."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = COMPONENTS
     DEFAULT_CSS = "TextPanel { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -47,10 +60,8 @@ class TextPanel(Widget):
 
     def sty(self, name: str) -> Style:
         """The theme's style for a semantic name."""
-        try:
-            return self.get_component_rich_style(f"sw--{name}", partial=True)
-        except Exception:  # not mounted yet
-            return fallback_styler(name)
+        palette = getattr(self.screen, "palette", None) if self.is_attached else None
+        return palette.sty(name) if isinstance(palette, Palette) else fallback_styler(name)
 
     def show(self, text: Text) -> bool:
         """Show `text`; True if anything changed (and a redraw was asked for)."""
