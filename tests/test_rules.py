@@ -8,10 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from surgewatch.alerting.rules import RuleEngine
-from surgewatch.analysis.analyzer import AnalysisResult, CampaignState, PairState
-from surgewatch.analysis.correlation import LoadModel
+from surgewatch.analysis.analyzer import AnalysisResult, HostForecast
 from surgewatch.analysis.detectors import DetectorOutput
-from surgewatch.analysis.forecast import capacity
 from surgewatch.config import RuleConfig
 from surgewatch.model import AlertEvent, Cause, Severity
 
@@ -202,16 +200,15 @@ def test_any_anomaly_rule_uses_its_threshold() -> None:
 def test_forecast_rule_fires_when_the_limit_comes_within_reach() -> None:
     r = RuleConfig(name="soon", series="host:*/cpu.percent", forecast_above=80.0, within=900.0)
     h = Harness([r])
-    model = LoadModel(lag_ticks=0, slope=0.05, intercept=10.0, r2=0.95, resid_sigma=1.0, n=200)
     # cpu = 10 + 0.05 * traffic: 80 % at 1400 visitors. At 1000 visitors growing 0.1 %/s: ~336 s away.
-    growing = forecast_analysis(model, 1000.0, 0.001)
-    assert h.tick(0, [60, 20, 50], growing) == [("firing", CPU[0])]
+    assert h.tick(0, [60, 20, 50], forecast_analysis(1000.0, 0.001)) == [("firing", CPU[0])]
     assert "reaches 80% in about 5m36s" in h.sent[-1].summary
     # traffic flat: never reaches it (inf > 1.5 x within): resolves
-    assert h.tick(1, [60, 20, 50], forecast_analysis(model, 1000.0, 0.0)) == [("resolved", CPU[0])]
+    assert h.tick(1, [60, 20, 50], forecast_analysis(1000.0, 0.0)) == [("resolved", CPU[0])]
     # 30 min away: outside `within`, no alert
-    slow = forecast_analysis(model, 1000.0, math.log(1.4) / 1800)
-    assert h.tick(2, [60, 20, 50], slow) == []
+    assert h.tick(2, [60, 20, 50], forecast_analysis(1000.0, math.log(1.4) / 1800)) == []
+    # no usable model: no forecast, nothing changes
+    assert h.tick(3, [60, 20, 50], forecast_analysis(1000.0, 0.001, usable=False)) == []
 
 
 def analysis(n: int, scores: dict[int, float], causes: dict[int, Cause]) -> AnalysisResult:
@@ -225,9 +222,8 @@ def analysis(n: int, scores: dict[int, float], causes: dict[int, Cause]) -> Anal
                           {r: "why" for r in causes})
 
 
-def forecast_analysis(model: LoadModel, traffic: float, growth: float) -> AnalysisResult:
-    cap = capacity(model, traffic, 90.0, growth)
-    pair = PairState("spring", "web-1", "cpu.percent", model, 0.0, model.expected(traffic), cap)
+def forecast_analysis(traffic: float, growth: float, usable: bool = True) -> AnalysisResult:
+    f = HostForecast(intercept=10.0, coefs=np.array([0.05]), x_now=np.array([traffic]), growth=np.array([growth]),
+                     value_now=10.0 + 0.05 * traffic, usable=usable)
     base = analysis(3, {}, {})
-    return AnalysisResult(0.0, base.detector, base.score, base.expected, {}, {},
-                          (CampaignState("spring", traffic, 100.0, 10.0, growth, (pair,)),))
+    return AnalysisResult(0.0, base.detector, base.score, base.expected, forecasts={0: f})

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
-from ..analysis.correlation import LoadModel
-from ..analysis.forecast import Capacity, capacity
 from ..config import RuleConfig
 from ..describe import format_value, metric_label
 from ..model import AlertEvent, Cause, fingerprint, split_series
@@ -97,14 +95,13 @@ class _TickData:
     """What every rule reads in one tick, computed once: scores, cause codes, forecasts."""
 
     def __init__(self, n: int, values: np.ndarray, analysis: AnalysisResult | None,
-                 stale: np.ndarray | None, index: Callable[[str], int | None]) -> None:
+                 stale: np.ndarray | None) -> None:
         self.values = values
         gone = np.isnan(values)
         if stale is not None:
             gone |= stale[:n]
         self.gone = gone
         self.analysis = analysis
-        self._index = index
         self._score: np.ndarray | None = None
         self._causes: np.ndarray | None = None
         self._forecasts: dict[float, np.ndarray] = {}
@@ -132,36 +129,17 @@ class _TickData:
         return self._causes
 
     def forecast(self, level: float) -> np.ndarray:
-        """Seconds until each host series reaches `level` per its campaigns' load models (NaN = unknown)."""
+        """Seconds until each series reaches `level` per its load model's forecast (NaN = unknown)."""
         out = self._forecasts.get(level)
         if out is not None:
             return out
         out = np.full(self.n, np.nan)
         if self.analysis is not None:
-            for c in self.analysis.campaigns:
-                for p in c.pairs:
-                    row = self._index(f"host:{p.host}/{p.metric}")
-                    if row is None or row >= self.n:
-                        continue
-                    secs = seconds_to_level(p.model, p.capacity, level)
-                    if secs == secs and not out[row] <= secs:  # keep the soonest over all campaigns
-                        out[row] = secs
+            for row, f in self.analysis.forecasts.items():
+                if row < self.n:
+                    out[row] = f.seconds_to(level)
         self._forecasts[level] = out
         return out
-
-
-def seconds_to_level(model: LoadModel | None, cap: Capacity, level: float) -> float:
-    """Time until a modelled metric reaches `level` at the campaign's traffic growth (NaN if unknown).
-
-    The analysis states its forecast against a default limit; the traffic now is recovered from it
-    (traffic_at_limit / headroom) and the same model is asked about the rule's own level.
-    """
-    if cap.limit == level:
-        return cap.seconds_to_limit
-    if model is None or not cap.headroom > 0:
-        return float("nan")
-    traffic_now = cap.traffic_at_limit / cap.headroom
-    return capacity(model, traffic_now, level, cap.growth_per_s).seconds_to_limit
 
 
 class RuleEngine:
@@ -193,7 +171,7 @@ class RuleEngine:
         if len(self._index) != len(names):
             self._index = {name: i for i, name in enumerate(names)}
         self._sync_silences(now)
-        data = _TickData(n, values[:n], analysis, stale, self._index.get)
+        data = _TickData(n, values[:n], analysis, stale)
         self.transitions = []
         for st in self._states:
             st.refresh(names)
