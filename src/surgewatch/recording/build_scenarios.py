@@ -195,7 +195,8 @@ def build(sc: Scenario, path: Path) -> None:
     writer.close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=DELETE")  # shipped files open read-only from site-packages
-    conn.execute("PRAGMA page_size=1024")  # a dozen tables and indexes: small pages keep a short file small
+    conn.execute("PRAGMA page_size=1024")
+    conn.execute("PRAGMA auto_vacuum=NONE")  # a finished file needs no pointer-map pages  # a dozen tables and indexes: small pages keep a short file small
     conn.execute("VACUUM")
     conn.close()
 

@@ -317,6 +317,15 @@ class Recorder:
 
     def on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
         """Queue this tick's samples and events (microseconds; the disk work is on the writer thread)."""
+        if self.writer.failed is not None:
+            return
+        try:
+            self._on_tick(ts, rows, values, events)
+        except Exception as exc:  # the recording must never take the monitor down with it
+            self.writer.failed = f"{self.writer.path}: recording stopped: {type(exc).__name__}: {exc}"
+            log.error("%s", self.writer.failed)
+
+    def _on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
         batch = _Batch()
         engine = self.engine
         if engine is not None:
