@@ -227,9 +227,9 @@ def ours_factory(urls: list[str]) -> Factory:
 # Sustained polling at a 1 s interval
 
 
-async def sustain(urls: list[str], seconds: float, interval: float = 1.0) -> dict[str, float]:
+async def sustain(urls: list[str], seconds: float, conns: int, interval: float = 1.0) -> dict[str, float]:
     """Poll every URL once per interval (starts spread over the interval); lateness of each poll's start."""
-    client = new_client(CONNS)
+    client = new_client(conns)
     pollers = [HttpPoller(label=f"s{i}", timeout=interval, client=client) for i in range(len(urls))]
     lateness: list[float] = []
     failures = 0
@@ -262,6 +262,20 @@ async def sustain(urls: list[str], seconds: float, interval: float = 1.0) -> dic
             "max_ms": 1000 * lateness[-1], "failures": failures, "cpu_pct": 100 * cpu / (seconds + 0.5)}
 
 
+def print_profile(base: str) -> None:
+    """Print the cProfile self time per package of stock httpx and of our poller, side by side."""
+    urls = [f"{base}/e{i}.json" for i in range(100)]
+    print("\nWhere the CPU goes, sequential polls (cProfile self time by package, µs per poll; "
+          "profiling inflates every figure):")
+    prow = []
+    stock = asyncio.run(profile_client(urls, stock_factory(urls)))
+    ours = asyncio.run(profile_client(urls, ours_factory(urls)))
+    for pkg in sorted(set(stock) | set(ours), key=lambda k: -(stock.get(k, 0) + ours.get(k, 0))):
+        prow.append([pkg, "", f"{stock.get(pkg, 0):,.0f}", f"{ours.get(pkg, 0):,.0f}"])
+    prow.append(["total", "", f"{sum(stock.values()):,.0f}", f"{sum(ours.values()):,.0f}"])
+    print(table(prow, ["package", "", "httpx stock", "HttpPoller (lean)"]))
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -279,8 +293,11 @@ def main() -> int:
     ap.add_argument("--sizes", default="10,100,1000", help="endpoint counts (default 10,100,1000)")
     ap.add_argument("--sustain-seconds", type=float, default=6.0, help="length of each sustain trial")
     ap.add_argument("--no-sustain", action="store_true", help="skip the sustained 1 s interval search")
+    ap.add_argument("--sustain-only", action="store_true", help="only the sustained 1 s interval search")
+    ap.add_argument("--sustain-conns", type=int, default=50,
+                    help="connections to nginx in the sustain search (default 50: stands in for many hosts)")
     args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [] if args.sustain_only else [int(s) for s in args.sizes.split(",")]
     raise_fd_limit()
     try:
         import aiohttp  # noqa: F401
@@ -328,27 +345,20 @@ def main() -> int:
                         continue
                     ratio = f"{res[1] / ref[1]:.2f}x" if ref else ""
                     rows.append([str(n), name, f"{res[0]:,.0f}", f"{res[1]:,.0f}", ratio])
-            print(table(rows, ["endpoints", "client", "polls/s", "CPU µs/poll", "CPU vs aiohttp"]))
+            if rows:
+                print(table(rows, ["endpoints", "client", "polls/s", "CPU µs/poll", "CPU vs aiohttp"]))
 
-            urls = [f"{base}/e{i}.json" for i in range(100)]
-            print("\nWhere the CPU goes, sequential polls (cProfile self time by package, µs per poll; "
-                  "profiling inflates every figure):")
-            prow = []
-            stock = asyncio.run(profile_client(urls, stock_factory(urls)))
-            ours = asyncio.run(profile_client(urls, ours_factory(urls)))
-            for pkg in sorted(set(stock) | set(ours), key=lambda k: -(stock.get(k, 0) + ours.get(k, 0))):
-                prow.append([pkg, "", f"{stock.get(pkg, 0):,.0f}", f"{ours.get(pkg, 0):,.0f}"])
-            prow.append(["total", "", f"{sum(stock.values()):,.0f}", f"{sum(ours.values()):,.0f}"])
-            print(table(prow, ["package", "", "httpx stock", "HttpPoller (lean)"]))
+            if not args.sustain_only:
+                print_profile(base)
 
             if not args.no_sustain:
                 print(f"\nSustained polling at a 1 s interval ({args.sustain_seconds:g} s per trial, "
-                      "lean transport, one process):")
+                      f"lean transport, {args.sustain_conns} connections, one process):")
                 srows = []
                 best = 0
                 for n in (500, 1000, 1500, 2000, 2500, 3000, 4000):
                     urls = [f"{base}/e{i}.json" for i in range(n)]
-                    r = asyncio.run(sustain(urls, args.sustain_seconds))
+                    r = asyncio.run(sustain(urls, args.sustain_seconds, args.sustain_conns))
                     ok = r["p99_ms"] < 100 and r["failures"] == 0
                     srows.append([str(n), "yes" if ok else "no", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                                   f"{r['max_ms']:.0f}", f"{r['failures']:.0f}", f"{r['cpu_pct']:.0f}%"])
