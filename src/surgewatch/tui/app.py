@@ -152,6 +152,8 @@ class SurgewatchApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._stop.set()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         self.engine.unsubscribe(self._on_snapshot)
         await self.engine.shutdown(drain_seconds=0.2 if self._hung_up else 1.0)
 

@@ -22,7 +22,7 @@ KEYS = [
     ("+ / -", "zoom the time window in / out (5 min … whole history)"),
     ("p", "pause or resume screen updates (collection and alerting go on)"),
     ("a", "acknowledge the selected (or newest firing) alert"),
-    ("s", "silence the selected (or newest firing) alert, with duration and comment"),
+    ("s", "silence the selected (or newest firing) alert: duration, comment"),
     ("x", "remove the selected silence (alerts screen)"),
     ("t", "next theme (dark, light, high-contrast, monochrome, your own)"),
     ("c", "chart style: braille, block, ASCII"),
