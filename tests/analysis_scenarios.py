@@ -23,6 +23,7 @@ class Scenario:
     lags: dict[tuple[str, str], int]  # (campaign, host row name) -> lag in ticks
     gains: dict[tuple[str, str], float]
     injected: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # host row name -> [start, end)
+    disturbed: dict[str, np.ndarray] = field(default_factory=dict)  # host row name -> ticks with injected load
     launches: list[int] = field(default_factory=list)
 
 
@@ -60,6 +61,7 @@ def make_scenario(seed: int, *, tick: float = 2.0, ticks: int = 2400, campaigns:
     lags: dict[tuple[str, str], int] = {}
     gains: dict[tuple[str, str], float] = {}
     injected: dict[str, list[tuple[int, int]]] = {}
+    disturbed_all: dict[str, np.ndarray] = {}
     for h in range(hosts):
         hname = f"host:web-{h}/cpu.percent"
         load = np.full(ticks, rng.uniform(3, 15))
@@ -73,6 +75,7 @@ def make_scenario(seed: int, *, tick: float = 2.0, ticks: int = 2400, campaigns:
             gains[(f"camp{c}", hname)] = gain
         load = load + rng.normal(0, noise, ticks)
         spans = []
+        disturbed = np.zeros(ticks, dtype=bool)
         for k in range(spikes + shifts):
             start = int(rng.uniform(0.5, 0.95) * ticks) if k % 2 == 0 else int(rng.uniform(0.2, 0.5) * ticks)
             if any(abs(start - s) < 150 for s, _ in spans) or any(abs(start - ln) < 60 for ln in launches):
@@ -80,13 +83,15 @@ def make_scenario(seed: int, *, tick: float = 2.0, ticks: int = 2400, campaigns:
             height = rng.uniform(8, 20) * noise * rng.choice([1.0, 1.0, -0.6])
             length = int(rng.integers(10, 40)) if k < spikes else ticks - start
             load[start: start + length] += height
+            disturbed[start: start + length] = True
             spans.append((start, min(start + length, ticks) if k < spikes else min(start + 60, ticks)))
         injected[hname] = spans
+        disturbed_all[hname] = disturbed
         names.append(hname)
         rows.append(np.clip(load, 0.0, None))
     values = np.vstack(rows)
     values[rng.random(values.shape) < missing] = np.nan
-    return Scenario(tick, ts, names, values, specs, lags, gains, injected, launches)
+    return Scenario(tick, ts, names, values, specs, lags, gains, injected, disturbed_all, launches)
 
 
 @dataclass
@@ -156,8 +161,11 @@ def evaluate(sc: Scenario) -> Rates:
                 if np.sum(seg == 2) * 2 > np.sum(seg > 0):
                     out.injected_unexplained += 1
         # Ticks just after an injection ends can still be judged against it (detector windows): skip them.
-        guard = inside.copy()
+        guard = inside | sc.disturbed.get(n, np.zeros_like(inside))
         for _s, e in sc.injected.get(n, []):
+            guard[e: e + 30] = True
+        ends = np.flatnonzero(np.diff(guard.astype(np.int8)) == -1) + 1
+        for e in ends:  # detector windows still remember the disturbance for a while
             guard[e: e + 30] = True
         outside = ~guard
         hot = (arr > 0) & outside

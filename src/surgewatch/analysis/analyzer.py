@@ -26,7 +26,7 @@ from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, headroom_multiple, seco
 from .forecast import growth_rate as _growth_rate
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
-RESIDUAL_EXPLAINED = 4.0  # |residual| within this many model sigmas: the campaign explains the value
+RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
 LIFTED = 1.5  # traffic at least this multiple of its baseline counts as a campaign surge
 MIN_SUPPORT_SECONDS = 60.0  # a model explains a traffic level once it has seen about that level this long
 LEARN_SECONDS = 600.0  # after a launch, this long without a usable model means load does not follow traffic
@@ -196,6 +196,8 @@ class Analyzer:
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.min_support = max(5, int(MIN_SUPPORT_SECONDS / tick))
         self.learn_ticks = max(self.min_support, int(LEARN_SECONDS / tick))
+        # A value is unexplained when its residual alone would be reported: residual score >= report_score.
+        self.residual_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.ticks = 0
         self._topo: _Topology | None = None
         self._lags: dict[tuple[int, int], tuple[int, float]] = {}
@@ -235,7 +237,7 @@ class Analyzer:
             if use.any():
                 rows = p.rows[use]
                 expected[rows] = now["expected"][use]
-                rscore = z_to_score(now["rz"][use])
+                rscore = z_to_score(now["rz"][use], RESIDUAL_ONSET, RESIDUAL_SCALE)
                 score[rows] = np.fmax(score[rows], rscore)
                 residual_z = dict(zip(rows.tolist(), now["rz"][use].tolist(), strict=True))
         campaigns = self._campaign_states(topo, window, now)
@@ -311,43 +313,19 @@ class Analyzer:
     def _refit(self, topo: _Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
         w = window[:, -self.fit_ticks:]
         wts = window_ts[-self.fit_ticks:]
-        pairs = [(d, h) for h in hosts for d in topo.host_drivers[h]]
-        pd = np.array([d for d, _ in pairs], dtype=np.intp)
-        ph = np.array([h for _, h in pairs], dtype=np.intp)
-        drivers = sorted(set(pd.tolist()))
-        hosts_u = sorted(set(ph.tolist()))
-        dpos = {d: i for i, d in enumerate(drivers)}
-        hpos = {h: i for i, h in enumerate(hosts_u)}
-        corr = lag_correlations(w[drivers], w[hosts_u], np.array([dpos[d] for d in pd.tolist()], dtype=np.intp),
-                                np.array([hpos[h] for h in ph.tolist()], dtype=np.intp), self.max_lag_ticks)
-        # Lag evidence accumulates across refits, weighted by how much the traffic moved in each window
-        # (a launch says far more about the lag than a flat hour) and forgotten over about one fit window.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
-        weight = var[[dpos[d] for d in pd.tolist()]]
-        for i, (d, h) in enumerate(pairs):
-            curve = weight[i] * np.nan_to_num(corr[i], nan=0.0)
-            prev = self._curves.get((d, h))
-            if prev is not None:
-                curve = curve + prev[0] * math.exp(-(self.ticks - prev[1]) / self.fit_ticks)
-            self._curves[(d, h)] = (curve, self.ticks)
-            if np.any(curve != 0):
-                lag = int(np.argmax(curve))
-                self._lags[(d, h)] = (lag, float(corr[i, lag]))
-        groups: dict[int, list[int]] = {}
-        for h in hosts:
-            if all((d, h) in self._lags for d in topo.host_drivers[h]):
-                groups.setdefault(len(topo.host_drivers[h]), []).append(h)
-            else:
-                self._models[h] = None
-        for _k, hs in groups.items():
-            drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
-            lags = np.array([[self._lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
-            for h, m in zip(hs, fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags), strict=True):
-                if not _same_model(self._models.get(h), m):
-                    self._changed_at[h] = self.ticks
-                self._models[h] = m
+        single = [h for h in hosts if len(topo.host_drivers[h]) == 1]
+        multi = [h for h in hosts if len(topo.host_drivers[h]) > 1]
+        masked = self._masked_load(w, hosts)
+        if single:
+            self._search_lags(topo, single, w, masked, hosts, partial=False)
+            self._fit(topo, single, w)
+        if multi:
+            # Several campaigns on a host: each driver's lag is sought against the load minus what the other
+            # drivers explain (backfitting), once from the previous model and once from this refit's.
+            for _ in range(2):
+                self._search_lags(topo, multi, w, masked, hosts, partial=True)
+                self._fit(topo, multi, w)
+        drivers = sorted({d for h in hosts for d in topo.host_drivers[h]})
         for h in hosts:
             self._last_fit[h] = self.ticks
         for d in drivers:
@@ -370,6 +348,91 @@ class Analyzer:
         self._packed = _Packed.build(live)
         self._packed_changed = np.array([self._changed_at.get(m.row, self.ticks) for m in live], dtype=np.int64)
         self._pair_models = {(d, m.row): m.pair_model(j) for m in live for j, d in enumerate(m.drivers)}
+
+    def _search_lags(self, topo: _Topology, hosts: list[int], w: np.ndarray, masked: np.ndarray,
+                     masked_rows: list[int], partial: bool) -> None:
+        """Update the accumulated lag evidence and the lag of every (driver, host) pair of `hosts`."""
+        pairs = [(d, h) for h in hosts for d in topo.host_drivers[h]]
+        drivers = sorted({d for d, _ in pairs})
+        dpos = {d: i for i, d in enumerate(drivers)}
+        mpos = {h: i for i, h in enumerate(masked_rows)}
+        if partial:
+            target = np.vstack([self._partial(w, masked[mpos[h]], d, h) for d, h in pairs])
+            py = np.arange(len(pairs), dtype=np.intp)
+        else:
+            target = masked
+            py = np.array([mpos[h] for _, h in pairs], dtype=np.intp)
+        px = np.array([dpos[d] for d, _ in pairs], dtype=np.intp)
+        corr = lag_correlations(w[drivers], target, px, py, self.max_lag_ticks)
+        # Lag evidence accumulates across refits, weighted by how much the traffic moved in each window
+        # (a launch says far more about the lag than a flat hour) and forgotten over about one fit window.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
+        for i, (d, h) in enumerate(pairs):
+            curve = var[px[i]] * np.nan_to_num(corr[i], nan=0.0)
+            prev = self._curves.get((d, h))
+            if prev is not None:
+                curve = curve + prev[0] * math.exp(-(self.ticks - prev[1]) / self.fit_ticks)
+            self._curves[(d, h)] = (curve, self.ticks)
+            if np.any(curve != 0):
+                lag = int(np.argmax(curve))
+                self._lags[(d, h)] = (lag, float(corr[i, lag]))
+
+    def _partial(self, w: np.ndarray, y: np.ndarray, d: int, h: int) -> np.ndarray:
+        """Load of host row h minus what the drivers other than d explain in its current model."""
+        m = self._models.get(h)
+        if m is None:
+            return y
+        out = y.copy()
+        for j, other in enumerate(m.drivers):
+            if other == d:
+                continue
+            lag = m.lags[j]
+            shifted = np.concatenate([np.full(lag, np.nan), w[other, : w.shape[1] - lag]])
+            out = out - m.coefs[j] * shifted
+        return out
+
+    def _fit(self, topo: _Topology, hosts: list[int], w: np.ndarray) -> None:
+        """Refit the models of `hosts` at their current lags."""
+        groups: dict[int, list[int]] = {}
+        for h in hosts:
+            if all((d, h) in self._lags for d in topo.host_drivers[h]):
+                groups.setdefault(len(topo.host_drivers[h]), []).append(h)
+            else:
+                self._models[h] = None
+        for _k, hs in groups.items():
+            drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
+            lags = np.array([[self._lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
+            for h, m in zip(hs, fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags), strict=True):
+                if not _same_model(self._models.get(h), m):
+                    self._changed_at[h] = self.ticks
+                self._models[h] = m
+
+    def _masked_load(self, w: np.ndarray, hosts: list[int]) -> np.ndarray:
+        """Host rows of the window with points far off their current model blanked, so that a burst of
+        unexplained load cannot pull the lag towards itself."""
+        y = w[hosts].copy()
+        p = self._packed
+        if p.rows.shape[0] == 0:
+            return y
+        trusted = p.usable & ((self.ticks - self._packed_changed) >= self.min_support)
+        pos = {int(r): i for i, r in enumerate(p.rows.tolist()) if trusted[i]}
+        sel = [(j, pos[h]) for j, h in enumerate(hosts) if h in pos]
+        if not sel:
+            return y
+        yj = np.array([j for j, _ in sel], dtype=np.intp)
+        pi = np.array([i for _, i in sel], dtype=np.intp)
+        w_len = w.shape[1]
+        idx = np.arange(w_len)[None, None, :] - p.lags[pi][:, :, None]
+        xs = np.where(idx >= 0, w[p.drivers[pi][:, :, None], np.clip(idx, 0, w_len - 1)], np.nan)
+        pred = p.intercept[pi][:, None] + np.einsum("hk,hkt->ht", p.coefs[pi], xs)
+        with np.errstate(invalid="ignore"):
+            off = np.abs(y[yj] - pred) > 4.0 * p.sigma[pi][:, None]
+        sub = y[yj]
+        sub[off] = np.nan
+        y[yj] = sub
+        return y
 
     # -- per-tick arrays -----------------------------------------------------------------------
 
@@ -410,7 +473,7 @@ class Analyzer:
         # Support is only worth checking where the verdict matters: a residual or a detector score of note.
         dscore = det.score[p.rows] if det.score.shape[0] else np.zeros(h)
         with np.errstate(invalid="ignore"):
-            look = settled & ((np.abs(rz) >= 0.75 * RESIDUAL_EXPLAINED) | (dscore >= self.report_score))
+            look = settled & ((np.abs(rz) >= RESIDUAL_ONSET) | (dscore >= self.report_score))
         if look.any():
             mature[look] = self._supported(window, x[look], base[look], col[look], look)
         x_now = window[p.drivers, -1]
@@ -549,7 +612,7 @@ class Analyzer:
             model_txt = (f"expected {format_value(metric, float(now['expected'][i]))} at "
                          f"{self._traffic_text(m, now['x'][i], topo, lifts)}")
             if bool(now["mature"][i]) and rz == rz:
-                if abs(rz) <= RESIDUAL_EXPLAINED:
+                if abs(rz) < self.residual_limit:
                     return f"{label} — {model_txt}; explained", (Cause.CAMPAIGN, self._name_for(m, topo, lifts))
                 side = "above" if rz > 0 else "below"
                 return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",

@@ -112,12 +112,24 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def ranks(a: np.ndarray) -> np.ndarray:
+    """Each row's values replaced by their ranks (0..n-1, NaN kept): bounds the pull of any one outlier."""
+    filled = np.where(np.isnan(a), np.inf, a)
+    order = np.argsort(filled, axis=1, kind="stable")
+    r = np.empty_like(a)
+    np.put_along_axis(r, order, np.broadcast_to(np.arange(a.shape[1], dtype=np.float64), a.shape), axis=1)
+    return np.where(np.isnan(a), np.nan, r)
+
+
 def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: np.ndarray, max_lag: int,
-                     min_points: int = 10) -> np.ndarray:
+                     min_points: int = 10, robust: bool = False) -> np.ndarray:
     """Pearson correlation of x[pair_x][t − k] with y[pair_y][t] for k = 0..max_lag, per pair ([P, max_lag+1]).
 
     Only time points where both values exist count; NaN where fewer than `min_points` overlap or a side is
-    constant. Rows are centred first, so large offsets do not cost precision."""
+    constant. Rows are centred first, so large offsets do not cost precision. `robust` correlates ranks
+    (Spearman-like), so a burst of unexplained load cannot drag the lag to itself."""
+    if robust:
+        x, y = ranks(x), ranks(y)
     w = x.shape[1]
     size = _next_pow2(w + max_lag + 1)
 
@@ -240,15 +252,26 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
 
 
 def fit_load_model(traffic: np.ndarray, load: np.ndarray, max_lag: int) -> LoadModel | None:
-    """Fit the lagged linear model of one load series on one traffic series (lag by cross-correlation)."""
-    window = np.vstack([traffic, load])
-    corr = lag_correlations(window[:1], window[1:], np.zeros(1, np.intp), np.zeros(1, np.intp), max_lag)
-    lag, _peak = best_lags(corr)
-    if lag[0] < 0:
-        return None
-    models = fit_host_models(window, np.array([1]), np.array([[0]]), lag[:, None])
-    m = models[0]
-    return m.pair_model(0) if m is not None else None
+    """Fit the lagged linear model of one load series on one traffic series.
+
+    The lag is the best cross-correlation; a second pass repeats the search with points far off the first
+    fit blanked, so that unexplained bursts of load do not decide the lag."""
+    one = np.zeros(1, np.intp)
+    y = load.copy()
+    m: HostModel | None = None
+    for _ in range(2):
+        lag, _peak = best_lags(lag_correlations(traffic[None], y[None], one, one, max_lag))
+        if lag[0] < 0:
+            return None
+        m = fit_host_models(np.vstack([traffic, load]), np.array([1]), np.array([[0]]), lag[:, None])[0]
+        if m is None:
+            return None
+        pred = m.intercept + m.coefs[0] * np.concatenate([np.full(int(lag[0]), np.nan),
+                                                          traffic[: traffic.shape[0] - int(lag[0])]])
+        with np.errstate(invalid="ignore"):
+            y = np.where(np.abs(load - pred) > 4.0 * m.resid_sigma, np.nan, load)
+    assert m is not None
+    return m.pair_model(0)
 
 
 def baseline(values: np.ndarray, quantile: float = 20.0) -> float:
