@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import re
 import resource
@@ -317,7 +318,8 @@ def main() -> int:
             base = nginx.url
             print(f"nginx {base} (pid {nginx.pid}); python {sys.version.split()[0]}; "
                   f"httpx {httpx.__version__}; connection limit {CONNS} per server; "
-                  f"{args.seconds:g} s per variant, median of {args.rounds} interleaved rounds\n")
+                  f"{args.seconds:g} s per variant, median of {args.rounds} interleaved rounds; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others' work skews all rows)\n")
 
             rows: list[list[str]] = []
             for n in sizes:
@@ -368,7 +370,8 @@ def main() -> int:
                         break
                 print(table(srows, ["endpoints", "on time", "p50 late ms", "p99 late ms", "max late ms",
                                     "failures", "CPU"]))
-                print(f"\nLargest endpoint count with every poll on time (p99 lateness < 100 ms): {best:,}")
+                print(f"\nLargest endpoint count with every poll on time (p99 lateness < 100 ms): {best:,} "
+                      f"(load average now {os.getloadavg()[0]:.1f})")
     return 0
 
 
