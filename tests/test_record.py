@@ -284,3 +284,20 @@ def test_a_live_headless_recording_replays_to_the_same_alert_lines(tmp_path: Pat
                             capture_output=True, text=True, env=env, timeout=60)
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout.splitlines() == live_lines
+
+
+def test_a_restarted_session_appends_to_the_same_recording(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.swrec"
+    first = _engine(path)
+    _feed(first, [10.0, 95.0, 96.0, 97.0])
+    for listener in first._tick_listeners:
+        listener.close()
+    second = _engine(path)
+    _feed(second, [20.0, 30.0], t0=1_700_000_100.0)
+    for listener in second._tick_listeners:
+        listener.close()
+    ts, series = read_series(str(path))
+    assert ts.tolist() == [1_700_000_000.0 + k for k in range(4)] + [1_700_000_100.0, 1_700_000_101.0]
+    assert series["host:web-1/cpu.percent"].tolist() == [10.0, 95.0, 96.0, 97.0, 20.0, 30.0]
+    with Recording(str(path)) as rec:
+        assert len(rec.series_names) == 2  # the second session reused the series ids

@@ -22,8 +22,8 @@ def _alerts(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[dict[st
 
 
 def test_the_shipped_scenarios_are_there() -> None:
-    assert names() == ["incident", "saturates", "scales-fine"]
-    assert all(path(n).stat().st_size < 64_000 for n in names())
+    assert names() == ["demo", "incident", "saturates", "scales-fine"]
+    assert all(path(n).stat().st_size < 100_000 for n in names())
 
 
 def test_a_fresh_recording_replays_to_exactly_its_recorded_alerts(capsys: pytest.CaptureFixture[str],
@@ -59,6 +59,15 @@ def test_incident_during_a_campaign_is_unexplained_load_on_the_untouched_host() 
     fired = _firing("incident")
     assert ("unexplained-load", "host:db-1/cpu.percent", "unexplained") in fired
     assert not any(series.startswith("host:web-") for _r, series, _c in fired)
+
+
+def test_the_recorded_demo_tells_the_demo_story_as_demo() -> None:
+    fired = _firing("demo")
+    assert ("unexplained-load", "host:demo-web/cpu.percent", "unexplained") in fired
+    assert ("campaign-surge", "campaign:demo-launch/visitors", None) in fired
+    with Recording(str(path("demo"))) as rec:
+        assert all(s.demo for s in rec.sources)
+        assert all(e.doc.get("demo") is True for e in rec.events("alert"))
 
 
 def test_a_campaign_that_scales_fine_only_reports_the_surge() -> None:

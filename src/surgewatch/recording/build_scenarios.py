@@ -6,6 +6,8 @@ Recorder attached, so its alerts and campaign events are exactly what a live ses
 - scales-fine: a campaign lifts traffic about 3.5x; two web hosts follow it with a 30 s lag and stay healthy.
 - saturates:   a bigger campaign on one host drives its CPU into the limit (cpu-high fires, critical).
 - incident:    a campaign runs fine while the database host, which it does not touch, spikes (unexplained).
+- demo:        the built-in demo (DEMO host and campaign, 2 s tick) for 24 minutes: the launch, load following
+               traffic 40 s later, and the CPU spike 14 minutes after the launch that traffic does not explain.
 """
 
 from __future__ import annotations
@@ -193,10 +195,47 @@ def build(sc: Scenario, path: Path) -> None:
         engine.collector.pending = {n: float(v[k]) for n, v in values.items()}
         engine.tick(t)
     writer.close()
+    _finish(path)
+
+
+DEMO_MINUTES = 24  # the launch at 3 min and the unexplained spike at 17-19.5 min
+
+
+def build_demo(path: Path, minutes: float = DEMO_MINUTES) -> None:
+    """The built-in demo (this host left out) recorded as a scenario, exactly as `surgewatch --record` would."""
+    from ..defaults import default_config
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    text = default_config(1.0).text.replace('[[host]]\nname = "local"\nsource = "local"\n\n', "")
+    text = text.replace("[monitor]\n", f'[monitor]\nrecord = "{path}"\n', 1)
+    config = parse_config(text, "built-in demo")
+    clock = [START]
+    engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(()), clock=lambda: clock[0]))
+    engine.backfill_demo()
+    fillers = [src for src in engine.sources if hasattr(src, "backfill")]
+    for k in range(int(minutes * 60 / engine.tick_seconds)):
+        t = START + k * engine.tick_seconds
+        clock[0] = t
+        readings: dict[str, float] = {}
+        for src in fillers:
+            h = engine.collector.health[src.name]
+            values = src.backfill([t]).values  # the demo's value at wall time t, as its poll() would give
+            readings.update({n: v[0] for n, v in values.items()})
+            h.ok, h.last_success = True, t
+            h.series.update(values)
+        engine.collector.pending = readings
+        engine.tick(t)
+    for listener in engine._tick_listeners:
+        listener.close()
+    _finish(path)
+
+
+def _finish(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=DELETE")  # shipped files open read-only from site-packages
-    conn.execute("PRAGMA page_size=1024")
-    conn.execute("PRAGMA auto_vacuum=NONE")  # a finished file needs no pointer-map pages  # a dozen tables and indexes: small pages keep a short file small
+    conn.execute("PRAGMA page_size=1024")  # a dozen tables and indexes: small pages keep a short file small
+    conn.execute("PRAGMA auto_vacuum=NONE")  # a finished file needs no pointer-map pages
     conn.execute("VACUUM")
     conn.close()
 
@@ -209,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         path = out / f"{sc.name}.swrec"
         build(sc, path)
         print(f"{path}: {os.path.getsize(path)} bytes")
+    path = out / "demo.swrec"
+    build_demo(path)
+    print(f"{path}: {os.path.getsize(path)} bytes")
     return 0
 
 

@@ -103,7 +103,10 @@ class ReplayDriver:
         self.rec = rec
         self.config = config
         ticks = list(rec.ticks(None, end))
-        self._backfill = [t for t in ticks if t.kind == BACKFILL]
+        lead = next((i for i, t in enumerate(ticks) if t.kind == LIVE), len(ticks))
+        # The history backfilled when recording started; a later session appended to the same file brought
+        # its own, which is not replayed (its live ticks continue the timeline).
+        self._backfill = [t for t in ticks[:lead] if t.kind == BACKFILL]
         self._live: list[Tick] = [t for t in ticks if t.kind == LIVE]
         if not self._live:
             raise RecordingError(f"{rec.path}: no recorded ticks in the chosen range")
