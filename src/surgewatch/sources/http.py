@@ -262,6 +262,9 @@ class HttpResponse:
         return self.body.decode("utf-8", errors="replace")
 
 
+_SPENT = httpx.ByteStream(b"")
+
+
 class _Fatal(Exception):
     """An attempt failed in a way a retry would not fix; carries the one-line message."""
 
@@ -427,6 +430,9 @@ class HttpPoller:
                 raise _Retryable(f"connection lost while reading the body: {type(exc).__name__}") from None
         finally:
             await resp.aclose()
+            # httpx links a response and its stream both ways: unlinked, the pair is freed at once instead of
+            # waiting for the cyclic GC (15 objects per poll; their gen-2 sweeps stalled polling ~100 ms).
+            resp.stream = _SPENT
         return HttpResponse(resp.status_code, resp.reason_phrase, resp.headers, b"".join(chunks),
                             time.monotonic() - started)
 
