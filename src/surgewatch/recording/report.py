@@ -271,13 +271,13 @@ def line_chart(title: str, ts: np.ndarray, lines: dict[str, np.ndarray], alerts:
 def timeline(data: ReportData) -> str:
     """The campaign timeline: scheduled windows, detected surges and every alert firing on one strip."""
     names = [n for n, _s, _e in data.scheduled] or ["(no campaigns)"]
-    row_h, height = 26, PAD_T + PAD_B + 26 * (len(names) + 1)
+    row_h, height = 38, PAD_T + PAD_B + 38 * len(names) + 26
     ax = _Axes(data.start, data.end, 0, 1, height)
     parts = [f'<svg viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="campaign timeline">']
     parts += _time_axis(ax)
     for i, (name, s, e) in enumerate(data.scheduled):
-        y = PAD_T + i * row_h + 4
-        parts.append(f'<text x="{PAD_L - 6}" y="{y + 13}" text-anchor="end" class="lbl">{html.escape(name)}</text>')
+        parts.append(f'<text x="{PAD_L + 2}" y="{PAD_T + i * row_h + 11}" class="lbl">{html.escape(name)}</text>')
+        y = PAD_T + i * row_h + 16  # the campaign's name above its strip: names can be long
         if s is not None or e is not None:
             a, b = max(s or data.start, data.start), min(e or data.end, data.end)
             if b > a:
@@ -306,7 +306,9 @@ def timeline(data: ReportData) -> str:
         parts.append(f'<rect x="{ax.x(t) - 2:.1f}" y="{y}" width="4" height="18" fill="{colour}">'
                      f"<title>{title}</title></rect>")
     parts.append("</svg>")
-    return f"<figure><figcaption>Campaign timeline</figcaption>{''.join(parts)}</figure>"
+    key = ("<span class='key'>dashed: scheduled</span><span class='key'>filled: traffic surging (at least 1.5× "
+           "its baseline)</span><span class='key'>marks: alerts firing, by severity</span>")
+    return f"<figure><figcaption>Campaign timeline {key}</figcaption>{''.join(parts)}</figure>"
 
 
 def _surge(ax: _Axes, a: float, b: float, y: float, end_doc: dict[str, object]) -> str:
