@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from surgewatch.cli import main
-from surgewatch.recording.report import gather, render
+from surgewatch.recording.postmortem import gather, render
 from surgewatch.scenarios import path
 
 

@@ -1,4 +1,4 @@
-"""`surgewatch report FILE -o report.html`: a self-contained post-mortem page (inline SVG, no external assets).
+"""The post-mortem page behind `surgewatch report`: self-contained HTML with inline SVG, no external assets.
 
 The page shows the campaign timeline, traffic and host-load charts with the recorded alerts marked, the
 load models (lag, slope, fit) and capacity headroom that analysis fits when the recording is replayed
@@ -7,30 +7,20 @@ through it, and the alert list. Everything is computed here; the HTML needs no s
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import itertools
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from .replaycmd import add_range_arguments, resolve_range
-
 WIDTH, PAD_L, PAD_R, PAD_T, PAD_B = 960, 64, 16, 14, 26
 PALETTE = ("#2563eb", "#d97706", "#059669", "#9333ea", "#dc2626", "#0891b2", "#65a30d", "#db2777")
 SEVERITY_COLOUR = {"critical": "#dc2626", "warning": "#d97706", "info": "#2563eb"}
 MAX_POINTS = 480
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="a recording made with --record, or a shipped scenario name")
-    add_range_arguments(p)
-    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the HTML file to write")
 
 
 @dataclass
@@ -405,28 +395,3 @@ def render(data: ReportData) -> str:
     out.append(f"<p class='meta'>Replaying the recording with its own config fires {data.replay_alerts} alert "
                f"events in this range (recorded: {len(data.alerts)}).</p></body></html>")
     return "\n".join(out)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..scenarios import resolve
-
-    args.file = resolve(args.file)
-    from ..config import ConfigError
-    from .format import RecordingError
-    from .reader import Recording
-
-    try:
-        with Recording(args.file) as rec:
-            span = rec.span()
-        start, end = resolve_range(args, span[0] if span else None)
-        page = render(gather(args.file, start, end))
-    except (RecordingError, ConfigError, ValueError) as exc:
-        print(f"surgewatch: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(page)
-    except OSError as exc:
-        print(f"surgewatch: {args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 0
