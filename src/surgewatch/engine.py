@@ -359,6 +359,7 @@ class Engine:
                 error=src.error if src else None, metrics=values, spark=host_spark, scores=sc,
                 campaigns=tuple(campaigns_by_host.get(who, ())), headroom=cap[0], seconds_to_limit=cap[1],
                 top_processes=tuple(src.details.get("top_processes", ())) if src else ()))
+        self.rules.refresh_views()
         alerts = tuple(
             AlertView(a.rule.name, a.series, a.state_name, str(a.rule.severity), a.fired_at or a.since, a.value,
                       a.explanation.split(";")[0], a.explanation, a.cause, a.campaign, a.fingerprint, a.demo,

@@ -27,6 +27,7 @@ from ..model import AlertEvent, Cause, fingerprint, split_series
 from ..units import format_duration
 from .notify import Current, Notifier
 from .silences import Silence, SilenceError, SilenceStore
+from .tickdata import TickData
 
 log = logging.getLogger("surgewatch.alerting")
 
@@ -34,7 +35,6 @@ INACTIVE, PENDING, FIRING = 0, 1, 2
 ANOMALY_CLEAR_FRACTION = 0.6
 FORECAST_CLEAR_FACTOR = 1.5
 DEFAULT_WITHIN = 900.0
-_CAUSE_CODE = {Cause.CAMPAIGN: 1, Cause.UNEXPLAINED: 2}
 
 
 @dataclass
@@ -55,6 +55,7 @@ class ActiveAlert:
     demo: bool
     silenced: bool = False
     acked: bool = False
+    row: int = -1
 
     @property
     def state_name(self) -> str:
@@ -62,7 +63,7 @@ class ActiveAlert:
 
 
 class _RuleState:
-    """Per-rule arrays: state and since, one entry per store row; rows matched incrementally."""
+    """One rule's matched store rows (ascending) and, by position in them, each one's state and since."""
 
     def __init__(self, rule: RuleConfig) -> None:
         self.rule = rule
@@ -71,7 +72,7 @@ class _RuleState:
         self.seen = 0
         self.state = np.zeros(0, dtype=np.int8)
         self.since = np.zeros(0)
-        self.live = 0  # rows that are pending or firing
+        self.live = 0  # positions that are pending or firing
 
     def refresh(self, names: Sequence[str]) -> None:
         """Match the names added since the last call (store rows are append-only)."""
@@ -81,65 +82,18 @@ class _RuleState:
         if n < self.seen:  # a different store: start over
             self.rows, self.seen = np.zeros(0, dtype=np.intp), 0
             self.state, self.since, self.live = np.zeros(0, dtype=np.int8), np.zeros(0), 0
-        if n > self.state.shape[0]:
-            grow = max(n, 2 * self.state.shape[0]) - self.state.shape[0]
-            self.state = np.concatenate([self.state, np.zeros(grow, dtype=np.int8)])
-            self.since = np.concatenate([self.since, np.zeros(grow)])
-        new = [i for i in range(self.seen, n) if self.match(names[i])]
+        match = self.match
+        new = [i for i in range(self.seen, n) if match(names[i])]
         if new:
             self.rows = np.concatenate([self.rows, np.array(new, dtype=np.intp)])
+            self.state = np.concatenate([self.state, np.zeros(len(new), dtype=np.int8)])
+            self.since = np.concatenate([self.since, np.zeros(len(new))])
         self.seen = n
 
-
-class _TickData:
-    """What every rule reads in one tick, computed once: scores, cause codes, forecasts."""
-
-    def __init__(self, n: int, values: np.ndarray, analysis: AnalysisResult | None,
-                 stale: np.ndarray | None) -> None:
-        self.values = values
-        gone = np.isnan(values)
-        if stale is not None:
-            gone |= stale[:n]
-        self.gone = gone
-        self.analysis = analysis
-        self._score: np.ndarray | None = None
-        self._causes: np.ndarray | None = None
-        self._forecasts: dict[float, np.ndarray] = {}
-        self.n = n
-
-    def score(self) -> np.ndarray:
-        """Anomaly score by row (NaN where unknown), padded to the store's size."""
-        if self._score is None:
-            s = np.full(self.n, np.nan)
-            if self.analysis is not None:
-                m = min(self.n, self.analysis.score.shape[0])
-                s[:m] = self.analysis.score[:m]
-            self._score = s
-        return self._score
-
-    def causes(self) -> np.ndarray:
-        """0 = no cause known, 1 = campaign, 2 = unexplained, by row."""
-        if self._causes is None:
-            c = np.zeros(self.n, dtype=np.int8)
-            if self.analysis is not None:
-                for row, (cause, _campaign) in self.analysis.cause.items():
-                    if row < self.n:
-                        c[row] = _CAUSE_CODE.get(cause, 0)
-            self._causes = c
-        return self._causes
-
-    def forecast(self, level: float) -> np.ndarray:
-        """Seconds until each series reaches `level` per its load model's forecast (NaN = unknown)."""
-        out = self._forecasts.get(level)
-        if out is not None:
-            return out
-        out = np.full(self.n, np.nan)
-        if self.analysis is not None:
-            for row, f in self.analysis.forecasts.items():
-                if row < self.n:
-                    out[row] = f.seconds_to(level)
-        self._forecasts[level] = out
-        return out
+    def position(self, row: int) -> int | None:
+        """Where a store row sits in this rule's arrays (None if the rule does not match it)."""
+        i = int(np.searchsorted(self.rows, row))
+        return i if i < self.rows.shape[0] and self.rows[i] == row else None
 
 
 class RuleEngine:
@@ -160,6 +114,8 @@ class RuleEngine:
         self._silence_expiry = float("inf")
         self._store_error: str | None = None
         self._resolved_fps: list[str] = []
+        self._data: TickData | None = None
+        self._names: Sequence[str] = ()
 
     # -- the tick -------------------------------------------------------------------------------
 
@@ -171,7 +127,8 @@ class RuleEngine:
         if len(self._index) != len(names):
             self._index = {name: i for i, name in enumerate(names)}
         self._sync_silences(now)
-        data = _TickData(n, values[:n], analysis, stale)
+        data = self._data = TickData(n, values[:n], analysis, stale)
+        self._names = names
         self.transitions = []
         for st in self._states:
             st.refresh(names)
@@ -182,112 +139,125 @@ class RuleEngine:
             self._resolved_fps = []
         return self.notifier.due(now, self._current_at(now))
 
-    def _conditions(self, rule: RuleConfig, rows: np.ndarray,
-                    data: _TickData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(enter, hold, known) for each matched row."""
-        v = data.values[rows]
-        known = ~np.isnan(v)
-        with np.errstate(invalid="ignore"):
-            if rule.kind == "threshold":
-                if rule.above is not None:
-                    enter = v > rule.above
-                    hold = enter if rule.clear is None else v > rule.clear
-                else:
-                    assert rule.below is not None
-                    enter = v < rule.below
-                    hold = enter if rule.clear is None else v < rule.clear
-                return enter, hold, known
-            if rule.kind == "anomaly":
-                raw = data.score()[rows]
-                known &= ~np.isnan(raw)
-                enter = raw >= rule.threshold
-                hold = raw >= rule.threshold * ANOMALY_CLEAR_FRACTION
-                if rule.anomaly == "unexplained":
-                    code = data.causes()[rows]
-                    enter &= code == 2
-                    hold &= code != 1
-                return enter, hold, known
-            assert rule.forecast_above is not None
-            secs = data.forecast(rule.forecast_above)[rows]
-            within = rule.within or DEFAULT_WITHIN
-            known &= ~np.isnan(secs)
-            return secs <= within, secs <= within * FORECAST_CLEAR_FACTOR, known
+    @staticmethod
+    def _enter(rule: RuleConfig, rows: np.ndarray, data: TickData) -> np.ndarray:
+        """Whether each matched row meets the rule's condition now (False where unknown)."""
+        kind = rule.kind
+        if kind == "threshold":
+            v = data.values_of(rule.series, rows)
+            return v > rule.above if rule.above is not None else v < rule.below
+        if kind == "anomaly":
+            enter = data.gathered("score", rule.series, rows) >= rule.threshold
+            if rule.anomaly == "unexplained" and enter.any():
+                enter &= data.gathered("cause", rule.series, rows) == 2
+            return enter
+        within = rule.within or DEFAULT_WITHIN
+        return data.gathered(rule.forecast_above or 0.0, rule.series, rows) <= within
 
-    def _evaluate_rule(self, st: _RuleState, now: float, names: Sequence[str], data: _TickData) -> None:
+    @staticmethod
+    def _hold(rule: RuleConfig, rows: np.ndarray, data: TickData) -> tuple[np.ndarray, np.ndarray]:
+        """(hold, known) for a few rows that are pending or firing: hold is the condition with hysteresis."""
+        kind = rule.kind
+        if kind == "threshold":
+            v = data.values[rows]
+            level = rule.clear if rule.clear is not None else rule.above if rule.above is not None else rule.below
+            return (v > level if rule.above is not None else v < level), ~np.isnan(v)
+        if kind == "anomaly":
+            raw = data.score()[rows]
+            hold = raw >= rule.threshold * ANOMALY_CLEAR_FRACTION
+            if rule.anomaly == "unexplained":
+                hold &= data.causes()[rows] != 1
+            return hold, ~np.isnan(raw)
+        secs = data.forecast(rule.forecast_above or 0.0)[rows]
+        return secs <= (rule.within or DEFAULT_WITHIN) * FORECAST_CLEAR_FACTOR, ~np.isnan(secs)
+
+    def _evaluate_rule(self, st: _RuleState, now: float, names: Sequence[str], data: TickData) -> None:
         rule, rows = st.rule, st.rows
-        enter, hold, known = self._conditions(rule, rows, data)
-        enter &= known
+        enter = self._enter(rule, rows, data)
         if st.live == 0 and not enter.any():
             return
-        gone = data.gone[rows]
-        state = st.state[rows]
-        for r in rows[(state != INACTIVE) & gone]:
-            self._leave(st, int(r), names[r], now, "stale")
-        state = st.state[rows]
-        starting = (state == INACTIVE) & enter & ~gone
-        if starting.any():
-            started = rows[starting]
-            st.state[started], st.since[started] = PENDING, now
-            st.live += int(started.shape[0])
-            state = st.state[rows]
-        for r in rows[(state == PENDING) & known & ~enter]:
-            self._leave(st, int(r), names[r], now, None)
-        state = st.state[rows]
-        pending = state == PENDING
-        if pending.any():
-            due = pending & ((now - st.since[rows]) >= rule.for_ - 1e-9)
-            for r in rows[pending]:
-                self._touch(st, int(r), names[r], data, now)
-            for r in rows[due]:
-                st.state[r] = FIRING
-                alert = self.active[(rule.name, names[r])]
-                alert.state, alert.fired_at = FIRING, now
-                self._emit(alert, "firing", now)
-        firing = (st.state[rows] == FIRING) & known
-        if firing.any():
-            for r in rows[firing]:
-                self._touch(st, int(r), names[r], data, now)
-            for r in rows[firing & ~hold]:
-                self._leave(st, int(r), names[r], now, None)
+        if st.live:
+            live = st.state.nonzero()[0]
+            lrows = rows[live]
+            gone = data.gone[lrows]
+            if gone.any():
+                for p in live[gone]:
+                    self._leave(st, int(p), now, "stale")
+                live, lrows = live[~gone], lrows[~gone]
+            hold, known = self._hold(rule, lrows, data)
+            lstate = st.state[live]
+            lenter = enter[live]
+            pending = lstate == PENDING
+            for p in live[pending & known & ~lenter]:
+                self._leave(st, int(p), now, None)
+            due = pending & lenter & ((now - st.since[live]) >= rule.for_ - 1e-9)
+            for p in live[due]:
+                self._fire(st, int(p), now)
+            for p in live[(lstate == FIRING) & known & ~hold]:
+                self._leave(st, int(p), now, None)
+        new = (enter & (st.state == INACTIVE)).nonzero()[0]
+        if new.shape[0]:
+            new = new[~data.gone[rows[new]]]
+            st.state[new], st.since[new] = PENDING, now
+            st.live += int(new.shape[0])
+            for p in new:
+                self._create(st, int(p), names[rows[p]], data, now)
+            if rule.for_ <= 1e-9:
+                for p in new:
+                    self._fire(st, int(p), now)
 
-    def _touch(self, st: _RuleState, row: int, name: str, data: _TickData, now: float) -> None:
-        """Create or refresh the ActiveAlert with this tick's value and explanation."""
+    def _fire(self, st: _RuleState, pos: int, now: float) -> None:
+        st.state[pos] = FIRING
+        alert = self.active[(st.rule.name, self._names[st.rows[pos]])]
+        alert.state, alert.fired_at = FIRING, now
+        self._emit(alert, "firing", now)
+
+    def _create(self, st: _RuleState, pos: int, name: str, data: TickData, now: float) -> None:
+        """A new pending alert for one matched row."""
         rule = st.rule
-        key = (rule.name, name)
-        value = float(data.values[row])
+        row = int(st.rows[pos])
+        fp = fingerprint(rule.name, name)
+        alert = ActiveAlert(rule, name, PENDING, now, None, math.nan, None, "", None, None, fp,
+                            self.is_demo(name), row=row)
+        self._update(alert, data)
+        alert.silenced = self._silenced(rule.name, name, now)
+        alert.acked = self.store is not None and self.store.acked(fp)
+        self.active[(rule.name, name)] = alert
+        self.by_fp[fp] = alert
+
+    def _update(self, alert: ActiveAlert, data: TickData | None) -> None:
+        """Refresh an alert's value, expectation and explanation from a tick (done lazily: on transitions
+        and when views are asked for, not for every active alert every tick)."""
+        row = alert.row
+        if data is None or row >= data.n:
+            return
+        rule = alert.rule
+        alert.value = float(data.values[row])
         analysis = data.analysis
-        expected = None
         explanation: str | None = None
-        cause: Cause | None = None
-        campaign: str | None = None
         if analysis is not None and row < analysis.expected.shape[0]:
             e = float(analysis.expected[row])
-            expected = e if e == e else None
+            alert.expected = e if e == e else None
             explanation = analysis.explanation.get(row)
-            if row in analysis.cause:
-                cause, campaign = analysis.cause[row]
-        if rule.kind == "forecast":
-            explanation = _forecast_text(rule, name, float(data.forecast(rule.forecast_above or 0.0)[row]))
-        alert = self.active.get(key)
-        if alert is None:
-            fp = fingerprint(rule.name, name)
-            alert = ActiveAlert(rule, name, PENDING, float(st.since[row]), None, value, expected,
-                                explanation or _threshold_text(rule, name, value), cause, campaign, fp,
-                                self.is_demo(name))
-            alert.silenced = self._silenced(rule.name, name, now)
-            alert.acked = self.store is not None and self.store.acked(fp)
-            self.active[key] = alert
-            self.by_fp[fp] = alert
-        else:
-            alert.value, alert.expected = value, expected
             if explanation is not None:
-                alert.explanation, alert.cause, alert.campaign = explanation, cause, campaign
+                alert.cause, alert.campaign = analysis.cause.get(row, (None, None))
+        if rule.kind == "forecast":
+            explanation = _forecast_text(rule, alert.series, float(data.forecast(rule.forecast_above or 0.0)[row]))
+        if explanation is not None:
+            alert.explanation = explanation
+        elif not alert.explanation:
+            alert.explanation = _threshold_text(rule, alert.series, alert.value)
 
-    def _leave(self, st: _RuleState, row: int, name: str, now: float, reason: str | None) -> None:
-        was = st.state[row]
-        st.state[row] = INACTIVE
+    def refresh_views(self) -> None:
+        """Bring every active alert's value and explanation up to the last tick (call before showing them)."""
+        for alert in self.active.values():
+            self._update(alert, self._data)
+
+    def _leave(self, st: _RuleState, pos: int, now: float, reason: str | None) -> None:
+        was = st.state[pos]
+        st.state[pos] = INACTIVE
         st.live -= 1
-        alert = self.active.pop((st.rule.name, name), None)
+        alert = self.active.pop((st.rule.name, self._names[st.rows[pos]]), None)
         if alert is None:
             return
         self.by_fp.pop(alert.fingerprint, None)
@@ -297,6 +267,8 @@ class RuleEngine:
                 self._resolved_fps.append(alert.fingerprint)
 
     def _emit(self, alert: ActiveAlert, event: str, now: float, reason: str | None = None) -> None:
+        if reason is None:
+            self._update(alert, self._data)
         e = self._event(alert, event, now, reason)
         self.transitions.append(e)
         self.notifier.transition(e, alert.rule, alert.silenced, now)
@@ -318,7 +290,10 @@ class RuleEngine:
             alert = self.by_fp.get(fp)
             if alert is None:
                 return Current(None, False, False)
-            firing = self._event(alert, "firing", now) if alert.state == FIRING else None
+            firing = None
+            if alert.state == FIRING:
+                self._update(alert, self._data)
+                firing = self._event(alert, "firing", now)
             return Current(firing, alert.silenced, alert.acked)
 
         return current
@@ -407,12 +382,8 @@ class RuleEngine:
                 st = _RuleState(rule)
             states.append(st)
         for st in old.values():
-            names = [a.series for a in self.active.values() if a.rule is st.rule]
-            index = self._index
-            for name in names:
-                row = index.get(name)
-                if row is not None:
-                    self._leave(st, row, name, now, "rule removed")
+            for pos in np.flatnonzero(st.state):
+                self._leave(st, int(pos), now, "rule removed")
         self.rules = list(rules)
         self._states = states
 
