@@ -49,7 +49,24 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="dashboard: redraw at most every 5 s, no animations, block charts (slow SSH links)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv, skipping the values of top-level options that take one."""
+    names = {name for name, _module, _help in COMMANDS}
+    takes_value = {"--config", "-c", "--demo-speed", "--record", "--log-format"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in names else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen subcommand's module is imported (the others just list their help)."""
     parser = argparse.ArgumentParser(
         prog="surgewatch",
         description="Campaign traffic and server health on one terminal screen.",
@@ -63,13 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(p)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     module = getattr(args, "_module", None)
     if module is None and getattr(args, "record", None):

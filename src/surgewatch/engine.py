@@ -72,7 +72,7 @@ class Engine:
         self.collector = Collector(self.sources, clock=self.clock)
         self.store = SeriesStore(self.tick_seconds, config.monitor.history)
         window = int(min(900, max(60, 900 / self.tick_seconds)))
-        self.detector: StreamingDetector = make_detector(opts.detector, window=window)
+        self.detector: StreamingDetector = make_detector(opts.detector, self.tick_seconds, window=window)
         self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         silences = SilenceStore(resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock)
