@@ -209,12 +209,12 @@ def replay_speed(path: Path, label: str, end_offset: float | None = None) -> Non
         t = time.perf_counter()
         d = ReplayDriver(rec, replay_config(rec), end=end, speed=0)
         load = time.perf_counter() - t
-        samples = sum(len(x.names) for x in d._live)
         t = time.perf_counter()
         d.play_all()
         dt = time.perf_counter() - t
-    row(f"replay {label}: {len(d._live):,} ticks, {samples:,} samples",
-        f"{samples / dt:,.0f} samples/s ({len(d._live) / dt:,.0f} ticks/s; read {load:.2f} s)")
+        samples = d.samples_played
+    row(f"replay {label}: {d.index:,} ticks, {samples:,} samples",
+        f"{samples / dt:,.0f} samples/s ({d.index / dt:,.0f} ticks/s; open {load:.2f} s)")
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class ReplayDispatcher(Dispatcher):
 
     def __init__(self, sinks: Sequence[SinkConfig]) -> None:
         self._dir = tempfile.mkdtemp(prefix="surgewatch-replay-")
+        weakref.finalize(self, shutil.rmtree, self._dir, True)  # also when nobody calls close()
         super().__init__([build_sink(c) for c in sinks], Outbox(Path(self._dir)), ids=unique_ids(sinks))
 
     def submit(self, events: Sequence[AlertEvent]) -> None:
@@ -102,15 +104,16 @@ class ReplayDriver:
                  speed: float = 1.0, sinks: Sequence[SinkConfig] = ()) -> None:
         self.rec = rec
         self.config = config
-        ticks = list(rec.ticks(None, end))
-        lead = next((i for i, t in enumerate(ticks) if t.kind == LIVE), len(ticks))
+        self._until = end
+        self.timeline = rec.timestamps(None, end)  # live ticks are streamed from the file as they play
+        if not self.timeline.size:
+            raise RecordingError(f"{rec.path}: no recorded ticks in the chosen range")
         # The history backfilled when recording started; a later session appended to the same file brought
         # its own, which is not replayed (its live ticks continue the timeline).
-        self._backfill = [t for t in ticks[:lead] if t.kind == BACKFILL]
-        self._live: list[Tick] = [t for t in ticks if t.kind == LIVE]
-        if not self._live:
-            raise RecordingError(f"{rec.path}: no recorded ticks in the chosen range")
-        self.timeline = np.array([t.ts for t in self._live])
+        self._backfill = [t for t in rec.ticks(None, float(self.timeline[0]), kinds=(BACKFILL,))
+                          if t.ts < self.timeline[0]]
+        self._stream: Iterator[Tick] = iter(())
+        self.samples_played = 0
         self.start = self.timeline[0] if start is None else max(start, float(self.timeline[0]))
         self.end = float(self.timeline[-1])
         if self.start > self.end:
@@ -145,6 +148,7 @@ class ReplayDriver:
             self.engine.__dict__.update(fresh.__dict__)
             self.engine.__dict__.update(keep)
         self._i = 0
+        self._stream = self.rec.ticks(None, self._until, kinds=(LIVE,))
         self._k = 0  # next sources event
         self.position = self._backfill[-1].ts if self._backfill else float(self.timeline[0])
         if self._backfill:
@@ -163,9 +167,9 @@ class ReplayDriver:
         subscribers, self.engine._subscribers = self.engine._subscribers, []  # one snapshot at the end, not each
         played = self._i
         try:
-            while self._i < len(self._live) and (self._live[self._i].ts < ts or
-                                                 (inclusive and self._live[self._i].ts == ts)):
-                self._play(self._live[self._i])
+            while not self.finished and (self.timeline[self._i] < ts or
+                                         (inclusive and self.timeline[self._i] == ts)):
+                self._play()
         finally:
             self.dispatcher.quiet = False
             self.engine._subscribers = subscribers
@@ -201,7 +205,11 @@ class ReplayDriver:
                     h.ok, h.error, h.last_success = True, errors.get(name), ts
             self._k += 1
 
-    def _play(self, tick: Tick) -> list[AlertEvent]:
+    def _play(self) -> list[AlertEvent]:
+        tick = next(self._stream, None)
+        if tick is None or tick.ts != self.timeline[self._i]:
+            raise RecordingError(f"{self.rec.path}: the recording changed while it was replayed")
+        self.samples_played += len(tick.names)
         self._apply_sources(tick.ts)
         self.engine.collector.pending = dict(zip(tick.names, tick.values.tolist(), strict=True))
         self.position = tick.ts
@@ -214,7 +222,7 @@ class ReplayDriver:
 
     @property
     def finished(self) -> bool:
-        return self._i >= len(self._live)
+        return self._i >= self.timeline.size
 
     @property
     def index(self) -> int:
@@ -225,7 +233,7 @@ class ReplayDriver:
         """Play the next tick now (whether paused or not); [] at the end."""
         if self.finished:
             return []
-        events = self._play(self._live[self._i])
+        events = self._play()
         self._wake.set()
         return events
 
@@ -258,7 +266,7 @@ class ReplayDriver:
     def play_all(self) -> None:
         """Play every remaining tick at once."""
         while not self.finished:
-            self._play(self._live[self._i])
+            self._play()
 
     async def run(self, stop: asyncio.Event | None = None, *, exit_at_end: bool = True) -> None:
         """Play in real time scaled by `speed`, honouring pause/seek/speed changes, until the end or `stop`."""
@@ -271,7 +279,7 @@ class ReplayDriver:
                 self._wake.clear()
                 await _wait(self._wake, stop, None)
                 continue
-            nxt = self._live[self._i].ts
+            nxt = float(self.timeline[self._i])
             delay = 0.0 if math.isinf(self.speed) else (nxt - self.position) / self.speed
             if delay > 0.001:
                 burst = 0
@@ -283,7 +291,7 @@ class ReplayDriver:
                 await asyncio.sleep(0)
             if stop.is_set() or self.paused or self.finished:
                 continue
-            self._play(self._live[self._i])
+            self._play()
             burst += 1
 
     async def close(self, drain_seconds: float = 5.0) -> None:
