@@ -14,11 +14,12 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from surgewatch.alerting.rules import RuleEngine
-from surgewatch.analysis.analyzer import AnalysisResult, HostForecast
+from surgewatch.analysis.analyzer import AnalysisResult
 from surgewatch.analysis.detectors import DetectorOutput
 from surgewatch.config import RuleConfig
 from surgewatch.model import Cause
@@ -55,8 +56,19 @@ def analysis(rng: np.random.Generator, hot: float) -> AnalysisResult:
     cause = {int(r): (Cause.UNEXPLAINED if i % 2 else Cause.CAMPAIGN, "c") for i, r in enumerate(rows)}
     nan = np.full(N, np.nan)
     det = DetectorOutput(score=score, z=nan, expected=nan, low=nan, high=nan)
-    forecasts = {h * METRICS: HostForecast(10.0, np.array([0.05]), np.array([1000.0 + h]), np.array([1e-4]),
-                                           60.0, True) for h in range(HOSTS)}
+    forecasts: Any
+    try:
+        from surgewatch.analysis.analyzer import ForecastTable  # type: ignore[attr-defined]
+    except ImportError:  # the per-row form of the forecast accessor
+        from surgewatch.analysis.analyzer import HostForecast  # type: ignore[attr-defined]
+
+        forecasts = {h * METRICS: HostForecast(10.0, np.array([0.05]), np.array([1000.0 + h]), np.array([1e-4]),
+                                               60.0, True) for h in range(HOSTS)}
+    else:
+        forecasts = ForecastTable(pos={h * METRICS: h for h in range(HOSTS)}, intercept=np.full(HOSTS, 10.0),
+                                  coefs=np.full((HOSTS, 1), 0.05), x_now=1000.0 + np.arange(HOSTS)[:, None],
+                                  growth=np.full((HOSTS, 1), 1e-4), value_now=np.full(HOSTS, 60.0),
+                                  usable=np.ones(HOSTS, dtype=bool))
     return AnalysisResult(0.0, det, score, nan, cause, {r: "why" for r in cause}, (), forecasts)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from surgewatch.alerting.rules import RuleEngine
-from surgewatch.analysis.analyzer import AnalysisResult, HostForecast
+from surgewatch.analysis.analyzer import AnalysisResult
 from surgewatch.analysis.detectors import DetectorOutput
 from surgewatch.config import RuleConfig
 from surgewatch.model import AlertEvent, Cause, Severity
@@ -223,7 +224,18 @@ def analysis(n: int, scores: dict[int, float], causes: dict[int, Cause]) -> Anal
 
 
 def forecast_analysis(traffic: float, growth: float, usable: bool = True) -> AnalysisResult:
-    f = HostForecast(intercept=10.0, coefs=np.array([0.05]), x_now=np.array([traffic]), growth=np.array([growth]),
-                     value_now=10.0 + 0.05 * traffic, usable=usable)
+    """Row 0 modelled as cpu = 10 + 0.05 * traffic, traffic growing at `growth` per second."""
     base = analysis(3, {}, {})
-    return AnalysisResult(0.0, base.detector, base.score, base.expected, forecasts={0: f})
+    forecasts: Any
+    try:
+        from surgewatch.analysis.analyzer import ForecastTable  # type: ignore[attr-defined]
+    except ImportError:  # the per-row form of the forecast accessor
+        from surgewatch.analysis.analyzer import HostForecast  # type: ignore[attr-defined]
+
+        forecasts = {0: HostForecast(10.0, np.array([0.05]), np.array([traffic]), np.array([growth]),
+                                     10.0 + 0.05 * traffic, usable)}
+    else:
+        forecasts = ForecastTable(pos={0: 0}, intercept=np.array([10.0]), coefs=np.array([[0.05]]),
+                                  x_now=np.array([[traffic]]), growth=np.array([[growth]]),
+                                  value_now=np.array([10.0 + 0.05 * traffic]), usable=np.array([usable]))
+    return AnalysisResult(0.0, base.detector, base.score, base.expected, forecasts=forecasts)

@@ -11,7 +11,6 @@ keep an alert open that surgewatch closed.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable
@@ -80,17 +79,20 @@ class Notifier:
         if note is not None:
             note.rule = rule
 
-    def due(self, now: float, current: Callable[[str], Current]) -> list[AlertEvent]:
-        """The notifications to send at `now`, in order (groups flush when their wait is over)."""
+    def due(self, now: float, current: Callable[[str], Current],
+            silenced: Callable[[str], bool]) -> list[AlertEvent]:
+        """The notifications to send at `now`, in order (groups flush when their wait is over).
+
+        `current(fp)` describes a live alert (for repeats); `silenced(fp)` says if a silence covers it now."""
         out: list[AlertEvent] = []
         while self._wakes and self._wakes[0][0] <= now:
             _t, _seq, what, key = heapq.heappop(self._wakes)
             if what == "flush":
-                out.extend(self._flush(key, now, current))
+                out.extend(self._flush(key, now, silenced))
             elif what == "retry":
                 note = self.notes.get(key)
                 if note is not None:
-                    self._consider(key, note, current(key).silenced, now)
+                    self._consider(key, note, silenced(key), now)
             elif what == "repeat":
                 self._repeat(key, now, current)
             elif what == "gc":
@@ -136,14 +138,14 @@ class Notifier:
             self._wake(now + note.rule.group_wait, "flush", note.rule.name)
         group.fps[fp] = None
 
-    def _flush(self, rule_name: str, now: float, current: Callable[[str], Current]) -> list[AlertEvent]:
+    def _flush(self, rule_name: str, now: float, silenced: Callable[[str], bool]) -> list[AlertEvent]:
         group = self._groups.pop(rule_name, None)
         if group is None:
             return []
         chosen: dict[str, list[tuple[str, _Note, AlertEvent]]] = {"firing": [], "resolved": []}
         for fp in group.fps:
             note = self.notes.get(fp)
-            if note is None or not self._wanted(note, current(fp).silenced):
+            if note is None or not self._wanted(note, silenced(fp)):
                 continue
             assert note.latest is not None
             chosen[note.latest.event].append((fp, note, note.latest))
@@ -151,7 +153,9 @@ class Notifier:
         for event, items in chosen.items():
             names = tuple(sorted(e.series for _fp, _n, e in items)[:GROUP_LIST_MAX]) if len(items) > 1 else ()
             for fp, note, e in items:
-                out.append(dataclasses.replace(e, group=names) if names else e)
+                if names:  # the event is this module's until returned: set the group in place (cheap)
+                    object.__setattr__(e, "group", names)
+                out.append(e)
                 note.sent, note.sent_at, note.latest, note.repeat = event, now, None, False
                 if event == "firing" and note.rule.repeat:
                     self._wake(now + note.rule.repeat, "repeat", fp)

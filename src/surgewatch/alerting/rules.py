@@ -35,6 +35,7 @@ INACTIVE, PENDING, FIRING = 0, 1, 2
 ANOMALY_CLEAR_FRACTION = 0.6
 FORECAST_CLEAR_FACTOR = 1.5
 DEFAULT_WITHIN = 900.0
+FORECAST_REFRESH = 1.0  # seconds a forecast is reused at fast ticks: forecasts look minutes ahead
 
 
 @dataclass
@@ -73,6 +74,7 @@ class _RuleState:
         self.state = np.zeros(0, dtype=np.int8)
         self.since = np.zeros(0)
         self.live = 0  # positions that are pending or firing
+        self.pending = 0  # positions that are pending
 
     def refresh(self, names: Sequence[str]) -> None:
         """Match the names added since the last call (store rows are append-only)."""
@@ -81,7 +83,7 @@ class _RuleState:
             return
         if n < self.seen:  # a different store: start over
             self.rows, self.seen = np.zeros(0, dtype=np.intp), 0
-            self.state, self.since, self.live = np.zeros(0, dtype=np.int8), np.zeros(0), 0
+            self.state, self.since, self.live, self.pending = np.zeros(0, dtype=np.int8), np.zeros(0), 0, 0
         match = self.match
         new = [i for i in range(self.seen, n) if match(names[i])]
         if new:
@@ -116,6 +118,7 @@ class RuleEngine:
         self._resolved_fps: list[str] = []
         self._data: TickData | None = None
         self._names: Sequence[str] = ()
+        self._forecasts: tuple[float, dict[float, np.ndarray]] | None = None
 
     # -- the tick -------------------------------------------------------------------------------
 
@@ -127,17 +130,22 @@ class RuleEngine:
         if len(self._index) != len(names):
             self._index = {name: i for i, name in enumerate(names)}
         self._sync_silences(now)
-        data = self._data = TickData(n, values[:n], analysis, stale)
+        reuse = None
+        if self._forecasts is not None and now - self._forecasts[0] < FORECAST_REFRESH:
+            reuse = self._forecasts[1]
+        data = self._data = TickData(n, values[:n], analysis, stale, reuse)
         self._names = names
         self.transitions = []
         for st in self._states:
             st.refresh(names)
             if st.rows.shape[0]:
                 self._evaluate_rule(st, now, names, data)
+        if reuse is None and data.forecasts:
+            self._forecasts = (now, data.forecasts)
         if self._resolved_fps:
             self._forget_acks(self._resolved_fps)
             self._resolved_fps = []
-        return self.notifier.due(now, self._current_at(now))
+        return self.notifier.due(now, self._current_at(now), self._is_silenced)
 
     @staticmethod
     def _enter(rule: RuleConfig, rows: np.ndarray, data: TickData) -> np.ndarray:
@@ -185,21 +193,26 @@ class RuleEngine:
                     self._leave(st, int(p), now, "stale")
                 live, lrows = live[~gone], lrows[~gone]
             hold, known = self._hold(rule, lrows, data)
-            lstate = st.state[live]
-            lenter = enter[live]
-            pending = lstate == PENDING
-            for p in live[pending & known & ~lenter]:
+            if st.pending:
+                lstate = st.state[live]
+                lenter = enter[live]
+                pending = lstate == PENDING
+                for p in live[pending & known & ~lenter]:
+                    self._leave(st, int(p), now, None)
+                due = pending & lenter & ((now - st.since[live]) >= rule.for_ - 1e-9)
+                for p in live[due]:
+                    self._fire(st, int(p), now)
+                clearing = (lstate == FIRING) & known & ~hold
+            else:  # every live row is firing
+                clearing = known & ~hold
+            for p in live[clearing]:
                 self._leave(st, int(p), now, None)
-            due = pending & lenter & ((now - st.since[live]) >= rule.for_ - 1e-9)
-            for p in live[due]:
-                self._fire(st, int(p), now)
-            for p in live[(lstate == FIRING) & known & ~hold]:
-                self._leave(st, int(p), now, None)
-        new = (enter & (st.state == INACTIVE)).nonzero()[0]
+        new = (enter if st.live == 0 else enter & (st.state == INACTIVE)).nonzero()[0]
         if new.shape[0]:
             new = new[~data.gone[rows[new]]]
             st.state[new], st.since[new] = PENDING, now
             st.live += int(new.shape[0])
+            st.pending += int(new.shape[0])
             for p in new:
                 self._create(st, int(p), names[rows[p]], data, now)
             if rule.for_ <= 1e-9:
@@ -208,6 +221,7 @@ class RuleEngine:
 
     def _fire(self, st: _RuleState, pos: int, now: float) -> None:
         st.state[pos] = FIRING
+        st.pending -= 1
         alert = self.active[(st.rule.name, self._names[st.rows[pos]])]
         alert.state, alert.fired_at = FIRING, now
         self._emit(alert, "firing", now)
@@ -257,6 +271,8 @@ class RuleEngine:
         was = st.state[pos]
         st.state[pos] = INACTIVE
         st.live -= 1
+        if was == PENDING:
+            st.pending -= 1
         alert = self.active.pop((st.rule.name, self._names[st.rows[pos]]), None)
         if alert is None:
             return
@@ -284,6 +300,10 @@ class RuleEngine:
             fingerprint=alert.fingerprint, started=alert.fired_at or alert.since, cause=alert.cause,
             campaign=alert.campaign, demo=alert.demo, labels=labels,
         )
+
+    def _is_silenced(self, fp: str) -> bool:
+        alert = self.by_fp.get(fp)
+        return alert is not None and alert.silenced
 
     def _current_at(self, now: float) -> Callable[[str], Current]:
         def current(fp: str) -> Current:

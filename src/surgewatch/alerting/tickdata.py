@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from ..analysis.analyzer import AnalysisResult, HostForecast
-from ..analysis.forecast import HORIZON
+from ..analysis.analyzer import AnalysisResult
 from ..model import Cause
 
 _CAUSE_CODE = {Cause.CAMPAIGN: 1, Cause.UNEXPLAINED: 2}
@@ -18,7 +16,7 @@ class TickData:
     """One tick's inputs for the rules, with lazily computed derived arrays (each at most once per tick)."""
 
     def __init__(self, n: int, values: np.ndarray, analysis: AnalysisResult | None,
-                 stale: np.ndarray | None) -> None:
+                 stale: np.ndarray | None, reuse: dict[float, np.ndarray] | None = None) -> None:
         self.n = n
         self.values = values
         gone = np.isnan(values)
@@ -31,7 +29,7 @@ class TickData:
         self._score: np.ndarray | None = None
         self._causes: np.ndarray | None = None
         self._forecasts: dict[float, np.ndarray] = {}
-        self._packed: PackedForecasts | None = None
+        self._reuse = reuse  # forecasts by level from an earlier tick, when the caller deems them fresh enough
 
     def values_of(self, glob: str, rows: np.ndarray) -> np.ndarray:
         """values[rows], shared by the rules with the same series glob (and so the same rows)."""
@@ -77,50 +75,27 @@ class TickData:
         """Seconds until each series reaches `level` per its load model (0 there, inf never, NaN unknown)."""
         out = self._forecasts.get(level)
         if out is None:
-            out = np.full(self.n, np.nan)
-            if self.analysis is not None and self.analysis.forecasts:
-                if self._packed is None:  # once per tick, whatever number of levels the rules ask about
-                    self._packed = PackedForecasts(self.analysis.forecasts)
-                self._packed.seconds_to(level, out)
+            out = self._reuse.get(level) if self._reuse is not None else None
+            if out is None or out.shape[0] != self.n:
+                out = np.full(self.n, np.nan)
+                if self.analysis is not None:
+                    rows = forecast_rows(self.analysis)
+                    rows = rows[rows < self.n]
+                    if rows.shape[0]:
+                        out[rows] = self.analysis.seconds_to_level(rows, level)
             self._forecasts[level] = out
         return out
 
+    @property
+    def forecasts(self) -> dict[float, np.ndarray]:
+        """The forecasts computed this tick, by level."""
+        return self._forecasts
 
-class PackedForecasts:
-    """The analysis' per-row forecasts as arrays, so a level is answered for every row in a few vector ops.
 
-    Same answers as HostForecast.seconds_to; single-driver models in closed form, others row by row."""
-
-    def __init__(self, forecasts: Mapping[int, HostForecast]) -> None:
-        single = [(row, f) for row, f in forecasts.items() if f.coefs.shape[0] == 1]
-        self.multi = [(row, f) for row, f in forecasts.items() if f.coefs.shape[0] != 1] \
-            if len(single) != len(forecasts) else []
-        k = len(single)
-        fs = [f for _row, f in single]
-        self.rows = np.fromiter((row for row, _f in single), dtype=np.intp, count=k)
-        self.intercept = np.fromiter((f.intercept for f in fs), dtype=np.float64, count=k)
-        self.value_now = np.fromiter((f.value_now for f in fs), dtype=np.float64, count=k)
-        self.usable = np.fromiter((f.usable for f in fs), dtype=bool, count=k)
-        if k:
-            self.contrib = np.concatenate([f.coefs for f in fs]) * np.concatenate([f.x_now for f in fs])
-            self.growth = np.concatenate([f.growth for f in fs]).astype(np.float64)
-        else:
-            self.contrib = self.growth = np.zeros(0)
-
-    def seconds_to(self, level: float, out: np.ndarray) -> None:
-        """Write the seconds to `level` into out[row] for every row with a forecast (rows < len(out))."""
-        n = out.shape[0]
-        keep = self.rows < n
-        c, g, b = self.contrib, self.growth, self.intercept
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            t = np.log((level - b) / c) / g
-            t = np.where(t <= HORIZON, t, math.inf)
-            t = np.where((g > 0) & (c > 0), t, math.inf)
-            t = np.where(b + c >= level, 0.0, t)
-            t = np.where(np.isnan(c) | np.isnan(g), math.nan, t)
-            t = np.where(self.usable, t, math.nan)
-            t = np.where(self.value_now >= level, 0.0, t)
-        out[self.rows[keep]] = t[keep]
-        for row, f in self.multi:
-            if row < n:
-                out[row] = f.seconds_to(level)
+def forecast_rows(analysis: AnalysisResult) -> np.ndarray:
+    """The store rows the analysis has a forecast for."""
+    table: Any = analysis.forecasts
+    if not table:
+        return np.zeros(0, dtype=np.intp)
+    keys = table.pos.keys() if hasattr(table, "pos") else table.keys()
+    return np.fromiter(keys, dtype=np.intp)
