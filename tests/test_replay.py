@@ -84,8 +84,8 @@ def test_a_changed_rule_can_be_tried_on_the_recording(capsys: pytest.CaptureFixt
 
 
 def test_from_and_to_limit_the_printed_alerts_to_the_range(capsys: pytest.CaptureFixture[str]) -> None:
-    full = _alerts(capsys, ["replay", "saturates", "--headless"])
-    cpu_fired = next(a for a in full if a["rule"] == "cpu-high" and a["event"] == "firing")
+    with Recording(str(path("saturates"))) as rec:
+        cpu_fired = next(e.doc for e in rec.events("alert") if e.doc["rule"] == "cpu-high")
     part = _alerts(capsys, ["replay", "saturates", "--headless", "--from", "+25m", "--to", "2026-03-01T09:45:00Z"])
     # cpu-high fired before 09:25 and resolves at 09:41:35: only the resolution is in range, computed as live
     assert [(a["rule"], a["event"]) for a in part] == [("campaign-surge", "resolved"), ("cpu-high", "resolved")]
