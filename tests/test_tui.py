@@ -26,6 +26,7 @@ from surgewatch.tui.screens.silence import SilenceDialog
 from surgewatch.tui.screens.tables import AlertsScreen, SourcesScreen
 from surgewatch.tui.widgets.campaigns import campaign_lines
 from surgewatch.tui.widgets.hosts import host_lines
+from surgewatch.tui.widgets.probes import probe_lines
 from tui_demo import advance, demo_engine
 
 EVIL_HOST = "[bold red]boom"
@@ -405,3 +406,30 @@ def test_chart_of_missing_data_is_blank_not_an_error() -> None:
     ts = np.arange(10.0)
     out = plot(ts, np.full(10, np.nan), 30, 3, 0.0, 10.0)
     assert isinstance(out, Text) and len(out.plain.splitlines()) == 3
+
+
+def test_probes_show_status_latency_and_down_without_cutting_an_item() -> None:
+    values = {"probe:api/up": 1.0, "probe:api/status": 200.0, "probe:api/latency_ms": 84.0,
+              "probe:shop/up": 0.0, "probe:shop/status": 0.0, "probe:shop/latency_ms": float("nan"),
+              **{f"probe:p{i}/up": 1.0 for i in range(8)}, "host:x/cpu.percent": 5.0}
+    out = probe_lines(values, 60)
+    lines = out.plain.splitlines()
+    assert lines[0].startswith("PROBES") and "api 200 84ms" in out.plain and "shop down" in out.plain
+    assert all(len(line) <= 60 for line in lines) and len(lines) > 1
+    assert probe_lines({"host:x/cpu.percent": 1.0}, 60).plain == ""
+
+
+async def test_low_bandwidth_mode_redraws_at_most_every_five_seconds(demo: Engine) -> None:
+    app = make_app(demo, low_bandwidth=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await advance(demo, 1)
+        await pilot.pause()
+        status = app.screen.query_one("#status")
+        first = status.render().plain  # type: ignore[attr-defined]
+        await advance(demo, 2)  # 8 ticks of 0.25 s: within the 5 s frame
+        await pilot.pause()
+        assert status.render().plain == first  # type: ignore[attr-defined]
+        await advance(demo, 5)
+        await pilot.pause()
+        assert status.render().plain != first  # type: ignore[attr-defined]
+        assert app.animation_level == "none"

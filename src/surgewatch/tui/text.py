@@ -26,7 +26,13 @@ def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: 
               ascii_only: bool = False) -> str:
     """The last `width` values as block characters (or ASCII), scaled to lo..hi (default: their range)."""
     chars = ASCII_BLOCKS if ascii_only else BLOCKS
-    vals = [v for v in values[-width:]]
+    vals = list(values[-width:])
+    last = math.nan
+    for i, v in enumerate(vals):  # a missed poll is not news: carry the last value over interior gaps
+        if math.isnan(v):
+            vals[i] = last
+        else:
+            last = v
     finite = [v for v in vals if not math.isnan(v)]
     if not finite:
         return " " * min(width, len(vals))

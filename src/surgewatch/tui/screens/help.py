@@ -37,7 +37,9 @@ def help_text() -> Text:
     for key, what in KEYS:
         out.append(f"{key:>9}  ", style="bold")
         out.append(what + "\n")
-    out.append("\nmouse: click a row to select it, click again to open it; the wheel scrolls.\nesc closes",
+    out.append("\nmouse: click a row to select it, click again to open it; the wheel scrolls.\n"
+               "your own theme: ~/.config/surgewatch/themes/NAME.tcss, or SURGEWATCH_THEME=NAME|PATH\n"
+               "charts: SURGEWATCH_CHARTS=braille|block|ascii; slow links: --low-bandwidth\nesc closes",
                style="dim")
     return out
 

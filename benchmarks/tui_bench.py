@@ -1,0 +1,316 @@
+"""Dashboard benchmark: time to first frame, CPU per minute next to glances, terminal bytes per minute.
+
+    .venv/bin/python benchmarks/tui_bench.py [--seconds 60] [--glances PATH]
+
+Prints one table. Everything runs on this machine: the dashboard in a private tmux server or on a pty of
+its own; glances (if found: --glances, PATH, or /tmp/glances-venv/bin/glances) with the offline config
+next to this file, so it sends nothing off loopback. Install it with
+`python3 -m venv /tmp/glances-venv && /tmp/glances-venv/bin/pip install glances`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import pty
+import random
+import select
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SRC = ROOT / "src"
+COLS, ROWS = 80, 24
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+DEFAULT_1S = """
+[monitor]
+interval = "1s"
+history = "6h"
+state_dir = "{state}"
+
+[[host]]
+name = "local"
+source = "local"
+
+[[host]]
+name = "demo-web"
+source = "demo"
+
+[[traffic]]
+name = "demo-site"
+source = "demo"
+
+[[campaign]]
+name = "demo-launch"
+traffic = "demo-site"
+utm_campaign = "demo_launch"
+hosts = ["demo-web"]
+expected_lift = 4.0
+
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 90
+clear = 80
+for = "30s"
+severity = "critical"
+
+[[rule]]
+name = "memory-high"
+series = "host:*/mem.percent"
+above = 90
+clear = 85
+for = "60s"
+severity = "warning"
+
+[[rule]]
+name = "unexplained-load"
+series = "host:*/cpu.percent"
+anomaly = "unexplained"
+for = "10s"
+severity = "warning"
+
+[[rule]]
+name = "campaign-surge"
+series = "campaign:*/visitors"
+anomaly = "any"
+severity = "info"
+"""
+
+BARE = """
+[monitor]
+interval = "1s"
+history = "1h"
+state_dir = "{state}"
+
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 99.5
+for = "30s"
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def env_for_child() -> dict[str, str]:
+    env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", COLORTERM="truecolor")
+    env["PYTHONPATH"] = f"{SRC}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env.pop("TMUX", None)
+    return env
+
+
+# -- through a pty: first frame and bytes ------------------------------------------------------------
+
+
+def spawn_on_pty(argv: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env_for_child(),
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    return proc, master
+
+
+def stop(proc: subprocess.Popen[bytes], master: int | None = None) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    if master is not None:
+        with contextlib.suppress(OSError):
+            os.close(master)
+
+
+def read_for(master: int, seconds: float) -> int:
+    """Bytes the program wrote to its terminal in `seconds` (the pty is drained so it never blocks)."""
+    total = 0
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select([master], [], [], min(left, 0.5))
+        if ready:
+            try:
+                total += len(os.read(master, 65536))
+            except OSError:
+                break
+    return total
+
+
+def first_frame(config: Path, runs: int = 3) -> tuple[float, float]:
+    """Median (wall seconds, CPU seconds) from exec to the first frame that shows hosts and the status line."""
+    times, cpus = [], []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        proc, master = spawn_on_pty([sys.executable, "-m", "surgewatch", "-c", str(config)])
+        buf = b""
+        try:
+            while time.monotonic() - t0 < 30:
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if ready:
+                    buf += os.read(master, 65536)
+                    if b"sources" in buf and b"HOST" in buf:
+                        times.append(time.monotonic() - t0)
+                        cpus.append(cpu_seconds(proc.pid))
+                        break
+        finally:
+            stop(proc, master)
+    if not times:
+        return float("nan"), float("nan")
+    return statistics.median(times), statistics.median(cpus)
+
+
+def terminal_bytes(mode: str, seconds: float, warmup: float) -> tuple[float, float]:
+    """(bytes per minute, CPU seconds per minute) of the dashboard fed by `--child MODE` through a pty."""
+    proc, master = spawn_on_pty([sys.executable, __file__, "--child", mode])
+    try:
+        read_for(master, warmup)
+        c0 = cpu_seconds(proc.pid)
+        n = read_for(master, seconds)
+        c1 = cpu_seconds(proc.pid)
+    finally:
+        stop(proc, master)
+    return n * 60 / seconds, (c1 - c0) * 60 / seconds
+
+
+# -- in tmux: CPU next to glances --------------------------------------------------------------------
+
+
+def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0) -> float:
+    """CPU seconds per minute of `command` running in an 80x24 tmux pane (private server)."""
+    sock = f"sw-bench-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", str(COLS), "-y", str(ROWS),
+                    f"exec env PYTHONPATH={SRC} {command}"], check=True, env=env_for_child())
+    try:
+        pid = int(subprocess.run([*tmux, "display", "-p", "-t", "b", "#{pane_pid}"], capture_output=True,
+                                 text=True, check=True).stdout)
+        time.sleep(warmup)
+        c0 = cpu_seconds(pid)
+        time.sleep(seconds)
+        c1 = cpu_seconds(pid)
+        return (c1 - c0) * 60 / seconds
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
+        time.sleep(0.5)
+
+
+def find_glances(given: str | None) -> str | None:
+    for cand in (given, shutil.which("glances"), "/tmp/glances-venv/bin/glances"):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+# -- the child: a dashboard over in-memory sources ---------------------------------------------------
+
+
+class StaticHosts:
+    """`n` hosts whose values never change (or change on every poll when `moving`)."""
+
+    def __init__(self, n: int, moving: bool) -> None:
+        self.name, self.interval, self.timeout, self.demo = "fleet", 1.0, 1.0, False
+        self.n, self.moving = n, moving
+        self.rng = random.Random(1)
+
+    async def poll(self) -> object:
+        from surgewatch.sources.base import Reading
+
+        values: dict[str, float] = {}
+        for i in range(self.n):
+            jitter = self.rng.uniform(-5, 5) if self.moving else 0.0
+            h = f"host:web-{i:02d}"
+            values[f"{h}/cpu.percent"] = 30 + i % 40 + jitter
+            values[f"{h}/mem.percent"] = 50 + jitter / 2
+            values[f"{h}/load.1"] = 1.5 + jitter / 10
+            values[f"{h}/net.rx_bps"] = 2e6 + jitter * 1e4
+            values[f"{h}/net.tx_bps"] = 5e6 + jitter * 1e4
+        return Reading(values)
+
+    async def close(self) -> None:
+        return None
+
+
+def child(mode: str) -> int:
+    sys.path.insert(0, str(SRC))
+    from surgewatch.alerting.dispatch import build_dispatcher
+    from surgewatch.config import parse_config
+    from surgewatch.engine import Engine, EngineOptions
+    from surgewatch.tui.app import SurgewatchApp
+
+    state = Path(tempfile.mkdtemp(prefix="sw-bench-"))
+    cfg = parse_config(BARE.format(state=state), "<bench>")
+    source = StaticHosts(50 if mode == "fleet50" else 5, moving=mode == "fleet50")
+    engine = Engine(cfg, EngineOptions(dispatcher=build_dispatcher(cfg, state)), sources=[source])  # type: ignore[list-item]
+    return int(SurgewatchApp(engine).run() or 0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="measuring time per row (default 60)")
+    ap.add_argument("--glances", help="glances executable (default: PATH, then /tmp/glances-venv/bin/glances)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child)
+    if shutil.which("tmux") is None:
+        print("tmux is needed for the CPU rows", file=sys.stderr)
+        return 2
+    state = Path(tempfile.mkdtemp(prefix="sw-bench-"))
+    config = state / "default-1s.toml"
+    config.write_text(DEFAULT_1S.format(state=state / "state"))
+    rows: list[tuple[str, str, str]] = []
+    ff, ff_cpu = first_frame(config)
+    rows.append(("first full frame (command → hosts and status line drawn)", f"{ff:.2f} s", "< 1 s"))
+    rows.append(("  CPU used until then (independent of machine load)", f"{ff_cpu:.2f} s", ""))
+    sw = cpu_in_tmux(f"{sys.executable} -m surgewatch -c {config}", args.seconds)
+    rows.append(("surgewatch dashboard CPU, default config at 1 s, 80x24 tmux", f"{sw:.2f} CPU-s/min",
+                 "≤ half of glances"))
+    hl_cmd = f"{sys.executable} -m surgewatch -c {config} --headless --log-format plain"
+    hl = cpu_in_tmux(f"sh -c 'exec {hl_cmd} >/dev/null 2>&1'", args.seconds)
+    rows.append(("  of which the engine alone (--headless, same config)", f"{hl:.2f} CPU-s/min", ""))
+    glances = find_glances(args.glances)
+    if glances:
+        gl = cpu_in_tmux(f"{glances} -C {HERE / 'glances-offline.conf'} --disable-check-update "
+                         "--disable-plugin ip,ports,cloud,wifi -t 1", args.seconds)
+        rows.append(("glances curses UI -t 1, 80x24 tmux", f"{gl:.2f} CPU-s/min", ""))
+        rows.append(("surgewatch / glances", f"{sw / gl:.0%}" if gl else "–", "≤ 50%"))
+    else:
+        rows.append(("glances curses UI -t 1", "not installed (see --help)", ""))
+    # Sparklines hold 60 ticks: "nothing changes" is measured once they are full.
+    for mode, label, warmup in (("static", "nothing changes (5 static hosts; the clock ticks)", 65.0),
+                                ("fleet50", "50 hosts update every second", 6.0)):
+        per_min, cpu = terminal_bytes(mode, args.seconds, warmup)
+        rows.append((f"terminal bytes/min, {label}", f"{per_min / 1024:.1f} KiB", ""))
+        rows.append(("  CPU while at it (engine included)", f"{cpu:.2f} CPU-s/min", ""))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'measure':<{w0}}  {'value':>{w1}}  goal")
+    print(f"{'-' * w0}  {'-' * w1}  ----")
+    for name, value, goal in rows:
+        print(f"{name:<{w0}}  {value:>{w1}}  {goal}")
+    print(f"\n{args.seconds:g} s per row after a 6 s warm-up; {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
