@@ -301,3 +301,22 @@ def test_a_restarted_session_appends_to_the_same_recording(tmp_path: Path) -> No
     assert series["host:web-1/cpu.percent"].tolist() == [10.0, 95.0, 96.0, 97.0, 20.0, 30.0]
     with Recording(str(path)) as rec:
         assert len(rec.series_names) == 2  # the second session reused the series ids
+
+
+def test_recording_into_a_foreign_database_or_another_version_is_refused_up_front(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t(x)")
+    newer = tmp_path / "newer.swrec"
+    _make_recording(newer)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'format_version'")
+    set_record_path(str(other))
+    try:
+        with pytest.raises(ConfigError, match="not a surgewatch recording"):
+            resolve_config(None)
+        set_record_path(str(newer))
+        with pytest.raises(ConfigError, match="format version 7"):
+            resolve_config(None)
+    finally:
+        set_record_path(None)

@@ -71,6 +71,29 @@ def check_target(path: str) -> None:
             raise RecordingError(f"{path}: cannot record: {exc.strerror or exc}") from None
         if head and head != SQLITE_MAGIC:
             raise RecordingError(f"{path}: cannot record: the file exists and is not a surgewatch recording")
+        if head:
+            _check_appendable(path)
+
+
+def _check_appendable(path: str) -> None:
+    """An existing SQLite file takes more ticks only if it is a recording of this format version."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = None
+            if "meta" in tables:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+                version = row[0] if row else None
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise RecordingError(f"{path}: cannot record: {exc}") from None
+    if tables and version is None:
+        raise RecordingError(f"{path}: cannot record: an SQLite database that is not a surgewatch recording")
+    if version is not None and version != str(FORMAT_VERSION):
+        raise RecordingError(f"{path}: cannot record: it is a recording of format version {version}; this "
+                             f"surgewatch writes version {FORMAT_VERSION} (record to a new file)")
 
 
 def connect(path: str) -> sqlite3.Connection:
