@@ -156,16 +156,17 @@ class Engine:
         if (config.monitor.interval, config.monitor.history) != (self.config.monitor.interval,
                                                                   self.config.monitor.history):
             log.warning("reload: [monitor] interval and history changes take effect after a restart")
-        sink_cfgs = list(config.sinks) or list(self.options.default_sinks)
-        if sink_cfgs != (list(self.config.sinks) or list(self.options.default_sinks)):
-            await self.dispatcher.reconfigure(sink_cfgs)
+        sources = None
         if (config.hosts, config.probes, config.traffic) != (self.config.hosts, self.config.probes,
                                                               self.config.traffic):
             opts = self.options
             build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
-            sources = build_sources(config, build)
-            on_error = self.collector.on_error
-            await self.collector.stop()
+            sources = build_sources(config, build)  # may raise: nothing has changed yet
+        sink_cfgs = list(config.sinks) or list(self.options.default_sinks)
+        if sink_cfgs != (list(self.config.sinks) or list(self.options.default_sinks)):
+            await self.dispatcher.reconfigure(sink_cfgs)
+        if sources is not None:
+            old, on_error = self.collector, self.collector.on_error
             self.sources = sources
             self.collector = Collector(sources, clock=self.clock)
             self.collector.on_error = on_error
@@ -173,6 +174,10 @@ class Engine:
             self._series_source, self._source_version = {}, -1
             if self._running:
                 self.collector.start()
+            try:
+                await asyncio.wait_for(old.stop(), 2.0)
+            except TimeoutError:
+                log.warning("reload: old sources did not close within 2s")
         if config.campaigns != self.config.campaigns:
             self.config = config
             self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
