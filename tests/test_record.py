@@ -320,3 +320,26 @@ def test_recording_into_a_foreign_database_or_another_version_is_refused_up_fron
             resolve_config(None)
     finally:
         set_record_path(None)
+
+
+def test_a_config_reload_is_recorded_and_replayed_where_it_happened(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "reload.swrec"
+    engine = _engine(path)
+    recorder = engine._tick_listeners[0]
+    assert isinstance(recorder, Recorder)
+    live = []
+    engine.on_events(lambda evs: live.extend(e.to_json() for e in evs))
+    _feed(engine, [50.0] * 5)
+    # What Engine.reload does with a stricter rule, plus the recorder hook it is to call (see the report).
+    stricter = parse_config(CONFIG.replace("above = 90", "above = 40"), "stricter.toml")
+    t = 1_700_000_004.5
+    engine.rules.replace_rules(stricter.rules, t)
+    engine.config = stricter
+    recorder.on_config(t, stricter)
+    _feed(engine, [50.0] * 5, t0=1_700_000_005.0)
+    recorder.close()
+    assert [(a["rule"], a["event"]) for a in live] == [("cpu-high", "firing")]
+    assert main(["replay", str(path), "--headless"]) == 0
+    replayed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [{k: v for k, v in a.items() if k != "key"} for a in replayed] == live

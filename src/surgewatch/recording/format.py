@@ -28,7 +28,8 @@ Schema (format version 1)::
     events(id INTEGER PRIMARY KEY, ts REAL, kind TEXT, doc TEXT)
         kind "alert": AlertEvent.to_json(); "campaign": {"campaign", "event": "surge-start"|"surge-end",
         "visitors", "baseline", "lift"}; "sources": {"stale": [names], "errors": {name: text}} when the
-        set of stale sources changes (replay reproduces "stale" resolutions from it)
+        set of stale sources changes (replay reproduces "stale" resolutions from it); "config":
+        {"text", "label"} when a daemon reloaded its config (replay with the recorded config applies it)
 
 Values are stored exactly (float64, lossless compression) so a replay with the same config yields the
 same alerts. Every tick is its own committed transaction (synchronous=FULL), so a crash or power cut

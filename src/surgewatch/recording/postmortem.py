@@ -69,7 +69,7 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
         if span is None:
             raise RecordingError(f"{path}: the recording has no live ticks")
         config = replay_config(rec)
-        driver = ReplayDriver(rec, config, start=start, end=end, speed=math.inf)
+        driver = ReplayDriver(rec, config, start=start, end=end, speed=math.inf, follow_reloads=True)
         fits: dict[tuple[str, str, str], PairFit] = {}
         replayed: list[object] = []
         driver.on_events(replayed.extend)

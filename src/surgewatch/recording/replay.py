@@ -21,12 +21,13 @@ import numpy as np
 from ..alerting.dispatch import Dispatcher, unique_ids
 from ..alerting.outbox import Outbox
 from ..alerting.sinks import build_sink
+from ..analysis.analyzer import Analyzer
 from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
 from ..engine import Engine, EngineOptions
 from ..model import AlertEvent
 from ..sources.base import Reading, SourceError
 from .format import BACKFILL, LIVE, RecordingError
-from .reader import Recording, SourceInfo, Tick
+from .reader import RecordedEvent, Recording, SourceInfo, Tick
 
 
 class _KeepMissing(Mapping[str, str]):
@@ -101,9 +102,11 @@ class ReplayDriver:
     """Plays recorded ticks through an Engine; `position` is the recorded time of the last tick played."""
 
     def __init__(self, rec: Recording, config: Config, *, start: float | None = None, end: float | None = None,
-                 speed: float = 1.0, sinks: Sequence[SinkConfig] = ()) -> None:
+                 speed: float = 1.0, sinks: Sequence[SinkConfig] = (), follow_reloads: bool = False) -> None:
         self.rec = rec
         self.config = config
+        # With the recorded config, a daemon's config reloads (SIGHUP) are replayed where they happened.
+        self._reloads = rec.events("config", end=end) if follow_reloads else []
         self._until = end
         self.timeline = rec.timestamps(None, end)  # live ticks are streamed from the file as they play
         if not self.timeline.size:
@@ -150,6 +153,7 @@ class ReplayDriver:
         self._i = 0
         self._stream = self.rec.ticks(None, self._until, kinds=(LIVE,))
         self._k = 0  # next sources event
+        self._r = 0  # next config reload
         self.position = self._backfill[-1].ts if self._backfill else float(self.timeline[0])
         if self._backfill:
             merged: dict[str, list[float]] = {}
@@ -210,6 +214,9 @@ class ReplayDriver:
         if tick is None or tick.ts != self.timeline[self._i]:
             raise RecordingError(f"{self.rec.path}: the recording changed while it was replayed")
         self.samples_played += len(tick.names)
+        while self._r < len(self._reloads) and self._reloads[self._r].ts <= tick.ts:
+            self._apply_reload(self._reloads[self._r])
+            self._r += 1
         self._apply_sources(tick.ts)
         self.engine.collector.pending = dict(zip(tick.names, tick.values.tolist(), strict=True))
         self.position = tick.ts
@@ -219,6 +226,20 @@ class ReplayDriver:
     def alert_times(self) -> list[float]:
         """When the recorded session's alerts fired (marks for a timeline)."""
         return self._alert_times
+
+    def _apply_reload(self, event: RecordedEvent) -> None:
+        """What Engine.reload does to rules and campaigns (sources and sinks do not matter in a replay)."""
+        label = f"{self.rec.path} (config reloaded at {event.ts:.3f})"
+        try:
+            cfg = parse_config(str(event.doc.get("text", "")), label, _KeepMissing(os.environ))
+        except ConfigError as exc:
+            raise RecordingError(str(exc)) from None
+        engine = self.engine
+        if cfg.campaigns != engine.config.campaigns:
+            engine.config = cfg
+            engine.analyzer = Analyzer(engine.detector, engine._campaign_specs(), engine.tick_seconds)
+        engine.rules.replace_rules(cfg.rules, event.ts)
+        engine.config = cfg
 
     @property
     def finished(self) -> bool:

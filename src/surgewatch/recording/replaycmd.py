@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             others = []
         speed = args.speed if args.speed is not None else (0.0 if args.headless else 1.0)
         try:
-            driver = ReplayDriver(rec, config, start=start, end=end, speed=speed or float("inf"), sinks=others)
+            driver = ReplayDriver(rec, config, start=start, end=end, speed=speed or float("inf"), sinks=others,
+                                  follow_reloads=args.config is None)
         except (RecordingError, OSError) as exc:
             print(f"surgewatch: {exc}", file=sys.stderr)
             return 2

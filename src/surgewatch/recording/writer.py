@@ -36,6 +36,7 @@ from .format import (
 )
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..engine import Engine
 
 log = logging.getLogger("surgewatch.recording")
@@ -53,6 +54,7 @@ class _Batch:
     sets: list[tuple[int, bytes]] = field(default_factory=list)
     events: list[tuple[float, str, str]] = field(default_factory=list)
     sources: list[tuple[str, str]] = field(default_factory=list)  # (source, series) learned after first sight
+    new_sources: list[tuple[str, float, int]] = field(default_factory=list)  # (name, interval, demo) on reload
 
 
 _STOP = object()
@@ -237,6 +239,9 @@ class RecordingWriter:
                     conn.executemany("INSERT INTO events(ts, kind, doc) VALUES (?, ?, ?)", b.events)
                 if b.sources:
                     conn.executemany("UPDATE series SET source = ? WHERE name = ?", b.sources)
+                if b.new_sources:
+                    conn.executemany("INSERT OR REPLACE INTO sources(name, interval, demo) VALUES (?, ?, ?)",
+                                     b.new_sources)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -396,6 +401,16 @@ class Recorder:
             doc = {"campaign": c.name, "event": "surge-start" if surging else "surge-end",
                    "visitors": _num(c.visitors), "baseline": _num(c.baseline), "lift": _num(c.lift)}
             batch.events.append((ts, "campaign", json.dumps(doc)))
+
+    def on_config(self, ts: float, config: Config) -> None:
+        """Record a reloaded config (a `config` event; replay applies its rules from then on) and new sources."""
+        if self.writer.failed is not None:
+            return
+        batch = _Batch()
+        batch.events.append((ts, "config", json.dumps({"text": config.text, "label": config.path})))
+        if self.engine is not None:
+            batch.new_sources = [(h.name, h.interval, int(h.demo)) for h in self.engine.collector.health.values()]
+        self.writer.submit(batch)
 
     def close(self) -> None:
         """Commit, compact and close the file (called by Engine.shutdown)."""
