@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .analysis.nab import Profile, ScoredSet
 
 # Names resolvable by `build_detector`; kept here so that `--help` needs no numpy import.
-DETECTOR_NAMES = ("surge", "surge-level", "robust-z", "null")
+DETECTOR_NAMES = ("surge", "surge-context", "surge-level", "robust-z", "null")
 DEFAULT_DETECTOR = "surge"
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 MAX_BATCH_CELLS = 20_000_000  # rows x files run at once; bounds memory on large data sets

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from .context import ContextDetector
 from .detectors import DetectorOutput
+from .onset import Onset
 
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
 
@@ -75,6 +77,7 @@ class SurgeDetector:
         max_bins: int = 288,
         seasonal_scale: bool = True,
         initial_quantile: float = 4.0,
+        burst: int = 0,
     ) -> None:
         """`season`: samples per day (scalar or one per series, 0 = no daily profile); rates per sample.
 
@@ -101,13 +104,12 @@ class SurgeDetector:
         self.quantile_rate = quantile_rate
         self.k = k
         self.onset = onset
-        self.decay = 0.5 ** (1.0 / refractory) if refractory > 0 else 0.0
-        self.damp = damp
         self.min_points = min_points
         self.band = band
         self.max_bins = max_bins
         self.seasonal_scale = seasonal_scale
         self._q0 = max(initial_quantile, 1.0)
+        self._onset = Onset(refractory, damp, burst)
         # multiplicative quantile tracking: up on an exceedance, down otherwise; balanced at `quantile`
         self._q_up = float(np.exp(quantile_rate * quantile))
         self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
@@ -115,12 +117,11 @@ class SurgeDetector:
         self._alloc(0)
 
     # -- state -------------------------------------------------------------------------------------
-    _VECTORS = ("n", "level", "scale", "longrun", "peak")
+    _VECTORS = ("n", "level", "scale", "longrun")
     n: np.ndarray  # valid samples seen
     level: np.ndarray
     scale: np.ndarray  # EW mean absolute residual (clipped updates)
     longrun: np.ndarray  # slow EW mean absolute residual (unclipped): the scale floor
-    peak: np.ndarray  # decaying peak of recent scores (onset scoring)
 
     def _alloc(self, rows: int) -> None:
         """Grow every per-series array to `rows` series, keeping the state of the existing ones."""
@@ -195,12 +196,7 @@ class SurgeDetector:
             raw = np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
             ready = valid & (n >= self.min_points)
             raw[~ready] = 0.0
-            if self.onset:
-                prev = self.peak[:rows] * self.decay
-                score = np.where(raw > prev, raw, raw * self.damp)
-                self.peak[:rows] = np.where(valid, np.maximum(prev, raw), self.peak[:rows])
-            else:
-                score = raw
+            score = self._onset(raw, valid) if self.onset else raw
             sigma = sc * _SIGMA_PER_MAD
             z = np.where(sigma > 0, r / sigma, np.where(r == 0, 0.0, np.sign(r) * np.inf))
             out = DetectorOutput(
@@ -251,18 +247,57 @@ class SurgeDetector:
             self.update(history[:, k])
 
 
+class SurgeContextDetector:
+    """`surge` and `context` together: the larger of their calibrated scores, one onset for both.
+
+    The surge deviation catches level, spike and shift anomalies; the context surprise catches values that
+    are ordinary in size but new after what came before. Both are calibrated as rarity for the series; the
+    context score is weighted by `weight` (< 1: it confirms rather than leads). Onset scoring follows each
+    rising burst for up to `burst` ticks and fires once at its top. z, expected and band come from surge.
+    """
+
+    name = "surge-context"
+
+    def __init__(self, season: int | np.ndarray | None = None, *, weight: float = 0.45, burst: int = 5,
+                 refractory: float = 200.0, damp: float = 0.2, **context: Any) -> None:
+        """`season` as for SurgeDetector; `context`: keyword arguments of ContextDetector."""
+        self.surge = SurgeDetector(season, onset=False)
+        self.context = ContextDetector(onset=False, **context)
+        self.weight = weight
+        self._onset = Onset(refractory, damp, burst)
+
+    def update(self, values: np.ndarray) -> DetectorOutput:
+        """Judge this tick's values (NaN = no sample) with both detectors, then let both learn."""
+        x = np.asarray(values, dtype=np.float64)
+        out = self.surge.update(x)
+        ctx = self.context.update(x).score
+        valid = np.isfinite(x)
+        raw = np.where(valid, np.maximum(np.nan_to_num(out.score), self.weight * np.nan_to_num(ctx)), 0.0)
+        score = self._onset(raw, valid)
+        return DetectorOutput(np.where(valid, score, np.nan), out.z, out.expected, out.low, out.high)
+
+    def warm(self, history: np.ndarray) -> None:
+        """Learn from past values ([series, time], oldest first) without keeping their scores."""
+        for k in range(history.shape[1]):
+            self.update(history[:, k])
+
+
 DETECTORS: dict[str, dict[str, Any]] = {
     "surge": {},  # onset scoring: one strong score per episode (NAB, alerting)
     "surge-level": {"onset": False},  # the calibrated score on every tick (dashboards, bands)
+    "surge-context": {},  # surge plus contextual surprise, burst-top onset (opt-in: more memory per series)
 }
 
 
-def make_streaming_detector(name: str = "surge", season: int | np.ndarray | None = None) -> SurgeDetector:
+def make_streaming_detector(name: str = "surge", season: int | np.ndarray | None = None,
+                            ) -> SurgeDetector | SurgeContextDetector:
     """The `surge` family member registered under `name`, for series with `season` samples per day."""
     try:
         kwargs = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r} (available: {', '.join(sorted(DETECTORS))})") from None
+    if name == "surge-context":
+        return SurgeContextDetector(season, **kwargs)
     det = SurgeDetector(season, **kwargs)
     det.name = name
     return det

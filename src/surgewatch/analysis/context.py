@@ -1,0 +1,154 @@
+"""The `context` detector: how surprising a value is after its recent context, vectorised across series.
+
+Inspired by the idea behind NAB's Contextual Anomaly Detector (a value is anomalous when it is new in the
+context of the values before it), in our own hashed, count-based, array-only form. Per series and tick:
+1. Discretise: the value's place in the series' running range (min..max so far) into `levels` symbols,
+   counted from the nearer end and oriented by the series' first change, so x -> a·x + b gives the same
+   symbols for any a != 0.
+2. Predict: for each context length k in `orders`, the probability of this symbol after the previous k
+   symbols, from per-series counts of (context) and (context, symbol) kept in a hashed table
+   (`table_bits` slots of uint16 per series), with a small prior; the surprise is the mean -log p.
+3. Calibrate: the surprise over a per-series running high quantile (like `surge`), mapped to [0, 1] as
+   r²/(r²+k²); then onset scoring (`onset.Onset`) unless `onset=False`.
+Counts are learned after judging, so the score is causal.
+
+NaN (or ±inf) is a missing sample: no score, no learning; the context keeps its last symbols.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .detectors import DetectorOutput
+from .onset import Onset
+
+_MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
+
+
+class ContextDetector:
+    """Surprise of each value given its recent context of discretised values, for many series at once."""
+
+    name = "context"
+
+    def __init__(
+        self,
+        *,
+        levels: int = 12,
+        orders: tuple[int, ...] = (1, 2),
+        table_bits: int = 10,
+        prior: float = 0.5,
+        quantile: float = 0.999,
+        quantile_rate: float = 0.05,
+        k: float = 1.0,
+        min_points: int = 30,
+        onset: bool = True,
+        refractory: float = 200.0,
+        damp: float = 0.2,
+        burst: int = 0,
+    ) -> None:
+        """`levels` symbols over the running range; `orders`: context lengths (symbols before the value).
+
+        `onset=False` emits the calibrated surprise on every tick (for ensembles); otherwise onset scoring
+        with `refractory`, `damp` and `burst` as in `onset.Onset`.
+        """
+        if levels < 2 or not orders or min(orders) < 0 or not 6 <= table_bits <= 24:
+            raise ValueError("levels >= 2, orders >= 0 and 6 <= table_bits <= 24 required")
+        self.levels = levels
+        self.orders = tuple(sorted(orders))
+        self.depth = self.orders[-1] + 1
+        self.table_bits = table_bits
+        self.prior = prior
+        self.k = k
+        self.min_points = min_points
+        self.onset = Onset(refractory, damp, burst) if onset else None
+        self._q_up = float(np.exp(quantile_rate * quantile))
+        self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
+        self._rows = 0
+        self._alloc(0)
+
+    def _alloc(self, rows: int) -> None:
+        """Grow the per-series state to `rows` series, keeping the existing ones."""
+        old = self._rows
+        n = np.zeros(rows)
+        lo = np.full(rows, np.inf)
+        hi = np.full(rows, -np.inf)
+        first = np.full(rows, np.nan)  # first value seen
+        orient = np.zeros(rows)  # sign of the first change from it: symbols are mirrored when negative
+        q = np.ones(rows)
+        hist = np.zeros((rows, self.depth), dtype=np.uint64)  # last symbols + 1 (0 = none yet), newest last
+        counts = np.zeros((rows, 1 << self.table_bits), dtype=np.uint16)
+        if old:
+            n[:old], lo[:old], hi[:old], q[:old] = self.n, self.lo, self.hi, self.q
+            first[:old], orient[:old] = self.first, self.orient
+            hist[:old], counts[:old] = self.hist, self.counts
+        self.n, self.lo, self.hi, self.q, self.first, self.orient = n, lo, hi, q, first, orient
+        self.hist, self.counts = hist, counts
+        self._base = (np.arange(rows, dtype=np.int64) << self.table_bits)  # first slot of each series
+        self._rows = rows
+
+    def _symbols(self, x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 orient: np.ndarray) -> np.ndarray:
+        """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b."""
+        with np.errstate(all="ignore"):
+            below, above = x - lo, hi - x  # swap exactly under negation
+            span = below + above
+            near = np.minimum(below, above) / span  # in [0, 0.5], the same from either end
+            b = np.floor(near * self.levels)
+            mid = (self.levels - 1) // 2
+            # count from the nearer end, so mirrored values get mirrored symbols
+            sym = np.clip(np.where(below < above, b, self.levels - 1 - b), 0, self.levels - 1)
+            sym = np.where(orient < 0, self.levels - 1 - sym, sym)
+            sym = np.where((below == above) | ~(span > 0), mid, sym)  # the middle is its own mirror
+        return np.where(valid, sym, 0).astype(np.uint64) + np.uint64(1)
+
+    def update(self, values: np.ndarray) -> DetectorOutput:
+        """Judge this tick's values (NaN = no sample) given their contexts, then learn from them."""
+        x = np.asarray(values, dtype=np.float64)
+        rows = x.shape[0]
+        if rows > self._rows:
+            self._alloc(rows)
+        valid = np.isfinite(x)
+        n, lo, hi, q = self.n[:rows], self.lo[:rows], self.hi[:rows], self.q[:rows]
+        first = np.where(valid & (n == 0), x, self.first[:rows])
+        orient = self.orient[:rows]
+        orient[:] = np.where(valid & (orient == 0), np.sign(np.nan_to_num(x - first)), orient)
+        lo2 = np.where(valid, np.minimum(lo, x), lo)
+        hi2 = np.where(valid, np.maximum(hi, x), hi)
+        sym = self._symbols(x, valid, lo2, hi2, orient)
+        hist = self.hist[:rows]
+        shift = np.uint64(64 - self.table_bits)
+        keys = []
+        h = np.zeros(rows, dtype=np.uint64)
+        done = 0
+        for k in self.orders:
+            for j in range(done, k):  # extend the context hash by one more (older) symbol
+                h = (h ^ hist[:, self.depth - 1 - j]) * _MULT
+            done = k
+            salt = np.uint64(k + 1)
+            keys.append(((h + salt) * _MULT) >> shift)  # the context
+            keys.append((((h ^ (sym << np.uint64(40))) + salt) * _MULT) >> shift)  # context and symbol
+        pos = np.stack(keys).astype(np.int64) + self._base[:rows]  # flat slots, (2 * orders, rows)
+        flat = self.counts.reshape(-1)
+        counts = flat.take(pos)
+        c_ctx, c_joint = counts[0::2].astype(np.float64), counts[1::2].astype(np.float64)
+        p = (np.minimum(c_joint, c_ctx) + self.prior) / (c_ctx + self.prior * self.levels)
+        surprise = -np.log(p).mean(axis=0)
+        with np.errstate(all="ignore"):
+            ratio = surprise / q
+            raw = ratio * ratio / (ratio * ratio + self.k * self.k)
+        ready = valid & (n >= self.min_points)
+        raw = np.where(ready, raw, 0.0)
+        score = self.onset(raw, valid) if self.onset is not None else raw
+        # -- learn ----------------------------------------------------------------------------------
+        if valid.all():
+            flat[pos] = np.minimum(counts, 65534) + 1
+        else:
+            flat[pos[:, valid]] = np.minimum(counts[:, valid], 65534) + 1
+        factor = np.where(surprise > q, self._q_up, self._q_down)
+        q[:] = np.where(valid & (n >= 1), np.maximum(q * factor, 1e-3), q)
+        hist[:] = np.where(valid[:, None], np.concatenate((hist[:, 1:], sym[:, None]), axis=1), hist)
+        lo[:], hi[:] = lo2, hi2
+        self.first[:rows] = first
+        n[:] = n + valid
+        nan = np.full(rows, np.nan)
+        return DetectorOutput(np.where(valid, score, np.nan), nan, nan, nan.copy(), nan.copy())
