@@ -351,5 +351,7 @@ def build_dispatcher(cfg: Config, state_dir: Path | None = None,
     """
     sink_cfgs = list(cfg.sinks) or list(default_sinks)
     sinks = [build_sink(c) for c in sink_cfgs]
+    if not sinks:  # nothing to deliver: no durable outbox, no lock on the shared state dir
+        return Dispatcher(sinks, Outbox(None), ids=[])
     directory = state_dir if state_dir is not None else state_dir_for(cfg.monitor.state_dir, cfg.path)
     return Dispatcher(sinks, Outbox(directory), ids=unique_ids(sink_cfgs))

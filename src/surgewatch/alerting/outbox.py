@@ -106,14 +106,17 @@ class SinkBacklog:
 class Outbox:
     """The SQLite outbox in a state directory; one process owns it at a time (an flock)."""
 
-    def __init__(self, state_dir: Path, clock: Any = time.time) -> None:
-        self.path = Path(state_dir) / DB_NAME
+    def __init__(self, state_dir: Path | None, clock: Any = time.time) -> None:
+        """Open (or create) the outbox in `state_dir`; None keeps it in memory, unlocked — for a process
+        with no sink to deliver to (a second dashboard must not need the daemon's state dir)."""
+        self.path: Path | str = Path(state_dir) / DB_NAME if state_dir is not None else ":memory:"
         self.clock = clock
-        self._lock_fd = self._take_lock(Path(state_dir) / (DB_NAME + ".lock"))
+        self._lock_fd = self._take_lock(Path(state_dir) / (DB_NAME + ".lock")) if state_dir is not None else -1
         try:
             self.db = self._open()
         except BaseException:
-            os.close(self._lock_fd)
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
             raise
 
     # -- setup -------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class Outbox:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            fresh = not self.path.exists()
+            fresh = isinstance(self.path, Path) and not self.path.exists()
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             if fresh:
                 with contextlib.suppress(OSError):
@@ -156,8 +159,9 @@ class Outbox:
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
+        if self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
 
     # -- writing -----------------------------------------------------------------------------
 
