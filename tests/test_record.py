@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -331,12 +332,9 @@ def test_a_config_reload_is_recorded_and_replayed_where_it_happened(tmp_path: Pa
     live = []
     engine.on_events(lambda evs: live.extend(e.to_json() for e in evs))
     _feed(engine, [50.0] * 5)
-    # What Engine.reload does with a stricter rule, plus the recorder hook it is to call (see the report).
     stricter = parse_config(CONFIG.replace("above = 90", "above = 40"), "stricter.toml")
-    t = 1_700_000_004.5
-    engine.rules.replace_rules(stricter.rules, t)
-    engine.config = stricter
-    recorder.on_config(t, stricter)
+    engine.clock = lambda: 1_700_000_004.5  # the reload lands between two ticks
+    asyncio.run(engine.reload(stricter))
     _feed(engine, [50.0] * 5, t0=1_700_000_005.0)
     recorder.close()
     assert [(a["rule"], a["event"]) for a in live] == [("cpu-high", "firing")]

@@ -183,6 +183,10 @@ class Engine:
             self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
         self.rules.replace_rules(config.rules, self.clock())
         self.config = config
+        for listener in self._tick_listeners:  # a recording notes the reload so a replay applies it too
+            on_config = getattr(listener, "on_config", None)
+            if on_config is not None:
+                on_config(self.clock(), config)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
