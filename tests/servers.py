@@ -341,6 +341,7 @@ class CannedHttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave in two writes: no 40 ms delayed-ACK wait
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

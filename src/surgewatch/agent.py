@@ -161,6 +161,7 @@ class AgentServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: AgentServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave in two writes: no 40 ms delayed-ACK wait
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # a scrape every few seconds would flood stderr
