@@ -15,10 +15,14 @@ ASCII_BLOCKS = "_.-=+*#@"
 
 
 def literal(text: object, limit: int | None = None) -> str:
-    """Text from an endpoint made inert: terminal escapes and control characters removed, length capped."""
+    """Text from an endpoint made inert: escapes and control characters removed, capped at a word if one is near."""
     s = _CONTROL_RE.sub("", str(text)).replace("\n", " ").replace("\t", " ")
     if limit is not None and len(s) > limit:
-        s = s[: max(0, limit - 1)] + "…"
+        cut = max(0, limit - 1)
+        space = s.rfind(" ", 0, cut + 1)
+        if space >= max(1, cut - 12):
+            cut = space
+        s = s[:cut].rstrip() + "…"
     return s
 
 

@@ -70,6 +70,8 @@ def pair_lines(pairs: tuple[PairView, ...], width: int, sty: Styler) -> Text:
         lag = format_duration(p.lag_seconds) if p.lag_seconds == p.lag_seconds else "?"
         out.append(f" {metric_label(p.metric)}  lag {lag}  ")
         out.append(model_text(p))
+        if width < 130:
+            out.append("\n    ")
         if p.expected_now == p.expected_now:
             out.append(f"  expect {format_value(p.metric, p.expected_now)}", style=sty("muted"))
         out.append("  " + forecast_text(p.headroom, p.seconds_to_limit),

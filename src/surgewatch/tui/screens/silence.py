@@ -32,9 +32,12 @@ class SilenceDialog(ModalScreen[SilenceRequest | None]):
     SilenceDialog { align: center middle; }
     SilenceDialog > Vertical { width: 70; max-width: 100%; height: auto; border: round $accent; padding: 0 1;
                                background: $surface; }
-    SilenceDialog Input { margin-bottom: 0; }
+    SilenceDialog .row { height: 1; margin-bottom: 1; }
+    SilenceDialog .row Label { width: 10; }
+    SilenceDialog .row Input { width: 1fr; }
     SilenceDialog #error { color: $error; height: auto; }
-    SilenceDialog Horizontal { height: auto; align-horizontal: right; }
+    SilenceDialog #buttons { height: auto; align-horizontal: right; }
+    SilenceDialog Button { min-width: 10; }
     """
 
     def __init__(self, rule_glob: str = "*", series_glob: str = "*", duration: str = "1h") -> None:
@@ -44,15 +47,18 @@ class SilenceDialog(ModalScreen[SilenceRequest | None]):
     def compose(self) -> ComposeResult:
         rule, ser, dur = self.defaults
         with Vertical():
-            yield Label("Silence alerts")
-            yield Input(rule, placeholder="rule glob", id="rule")
-            yield Input(ser, placeholder="series glob", id="series")
-            yield Input(dur, placeholder="duration (30m, 2h, 1d)", id="duration")
-            yield Input("", placeholder="comment (who, why)", id="comment")
+            yield Label("[b]Silence alerts[/b]  (enter: next field · esc: cancel)\n")
+            fields = (("rule", rule, "rule glob", "rule"), ("series", ser, "series glob", "series"),
+                      ("for", dur, "duration: 30m, 2h, 1d", "duration"), ("comment", "", "who, why", "comment"))
+            for label, value, hint, name in fields:
+                with Horizontal(classes="row"):
+                    yield Label(label)
+                    yield Input(value, placeholder=hint, id=name, compact=True)
             yield Label("", id="error")
-            with Horizontal():
-                yield Button("Cancel", id="cancel")
-                yield Button("Silence", variant="primary", id="ok")
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel", compact=True)
+                yield Label("  ")
+                yield Button("Silence", variant="primary", id="ok", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#duration", Input).focus()

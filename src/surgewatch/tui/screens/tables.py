@@ -126,9 +126,9 @@ class AlertsScreen(DashScreen):
 def source_lines(sources: Sequence[SourceView], now: float, width: int, sty: Styler) -> Text:
     """Every source: state, last success, poll latency, polls/failures and the last error."""
     out = Text(no_wrap=True, overflow="ellipsis")
-    name_w = 24 if width >= 100 else 16
+    name_w = 28 if width >= 100 else 22
     out.append_text(Text.assemble(cell("SOURCE", name_w), cell("STATE", 6), cell("LAST OK", 9, right=True),
-                                  cell("LATENCY", 8, right=True), cell("FAILS", 9, right=True), "LAST ERROR",
+                                  cell("LATENCY", 7, right=True), cell("FAILS", 7, right=True), "LAST ERROR",
                                   style=sty("head")))
     for s in sources:
         state, st = ("stale", "crit") if s.stale else (("ok", "ok") if s.ok else ("error", "warn"))
@@ -139,8 +139,8 @@ def source_lines(sources: Sequence[SourceView], now: float, width: int, sty: Sty
         name = literal(s.name) + (" DEMO" if s.demo else "")
         out.append("\n")
         out.append_text(Text.assemble(cell(name, name_w), cell(state, 6, sty(st)), cell(age, 9, right=True),
-                                      cell(lat, 8, right=True), cell(f"{s.failures}/{s.polls}", 9, right=True)))
-        out.append(literal(s.error or "", max(8, width - name_w - 40)), style=sty("crit"))
+                                      cell(lat, 7, right=True), cell(f"{s.failures}/{s.polls}", 7, right=True)))
+        out.append(literal(s.error or "", max(8, width - name_w - 42)), style=sty("crit"))
     if not sources:
         out.append("\nno sources configured", style=sty("muted"))
     out.append(f"\n\nas of {clock(now)}", style=sty("muted"))
