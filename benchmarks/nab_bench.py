@@ -4,13 +4,15 @@ Usage: python benchmarks/nab_bench.py [DATA_DIR LABELS_JSON] [--reference DIR] [
 (default: ../shared/nab/data and its labels/combined_windows.json, reference results from ../results).
 Prints, per profile, the NAB score per category and overall of our detectors and of every reference detector
 found in the results directory (all scored by our scorer, thresholds optimised on the given files), the rate
-at which each fires on healthy rows (outside every window) at its standard threshold, then points per second
-on one series, milliseconds per tick for 10,000 series at once, and the full `eval` time.
+at which each fires on healthy rows (outside every window) at its standard threshold, held-out scores (the
+standard threshold chosen on two categories, the score on the other two, for every split), then points per
+second on one series, milliseconds per tick for 10,000 series at once, and the full `eval` time.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -53,20 +55,37 @@ def score_rows(name: str, series: list, ss: ScoredSet, scores: list[np.ndarray])
     return lines
 
 
-def speed_one_series(n: int = 20_000) -> float:
+def held_out(name: str, series: list, ss: ScoredSet, scores: list[np.ndarray]) -> str:
+    """Standard profile: threshold optimised on two categories, score on the other two, for every split."""
+    cats = sorted({s.category for s in series})
+    profile = PROFILES["standard"]
+    cells = []
+    for train in itertools.combinations(cats, len(cats) // 2):
+        parts = []
+        for group in (train, [c for c in cats if c not in train]):
+            idx = [i for i, s in enumerate(series) if s.category in group]
+            parts.append((ScoredSet([ss.files[i] for i in idx]), [scores[i] for i in idx]))
+        (tr, tr_scores), (te, te_scores) = parts
+        cells.append(te.tally(te_scores, profile, tr.optimise(tr_scores, profile).threshold).normalised)
+    return (f"{name:<18}held-out standard: mean {np.mean(cells):6.2f}, min {np.min(cells):6.2f} over "
+            f"{len(cells)} splits ({' '.join(f'{c:.1f}' for c in cells)})")
+
+
+def speed_one_series(name: str = "surge", n: int = 20_000) -> float:
     """Points per second through one series, one update per point."""
     x = np.random.default_rng(0).normal(size=n)
-    det = make_streaming_detector("surge", 288)
+    det = make_streaming_detector(name, 288)
     t0 = time.perf_counter()
     for v in x:
         det.update(np.array([v]))
     return n / (time.perf_counter() - t0)
 
 
-def ms_per_tick(series: int = 10_000, ticks: int = 200, season: int = 288) -> tuple[float, float]:
+def ms_per_tick(name: str = "surge", series: int = 10_000, ticks: int = 200, season: int = 288,
+                ) -> tuple[float, float]:
     """Median and minimum milliseconds per update of `series` series at once (after warm-up)."""
     rng = np.random.default_rng(1)
-    det = make_streaming_detector("surge", season)
+    det = make_streaming_detector(name, season)
     data = rng.normal(size=(ticks + 50, series))
     data[rng.random(data.shape) < 0.01] = np.nan
     for t in range(50):
@@ -84,7 +103,7 @@ def main() -> int:
     p.add_argument("data_dir", nargs="?", default=str(DEFAULT_NAB / "data"))
     p.add_argument("labels", nargs="?", default=str(DEFAULT_NAB / "labels" / "combined_windows.json"))
     p.add_argument("--reference", help="NAB results directory (default: DATA_DIR/../results)")
-    p.add_argument("--detectors", default="surge,surge-level,robust-z")
+    p.add_argument("--detectors", default="surge,surge-context,surge-level,robust-z")
     args = p.parse_args()
     data, labels = Path(args.data_dir), Path(args.labels)
     ref_dir = Path(args.reference) if args.reference else data.parent / "results"
@@ -95,6 +114,7 @@ def main() -> int:
         print(f"nab_bench: {e}", file=sys.stderr)
         return 2
     cats = sorted({s.category for s in series})
+    held: list[str] = []
     print(f"NAB scores on {data} ({len(series)} files, {ss.n_windows} windows); "
           "thresholds optimised on these files")
     print(f"{'detector':<18}{'profile':<20}{''.join(f'{c[:9]:>10}' for c in cats)}{'overall':>10}"
@@ -106,6 +126,7 @@ def main() -> int:
         for line in score_rows(name, series, ss, scores):
             print(line)
         print(f"{'':<18}(detector run {took:.1f} s)")
+        held.append(held_out(name, series, ss, scores))
     if ref_dir.is_dir():
         for d in sorted(x.name for x in ref_dir.iterdir() if x.is_dir()):
             try:
@@ -115,24 +136,29 @@ def main() -> int:
                 continue
             for line in score_rows(d, series, ss, scores):
                 print(line)
+            held.append(held_out(d, series, ss, scores))
     print("FP % = false-positive rows / rows outside every window (after probation), at that threshold")
     print()
-    print(f"one series:      {speed_one_series():>12,.0f} points/s")
-    med, low = ms_per_tick()
-    print(f"10,000 series:   {med:>12.2f} ms per tick (median of 200, min {low:.2f}; 1% missing samples)")
-    med, low = ms_per_tick(100_000, 30)
-    print(f"100,000 series:  {med:>12.2f} ms per tick (median of 30, min {low:.2f})")
-    with tempfile.TemporaryDirectory() as tmp:
-        ns = argparse.Namespace(data_dir=str(data), labels=str(labels), detector="surge", results=tmp,
-                                profile=None)
-        t0 = time.perf_counter()
-        import contextlib
-        import io
+    print("\n".join(held))
+    print()
+    for name in ("surge", "surge-context"):
+        print(f"{name}")
+        print(f"  one series:      {speed_one_series(name):>12,.0f} points/s")
+        med, low = ms_per_tick(name)
+        print(f"  10,000 series:   {med:>12.2f} ms per tick (median of 200, min {low:.2f}; 1% missing samples)")
+        med, low = ms_per_tick(name, 100_000, 30)
+        print(f"  100,000 series:  {med:>12.2f} ms per tick (median of 30, min {low:.2f})")
+        with tempfile.TemporaryDirectory() as tmp:
+            ns = argparse.Namespace(data_dir=str(data), labels=str(labels), detector=name, results=tmp,
+                                    profile=None)
+            t0 = time.perf_counter()
+            import contextlib
+            import io
 
-        with contextlib.redirect_stdout(io.StringIO()):
-            rc = eval_run(ns)
-        print(f"full eval:       {time.perf_counter() - t0:>12.1f} s  (surgewatch eval, all three profiles, "
-              f"results written; exit {rc})")
+            with contextlib.redirect_stdout(io.StringIO()):
+                rc = eval_run(ns)
+            print(f"  full eval:       {time.perf_counter() - t0:>12.1f} s  (surgewatch eval, all three "
+                  f"profiles, results written; exit {rc})")
     return 0
 
 

@@ -66,16 +66,25 @@ class ContextDetector:
         self._rows = 0
         self._alloc(0)
 
+    n: np.ndarray  # valid samples seen
+    lo: np.ndarray  # running minimum and maximum
+    hi: np.ndarray
+    q: np.ndarray  # running high quantile of the surprise
+    first: np.ndarray  # first value seen
+    orient: np.ndarray  # sign of the first change from it: symbols are mirrored when negative
+    hist: np.ndarray  # last symbols + 1 (0 = none yet), newest last
+    counts: np.ndarray  # hashed (context) and (context, symbol) counts, one table row per series
+
     def _alloc(self, rows: int) -> None:
         """Grow the per-series state to `rows` series, keeping the existing ones."""
         old = self._rows
         n = np.zeros(rows)
         lo = np.full(rows, np.inf)
         hi = np.full(rows, -np.inf)
-        first = np.full(rows, np.nan)  # first value seen
-        orient = np.zeros(rows)  # sign of the first change from it: symbols are mirrored when negative
+        first = np.full(rows, np.nan)
+        orient = np.zeros(rows)
         q = np.ones(rows)
-        hist = np.zeros((rows, self.depth), dtype=np.uint64)  # last symbols + 1 (0 = none yet), newest last
+        hist = np.zeros((rows, self.depth), dtype=np.uint64)
         counts = np.zeros((rows, 1 << self.table_bits), dtype=np.uint16)
         if old:
             n[:old], lo[:old], hi[:old], q[:old] = self.n, self.lo, self.hi, self.q
