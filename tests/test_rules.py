@@ -239,3 +239,21 @@ def forecast_analysis(traffic: float, growth: float, usable: bool = True) -> Ana
                                   x_now=np.array([[traffic]]), growth=np.array([[growth]]),
                                   value_now=np.array([10.0 + 0.05 * traffic]), usable=np.array([usable]))
     return AnalysisResult(0.0, base.detector, base.score, base.expected, forecasts=forecasts)
+
+
+def test_rule_keys_for_notifications_and_forecasts_parse() -> None:
+    from surgewatch.config import parse_config
+
+    cfg = parse_config('[[rule]]\nname = "soon"\nseries = "host:*/cpu.percent"\nforecast_above = 90\n'
+                       'within = "10m"\nrepeat = "4h"\nmin_interval = "5m"\ngroup_wait = "30s"\n')
+    (r,) = cfg.rules
+    assert (r.kind, r.within, r.repeat, r.min_interval, r.group_wait) == ("forecast", 600.0, 14400.0, 300.0, 30.0)
+
+
+def test_within_on_a_threshold_rule_is_a_config_error() -> None:
+    import pytest
+
+    from surgewatch.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="within only applies to forecast_above rules"):
+        parse_config('[[rule]]\nname = "x"\nseries = "host:*/cpu.percent"\nabove = 9\nwithin = "1m"\n')
