@@ -217,6 +217,14 @@ async def test_a_bad_user_theme_falls_back_to_the_default_with_a_notice(demo: En
         assert any("broken" in m and "default theme" in m for m in notes)
 
 
+async def test_no_color_picks_the_monochrome_theme(demo: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.theme_name == "monochrome"
+
+
 def test_every_shipped_theme_parses_and_names_a_known_base() -> None:
     bases = {"textual-dark", "textual-light"} | {t.name for t in themes.EXTRA_BASES}
     for name in themes.BUILTIN:

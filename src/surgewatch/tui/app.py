@@ -89,7 +89,9 @@ class SurgewatchApp(App[int]):
         self.campaign_name: str | None = None
         self.host_name: str | None = None
         self.theme_name = themes.DEFAULT
-        self._wanted_theme = theme_name or os.environ.get("SURGEWATCH_THEME") or themes.DEFAULT
+        # Without colour, weight and reverse video carry the meaning: the monochrome theme is made for that.
+        self._wanted_theme = (theme_name or os.environ.get("SURGEWATCH_THEME")
+                              or ("monochrome" if self.no_color else themes.DEFAULT))
         self._stop = asyncio.Event()
         self._last_draw = -math.inf
         self._frame_every = 5.0 if low_bandwidth else 0.0
