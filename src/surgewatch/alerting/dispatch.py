@@ -56,6 +56,7 @@ class _Lane:
     last_error: str | None = None
     last_resend: float = float("-inf")
     task: asyncio.Task[None] | None = None
+    delivering: asyncio.Event = field(default_factory=asyncio.Event)  # set while a batch is on its way
 
 
 def sink_id(cfg: SinkConfig) -> str:
@@ -165,12 +166,8 @@ class Dispatcher:
         """Swap in the sinks of a reloaded config; rows of sinks that stayed the same carry over."""
         sinks = [build_sink(c) for c in sink_cfgs]
         old = self._lanes
-        tasks = [lane.task for lane in old if lane.task is not None]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        for lane in old:
+            await self._stop_lane(lane)
         for lane in old:
             with contextlib.suppress(Exception):
                 await lane.sink.close()
@@ -178,6 +175,24 @@ class Dispatcher:
         if self._started and not self._closed:
             for lane in self._lanes:
                 lane.task = asyncio.create_task(self._worker(lane), name=f"sink {lane.sink.name}")
+
+    async def _stop_lane(self, lane: _Lane, grace: float = 10.0) -> None:
+        """Stop a lane's worker, letting a batch already on its way finish (bounded), so that a delivery
+        is never cut between the receiver accepting it and the outbox recording that."""
+        task = lane.task
+        if task is None:
+            return
+        if lane.delivering.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._until_clear(lane.delivering), grace)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    @staticmethod
+    async def _until_clear(flag: asyncio.Event) -> None:
+        while flag.is_set():
+            await asyncio.sleep(0.01)
 
     def start(self) -> None:
         """Start one delivery task per sink plus housekeeping (call inside the running event loop)."""
@@ -253,7 +268,12 @@ class Dispatcher:
                 await self._wait_for_work(lane)
                 continue
             lane.idle.clear()
-            if await self._deliver(lane, entries):
+            lane.delivering.set()
+            try:
+                delivered = await self._deliver(lane, entries)
+            finally:
+                lane.delivering.clear()
+            if delivered:
                 continue
             lane.failures += 1
             await self._pause(self.retry.delay(lane.failures))
