@@ -254,6 +254,25 @@ def test_sighup_with_a_good_config_picks_up_a_new_rule(tmp_path: Path, stats: St
     assert rc == 0
 
 
+def test_sighup_with_a_new_source_address_polls_the_new_one(tmp_path: Path, stats: Stats) -> None:
+    cfg = write_config(tmp_path / "c.toml", stats)
+    d = Daemon(cfg)
+    other = Stats()
+    try:
+        d.wait_for(lambda: any("started" in line for line in d.log), "start")
+        other.value = 500.0  # only the new address reports a spike
+        cfg.write_text(cfg.read_text().replace(stats.url, other.url))
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_for(lambda: any("reloaded" in line for line in d.log), "reload")
+        (fired,) = d.wait_for(lambda: d.events("firing"), "firing from the new source")
+        assert fired["value"] == 500.0
+        rc, _ = d.stop()
+    finally:
+        d.kill()
+        other.close()
+    assert rc == 0
+
+
 def test_silence_added_from_the_command_line_reaches_the_running_daemon(tmp_path: Path, stats: Stats) -> None:
     cfg = write_config(tmp_path / "c.toml", stats)
     d = Daemon(cfg)
