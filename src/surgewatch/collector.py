@@ -68,7 +68,8 @@ class Collector:
         h.last_attempt = start
         h.polls += 1
         try:
-            reading = await asyncio.wait_for(source.poll(), timeout=source.timeout)
+            async with asyncio.timeout(source.timeout):  # no extra task per poll, unlike wait_for
+                reading = await source.poll()
         except TimeoutError:
             self._fail(h, f"timed out after {source.timeout:g}s")
             return False
