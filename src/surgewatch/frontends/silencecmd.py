@@ -6,12 +6,15 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", dest="config_silence", metavar="FILE",
                    help="config file whose state dir holds the silences (default: the built-in config's)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="the daemon's state dir, e.g. /var/lib/surgewatch under systemd (default: from the config)")
     sub = p.add_subparsers(dest="silence_command", metavar="ACTION", required=True)
     a = sub.add_parser("add", help="mute notifications of matching alerts for a while",
                        description="Mute notifications of alerts whose rule and series match the globs. "
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = resolve_config(path)
     except ConfigError as exc:
         return _fail(str(exc))
-    store = SilenceStore(resolve_state_dir(cfg.monitor.state_dir, cfg.path))
+    store = SilenceStore(Path(args.state_dir) if args.state_dir else resolve_state_dir(cfg.monitor.state_dir, cfg.path))
     now = time.time()
     try:
         store.refresh(force=True)
