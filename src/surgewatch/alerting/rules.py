@@ -111,7 +111,6 @@ class RuleEngine:
         self.by_fp: dict[str, ActiveAlert] = {}
         self.notifier = Notifier()
         self.transitions: list[AlertEvent] = []  # the last tick's exact per-series transitions
-        self._index: dict[str, int] = {}
         self._silence_version = -1
         self._silence_expiry = float("inf")
         self._store_error: str | None = None
@@ -125,10 +124,9 @@ class RuleEngine:
     def evaluate(self, now: float, names: Sequence[str], version: int, values: np.ndarray,
                  analysis: AnalysisResult | None, stale: np.ndarray | None = None) -> list[AlertEvent]:
         """One tick: `values` are the fresh latest values by row (NaN = not reported), `stale` marks dead
-        sources. Returns the notifications due now; `transitions` holds every state change."""
+        sources. Returns the notifications due now; `transitions` holds every state change. (`version`, the
+        store's, is not needed: rows are append-only and matched incrementally.)"""
         n = min(len(names), values.shape[0])
-        if len(self._index) != len(names):
-            self._index = {name: i for i, name in enumerate(names)}
         self._sync_silences(now)
         reuse = None
         if self._forecasts is not None and now - self._forecasts[0] < FORECAST_REFRESH:
