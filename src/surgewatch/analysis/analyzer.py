@@ -22,7 +22,7 @@ from ..model import Cause, split_series
 from ..units import format_duration, format_number
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
-from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, headroom_multiple, seconds_to_level
+from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
@@ -74,29 +74,31 @@ class CampaignState:
 
 
 @dataclass(frozen=True, slots=True)
-class HostForecast:
-    """What the load model of one host metric says about the future at this tick."""
+class ForecastTable:
+    """What the load models say about the future at one tick, for every modelled host row."""
 
-    intercept: float
-    coefs: np.ndarray
+    pos: Mapping[int, int]  # store row -> index into the arrays
+    intercept: np.ndarray
+    coefs: np.ndarray  # [H, K], padding drivers have coefficient 0
     x_now: np.ndarray
     growth: np.ndarray
-    value_now: float
-    usable: bool
+    value_now: np.ndarray
+    usable: np.ndarray
 
-    def seconds_to(self, level: float) -> float:
-        """Seconds until the metric reaches `level` at current growth (0 if there, inf never, nan unknown)."""
-        if self.value_now == self.value_now and self.value_now >= level:
-            return 0.0
-        if not self.usable:
-            return float("nan")
-        return seconds_to_level(self.intercept, self.coefs, self.x_now, self.growth, level)
-
-    def headroom(self, level: float) -> float:
-        """The multiple of current traffic at which the metric reaches `level` (nan if unknown)."""
-        if not self.usable:
-            return float("nan")
-        return headroom_multiple(self.intercept, self.coefs, self.x_now, level)
+    def seconds_to(self, rows: np.ndarray, level: float) -> np.ndarray:
+        """Seconds until each row reaches `level`: 0 if there, inf if never, nan if unknown or unmodelled."""
+        out = np.full(rows.shape[0], np.nan)
+        idx = np.array([self.pos.get(int(r), -1) for r in rows], dtype=np.intp)
+        have = idx >= 0
+        if not have.any():
+            return out
+        i = idx[have]
+        secs = seconds_to_level_many(self.intercept[i], self.coefs[i], self.x_now[i], self.growth[i],
+                                     np.full(i.shape[0], float(level)))
+        with np.errstate(invalid="ignore"):
+            there = self.value_now[i] >= level
+        out[have] = np.where(there, 0.0, np.where(self.usable[i], secs, np.nan))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,22 +112,23 @@ class AnalysisResult:
     cause: dict[int, tuple[Cause, str | None]] = field(default_factory=dict)
     explanation: dict[int, str] = field(default_factory=dict)
     campaigns: tuple[CampaignState, ...] = ()
-    forecasts: dict[int, HostForecast] = field(default_factory=dict)
+    forecasts: ForecastTable | None = None
     residual_z: dict[int, float] = field(default_factory=dict)
     rows: Mapping[str, int] = field(default_factory=dict)
 
     def forecast(self, row_or_series: int | str, level: float) -> float:
         """Seconds until a series reaches `level` at the current traffic growth: 0 if it is there, inf if
-        never, nan if unknown (no usable load model for it)."""
+        never, nan if unknown (no usable, mature load model for it)."""
         row = self.rows.get(row_or_series) if isinstance(row_or_series, str) else row_or_series
         if row is None:
             return float("nan")
-        f = self.forecasts.get(row)
-        return f.seconds_to(level) if f is not None else float("nan")
+        return float(self.seconds_to_level(np.array([row]), level)[0])
 
     def seconds_to_level(self, rows: np.ndarray, level: float) -> np.ndarray:
-        """`forecast` for an array of rows at once."""
-        return np.array([self.forecast(int(r), level) for r in rows], dtype=np.float64)
+        """`forecast` for an array of store rows at once."""
+        if self.forecasts is None:
+            return np.full(np.asarray(rows).shape[0], np.nan)
+        return self.forecasts.seconds_to(np.asarray(rows), level)
 
 
 @dataclass
@@ -142,9 +145,13 @@ class _Packed:
     intercept: np.ndarray
     sigma: np.ndarray
     usable: np.ndarray
+    limit: np.ndarray  # the saturation level of each row's metric (NaN: none)
+    growth: np.ndarray  # [H, K] traffic growth per second of each driver (0 for padding)
+    pos: dict[int, int]
 
     @classmethod
-    def build(cls, models: list[HostModel]) -> _Packed:
+    def build(cls, models: list[HostModel], limits: Mapping[int, float] | None = None,
+              growth: Mapping[int, float] | None = None) -> _Packed:
         h = len(models)
         k = max((len(m.drivers) for m in models), default=1)
         drivers = np.zeros((h, k), dtype=np.intp)
@@ -152,6 +159,7 @@ class _Packed:
         coefs = np.zeros((h, k))
         x_mean = np.zeros((h, k))
         cov = np.zeros((h, k + 1, k + 1))
+        grow = np.zeros((h, k))
         for i, m in enumerate(models):
             j = len(m.drivers)
             drivers[i, :j], drivers[i, j:] = m.drivers, m.drivers[0]
@@ -159,9 +167,13 @@ class _Packed:
             coefs[i, :j] = m.coefs
             x_mean[i, :j] = m.x_mean
             cov[i, : j + 1, : j + 1] = m.cov
+            if growth is not None:
+                grow[i, :j] = [growth.get(d, float("nan")) for d in m.drivers]
+        limit = np.array([(limits or {}).get(m.row, float("nan")) for m in models], dtype=np.float64)
         return cls(models, np.array([m.row for m in models], dtype=np.intp), drivers, lags, coefs, x_mean, cov,
                    np.array([m.intercept for m in models]), np.array([m.resid_sigma for m in models]),
-                   np.array([m.usable for m in models], dtype=bool))
+                   np.array([m.usable for m in models], dtype=bool), limit, grow,
+                   {m.row: i for i, m in enumerate(models)})
 
 
 @dataclass
@@ -208,6 +220,7 @@ class Analyzer:
         self._packed_changed = np.zeros(0, dtype=np.int64)
         self._fitted_x: dict[int, float] = {}
         self._noise: dict[int, float] = {}
+        self._stats_at: dict[int, int] = {}
         self._lifted_since: dict[int, int] = {}
         self._last_fit: dict[int, int] = {}
         self._base = np.zeros(0)
@@ -294,8 +307,11 @@ class Analyzer:
         if window.shape[1] < 3 * self.max_lag_ticks // 2 + 10 and window.shape[1] < 40:
             return []
         hosts = list(topo.host_drivers)
-        if self.ticks % self.refit_every == 0 or not self._last_fit:
+        if not self._last_fit:
             return hosts
+        # The cadence is staggered: each tick refits the 1/refit_every of the hosts whose turn it is.
+        phase = self.ticks % self.refit_every
+        due = [h for h in hosts if h % self.refit_every == phase]
         moved = set()
         for d in topo.drivers:
             with warnings.catch_warnings():
@@ -306,9 +322,9 @@ class Analyzer:
             if now == now and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
                 moved.add(d)
         if not moved:
-            return []
-        return [h for h in hosts if self.ticks - self._last_fit.get(h, -99) >= 2
-                and moved.intersection(topo.host_drivers[h])]
+            return due
+        return due + [h for h in hosts if h % self.refit_every != phase
+                      and self.ticks - self._last_fit.get(h, -99) >= 2 and moved.intersection(topo.host_drivers[h])]
 
     def _refit(self, topo: _Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
         w = window[:, -self.fit_ticks:]
@@ -321,33 +337,54 @@ class Analyzer:
             self._fit(topo, single, w)
         if multi:
             # Several campaigns on a host: each driver's lag is sought against the load minus what the other
-            # drivers explain (backfitting), once from the previous model and once from this refit's.
-            for _ in range(2):
-                self._search_lags(topo, multi, w, masked, hosts, partial=True)
-                self._fit(topo, multi, w)
+            # drivers explain in the previous model (backfitting); a host without a model gets a second pass.
+            self._search_lags(topo, multi, w, masked, hosts, partial=True)
+            fresh = [h for h in multi if self._models.get(h) is None]
+            self._fit(topo, multi, w)
+            fresh = [h for h in fresh if self._models.get(h) is not None]
+            if fresh:
+                self._search_lags(topo, fresh, w, masked, hosts, partial=True)
+                self._fit(topo, fresh, w)
         drivers = sorted({d for h in hosts for d in topo.host_drivers[h]})
         for h in hosts:
             self._last_fit[h] = self.ticks
+        # Traffic statistics (baseline, growth, noise) are refreshed at most twice per cadence per row.
+        rows = [r for r in sorted(set(drivers) | {r for r in topo.campaign_rows if r is not None})
+                if self.ticks - self._stats_at.get(r, -10**9) >= max(1, self.refit_every // 2)]
+        if self._base.shape[0] != topo.size:
+            grown = np.full(topo.size, np.nan)
+            grown[: min(self._base.shape[0], topo.size)] = self._base[: topo.size]
+            self._base = grown
+        if rows:
+            self._traffic_stats(rows, wts, w)
         for d in drivers:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
-                diffs = np.diff(w[d, -120:])
-                diffs = diffs[~np.isnan(diffs)]
-                # sd of a 3-sample mean, from the tick-to-tick differences (robust to the odd jump)
-                self._noise[d] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(6.0)) if diffs.size else 0.0
-        recent = max(10, int(600 / self.tick))
-        rows = sorted(set(topo.drivers) | {r for r in topo.campaign_rows if r is not None})
-        base = self._base if self._base.shape[0] == topo.size else np.full(topo.size, np.nan)
-        if rows:
-            base[rows] = baselines(w[rows])
-            for r in rows:
-                self._growth[r] = _growth_rate(wts[-recent:], w[r, -recent:])
-        self._base = base
         live = [m for m in self._models.values() if m is not None]
-        self._packed = _Packed.build(live)
+        limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
+                  if m.row in topo.parts and topo.parts[m.row][2] in self.limits}
+        self._packed = _Packed.build(live, limits, self._growth)
         self._packed_changed = np.array([self._changed_at.get(m.row, self.ticks) for m in live], dtype=np.int64)
-        self._pair_models = {(d, m.row): m.pair_model(j) for m in live for j, d in enumerate(m.drivers)}
+        for h in hosts:
+            m = self._models.get(h)
+            for d in topo.host_drivers[h]:
+                self._pair_models.pop((d, h), None)
+            if m is not None:
+                for j, d in enumerate(m.drivers):
+                    self._pair_models[(d, h)] = m.pair_model(j)
+
+    def _traffic_stats(self, rows: list[int], wts: np.ndarray, w: np.ndarray) -> None:
+        """Baseline, growth rate and sample noise of traffic rows from the fit window."""
+        recent = max(10, int(600 / self.tick))
+        self._base[rows] = baselines(w[rows])
+        for r in rows:
+            self._stats_at[r] = self.ticks
+            self._growth[r] = _growth_rate(wts[-recent:], w[r, -recent:])
+            diffs = np.diff(w[r, -120:])
+            diffs = diffs[~np.isnan(diffs)]
+            # sd of a 3-sample mean, from the tick-to-tick differences (robust to the odd jump)
+            self._noise[r] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(6.0)) if diffs.size else 0.0
 
     def _search_lags(self, topo: _Topology, hosts: list[int], w: np.ndarray, masked: np.ndarray,
                      masked_rows: list[int], partial: bool) -> None:
@@ -520,7 +557,8 @@ class Analyzer:
     def _campaign_states(self, topo: _Topology, window: np.ndarray,
                          now: dict[str, np.ndarray]) -> list[CampaignState]:
         p = self._packed
-        pos = {int(r): i for i, r in enumerate(p.rows.tolist())}
+        pos = p.pos
+        head, secs = self._capacities(now)
         out = []
         for ci, c in enumerate(self.campaigns):
             cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
@@ -534,10 +572,15 @@ class Analyzer:
                 if i is None or model is None:
                     pairs.append(PairState(c.name, host, metric, None, float("nan"), float("nan"), UNKNOWN))
                     continue
-                j = p.models[i].drivers.index(tr)
                 cap = UNKNOWN
-                if metric in self.limits:
-                    cap = self._capacity(i, j, now, self.limits[metric], window)
+                if head[i] == head[i]:
+                    m = p.models[i]
+                    j = m.drivers.index(tr)
+                    x_now = now["x_now"][i]
+                    others = float(np.dot(p.coefs[i], x_now) - p.coefs[i, j] * x_now[j])
+                    at_limit = (float(p.limit[i]) - m.intercept - others) / float(p.coefs[i, j])
+                    cap = Capacity(float(p.limit[i]), at_limit, float(head[i]), float(secs[i]),
+                                   float(p.growth[i, j]))
                 pairs.append(PairState(c.name, host, metric, model, model.lag_ticks * self.tick,
                                        float(now["expected"][i]), cap, float(now["sigma"][i]),
                                        bool(now["mature"][i])))
@@ -551,31 +594,24 @@ class Analyzer:
                                      tuple(pairs)))
         return out
 
-    def _capacity(self, i: int, j: int, now: dict[str, np.ndarray], limit: float, window: np.ndarray) -> Capacity:
+    def _capacities(self, now: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Headroom (traffic multiple) and seconds to each modelled row's limit; NaN where unknown."""
         p = self._packed
-        m = p.models[i]
-        if not m.usable:
-            return UNKNOWN
-        k = len(m.drivers)
-        x_now = now["x_now"][i, :k]
-        growth = np.array([self._growth.get(d, float("nan")) for d in m.drivers])
-        head = headroom_multiple(m.intercept, m.coefs, x_now, limit)
-        secs = seconds_to_level(m.intercept, m.coefs, x_now, growth, limit)
-        others = float(np.dot(m.coefs, x_now) - m.coefs[j] * x_now[j])
-        at_limit = (limit - m.intercept - others) / float(m.coefs[j])
-        del window
-        return Capacity(limit, at_limit, head, secs, float(growth[j]))
+        contrib = np.sum(p.coefs * now["x_now"], axis=1)
+        ok = p.usable & ~np.isnan(p.limit)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            head = np.where(ok & (contrib > 0), np.maximum((p.limit - p.intercept) / contrib, 0.0), np.nan)
+        secs = np.full(head.shape[0], np.nan)
+        if ok.any():
+            secs[ok] = seconds_to_level_many(p.intercept[ok], p.coefs[ok], now["x_now"][ok], p.growth[ok],
+                                             p.limit[ok])
+        return head, secs
 
-    def _forecasts(self, now: dict[str, np.ndarray], column: np.ndarray) -> dict[int, HostForecast]:
+    def _forecasts(self, now: dict[str, np.ndarray], column: np.ndarray) -> ForecastTable:
         p = self._packed
-        out: dict[int, HostForecast] = {}
-        for i, m in enumerate(p.models):
-            k = len(m.drivers)
-            growth = np.array([self._growth.get(d, float("nan")) for d in m.drivers])
-            value = float(column[m.row]) if m.row < column.shape[0] else float("nan")
-            out[m.row] = HostForecast(m.intercept, m.coefs, now["x_now"][i, :k].copy(), growth, value,
-                                      m.usable and bool(now["mature"][i]))
-        return out
+        values = column[p.rows] if column.shape[0] else np.full(p.rows.shape[0], np.nan)
+        settled = (self.ticks - self._packed_changed) >= self.min_support
+        return ForecastTable(p.pos, p.intercept, p.coefs, now["x_now"], p.growth, values, p.usable & settled)
 
     # -- explanations ---------------------------------------------------------------------------
 
@@ -605,7 +641,7 @@ class Analyzer:
         lifted = top_lift == top_lift and top_lift >= LIFTED
         top_name = self.campaigns[top].name
         p = self._packed
-        i = next((k for k, r in enumerate(p.rows.tolist()) if r == row), None)
+        i = p.pos.get(row)
         if i is not None and p.usable[i]:
             m = p.models[i]
             rz = float(now["rz"][i])

@@ -4,7 +4,7 @@ Everything here is batched across pairs. For traffic ("driver") rows x and host-
 window, `lag_correlations` gives the Pearson correlation of x[t − k] with y[t] for every lag k at once (FFT
 cross-correlation of masked sums, so gaps cost nothing extra). `fit_host_models` then fits, for every host
 metric, load ≈ a + Σ b_d · x_d(t − lag_d) over its drivers (usually one campaign's traffic, several when several
-campaigns land on one host) by least squares with two trimming passes (points beyond 3 robust sigmas dropped),
+campaigns land on one host) by least squares with a trimming pass (points beyond 3 robust sigmas dropped),
 and keeps what is needed to predict a new value with an honest spread.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -74,17 +74,14 @@ class HostModel:
     x_mean: np.ndarray  # fitted means of the drivers
     cov: np.ndarray  # (X'X)^-1 of the centred design [1, x - x_mean], for prediction spread
     x_max: np.ndarray  # largest fitted value of each driver
-    peak_corr: tuple[float, ...] = ()
+    coef_se: np.ndarray = field(init=False)
+    usable: bool = field(init=False)  # a clear, positive relation to every driver, on enough points
 
-    @property
-    def coef_se(self) -> np.ndarray:
-        return self.resid_sigma * np.sqrt(np.maximum(np.diag(self.cov)[1:], 0.0))
-
-    @property
-    def usable(self) -> bool:
-        """A clear, positive relation to every driver, on enough points."""
-        return bool(self.n >= MIN_POINTS and self.r2 >= MIN_R2 and np.all(self.coefs > 0)
-                    and np.all(self.coefs > MIN_T * self.coef_se))
+    def __post_init__(self) -> None:
+        se = self.resid_sigma * np.sqrt(np.maximum(np.diag(self.cov)[1:], 0.0))
+        object.__setattr__(self, "coef_se", se)
+        object.__setattr__(self, "usable", bool(self.n >= MIN_POINTS and self.r2 >= MIN_R2
+                                                and np.all(self.coefs > 0) and np.all(self.coefs > MIN_T * se)))
 
     def expected(self, x: np.ndarray) -> float:
         """Expected load for driver values x (one per driver, each taken at its lag)."""
@@ -199,7 +196,7 @@ def _masked_mad_sigma(r: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarray, lags: np.ndarray,
-                    trims: int = 2, trim_sigma: float = 3.0) -> list[HostModel | None]:
+                    trims: int = 1, trim_sigma: float = 3.0) -> list[HostModel | None]:
     """Fit every host row against its k drivers at their lags (all rows share k; drivers/lags are [G, k]).
 
     `window` is [series, W] (oldest first). Returns one HostModel per host row, None when fewer than ten

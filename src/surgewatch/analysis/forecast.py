@@ -94,3 +94,39 @@ def capacity(model: LoadModel | None, traffic_now: float, limit: float, growth: 
     secs = seconds_to_level(model.intercept, np.array([model.slope]), np.array([traffic_now]),
                             np.array([growth]), limit)
     return Capacity(limit, at_limit, head, secs, growth)
+
+
+def seconds_to_level_many(intercept: np.ndarray, coefs: np.ndarray, x_now: np.ndarray, growth: np.ndarray,
+                          level: np.ndarray) -> np.ndarray:
+    """`seconds_to_level` for H models at once ([H] intercepts and levels, [H, K] coefs, traffic, growth).
+
+    Padding drivers carry coefficient 0. One driver has a closed form; several are solved by bisection."""
+    c = coefs * x_now
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        unknown = np.any(np.isnan(c) | (np.isnan(growth) & (coefs != 0)), axis=1) | np.isnan(level)
+        g = np.nan_to_num(growth, nan=0.0)
+        c = np.nan_to_num(c, nan=0.0)
+        now = intercept + c.sum(axis=1)
+        up = np.any((g > 0) & (c > 0), axis=1)
+        out = np.where(now >= level, 0.0, np.where(up, np.nan, np.inf))
+        todo = np.flatnonzero(np.isnan(out) & ~unknown)
+        if todo.shape[0]:
+            a, cc, gg, lv = intercept[todo], c[todo], g[todo], level[todo]
+            single = np.sum(cc != 0, axis=1) == 1
+            lo, hi = np.zeros(todo.shape[0]), np.full(todo.shape[0], HORIZON)
+
+            def f(t: np.ndarray) -> np.ndarray:
+                return a + np.sum(cc * np.exp(np.minimum(gg * t[:, None], 700.0)), axis=1)
+
+            reach = f(hi) >= lv
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                below = f(mid) < lv
+                lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            j = np.argmax(cc != 0, axis=1)
+            cj = cc[np.arange(todo.shape[0]), j]
+            gj = gg[np.arange(todo.shape[0]), j]
+            closed = np.log((lv - a) / cj) / gj
+            res = np.where(single, closed, hi)
+            out[todo] = np.where(reach | single, np.where(res <= HORIZON, res, np.inf), np.inf)
+        return np.where(unknown, np.nan, out)
