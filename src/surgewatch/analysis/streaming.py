@@ -17,6 +17,11 @@ Per series and tick:
 4. Onset (the `surge` default): a score is emitted in full only when it beats the decayed peak of
    recent scores; repeats within an episode are damped. NAB rewards the earliest detection in a
    window and charges every extra false-positive row, and alert rules want one event per episode.
+   (`onset.Onset`; with `burst > 0` a rising burst fires once, at its top, at most `burst` ticks late.)
+
+`surge-context` (opt-in: about 2 KB more state per series and twice the tick cost) adds the contextual
+surprise of `context.ContextDetector` to the calibrated surge score and follows rising bursts (NAB standard
+75.6 against 73.1 for `surge` on the shared subset; see benchmarks/nab_bench.py).
 
 NaN (or ±inf) is a missing sample: no score (NaN) and no learning; the daily clock still advances.
 Invariant under x -> a·x + b (a != 0) up to rounding: every quantity is a ratio of residuals.
