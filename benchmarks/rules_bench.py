@@ -3,7 +3,9 @@
 Scenarios: `quiet` (nothing near a threshold), `anomalies` (1 % of rows anomalous, causes and forecasts
 for 1,000 host series), `firing` (5 % of rows firing steadily), `flapping` (500 rows crossing and clearing
 every tick: notifications and grouping on the hot path). Also the one-off glob match of a new store and
-the incremental match when one series appears. Prints a table; run:
+the incremental match when one series appears. Ticks are 1 s apart; forecast rules reuse a forecast for
+5 s (rules.FORECAST_REFRESH), so every fifth tick of `anomalies`/`firing` pays for the analysis' forecast
+(the p95/max columns). Prints a table; run:
 
     PYTHONPATH=src .venv/bin/python benchmarks/rules_bench.py [--ticks 300]
 """

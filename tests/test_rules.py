@@ -205,11 +205,19 @@ def test_forecast_rule_fires_when_the_limit_comes_within_reach() -> None:
     assert h.tick(0, [60, 20, 50], forecast_analysis(1000.0, 0.001)) == [("firing", CPU[0])]
     assert "reaches 80% in about 5m36s" in h.sent[-1].summary
     # traffic flat: never reaches it (inf > 1.5 x within): resolves
-    assert h.tick(1, [60, 20, 50], forecast_analysis(1000.0, 0.0)) == [("resolved", CPU[0])]
+    assert h.tick(10, [60, 20, 50], forecast_analysis(1000.0, 0.0)) == [("resolved", CPU[0])]
     # 30 min away: outside `within`, no alert
-    assert h.tick(2, [60, 20, 50], forecast_analysis(1000.0, math.log(1.4) / 1800)) == []
+    assert h.tick(20, [60, 20, 50], forecast_analysis(1000.0, math.log(1.4) / 1800)) == []
     # no usable model: no forecast, nothing changes
-    assert h.tick(3, [60, 20, 50], forecast_analysis(1000.0, 0.001, usable=False)) == []
+    assert h.tick(30, [60, 20, 50], forecast_analysis(1000.0, 0.001, usable=False)) == []
+
+
+def test_forecasts_are_reused_for_a_few_seconds() -> None:
+    r = RuleConfig(name="soon", series="host:*/cpu.percent", forecast_above=80.0, within=900.0)
+    h = Harness([r])
+    assert h.tick(0, [60, 20, 50], forecast_analysis(1000.0, 0.0)) == []
+    assert h.tick(1, [60, 20, 50], forecast_analysis(1000.0, 0.001)) == []  # 1 s later: last forecast still used
+    assert h.tick(5, [60, 20, 50], forecast_analysis(1000.0, 0.001)) == [("firing", CPU[0])]
 
 
 def analysis(n: int, scores: dict[int, float], causes: dict[int, Cause]) -> AnalysisResult:

@@ -35,7 +35,7 @@ INACTIVE, PENDING, FIRING = 0, 1, 2
 ANOMALY_CLEAR_FRACTION = 0.6
 FORECAST_CLEAR_FACTOR = 1.5
 DEFAULT_WITHIN = 900.0
-FORECAST_REFRESH = 1.0  # seconds a forecast is reused at fast ticks: forecasts look minutes ahead
+FORECAST_REFRESH = 5.0  # seconds a forecast is reused (forecasts look minutes ahead; computing one costs ms)
 
 
 @dataclass
