@@ -14,6 +14,7 @@ from surgewatch import evaluate
 from surgewatch.analysis.nab import PROFILES
 from surgewatch.cli import COMMANDS
 from surgewatch.evaluate import (
+    DEFAULT_DETECTOR,
     DETECTOR_NAMES,
     load_dataset,
     read_result_scores,
@@ -74,7 +75,7 @@ def test_eval_writes_nab_result_files_and_prints_a_table_per_profile(
     for profile in PROFILES:
         assert f"profile {profile}" in text
     assert "cat-a" in text and "cat-b" in text and "overall" in text
-    result = out / "surge" / "cat-a" / "surge_one.csv"
+    result = out / DEFAULT_DETECTOR / "cat-a" / f"{DEFAULT_DETECTOR}_one.csv"
     with result.open() as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["timestamp", "value", "anomaly_score"]
@@ -107,8 +108,8 @@ def test_written_results_score_the_same_when_read_back(dataset: tuple[Path, Path
     assert main(["eval", *args]) == 0
     series, lab = load_dataset(data, labels)
     ss = scored_set(series, lab, labels)
-    back = read_result_scores(tmp_path / "r", "surge", series)
-    direct = run_detector("surge", series)
+    back = read_result_scores(tmp_path / "r", DEFAULT_DETECTOR, series)
+    direct = run_detector(DEFAULT_DETECTOR, series)
     for a, b in zip(back, direct, strict=True):
         np.testing.assert_array_equal(a, b)
     assert ss.optimise(back, PROFILES["standard"]).detected == 2
