@@ -249,26 +249,13 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
 
 
 def fit_load_model(traffic: np.ndarray, load: np.ndarray, max_lag: int) -> LoadModel | None:
-    """Fit the lagged linear model of one load series on one traffic series.
-
-    The lag is the best cross-correlation; a second pass repeats the search with points far off the first
-    fit blanked, so that unexplained bursts of load do not decide the lag."""
+    """Fit the lagged linear model of one load series on one traffic series (lag by cross-correlation)."""
     one = np.zeros(1, np.intp)
-    y = load.copy()
-    m: HostModel | None = None
-    for _ in range(2):
-        lag, _peak = best_lags(lag_correlations(traffic[None], y[None], one, one, max_lag))
-        if lag[0] < 0:
-            return None
-        m = fit_host_models(np.vstack([traffic, load]), np.array([1]), np.array([[0]]), lag[:, None])[0]
-        if m is None:
-            return None
-        pred = m.intercept + m.coefs[0] * np.concatenate([np.full(int(lag[0]), np.nan),
-                                                          traffic[: traffic.shape[0] - int(lag[0])]])
-        with np.errstate(invalid="ignore"):
-            y = np.where(np.abs(load - pred) > 4.0 * m.resid_sigma, np.nan, load)
-    assert m is not None
-    return m.pair_model(0)
+    lag, _peak = best_lags(lag_correlations(traffic[None], load[None], one, one, max_lag))
+    if lag[0] < 0:
+        return None
+    m = fit_host_models(np.vstack([traffic, load]), np.array([1]), np.array([[0]]), lag[:, None])[0]
+    return m.pair_model(0) if m is not None else None
 
 
 def baseline(values: np.ndarray, quantile: float = 20.0) -> float:
