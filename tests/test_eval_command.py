@@ -85,7 +85,7 @@ def test_eval_writes_nab_result_files_and_prints_a_table_per_profile(
     assert [r[:2] for r in rows[1:]] == src[1:]
     scores = np.array([float(r[2]) for r in rows[1:]])
     assert ((scores >= 0) & (scores <= 1)).all()
-    assert scores.argmax() == 300  # the labelled spike is the strongest detection
+    assert 300 <= scores.argmax() <= 305  # the labelled spike is the strongest detection (burst onset: <= 5 late)
 
 
 def test_eval_detects_both_labelled_spikes_and_scores_well(
