@@ -221,6 +221,8 @@ class Analyzer:
         self._fitted_x: dict[int, float] = {}
         self._noise: dict[int, float] = {}
         self._stats_at: dict[int, int] = {}
+        self._searched_at: dict[int, int] = {}
+        self._moved: set[int] = set()
         self._lifted_since: dict[int, int] = {}
         self._last_fit: dict[int, int] = {}
         self._base = np.zeros(0)
@@ -307,6 +309,7 @@ class Analyzer:
         if window.shape[1] < 3 * self.max_lag_ticks // 2 + 10 and window.shape[1] < 40:
             return []
         hosts = list(topo.host_drivers)
+        self._moved = set()
         if not self._last_fit:
             return hosts
         # The cadence is staggered: each tick refits the 1/refit_every of the hosts whose turn it is.
@@ -321,6 +324,7 @@ class Analyzer:
             noise = self._noise.get(d, 0.0)
             if now == now and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
                 moved.add(d)
+        self._moved = moved
         if not moved:
             return due
         return due + [h for h in hosts if h % self.refit_every != phase
@@ -329,21 +333,30 @@ class Analyzer:
     def _refit(self, topo: _Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
         w = window[:, -self.fit_ticks:]
         wts = window_ts[-self.fit_ticks:]
+        # Lags are stable: they are searched again every few cadences, or sooner when traffic moved.
+        search = [h for h in hosts if self.ticks - self._searched_at.get(h, -10**9) >= 3 * self.refit_every
+                  or self._moved.intersection(topo.host_drivers[h])]
+        for h in search:
+            self._searched_at[h] = self.ticks
+        masked = self._masked_load(w, search) if search else w[:0]
         single = [h for h in hosts if len(topo.host_drivers[h]) == 1]
         multi = [h for h in hosts if len(topo.host_drivers[h]) > 1]
-        masked = self._masked_load(w, hosts)
+        single_search = [h for h in search if len(topo.host_drivers[h]) == 1]
+        multi_search = [h for h in search if len(topo.host_drivers[h]) > 1]
+        if single_search:
+            self._search_lags(topo, single_search, w, masked, search, partial=False)
         if single:
-            self._search_lags(topo, single, w, masked, hosts, partial=False)
             self._fit(topo, single, w)
         if multi:
             # Several campaigns on a host: each driver's lag is sought against the load minus what the other
             # drivers explain in the previous model (backfitting); a host without a model gets a second pass.
-            self._search_lags(topo, multi, w, masked, hosts, partial=True)
-            fresh = [h for h in multi if self._models.get(h) is None]
+            if multi_search:
+                self._search_lags(topo, multi_search, w, masked, search, partial=True)
+            fresh = [h for h in multi_search if self._models.get(h) is None]
             self._fit(topo, multi, w)
             fresh = [h for h in fresh if self._models.get(h) is not None]
             if fresh:
-                self._search_lags(topo, fresh, w, masked, hosts, partial=True)
+                self._search_lags(topo, fresh, w, masked, search, partial=True)
                 self._fit(topo, fresh, w)
         drivers = sorted({d for h in hosts for d in topo.host_drivers[h]})
         for h in hosts:
@@ -357,10 +370,11 @@ class Analyzer:
             self._base = grown
         if rows:
             self._traffic_stats(rows, wts, w)
-        for d in drivers:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
+        for d in drivers:  # the traffic level that counts as "moved" is reset when it moved, or each cadence
+            if d in self._moved or d not in self._fitted_x or self.ticks % self.refit_every == 0:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
         live = [m for m in self._models.values() if m is not None]
         limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
                   if m.row in topo.parts and topo.parts[m.row][2] in self.limits}

@@ -105,8 +105,20 @@ class HostModel:
                          self.n, float(self.x_mean[d]), x_ss, float(self.coef_se[d]), float(self.x_max[d]))
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+def _fft_size(n: int) -> int:
+    """The smallest 2^a·3^b·5^c at least n (fast for FFTs, far less padding than a power of two)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            v = p35
+            while v < n:
+                v *= 2
+            best = min(best, v)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def ranks(a: np.ndarray) -> np.ndarray:
@@ -128,7 +140,7 @@ def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: n
     if robust:
         x, y = ranks(x), ranks(y)
     w = x.shape[1]
-    size = _next_pow2(w + max_lag + 1)
+    size = _fft_size(w + max_lag + 1)
 
     def spectra(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = ~np.isnan(a)
