@@ -36,6 +36,9 @@ class DashScreen(Screen[None]):
         for panel in self.query(TextPanel):
             panel.invalidate()
 
+    def on_mount(self) -> None:
+        self.redraw()  # the first frame already carries data
+
     def on_screen_resume(self) -> None:
         self.call_after_refresh(self._redraw_if_mounted)
 
