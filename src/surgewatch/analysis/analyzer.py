@@ -28,8 +28,11 @@ from .forecast import growth_rate as _growth_rate
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
 LIFTED = 1.5  # traffic at least this multiple of its baseline counts as a campaign surge
-MIN_SUPPORT_SECONDS = 60.0  # a model explains a traffic level once it has seen about that level this long
-LEARN_SECONDS = 600.0  # after a launch, this long without a usable model means load does not follow traffic
+# A model explains a traffic level once it has seen about that level (and stayed put) this long: about a minute,
+# counted in ticks within bounds so that a fast tick (a sped-up demo) or a slow one keeps sensible statistics.
+MIN_SUPPORT_SECONDS, MIN_SUPPORT_TICKS = 60.0, (10, 30)
+# After a launch, this long without a usable model means load does not follow traffic.
+LEARN_SECONDS, LEARN_TICKS = 600.0, (100, 300)
 TREND_TICKS = 5
 
 
@@ -206,8 +209,8 @@ class Analyzer:
         self.max_lag_ticks = max(1, min(int(max_lag / tick), self.fit_ticks // 3))
         self.metrics = None if metrics is None else tuple(metrics)
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
-        self.min_support = max(5, int(MIN_SUPPORT_SECONDS / tick))
-        self.learn_ticks = max(self.min_support, int(LEARN_SECONDS / tick))
+        self.min_support = int(np.clip(MIN_SUPPORT_SECONDS / tick, *MIN_SUPPORT_TICKS))
+        self.learn_ticks = int(np.clip(LEARN_SECONDS / tick, *LEARN_TICKS))
         # A value is unexplained when its residual alone would be reported: residual score >= report_score.
         self.residual_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.ticks = 0
