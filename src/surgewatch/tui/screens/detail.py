@@ -82,6 +82,8 @@ def pair_lines(pairs: tuple[PairView, ...], width: int, sty: Styler) -> Text:
 class ChartScreen(DashScreen):
     """Shared parts of the detail screens: a scrolling column of charts kept in step with the data."""
 
+    info_first = False  # the text panel above the charts (host: top processes) or below them (campaign: models)
+
     BINDINGS: ClassVar = [
         Binding("escape", "app.show('overview')", "Back"),
         Binding("left,h", "step(-1)", "Prev", show=False),
@@ -93,6 +95,7 @@ class ChartScreen(DashScreen):
     ChartScreen #body { height: 1fr; }
     ChartScreen #head { padding: 0 1; }
     ChartScreen #info { padding: 0 1; margin-top: 1; }
+    HostScreen #info { margin-top: 0; margin-bottom: 1; }
     ChartScreen Chart { height: 7; padding: 0 1; }
     ChartScreen.-tight Chart { height: 6; }
     """
@@ -118,7 +121,10 @@ class ChartScreen(DashScreen):
             for chart in self.charts.values():
                 chart.remove()
             self.charts = {n: Chart() for n in names}
-            self.body.mount_all(self.charts.values(), before=self.info)
+            if self.info_first:
+                self.body.mount_all(self.charts.values(), after=self.info)
+            else:
+                self.body.mount_all(self.charts.values(), before=self.info)
         return list(self.charts.values())
 
     def action_scroll(self, step: int) -> None:
@@ -190,6 +196,8 @@ def _pct(v: float) -> str:
 class HostScreen(ChartScreen):
     """Screen 3: every metric of a host with the detector's expected band, top processes and its campaigns."""
 
+    info_first = True
+
     def action_step(self, step: int) -> None:
         self.dash.step_host(step)
 
@@ -228,7 +236,9 @@ class HostScreen(ChartScreen):
                                      0.0 if pct else None, 100.0 if pct else None,
                                      partial(format_value, metric), key=(snap.tick, t0, t1, name)),
                            app.chart_mode)
-        self.info.show(host_info(h, sty))
+        info = host_info(h, sty, 5 if self.size.height < 30 else 10)
+        self.info.display = bool(info.plain)
+        self.info.show(info)
         super().redraw()
 
 
@@ -250,14 +260,13 @@ def host_header(h: HostView, sty: Styler) -> Text:
     return out
 
 
-def host_info(h: HostView, sty: Styler) -> Text:
-    """Top processes (local host only) under the charts."""
+def host_info(h: HostView, sty: Styler, rows: int = 10) -> Text:
+    """Top processes (the local host only; nothing for others)."""
     out = Text(no_wrap=True, overflow="ellipsis")
     if not h.top_processes:
-        out.append("top processes: only for the local host", style=sty("muted"))
         return out
-    out.append(f"{'PID':>7}  {'CPU':>6}  {'MEM':>5}  PROCESS", style=sty("head"))
-    for p in h.top_processes[:10]:
+    out.append(f"{'PID':>7}  {'CPU':>6}  {'MEM':>5}  TOP PROCESSES", style=sty("head"))
+    for p in h.top_processes[:rows]:
         cpu, mem = float(p.get("cpu", math.nan)), float(p.get("mem", math.nan))
         out.append(f"\n{p.get('pid', ''):>7}  {cpu:5.1f}%  {mem:4.1f}%  ")
         out.append(literal(p.get("name", "?"), 40))
