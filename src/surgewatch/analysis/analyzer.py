@@ -237,8 +237,11 @@ class Analyzer:
     # -- the tick ----------------------------------------------------------------------------
 
     def step(self, ts: float, names: Sequence[str], index: Mapping[str, int], column: np.ndarray,
-             window_ts: np.ndarray, window: np.ndarray) -> AnalysisResult:
-        """Analyse one tick. `window` is the last N ticks [series, N] including this one."""
+             window_ts: np.ndarray, window: np.ndarray, details: bool = True) -> AnalysisResult:
+        """Analyse one tick. `window` is the last N ticks [series, N] including this one.
+
+        With `details` off (offline replays), campaign states carry no per-host pairs and there is no
+        forecast table: scores, causes and explanations are the same."""
         det = self.detector.update(column)
         topo = self._topology(names, index)
         due = self._due_hosts(topo, window)
@@ -258,7 +261,7 @@ class Analyzer:
                 rscore = z_to_score(now["rz"][use], RESIDUAL_ONSET, RESIDUAL_SCALE)
                 score[rows] = np.fmax(score[rows], rscore)
                 residual_z = dict(zip(rows.tolist(), now["rz"][use].tolist(), strict=True))
-        campaigns = self._campaign_states(topo, window, now)
+        campaigns = self._campaign_states(topo, window, now, details)
         cause: dict[int, tuple[Cause, str | None]] = {}
         explanation: dict[int, str] = {}
         hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
@@ -267,7 +270,7 @@ class Analyzer:
             explanation[r] = text
             if c is not None:
                 cause[r] = c
-        forecasts = self._forecasts(now, column)
+        forecasts = self._forecasts(now, column) if details else None
         return AnalysisResult(ts, det, score, expected, cause, explanation, tuple(campaigns), forecasts,
                               residual_z, index)
 
@@ -572,15 +575,15 @@ class Analyzer:
         return lift(float("nan"), float("nan"), visitors, self._base_of(cr))
 
     def _campaign_states(self, topo: _Topology, window: np.ndarray,
-                         now: dict[str, np.ndarray]) -> list[CampaignState]:
+                         now: dict[str, np.ndarray], details: bool = True) -> list[CampaignState]:
         p = self._packed
         pos = p.pos
-        head, secs = self._capacities(now)
+        head, secs = self._capacities(now) if details else (np.zeros(0), np.zeros(0))
         out = []
         for ci, c in enumerate(self.campaigns):
             cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
             pairs = []
-            for hr, cis in topo.host_campaigns.items():
+            for hr, cis in topo.host_campaigns.items() if details else ():
                 if ci not in cis or tr is None:
                     continue
                 _kind, host, metric = topo.parts[hr]
@@ -720,11 +723,14 @@ def default_detector(tick: float, name: str = "robust-z") -> StreamingDetector:
     return make_detector(name, window=int(min(900, max(60, 900 / tick))))
 
 
-def replay(analyzer: Analyzer, ts: np.ndarray, names: Sequence[str],
-           values: np.ndarray) -> Iterator[AnalysisResult]:
-    """Analyse recorded series ([series, T] on a regular grid of the analyzer's tick) one tick at a time."""
+def replay(analyzer: Analyzer, ts: np.ndarray, names: Sequence[str], values: np.ndarray,
+           details_every: int = 1) -> Iterator[AnalysisResult]:
+    """Analyse recorded series ([series, T] on a regular grid of the analyzer's tick) one tick at a time;
+    per-host pairs and forecasts every `details_every` ticks and on the last."""
     index = {n: i for i, n in enumerate(names)}
     keep = analyzer.fit_ticks
+    last = values.shape[1] - 1
     for t in range(values.shape[1]):
         lo = max(0, t + 1 - keep)
-        yield analyzer.step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], values[:, lo: t + 1])
+        yield analyzer.step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], values[:, lo: t + 1],
+                            details=t % details_every == 0 or t == last)

@@ -251,7 +251,7 @@ class Report:
         out = [f"{self.path}: {self.points:,} points in {self.series} series, {rfc3339(self.start)} to "
                f"{rfc3339(self.end)}, tick {format_duration(self.tick)}", ""]
         if self.pairs:
-            out.append("Load models (campaign → host metric; the last usable fit):")
+            out.append("Load models (campaign → host metric; the best fit seen, headroom at that time):")
             rows = [("campaign", "host", "metric", "lag", "model", "r2", "headroom", "to limit")]
             for p in self.pairs:
                 model = (f"{format_value(p.metric, p.intercept)} + {p.slope:.4g}·visitors"
@@ -287,6 +287,16 @@ def _classification(res: AnalysisResult, row: int) -> str | None:
     return "explained" if c[0] == Cause.CAMPAIGN else "unexplained"
 
 
+def _better(p: PairState, than: PairReport) -> bool:
+    """Whether this tick's model of a pair beats the one kept: usable first, then the better fit."""
+    m = p.model
+    if m is None:
+        return False
+    if m.usable != than.usable:
+        return m.usable
+    return not m.r2 < than.r2 if than.r2 == than.r2 else True
+
+
 def _pair_report(p: PairState) -> PairReport:
     m = p.model
     nan = float("nan")
@@ -319,7 +329,7 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
     last_hot: dict[int, int] = {}
     episodes: list[Anomaly] = []
     res = None
-    for t, res in enumerate(replay(analyzer, grid_ts, names, values)):
+    for t, res in enumerate(replay(analyzer, grid_ts, names, values, details_every=10)):
         for r, text in res.explanation.items():
             cls = _classification(res, r)
             score = float(res.score[r])
@@ -337,8 +347,7 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
             for st in res.campaigns:
                 for p in st.pairs:
                     key = (p.campaign, p.host, p.metric)
-                    usable = p.model is not None and p.model.usable
-                    if key not in best or usable or (p.model is not None and not best[key].usable):
+                    if key not in best or _better(p, best[key]):
                         best[key] = _pair_report(p)
     pairs = sorted(best.values(), key=lambda p: (p.campaign, p.host, p.metric))
     points = int((~_isnan(values)).sum())
