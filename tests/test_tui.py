@@ -1,6 +1,7 @@
 """Dashboard behaviour through Textual's Pilot: every screen and key, themes, ack/silence, literal endpoint text.
 
-Runs in about 15 s: the engine is the built-in demo on a fake clock, ticked by hand.
+About 35 CPU-seconds (60-75 s wall on the shared 2-core box): the engine is the built-in demo on a fake
+clock, ticked by hand.
 """
 
 from __future__ import annotations
@@ -315,6 +316,25 @@ async def test_mouse_click_selects_a_host_and_a_second_click_opens_it(demo: Engi
         await pilot.click(grid, offset=(5, 1))
         await pilot.pause()
         assert isinstance(app.screen, HostScreen)
+
+
+async def test_j_k_move_the_host_selection_and_ctrl_p_opens_the_palette(tmp_path: Path) -> None:
+    engine = demo_engine(tmp_path)
+    engine = Engine(engine.config, engine.options,
+                    sources=[*engine.sources, FleetSource({"host:second/cpu.percent": 10.0})])
+    await advance(engine, 2)
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        grid = app.screen.query_one("#hosts")
+        assert grid.cursor == 0  # type: ignore[attr-defined]
+        await pilot.press("j")
+        assert grid.cursor == 1  # type: ignore[attr-defined]
+        await pilot.press("k")
+        assert grid.cursor == 0  # type: ignore[attr-defined]
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert "CommandPalette" in type(app.screen).__name__
 
 
 async def test_q_quits(demo: Engine) -> None:

@@ -1,7 +1,7 @@
-"""SVG snapshots of the overview and detail screens at 80x24 and 160x48 on the deterministic demo (~10 s).
+"""SVG snapshots of the overview and detail screens at 80x24 and 160x48 on the deterministic demo (~20 s).
 
-Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at the
-report before committing the new SVGs.
+The screens show analysis results (load models, causes), so an intended change there changes them too:
+update with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at the report before committing.
 """
 
 from __future__ import annotations
