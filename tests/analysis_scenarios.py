@@ -74,7 +74,7 @@ def make_scenario(seed: int, *, tick: float = 2.0, ticks: int = 2400, campaigns:
             lags[(f"camp{c}", hname)] = lag
             gains[(f"camp{c}", hname)] = gain
         load = load + rng.normal(0, noise, ticks)
-        spans = []
+        spans: list[tuple[int, int]] = []
         disturbed = np.zeros(ticks, dtype=bool)
         for k in range(spikes + shifts):
             start = int(rng.uniform(0.5, 0.95) * ticks) if k % 2 == 0 else int(rng.uniform(0.2, 0.5) * ticks)
@@ -164,9 +164,8 @@ def evaluate(sc: Scenario) -> Rates:
         guard = inside | sc.disturbed.get(n, np.zeros_like(inside))
         for _s, e in sc.injected.get(n, []):
             guard[e: e + 30] = True
-        ends = np.flatnonzero(np.diff(guard.astype(np.int8)) == -1) + 1
-        for e in ends:  # detector windows still remember the disturbance for a while
-            guard[e: e + 30] = True
+        for stop in (np.flatnonzero(np.diff(guard.astype(np.int8)) == -1) + 1).tolist():
+            guard[stop: stop + 30] = True  # detector windows still remember the disturbance for a while
         outside = ~guard
         hot = (arr > 0) & outside
         out.campaign_hot += int(hot.sum())

@@ -97,7 +97,7 @@ def test_recording_is_read_through_the_recording_reader(tmp_path: Path, monkeypa
     assert json.loads(capsys.readouterr().out)["series"] == len(sc.names)
 
 
-BAD = {
+BAD: dict[str, str | bytes] = {
     "empty.csv": "",
     "header-only.csv": "ts,host:a/cpu.percent\n",
     "bad-name.csv": "ts,cpu\n1,2\n2,3\n",
