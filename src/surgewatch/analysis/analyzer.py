@@ -720,7 +720,7 @@ def default_detector(tick: float, name: str = "robust-z") -> StreamingDetector:
     """The detector the engine uses for a tick length (window of about 15 minutes)."""
     from .detectors import make_detector
 
-    return make_detector(name, window=int(min(900, max(60, 900 / tick))))
+    return make_detector(name, tick, window=int(min(900, max(60, 900 / tick))))
 
 
 def replay(analyzer: Analyzer, ts: np.ndarray, names: Sequence[str], values: np.ndarray,
