@@ -179,6 +179,32 @@ class _Packed:
                    {m.row: i for i, m in enumerate(models)})
 
 
+    def update(self, models: Sequence[HostModel | None], growth: Mapping[int, float],
+               refreshed: Sequence[int]) -> bool:
+        """Write refitted models (and refreshed traffic growth) in place; False when a rebuild is needed
+        (a model appeared or vanished, or has more drivers than the arrays hold)."""
+        k = self.coefs.shape[1]
+        if any(m is None or m.row not in self.pos or len(m.drivers) > k for m in models):
+            return False
+        for m in models:
+            assert m is not None
+            i, j = self.pos[m.row], len(m.drivers)
+            self.models[i] = m
+            self.drivers[i, :j], self.drivers[i, j:] = m.drivers, m.drivers[0]
+            self.lags[i, :j], self.lags[i, j:] = m.lags, m.lags[0]
+            self.coefs[i] = 0.0
+            self.coefs[i, :j] = m.coefs
+            self.x_mean[i] = 0.0
+            self.x_mean[i, :j] = m.x_mean
+            self.cov[i] = 0.0
+            self.cov[i, : j + 1, : j + 1] = m.cov
+            self.intercept[i], self.sigma[i], self.usable[i] = m.intercept, m.resid_sigma, m.usable
+        if refreshed:
+            g = np.array([growth.get(int(d), np.nan) for d in self.drivers.ravel()]).reshape(self.drivers.shape)
+            self.growth = np.where(self.coefs != 0, g, 0.0)
+        return True
+
+
 @dataclass
 class _Topology:
     """Which rows drive which host rows, derived from the campaign specs and the current series index."""
@@ -381,11 +407,13 @@ class Analyzer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
-        live = [m for m in self._models.values() if m is not None]
-        limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
-                  if m.row in topo.parts and topo.parts[m.row][2] in self.limits}
-        self._packed = _Packed.build(live, limits, self._growth)
-        self._packed_changed = np.array([self._changed_at.get(m.row, self.ticks) for m in live], dtype=np.int64)
+        if not self._packed.update([self._models.get(h) for h in hosts], self._growth, rows):
+            live = [m for m in self._models.values() if m is not None]
+            limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
+                      if m.row in topo.parts and topo.parts[m.row][2] in self.limits}
+            self._packed = _Packed.build(live, limits, self._growth)
+        self._packed_changed = np.array([self._changed_at.get(int(r), self.ticks) for r in self._packed.rows],
+                                        dtype=np.int64)
         for h in hosts:
             m = self._models.get(h)
             for d in topo.host_drivers[h]:
