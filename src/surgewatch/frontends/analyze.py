@@ -109,7 +109,7 @@ def read_csv(path: str) -> tuple[list[float], list[str], list[list[float]]]:
     return ts, names, cols
 
 
-def read_input(path: str) -> tuple[list[float], list[str], list[list[float]]]:
+def read_input(path: str) -> tuple[Sequence[float], list[str], Sequence[Sequence[float]]]:
     """Read a CSV, or a recording (SQLite) through surgewatch.recording when it is available."""
     try:
         with open(path, "rb") as f:
@@ -127,7 +127,7 @@ def read_input(path: str) -> tuple[list[float], list[str], list[list[float]]]:
     except Exception as exc:
         raise AnalyzeError(f"{path}: cannot read the recording: {exc}") from None
     names = sorted(series)
-    return [float(t) for t in ts], names, [[float(v) for v in series[n]] for n in names]
+    return list(ts), names, [list(series[n]) for n in names]
 
 
 def to_grid(path: str, ts: Sequence[float], cols: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray,
