@@ -531,3 +531,13 @@ def test_kill_9_mid_outbox_then_restart_loses_nothing(tmp_path: Path) -> None:
             "SELECT count(*) FROM outbox WHERE state = 0").fetchone()[0] == 0
     finally:
         rx.stop()
+
+
+def test_stored_events_keep_their_group_of_series() -> None:
+    from dataclasses import replace
+
+    from surgewatch.alerting.outbox import event_from_payload, event_to_payload
+
+    grouped = replace(ev(1), group=("host:web-1/cpu.percent", "host:web-2/cpu.percent"))
+    back = event_from_payload(event_to_payload(grouped))
+    assert back == grouped and back.to_json()["group"] == list(grouped.group)

@@ -66,7 +66,7 @@ def event_to_payload(e: AlertEvent) -> str:
         "ts": e.ts, "event": e.event, "rule": e.rule, "severity": int(e.severity), "series": e.series,
         "value": e.value, "expected": e.expected, "summary": e.summary, "explanation": e.explanation,
         "fingerprint": e.fingerprint, "started": e.started, "cause": e.cause.value if e.cause else None,
-        "campaign": e.campaign, "demo": e.demo, "labels": dict(e.labels),
+        "campaign": e.campaign, "demo": e.demo, "labels": dict(e.labels), "group": list(e.group),
     }, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -80,6 +80,7 @@ def event_from_payload(text: str) -> AlertEvent:
         fingerprint=str(d["fingerprint"]), started=float(d["started"]),
         cause=Cause(d["cause"]) if d.get("cause") else None, campaign=d.get("campaign"),
         demo=bool(d.get("demo", False)), labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
+        group=tuple(str(x) for x in d.get("group") or ()),
     )
 
 
