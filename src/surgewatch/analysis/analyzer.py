@@ -217,6 +217,7 @@ class _Topology:
     host_of: dict[str, list[int]]  # host name -> campaign indices
     drivers: list[int]
     parts: dict[int, tuple[str, str, str]]  # host row -> (kind, host, metric)
+    campaign_hosts: list[list[int]]  # per campaign: the host rows it lands on
 
 
 class Analyzer:
@@ -332,7 +333,9 @@ class Analyzer:
         drivers = sorted({d for d in driver_of if d is not None})
         self._topo = _Topology(len(names), campaign_rows, driver_of,
                                {h: tuple(sorted(d)) for h, d in host_drivers.items()},
-                               {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers, parts)
+                               {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers, parts,
+                               [[h for h, cs in host_campaigns.items() if ci in cs]
+                                for ci in range(len(self.campaigns))])
         self._last_fit = {}  # new rows: refit everything now
         return self._topo
 
@@ -611,10 +614,9 @@ class Analyzer:
         for ci, c in enumerate(self.campaigns):
             cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
             pairs = []
-            for hr, cis in topo.host_campaigns.items() if details else ():
-                if ci not in cis or tr is None:
-                    continue
+            for hr in topo.campaign_hosts[ci] if details else ():
                 _kind, host, metric = topo.parts[hr]
+                assert tr is not None  # a campaign lands on host rows only through its traffic row
                 i = pos.get(hr)
                 model = self._pair_models.get((tr, hr))
                 if i is None or model is None:
