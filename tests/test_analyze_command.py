@@ -1,4 +1,4 @@
-"""`surgewatch analyze`: CSV and recordings in, models and classified anomalies out; bad files exit 2 (~15 s)."""
+"""`surgewatch analyze`: CSV and recordings in, models and classified anomalies out; bad files exit 2 (about 6 s)."""
 
 from __future__ import annotations
 

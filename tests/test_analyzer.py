@@ -1,4 +1,4 @@
-"""The analyzer on scenarios with known truth: classification, forecasts, causality, gaps (about 40 s)."""
+"""The analyzer on scenarios with known truth: classification, forecasts, causality, gaps (about 25 s)."""
 
 from __future__ import annotations
 
