@@ -119,10 +119,11 @@ def seconds_to_level_many(intercept: np.ndarray, coefs: np.ndarray, x_now: np.nd
                 return a + np.sum(cc * np.exp(np.minimum(gg * t[:, None], 700.0)), axis=1)
 
             reach = f(hi) >= lv
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                below = f(mid) < lv
-                lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            if not single.all():  # one driver has the closed form below: bisect only when several drive it
+                for _ in range(60):
+                    mid = 0.5 * (lo + hi)
+                    below = f(mid) < lv
+                    lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
             j = np.argmax(cc != 0, axis=1)
             cj = cc[np.arange(todo.shape[0]), j]
             gj = gg[np.arange(todo.shape[0]), j]
