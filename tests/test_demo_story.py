@@ -37,7 +37,7 @@ async def test_demo_history_is_already_in_the_store_when_it_opens(tmp_path: Path
 
 
 async def test_demo_launch_is_explained_and_the_later_spike_is_not(tmp_path: Path) -> None:
-    engine, events = await run_demo(tmp_path, seconds=-START + SPIKE_AT + 400)
+    _engine, events = await run_demo(tmp_path, seconds=-START + SPIKE_AT + 400)
     demo_host = [e for e in events if e.series == "host:demo-web/cpu.percent"]
     firing = [e for e in demo_host if e.event == "firing"]
     assert {e.rule for e in firing} == {"unexplained-load", "cpu-high"}
