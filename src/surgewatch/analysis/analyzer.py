@@ -34,6 +34,7 @@ MIN_SUPPORT_SECONDS, MIN_SUPPORT_TICKS = 60.0, (10, 30)
 # After a launch, this long without a usable model means load does not follow traffic.
 LEARN_SECONDS, LEARN_TICKS = 600.0, (100, 300)
 TREND_TICKS = 5
+STAGGER_ROWS = 32  # host rows per refit phase before refits are spread over the refit cadence
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,9 +348,11 @@ class Analyzer:
         self._moved = set()
         if not self._last_fit:
             return hosts
-        # The cadence is staggered: each tick refits the 1/refit_every of the hosts whose turn it is.
+        # The cadence is staggered across ticks only when there are enough host rows for it to smooth the
+        # per-tick cost (a fleet); a handful of rows is refitted together, paying the fixed cost once.
+        phases = max(1, min(self.refit_every, len(hosts) // STAGGER_ROWS))
         phase = self.ticks % self.refit_every
-        due = [h for h in hosts if h % self.refit_every == phase]
+        due = [h for i, h in enumerate(hosts) if i % phases == phase] if phase < phases else []
         moved = set()
         for d in topo.drivers:
             with warnings.catch_warnings():
@@ -362,7 +365,7 @@ class Analyzer:
         self._moved = moved
         if not moved:
             return due
-        return due + [h for h in hosts if h % self.refit_every != phase
+        return due + [h for h in hosts if h not in due
                       and self.ticks - self._last_fit.get(h, -99) >= 2 and moved.intersection(topo.host_drivers[h])]
 
     def _refit(self, topo: _Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
