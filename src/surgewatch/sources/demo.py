@@ -115,13 +115,11 @@ class DemoClock:
         return self.start + (self.clock() - self.t0) * self.speed
 
 
-class DemoHostSource:
-    """A simulated web host whose load follows the demo campaign's traffic (labelled DEMO)."""
+class _DemoSource:
+    """What both demo sources share: a DEMO label, scenario time from the demo clock, poll and backfill."""
 
-    def __init__(self, host: str, interval: float, timeout: float, scenario: DemoScenario,
-                 clock: DemoClock) -> None:
-        self.name = f"host:{host}"
-        self.host = host
+    def __init__(self, name: str, interval: float, timeout: float, scenario: DemoScenario, clock: DemoClock) -> None:
+        self.name = name
         self.interval = interval
         self.timeout = timeout
         self.demo = True
@@ -129,7 +127,7 @@ class DemoHostSource:
         self.clock = clock
 
     def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
-        return {series("host", self.host, m): v for m, v in self.scenario.host(t).items()}
+        raise NotImplementedError
 
     async def poll(self) -> Reading:
         t = np.array([self.clock.now()])
@@ -144,35 +142,31 @@ class DemoHostSource:
         return None
 
 
-class DemoTrafficSource:
+class DemoHostSource(_DemoSource):
+    """A simulated web host whose load follows the demo campaign's traffic (labelled DEMO)."""
+
+    def __init__(self, host: str, interval: float, timeout: float, scenario: DemoScenario,
+                 clock: DemoClock) -> None:
+        super().__init__(f"host:{host}", interval, timeout, scenario, clock)
+        self.host = host
+
+    def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        return {series("host", self.host, m): v for m, v in self.scenario.host(t).items()}
+
+
+class DemoTrafficSource(_DemoSource):
     """Simulated site traffic and per-campaign visitors (labelled DEMO)."""
 
     def __init__(self, traffic: str, campaigns: Sequence[str], interval: float, timeout: float,
                  scenario: DemoScenario, clock: DemoClock) -> None:
-        self.name = f"traffic:{traffic}"
+        super().__init__(f"traffic:{traffic}", interval, timeout, scenario, clock)
         self.traffic = traffic
         self.campaigns = list(campaigns)
-        self.interval = interval
-        self.timeout = timeout
-        self.demo = True
-        self.scenario = scenario
-        self.clock = clock
 
     def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
         out = {series("traffic", self.traffic, "visitors"): self.scenario.site_visitors(t)}
         for i, name in enumerate(self.campaigns):
             # The first campaign carries the story; any others are small side campaigns.
-            v = self.scenario.campaign_visitors(t) if i == 0 else np.round(CAMPAIGN_BASE * (1 + 0 * t))
+            v = self.scenario.campaign_visitors(t) if i == 0 else np.full(t.shape, CAMPAIGN_BASE)
             out[series("campaign", name, "visitors")] = v
         return out
-
-    async def poll(self) -> Reading:
-        t = np.array([self.clock.now()])
-        return Reading({k: float(v[0]) for k, v in self._values(t).items()})
-
-    def backfill(self, wall_ts: Sequence[float]) -> Backfill:
-        t = self.clock.start + (np.asarray(wall_ts) - self.clock.t0) * self.clock.speed
-        return Backfill(list(wall_ts), {k: v.tolist() for k, v in self._values(t).items()})
-
-    async def close(self) -> None:
-        return None
