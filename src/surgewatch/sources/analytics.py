@@ -129,3 +129,17 @@ def shape_error(label: str, what: str, doc: Any) -> SourceError:
 def _short(text: str, n: int = 120) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class CampaignTrafficSource:
+    """What every analytics source shares: its name, schedule and the campaigns it reports on."""
+
+    def __init__(self, traffic: str, site_id: str, campaigns: Iterable[tuple[str, str]], interval: float,
+                 timeout: float) -> None:
+        self.name = f"traffic:{traffic}"
+        self.traffic = traffic
+        self.site_id = site_id
+        self.campaigns = list(campaigns)
+        self.interval = interval
+        self.timeout = timeout
+        self.demo = False

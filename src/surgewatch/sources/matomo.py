@@ -14,7 +14,15 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..model import series
-from .analytics import DEFAULT_WINDOW, CampaignPairs, call_json, shape_error, vendor_message, window_minutes
+from .analytics import (
+    DEFAULT_WINDOW,
+    CampaignPairs,
+    CampaignTrafficSource,
+    call_json,
+    shape_error,
+    vendor_message,
+    window_minutes,
+)
 from .base import Reading, SourceError
 from .http import HttpPoller, as_number
 
@@ -24,19 +32,13 @@ def campaign_segment(utm: str) -> str:
     return f"referrerType==campaign;referrerName=={quote(utm, safe='')}"
 
 
-class MatomoSource:
+class MatomoSource(CampaignTrafficSource):
     """Polls one Matomo site's live counters, overall and per campaign."""
 
     def __init__(self, traffic: str, url: str, site_id: str, campaigns: CampaignPairs, interval: float,
                  timeout: float, *, token: str | None = None, window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None) -> None:
-        self.name = f"traffic:{traffic}"
-        self.traffic = traffic
-        self.site_id = site_id
-        self.campaigns = list(campaigns)
-        self.interval = interval
-        self.timeout = timeout
-        self.demo = False
+        super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.token = token
         self.minutes = window_minutes(window or DEFAULT_WINDOW)
         base = url.rstrip("/")

@@ -16,14 +16,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..model import series
-from .analytics import DEFAULT_WINDOW, CampaignPairs, call_json, iso_utc, shape_error
+from .analytics import DEFAULT_WINDOW, CampaignPairs, CampaignTrafficSource, call_json, iso_utc, shape_error
 from .base import Reading, SourceError
 from .http import HttpPoller, as_number
 
 DEFAULT_URL = "https://plausible.io"
 
 
-class PlausibleSource:
+class PlausibleSource(CampaignTrafficSource):
     """Polls one Plausible site."""
 
     def __init__(self, traffic: str, site_id: str, campaigns: CampaignPairs, interval: float,
@@ -31,13 +31,7 @@ class PlausibleSource:
                  window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        self.name = f"traffic:{traffic}"
-        self.traffic = traffic
-        self.site_id = site_id
-        self.campaigns = list(campaigns)
-        self.interval = interval
-        self.timeout = timeout
-        self.demo = False
+        super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.window = window or DEFAULT_WINDOW
         self.token = token
         all_headers = dict(headers or {})

@@ -16,7 +16,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..model import series
-from .analytics import DEFAULT_WINDOW, CampaignPairs, HttpStatusError, call_json, iso_utc, shape_error
+from .analytics import (
+    DEFAULT_WINDOW,
+    CampaignPairs,
+    CampaignTrafficSource,
+    HttpStatusError,
+    call_json,
+    iso_utc,
+    shape_error,
+)
 from .base import Reading, SourceError
 from .http import HttpPoller, as_number
 
@@ -44,7 +52,7 @@ def active_visitors(doc: Any) -> float:
     raise SourceError('active visitors answer is neither {"visitors": n} nor {"x": n}')
 
 
-class UmamiSource:
+class UmamiSource(CampaignTrafficSource):
     """Polls one Umami website (self-hosted or Cloud)."""
 
     def __init__(self, traffic: str, site_id: str, campaigns: CampaignPairs, interval: float,
@@ -52,13 +60,7 @@ class UmamiSource:
                  username: str | None = None, password: str | None = None, window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        self.name = f"traffic:{traffic}"
-        self.traffic = traffic
-        self.site_id = site_id
-        self.campaigns = list(campaigns)
-        self.interval = interval
-        self.timeout = timeout
-        self.demo = False
+        super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.window = window or DEFAULT_WINDOW
         self.cloud = bool(token)
         if not self.cloud and not (username and password):
