@@ -56,3 +56,17 @@ async def test_load_model_recovers_the_demo_lag(tmp_path: Path) -> None:
     assert pair.model is not None and pair.model.usable
     assert pair.lag_seconds == pytest.approx(LAG, abs=2 * engine.tick_seconds)
     assert analysis.campaigns[0].lift > 3.0
+
+
+async def test_seed_of_a_demo_entry_drives_the_simulation() -> None:
+    from surgewatch.config import parse_config
+    from surgewatch.sources import BuildOptions, build_sources
+
+    def first_reading(seed: int) -> dict[str, float]:
+        cfg = parse_config(f'[[host]]\nname = "d"\nsource = "demo"\nseed = {seed}\n', "c.toml", {})
+        src = build_sources(cfg, BuildOptions(wall_clock=lambda: 1_800_000_000.0))[0]
+        return src.backfill([1_800_000_000.0 - 60.0]).values  # type: ignore[attr-defined,no-any-return]
+
+    assert first_reading(3) == first_reading(3)
+    assert first_reading(3) != first_reading(4)
+

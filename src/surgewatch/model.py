@@ -1,4 +1,4 @@
-"""The shared vocabulary: series names, severities, findings and alert events.
+"""The shared vocabulary: series names, severities, causes and alert events.
 
 Everything here is plain, immutable data so that every layer (sources, store, analysis,
 alerting, frontends) can pass it around without knowing about the others.
@@ -88,22 +88,6 @@ def rfc3339(ts: float) -> str:
     """Format a UNIX timestamp as RFC 3339 UTC with millisecond precision and a Z suffix."""
     dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """What analysis says of one series at one tick."""
-
-    series: str
-    ts: float
-    value: float
-    score: float
-    expected: float
-    low: float
-    high: float
-    explanation: str
-    cause: Cause | None = None
-    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..config import Config, TrafficConfig
 from .base import Reading, Source, SourceError
@@ -19,8 +19,7 @@ class BuildOptions:
     demo_speed: float = 1.0
     wall_clock: Callable[[], float] = time.time
     top_processes: int = 0
-    demo_seed: int = 7
-    extra: dict[str, object] = field(default_factory=dict)
+    demo_seed: int = 7  # used unless a demo [[host]] or [[traffic]] sets `seed`
 
 
 def build_sources(config: Config, options: BuildOptions | None = None) -> list[Source]:
@@ -34,7 +33,12 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
         if demo is None:
             from .demo import DemoClock, DemoScenario
 
-            demo = (DemoScenario(opts.demo_seed), DemoClock(opts.demo_speed, opts.wall_clock))
+            # One scenario drives every demo source (host load must follow the same traffic): the first
+            # `seed` a demo entry sets wins.
+            seeds = [e.seed for e in config.hosts if e.source == "demo" and e.seed is not None]
+            seeds += [e.seed for e in config.traffic if e.source == "demo" and e.seed is not None]
+            seed = seeds[0] if seeds else opts.demo_seed
+            demo = (DemoScenario(seed), DemoClock(opts.demo_speed, opts.wall_clock))
         return demo
 
     for h in config.hosts:
