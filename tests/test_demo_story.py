@@ -70,3 +70,21 @@ async def test_seed_of_a_demo_entry_drives_the_simulation() -> None:
     assert first_reading(3) == first_reading(3)
     assert first_reading(3) != first_reading(4)
 
+
+async def test_series_are_traced_to_their_sources_again_after_a_reload(tmp_path: Path) -> None:
+    import dataclasses
+
+    engine, _ = await run_demo(tmp_path, seconds=20)
+    assert engine.is_demo("campaign:demo-launch/visitors")
+    cfg = engine.config
+    slower = dataclasses.replace(cfg, traffic=tuple(dataclasses.replace(t, interval=cfg.monitor.interval * 2)
+                                                     for t in cfg.traffic))
+    await engine.reload(slower)  # new source objects, same series names
+    now = engine.clock() + cfg.monitor.interval
+    engine.tick(now)  # the first tick after a reload can come before the new sources' first poll
+    now += cfg.monitor.interval
+    for s in engine.sources:
+        if s.demo:
+            await engine.collector.poll_once(s)
+    engine.tick(now)
+    assert engine.is_demo("campaign:demo-launch/visitors")

@@ -84,8 +84,9 @@ class Engine:
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._event_subscribers: list[Callable[[Sequence[AlertEvent]], None]] = []
         self._series_source: dict[str, str] = {}
-        self._source_version = -1
+        self._source_version: tuple[int, int] = (-1, -1)
         self._stale_after = np.zeros(0)
+        self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._running = False
         self._tick_listeners: list[TickListener] = []
         if config.monitor.record:
@@ -171,7 +172,7 @@ class Engine:
             self.collector = Collector(sources, clock=self.clock)
             self.collector.on_error = on_error
             self.demo_prefixes = {s.name + "/" for s in sources if s.demo}
-            self._series_source, self._source_version = {}, -1
+            self._series_source, self._source_version = {}, (-1, -1)
             if self._running:
                 self.collector.start()
             try:
@@ -283,29 +284,33 @@ class Engine:
         return events
 
     def _refresh_sources(self) -> None:
-        if self._source_version == self.store.version:
+        """Rebuild the series → source maps when the store or the sources' known series changed
+        (after a reload the same series names arrive from new source objects)."""
+        version = (self.store.version, sum(len(h.series) for h in self.collector.health.values()))
+        if self._source_version == version:
             return
         for h in self.collector.health.values():
             for s in h.series:
                 self._series_source[s] = h.name
         n = len(self.store)
         stale_after = np.full(n, 3 * self.tick_seconds + 1.0)
+        position = {name: k for k, name in enumerate(self.collector.health)}
+        row_source = np.full(n, -1, dtype=np.intp)
         for i, name in enumerate(self.store.names):
             src = self._series_source.get(name)
             if src is not None:
                 stale_after[i] = 3 * max(self.collector.health[src].interval, self.tick_seconds) + 1.0
+                row_source[i] = position[src]
         self._stale_after = stale_after
-        self._source_version = self.store.version
+        self._row_source = row_source
+        self._source_version = version
 
     def _stale_rows(self, now: float) -> np.ndarray:
-        n = len(self.store)
-        out = np.zeros(n, dtype=bool)
-        dead = {name for name, h in self.collector.health.items() if h.stale(now)}
-        if dead:
-            for i, name in enumerate(self.store.names):
-                if self._series_source.get(name) in dead:
-                    out[i] = True
-        return out
+        """Rows whose source is stale now (vectorised over the row → source map kept by _refresh_sources)."""
+        dead = [k for k, h in enumerate(self.collector.health.values()) if h.stale(now)]
+        if not dead:
+            return np.zeros(len(self.store), dtype=bool)
+        return np.isin(self._row_source, dead)
 
     # -- snapshots ----------------------------------------------------------------------------
 

@@ -312,7 +312,7 @@ class Recorder:
         self._stale: tuple[str, ...] = ()
         self._errors: dict[str, str] = {}
         self._surging: set[str] = set()
-        self._source_version = -1
+        self._source_version: tuple[int, int] = (-1, -1)  # the engine's series → source map version seen last
 
     @classmethod
     def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
