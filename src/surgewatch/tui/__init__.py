@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
@@ -30,8 +35,29 @@ def run_dashboard(args: argparse.Namespace) -> int:
     low_bandwidth = bool(getattr(args, "low_bandwidth", False))
     if low_bandwidth:  # read by Textual at import: at most 4 frames a second
         os.environ.setdefault("TEXTUAL_FPS", "4")
+    return asyncio.run(_run(engine, low_bandwidth))
+
+
+async def _run(engine: Engine, low_bandwidth: bool) -> int:
+    """Start the engine, then load and run the dashboard: the first polls and tick overlap loading Textual,
+    so the first frame already shows every source."""
+    stop = asyncio.Event()
+    engine_task = asyncio.create_task(engine.run(stop), name="engine")
+    # Two steps: the engine starts its pollers and first-tick timer, then each poller its first short wait;
+    # so during the imports below every first poll falls due before the first tick does.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
     from .app import SurgewatchApp
 
-    app = SurgewatchApp(engine, low_bandwidth=low_bandwidth, chart_mode="block" if low_bandwidth else None)
-    result = app.run()
+    app = SurgewatchApp(engine, engine_task=engine_task, stop=stop, low_bandwidth=low_bandwidth,
+                        chart_mode="block" if low_bandwidth else None)
+    try:
+        result = await app.run_async()
+    finally:
+        stop.set()
+        await asyncio.wait({engine_task}, timeout=5.0)
+        engine_task.cancel()
+    error = None if engine_task.cancelled() else engine_task.exception()
+    if error is not None:
+        raise error
     return int(result or 0)

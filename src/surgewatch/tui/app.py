@@ -75,7 +75,9 @@ class SurgewatchApp(App[int]):
     ]
 
     def __init__(self, engine: Engine, *, run_engine: bool = True, ascii_only: bool = False,
-                 low_bandwidth: bool = False, theme_name: str | None = None, chart_mode: str | None = None) -> None:
+                 low_bandwidth: bool = False, theme_name: str | None = None, chart_mode: str | None = None,
+                 engine_task: asyncio.Task[None] | None = None, stop: asyncio.Event | None = None) -> None:
+        """`engine_task`: the engine already runs (until `stop` is set); the app only watches it."""
         super().__init__()
         self.engine = engine
         self.run_engine = run_engine
@@ -92,7 +94,8 @@ class SurgewatchApp(App[int]):
         # Without colour, weight and reverse video carry the meaning: the monochrome theme is made for that.
         self._wanted_theme = (theme_name or os.environ.get("SURGEWATCH_THEME")
                               or ("monochrome" if self.no_color else themes.DEFAULT))
-        self._stop = asyncio.Event()
+        self._stop = stop or asyncio.Event()
+        self._engine_task = engine_task
         self._last_draw = -math.inf
         self._frame_every = 5.0 if low_bandwidth else 0.0
         cap = engine.store.fine.capacity
@@ -102,6 +105,8 @@ class SurgewatchApp(App[int]):
         # Listing processes costs ~14 ms a poll: only while the host screen can show them.
         self._top_sources = [(s, int(getattr(s, "top_processes", 0))) for s in engine.sources
                              if getattr(s, "top_processes", 0)]
+        for source, _wanted in self._top_sources:  # the first screen is the overview
+            source.top_processes = 0  # type: ignore[attr-defined]
         for base in themes.EXTRA_BASES:
             self.register_theme(base)
         if low_bandwidth:
@@ -114,9 +119,16 @@ class SurgewatchApp(App[int]):
         self.engine.subscribe(self._on_snapshot)
         self.snapshot = self.engine.snapshot()
         self.switch_mode("overview")
-        if self.run_engine:
+        if self._engine_task is not None:
+            self._engine_task.add_done_callback(self._engine_stopped)
+        elif self.run_engine:
             self.run_worker(self.engine.run(self._stop), name="engine", exclusive=True)
         self._watch_terminal()
+
+    def _engine_stopped(self, task: asyncio.Task[None]) -> None:
+        """An engine that stops on its own failed: leave (the caller reports its error)."""
+        if not self._stop.is_set():
+            self.exit(1)
 
     def _watch_terminal(self) -> None:
         """Exit within seconds when the terminal goes away: SIGHUP, or the tty starts failing (pty closed)."""
