@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """Build the engine (one-line errors before the screen opens) and run the dashboard."""
+    # OpenBLAS starts a thread per core when numpy loads (~0.1 CPU-s); a dashboard's matrices are small.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..config import ConfigError
     from ..defaults import resolve_config
     from ..engine import Engine, EngineOptions

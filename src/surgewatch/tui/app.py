@@ -12,7 +12,7 @@ import termios
 import threading
 from collections.abc import Iterable
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from textual.app import App, SystemCommand
@@ -26,15 +26,39 @@ from ..store import Ring, Window
 from ..units import format_duration
 from . import themes
 from .screens.base import DashScreen
-from .screens.detail import CampaignScreen, HostScreen
-from .screens.help import HelpScreen
 from .screens.overview import OverviewScreen
-from .screens.silence import SilenceDialog, SilenceRequest
-from .screens.tables import AlertsScreen, SourcesScreen, ordered_alerts
+
+if TYPE_CHECKING:
+    from .screens.silence import SilenceRequest
 
 WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, None)
 SCREENS = ("overview", "campaign", "host", "alerts", "sources")
 CHART_MODES = ("braille", "block", "ascii")
+
+
+# The overview is imported with the app; the other screens when first shown (a faster first frame).
+def _campaign_screen() -> Screen[Any]:
+    from .screens.detail import CampaignScreen
+
+    return CampaignScreen()
+
+
+def _host_screen() -> Screen[Any]:
+    from .screens.detail import HostScreen
+
+    return HostScreen()
+
+
+def _alerts_screen() -> Screen[Any]:
+    from .screens.tables import AlertsScreen
+
+    return AlertsScreen()
+
+
+def _sources_screen() -> Screen[Any]:
+    from .screens.tables import SourcesScreen
+
+    return SourcesScreen()
 
 
 def default_chart_mode(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
@@ -54,8 +78,9 @@ class SurgewatchApp(App[int]):
     """Campaign traffic and server health, keyboard first, light on CPU and bandwidth."""
 
     TITLE = "surgewatch"
-    MODES: ClassVar = {"overview": OverviewScreen, "campaign": CampaignScreen, "host": HostScreen,
-                       "alerts": AlertsScreen, "sources": SourcesScreen}
+    MODES: ClassVar = {"overview": OverviewScreen, "campaign": _campaign_screen, "host": _host_screen,
+                       "alerts": _alerts_screen, "sources": _sources_screen}
+    DEFAULT_MODE: ClassVar[str] = "overview"  # composed with the app: no blank screen, no mode switch
     BINDINGS: ClassVar = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Keys"),
@@ -111,14 +136,27 @@ class SurgewatchApp(App[int]):
             self.register_theme(base)
         if low_bandwidth:
             self.animation_level = "none"
+        self.snapshot = engine.snapshot()
+        # The theme's CSS goes in before Textual first parses the stylesheet (applying it on mount parses it all
+        # again); a theme that does not load is reported on mount, where apply_theme falls back to the default.
+        self._theme_base: str | None = None
+        with contextlib.suppress(themes.ThemeError):
+            spec = themes.load(self._wanted_theme, self.get_css_variables(), set(self.available_themes))
+            self.stylesheet.add_source(spec.css, read_from=("surgewatch-theme", ""), is_default_css=False)
+            self.theme_name, self._theme_base = spec.name, spec.base
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.apply_theme(self._wanted_theme)
+        if self._theme_base is None:
+            self.apply_theme(self._wanted_theme)
+        elif self.theme != self._theme_base:
+            self.theme = self._theme_base  # refreshes the CSS
         self.engine.subscribe(self._on_snapshot)
-        self.snapshot = self.engine.snapshot()
-        self.switch_mode("overview")
+        tick = self.engine.last_tick
+        if tick is not None and self.snapshot is not None and self.snapshot.ts != tick:
+            self.snapshot = self.engine.snapshot()  # a tick landed while the screen was composed
+            self.redraw()
         if self._engine_task is not None:
             self._engine_task.add_done_callback(self._engine_stopped)
         elif self.run_engine:
@@ -266,6 +304,9 @@ class SurgewatchApp(App[int]):
     def action_show(self, name: str) -> None:
         if name not in SCREENS:
             return
+        from .screens.help import HelpScreen
+        from .screens.silence import SilenceDialog
+
         if isinstance(self.screen, HelpScreen | SilenceDialog):
             self.pop_screen()
         self.switch_mode(name)
@@ -318,6 +359,8 @@ class SurgewatchApp(App[int]):
         self.redraw()
 
     def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
         else:
@@ -333,6 +376,8 @@ class SurgewatchApp(App[int]):
         snap = self.snapshot
         if snap is None:
             return None
+        from .screens.tables import AlertsScreen, ordered_alerts
+
         screen = self.screen
         if isinstance(screen, AlertsScreen):
             return screen.selected_alert()
@@ -363,6 +408,8 @@ class SurgewatchApp(App[int]):
             self.notify(f"{a.rule} on {a.series} is no longer active", severity="warning", timeout=3, markup=False)
 
     def action_silence(self) -> None:
+        from .screens.silence import SilenceDialog
+
         if isinstance(self.screen, SilenceDialog):
             return
         a = self.target_alert()

@@ -19,6 +19,7 @@ class DashScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.palette = Palette()
+        self._redraw_pending = False
 
     @property
     def dash(self) -> SurgewatchApp:
@@ -40,11 +41,18 @@ class DashScreen(Screen[None]):
         self.redraw()  # the first frame already carries data
 
     def on_screen_resume(self) -> None:
-        self.call_after_refresh(self._redraw_if_mounted)
+        self._redraw_soon()
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self._redraw_if_mounted)
+        self._redraw_soon()
+
+    def _redraw_soon(self) -> None:
+        """One redraw after the next refresh, however many resizes and resumes ask for it before then."""
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.call_after_refresh(self._redraw_if_mounted)
 
     def _redraw_if_mounted(self) -> None:
+        self._redraw_pending = False
         if self.is_mounted:
             self.redraw()
