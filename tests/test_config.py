@@ -108,3 +108,19 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     env["SLACK_WEBHOOK_URL"] = "https://hooks.example.com/x"
     cfg = load_config(ROOT / "config.example.toml", environ=env)
     assert cfg.hosts and cfg.traffic and cfg.campaigns and cfg.rules and cfg.sinks
+
+
+def test_monitor_detector_picks_the_live_detector_and_rejects_unknown_names() -> None:
+    assert parse_config("[monitor]\n", "c.toml", {}).monitor.detector == "robust-z"
+    assert parse_config('[monitor]\ndetector = "surge-level"\n', "c.toml", {}).monitor.detector == "surge-level"
+    msg = error_of('[monitor]\ndetector = "null"\n')
+    assert "detector must be one of" in msg and "'null'" in msg and "\n" not in msg
+
+
+def test_the_engine_runs_the_configured_detector_and_records_its_name() -> None:
+    from surgewatch.engine import Engine, EngineOptions
+
+    cfg = parse_config('[monitor]\ndetector = "surge-level"\n', "c.toml", {})
+    engine = Engine(cfg, EngineOptions(dispatcher=None), sources=[])
+    assert engine.detector_name == "surge-level" and engine.detector.name == "surge-level"
+    assert Engine(cfg, EngineOptions(detector="robust-z"), sources=[]).detector.name == "robust-z"

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from .analysis import DEFAULT_LIVE_DETECTOR, LIVE_DETECTORS
 from .model import Severity
 from .units import parse_duration
 
@@ -39,6 +40,7 @@ class MonitorConfig:
     timeout: float = 5.0
     state_dir: str | None = None
     record: str | None = None  # write every tick to this recording (see surgewatch.recording)
+    detector: str = DEFAULT_LIVE_DETECTOR  # the streaming anomaly detector the engine runs
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,7 @@ class _Parser:
             timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
             state_dir=r.string("state_dir", None),
             record=r.string("record", None),
+            detector=r.choice("detector", set(LIVE_DETECTORS)) or DEFAULT_LIVE_DETECTOR,
         )
         r.done()
         return cfg

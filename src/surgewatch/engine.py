@@ -44,7 +44,7 @@ class EngineOptions:
     top_processes: int = 0
     dispatcher: Dispatcher | None = None  # built from the config's sinks and state dir when None
     default_sinks: Sequence[SinkConfig] = ()  # used when the config names no sink (headless: stdout)
-    detector: str = "robust-z"
+    detector: str | None = None  # None: the config's [monitor] detector
     clock: Callable[[], float] = time.time
 
 
@@ -72,7 +72,8 @@ class Engine:
         self.collector = Collector(self.sources, clock=self.clock)
         self.store = SeriesStore(self.tick_seconds, config.monitor.history)
         window = int(min(900, max(60, 900 / self.tick_seconds)))
-        self.detector: StreamingDetector = make_detector(opts.detector, self.tick_seconds, window=window)
+        self.detector_name = opts.detector or config.monitor.detector
+        self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
         self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         silences = SilenceStore(resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock)

@@ -20,6 +20,7 @@ import numpy as np
 from ..describe import format_value, metric_label
 from ..model import Cause, split_series
 from ..units import format_duration, format_number
+from . import DEFAULT_LIVE_DETECTOR
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
@@ -260,7 +261,8 @@ class Analyzer:
         self._growth: dict[int, float] = {}
         self._pair_models: dict[tuple[int, int], LoadModel] = {}
         window = getattr(detector, "window", None)
-        self.window_label = format_duration(window * tick) if window else "recent"
+        # what the detector's expected value is, in words: a windowed median, or a seasonal baseline
+        self.baseline_label = f"{format_duration(window * tick)} median" if window else "expected level"
 
     # -- the tick ----------------------------------------------------------------------------
 
@@ -677,7 +679,7 @@ class Analyzer:
         z = float(det.z[row])
         if z == z:
             side = "above" if z >= 0 else "below"
-            head = (f"{label} is {abs(z):.1f}σ {side} its {self.window_label} median "
+            head = (f"{label} is {abs(z):.1f}σ {side} its {self.baseline_label} "
                     f"{format_value(metric, float(det.expected[row]))}")
         else:
             head = label
@@ -749,7 +751,7 @@ def _same_model(old: HostModel | None, new: HostModel | None) -> bool:
     return all(abs(old.expected(x) - new.expected(x)) <= new.resid_sigma for x in probes)
 
 
-def default_detector(tick: float, name: str = "robust-z") -> StreamingDetector:
+def default_detector(tick: float, name: str = DEFAULT_LIVE_DETECTOR) -> StreamingDetector:
     """The detector the engine uses for a tick length (window of about 15 minutes)."""
     from .detectors import make_detector
 

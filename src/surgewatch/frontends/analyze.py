@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..analysis import DEFAULT_LIVE_DETECTOR, LIVE_DETECTORS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -35,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="CSV (timestamp, then one column per series) or a recording")
     p.add_argument("--config", "-c", metavar="F", help="config naming campaigns, their traffic and hosts")
     p.add_argument("--json", action="store_true", help="one JSON document with `pairs` and `anomalies`")
-    p.add_argument("--detector", default=None, metavar="NAME", help="anomaly detector (default: the engine's)")
+    p.add_argument("--detector", default=None, choices=LIVE_DETECTORS, metavar="NAME",
+                   help=f"anomaly detector: {', '.join(LIVE_DETECTORS)} (default: the config's [monitor] "
+                        f"detector, else {DEFAULT_LIVE_DETECTOR})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -309,7 +313,6 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
     """Run the engine's analysis over a file and collect models and anomaly episodes."""
     from ..analysis.analyzer import Analyzer, default_detector, replay
     from ..config import ConfigError, load_config
-    from ..engine import EngineOptions
 
     config = None
     if config_path is not None:
@@ -320,7 +323,7 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
     ts, names, cols = read_input(path)
     grid_ts, values, tick = to_grid(path, ts, cols)
     try:
-        det = default_detector(tick, detector or EngineOptions().detector)
+        det = default_detector(tick, detector or (config.monitor.detector if config else DEFAULT_LIVE_DETECTOR))
     except ValueError as exc:
         raise AnalyzeError(str(exc)) from None
     analyzer = Analyzer(det, campaign_specs(names, config), tick, metrics=None)

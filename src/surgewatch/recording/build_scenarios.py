@@ -183,7 +183,7 @@ def build(sc: Scenario, path: Path) -> None:
     for name in values:
         src = "traffic:shop" if not name.startswith("host:") else name.split("/", 1)[0]
         engine.collector.health[src].series.add(name)
-    meta = {"tick_seconds": repr(TICK), "detector": engine.options.detector, "config_text": text,
+    meta = {"tick_seconds": repr(TICK), "detector": engine.detector_name, "config_text": text,
             "config_label": f"scenario {sc.name}", "created": repr(START)}
     writer = RecordingWriter(str(path), meta, [(s.name, s.interval, False) for s in sources],
                              compact_every=10**9)

@@ -318,7 +318,7 @@ class Recorder:
     def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
         """A recorder for `engine`'s session: its config, tick, detector and sources go into the file."""
         cfg = engine.config
-        meta = {"tick_seconds": repr(engine.tick_seconds), "detector": engine.options.detector,
+        meta = {"tick_seconds": repr(engine.tick_seconds), "detector": engine.detector_name,
                 "config_text": cfg.text, "config_label": cfg.path}
         sources = [(h.name, h.interval, h.demo) for h in engine.collector.health.values()]
         return cls(RecordingWriter(path, meta, sources, **kwargs), engine)
