@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from surgewatch.analysis.detectors import RollingRobustZ, robust_stats, z_to_score
 
@@ -11,6 +15,32 @@ def test_robust_stats_ignore_gaps() -> None:
     window = np.array([[1.0, 2.0, np.nan, 3.0, 100.0]])
     med, sigma, n = robust_stats(window)
     assert n[0] == 4 and med[0] == 2.5 and sigma[0] > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 9), st.integers(0, 40), st.integers(0, 2**32 - 1))
+def test_robust_stats_equal_nan_median_and_mad_for_any_gaps(rows: int, width: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    window = rng.normal(0, 1, (rows, width)).round(1)  # ties on purpose
+    window[rng.random((rows, width)) < rng.random((rows, 1))] = np.nan  # a different gap rate per row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        med = np.nanmedian(window, axis=1) if width else np.full(rows, np.nan)
+        mad = np.nanmedian(np.abs(window - med[:, None]), axis=1) if width else np.full(rows, np.nan)
+    got_med, got_sigma, n = robust_stats(window)
+    assert np.array_equal(n, np.sum(~np.isnan(window), axis=1))
+    np.testing.assert_allclose(got_med, med, equal_nan=True)
+    np.testing.assert_allclose(got_sigma, 1.4826 * mad, equal_nan=True)
+
+
+def test_robust_stats_on_many_differently_gapped_rows_match_the_same_definition() -> None:
+    rng = np.random.default_rng(3)
+    window = rng.normal(0, 1, (30, 60))
+    for r in range(30):  # 30 distinct valid counts: the sorting path
+        window[r, :r] = np.nan
+    med, sigma, _ = robust_stats(window)
+    np.testing.assert_allclose(med, np.nanmedian(window, axis=1))
+    np.testing.assert_allclose(sigma, 1.4826 * np.nanmedian(np.abs(window - med[:, None]), axis=1))
 
 
 def test_a_spike_scores_high_and_normal_noise_scores_zero() -> None:
@@ -53,3 +83,29 @@ def test_score_is_zero_below_onset_and_tends_to_one() -> None:
     z = np.array([0.0, 2.9, -5.0, 20.0, np.nan])
     s = z_to_score(z)
     assert s[0] == 0 and s[1] == 0 and 0 < s[2] < 1 and s[3] > 0.99 and np.isnan(s[4])
+
+
+def test_staggered_refresh_tracks_the_exact_statistics_closely() -> None:
+    rng = np.random.default_rng(5)
+    exact, staggered = RollingRobustZ(window=300, min_points=20), RollingRobustZ(window=300, min_points=20, refresh=3)
+    data = 50 + rng.normal(0, 2, (400, 6))
+    data[350, 2] = 90.0  # a spike on one series
+    for k, column in enumerate(data):
+        a, b = exact.update(column), staggered.update(column)
+        if k < 20:  # short history: refreshed every tick, so identical
+            np.testing.assert_array_equal(a.expected, b.expected)
+        else:  # a median of n samples moves about sigma/sqrt(n) per tick: 0.3 sigma early, 0.1 sigma later
+            np.testing.assert_allclose(b.expected, a.expected, atol=0.6 if k < 100 else 0.2)
+    assert a.score[2] == 0 and b.score[2] == 0
+    spike_exact, spike_staggered = RollingRobustZ(window=300, refresh=1), RollingRobustZ(window=300, refresh=3)
+    for column in data[:350]:
+        spike_exact.update(column)
+        spike_staggered.update(column)
+    assert spike_exact.update(data[350]).score[2] > 0.9 and spike_staggered.update(data[350]).score[2] > 0.9
+
+
+def test_make_detector_staggers_only_long_robust_windows() -> None:
+    from surgewatch.analysis.detectors import make_detector
+
+    assert getattr(make_detector("robust-z", 1.0, window=900), "refresh") == 3
+    assert getattr(make_detector("robust-z"), "refresh") == 1

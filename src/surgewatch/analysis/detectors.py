@@ -53,43 +53,83 @@ def _row_median(sorted_rows: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def robust_stats(window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row median, MAD-based sigma and valid count of a [series, time] window with NaN gaps."""
-    n = np.sum(~np.isnan(window), axis=1)
-    if window.shape[1] == 0:
-        nan = np.full(window.shape[0], np.nan)
-        return nan, nan.copy(), n
-    s = np.sort(window, axis=1)
-    med = _row_median(s, n)
-    dev = np.sort(np.abs(window - med[:, None]), axis=1)
-    mad = _row_median(dev, n)
-    return med, MAD_TO_SIGMA * mad, n
+    """Per-row median, MAD-based sigma and valid count of a [series, time] window with NaN gaps.
+
+    Rows are grouped by their number of valid values (one group in the steady state, a few while windows
+    fill); each group's middle ranks are found by selection (linear time) instead of a sort.
+    """
+    gaps = np.isnan(window)
+    n = window.shape[1] - np.count_nonzero(gaps, axis=1)
+    med = np.full(window.shape[0], np.nan)
+    sigma = med.copy()
+    counts = np.unique(n)
+    if counts.shape[0] > 8:  # ragged gaps everywhere: one sort beats many small selections
+        s = np.sort(window, axis=1)
+        med = _row_median(s, n)
+        dev = np.sort(np.abs(window - med[:, None]), axis=1)
+        return med, MAD_TO_SIGMA * _row_median(dev, n), n
+    for k in counts.tolist():
+        if k == 0:
+            continue
+        rows = n == k
+        sub = window[rows] if k == window.shape[1] else np.where(gaps[rows], np.inf, window[rows])
+        m = _middle(np.partition(sub, k // 2, axis=1), k)
+        dev = np.subtract(sub, m[:, None])
+        np.abs(dev, out=dev)  # gaps stay +inf, above every valid deviation
+        dev.partition(k // 2, axis=1)
+        med[rows], sigma[rows] = m, MAD_TO_SIGMA * _middle(dev, k)
+    return med, sigma, n
+
+
+def _middle(p: np.ndarray, k: int) -> np.ndarray:
+    """Each row's median of its k smallest values, `p` partitioned at k // 2 (even k: the two middle ones)."""
+    upper = p[:, k // 2]
+    return upper if k % 2 else (p[:, : k // 2].max(axis=1) + upper) / 2.0
 
 
 class RollingRobustZ:
-    """Causal rolling robust z-score: each value against the median and MAD of the previous `window` values."""
+    """Causal rolling robust z-score: each value against the median and MAD of the previous `window` values.
+
+    With `refresh` > 1 a full window's median and MAD are recomputed every `refresh` ticks per series (staggered
+    across series, so each tick pays for a share of them): statistics of hundreds of samples barely move in a
+    few ticks. Series with fewer than `min_points` values are refreshed on every tick.
+    """
 
     name = "robust-z"
 
     def __init__(self, window: int = 450, min_points: int = 20, band: float = 3.0,
-                 rel_floor: float = 0.01, onset: float = 3.0, scale: float = 2.5) -> None:
+                 rel_floor: float = 0.01, onset: float = 3.0, scale: float = 2.5, refresh: int = 1) -> None:
         self.window = window
         self.min_points = min_points
         self.band = band
         self.rel_floor = rel_floor
         self.onset = onset
         self.scale = scale
+        self.refresh = max(1, int(refresh))
         self._buf = np.full((0, window), np.nan)
         self._pos = 0
+        self._ticks = 0
+        self._med = np.zeros(0)
+        self._sigma = np.zeros(0)
+        self._n = np.zeros(0, dtype=np.int64)
 
     def _ensure_rows(self, rows: int) -> None:
         if rows > self._buf.shape[0]:
-            grown = np.full((max(rows, 2 * self._buf.shape[0]), self.window), np.nan)
-            grown[: self._buf.shape[0]] = self._buf
+            size = max(rows, 2 * self._buf.shape[0])
+            old = self._buf.shape[0]
+            grown = np.full((size, self.window), np.nan)
+            grown[:old] = self._buf
             self._buf = grown
+            self._med = np.concatenate([self._med, np.full(size - old, np.nan)])
+            self._sigma = np.concatenate([self._sigma, np.full(size - old, np.nan)])
+            self._n = np.concatenate([self._n, np.zeros(size - old, dtype=np.int64)])
 
     def judge(self, window: np.ndarray, values: np.ndarray) -> DetectorOutput:
         """Score `values` against a [series, time] window of past values (no state)."""
         med, sigma, n = robust_stats(window)
+        return self._verdict(med, sigma, n, values)
+
+    def _verdict(self, med: np.ndarray, sigma: np.ndarray, n: np.ndarray, values: np.ndarray) -> DetectorOutput:
         floor = np.maximum(self.rel_floor * np.abs(med), 1e-9)
         sigma = np.maximum(sigma, floor)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -107,21 +147,28 @@ class RollingRobustZ:
     def update(self, values: np.ndarray) -> DetectorOutput:
         rows = values.shape[0]
         self._ensure_rows(rows)
-        out = self.judge(self._buf[:rows], values)
+        if self.refresh == 1:
+            due: slice | np.ndarray = slice(0, rows)
+        else:  # each series on its turn, and every tick while its history is short
+            turn = (np.arange(rows) + self._ticks) % self.refresh == 0
+            due = np.flatnonzero(turn | (self._n[:rows] < self.min_points))
+        self._med[due], self._sigma[due], self._n[due] = robust_stats(self._buf[due])
+        out = self._verdict(self._med[:rows], self._sigma[:rows], self._n[:rows], values)
         self._buf[:rows, self._pos] = values
         self._buf[rows:, self._pos] = np.nan
         self._pos = (self._pos + 1) % self.window
+        self._ticks += 1
         return out
 
     def warm(self, history: np.ndarray) -> None:
         """Load past values ([series, time], oldest first) without scoring them."""
-        rows, cols = history.shape
+        rows = history.shape[0]
         self._ensure_rows(rows)
         take = history[:, -self.window:]
         for k in range(take.shape[1]):
             self._buf[:rows, self._pos] = take[:, k]
             self._pos = (self._pos + 1) % self.window
-        del cols
+        self._med[:rows], self._sigma[:rows], self._n[:rows] = robust_stats(self._buf[:rows])
 
 
 DETECTORS: dict[str, type] = {"robust-z": RollingRobustZ}
@@ -144,5 +191,7 @@ def make_detector(name: str = "robust-z", tick_seconds: float = 1.0, **kwargs: f
         cls = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r} (available: {', '.join(sorted(DETECTORS))})") from None
+    if cls is RollingRobustZ and "refresh" not in kwargs:  # long windows: refresh stats on a stagger
+        kwargs["refresh"] = max(1, int(kwargs.get("window", 450)) // 300)
     det: StreamingDetector = cls(**kwargs)
     return det

@@ -89,13 +89,13 @@ class LocalHostSource:
                 out[self._key("load.1")], out[self._key("load.5")], out[self._key("load.15")] = l1, l5, l15
             except OSError:
                 pass
-            disk = psutil.disk_io_counters()
+            disk = psutil.disk_io_counters(nowrap=False)  # resets are ours to handle (CounterRates)
             if disk is not None:
                 for metric, value in (("disk.read_bps", disk.read_bytes), ("disk.write_bps", disk.write_bytes)):
                     r = self._rates.rate(metric, float(value), now)
                     if r is not None:
                         out[self._key(metric)] = r
-            nics = psutil.net_io_counters(pernic=True)
+            nics = psutil.net_io_counters(pernic=True, nowrap=False)
             rx = float(sum(c.bytes_recv for n, c in nics.items() if n != "lo"))
             tx = float(sum(c.bytes_sent for n, c in nics.items() if n != "lo"))
             for metric, value in (("net.rx_bps", rx), ("net.tx_bps", tx)):
