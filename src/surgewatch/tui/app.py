@@ -137,6 +137,7 @@ class SurgewatchApp(App[int]):
         if low_bandwidth:
             self.animation_level = "none"
         self.snapshot = engine.snapshot()
+        engine.subscribe(self._on_snapshot)  # a tick while the screen is composed reaches it
         # The theme's CSS goes in before Textual first parses the stylesheet (applying it on mount parses it all
         # again); a theme that does not load is reported on mount, where apply_theme falls back to the default.
         self._theme_base: str | None = None
@@ -152,11 +153,6 @@ class SurgewatchApp(App[int]):
             self.apply_theme(self._wanted_theme)
         elif self.theme != self._theme_base:
             self.theme = self._theme_base  # refreshes the CSS
-        self.engine.subscribe(self._on_snapshot)
-        tick = self.engine.last_tick
-        if tick is not None and self.snapshot is not None and self.snapshot.ts != tick:
-            self.snapshot = self.engine.snapshot()  # a tick landed while the screen was composed
-            self.redraw()
         if self._engine_task is not None:
             self._engine_task.add_done_callback(self._engine_stopped)
         elif self.run_engine:
@@ -231,8 +227,10 @@ class SurgewatchApp(App[int]):
 
     def redraw(self) -> None:
         """Redraw the visible screen (screens underneath a modal wait until they are shown again)."""
+        if not self.is_running or not self._screen_stack:
+            return
         screen = self.screen
-        if isinstance(screen, DashScreen) and screen.is_mounted and self.is_running:
+        if isinstance(screen, DashScreen) and screen.is_mounted:
             screen.redraw()
 
     # -- what the screens show ----------------------------------------------------------------
