@@ -88,3 +88,18 @@ async def test_series_are_traced_to_their_sources_again_after_a_reload(tmp_path:
             await engine.collector.poll_once(s)
     engine.tick(now)
     assert engine.is_demo("campaign:demo-launch/visitors")
+
+
+def test_a_poll_computes_exactly_what_the_backfill_computes_at_the_same_instant() -> None:
+    import numpy as np
+
+    from surgewatch.sources.demo import DemoScenario
+
+    scenario = DemoScenario(seed=11)
+    times = np.concatenate([np.linspace(-3000.0, 12000.0, 701), [SPIKE_AT + 0.5, -0.0, 0.999, 86400.25]])
+    series = scenario.host(times)
+    for i, t in enumerate(times.tolist()):  # a poll asks for one float, a backfill for an array
+        one = scenario.host(t)
+        assert {k: float(v) for k, v in one.items()} == {k: float(v[i]) for k, v in series.items()}
+        assert float(scenario.site_visitors(t)) == float(scenario.site_visitors(times)[i])
+        assert float(scenario.campaign_visitors(t)) == float(scenario.campaign_visitors(times)[i])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,18 +29,56 @@ ORGANIC, CAMPAIGN_BASE, CAMPAIGN_PEAK = 70.0, 10.0, 270.0
 CORES = 4
 
 
-def _noise(t: np.ndarray, channel: int, seed: int) -> np.ndarray:
+class _Scalar:
+    """The numpy functions the scenario uses, for one float: a poll computes one instant, and size-1 arrays
+    would cost ten times as much as these (the same formulas, so a poll equals the backfill at that time)."""
+
+    abs, sin, cos, exp, log, sqrt, floor, modf = abs, math.sin, math.cos, math.exp, math.log, math.sqrt, \
+        math.floor, math.modf
+    round = round  # half to even, as numpy's
+
+    @staticmethod
+    def maximum(a: float, b: float) -> float:
+        return a if a >= b else b
+
+    @staticmethod
+    def minimum(a: float, b: float) -> float:
+        return a if a <= b else b
+
+    @staticmethod
+    def clip(x: float, lo: float, hi: float) -> float:
+        return min(max(x, lo), hi)
+
+    @staticmethod
+    def where(cond: bool, a: float, b: float) -> float:
+        return a if cond else b
+
+    @staticmethod
+    def mod(a: float, b: float) -> float:
+        return a % b  # the sign of the divisor, as numpy's
+
+
+Time = Any  # scenario time: a float (one poll) or an array of them (a backfill); results have the same shape
+
+
+def _xp(t: Time) -> Any:
+    """numpy for arrays, the scalar functions for a float."""
+    return np if isinstance(t, np.ndarray) else _Scalar
+
+
+def _noise(t: Time, channel: int, seed: int) -> Time:
     """Deterministic standard-normal-ish noise per whole second of scenario time (hash based)."""
-    k = np.floor(t).astype(np.float64)
-    u1 = np.modf(np.abs(np.sin(k * 12.9898 + channel * 78.233 + seed * 37.719)) * 43758.5453)[0]
-    u2 = np.modf(np.abs(np.sin(k * 4.1414 + channel * 17.17 + seed * 91.123)) * 24634.6345)[0]
-    u1 = np.clip(u1, 1e-9, 1.0)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
+    xp = _xp(t)
+    k = xp.floor(t)
+    u1 = xp.modf(xp.abs(xp.sin(k * 12.9898 + channel * 78.233 + seed * 37.719)) * 43758.5453)[0]
+    u2 = xp.modf(xp.abs(xp.sin(k * 4.1414 + channel * 17.17 + seed * 91.123)) * 24634.6345)[0]
+    u1 = xp.clip(u1, 1e-9, 1.0)
+    return xp.sqrt(-2.0 * xp.log(u1)) * xp.cos(2.0 * math.pi * u2)
 
 
-def _phase(t: np.ndarray) -> np.ndarray:
+def _phase(t: Time) -> Time:
     """Scenario time folded into one period: negative before the launch, positive after."""
-    return np.mod(t + LEAD, PERIOD) - LEAD
+    return _xp(t).mod(t + LEAD, PERIOD) - LEAD
 
 
 class DemoScenario:
@@ -48,55 +87,61 @@ class DemoScenario:
     def __init__(self, seed: int = 7) -> None:
         self.seed = seed
 
-    def campaign_lift(self, t: np.ndarray) -> np.ndarray:
+    def campaign_lift(self, t: Time) -> Time:
         """The campaign's share of traffic at full strength (0 before the launch, about 1 at peak)."""
+        xp = _xp(t)
         p = _phase(t)
-        after = np.maximum(p, 0.0)
-        rise = 1.0 - np.exp(-after / 60.0)
-        decay = np.exp(-np.maximum(after - 600.0, 0.0) / 900.0)
-        taper = np.clip((PERIOD - LEAD - after) / 300.0, 0.0, 1.0)
-        return np.where(p >= 0, rise * decay * taper, 0.0)
+        after = xp.maximum(p, 0.0)
+        rise = 1.0 - xp.exp(-after / 60.0)
+        decay = xp.exp(-xp.maximum(after - 600.0, 0.0) / 900.0)
+        taper = xp.clip((PERIOD - LEAD - after) / 300.0, 0.0, 1.0)
+        return xp.where(p >= 0, rise * decay * taper, 0.0)
 
-    def organic(self, t: np.ndarray) -> np.ndarray:
+    def organic(self, t: Time) -> Time:
         """Visitors per minute not from the campaign, with a daily rhythm."""
-        day = 1.0 + 0.25 * np.sin(2 * math.pi * (t / 86400.0 - 0.1))
+        xp = _xp(t)
+        day = 1.0 + 0.25 * xp.sin(2 * math.pi * (t / 86400.0 - 0.1))
         return ORGANIC * day
 
-    def campaign_visitors(self, t: np.ndarray, noisy: bool = True) -> np.ndarray:
+    def campaign_visitors(self, t: Time, noisy: bool = True) -> Time:
+        xp = _xp(t)
         v = CAMPAIGN_BASE + CAMPAIGN_PEAK * self.campaign_lift(t)
         if noisy:
-            v = v + np.sqrt(v) * 0.8 * _noise(t, 1, self.seed)
-        return np.maximum(np.round(v), 0.0)
+            v = v + xp.sqrt(v) * 0.8 * _noise(t, 1, self.seed)
+        return xp.maximum(xp.round(v), 0.0)
 
-    def site_visitors(self, t: np.ndarray, noisy: bool = True) -> np.ndarray:
+    def site_visitors(self, t: Time, noisy: bool = True) -> Time:
+        xp = _xp(t)
         v = self.organic(t) + CAMPAIGN_BASE + CAMPAIGN_PEAK * self.campaign_lift(t)
         if noisy:
-            v = v + np.sqrt(v) * 0.8 * _noise(t, 2, self.seed)
-        return np.maximum(np.round(v), 0.0)
+            v = v + xp.sqrt(v) * 0.8 * _noise(t, 2, self.seed)
+        return xp.maximum(xp.round(v), 0.0)
 
-    def spike(self, t: np.ndarray) -> np.ndarray:
+    def spike(self, t: Time) -> Time:
         """The unexplained extra CPU (a runaway job), 0 outside its two minutes."""
+        xp = _xp(t)
         p = _phase(t)
         inside = (p >= SPIKE_AT) & (p < SPIKE_AT + SPIKE_LEN)
-        return np.where(inside, SPIKE_CPU * np.minimum(1.0, (p - SPIKE_AT + 1) / 10.0), 0.0)
+        return xp.where(inside, SPIKE_CPU * xp.minimum(1.0, (p - SPIKE_AT + 1) / 10.0), 0.0)
 
-    def host(self, t: np.ndarray) -> dict[str, np.ndarray]:
+    def host(self, t: Time) -> dict[str, Time]:
         """The demo host's metrics at scenario times t (load follows traffic LAG seconds later)."""
+        xp = _xp(t)
         traffic = self.site_visitors(t - LAG, noisy=False)
         cpu = 4.0 + 0.22 * traffic + self.spike(t) + 1.5 * _noise(t, 3, self.seed)
-        cpu = np.clip(cpu, 0.0, 100.0)
+        cpu = xp.clip(cpu, 0.0, 100.0)
         slow = self.site_visitors(t - LAG - 30.0, noisy=False)
         load1 = CORES * (4.0 + 0.22 * slow + self.spike(t - 30.0)) / 100.0 + 0.05 * _noise(t, 4, self.seed)
         mem = 38.0 + 0.04 * traffic + 0.4 * _noise(t, 5, self.seed)
         rx = traffic * 2600.0 * (1.0 + 0.05 * _noise(t, 6, self.seed))
         tx = traffic * 41000.0 * (1.0 + 0.05 * _noise(t, 7, self.seed))
-        procs = 180.0 + np.round(traffic / 12.0)
+        procs = 180.0 + xp.round(traffic / 12.0)
         return {
             "cpu.percent": cpu,
-            "mem.percent": np.clip(mem, 0.0, 100.0),
-            "load.1": np.maximum(load1, 0.0),
-            "net.rx_bps": np.maximum(rx, 0.0),
-            "net.tx_bps": np.maximum(tx, 0.0),
+            "mem.percent": xp.clip(mem, 0.0, 100.0),
+            "load.1": xp.maximum(load1, 0.0),
+            "net.rx_bps": xp.maximum(rx, 0.0),
+            "net.tx_bps": xp.maximum(tx, 0.0),
             "procs.count": procs,
         }
 
@@ -126,12 +171,11 @@ class _DemoSource:
         self.scenario = scenario
         self.clock = clock
 
-    def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
+    def _values(self, t: Time) -> dict[str, Time]:
         raise NotImplementedError
 
     async def poll(self) -> Reading:
-        t = np.array([self.clock.now()])
-        return Reading({k: float(v[0]) for k, v in self._values(t).items()})
+        return Reading({k: float(v) for k, v in self._values(self.clock.now()).items()})
 
     def backfill(self, wall_ts: Sequence[float]) -> Backfill:
         """The history before the demo opened, at the given wall-clock times."""
@@ -150,7 +194,7 @@ class DemoHostSource(_DemoSource):
         super().__init__(f"host:{host}", interval, timeout, scenario, clock)
         self.host = host
 
-    def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
+    def _values(self, t: Time) -> dict[str, Time]:
         return {series("host", self.host, m): v for m, v in self.scenario.host(t).items()}
 
 
@@ -163,10 +207,10 @@ class DemoTrafficSource(_DemoSource):
         self.traffic = traffic
         self.campaigns = list(campaigns)
 
-    def _values(self, t: np.ndarray) -> dict[str, np.ndarray]:
+    def _values(self, t: Time) -> dict[str, Time]:
         out = {series("traffic", self.traffic, "visitors"): self.scenario.site_visitors(t)}
         for i, name in enumerate(self.campaigns):
             # The first campaign carries the story; any others are small side campaigns.
-            v = self.scenario.campaign_visitors(t) if i == 0 else np.full(t.shape, CAMPAIGN_BASE)
+            v = self.scenario.campaign_visitors(t) if i == 0 else t * 0.0 + CAMPAIGN_BASE
             out[series("campaign", name, "visitors")] = v
         return out
