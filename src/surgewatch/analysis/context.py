@@ -110,6 +110,23 @@ class ContextDetector:
             sym = np.where((below == above) | ~(span > 0), mid, sym)  # the middle is its own mirror
         return np.where(valid, sym, 0).astype(np.uint64) + np.uint64(1)
 
+    def beyond(self, values: np.ndarray) -> np.ndarray:
+        """How far each value lies outside its series' range so far, in units of that range (0 inside it).
+
+        0 before `min_points` samples, for missing values and while the range is empty; call before `update`.
+        The same under x -> a·x + b (a != 0): the nearer end of the range is the one exceeded.
+        """
+        x = np.asarray(values, dtype=np.float64)
+        rows = x.shape[0]
+        k = min(rows, self._rows)
+        out = np.zeros(rows)
+        lo, hi, xs = self.lo[:k], self.hi[:k], x[:k]
+        with np.errstate(all="ignore"):
+            far = np.maximum(np.maximum(xs - hi, lo - xs), 0.0) / (hi - lo)
+        ok = np.isfinite(xs) & (self.n[:k] >= self.min_points) & (hi > lo)
+        out[:k] = np.where(ok & np.isfinite(far), far, 0.0)
+        return out
+
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) given their contexts, then learn from them."""
         x = np.asarray(values, dtype=np.float64)

@@ -253,31 +253,46 @@ class SurgeDetector:
 
 
 class SurgeContextDetector:
-    """`surge` and `context` together: the larger of their calibrated scores, one onset for both.
+    """`surge`, `context` and new extremes together: the largest of their scores, one onset for all.
 
     The surge deviation catches level, spike and shift anomalies; the context surprise catches values that
-    are ordinary in size but new after what came before. Both are calibrated as rarity for the series; the
-    context score is weighted by `weight` (< 1: it confirms rather than leads). Onset scoring follows each
-    rising burst for up to `burst` ticks and fires once at its top. z, expected and band come from surge.
+    are ordinary in size but new after what came before; the extreme score catches a value beyond every
+    value the series has had so far (by a fraction of that range: an all-time high or low), however
+    ordinary its local deviation. The first two are calibrated as rarity for the series; the context and
+    extreme scores are weighted by `weight` and `extreme` (< 1: they confirm rather than lead). Onset
+    scoring follows each rising burst for up to `burst` ticks and fires once at its top. z, expected and
+    band come from surge.
     """
 
     name = "surge-context"
 
-    def __init__(self, season: int | np.ndarray | None = None, *, weight: float = 0.45, burst: int = 5,
-                 refractory: float = 200.0, damp: float = 0.2, **context: Any) -> None:
-        """`season` as for SurgeDetector; `context`: keyword arguments of ContextDetector."""
+    def __init__(self, season: int | np.ndarray | None = None, *, weight: float = 0.45, extreme: float = 0.5,
+                 extreme_k: float = 0.03, burst: int = 5, refractory: float = 200.0, damp: float = 0.2,
+                 **context: Any) -> None:
+        """`season` as for SurgeDetector; `context`: keyword arguments of ContextDetector.
+
+        A value beyond its series' range so far by r times that range scores `extreme`·r²/(r² + extreme_k²)
+        (0 disables it).
+        """
         self.surge = SurgeDetector(season, onset=False)
         self.context = ContextDetector(onset=False, **context)
         self.weight = weight
+        self.extreme = extreme
+        self._k2 = extreme_k * extreme_k
         self._onset = Onset(refractory, damp, burst)
 
     def update(self, values: np.ndarray) -> DetectorOutput:
-        """Judge this tick's values (NaN = no sample) with both detectors, then let both learn."""
+        """Judge this tick's values (NaN = no sample) with every part, then let them learn."""
         x = np.asarray(values, dtype=np.float64)
+        far = self.context.beyond(x)  # judged against the range before this value
         out = self.surge.update(x)
         ctx = self.context.update(x).score
         valid = np.isfinite(x)
-        raw = np.where(valid, np.maximum(np.nan_to_num(out.score), self.weight * np.nan_to_num(ctx)), 0.0)
+        best = np.maximum(np.nan_to_num(out.score), self.weight * np.nan_to_num(ctx))
+        if self.extreme > 0:
+            f2 = far * far
+            best = np.maximum(best, self.extreme * f2 / (f2 + self._k2))
+        raw = np.where(valid, best, 0.0)
         score = self._onset(raw, valid)
         return DetectorOutput(np.where(valid, score, np.nan), out.z, out.expected, out.low, out.high)
 
