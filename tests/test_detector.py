@@ -107,5 +107,6 @@ def test_staggered_refresh_tracks_the_exact_statistics_closely() -> None:
 def test_make_detector_staggers_only_long_robust_windows() -> None:
     from surgewatch.analysis.detectors import make_detector
 
-    assert getattr(make_detector("robust-z", 1.0, window=900), "refresh") == 3
-    assert getattr(make_detector("robust-z"), "refresh") == 1
+    long, short = make_detector("robust-z", 1.0, window=900), make_detector("robust-z")
+    assert isinstance(long, RollingRobustZ) and long.refresh == 3
+    assert isinstance(short, RollingRobustZ) and short.refresh == 1

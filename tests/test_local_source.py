@@ -42,3 +42,32 @@ def test_top_processes_only_when_asked() -> None:
     src.sample()
     top = src.sample().details["top_processes"]
     assert 0 < len(top) <= 3 and {"pid", "name", "cpu", "mem"} <= set(top[0])
+
+
+def test_swap_and_process_count_are_reread_every_few_seconds_and_reported_on_every_poll() -> None:
+    import subprocess
+
+    t = [100.0]
+    src = LocalHostSource("here", interval=0.5, timeout=1.0, clock=lambda: t[0])
+    first = src.sample().values["host:here/procs.count"]
+    children = [subprocess.Popen(["sleep", "5"]) for _ in range(3)]  # the real count moves by three
+    try:
+        t[0] += 2.0  # within SLOW_GAUGES_EVERY: the value read at 100 s
+        assert src.sample().values["host:here/procs.count"] == first
+        t[0] += 4.0  # past it: read again
+        assert src.sample().values["host:here/procs.count"] >= first + 3
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
+
+
+def test_disk_rates_sum_whole_devices_as_psutil_totals_do() -> None:
+    import psutil
+
+    src = LocalHostSource("here", interval=1.0, timeout=1.0)
+    per = psutil.disk_io_counters(perdisk=True, nowrap=False) or {}
+    total = psutil.disk_io_counters(nowrap=False)
+    mine = sum(c.read_bytes for name, c in per.items() if src._whole_disk(name))
+    if total is not None:  # a machine without disks has no total
+        assert abs(mine - total.read_bytes) <= 16 * 1024 * 1024  # the two reads are a moment apart

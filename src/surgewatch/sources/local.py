@@ -42,8 +42,15 @@ def _busy_fraction(prev: Any, cur: Any) -> float | None:
     return max(0.0, min(1.0, 1.0 - idle / total))
 
 
+SLOW_GAUGES_EVERY = 5.0  # seconds between reads of swap and the process count (they cost most, move least)
+
+
 class LocalHostSource:
-    """Polls this host through psutil; rates come from counter deltas between polls."""
+    """Polls this host through psutil; rates come from counter deltas between polls.
+
+    Swap use and the process count are read at most every SLOW_GAUGES_EVERY seconds and reported on every
+    poll in between (the last value read), so a fast interval does not pay for them each time.
+    """
 
     def __init__(self, host: str, interval: float, timeout: float, clock: Callable[[], float] = time.monotonic,
                  top_processes: int = 0) -> None:
@@ -58,6 +65,9 @@ class LocalHostSource:
         self._cpu_prev: Any = None
         self._cores_prev: list[Any] | None = None
         self._procs: dict[int, psutil.Process] = {}
+        self._slow: dict[str, float] = {}
+        self._slow_at = float("-inf")
+        self._disks: dict[str, bool] = {}  # disk name -> whole device (partitions are not summed)
 
     def _key(self, metric: str) -> str:
         return series("host", self.host, metric)
@@ -67,8 +77,8 @@ class LocalHostSource:
         now = self._clock()
         out: dict[str, float] = {}
         try:
-            cpu = psutil.cpu_times()
             cores = psutil.cpu_times(percpu=True)
+            cpu = type(cores[0])._make(map(sum, zip(*cores, strict=True)))  # the total is the sum of the cores
             if self._cpu_prev is not None:
                 frac = _busy_fraction(self._cpu_prev, cpu)
                 if frac is not None:
@@ -83,16 +93,21 @@ class LocalHostSource:
             vm = psutil.virtual_memory()
             out[self._key("mem.percent")] = float(vm.percent)
             out[self._key("mem.available_bytes")] = float(vm.available)
-            out[self._key("swap.percent")] = float(psutil.swap_memory().percent)
+            if now - self._slow_at >= SLOW_GAUGES_EVERY or now < self._slow_at:
+                self._slow = {self._key("swap.percent"): float(psutil.swap_memory().percent),
+                              self._key("procs.count"): float(len(psutil.pids()))}
+                self._slow_at = now
+            out.update(self._slow)
             try:
                 l1, l5, l15 = os.getloadavg()
                 out[self._key("load.1")], out[self._key("load.5")], out[self._key("load.15")] = l1, l5, l15
             except OSError:
                 pass
-            disk = psutil.disk_io_counters(nowrap=False)  # resets are ours to handle (CounterRates)
-            if disk is not None:
-                for metric, value in (("disk.read_bps", disk.read_bytes), ("disk.write_bps", disk.write_bytes)):
-                    r = self._rates.rate(metric, float(value), now)
+            disks = psutil.disk_io_counters(perdisk=True, nowrap=False)  # resets: CounterRates handles them
+            if disks:
+                whole = [c for name, c in disks.items() if self._whole_disk(name)]
+                for metric, field in (("disk.read_bps", "read_bytes"), ("disk.write_bps", "write_bytes")):
+                    r = self._rates.rate(metric, float(sum(getattr(c, field) for c in whole)), now)
                     if r is not None:
                         out[self._key(metric)] = r
             nics = psutil.net_io_counters(pernic=True, nowrap=False)
@@ -102,13 +117,19 @@ class LocalHostSource:
                 r = self._rates.rate(metric, value, now)
                 if r is not None:
                     out[self._key(metric)] = r
-            out[self._key("procs.count")] = float(len(psutil.pids()))
         except (OSError, psutil.Error) as exc:
             raise SourceError(f"psutil: {exc}") from None
         details: dict[str, Any] = {}
         if self.top_processes:
             details["top_processes"] = self._top()
         return Reading(out, details)
+
+    def _whole_disk(self, name: str) -> bool:
+        """Whether a disk is a whole device rather than a partition (as psutil's totals decide; cached)."""
+        whole = self._disks.get(name)
+        if whole is None:
+            whole = self._disks[name] = os.path.exists(f"/sys/block/{name.replace('/', '!')}")
+        return whole
 
     def _top(self) -> list[dict[str, Any]]:
         """The busiest processes by CPU since the previous call (name, pid, cpu %, memory %)."""
