@@ -83,6 +83,9 @@ class SurgeDetector:
         seasonal_scale: bool = True,
         initial_quantile: float = 4.0,
         burst: int = 0,
+        weights: tuple[float, ...] | None = None,
+        cusum: float = 0.0,
+        cusum_clip: float = 4.0,
     ) -> None:
         """`season`: samples per day (scalar or one per series, 0 = no daily profile); rates per sample.
 
@@ -91,9 +94,20 @@ class SurgeDetector:
         `max_bins`: the daily profile has at most this many bins (288 = 5 minutes), whatever the tick.
         `seasonal_scale`: with a daily profile, also learn the residual scale per time of day (nights are
         quieter than days), once a bin has been seen on 3 days.
+        `weights`: one factor per entry of `smooth_alphas` on its calibrated score (default all 1).
+        `cusum` > 0 adds a two-sided CUSUM of the residual in units of the residual scale, each sample
+        clipped to ±`cusum_clip` and reduced by the allowance `cusum` (Page's test for a sustained shift),
+        calibrated like the deviations, with weight 1.
         """
         if not smooth_alphas or not all(0 < a <= 1 for a in smooth_alphas):
             raise ValueError("smooth_alphas must be rates in (0, 1]")
+        if weights is not None and (len(weights) != len(smooth_alphas) or not all(w > 0 for w in weights)):
+            raise ValueError("weights must be positive, one per smooth_alphas entry")
+        if cusum < 0 or cusum_clip <= 0:
+            raise ValueError("cusum must be >= 0 and cusum_clip > 0")
+        self._weights = None if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
+        self.cusum = cusum
+        self.cusum_clip = cusum_clip
         self.season = season
         self.alpha = alpha
         self.gamma = gamma
@@ -139,6 +153,8 @@ class SurgeDetector:
         n_stats = self._alphas.shape[0]
         smooth = np.zeros((n_stats, rows))  # smoothed residuals
         q = np.full((n_stats, rows), self._q0)  # each deviation's running high quantile (>= 1)
+        cus = np.zeros((3, rows))  # CUSUM: upward sum, downward sum, running high quantile
+        cus[2] = self._q0
         clock = np.zeros(rows, dtype=np.int64)
         period = np.zeros(rows, dtype=np.int64)
         seasons = np.asarray(0 if self.season is None else self.season, dtype=np.int64)
@@ -154,11 +170,13 @@ class SurgeDetector:
         if old:
             smooth[:, :old] = self.smooth[:, :old]
             q[:, :old] = self.q[:, :old]
+            cus[:, :old] = self.cus[:, :old]
             clock[:old] = self.clock[:old]
             w0 = self.cells.shape[1]
             cells[:old, :w0] = self.cells[:old]
         self.smooth: np.ndarray = smooth
         self.q: np.ndarray = q
+        self.cus: np.ndarray = cus
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
         self.period: np.ndarray = period
         self.bins: np.ndarray = bins
@@ -197,8 +215,22 @@ class SurgeDetector:
             sm = self._keep * smooth + self._alphas * r
             dev = np.abs(sm) * self._gain / sc  # 0/0 -> nan (no deviation), x/0 -> inf
             dev[np.isnan(dev)] = 0.0
-            ratio = (dev / q).max(axis=0)
-            raw = np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
+            if self._weights is None and not self.cusum:
+                ratio = (dev / q).max(axis=0)
+                raw = np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
+            else:
+                raw = self._mapped(dev / q)
+                if self._weights is not None:
+                    raw = raw * self._weights
+                raw = raw.max(axis=0)
+                if self.cusum:
+                    cus = self.cus[:, :rows]
+                    zc = np.clip(np.nan_to_num(r / sc, nan=0.0, posinf=np.inf, neginf=-np.inf),
+                                 -self.cusum_clip, self.cusum_clip)
+                    up = np.maximum(cus[0] + zc - self.cusum, 0.0)
+                    down = np.maximum(cus[1] - zc - self.cusum, 0.0)
+                    shift = np.maximum(up, down)
+                    raw = np.maximum(raw, self._mapped(shift / cus[2]))
             ready = valid & (n >= self.min_points)
             raw[~ready] = 0.0
             score = self._onset(raw, valid) if self.onset else raw
@@ -242,9 +274,18 @@ class SurgeDetector:
             smooth[:] = np.where(seen, sm, smooth)
             factor = np.where(dev > q, self._q_up, self._q_down)
             q[:] = np.where(ready, np.maximum(q * factor, 1.0), q)
+            if self.cusum:
+                cus[0] = np.where(seen, up, cus[0])
+                cus[1] = np.where(seen, down, cus[1])
+                factor = np.where(shift > cus[2], self._q_up, self._q_down)
+                cus[2] = np.where(ready, np.maximum(cus[2] * factor, 1.0), cus[2])
             n[:] = n1
             self.clock[:rows] += 1
         return out
+
+    def _mapped(self, ratio: np.ndarray) -> np.ndarray:
+        """Deviation over its running quantile -> [0, 1] as r²/(r²+k²) (infinite -> 1)."""
+        return np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
 
     def warm(self, history: np.ndarray) -> None:
         """Learn from past values ([series, time], oldest first) without keeping their scores."""
@@ -267,14 +308,14 @@ class SurgeContextDetector:
     name = "surge-context"
 
     def __init__(self, season: int | np.ndarray | None = None, *, weight: float = 0.45, extreme: float = 0.5,
-                 extreme_k: float = 0.03, burst: int = 5, refractory: float = 200.0, damp: float = 0.2,
-                 **context: Any) -> None:
+                 extreme_k: float = 0.03, surge_weights: tuple[float, ...] | None = None, cusum: float = 0.0,
+                 burst: int = 5, refractory: float = 200.0, damp: float = 0.2, **context: Any) -> None:
         """`season` as for SurgeDetector; `context`: keyword arguments of ContextDetector.
 
         A value beyond its series' range so far by r times that range scores `extreme`·r²/(r² + extreme_k²)
-        (0 disables it).
+        (0 disables it). `surge_weights` and `cusum`: SurgeDetector's `weights` and `cusum`.
         """
-        self.surge = SurgeDetector(season, onset=False)
+        self.surge = SurgeDetector(season, onset=False, weights=surge_weights, cusum=cusum)
         self.context = ContextDetector(onset=False, **context)
         self.weight = weight
         self.extreme = extreme
@@ -305,7 +346,9 @@ class SurgeContextDetector:
 DETECTORS: dict[str, dict[str, Any]] = {
     "surge": {},  # onset scoring: one strong score per episode (NAB, alerting)
     "surge-level": {"onset": False},  # the calibrated score on every tick (dashboards, bands)
-    "surge-context": {},  # surge plus contextual surprise, burst-top onset (opt-in: more memory per series)
+    # surge (sustained shifts weighted above spikes, plus a CUSUM), contextual surprise and new extremes,
+    # burst-top onset (more memory per series; the best NAB score here)
+    "surge-context": {"surge_weights": (0.85, 0.85, 0.85, 1.0), "cusum": 2.5},
 }
 
 
