@@ -16,6 +16,8 @@ from ..widgets.probes import ProbesPanel, probe_lines
 from ..widgets.status import StatusLine
 from .base import DashScreen
 
+TIGHT_BELOW = 30  # terminal rows under which the overview drops the gaps between its panels
+
 
 def window_rows(count: int, cursor: int, room: int) -> tuple[int, int]:
     """The slice [start, end) of `count` rows that fits `room` lines and keeps the cursor visible."""
@@ -29,6 +31,7 @@ class OverviewScreen(DashScreen):
     """Screen 1: the whole picture on one page, collapsing gracefully at 80x24."""
 
     BINDINGS: ClassVar = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+    AUTO_FOCUS: ClassVar[str | None] = "#hosts"  # focused when composed (one focus change, one footer update)
     DEFAULT_CSS = """
     OverviewScreen { layout: vertical; }
     OverviewScreen CampaignStrip, OverviewScreen HostGrid, OverviewScreen ProbesPanel { margin-bottom: 1; }
@@ -41,6 +44,8 @@ class OverviewScreen(DashScreen):
     """
 
     def compose(self) -> ComposeResult:
+        # Decided before the panels are styled: adding the class later restyles the whole screen.
+        self.set_class(self.app.size.height < TIGHT_BELOW, "-tight", update=False)
         self.campaigns = CampaignStrip(id="campaigns")
         self.hosts = HostGrid(id="hosts")
         self.probes = ProbesPanel(id="probes", classes="-empty")
@@ -64,7 +69,7 @@ class OverviewScreen(DashScreen):
         snap = app.snapshot
         width = max(20, self.size.width)
         height = max(10, self.size.height)
-        tight = height < 30
+        tight = height < TIGHT_BELOW
         self.set_class(tight, "-tight")
         sty = self.campaigns.sty
         if snap is not None:
