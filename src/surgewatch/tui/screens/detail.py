@@ -11,7 +11,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer
 
 from ...describe import format_value, metric_label
 from ...model import series
@@ -21,6 +20,7 @@ from ..charts import Marker
 from ..text import literal
 from ..widgets.campaigns import live_text, trend_arrow
 from ..widgets.chart import Chart, ChartData
+from ..widgets.footer import KeyFooter
 from ..widgets.hosts import headroom_text, health
 from ..widgets.panel import Styler, TextPanel
 from ..widgets.status import StatusLine
@@ -109,7 +109,7 @@ class ChartScreen(DashScreen):
         with self.body:
             yield self.info
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
         yield self.palette
 
     def on_mount(self) -> None:

@@ -6,10 +6,11 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from ..widgets.alerts import AlertFeed, alert_lines
 from ..widgets.campaigns import CampaignStrip, campaign_lines
+from ..widgets.footer import KeyFooter
 from ..widgets.hosts import HostGrid, host_lines
 from ..widgets.panel import ListPanel
 from ..widgets.probes import ProbesPanel, probe_lines
@@ -58,7 +59,7 @@ class OverviewScreen(DashScreen):
         yield self.alerts
         yield Input(placeholder="filter hosts and campaigns (enter keeps it, esc clears)", id="filter")
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
         yield self.palette
 
     def on_mount(self) -> None:

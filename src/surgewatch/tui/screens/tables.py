@@ -9,12 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer
 
 from ...snapshot import AlertView, SourceView
 from ...units import format_duration
 from ..text import cell, literal
 from ..widgets.alerts import alert_line, clock, event_line, is_silenced
+from ..widgets.footer import KeyFooter
 from ..widgets.panel import ListPanel, Styler, TextPanel
 from ..widgets.status import StatusLine
 from .base import DashScreen
@@ -78,7 +78,7 @@ class AlertsScreen(DashScreen):
             yield self.silenced
             yield self.history
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
         yield self.palette
 
     def on_mount(self) -> None:
@@ -158,7 +158,7 @@ class SourcesScreen(DashScreen):
         with VerticalScroll(id="src-body", can_focus=True):
             yield self.table
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
         yield self.palette
 
     def redraw(self) -> None:
