@@ -166,10 +166,8 @@ class ContextDetector:
         raw = np.where(ready, raw, 0.0)
         score = self.onset(raw, valid) if self.onset is not None else raw
         # -- learn ----------------------------------------------------------------------------------
-        if valid.all():
-            flat[pos] = np.minimum(counts, 65534) + 1
-        else:
-            flat[pos[:, valid]] = np.minimum(counts[:, valid], 65534) + 1
+        # each series has its own slots, so rewriting a missing sample's counts unchanged is a no-op
+        flat[pos] = np.where(valid, np.minimum(counts, 65534) + 1, counts)
         factor = np.where(surprise > q, self._q_up, self._q_down)
         q[:] = np.where(valid & (n >= 1), np.maximum(q * factor, 1e-3), q)
         hist[:] = np.where(valid[:, None], np.concatenate((hist[:, 1:], sym[:, None]), axis=1), hist)

@@ -225,8 +225,8 @@ class SurgeDetector:
                 raw = raw.max(axis=0)
                 if self.cusum:
                     cus = self.cus[:, :rows]
-                    zc = np.clip(np.nan_to_num(r / sc, nan=0.0, posinf=np.inf, neginf=-np.inf),
-                                 -self.cusum_clip, self.cusum_clip)
+                    zc = np.clip(r / sc, -self.cusum_clip, self.cusum_clip)  # x/0 -> ±clip
+                    zc[np.isnan(zc)] = 0.0  # 0/0: no deviation
                     up = np.maximum(cus[0] + zc - self.cusum, 0.0)
                     down = np.maximum(cus[1] - zc - self.cusum, 0.0)
                     shift = np.maximum(up, down)
@@ -329,7 +329,7 @@ class SurgeContextDetector:
         out = self.surge.update(x)
         ctx = self.context.update(x).score
         valid = np.isfinite(x)
-        best = np.maximum(np.nan_to_num(out.score), self.weight * np.nan_to_num(ctx))
+        best = np.maximum(out.score, self.weight * ctx)  # both NaN exactly where the sample is missing
         if self.extreme > 0:
             f2 = far * far
             best = np.maximum(best, self.extreme * f2 / (f2 + self._k2))
