@@ -129,3 +129,66 @@ def test_surge_context_fires_on_a_pattern_break_that_surge_alone_misses() -> Non
     quiet = slice(1000, 1500)
     assert both[1500:1515].max() > 2 * both[quiet].max()
     assert both[1500:1515].max() > surge[1500:1515].max()
+
+
+def test_beyond_measures_how_far_a_value_lies_outside_the_range_so_far() -> None:
+    det = ContextDetector(min_points=3)
+    assert det.beyond(np.array([5.0]))[0] == 0.0  # no history yet
+    for v in (0.0, 10.0, 4.0):
+        det.update(np.array([v]))
+    probes = [12.0, -5.0, 7.0, np.nan, np.inf]
+    np.testing.assert_allclose([det.beyond(np.array([v]))[0] for v in probes], [0.2, 0.5, 0.0, 0.0, 0.0])
+    assert det.beyond(np.array([1.0, 30.0]))[1] == 0.0  # a series added since has no range yet
+
+
+@settings(max_examples=30, deadline=None)
+@given(xs=st.lists(st.floats(-1e3, 1e3), min_size=4, max_size=60), probe=st.floats(-3e3, 3e3),
+       k=st.integers(-20, 20), negate=st.booleans())
+def test_beyond_is_the_same_when_a_series_is_scaled_or_mirrored(
+    xs: list[float], probe: float, k: int, negate: bool
+) -> None:
+    c = (-1.0 if negate else 1.0) * 2.0**k  # exact in floating point
+    a, b = ContextDetector(min_points=3), ContextDetector(min_points=3)
+    for v in xs:
+        a.update(np.array([v]))
+        b.update(np.array([c * v]))
+    assert a.beyond(np.array([probe]))[0] == b.beyond(np.array([c * probe]))[0]
+
+
+def test_surge_context_fires_on_a_value_just_past_the_all_time_range() -> None:
+    x = np.random.default_rng(4).uniform(0, 10, 1500)
+    x[1200] = 11.0  # 10 % past the range: ordinary in size (2.4 mean deviations), new for the series
+    with_extreme = scores(SurgeContextDetector(0), x[:, None])[:, 0]
+    without = scores(SurgeContextDetector(0, extreme=0), x[:, None])[:, 0]
+    assert with_extreme[1200:1206].max() > 0.4 > 0.1 > without[1200:1206].max()
+    assert with_extreme[300:1200].max() < 0.3  # values inside the range never score for it
+
+
+def test_cusum_only_adds_evidence_and_catches_a_sustained_shift_sooner() -> None:
+    x = np.random.default_rng(0).normal(0, 1, 4000)
+    x[3000:] += 3.0
+    plain = scores(SurgeDetector(0, onset=False), x[:, None])[:, 0]
+    cusum = scores(SurgeDetector(0, onset=False, cusum=2.5), x[:, None])[:, 0]
+    assert (cusum >= plain - 1e-12).all()
+    assert cusum[500:3000].max() < plain[500:3000].max() + 0.05  # no extra alarms on white noise
+    assert cusum[3000:3050].max() > plain[3000:3050].max() + 0.1
+
+
+def test_surge_weights_of_one_score_like_the_defaults() -> None:
+    x = np.random.default_rng(6).normal(10, 1, 600)
+    x[400] += 9
+    weighted = scores(SurgeDetector(24, weights=(1.0, 1.0, 1.0, 1.0)), x[:, None])
+    np.testing.assert_allclose(weighted, scores(SurgeDetector(24), x[:, None]), atol=1e-12)
+    halved = scores(SurgeDetector(24, onset=False, weights=(0.5, 0.5, 0.5, 0.5)), x[:, None])
+    np.testing.assert_allclose(halved, 0.5 * scores(SurgeDetector(24, onset=False), x[:, None]), atol=1e-12)
+
+
+def test_surge_rejects_meaningless_weights_and_cusum() -> None:
+    with pytest.raises(ValueError):
+        SurgeDetector(weights=(1.0, 1.0))
+    with pytest.raises(ValueError):
+        SurgeDetector(weights=(1.0, 0.0, 1.0, 1.0))
+    with pytest.raises(ValueError):
+        SurgeDetector(cusum=-1.0)
+    with pytest.raises(ValueError):
+        SurgeDetector(cusum=2.0, cusum_clip=0.0)

@@ -19,9 +19,18 @@ Per series and tick:
    window and charges every extra false-positive row, and alert rules want one event per episode.
    (`onset.Onset`; with `burst > 0` a rising burst fires once, at its top, at most `burst` ticks late.)
 
-`surge-context` (opt-in: about 2 KB more state per series and twice the tick cost) adds the contextual
-surprise of `context.ContextDetector` to the calibrated surge score and follows rising bursts (NAB standard
-75.6 against 73.1 for `surge` on the shared subset; see benchmarks/nab_bench.py).
+`surge-context` (about 2 KB more state per series and twice the tick cost of `surge`) scores the largest of
+- the calibrated surge deviations, the spike-scale ones (1, ~5, ~20 samples) weighted 0.85 against the
+  sustained one (~100 samples): one odd sample is weaker evidence than a sustained departure;
+- a two-sided CUSUM of the residual (Page's test: residual in scale units, clipped to ±4, minus an allowance
+  of 2.5 per sample, summed while positive), calibrated like the deviations: a sustained shift accumulates
+  evidence, a lone spike adds at most 1.5;
+- the contextual surprise of `context.ContextDetector` (weight 0.45);
+- how far the value lies beyond every value the series has had so far, as a fraction of that range
+  (weight 0.5: an all-time high or low), `ContextDetector.beyond`;
+and follows rising bursts (onset with `burst=5`). NAB standard profile on the shared subset: 83.5 (ARTime
+80.5, HTM 73.1, `surge` 73.1), held-out mean 81.5; see benchmarks/nab_bench.py. No part uses more than a
+live stream has: samples per day, values and their order.
 
 NaN (or ±inf) is a missing sample: no score (NaN) and no learning; the daily clock still advances.
 Invariant under x -> a·x + b (a != 0) up to rounding: every quantity is a ratio of residuals.
