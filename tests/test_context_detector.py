@@ -174,6 +174,17 @@ def test_cusum_only_adds_evidence_and_catches_a_sustained_shift_sooner() -> None
     assert cusum[3000:3050].max() > plain[3000:3050].max() + 0.1
 
 
+def test_a_long_shift_leaves_the_cusum_bounded_and_able_to_fire_again() -> None:
+    x = np.random.default_rng(1).normal(0, 1, 12000)
+    x[2000:6000] += 8.0  # learned by the baseline after a while
+    x[11000:11100] -= 4.0
+    det = SurgeDetector(0, onset=False, cusum=2.5)
+    capped = scores(det, x[:, None])[:, 0]
+    uncapped = scores(SurgeDetector(0, onset=False, cusum=2.5, cusum_cap=1e12), x[:, None])[:, 0]
+    assert det.cus[:2].max() <= det.cusum_cap and det.cus[2].max() <= 1.2 * det.cusum_cap
+    assert capped[11000:11100].max() > uncapped[11000:11100].max() + 0.05  # its quantile stayed lower
+
+
 def test_surge_weights_of_one_score_like_the_defaults() -> None:
     x = np.random.default_rng(6).normal(10, 1, 600)
     x[400] += 9
@@ -192,3 +203,5 @@ def test_surge_rejects_meaningless_weights_and_cusum() -> None:
         SurgeDetector(cusum=-1.0)
     with pytest.raises(ValueError):
         SurgeDetector(cusum=2.0, cusum_clip=0.0)
+    with pytest.raises(ValueError):
+        SurgeDetector(cusum=2.0, cusum_cap=0.0)

@@ -23,8 +23,8 @@ Per series and tick:
 - the calibrated surge deviations, the spike-scale ones (1, ~5, ~20 samples) weighted 0.85 against the
   sustained one (~100 samples): one odd sample is weaker evidence than a sustained departure;
 - a two-sided CUSUM of the residual (Page's test: residual in scale units, clipped to ±4, minus an allowance
-  of 2.5 per sample, summed while positive), calibrated like the deviations: a sustained shift accumulates
-  evidence, a lone spike adds at most 1.5;
+  of 2.5 per sample, summed while positive, at most 40), calibrated like the deviations: a sustained shift
+  accumulates evidence, a lone spike adds at most 1.5;
 - the contextual surprise of `context.ContextDetector` (weight 0.45);
 - how far the value lies beyond every value the series has had so far, as a fraction of that range
   (weight 0.5: an all-time high or low), `ContextDetector.beyond`;
@@ -95,6 +95,7 @@ class SurgeDetector:
         weights: tuple[float, ...] | None = None,
         cusum: float = 0.0,
         cusum_clip: float = 4.0,
+        cusum_cap: float = 40.0,
     ) -> None:
         """`season`: samples per day (scalar or one per series, 0 = no daily profile); rates per sample.
 
@@ -106,17 +107,19 @@ class SurgeDetector:
         `weights`: one factor per entry of `smooth_alphas` on its calibrated score (default all 1).
         `cusum` > 0 adds a two-sided CUSUM of the residual in units of the residual scale, each sample
         clipped to ±`cusum_clip` and reduced by the allowance `cusum` (Page's test for a sustained shift),
-        calibrated like the deviations, with weight 1.
+        calibrated like the deviations, with weight 1; the sums stop at `cusum_cap`, so a long shift cannot
+        raise the CUSUM's running quantile without bound (and mute it for good).
         """
         if not smooth_alphas or not all(0 < a <= 1 for a in smooth_alphas):
             raise ValueError("smooth_alphas must be rates in (0, 1]")
         if weights is not None and (len(weights) != len(smooth_alphas) or not all(w > 0 for w in weights)):
             raise ValueError("weights must be positive, one per smooth_alphas entry")
-        if cusum < 0 or cusum_clip <= 0:
-            raise ValueError("cusum must be >= 0 and cusum_clip > 0")
+        if cusum < 0 or cusum_clip <= 0 or cusum_cap <= 0:
+            raise ValueError("cusum must be >= 0, cusum_clip and cusum_cap > 0")
         self._weights = None if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
         self.cusum = cusum
         self.cusum_clip = cusum_clip
+        self.cusum_cap = cusum_cap
         self.season = season
         self.alpha = alpha
         self.gamma = gamma
@@ -236,8 +239,8 @@ class SurgeDetector:
                     cus = self.cus[:, :rows]
                     zc = np.clip(r / sc, -self.cusum_clip, self.cusum_clip)  # x/0 -> ±clip
                     zc[np.isnan(zc)] = 0.0  # 0/0: no deviation
-                    up = np.maximum(cus[0] + zc - self.cusum, 0.0)
-                    down = np.maximum(cus[1] - zc - self.cusum, 0.0)
+                    up = np.clip(cus[0] + zc - self.cusum, 0.0, self.cusum_cap)
+                    down = np.clip(cus[1] - zc - self.cusum, 0.0, self.cusum_cap)
                     shift = np.maximum(up, down)
                     raw = np.maximum(raw, self._mapped(shift / cus[2]))
             ready = valid & (n >= self.min_points)
