@@ -174,15 +174,13 @@ def test_cusum_only_adds_evidence_and_catches_a_sustained_shift_sooner() -> None
     assert cusum[3000:3050].max() > plain[3000:3050].max() + 0.1
 
 
-def test_a_long_shift_leaves_the_cusum_bounded_and_able_to_fire_again() -> None:
-    x = np.random.default_rng(1).normal(0, 1, 12000)
-    x[2000:6000] += 8.0  # learned by the baseline after a while
-    x[11000:11100] -= 4.0
-    det = SurgeDetector(0, onset=False, cusum=2.5)
-    capped = scores(det, x[:, None])[:, 0]
-    uncapped = scores(SurgeDetector(0, onset=False, cusum=2.5, cusum_cap=1e12), x[:, None])[:, 0]
-    assert det.cus[:2].max() <= det.cusum_cap and det.cus[2].max() <= 1.2 * det.cusum_cap
-    assert capped[11000:11100].max() > uncapped[11000:11100].max() + 0.05  # its quantile stayed lower
+def test_a_long_shift_leaves_the_cusum_and_its_quantile_bounded() -> None:
+    x = np.random.default_rng(1).normal(0, 1, 4000)
+    x[1000:3000] += 8.0  # learned by the baseline after a while
+    capped, uncapped = SurgeDetector(0, cusum=2.5), SurgeDetector(0, cusum=2.5, cusum_cap=1e12)
+    scores(capped, x[:, None]), scores(uncapped, x[:, None])
+    assert capped.cus[:2].max() <= capped.cusum_cap
+    assert capped.cus[2].max() <= 1.2 * capped.cusum_cap < uncapped.cus[2].max()  # later shifts still score
 
 
 def test_surge_weights_of_one_score_like_the_defaults() -> None:
