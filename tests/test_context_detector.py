@@ -203,3 +203,14 @@ def test_surge_rejects_meaningless_weights_and_cusum() -> None:
         SurgeDetector(cusum=2.0, cusum_clip=0.0)
     with pytest.raises(ValueError):
         SurgeDetector(cusum=2.0, cusum_cap=0.0)
+
+
+def test_surge_context_series_added_between_ticks_start_fresh_and_leave_others_alone() -> None:
+    rng = np.random.default_rng(8)
+    x = 50 + np.cumsum(rng.normal(size=400))
+    x[300] += 25
+    det = make_streaming_detector("surge-context", 24)
+    grown = [det.update(x[t : t + 1] if t < 200 else np.array([x[t], x[t - 200]])).score for t in range(400)]
+    alone = scores(make_streaming_detector("surge-context", 24), x[:, None])[:, 0]
+    np.testing.assert_array_equal([g[0] for g in grown], alone)
+    np.testing.assert_array_equal([g[1] for g in grown[200:]], alone[:200])
