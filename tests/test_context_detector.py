@@ -71,8 +71,10 @@ def test_context_scores_stay_in_the_unit_interval_and_are_nan_exactly_when_missi
     assert ((s[~np.isnan(s)] >= 0) & (s[~np.isnan(s)] <= 1)).all()
 
 
+# magnitudes below 1e-300 become 0, so that scaling by 2**±20 stays exact (no subnormal underflow)
+finite = st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: 0.0 if abs(v) < 1e-300 else v)
 values = st.lists(
-    st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.just(float("nan")), st.integers(-5, 5).map(float)),
+    st.one_of(finite, st.just(float("nan")), st.integers(-5, 5).map(float)),
     min_size=1, max_size=120,
 )
 
@@ -142,7 +144,7 @@ def test_beyond_measures_how_far_a_value_lies_outside_the_range_so_far() -> None
 
 
 @settings(max_examples=30, deadline=None)
-@given(xs=st.lists(st.floats(-1e3, 1e3), min_size=4, max_size=60), probe=st.floats(-3e3, 3e3),
+@given(xs=st.lists(finite, min_size=4, max_size=60), probe=finite,
        k=st.integers(-20, 20), negate=st.booleans())
 def test_beyond_is_the_same_when_a_series_is_scaled_or_mirrored(
     xs: list[float], probe: float, k: int, negate: bool
