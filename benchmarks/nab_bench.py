@@ -7,6 +7,7 @@ found in the results directory (all scored by our scorer, thresholds optimised o
 at which each fires on healthy rows (outside every window) at its standard threshold, held-out scores (the
 standard threshold chosen on two categories, the score on the other two, for every split), then points per
 second on one series, milliseconds per tick for 10,000 series at once, and the full `eval` time.
+With --ablate, also `surge-context` with each of its parts switched off (what each part is worth).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from surgewatch.analysis.nab import PROFILES, ScoredSet  # noqa: E402
-from surgewatch.analysis.streaming import make_streaming_detector  # noqa: E402
+from surgewatch.analysis.streaming import DETECTORS, SurgeContextDetector, make_streaming_detector  # noqa: E402
 from surgewatch.evaluate import (  # noqa: E402
     EvalError,
     load_dataset,
     read_result_scores,
     run_detector,
     scored_set,
+    season_samples,
 )
 from surgewatch.evaluate import run as eval_run  # noqa: E402
 
@@ -71,6 +74,33 @@ def held_out(name: str, series: list, ss: ScoredSet, scores: list[np.ndarray]) -
             f"{len(cells)} splits ({' '.join(f'{c:.1f}' for c in cells)})")
 
 
+def run_surge_context(series: list, **kwargs: Any) -> list[np.ndarray]:
+    """Scores of SurgeContextDetector(**kwargs) on every file at once (one update per row, all files)."""
+    rows = max(len(s.values) for s in series)
+    mat = np.full((rows, len(series)), np.nan)
+    for j, s in enumerate(series):
+        mat[: len(s.values), j] = s.values
+    det = SurgeContextDetector(np.array([season_samples(s.ts) for s in series], dtype=np.int64), **kwargs)
+    out = np.array([det.update(mat[t]).score for t in range(rows)])
+    return [np.clip(np.nan_to_num(out[: len(s.values), j]), 0.0, 1.0) for j, s in enumerate(series)]
+
+
+def ablation(series: list, ss: ScoredSet) -> list[str]:
+    """Standard score and held-out mean of `surge-context` with one part switched off at a time."""
+    full: dict[str, Any] = dict(DETECTORS["surge-context"])
+    variants = [("all parts", full), ("no new extremes", {**full, "extreme": 0.0}),
+                ("no spike weights", {**full, "surge_weights": None}), ("no CUSUM", {**full, "cusum": 0.0}),
+                ("no context", {**full, "weight": 0.0}),
+                ("none of the three", {**full, "extreme": 0.0, "surge_weights": None, "cusum": 0.0})]
+    lines = ["surge-context ablation (standard profile)"]
+    for label, kwargs in variants:
+        scores = run_surge_context(series, **kwargs)
+        best = ss.optimise(scores, PROFILES["standard"])
+        lines.append(f"  {label:<20}{best.normalised:>8.2f}  windows {best.detected}/{best.windows}  "
+                     f"FP {best.false_positives:>4}  {held_out('', series, ss, scores).split(':', 1)[1].strip()}")
+    return lines
+
+
 def speed_one_series(name: str = "surge", n: int = 20_000) -> float:
     """Points per second through one series, one update per point."""
     x = np.random.default_rng(0).normal(size=n)
@@ -104,6 +134,7 @@ def main() -> int:
     p.add_argument("labels", nargs="?", default=str(DEFAULT_NAB / "labels" / "combined_windows.json"))
     p.add_argument("--reference", help="NAB results directory (default: DATA_DIR/../results)")
     p.add_argument("--detectors", default="surge,surge-context,surge-level,robust-z")
+    p.add_argument("--ablate", action="store_true", help="also score surge-context without each of its parts")
     args = p.parse_args()
     data, labels = Path(args.data_dir), Path(args.labels)
     ref_dir = Path(args.reference) if args.reference else data.parent / "results"
@@ -141,6 +172,9 @@ def main() -> int:
     print()
     print("\n".join(held))
     print()
+    if args.ablate:
+        print("\n".join(ablation(series, ss)))
+        print()
     for name in ("surge", "surge-context"):
         print(f"{name}")
         print(f"  one series:      {speed_one_series(name):>12,.0f} points/s")
