@@ -58,7 +58,9 @@ async def _run(engine: Engine, low_bandwidth: bool) -> int:
     finally:
         stop.set()
         await asyncio.wait({engine_task}, timeout=5.0)
-        engine_task.cancel()
+        if not engine_task.done():  # a stuck engine does not keep the command from returning
+            engine_task.cancel()
+            await asyncio.wait({engine_task})
     error = None if engine_task.cancelled() else engine_task.exception()
     if error is not None:
         raise error
