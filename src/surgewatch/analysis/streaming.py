@@ -103,7 +103,8 @@ class SurgeDetector:
         (1.0 = the residual itself); each is calibrated on its own and the most unusual one scores.
         `max_bins`: the daily profile has at most this many bins (288 = 5 minutes), whatever the tick.
         `seasonal_scale`: with a daily profile, also learn the residual scale per time of day (nights are
-        quieter than days), once a bin has been seen on 3 days.
+        quieter than days), once a bin holds 3 samples (3 days when a bin gets one sample a day; with
+        finer ticks a bin is learned within its first day, so a long episode early on becomes "normal").
         `weights`: one factor per entry of `smooth_alphas` on its calibrated score (default all 1).
         `cusum` > 0 adds a two-sided CUSUM of the residual in units of the residual scale, each sample
         clipped to ±`cusum_clip` and reduced by the allowance `cusum` (Page's test for a sustained shift),
