@@ -1,10 +1,12 @@
 """Dashboard benchmark: time to first frame, CPU per minute next to glances, terminal bytes per minute.
 
-    .venv/bin/python benchmarks/tui_bench.py [--seconds 60] [--glances PATH]
+    .venv/bin/python benchmarks/tui_bench.py [--seconds 60] [--glances PATH] [--runs 5] [--first-frame-only]
 
-Prints one table. Everything runs on this machine: the dashboard in a private tmux server or on a pty of
-its own; glances (if found: --glances, PATH, or /tmp/glances-venv/bin/glances) with the offline config
-next to this file, so it sends nothing off loopback. Install it with
+Prints one table. The first full frame is the moment the terminal has been sent every configured host's row
+with a value (the DEMO badge on demo hosts), the campaign's row with its visitors and the status line.
+Everything runs on this machine: the dashboard in a private tmux server or on a pty of its own; glances
+(if found: --glances, PATH, or /tmp/glances-venv/bin/glances) with the offline config next to this file,
+so it sends nothing off loopback. Install it with
 `python3 -m venv /tmp/glances-venv && /tmp/glances-venv/bin/pip install glances`.
 """
 
