@@ -193,6 +193,7 @@ def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0) -> float:
     tmux = ["tmux", "-L", sock]
     subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", str(COLS), "-y", str(ROWS),
                     f"exec env PYTHONPATH={SRC} {command}"], check=True, env=env_for_child())
+    pid = None
     try:
         pid = int(subprocess.run([*tmux, "display", "-p", "-t", "b", "#{pane_pid}"], capture_output=True,
                                  text=True, check=True).stdout)
@@ -202,8 +203,20 @@ def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0) -> float:
         c1 = cpu_seconds(pid)
         return (c1 - c0) * 60 / seconds
     finally:
+        if pid is not None:  # the daemon takes SIGHUP (tmux closing) as "reload": stop it by its pid
+            end_process(pid)
         subprocess.run([*tmux, "kill-server"], check=False)
         time.sleep(0.5)
+
+
+def end_process(pid: int) -> None:
+    """SIGTERM, then SIGKILL if it is still there after five seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
 
 def find_glances(given: str | None) -> str | None:
