@@ -42,7 +42,8 @@ async def test_window_sets_the_v2_date_range() -> None:
         src = make(fake, window=60.0)
         await src.poll()
         await src.close()
-    start, end = (datetime.fromisoformat(x) for x in fake.requests[-1].json()["date_range"])
+    query = next(r for r in fake.requests if r.path == "/api/v2/query").json()  # v1 and v2 go out together
+    start, end = (datetime.fromisoformat(x) for x in query["date_range"])
     assert (end - start).total_seconds() == 60
 
 
