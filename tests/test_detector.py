@@ -110,3 +110,13 @@ def test_make_detector_staggers_only_long_robust_windows() -> None:
     long, short = make_detector("robust-z", 1.0, window=900), make_detector("robust-z")
     assert isinstance(long, RollingRobustZ) and long.refresh == 3
     assert isinstance(short, RollingRobustZ) and short.refresh == 1
+
+
+def test_the_light_name_lists_match_the_detectors_that_can_be_built() -> None:
+    from surgewatch.analysis import DEFAULT_LIVE_DETECTOR, DETECTOR_NAMES, LIVE_DETECTORS
+    from surgewatch.analysis.detectors import detector_names, make_detector
+
+    assert set(DETECTOR_NAMES) == {*detector_names(), "null"}  # `eval` adds NAB's null detector
+    assert set(LIVE_DETECTORS) == set(detector_names()) and DEFAULT_LIVE_DETECTOR in LIVE_DETECTORS
+    for name in LIVE_DETECTORS:
+        assert make_detector(name, 2.0, window=450).name == name
