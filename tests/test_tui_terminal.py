@@ -60,15 +60,16 @@ class Tmux:
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", "t")
 
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 20.0) -> str:
+        """The screen once every text is on it (a capture can land while a frame is half written)."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if all(t in screen for t in texts):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+        raise AssertionError(f"{texts!r} never all appeared; the screen was:\n{screen}")
 
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", "t", *keys)
@@ -92,7 +93,7 @@ def start(tmux: Tmux, tmp_path: Path, tail: str = "") -> None:
 
 def test_keys_typed_in_a_real_terminal_switch_screens_and_q_quits(tmux: Tmux, tmp_path: Path) -> None:
     start(tmux, tmp_path, tail="echo EXITED $?; sleep 30")
-    screen = tmux.wait_for("demo-web")
+    screen = tmux.wait_for("demo-web", "CAMPAIGN", "HOST", "sources")
     assert "CAMPAIGN" in screen and "HOST" in screen and "sources" in screen
     lines = screen.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
