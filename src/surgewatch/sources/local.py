@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -125,10 +126,12 @@ class LocalHostSource:
         return Reading(out, details)
 
     def _whole_disk(self, name: str) -> bool:
-        """Whether a disk is a whole device rather than a partition (as psutil's totals decide; cached)."""
+        """Whether a disk counts in the total, as in psutil's totals: on Linux whole devices, not their
+        partitions (cached); elsewhere every disk psutil lists."""
         whole = self._disks.get(name)
         if whole is None:
-            whole = self._disks[name] = os.path.exists(f"/sys/block/{name.replace('/', '!')}")
+            linux = sys.platform.startswith("linux")
+            whole = self._disks[name] = not linux or os.path.exists(f"/sys/block/{name.replace('/', '!')}")
         return whole
 
     def _top(self) -> list[dict[str, Any]]:
