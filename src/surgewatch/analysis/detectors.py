@@ -124,11 +124,6 @@ class RollingRobustZ:
             self._sigma = np.concatenate([self._sigma, np.full(size - old, np.nan)])
             self._n = np.concatenate([self._n, np.zeros(size - old, dtype=np.int64)])
 
-    def judge(self, window: np.ndarray, values: np.ndarray) -> DetectorOutput:
-        """Score `values` against a [series, time] window of past values (no state)."""
-        med, sigma, n = robust_stats(window)
-        return self._verdict(med, sigma, n, values)
-
     def _verdict(self, med: np.ndarray, sigma: np.ndarray, n: np.ndarray, values: np.ndarray) -> DetectorOutput:
         floor = np.maximum(self.rel_floor * np.abs(med), 1e-9)
         sigma = np.maximum(sigma, floor)
