@@ -136,3 +136,23 @@ async def test_a_page_that_is_not_the_prometheus_api_is_named():
         with pytest.raises(SourceError, match="response is not the Prometheus API's JSON"):
             await src.poll()
         await src.close()
+
+
+async def test_a_query_answering_more_series_than_the_cap_is_capped_with_one_warning(caplog):
+    big = {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"instance": f"pod-{i:05d}"}, "value": [1795438711.49, "1"]} for i in range(50_000)]}}
+    answers = {"big": envelope(200, big), "good": envelope(200, OK_VECTOR)}
+    with CannedHttpServer({"/api/v1/query": by_query(answers)}) as srv:
+        src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"cpu.percent": "big", "load.1": "good"},
+                               max_series=2_000)
+        with caplog.at_level("WARNING", logger="surgewatch.sources"):
+            first = await src.poll()
+            second = await src.poll()
+        await src.close()
+    for reading in (first, second):
+        cpu = [k for k in reading.values if k.endswith("/cpu.percent")]
+        assert len(cpu) == 2_000 and "host:pod-01999/cpu.percent" in reading.values
+        assert reading.values["host:web-3:9100/load.1"] == 3.0  # the other query is untouched
+    warnings = [r.getMessage() for r in caplog.records if "max_series" in r.getMessage()]
+    assert warnings == ["host:fleet: query for 'cpu.percent' returned 50000 series; only the first 2000 are kept "
+                        "(the max_series cap of this source; warned once)"]

@@ -113,6 +113,14 @@ class Collector:
                 delay *= random.uniform(0.9, 1.1)
             await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
+    def shift_time(self, delta: float) -> None:
+        """Move every held wall time by `delta` seconds (the wall clock was stepped; see clock.py)."""
+        for h in self.health.values():
+            if h.last_success is not None:
+                h.last_success += delta
+            if h.last_attempt is not None:
+                h.last_attempt += delta
+
     def drain(self) -> dict[str, float]:
         """Take the readings collected since the previous tick."""
         out, self.pending = self.pending, {}

@@ -41,6 +41,8 @@ class MonitorConfig:
     state_dir: str | None = None
     record: str | None = None  # write every tick to this recording (see surgewatch.recording)
     detector: str = DEFAULT_LIVE_DETECTOR  # the streaming anomaly detector the engine runs
+    evict_after: float | None = None  # forget a series not reported for this long (None: 10 of its intervals)
+    max_series: int = 20_000  # hard cap on series held; new ones beyond it are dropped with one warning
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class HostConfig:
     host_label: str = "instance"
     queries: Mapping[str, str] = field(default_factory=dict)
     seed: int | None = None
+    max_series: int = 10_000  # promql: at most this many series taken from one query's answer
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,8 @@ class _Parser:
             state_dir=r.string("state_dir", None),
             record=r.string("record", None),
             detector=r.choice("detector", set(LIVE_DETECTORS)) or DEFAULT_LIVE_DETECTOR,
+            evict_after=r.duration("evict_after", None, minimum=1.0),
+            max_series=r.count("max_series", 20_000),
         )
         r.done()
         return cfg
@@ -319,6 +324,7 @@ class _Parser:
             host_label=r.string("host_label", "instance") or "instance",
             queries=r.str_map("queries"),
             seed=r.integer("seed", None),
+            max_series=r.count("max_series", 10_000),
         )
         r.done()
         return cfg
@@ -557,6 +563,13 @@ class _Table:
             return default
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(key, f"{key} must be a whole number, got {_show(v)}")
+        return v
+
+    def count(self, key: str, default: int) -> int:
+        """A whole number of at least 1."""
+        v = self.integer(key, default)
+        if v is None or v < 1:
+            raise self.fail(key, f"{key} must be at least 1, got {v}")
         return v
 
     def duration(self, key: str, default: float | None, minimum: float = 0.0) -> float | None:

@@ -22,6 +22,7 @@ from .alerting.rules import RuleEngine
 from .alerting.silences import Silence, SilenceStore
 from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
 from .analysis.detectors import StreamingDetector, make_detector
+from .clock import SteppedClock
 from .collector import Collector
 from .config import Config, SinkConfig
 from .model import AlertEvent, series, split_series
@@ -33,6 +34,7 @@ from .store import SeriesStore
 log = logging.getLogger("surgewatch.engine")
 
 SPARK_POINTS = 60
+EVICT_INTERVALS = 10  # without [monitor] evict_after, a series unseen for 10 of its intervals is forgotten
 HOST_SPARK_METRICS = ("cpu.percent", "mem.percent", "load.1", "net.rx_bps")
 
 
@@ -45,7 +47,12 @@ class EngineOptions:
     dispatcher: Dispatcher | None = None  # built from the config's sinks and state dir when None
     default_sinks: Sequence[SinkConfig] = ()  # used when the config names no sink (headless: stdout)
     detector: str | None = None  # None: the config's [monitor] detector
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = time.time  # wall time: sample timestamps, ages
+    # Real elapsed time, to catch wall-clock steps (see clock.py). None: the real one when `clock` is the real
+    # wall clock; with an injected `clock` and no `elapsed`, steps are not watched for.
+    elapsed: Callable[[], float] | None = None
+    # What ticks are scheduled on. None: time.monotonic with the real wall clock, else `elapsed` or `clock`.
+    monotonic: Callable[[], float] | None = None
 
 
 class TickListener(Protocol):
@@ -65,12 +72,17 @@ class Engine:
                  sources: Sequence[Source] | None = None) -> None:
         self.config = config
         self.options = opts = options or EngineOptions()
-        self.clock = opts.clock
+        real = opts.clock is time.time
+        self.clock: Callable[[], float] = opts.clock
+        if real or opts.elapsed is not None:
+            self.clock = stepped = SteppedClock(opts.clock, opts.elapsed)
+            stepped.on_step(self._clock_stepped)
+        self.monotonic = opts.monotonic or (time.monotonic if real else opts.elapsed or opts.clock)
         self.tick_seconds = config.monitor.interval
         build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
         self.sources = list(sources) if sources is not None else build_sources(config, build)
         self.collector = Collector(self.sources, clock=self.clock)
-        self.store = SeriesStore(self.tick_seconds, config.monitor.history)
+        self.store = SeriesStore(self.tick_seconds, config.monitor.history, max_series=config.monitor.max_series)
         window = int(min(900, max(60, 900 / self.tick_seconds)))
         self.detector_name = opts.detector or config.monitor.detector
         self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
@@ -88,6 +100,8 @@ class Engine:
         self._source_version: tuple[int, int] = (-1, -1)
         self._stale_after = np.zeros(0)
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
+        self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
+        self.evicted = 0  # series forgotten so far
         self._running = False
         self._tick_listeners: list[TickListener] = []
         if config.monitor.record:
@@ -223,21 +237,23 @@ class Engine:
         self.collector.start()
         self.dispatcher.start()
         try:
+            # Scheduled on the monotonic clock: a wall-clock step neither stalls ticks nor bursts them.
             # First tick as soon as the first polls had a moment to land.
-            next_tick = self.clock() + min(0.3, self.tick_seconds)
+            mono = self.monotonic
+            next_tick = mono() + min(0.3, self.tick_seconds)
             while not stop.is_set():
-                delay = next_tick - self.clock()
+                delay = next_tick - mono()
                 if delay > 0:
                     try:
                         await asyncio.wait_for(stop.wait(), timeout=delay)
                         break
                     except TimeoutError:
                         pass
-                now = self.clock()
-                self.tick(now)
+                self.tick(self.clock())
                 next_tick += self.tick_seconds
-                if next_tick < now:  # fell behind (suspend, overload): skip, do not burst
-                    next_tick = now + self.tick_seconds
+                late = mono()
+                if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
+                    next_tick = late + self.tick_seconds
         finally:
             self._running = False
 
@@ -254,11 +270,18 @@ class Engine:
         """Append what arrived since the last tick, analyse it, evaluate rules and publish."""
         readings = self.collector.drain()
         store = self.store
+        self._evict_idle(now)  # first, so that new series can take the freed rows
         if readings:
             rows = store.rows(readings.keys())
             values = np.fromiter(readings.values(), dtype=np.float64, count=len(readings))
+            if store.dropped and (rows < 0).any():  # new series beyond max_series
+                keep = rows >= 0
+                rows, values = rows[keep], values[keep]
         else:
             rows, values = np.zeros(0, dtype=np.intp), np.zeros(0)
+        if store.reused:  # freed rows taken by new series: per-row analysis state starts over
+            self.analyzer.forget_rows(np.array(store.reused, dtype=np.intp))
+            store.reused.clear()
         column = store.append(now, rows, values)
         ts_win, win = store.last_n(self.analyzer.fit_ticks)
         analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
@@ -297,14 +320,62 @@ class Engine:
         stale_after = np.full(n, 3 * self.tick_seconds + 1.0)
         position = {name: k for k, name in enumerate(self.collector.health)}
         row_source = np.full(n, -1, dtype=np.intp)
+        period = np.full(n, self.tick_seconds)
         for i, name in enumerate(self.store.names):
             src = self._series_source.get(name)
             if src is not None:
-                stale_after[i] = 3 * max(self.collector.health[src].interval, self.tick_seconds) + 1.0
+                period[i] = max(self.collector.health[src].interval, self.tick_seconds)
+                stale_after[i] = 3 * period[i] + 1.0
                 row_source[i] = position[src]
+        idle = np.full(n, self.config.monitor.evict_after) if self.config.monitor.evict_after else \
+            EVICT_INTERVALS * period
+        idle = np.maximum(idle, stale_after + self.tick_seconds)  # never before a series is stale
+        self._evict_ticks = np.ceil(idle / self.tick_seconds).astype(np.int64)
         self._stale_after = stale_after
         self._row_source = row_source
         self._source_version = version
+
+    def _evict_idle(self, now: float) -> None:
+        """Forget series not seen for their eviction time, everywhere they are held (memory stays flat under
+        series churn). Series of a source that is failing now are kept: they come back with it."""
+        store = self.store
+        n = len(store)
+        if not n:
+            return
+        limit = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        m = min(n, self._evict_ticks.shape[0])
+        limit[:m] = self._evict_ticks[:m]
+        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok]
+        if failing:
+            limit[:m][np.isin(self._row_source[:m], failing)] = np.iinfo(np.int64).max
+        rows, names = store.evict_idle(limit)
+        if rows.shape[0]:
+            self.forget_series(rows, names, now)
+
+    def forget_series(self, rows: np.ndarray, names: Sequence[str], now: float) -> None:
+        """Drop evicted series (already freed in the store) from every part that holds them."""
+        self.evicted += len(names)
+        self.analyzer.forget_rows(rows)
+        self.rules.forget_rows(rows, names, now)
+        gone = set(names)
+        for h in self.collector.health.values():
+            h.series.difference_update(gone)
+        for name in names:
+            self._series_source.pop(name, None)
+        for listener in self._tick_listeners:
+            forget = getattr(listener, "forget_series", None)
+            if forget is not None:
+                forget(names)
+        log.debug("evicted %d idle series (%d held)", len(names), self.store.live)
+
+    def _clock_stepped(self, delta: float) -> None:
+        """The wall clock was stepped by `delta` seconds: move every held wall time with it, so ages,
+        for-durations and waits keep their length (see clock.py)."""
+        self.store.shift_time(delta)
+        self.collector.shift_time(delta)
+        self.rules.shift_time(delta)
+        if self.last_tick is not None:
+            self.last_tick += delta
 
     def _stale_rows(self, now: float) -> np.ndarray:
         """Rows whose source is stale now (vectorised over the row → source map kept by _refresh_sources)."""
@@ -383,7 +454,7 @@ class Engine:
         sources = tuple(
             SourceView(h.name, h.demo, h.ok, h.stale(now), h.error, h.last_success, h.last_latency, h.interval,
                        h.polls, h.failures) for h in health.values())
-        latest = {name: float(store.last_value[i]) for i, name in enumerate(store.names)}
+        latest = {name: float(store.last_value[i]) for i, name in enumerate(store.names) if name}
         return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
                         campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),
                         sources=sources, values=latest)

@@ -6,10 +6,16 @@ Each ring is allocated twice as wide as its capacity and every column is written
 
 from __future__ import annotations
 
+import heapq
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+log = logging.getLogger("surgewatch.store")
+
+DEFAULT_MAX_SERIES = 20_000
 
 
 class Ring:
@@ -20,6 +26,7 @@ class Ring:
         self.data = np.full((rows, 2 * self.capacity), np.nan)
         self.ts = np.full(2 * self.capacity, np.nan)
         self.count = 0  # columns ever appended
+        self.max_rows: int | None = None  # growth by doubling stops here (the store's max_series)
 
     @property
     def rows(self) -> int:
@@ -29,7 +36,8 @@ class Ring:
         """Make room for at least `rows` series (doubling, new rows empty)."""
         if rows <= self.rows:
             return
-        new = max(rows, 2 * self.rows)
+        double = 2 * self.rows if self.max_rows is None else min(2 * self.rows, self.max_rows)
+        new = max(rows, double)
         data = np.full((new, 2 * self.capacity), np.nan)
         data[: self.rows] = self.data
         self.data = data
@@ -48,6 +56,19 @@ class Ring:
             self.data[n:, j] = np.nan
         self.ts[i] = self.ts[j] = ts
         self.count += 1
+
+    def clear_rows(self, rows: np.ndarray) -> None:
+        """Forget every column of some rows (they are free for another series)."""
+        rows = rows[rows < self.rows]
+        self.data[rows] = np.nan
+
+    def last_ts(self) -> float:
+        """The timestamp of the last column appended (NaN before the first)."""
+        return float(self.ts[(self.count - 1) % self.capacity]) if self.count else float("nan")
+
+    def shift_ts(self, delta: float) -> None:
+        """Move every stored timestamp by `delta` seconds (the wall clock was stepped; see clock.py)."""
+        self.ts += delta
 
     def window(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The last n columns (fewer if not yet filled) as views: (ts[n], data[rows, n])."""
@@ -70,9 +91,15 @@ class Window:
 
 
 class SeriesStore:
-    """All series in memory: a fine ring at tick resolution and a coarse ring of per-step means."""
+    """All series in memory: a fine ring at tick resolution and a coarse ring of per-step means.
 
-    def __init__(self, tick: float, history: float, fine_span: float = 3600.0, coarse_step: float = 60.0) -> None:
+    Memory stays bounded under series churn: `evict_idle` frees the rows of series not seen for a while
+    (their name becomes "" and a later new series reuses the row), and at most `max_series` rows exist;
+    a new series beyond that is dropped (`rows()` gives -1 for it) with one warning.
+    """
+
+    def __init__(self, tick: float, history: float, fine_span: float = 3600.0, coarse_step: float = 60.0,
+                 max_series: int = DEFAULT_MAX_SERIES) -> None:
         self.tick = tick
         self.history = history
         fine_span = min(fine_span, history)
@@ -84,32 +111,103 @@ class SeriesStore:
         self.names: list[str] = []
         self.last_value = np.full(16, np.nan)
         self.last_ts = np.full(16, np.nan)
-        self.version = 0  # bumps when a series is added, so cached glob matches can be refreshed
+        self.version = 0  # bumps when a series is added or evicted, so cached glob matches can be refreshed
+        self.max_series = max(1, int(max_series))
+        self.fine.max_rows = self.coarse.max_rows = self.max_series
+        self.seen_tick = np.zeros(16, dtype=np.int64)  # fine.count when each row last arrived in a tick
+        self.dropped = 0  # new series refused because max_series rows were in use
+        self._free: list[int] = []  # rows of evicted series, reused lowest first
+        self.reused: list[int] = []  # freed rows taken by new series (the engine resets analysis state on them)
+        self._warned_back = False
 
     def __len__(self) -> int:
+        """Rows in use or free (the length of every per-row array); `live` counts the series."""
         return len(self.names)
 
+    @property
+    def live(self) -> int:
+        return len(self.index)
+
     def row(self, name: str) -> int:
-        """The row of a series, adding it on first sight."""
+        """The row of a series, adding it on first sight (reusing a freed row); -1 when max_series is reached."""
         r = self.index.get(name)
         if r is None:
-            r = len(self.names)
+            if self._free:
+                r = heapq.heappop(self._free)
+                self.names[r] = name
+                self.reused.append(r)
+            elif len(self.names) >= self.max_series:
+                if not self.dropped:
+                    log.warning("store: %d series held, the max_series cap; new series are dropped until "
+                                "idle ones are evicted (raise [monitor] max_series to keep more)", self.max_series)
+                self.dropped += 1
+                return -1
+            else:
+                r = len(self.names)
+                self.names.append(name)
+                if r >= self.last_value.shape[0]:
+                    grow = max(r + 1, min(2 * self.last_value.shape[0], self.max_series))
+                    self.last_value = _grown(self.last_value, grow, np.nan)
+                    self.last_ts = _grown(self.last_ts, grow, np.nan)
+                    self.seen_tick = _grown(self.seen_tick, grow, 0)
             self.index[name] = r
-            self.names.append(name)
-            if r >= self.last_value.shape[0]:
-                grow = max(r + 1, 2 * self.last_value.shape[0])
-                self.last_value = np.concatenate([self.last_value, np.full(grow - self.last_value.shape[0], np.nan)])
-                self.last_ts = np.concatenate([self.last_ts, np.full(grow - self.last_ts.shape[0], np.nan)])
+            self.seen_tick[r] = self.fine.count
             self.version += 1
         return r
 
     def rows(self, names: Iterable[str]) -> np.ndarray:
+        """The row of each name (added on first sight); -1 for a new series refused by the cap."""
         return np.fromiter((self.row(n) for n in names), dtype=np.intp)
 
+    def evict_idle(self, max_idle_ticks: int | np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Free the rows of series that arrived in none of the last `max_idle_ticks` ticks (one, or per row).
+
+        Ticks, not seconds: a wall-clock step or a suspend does not make every series look idle at once.
+        Returns the freed rows and their names (callers forget per-row state with them)."""
+        n = len(self.names)
+        idle = np.flatnonzero((self.fine.count - self.seen_tick[:n]) > max_idle_ticks)
+        if not idle.shape[0]:
+            return idle, []
+        names = [self.names[r] for r in idle.tolist()]
+        keep = [k for k, name in enumerate(names) if name]
+        if not keep:
+            return idle[:0], []
+        rows = idle[keep]
+        names = [names[k] for k in keep]
+        for r, name in zip(rows.tolist(), names, strict=True):
+            del self.index[name]
+            self.names[r] = ""
+            heapq.heappush(self._free, r)
+        self.fine.clear_rows(rows)
+        self.coarse.clear_rows(rows)
+        self.last_value[rows] = np.nan
+        self.last_ts[rows] = np.nan
+        self.version += 1
+        return rows, names
+
+    def shift_time(self, delta: float) -> None:
+        """Move every held timestamp by `delta` seconds, so ages stay right across a wall-clock step."""
+        self.fine.shift_ts(delta)
+        self.coarse.shift_ts(delta)
+        self.last_ts += delta
+
     def append(self, ts: float, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Append one tick: `values[k]` for series `rows[k]`, NaN for every other series. Returns the column."""
+        """Append one tick: `values[k]` for series `rows[k]`, NaN for every other series. Returns the column.
+
+        A timestamp before the previous tick's is clamped to it (the ring's time axis never goes back)."""
+        prev = self.fine.last_ts()
+        if ts < prev:
+            if not self._warned_back:
+                log.warning("store: a tick's time went back by %.3gs; such ticks are stored at the previous "
+                            "tick's time (warned once)", prev - ts)
+                self._warned_back = True
+            ts = prev
+        if rows.shape[0] and rows.min() < 0:  # series refused by the cap
+            keep = rows >= 0
+            rows, values = rows[keep], values[keep]
         column = np.full(len(self.names), np.nan)
         column[rows] = values
+        self.seen_tick[rows] = self.fine.count + 1
         self.fine.append(ts, column)
         valid = ~np.isnan(column)
         n = column.shape[0]
@@ -162,3 +260,7 @@ class SeriesStore:
     @property
     def ticks(self) -> int:
         return self.fine.count
+
+
+def _grown(a: np.ndarray, size: int, fill: float) -> np.ndarray:
+    return np.concatenate([a, np.full(size - a.shape[0], fill, dtype=a.dtype)])

@@ -79,6 +79,15 @@ class Notifier:
         if note is not None:
             note.rule = rule
 
+    def shift_time(self, delta: float) -> None:
+        """Move every held time by `delta` seconds (the wall clock was stepped): waits keep their length."""
+        self._wakes = [(t + delta, seq, what, key) for t, seq, what, key in self._wakes]
+        heapq.heapify(self._wakes)
+        for note in self.notes.values():
+            note.sent_at += delta
+        for group in self._groups.values():
+            group.opened += delta
+
     def due(self, now: float, current: Callable[[str], Current],
             silenced: Callable[[str], bool]) -> list[AlertEvent]:
         """The notifications to send at `now`, in order (groups flush when their wait is over).

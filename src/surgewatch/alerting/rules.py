@@ -5,8 +5,9 @@ for series that are pending or firing, and a rule with nothing active and nothin
 few array operations. Threshold rules use `clear` for hysteresis; anomaly rules clear when the score
 falls below 60% of their threshold; forecast rules clear when the forecast time grows past 1.5 x
 `within`. A series that is no longer reported (value gone, or its source stale) resolves with reason
-"stale". Which transitions become notifications (silences, acks, repeat, min interval, grouping) is
-decided in notify.py; the per-series state here stays exact.
+"stale"; so does one the store evicts (`forget_rows`), whose row a new series may then take. Which
+transitions become notifications (silences, acks, repeat, min interval, grouping) is decided in notify.py;
+the per-series state here stays exact.
 """
 
 from __future__ import annotations
@@ -75,14 +76,36 @@ class _RuleState:
         self.since = np.zeros(0)
         self.live = 0  # positions that are pending or firing
         self.pending = 0  # positions that are pending
+        self.recheck: set[int] = set()  # freed rows, matched again once a new series takes them
 
-    def refresh(self, names: Sequence[str]) -> None:
-        """Match the names added since the last call (store rows are append-only)."""
+    def forget(self, rows: np.ndarray) -> None:
+        """Drop freed rows (none of them pending or firing any more) and match them again when reused."""
+        keep = ~np.isin(self.rows, rows)
+        if not keep.all():
+            self.rows, self.state, self.since = self.rows[keep], self.state[keep], self.since[keep]
+        self.recheck.update(r for r in rows.tolist() if r < self.seen)
+
+    def _rematch(self, names: Sequence[str]) -> None:
+        taken = [r for r in self.recheck if names[r]]
+        if not taken:
+            return
+        self.recheck.difference_update(taken)
+        new = np.array(sorted(r for r in taken if self.match(names[r])), dtype=np.intp)
+        if new.shape[0]:
+            at = np.searchsorted(self.rows, new)
+            self.rows = np.insert(self.rows, at, new)
+            self.state = np.insert(self.state, at, np.zeros(new.shape[0], dtype=np.int8))
+            self.since = np.insert(self.since, at, np.zeros(new.shape[0]))
+
+    def refresh(self, names: Sequence[str], renamed: bool = True) -> None:
+        """Match the names added since the last call, and (when `renamed`) freed rows a new series took."""
         n = len(names)
+        if renamed and self.recheck and n >= self.seen:
+            self._rematch(names)
         if n == self.seen:
             return
         if n < self.seen:  # a different store: start over
-            self.rows, self.seen = np.zeros(0, dtype=np.intp), 0
+            self.rows, self.seen, self.recheck = np.zeros(0, dtype=np.intp), 0, set()
             self.state, self.since, self.live, self.pending = np.zeros(0, dtype=np.int8), np.zeros(0), 0, 0
         match = self.match
         new = [i for i in range(self.seen, n) if match(names[i])]
@@ -118,14 +141,16 @@ class RuleEngine:
         self._data: TickData | None = None
         self._names: Sequence[str] = ()
         self._forecasts: tuple[float, dict[float, np.ndarray]] | None = None
+        self._version = -1
+        self._forgotten: list[AlertEvent] = []  # transitions made by forget_rows, reported with the next tick
 
     # -- the tick -------------------------------------------------------------------------------
 
     def evaluate(self, now: float, names: Sequence[str], version: int, values: np.ndarray,
                  analysis: AnalysisResult | None, stale: np.ndarray | None = None) -> list[AlertEvent]:
         """One tick: `values` are the fresh latest values by row (NaN = not reported), `stale` marks dead
-        sources. Returns the notifications due now; `transitions` holds every state change. (`version`, the
-        store's, is not needed: rows are append-only and matched incrementally.)"""
+        sources. Returns the notifications due now; `transitions` holds every state change. `version` (the
+        store's) says when freed rows may have been taken by new series and must be matched again."""
         n = min(len(names), values.shape[0])
         self._sync_silences(now)
         reuse = None
@@ -133,9 +158,10 @@ class RuleEngine:
             reuse = self._forecasts[1]
         data = self._data = TickData(n, values[:n], analysis, stale, reuse)
         self._names = names
-        self.transitions = []
+        self.transitions, self._forgotten = self._forgotten, []
+        renamed, self._version = version != self._version, version
         for st in self._states:
-            st.refresh(names)
+            st.refresh(names, renamed)
             if st.rows.shape[0]:
                 self._evaluate_rule(st, now, names, data)
         if reuse is None and data.forecasts:
@@ -265,13 +291,13 @@ class RuleEngine:
         for alert in self.active.values():
             self._update(alert, self._data)
 
-    def _leave(self, st: _RuleState, pos: int, now: float, reason: str | None) -> None:
+    def _leave(self, st: _RuleState, pos: int, now: float, reason: str | None, name: str | None = None) -> None:
         was = st.state[pos]
         st.state[pos] = INACTIVE
         st.live -= 1
         if was == PENDING:
             st.pending -= 1
-        alert = self.active.pop((st.rule.name, self._names[st.rows[pos]]), None)
+        alert = self.active.pop((st.rule.name, self._names[st.rows[pos]] if name is None else name), None)
         if alert is None:
             return
         self.by_fp.pop(alert.fingerprint, None)
@@ -315,6 +341,40 @@ class RuleEngine:
             return Current(firing, alert.silenced, alert.acked)
 
         return current
+
+    # -- evicted series and clock steps ------------------------------------------------------------
+
+    def forget_rows(self, rows: np.ndarray, names: Sequence[str], now: float) -> None:
+        """Forget evicted series (`names` by `rows`, already freed in the store): their pending alerts end and
+        firing ones resolve with reason "stale", as for any series no longer reported; the rows are matched
+        again when new series take them."""
+        if not rows.shape[0]:
+            return
+        name_of = dict(zip(rows.tolist(), names, strict=True))
+        saved, self.transitions = self.transitions, []
+        for st in self._states:
+            if st.live:
+                for pos in np.flatnonzero(np.isin(st.rows, rows) & (st.state != INACTIVE)).tolist():
+                    self._leave(st, pos, now, "stale", name_of[int(st.rows[pos])])
+            st.forget(rows)
+        self._forgotten.extend(self.transitions)
+        self.transitions = saved
+        if self._resolved_fps:
+            self._forget_acks(self._resolved_fps)
+            self._resolved_fps = []
+
+    def shift_time(self, delta: float) -> None:
+        """Move every held time by `delta` seconds after a wall-clock step, so for-durations, repeats and
+        group waits keep their length (see clock.py)."""
+        for st in self._states:
+            st.since += delta
+        for alert in self.active.values():
+            alert.since += delta
+            if alert.fired_at is not None:
+                alert.fired_at += delta
+        self.notifier.shift_time(delta)
+        if self._forecasts is not None:
+            self._forecasts = (self._forecasts[0] + delta, self._forecasts[1])
 
     # -- silences and acknowledgements ------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -738,6 +739,34 @@ class Analyzer:
             parts.append(f"{visitors} visitors {where} (lag {lag})")
         return " and ".join(parts)
 
+    # -- evicted series ------------------------------------------------------------------------
+
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, or freed rows a new series took (it starts with no history).
+
+        The detector forgets them too; models, lags and traffic statistics on them are dropped, and the
+        topology is rebuilt from the names at the next step."""
+        if not rows.shape[0]:
+            return
+        forget = getattr(self.detector, "forget_rows", None)
+        if forget is not None:
+            forget(rows)
+        gone = set(rows.tolist())
+        per_row: tuple[dict[int, Any], ...] = (self._changed_at, self._models, self._fitted_x, self._noise,
+                                               self._stats_at, self._searched_at, self._last_fit, self._growth)
+        for table in per_row:
+            for r in gone.intersection(table):
+                del table[r]
+        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self._lags, self._curves, self._pair_models)
+        for pairs in per_pair:
+            for key in [k for k in pairs if k[0] in gone or k[1] in gone]:
+                del pairs[key]
+        self._moved -= gone
+        self._base[rows[rows < self._base.shape[0]]] = np.nan
+        if np.isin(self._packed.rows, rows).any():  # packed again from the models left at the next refit
+            self._packed = _Packed.build([])
+            self._packed_changed = np.zeros(0, dtype=np.int64)
+        self._topo = None
 
 
 def _same_model(old: HostModel | None, new: HostModel | None) -> bool:

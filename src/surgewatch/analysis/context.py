@@ -95,6 +95,15 @@ class ContextDetector:
         self._base = (np.arange(rows, dtype=np.int64) << self.table_bits)  # first slot of each series
         self._rows = rows
 
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
+        rows = rows[rows < self._rows]
+        self.n[rows], self.lo[rows], self.hi[rows], self.q[rows] = 0.0, np.inf, -np.inf, 1.0
+        self.first[rows], self.orient[rows] = np.nan, 0.0
+        self.hist[rows], self.counts[rows] = 0, 0
+        if self.onset is not None:
+            self.onset.forget_rows(rows)
+
     def _symbols(self, x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  orient: np.ndarray) -> np.ndarray:
         """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b."""

@@ -155,6 +155,14 @@ class RollingRobustZ:
         self._ticks += 1
         return out
 
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
+        rows = rows[rows < self._buf.shape[0]]
+        self._buf[rows] = np.nan
+        self._med[rows] = np.nan
+        self._sigma[rows] = np.nan
+        self._n[rows] = 0
+
     def warm(self, history: np.ndarray) -> None:
         """Load past values ([series, time], oldest first) without scoring them."""
         rows = history.shape[0]

@@ -41,6 +41,12 @@ class Onset:
             out[:old] = cur
             setattr(self, name, out)
 
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
+        rows = rows[rows < self.peak.shape[0]]
+        for name in ("peak", "pending", "age", "last"):
+            getattr(self, name)[rows] = 0
+
     def __call__(self, raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The emitted scores of this tick's raw scores (one per series); learns where `valid`."""
         rows = raw.shape[0]

@@ -296,6 +296,18 @@ class SurgeDetector:
             self.clock[:rows] += 1
         return out
 
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
+        rows = rows[rows < self._rows]
+        for name in self._VECTORS:
+            getattr(self, name)[rows] = 0.0
+        self.smooth[:, rows] = 0.0
+        self.q[:, rows] = self._q0
+        self.cus[:2, rows], self.cus[2, rows] = 0.0, self._q0
+        self.clock[rows] = 0
+        self.cells[rows] = 0.0
+        self._onset.forget_rows(rows)
+
     def _mapped(self, ratio: np.ndarray) -> np.ndarray:
         """Deviation over its running quantile -> [0, 1] as r²/(r²+k²) (infinite -> 1)."""
         return np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
@@ -349,6 +361,12 @@ class SurgeContextDetector:
         raw = np.where(valid, best, 0.0)
         score = self._onset(raw, valid)
         return DetectorOutput(np.where(valid, score, np.nan), out.z, out.expected, out.low, out.high)
+
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
+        self.surge.forget_rows(rows)
+        self.context.forget_rows(rows)
+        self._onset.forget_rows(rows)
 
     def warm(self, history: np.ndarray) -> None:
         """Learn from past values ([series, time], oldest first) without keeping their scores."""

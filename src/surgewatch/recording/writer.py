@@ -43,6 +43,7 @@ log = logging.getLogger("surgewatch.recording")
 
 LIFTED = 1.5  # a campaign whose traffic is this multiple of its baseline is surging (as analysis counts it)
 SQLITE_MAGIC = b"SQLite format 3\x00"
+SETS_KEPT = 256  # series sets remembered by the writer (a set seen again after that is stored again)
 
 
 @dataclass
@@ -137,7 +138,11 @@ class RecordingWriter:
             self._next_set = 1 + (self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM series_sets").fetchone()[0])
         except sqlite3.Error as exc:
             raise RecordingError(f"{path}: cannot record: {exc}") from None
-        self._sets: dict[tuple[str, ...], int] = {}
+        # The most recent series sets (a churning fleet makes a new set nearly every tick: keep only a few).
+        self._sets: collections.OrderedDict[tuple[str, ...], int] = collections.OrderedDict()
+        self._next_series = max(self._series.values(), default=0) + 1
+        self._forgotten = False  # some series were forgotten (evicted): look a returning name up in the file
+        self._lookup: sqlite3.Connection | None = None
         self.unknown_source: set[str] = set()  # series whose source was not known when first recorded
         self.compact_every = compact_every
         self.keep_raw = keep_raw
@@ -157,12 +162,19 @@ class RecordingWriter:
     def set_id(self, names: tuple[str, ...], batch: _Batch, source_of: Callable[[str], str | None]) -> int:
         """The id of a series set (registering it, and any new series, in `batch` on first sight)."""
         sid = self._sets.get(names)
-        if sid is None:
+        if sid is not None:
+            self._sets.move_to_end(names)
+        else:
             ids = []
             for name in names:
                 i = self._series.get(name)
+                if i is None and self._forgotten:
+                    i = self._stored_id(name)
+                    if i is not None:
+                        self._series[name] = i
                 if i is None:
-                    i = self._series[name] = len(self._series) + 1
+                    i = self._series[name] = self._next_series
+                    self._next_series += 1
                     src = source_of(name)
                     batch.series.append((i, name, src))
                     if src is None:
@@ -171,7 +183,27 @@ class RecordingWriter:
             sid = self._sets[names] = self._next_set
             self._next_set += 1
             batch.sets.append((sid, pack_ids(ids)))
+            if len(self._sets) > SETS_KEPT:
+                self._sets.popitem(last=False)
         return sid
+
+    def forget_series(self, names: Sequence[str]) -> None:
+        """Drop evicted series from memory (the file keeps them; a name that comes back keeps its id)."""
+        for name in names:
+            if self._series.pop(name, None) is not None:
+                self._forgotten = True
+            self.unknown_source.discard(name)
+
+    def _stored_id(self, name: str) -> int | None:
+        """The id a forgotten series has in the file (read through a second, read-only connection)."""
+        try:
+            if self._lookup is None:
+                self._lookup = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            row = self._lookup.execute("SELECT id FROM series WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error as exc:
+            log.debug("%s: looking up %s: %s", self.path, name, exc)
+            return None
+        return None if row is None else int(row[0])
 
     def submit(self, batch: _Batch) -> None:
         """Queue a batch for the writer thread: an append, no lock and no wake-up (the writer polls)."""
@@ -184,6 +216,9 @@ class RecordingWriter:
         self._pending.append(_STOP)
         self._stop.set()
         self._thread.join(timeout)
+        if self._lookup is not None:
+            self._lookup.close()
+            self._lookup = None
 
     # -- the writer thread --------------------------------------------------------------------
 
@@ -333,6 +368,10 @@ class Recorder:
             if name in h.series or name.startswith(h.name + "/"):
                 return h.name
         return None
+
+    def forget_series(self, names: Sequence[str]) -> None:
+        """The engine evicted these series: forget them here too (memory stays flat under series churn)."""
+        self.writer.forget_series(names)
 
     def on_backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
         """Record backfilled history as BACKFILL ticks (a replay warms its detector on them)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,9 @@ from .http import HttpPoller, HttpResponse
 
 QUERY_PATH = "/api/v1/query"
 RATE_WINDOW = "1m"
+MAX_SERIES = 10_000  # series taken from one query's answer (config: [[host]] max_series)
+
+log = logging.getLogger("surgewatch.sources")
 
 
 def default_queries(host_label: str = "instance", window: str = RATE_WINDOW) -> dict[str, str]:
@@ -60,7 +64,7 @@ class PromQLHostSource:
     def __init__(self, name: str, url: str, interval: float, timeout: float,
                  queries: Mapping[str, str] | None, host_label: str = "instance",
                  headers: Mapping[str, str] | None = None,
-                 kind: str = "host", poller: HttpPoller | None = None) -> None:
+                 kind: str = "host", poller: HttpPoller | None = None, max_series: int = MAX_SERIES) -> None:
         self.name = f"{kind}:{name}"
         self.kind = kind
         self.url = url.rstrip("/")
@@ -69,6 +73,8 @@ class PromQLHostSource:
         self.demo = False
         self.host_label = host_label
         self.queries = dict(queries) if queries else default_queries(host_label)
+        self.max_series = max(1, max_series)
+        self._capped: set[str] = set()  # metrics whose query was over the cap (warned once each)
         self._http = poller or HttpPoller(label=self.name, base_url=self.url, headers=headers or {},
                                           timeout=timeout)
 
@@ -134,6 +140,12 @@ class PromQLHostSource:
             raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
         out: dict[str, float] = {}
         unlabelled = 0
+        if len(result) > self.max_series:
+            if metric not in self._capped:
+                self._capped.add(metric)
+                log.warning("%s: query for %r returned %d series; only the first %d are kept (the max_series "
+                            "cap of this source; warned once)", self.name, metric, len(result), self.max_series)
+            result = result[: self.max_series]
         for item in result:
             if not isinstance(item, dict):
                 continue
