@@ -5,10 +5,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surgewatch.analysis.detectors import RollingRobustZ, robust_stats, z_to_score
+from surgewatch.analysis.detectors import RollingRobustZ, detector_names, make_detector, robust_stats, z_to_score
 
 
 def test_robust_stats_ignore_gaps() -> None:
@@ -120,3 +121,20 @@ def test_the_light_name_lists_match_the_detectors_that_can_be_built() -> None:
     assert set(LIVE_DETECTORS) == set(detector_names()) and DEFAULT_LIVE_DETECTOR in LIVE_DETECTORS
     for name in LIVE_DETECTORS:
         assert make_detector(name, 2.0, window=450).name == name
+
+
+@pytest.mark.parametrize("name", detector_names())
+def test_a_forgotten_row_judges_a_new_series_as_a_fresh_detector_would(name: str) -> None:
+    rng = np.random.default_rng(3)
+    old = rng.normal(50.0, 5.0, (2, 120))
+    new = np.concatenate([rng.normal(10.0, 1.0, 80), [40.0], rng.normal(10.0, 1.0, 20)])
+    reused = make_detector(name, tick_seconds=2.0)
+    for k in range(old.shape[1]):
+        reused.update(old[:, k])
+    reused.forget_rows(np.array([0]))  # type: ignore[attr-defined]
+    fresh = make_detector(name, tick_seconds=2.0)
+    for k, x in enumerate(new):
+        got = reused.update(np.array([x, old[1, k % old.shape[1]]]))
+        want = fresh.update(np.array([x]))
+        for field in ("score", "z", "expected", "low", "high"):
+            np.testing.assert_allclose(getattr(got, field)[0], getattr(want, field)[0], err_msg=f"{field} at {k}")

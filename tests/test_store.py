@@ -57,3 +57,55 @@ def test_coarse_tier_holds_per_minute_means_beyond_the_fine_span() -> None:
     assert fine.values.shape[1] == 60
     whole = store.window(None)
     assert whole.values[0].tolist() == [float(m) for m in range(10)]
+
+
+def _tick(store: SeriesStore, ts: float, values: dict[str, float]) -> None:
+    store.append(ts, store.rows(values.keys()), np.fromiter(values.values(), dtype=np.float64))
+
+
+def test_idle_series_are_evicted_and_their_rows_reused_with_no_history() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    _tick(store, 1.0, {"a": 1.0, "b": 2.0})
+    for t in range(2, 6):
+        _tick(store, float(t), {"a": float(t)})
+    rows, names = store.evict_idle(3)
+    assert rows.tolist() == [1] and names == ["b"]
+    assert "b" not in store.index and store.names[1] == "" and store.live == 1
+    assert np.isnan(store.window(10).values[1]).all() and np.isnan(store.latest("b"))
+    _tick(store, 6.0, {"a": 6.0, "c": 9.0})  # a new series takes the freed row
+    assert store.index["c"] == 1 and len(store) == 2 and store.reused == [1]
+    assert np.isnan(store.window(10).values[1, :-1]).all() and store.latest("c") == 9.0
+    assert store.evict_idle(3)[1] == []  # "a" and "c" arrived in the last 3 ticks
+
+
+def test_rows_stay_bounded_under_churn() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    for t in range(200):
+        _tick(store, float(t), {f"host:pod-{t}-{i}/cpu.percent": 1.0 for i in range(50)})
+        store.evict_idle(5)
+    assert store.live <= 50 * 6 and len(store) <= 50 * 7
+
+
+def test_new_series_beyond_max_series_are_dropped_with_one_warning(caplog) -> None:
+    store = SeriesStore(tick=1.0, history=600, max_series=10)
+    with caplog.at_level("WARNING", logger="surgewatch.store"):
+        for t in range(3):
+            names = [f"s{t}-{i}" for i in range(8)]
+            rows = store.rows(names)
+            store.append(float(t), rows, np.ones(len(names)))
+    assert store.live == 10 and store.dropped == 14 and store.fine.rows <= 16
+    assert [r.getMessage() for r in caplog.records] == [
+        "store: 10 series held, the max_series cap; new series are dropped until idle ones are evicted "
+        "(raise [monitor] max_series to keep more)"]
+    assert store.latest("s1-1") == 1.0 and np.isnan(store.latest("s1-2"))
+
+
+def test_a_tick_whose_time_goes_back_is_clamped_with_one_warning(caplog) -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    with caplog.at_level("WARNING", logger="surgewatch.store"):
+        for ts in (100.0, 101.0, 50.0, 51.0, 102.0):
+            _tick(store, ts, {"a": ts})
+    window = store.window(10)
+    assert window.ts.tolist() == [100.0, 101.0, 101.0, 101.0, 102.0]
+    assert window.values[0].tolist() == [100.0, 101.0, 50.0, 51.0, 102.0]  # no sample lost
+    assert len(caplog.records) == 1 and "went back by 51s" in caplog.records[0].getMessage()
