@@ -187,6 +187,11 @@ class RecordingWriter:
                 self._sets.popitem(last=False)
         return sid
 
+    @property
+    def series_held(self) -> int:
+        """Series names kept in memory (bounded by the engine's eviction, not by the recording's length)."""
+        return len(self._series)
+
     def forget_series(self, names: Sequence[str]) -> None:
         """Drop evicted series from memory (the file keeps them; a name that comes back keeps its id)."""
         for name in names:
