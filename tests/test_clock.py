@@ -62,9 +62,9 @@ class Clocks:
 
 
 class Host:
-    """One host at 95 % CPU, polled every 100 ms; `awake` cleared stops its polls (a suspended machine)."""
+    """One host at 95 % CPU, polled every 400 ms (slower than the ticks); `awake` cleared stops its polls (a suspended machine)."""
 
-    name, interval, timeout, demo = "host:web-1", 0.1, 30.0, False
+    name, interval, timeout, demo = "host:web-1", 0.4, 30.0, False
 
     def __init__(self) -> None:
         self.awake = asyncio.Event()
