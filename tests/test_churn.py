@@ -87,6 +87,17 @@ async def test_fifty_new_label_values_per_tick_keep_every_map_bounded(tmp_path: 
     assert len(values) == 3000  # the recording keeps every series ever seen
 
 
+async def test_evicted_series_leave_the_metrics_export(tmp_path: Path) -> None:
+    from surgewatch.frontends.exportstate import ExportFeed
+
+    rig = Rig(tmp_path)
+    await rig.tick({"web-1": 50.0, "web-2": 50.0})
+    for _ in range(12):
+        await rig.tick({"web-2": 50.0})
+    names = [s.series for s in ExportFeed(rig.engine).build(rig.now).series]
+    assert names == ["host:web-2/cpu.percent"]
+
+
 async def test_an_evicted_series_that_returns_keeps_its_recorded_id(tmp_path: Path) -> None:
     rig = Rig(tmp_path, record=True)
     await rig.tick({"web-1": 50.0, "web-2": 51.0})
@@ -167,6 +178,7 @@ async def test_the_max_series_cap_drops_new_series_with_one_warning(tmp_path: Pa
     assert rig.engine.store.latest("host:web-0/cpu.percent") == 54.0  # held series keep updating
     assert sum("max_series cap" in r.getMessage() for r in caplog.records) == 1
     assert len(rig.engine.snapshot().values) == 100
+    assert len(rig.engine.collector.health["host:fleet"].series) == 100  # the dropped ones are held nowhere
 
 
 @pytest.mark.parametrize(("line", "message"), [

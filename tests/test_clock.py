@@ -7,6 +7,7 @@ a step moves the wall clock only, a suspend moves every clock together. Each cas
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,7 +63,7 @@ class Clocks:
 
 
 class Host:
-    """One host at 95 % CPU, polled every 400 ms (slower than the ticks); `awake` cleared stops its polls (a suspended machine)."""
+    """One host at 95 % CPU, polled every 400 ms (slower than the ticks); clearing `awake` stops its polls."""
 
     name, interval, timeout, demo = "host:web-1", 0.4, 30.0, False
 
@@ -131,7 +132,7 @@ async def test_a_wall_clock_step_neither_stalls_nor_bursts_nor_resolves(tmp_path
     await rig.run(1.2, at_tick)
     after = rig.ticks[stepped_at[0] + 1:]
     assert len(after) >= 3  # ticks go on (on the wall clock they stopped for an hour after a step back)
-    gaps = [b[0] - a[0] for a, b in zip(after, after[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(after)]
     assert min(gaps) >= 0.05  # no burst of catch-up ticks
     assert [round(s) for s in rig.engine.clock.steps] == [round(step)]  # type: ignore[attr-defined]
     assert rig.kinds() == [("firing", None)]  # fired once, never falsely resolved
@@ -159,7 +160,7 @@ async def test_a_suspend_is_one_tick_with_the_series_stale_then_monitoring_carri
     gap_tick = rig.ticks[marks["resume"]][1]
     assert all(s.stale for s in gap_tick.sources)  # an hour without a poll is stale
     after = rig.ticks[marks["resume"]:]
-    gaps = [b[0] - a[0] for a, b in zip(after, after[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(after)]
     assert len(after) >= 3 and min(gaps) >= 0.05
     assert rig.engine.clock.steps == []  # type: ignore[attr-defined]  # a gap, not a step
     assert rig.kinds() == [("firing", None), ("resolved", "stale"), ("firing", None)]

@@ -274,8 +274,11 @@ class Engine:
         if readings:
             rows = store.rows(readings.keys())
             values = np.fromiter(readings.values(), dtype=np.float64, count=len(readings))
-            if store.dropped and (rows < 0).any():  # new series beyond max_series
+            if store.dropped and (rows < 0).any():  # new series beyond max_series: not held anywhere
                 keep = rows >= 0
+                dropped = [name for name, k in zip(readings, keep.tolist(), strict=True) if not k]
+                for h in self.collector.health.values():
+                    h.series.difference_update(dropped)
                 rows, values = rows[keep], values[keep]
         else:
             rows, values = np.zeros(0, dtype=np.intp), np.zeros(0)

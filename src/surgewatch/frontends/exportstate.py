@@ -49,7 +49,8 @@ class ExportFeed:
         with np.errstate(invalid="ignore"):
             stale = ((now - store.last_ts[:n]) > eng._stale_after[:n]).tolist() if eng._stale_after.shape[0] >= n \
                 else [False] * n
-        series = [SeriesFigure(names[i], values[i], scores[i], expected[i], stale[i]) for i in range(n)]
+        series = [SeriesFigure(names[i], values[i], scores[i], expected[i], stale[i]) for i in range(n)
+                  if names[i]]  # "": a freed row (an evicted series)
         campaigns = []
         models = []
         states = {c.name: c for c in analysis.campaigns} if analysis is not None else {}
