@@ -157,3 +157,23 @@ def test_causal_and_gap_tolerant(seed: int, cut: int, gap: float) -> None:
     for r in a:
         s = r.score[~np.isnan(r.score)]
         assert np.all((s >= 0) & (s <= 1))
+
+
+def test_a_forgotten_row_taken_by_a_new_host_is_modelled_under_its_new_name() -> None:
+    sc = make_scenario(7, ticks=1100, hosts=2, spikes=0)
+    spec = sc.specs[0]
+    specs = [CampaignSpec(spec.name, spec.series, spec.traffic_series, (*spec.hosts, "web-9"))]
+    analyzer = Analyzer(default_detector(TICK), specs, TICK, metrics=None)
+    names = list(sc.names)
+    for t in range(sc.values.shape[1]):
+        if t == 500:  # web-1 left the fleet and was evicted; web-9 arrives and takes its row
+            analyzer.forget_rows(np.array([2]))
+            names[2] = "host:web-9/cpu.percent"
+        lo = max(0, t + 1 - analyzer.fit_ticks)
+        window = sc.values[:, lo: t + 1].copy()
+        if t >= 500:
+            window[2, : max(0, 500 - lo)] = np.nan  # the freed row holds no history of web-1
+        res = analyzer.step(float(sc.ts[t]), names, {n: i for i, n in enumerate(names)}, window[:, -1],
+                            sc.ts[lo: t + 1], window)
+    hosts = {p.host for p in res.campaigns[0].pairs if p.model is not None}
+    assert hosts == {"web-0", "web-9"}
