@@ -139,8 +139,9 @@ async def test_a_page_that_is_not_the_prometheus_api_is_named():
 
 
 async def test_a_query_answering_more_series_than_the_cap_is_capped_with_one_warning(caplog):
-    big = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"instance": f"pod-{i:05d}"}, "value": [1795438711.49, "1"]} for i in range(50_000)]}}
+    big = {"status": "success", "data": {"resultType": "vector", "result": [  # ~6 MiB, as a real answer
+        {"metric": {"__name__": "node_load1", "instance": f"pod-{i:05d}", "job": "node"},
+         "value": [1795438711.49, "1.25"]} for i in range(50_000)]}}
     answers = {"big": envelope(200, big), "good": envelope(200, OK_VECTOR)}
     with CannedHttpServer({"/api/v1/query": by_query(answers)}) as srv:
         src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"cpu.percent": "big", "load.1": "good"},

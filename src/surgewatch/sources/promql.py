@@ -20,6 +20,9 @@ from .http import HttpPoller, HttpResponse
 QUERY_PATH = "/api/v1/query"
 RATE_WINDOW = "1m"
 MAX_SERIES = 10_000  # series taken from one query's answer (config: [[host]] max_series)
+# An answer is read up to this size, so that one over max_series is capped rather than refused (a fleet's
+# answer is ~100 bytes per series: 50,000 series are ~6 MiB); beyond it the query fails with its size.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 log = logging.getLogger("surgewatch.sources")
 
@@ -76,7 +79,7 @@ class PromQLHostSource:
         self.max_series = max(1, max_series)
         self._capped: set[str] = set()  # metrics whose query was over the cap (warned once each)
         self._http = poller or HttpPoller(label=self.name, base_url=self.url, headers=headers or {},
-                                          timeout=timeout)
+                                          timeout=timeout, max_bytes=MAX_ANSWER_BYTES)
 
     async def poll(self) -> Reading:
         metrics = list(self.queries)
