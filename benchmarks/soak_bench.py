@@ -10,8 +10,13 @@ yield, so that a day fits in a minute or two; the real sources have their own te
 "start" is the end of the first simulated hour (rings, detector state and SQLite caches are at working size
 then); the first row of the table shows the very beginning for comparison. Goal: end within 5 % of start.
 
+`--big-query` instead runs the engine for real (2 s ticks) with a `promql` source whose loopback server (a
+separate process) answers 50,000 series, next to a 100 ms source, and prints how late that source's polls and
+the ticks were, side by side with the same run without the big answer.
+
 Run: PYTHONPATH=src .venv/bin/python benchmarks/soak_bench.py [--hours 24] [--hosts 300] [--interval 15s]
-     PYTHONPATH=src .venv/bin/python benchmarks/soak_bench.py --burst    # only: 50 new series per tick x 60
+     PYTHONPATH=src .venv/bin/python benchmarks/soak_bench.py --burst      # only: 50 new series per tick x 60
+     PYTHONPATH=src .venv/bin/python benchmarks/soak_bench.py --big-query  # a 50,000-series PromQL answer
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import argparse
 import asyncio
 import math
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -258,6 +265,103 @@ async def burst(ticks: int = 60, per_tick: int = 50) -> None:
         print(f"RSS growth over {ticks} ticks: {psutil.Process().memory_info().rss / 2**20 - rss0:.1f} MiB")
 
 
+PROMQL_SERVER = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+n = int(sys.argv[1])
+body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+    {"metric": {"__name__": "node_load1", "instance": f"10.0.{i // 250}.{i % 250}:9100", "job": "node"},
+     "value": [1795438711.49, "1.25"]} for i in range(n)]}}).encode()
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+s.daemon_threads = True
+print(s.server_address[1], len(body), flush=True)
+s.serve_forever()
+"""
+
+
+class Quick:
+    """A source polled every 100 ms that notes when each poll starts."""
+
+    name, interval, timeout, demo = "host:quick", 0.1, 1.0, False
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    async def poll(self) -> Reading:
+        self.starts.append(time.monotonic())
+        return Reading({"host:quick/cpu.percent": 10.0})
+
+    async def close(self) -> None:
+        return None
+
+
+async def run_engine(url: str | None, seconds: float) -> dict[str, float]:
+    """The engine for `seconds` with a quick source and (with `url`) a fleet source answering 50,000 series."""
+    text = '[monitor]\ninterval = "2s"\n'
+    if url is not None:
+        text += f'\n[[host]]\nname = "fleet"\nsource = "promql"\nurl = "{url}"\ninterval = "2s"\ntimeout = "5s"\n' \
+                '[host.queries]\n"load.1" = "node_load1"\n'
+    cfg = parse_config(text, "big.toml")
+    from surgewatch.sources import BuildOptions, build_sources
+
+    quick = Quick()
+    engine = Engine(cfg, EngineOptions(dispatcher=Dispatcher([], Outbox(None), ids=[])),
+                    sources=[*build_sources(cfg, BuildOptions()), quick])
+    ticks: list[float] = []
+    original = engine.tick
+
+    def timed(now: float) -> list:  # type: ignore[type-arg]
+        t0 = time.perf_counter()
+        out = original(now)
+        ticks.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    engine.tick = timed  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+    await engine.shutdown(1.0)
+    gaps = sorted((b - a - quick.interval) * 1000 for a, b in zip(quick.starts, quick.starts[1:], strict=False))
+    return {"series": len(engine.store.index), "late_p50": gaps[len(gaps) // 2],
+            "late_p99": gaps[int(len(gaps) * 0.99)], "late_max": gaps[-1],
+            "tick_p50": statistics.median(ticks), "tick_max": max(ticks)}
+
+
+def big_query(series: int = 50_000, seconds: float = 20.0) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", PROMQL_SERVER, str(series)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port, size = proc.stdout.readline().split()
+        url = f"http://127.0.0.1:{port}"
+        print(f"PromQL answer: {series:,} series, {int(size) / 2**20:.1f} MiB; {seconds:g} s per run")
+        print(f"{'run':>22} {'series':>7} {'late p50':>9} {'late p99':>9} {'late max':>9} {'tick p50':>9} "
+              f"{'tick max':>9}   (ms)")
+        for label, target in (("100 ms source alone", None), ("with the big answer", url),
+                              ("100 ms source alone", None), ("with the big answer", url)):
+            r = asyncio.run(run_engine(target, seconds))
+            print(f"{label:>22} {r['series']:>7.0f} {r['late_p50']:>9.1f} {r['late_p99']:>9.1f} "
+                  f"{r['late_max']:>9.1f} {r['tick_p50']:>9.1f} {r['tick_max']:>9.1f}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
@@ -265,9 +369,13 @@ def main() -> None:
     ap.add_argument("--interval", default="15s", help="tick and poll interval (default 15s)")
     ap.add_argument("--record", action="store_true", help="record the session too (the recorder's memory)")
     ap.add_argument("--burst", action="store_true", help="only the 50-new-series-per-tick reproduction")
+    ap.add_argument("--big-query", action="store_true", help="a 50,000-series PromQL answer next to a quick source")
     args = ap.parse_args()
     if args.burst:
         asyncio.run(burst())
+        return
+    if args.big_query:
+        big_query()
         return
     started = time.perf_counter()
     rows = asyncio.run(soak(args.hours, args.hosts, parse_duration(args.interval), args.record))

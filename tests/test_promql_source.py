@@ -138,11 +138,23 @@ async def test_a_page_that_is_not_the_prometheus_api_is_named():
         await src.close()
 
 
-async def test_a_query_answering_more_series_than_the_cap_is_capped_with_one_warning(caplog):
-    big = {"status": "success", "data": {"resultType": "vector", "result": [  # ~6 MiB, as a real answer
-        {"metric": {"__name__": "node_load1", "instance": f"pod-{i:05d}", "job": "node"},
-         "value": [1795438711.49, "1.25"]} for i in range(50_000)]}}
-    answers = {"big": envelope(200, big), "good": envelope(200, OK_VECTOR)}
+def big_vector(n: int) -> list[dict]:
+    """n series as a real answer has them (~110 bytes each: 50,000 are ~6 MiB)."""
+    return [{"metric": {"__name__": "node_load1", "instance": f"pod-{i:05d}", "job": "node"},
+             "value": [1795438711.49, "1.25"]} for i in range(n)]
+
+
+def answer(result: list[dict], layout: str) -> tuple[int, dict[str, str], bytes]:
+    doc = {"status": "success", "data": {"resultType": "vector", "result": result}}
+    if layout == "reordered":  # not the order Prometheus writes: decoded in one piece instead
+        doc = {"data": {"result": result, "resultType": "vector"}, "status": "success"}
+    text = json.dumps(doc, separators=(",", ":")) if layout == "compact" else json.dumps(doc)
+    return 200, {"Content-Type": "application/json"}, text.encode()
+
+
+@pytest.mark.parametrize("layout", ["compact", "spaced", "reordered"])
+async def test_a_query_answering_more_series_than_the_cap_is_capped_with_one_warning(caplog, layout):
+    answers = {"big": answer(big_vector(50_000), layout), "good": envelope(200, OK_VECTOR)}
     with CannedHttpServer({"/api/v1/query": by_query(answers)}) as srv:
         src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"cpu.percent": "big", "load.1": "good"},
                                max_series=2_000)
@@ -152,8 +164,21 @@ async def test_a_query_answering_more_series_than_the_cap_is_capped_with_one_war
         await src.close()
     for reading in (first, second):
         cpu = [k for k in reading.values if k.endswith("/cpu.percent")]
-        assert len(cpu) == 2_000 and "host:pod-01999/cpu.percent" in reading.values
+        assert len(cpu) == 2_000 and reading.values["host:pod-01999/cpu.percent"] == 1.25
         assert reading.values["host:web-3:9100/load.1"] == 3.0  # the other query is untouched
     warnings = [r.getMessage() for r in caplog.records if "max_series" in r.getMessage()]
     assert warnings == ["host:fleet: query for 'cpu.percent' returned 50000 series; only the first 2000 are kept "
                         "(the max_series cap of this source; warned once)"]
+
+
+async def test_a_large_answer_under_the_cap_is_read_whole_and_a_cut_one_is_named():
+    cut = answer(big_vector(20_000), "compact")
+    answers = {"under": answer(big_vector(8_000), "compact"), "cut": (200, cut[1], cut[2][: len(cut[2]) // 2])}
+    with CannedHttpServer({"/api/v1/query": by_query(answers)}) as srv:
+        src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"load.1": "under"})
+        assert len((await src.poll()).values) == 8_000
+        await src.close()
+        src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"load.1": "cut"})
+        with pytest.raises(SourceError, match="response is not the Prometheus API's JSON"):
+            await src.poll()
+        await src.close()

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,11 @@ MAX_SERIES = 10_000  # series taken from one query's answer (config: [[host]] ma
 # An answer is read up to this size, so that one over max_series is capped rather than refused (a fleet's
 # answer is ~100 bytes per series: 50,000 series are ~6 MiB); beyond it the query fails with its size.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+LARGE_ANSWER = 512 * 1024  # answers above this are decoded series by series, up to the cap, yielding as they go
+_YIELD_EVERY = 500  # series decoded between two yields to the event loop (other sources stay on time)
+_RESULT = re.compile(r'^\s*\{\s*"status"\s*:\s*"success"\s*,\s*"data"\s*:\s*\{\s*"resultType"\s*:\s*"vector"\s*,'
+                     r'\s*"result"\s*:\s*\[')
+_VALUE = re.compile(r'"value"\s*:\s*\[')  # once per series of an instant vector (label values are strings)
 
 log = logging.getLogger("surgewatch.sources")
 
@@ -105,8 +111,34 @@ class PromQLHostSource:
     async def _one(self, metric: str, query: str) -> dict[str, float]:
         resp = await self._http.request("POST", QUERY_PATH, data={"query": query}, accept="application/json",
                                         check_status=False)
-        doc = self._envelope(metric, resp)
+        doc = await self._large_vector(resp) if resp.status < 300 and len(resp.body) > LARGE_ANSWER else None
+        if doc is None:
+            doc = self._envelope(metric, resp)
         return self._vector(metric, doc)
+
+    async def _large_vector(self, resp: HttpResponse) -> Mapping[str, Any] | None:
+        """A large success answer's `data` with at most max_series + 1 series decoded (and the answer's series
+        count), yielding to the event loop as it goes; None when it is not laid out as Prometheus writes it."""
+        text = resp.text()
+        m = _RESULT.match(text)
+        if m is None:
+            return None
+        decode = json.JSONDecoder().raw_decode
+        pos, items = m.end(), list[Any]()
+        try:
+            while len(items) <= self.max_series:
+                while text[pos] in " \t\r\n,":
+                    pos += 1
+                if text[pos] == "]":
+                    return {"resultType": "vector", "result": items}
+                item, pos = decode(text, pos)
+                items.append(item)
+                if len(items) % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        except (ValueError, IndexError):
+            return None
+        # over the cap: the rest is counted, not decoded (each series of a vector has one "value":[ )
+        return {"resultType": "vector", "result": items, "total": len(items) + len(_VALUE.findall(text, pos))}
 
     def _envelope(self, metric: str, resp: HttpResponse) -> Mapping[str, Any]:
         """The `data` of a success envelope; _QueryFailed naming the metric for an error envelope."""
@@ -147,7 +179,8 @@ class PromQLHostSource:
             if metric not in self._capped:
                 self._capped.add(metric)
                 log.warning("%s: query for %r returned %d series; only the first %d are kept (the max_series "
-                            "cap of this source; warned once)", self.name, metric, len(result), self.max_series)
+                            "cap of this source; warned once)", self.name, metric, data.get("total", len(result)),
+                            self.max_series)
             result = result[: self.max_series]
         for item in result:
             if not isinstance(item, dict):
