@@ -18,6 +18,7 @@ from surgewatch.clock import SteppedClock
 from surgewatch.config import parse_config
 from surgewatch.engine import Engine, EngineOptions
 from surgewatch.model import AlertEvent
+from surgewatch.recording.reader import Recording, read_series
 from surgewatch.recording.replay import ReplayDispatcher
 from surgewatch.snapshot import Snapshot
 from surgewatch.sources.base import Reading
@@ -93,10 +94,13 @@ severity = "critical"
 
 
 class Rig:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, record: str | None = None) -> None:
         self.clocks = Clocks()
         self.host = Host()
-        cfg = parse_config(CONFIG.format(state=tmp_path / "state"), "test.toml")
+        text = CONFIG.format(state=tmp_path / "state")
+        if record:
+            text = text.replace("[monitor]\n", f'[monitor]\nrecord = "{record}"\n')
+        cfg = parse_config(text, "test.toml")
         self.engine = Engine(cfg, EngineOptions(clock=self.clocks.wall, elapsed=self.clocks.elapsed,
                                                 dispatcher=ReplayDispatcher(())), sources=[self.host])
         self.ticks: list[tuple[float, Snapshot]] = []  # (elapsed time, snapshot) per tick
@@ -166,3 +170,23 @@ async def test_a_suspend_is_one_tick_with_the_series_stale_then_monitoring_carri
     assert rig.kinds() == [("firing", None), ("resolved", "stale"), ("firing", None)]
     assert rig.engine.evicted == 0  # an hour asleep is not an hour of churn
     assert not any(s.stale for s in rig.ticks[-1][1].sources)
+
+
+async def test_a_recording_across_a_step_back_keeps_a_continuous_timeline_and_notes_the_step(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "step.swrec")
+    rig = Rig(tmp_path, record=path)
+
+    def at_tick(k: int) -> None:
+        if k == 3:
+            rig.clocks.wall_offset -= HOUR
+
+    await rig.run(0.8, at_tick)
+    await rig.engine.shutdown(1.0)
+    ts, values = read_series(path)
+    assert len(ts) >= 6 and (ts[1:] > ts[:-1]).all()  # in order: replays and seeks can use it
+    assert (ts[1:] - ts[:-1]).max() < 60  # and without an hour's hole
+    assert (values["host:web-1/cpu.percent"] == 95.0).sum() >= 2
+    with Recording(path) as rec:
+        steps = [e.doc["step"] for e in rec.events("clock")]
+    assert [round(s) for s in steps] == [-3600]

@@ -379,6 +379,10 @@ class Engine:
         self.rules.shift_time(delta)
         if self.last_tick is not None:
             self.last_tick += delta
+        for listener in self._tick_listeners:  # a recording keeps its timeline continuous
+            on_step = getattr(listener, "on_clock_step", None)
+            if on_step is not None:
+                on_step(delta)
 
     def _stale_rows(self, now: float) -> np.ndarray:
         """Rows whose source is stale now (vectorised over the row → source map kept by _refresh_sources)."""

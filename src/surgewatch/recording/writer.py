@@ -353,6 +353,8 @@ class Recorder:
         self._errors: dict[str, str] = {}
         self._surging: set[str] = set()
         self._source_version: tuple[int, int] = (-1, -1)  # the engine's series → source map version seen last
+        self._shift = 0.0  # added to recorded times after wall-clock steps, so the timeline never jumps
+        self._last_ts: float | None = None
 
     @classmethod
     def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
@@ -418,7 +420,25 @@ class Recorder:
         batch.ticks.append((ts, LIVE, sid, pack_values(values)))
         for e in events:
             batch.events.append((ts, "alert", json.dumps(e.to_json(), ensure_ascii=False)))
+        self._last_ts = ts
+        self._submit(batch)
+
+    def _submit(self, batch: _Batch) -> None:
+        if self._shift:
+            batch.ticks = [(t + self._shift, kind, sid, vals) for t, kind, sid, vals in batch.ticks]
+            batch.events = [(t + self._shift, kind, doc) for t, kind, doc in batch.events]
         self.writer.submit(batch)
+
+    def on_clock_step(self, delta: float) -> None:
+        """The wall clock was stepped by `delta` seconds: later ticks are recorded `delta` earlier, so the
+        recording's timeline stays continuous (replays and seeks need it in order); a `clock` event notes it."""
+        if self.writer.failed is not None:
+            return
+        batch = _Batch()
+        if self._last_ts is not None:
+            batch.events.append((self._last_ts, "clock", json.dumps({"step": round(delta, 3)})))
+        self._submit(batch)
+        self._shift -= delta
 
     def _source_events(self, ts: float, batch: _Batch) -> None:
         assert self.engine is not None
@@ -454,7 +474,7 @@ class Recorder:
         batch.events.append((ts, "config", json.dumps({"text": config.text, "label": config.path})))
         if self.engine is not None:
             batch.new_sources = [(h.name, h.interval, int(h.demo)) for h in self.engine.collector.health.values()]
-        self.writer.submit(batch)
+        self._submit(batch)
 
     def close(self) -> None:
         """Commit, compact and close the file (called by Engine.shutdown)."""
