@@ -181,6 +181,17 @@ async def test_the_max_series_cap_drops_new_series_with_one_warning(tmp_path: Pa
     assert len(rig.engine.collector.health["host:fleet"].series) == 100  # the dropped ones are held nowhere
 
 
+async def test_a_reload_raising_max_series_takes_the_refused_series(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig(tmp_path, monitor="max_series = 100")
+    with caplog.at_level("WARNING", logger="surgewatch.store"):
+        await rig.tick({f"web-{i}": 50.0 for i in range(150)})
+        await rig.engine.reload(parse_config(config(tmp_path, "max_series = 120"), "test.toml"))
+        await rig.tick({f"web-{i}": 50.0 for i in range(150)})
+    assert rig.engine.store.live == 120
+    assert sum("max_series cap" in r.getMessage() for r in caplog.records) == 2  # once per cap
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ("max_series = 0", "max_series must be at least 1, got 0"),
     ('max_series = "many"', "max_series must be a whole number"),

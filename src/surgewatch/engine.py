@@ -198,7 +198,10 @@ class Engine:
             self.config = config
             self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
         self.rules.replace_rules(config.rules, self.clock())
+        if config.monitor.max_series != self.config.monitor.max_series:
+            self.store.set_max_series(config.monitor.max_series)
         self.config = config
+        self._source_version = (-1, -1)  # eviction times follow a changed evict_after or new sources
         for listener in self._tick_listeners:  # a recording notes the reload so a replay applies it too
             on_config = getattr(listener, "on_config", None)
             if on_config is not None:

@@ -112,8 +112,8 @@ class SeriesStore:
         self.last_value = np.full(16, np.nan)
         self.last_ts = np.full(16, np.nan)
         self.version = 0  # bumps when a series is added or evicted, so cached glob matches can be refreshed
-        self.max_series = max(1, int(max_series))
-        self.fine.max_rows = self.coarse.max_rows = self.max_series
+        self.max_series = DEFAULT_MAX_SERIES
+        self.set_max_series(max_series)
         self.seen_tick = np.zeros(16, dtype=np.int64)  # fine.count when each row last arrived in a tick
         self.dropped = 0  # new series refused because max_series rows were in use
         self._free: list[int] = []  # rows of evicted series, reused lowest first
@@ -154,6 +154,12 @@ class SeriesStore:
             self.seen_tick[r] = self.fine.count
             self.version += 1
         return r
+
+    def set_max_series(self, max_series: int) -> None:
+        """Change the cap (a reloaded config); held series stay, a new refusal warns again."""
+        self.max_series = max(1, int(max_series))
+        self.fine.max_rows = self.coarse.max_rows = self.max_series
+        self.dropped = 0
 
     def rows(self, names: Iterable[str]) -> np.ndarray:
         """The row of each name (added on first sight); -1 for a new series refused by the cap."""
