@@ -39,11 +39,12 @@ class Fleet:
         self.name, self.interval, self.timeout, self.demo = name, 2.0, 1.0, False
         self.values: dict[str, float] = {}
         self.error: str | None = None
+        self.partial: dict[str, str] = {}  # per-query errors, as the promql source reports them
 
     async def poll(self) -> Reading:
         if self.error:
             raise SourceError(self.error)
-        return Reading(dict(self.values))
+        return Reading(dict(self.values), {"errors": dict(self.partial)} if self.partial else {})
 
     async def close(self) -> None:
         return None
@@ -155,6 +156,19 @@ async def test_series_of_a_failing_source_are_kept_for_when_it_comes_back(tmp_pa
     rig.src.error = None
     await rig.tick({"web-1": 51.0})
     assert rig.engine.store.latest("host:web-1/cpu.percent") == 51.0
+
+
+async def test_series_of_a_source_failing_in_part_are_kept(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    await rig.tick({"web-1": 50.0, "web-2": 50.0})
+    rig.src.partial = {"cpu.percent": "query for 'cpu.percent' failed: timeout"}
+    for _ in range(30):
+        await rig.tick({"web-2": 50.0})
+    assert "host:web-1/cpu.percent" in rig.engine.store.index
+    rig.src.partial = {}
+    for _ in range(12):
+        await rig.tick({"web-2": 50.0})
+    assert "host:web-1/cpu.percent" not in rig.engine.store.index  # gone for good once the source is whole
 
 
 async def test_evict_after_sets_how_long_an_idle_series_is_kept(tmp_path: Path) -> None:

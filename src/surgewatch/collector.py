@@ -35,6 +35,7 @@ class SourceHealth:
     polls: int = 0
     failures: int = 0
     consecutive_failures: int = 0
+    partial: bool = False  # the last reading came with per-part errors (e.g. one PromQL query failed)
     series: set[str] = field(default_factory=set)
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +87,7 @@ class Collector:
         h.consecutive_failures = 0
         self.pending.update(reading.values)
         h.series.update(reading.values)
+        h.partial = bool(reading.details.get("errors"))
         if reading.details:
             h.details = reading.details
         return True

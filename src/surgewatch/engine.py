@@ -343,7 +343,8 @@ class Engine:
 
     def _evict_idle(self, now: float) -> None:
         """Forget series not seen for their eviction time, everywhere they are held (memory stays flat under
-        series churn). Series of a source that is failing now are kept: they come back with it."""
+        series churn). Series of a source that is failing now, wholly or in part, are kept: they come back
+        with it."""
         store = self.store
         n = len(store)
         if not n:
@@ -351,7 +352,7 @@ class Engine:
         limit = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         m = min(n, self._evict_ticks.shape[0])
         limit[:m] = self._evict_ticks[:m]
-        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok]
+        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok or h.partial]
         if failing:
             limit[:m][np.isin(self._row_source[:m], failing)] = np.iinfo(np.int64).max
         rows, names = store.evict_idle(limit)
