@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from servers import CannedHttpServer
 from surgewatch.alerting.rules import RuleEngine
 from surgewatch.config import ConfigError, RuleConfig, parse_config
 from surgewatch.engine import Engine, EngineOptions
@@ -97,6 +99,30 @@ async def test_evicted_series_leave_the_metrics_export(tmp_path: Path) -> None:
         await rig.tick({"web-2": 50.0})
     names = [s.series for s in ExportFeed(rig.engine).build(rig.now).series]
     assert names == ["host:web-2/cpu.percent"]
+
+
+async def test_a_promql_fleet_whose_pods_come_and_go_stays_bounded(tmp_path: Path) -> None:
+    generation = [0]
+
+    def answer(_handler: object) -> tuple[int, dict[str, str], bytes]:
+        result = [{"metric": {"instance": f"pod-{generation[0]}-{i}"}, "value": [1795438711.49, "42"]}
+                  for i in range(20)]
+        doc = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return 200, {"Content-Type": "application/json"}, json.dumps(doc).encode()
+
+    with CannedHttpServer({"/api/v1/query": answer}) as srv:
+        cfg = parse_config(config(tmp_path) + f'\n[[host]]\nname = "fleet"\nsource = "promql"\nurl = "{srv.url}"\n'
+                           '[host.queries]\n"cpu.percent" = "pod_cpu"\n', "test.toml")
+        now = [1_800_000_000.0]
+        engine = Engine(cfg, EngineOptions(clock=lambda: now[0], dispatcher=ReplayDispatcher(())))
+        for t in range(60):
+            generation[0] = t // 3  # 20 pods replaced every 3 ticks
+            now[0] += 2.0
+            assert await engine.collector.poll_once(engine.sources[0])
+            engine.tick(now[0])
+        await engine.shutdown(1.0)
+    assert engine.evicted >= 20 * 20 - 20 * 5 and engine.store.live <= 20 * 5 and len(engine.store) <= 20 * 5
+    assert engine.store.latest(f"host:pod-{generation[0]}-0/cpu.percent") == 42.0
 
 
 async def test_an_evicted_series_that_returns_keeps_its_recorded_id(tmp_path: Path) -> None:
