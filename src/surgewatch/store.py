@@ -163,7 +163,12 @@ class SeriesStore:
 
     def rows(self, names: Iterable[str]) -> np.ndarray:
         """The row of each name (added on first sight); -1 for a new series refused by the cap."""
-        return np.fromiter((self.row(n) for n in names), dtype=np.intp)
+        names = names if isinstance(names, list) else list(names)
+        get = self.index.get
+        rows = np.array([get(n, -1) for n in names], dtype=np.intp)  # known series: one dict lookup each
+        for k in np.flatnonzero(rows < 0).tolist():
+            rows[k] = self.row(names[k])
+        return rows
 
     def evict_idle(self, max_idle_ticks: int | np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Free the rows of series that arrived in none of the last `max_idle_ticks` ticks (one, or per row).
