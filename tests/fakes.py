@@ -11,6 +11,7 @@ requests it saw, checks credentials like the real service, and can be told to an
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Mapping
@@ -261,10 +262,12 @@ class FakeGA4(FakeServer):
     def __init__(self, *, token: str = "ya29.ga4-access-token-0123456789", property_id: str = "123456789",
                  active_users: int = 2541) -> None:
         self.token, self.property_id, self.active_users = token, property_id, active_users
+        self.tokens = {token}  # every access token accepted (a FakeGoogleToken adds the ones it issues)
         super().__init__({f"/v1beta/properties/{property_id}:runRealtimeReport": self._report})
 
     def _report(self, seen: Seen) -> Route:
-        if seen.header("Authorization") != f"Bearer {self.token}":
+        auth = seen.header("Authorization") or ""
+        if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.tokens:
             return json_route({"error": {"code": 401, "message": "Request had invalid authentication "
                                          "credentials. Expected OAuth 2 access token.",
                                          "status": "UNAUTHENTICATED"}}, 401)
@@ -279,6 +282,58 @@ class FakeGA4(FakeServer):
             doc["rows"] = [{"metricValues": [{"value": str(self.active_users)}]}]
             doc["rowCount"] = 1
         return json_route(doc)
+
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # the `aud` Google's docs require in the JWT
+
+
+def _b64json(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+class FakeGoogleToken(FakeServer):
+    """Google's OAuth 2.0 token endpoint for service accounts (`POST /token`, form-encoded JWT-bearer grant).
+
+    The assertion is an RS256 JWT signed with the account's private key; it is checked against `public_key`
+    (issuer, Google's token audience, scope) like Google does. Each grant issues a new access token, valid
+    `expires_in` seconds, and adds it to `ga4.tokens` so the GA4 fake accepts it.
+    """
+
+    def __init__(self, public_key: Any, email: str, ga4: FakeGA4 | None = None, expires_in: int = 3599) -> None:
+        self.public_key, self.email, self.ga4, self.expires_in = public_key, email, ga4, expires_in
+        self.issued: list[str] = []
+        self.claims: list[dict[str, Any]] = []
+        super().__init__({"/token": self._token})
+        self.token_uri = f"{self.url}/token"
+
+    def _grant_error(self, error: str, description: str) -> Route:
+        return json_route({"error": error, "error_description": description}, 400)
+
+    def _token(self, seen: Seen) -> Route:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        form = seen.form()
+        if seen.method != "POST" or form.get("grant_type") != JWT_BEARER:
+            return self._grant_error("unsupported_grant_type", "Invalid grant_type: " + form.get("grant_type", ""))
+        try:
+            head, claims, sig = form["assertion"].split(".")
+            signature = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+            self.public_key.verify(signature, f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            payload = _b64json(claims)
+        except (KeyError, ValueError, InvalidSignature):
+            return self._grant_error("invalid_grant", "Invalid JWT Signature.")
+        self.claims.append(payload)
+        if payload.get("iss") != self.email or payload.get("aud") != GOOGLE_TOKEN_AUDIENCE or not payload.get("scope"):
+            return self._grant_error("invalid_grant", "Invalid JWT: Token must be a short-lived token and in a "
+                                                      "reasonable timeframe.")
+        token = f"ya29.c.issued-{len(self.issued) + 1}-{secrets.token_hex(8)}"
+        self.issued.append(token)
+        if self.ga4 is not None:
+            self.ga4.tokens.add(token)
+        return json_route({"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"})
 
 
 # ---------------------------------------------------------------------------------------------

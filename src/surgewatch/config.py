@@ -90,12 +90,13 @@ class TrafficConfig:
     username: str | None = None  # umami self-hosted login
     password: str | None = None
     campaign_label: str | None = None  # promql: the label holding the utm_campaign value
+    credentials_file: str | None = None  # ga4: service-account key file (tokens refreshed through google-auth)
 
 
 # Keys each traffic source cannot work without (checked when the config is read).
 TRAFFIC_REQUIRES: dict[str, tuple[str, ...]] = {
     "access-log": ("path",), "json": ("url", "value"), "plausible": ("site_id",), "umami": ("site_id",),
-    "matomo": ("url", "site_id"), "ga4": ("site_id", "token"), "promql": ("url", "query"),
+    "matomo": ("url", "site_id"), "ga4": ("site_id",), "promql": ("url", "query"),
 }
 
 
@@ -370,6 +371,7 @@ class _Parser:
             username=r.string("username", None),
             password=r.string("password", None),
             campaign_label=r.string("campaign_label", None),
+            credentials_file=r.string("credentials_file", None),
         )
         for key in TRAFFIC_REQUIRES.get(cfg.source, ()):
             if getattr(cfg, key) is None:
@@ -378,6 +380,18 @@ class _Parser:
             raise r.fail(None, "source 'umami' needs token (Umami Cloud API key) or username and password")
         if cfg.source == "umami" and not cfg.token and cfg.url is None:
             raise r.fail(None, "source 'umami' needs url when self-hosted (no token)")
+        if cfg.source == "ga4" and not cfg.token and not cfg.credentials_file:
+            raise r.fail(None, "source 'ga4' needs token (OAuth access token) or "
+                               "credentials_file (service-account key)")
+        if cfg.credentials_file is not None:
+            if cfg.source != "ga4":
+                raise r.fail("credentials_file", "credentials_file only applies to source 'ga4'")
+            from .sources.ga4_auth import KeyFileError, load_key  # google-auth is imported only when used
+
+            try:
+                load_key(os.path.expanduser(cfg.credentials_file))
+            except KeyFileError as exc:
+                raise r.fail("credentials_file", f"credentials_file: {exc}") from None
         r.done()
         return cfg
 

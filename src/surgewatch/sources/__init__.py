@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,7 +114,8 @@ def _traffic_source(t: TrafficConfig, pairs: list[tuple[str, str]], interval: fl
         from .ga4 import GA4Source
 
         return GA4Source(t.name, t.site_id or "", pairs, interval, timeout, token=t.token, url=t.url,
-                         window=t.window, headers=t.headers)
+                         window=t.window, headers=t.headers,
+                         credentials_file=os.path.expanduser(t.credentials_file) if t.credentials_file else None)
     if t.source == "promql":
         from .traffic_promql import PromQLTrafficSource
 

@@ -5,7 +5,9 @@
 - No campaign series: GA4's realtime schema has no campaign, source or medium dimension (only the core,
   non-realtime `runReport` has `sessionCampaignName`), so campaigns fed by a ga4 source get no
   `campaign:…/visitors`; the source says so once in the log and in every reading's `notice`.
-Auth: `token` is an OAuth 2.0 access token (scope analytics.readonly), sent as a bearer token.
+Auth: `credentials_file`, a service-account key file: access tokens (scope analytics.readonly, about an hour
+each) are obtained and refreshed through google-auth before they expire (see `ga4_auth`). Or `token`, a static
+OAuth 2.0 access token for short runs and tests. Either is sent as a bearer token.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from ..model import series
 from .analytics import DEFAULT_WINDOW, CampaignPairs, call_json, shape_error, window_minutes
 from .base import Reading, SourceError
+from .ga4_auth import KeyFileError, ServiceAccountToken, load_key
 from .http import HttpPoller, as_number
 
 DEFAULT_URL = "https://analyticsdata.googleapis.com"
@@ -29,7 +32,7 @@ class GA4Source:
     def __init__(self, traffic: str, property_id: str, campaigns: CampaignPairs, interval: float,
                  timeout: float, *, token: str | None = None, url: str | None = None,
                  window: float | None = None, headers: Mapping[str, str] | None = None,
-                 http: HttpPoller | None = None) -> None:
+                 http: HttpPoller | None = None, credentials_file: str | None = None) -> None:
         self.name = f"traffic:{traffic}"
         self.traffic = traffic
         self.property_id = property_id.removeprefix("properties/")
@@ -38,11 +41,17 @@ class GA4Source:
         self.demo = False
         self.token = token
         self.minutes = window_minutes(window or DEFAULT_WINDOW, cap=30)
-        all_headers = dict(headers or {})
-        if token:
-            all_headers["Authorization"] = f"Bearer {token}"
-        self.http = http or HttpPoller(label=self.name, base_url=url or DEFAULT_URL, headers=all_headers,
-                                       timeout=timeout)
+        self.auth: ServiceAccountToken | None = None
+        if credentials_file:
+            try:
+                self.auth = ServiceAccountToken(load_key(credentials_file), self.name, timeout)
+            except KeyFileError as exc:
+                raise SourceError(f"{self.name}: credentials_file: {exc}") from None
+        elif not token:
+            raise SourceError(f"{self.name}: ga4 needs `credentials_file` (service-account key) or `token`")
+        self._base, self._headers = url or DEFAULT_URL, dict(headers or {})
+        self._bearer = token
+        self.http = http or self._poller(token)
         self.notice: str | None = None
         if campaigns:
             names = ", ".join(n for n, _ in campaigns)
@@ -55,10 +64,27 @@ class GA4Source:
         return {"metrics": [{"name": "activeUsers"}],
                 "minuteRanges": [{"name": "window", "startMinutesAgo": self.minutes - 1, "endMinutesAgo": 0}]}
 
+    def _poller(self, bearer: str | None) -> HttpPoller:
+        """A poller sending `Authorization: Bearer <bearer>` (pollers cache their headers: one per token)."""
+        headers = dict(self._headers)
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return HttpPoller(label=self.name, base_url=self._base, headers=headers, timeout=self.timeout)
+
+    async def _use_current_token(self) -> None:
+        """With a key file: a fresh access token when the current one is near expiry, and a poller for it."""
+        if self.auth is None:
+            return
+        bearer = await self.auth.bearer()
+        if bearer != self._bearer:
+            old, self.http, self._bearer = self.http, self._poller(bearer), bearer
+            await old.aclose()
+
     async def poll(self) -> Reading:
         """Run the realtime report and read its one row (no rows means nobody is active)."""
+        await self._use_current_token()
         doc = await call_json(self.http, "POST", f"/v1beta/properties/{self.property_id}:runRealtimeReport",
-                              json_body=self.report_body(), secrets=[self.token])
+                              json_body=self.report_body(), secrets=[self.token, self._bearer])
         if not isinstance(doc, Mapping):
             raise shape_error(self.name, "runRealtimeReport answer is not an object", doc)
         rows = doc.get("rows", [])
@@ -77,5 +103,7 @@ class GA4Source:
         return Reading({series("traffic", self.traffic, "visitors"): total}, details)
 
     async def close(self) -> None:
-        """Release the HTTP client."""
+        """Release the HTTP client (and wait for a token refresh still running in its thread)."""
+        if self.auth is not None:
+            await self.auth.close()
         await self.http.aclose()
