@@ -154,7 +154,7 @@ class FakeUmami(FakeServer):
     def __init__(self, *, website_id: str = "86d4095c-5a2b-4a1e-9c1f-0123456789ab", cloud: bool = False,
                  api_key: str = "umami-cloud-key-0123456789", username: str = "admin",
                  password: str = "umami-password-xyz", active: int = 5, old_shape: bool = False,
-                 campaigns: Mapping[str, int] | None = None) -> None:
+                 campaigns: Mapping[str, int] | None = None, utm_report: bool = True) -> None:
         self.website_id, self.cloud, self.api_key = website_id, cloud, api_key
         self.username, self.password = username, password
         self.active, self.old_shape = active, old_shape
@@ -164,7 +164,9 @@ class FakeUmami(FakeServer):
         prefix = "/v1" if cloud else "/api"
         self.prefix = prefix
         routes: dict[str, Any] = {f"{prefix}/websites/{website_id}/active": self._active,
-                                  f"{prefix}/reports/utm": self._utm}
+                                  f"{prefix}/websites/{website_id}/metrics": self._metrics}
+        if utm_report:  # added after 2.10: older releases answer 404
+            routes[f"{prefix}/reports/utm"] = self._utm
         if not cloud:
             routes["/api/auth/login"] = self._login
         super().__init__(routes)
@@ -194,6 +196,18 @@ class FakeUmami(FakeServer):
         if (denied := self._denied(seen)) is not None:
             return denied
         return json_route({"x": self.active} if self.old_shape else {"visitors": self.active})
+
+    def _metrics(self, seen: Seen) -> Route:
+        """`metrics?type=query`: page views per stored query string (one campaign split over two strings)."""
+        if (denied := self._denied(seen)) is not None:
+            return denied
+        if seen.query.get("type") != "query" or not {"startAt", "endAt"} <= set(seen.query):
+            return json_route({"error": "Bad request"}, 400)
+        rows: list[dict[str, Any]] = [{"x": "ref=producthunt", "y": 4}, {"x": None, "y": 9}]
+        for c, n in self.campaigns.items():
+            rows.append({"x": f"utm_source=newsletter&utm_campaign={c}", "y": n - n // 3})
+            rows.append({"x": f"utm_campaign={c}&utm_medium=email", "y": n // 3})
+        return json_route(rows)
 
     def _utm(self, seen: Seen) -> Route:
         if (denied := self._denied(seen)) is not None:

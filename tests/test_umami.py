@@ -107,3 +107,27 @@ def test_api_base_for_cloud_and_self_hosted() -> None:
 def test_missing_credentials_are_rejected_up_front() -> None:
     with pytest.raises(SourceError, match="needs `token`"):
         UmamiSource("site", "w", [], 1.0, 1.0, url="http://127.0.0.1:9")
+
+
+async def test_release_without_utm_report_sums_query_string_views_per_campaign() -> None:
+    with FakeUmami(campaigns=UTM, utm_report=False) as fake:
+        src = self_hosted(fake)
+        first = await src.poll()
+        second = await src.poll()
+        await src.close()
+    expected = {"traffic:site/visitors": 5.0, "campaign:black-friday/visitors": 28.0,
+                "campaign:nav/visitors": 16.0, "campaign:quiet/visitors": 0.0}
+    assert first.values == second.values == expected
+    asked = [r[1].split("?")[0].rsplit("/", 1)[-1] for r in fake.server.requests]
+    assert [a for a in asked if a in ("utm", "metrics")] == ["utm", "metrics", "metrics"]  # 404 learnt once
+    metrics = next(r for r in fake.requests if r.path.endswith("/metrics")).query
+    assert metrics["startAt"] == str(1_795_438_500_000) and metrics["endAt"] == str(1_795_438_800_000)
+
+
+async def test_query_metrics_of_an_unknown_shape_are_named() -> None:
+    with FakeUmami(campaigns=UTM, utm_report=False) as fake:
+        fake.override[f"/api/websites/{fake.website_id}/metrics"] = json_route({"x": "utm_campaign=a"})
+        src = self_hosted(fake)
+        with pytest.raises(SourceError, match="traffic:site: query metrics answer is not a list"):
+            await src.poll()
+        await src.close()

@@ -4,6 +4,8 @@
   definition); both the current `{"visitors": n}` and the older `{"x": n}` shapes are read.
 - `campaign:CAMPAIGN/visitors`: `POST …/reports/utm` over the last `window` (default 5m); Umami's UTM report
   counts *views* per utm_campaign value, so these are page views of campaign visits, not unique visitors.
+  Releases without the UTM report (2.10 and older answer 404) are asked for the page views per query string
+  instead (`GET …/websites/<site_id>/metrics?type=query`), summed per utm_campaign value: the same views.
 Auth: Umami Cloud with `token` (sent as `x-umami-api-key`, base URL `https://api.umami.is/v1` by default), or
 self-hosted with `username`/`password` (`POST /api/auth/login` → bearer token, logged in again on a 401).
 """
@@ -14,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from ..model import series
 from .analytics import (
@@ -78,6 +81,7 @@ class UmamiSource(CampaignTrafficSource):
         self._login_lock = asyncio.Lock()
         self._wall = wall_clock
         self.logins = 0
+        self.utm_report: bool | None = None  # None until the server said whether it has the UTM report
 
     @property
     def _secrets(self) -> list[str | None]:
@@ -154,7 +158,43 @@ class UmamiSource(CampaignTrafficSource):
                                "endDate": iso_utc(now, millis=True)}}
 
     async def _by_campaign(self) -> dict[str, float]:
-        doc = await self._call("POST", "/reports/utm", json_body=self.report_body(self._wall()))
+        now = self._wall()
+        if self.utm_report is not False:
+            try:
+                doc = await self._call("POST", "/reports/utm", json_body=self.report_body(now))
+                self.utm_report = True
+            except HttpStatusError as exc:
+                if exc.status != 404 or self.utm_report:
+                    raise
+                self.utm_report = False  # an older release: ask the query-string metric from now on
+        if self.utm_report is False:
+            found = await self._views_by_query(now)
+        else:
+            found = self._utm_rows(doc)
+        return {series("campaign", name, "visitors"): found.get(utm, 0.0) for name, utm in self.campaigns}
+
+    async def _views_by_query(self, now: float) -> dict[str, float]:
+        """Page views per utm_campaign from `metrics?type=query` (rows `{"x": query string, "y": views}`)."""
+        params = {"type": "query", "startAt": int((now - self.window) * 1000), "endAt": int(now * 1000),
+                  "limit": 1000}
+        doc = await self._call("GET", f"/websites/{self.site_id}/metrics", params=params)
+        if not isinstance(doc, list):
+            raise shape_error(self.name, "query metrics answer is not a list", doc)
+        found: dict[str, float] = {}
+        for i, row in enumerate(doc):
+            if not isinstance(row, Mapping) or "x" not in row or "y" not in row:
+                raise shape_error(self.name, f"query metrics [{i}] is not {{x, y}}", row)
+            utm = parse_qs(str(row["x"] or "")).get("utm_campaign")
+            if utm:
+                try:
+                    views = as_number(row["y"], f"metrics[{i}].y")
+                except SourceError as exc:
+                    raise SourceError(f"{self.name}: query metrics: {exc}") from None
+                found[utm[-1]] = found.get(utm[-1], 0.0) + views
+        return found
+
+    def _utm_rows(self, doc: Any) -> dict[str, float]:
+        """Views per utm_campaign value from the UTM report."""
         rows = doc.get("utm_campaign") if isinstance(doc, Mapping) else None
         if not isinstance(rows, list):
             raise shape_error(self.name, "UTM report has no `utm_campaign` list", doc)
@@ -167,7 +207,7 @@ class UmamiSource(CampaignTrafficSource):
                                                                                       f"utm_campaign[{i}].views")
             except SourceError as exc:
                 raise SourceError(f"{self.name}: UTM report: {exc}") from None
-        return {series("campaign", name, "visitors"): found.get(utm, 0.0) for name, utm in self.campaigns}
+        return found
 
     async def close(self) -> None:
         """Release the HTTP client."""
