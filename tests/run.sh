@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for bin in prometheus-node-exporter prometheus prometheus-alertmanager nginx tmux wrk rsvg-convert chromium; do
+for bin in prometheus-node-exporter prometheus prometheus-alertmanager nginx tmux wrk rsvg-convert chromium psql npm; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -14,7 +14,9 @@ if [ "${#need[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends prometheus-node-exporter prometheus prometheus-alertmanager \
-      nginx tmux wrk librsvg2-bin chromium >/dev/null
+      nginx tmux wrk librsvg2-bin chromium postgresql >/dev/null
+    # node + npm build the real Umami server for tests/test_umami_real.py (kept if the machine already has them).
+    command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   else
     echo "warning: missing ${need[*]} (not root or no apt-get): tests that need them are skipped" >&2
   fi
@@ -23,6 +25,10 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+# A real Umami (npm) built once into ~/.cache/surgewatch-tests/umami; its tests are skipped when this cannot run.
+if command -v npm >/dev/null 2>&1; then
+  bash tests/install_umami.sh || echo "warning: Umami could not be built: tests/test_umami_real.py is skipped" >&2
+fi
 .venv/bin/ruff check src tests
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

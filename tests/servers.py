@@ -156,14 +156,15 @@ def _stop_leftovers() -> None:
 
 def start_process(name: str, argv: Sequence[str], *, workdir: Path, port: int, ready_url: str | None = None,
                   ready: Callable[[], object] | None = None, timeout: float = 15.0,
-                  env: Mapping[str, str] | None = None, url: str | None = None) -> ServerProcess:
-    """Launch `argv` (log: workdir/<name>.log); wait until `ready_url` answers 2xx and `ready()` is truthy."""
+                  env: Mapping[str, str] | None = None, url: str | None = None,
+                  user: str | None = None) -> ServerProcess:
+    """Launch `argv` (log: workdir/<name>.log), as `user` if given; wait for `ready_url` (2xx) and `ready()`."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=workdir, env=dict(env) if env is not None else None,
-                                start_new_session=True)
+                                start_new_session=True, user=user)
     server = ServerProcess(name, proc, port, workdir, log_path, url or f"http://{LOOPBACK}:{port}")
     _RUNNING[proc.pid] = server
     try:
