@@ -165,8 +165,10 @@ class FakeUmami(FakeServer):
         self.prefix = prefix
         routes: dict[str, Any] = {f"{prefix}/websites/{website_id}/active": self._active,
                                   f"{prefix}/websites/{website_id}/metrics": self._metrics}
-        if utm_report:  # added after 2.10: older releases answer 404
+        if utm_report:  # added after 2.10, whose `/reports/[reportId]` takes "utm" for an id and answers 400
             routes[f"{prefix}/reports/utm"] = self._utm
+        else:
+            routes[f"{prefix}/reports/utm"] = lambda seen: json_route({"error": "name is a required field"}, 400)
         if not cloud:
             routes["/api/auth/login"] = self._login
         super().__init__(routes)

@@ -9,7 +9,8 @@
 #   engine (it ships inside @prisma/client on npm; `engineType = "wasm"` with the `driverAdapters` preview) over
 #   @prisma/adapter-pg + pg; the CLI is pointed at placeholder engine files so it downloads nothing; Umami's
 #   PostgreSQL migrations are plain SQL that the test applies with psql (no schema engine needed).
-# - Umami's client wrapper is patched to hand PrismaClient that adapter (one line).
+# - Umami's client wrapper (@umami/prisma-client) is patched to hand PrismaClient that adapter, and to spread
+#   raw-query parameters (which the native engine did by itself).
 # - The GeoIP download is skipped: Umami looks up no location for loopback clients.
 # - Next.js does not compile TypeScript under node_modules/, so the app is built from a copy in app/.
 set -euo pipefail
@@ -49,7 +50,10 @@ adapter = ('    adapter: new (require("@prisma/adapter-pg").PrismaPg)(new (requi
            '({ connectionString: process.env.DATABASE_URL })),\n')
 if adapter not in w:
     assert old in w, "unexpected @umami/prisma-client build"
-    open(wrapper, "w").write(w.replace(old, old + adapter, 1))
+    w = w.replace(old, old + adapter, 1)
+# Umami passes its SQL parameters as one array; the native engine spread it, the driver adapter needs them spread.
+assert "$queryRawUnsafe(query, params)" in w or "$queryRawUnsafe(query, ...params)" in w
+open(wrapper, "w").write(w.replace("$queryRawUnsafe(query, params)", "$queryRawUnsafe(query, ...params)"))
 EOF
 
 # Placeholder engines: prisma generate then downloads nothing (the wasm engine is what the client uses).

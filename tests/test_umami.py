@@ -131,3 +131,14 @@ async def test_query_metrics_of_an_unknown_shape_are_named() -> None:
         with pytest.raises(SourceError, match="traffic:site: query metrics answer is not a list"):
             await src.poll()
         await src.close()
+
+
+async def test_utm_report_errors_after_it_once_answered_are_not_mistaken_for_an_old_release() -> None:
+    with FakeUmami(campaigns=UTM) as fake:
+        src = self_hosted(fake)
+        await src.poll()
+        fake.override["/api/reports/utm"] = json_route({"error": "Bad request"}, 400)
+        with pytest.raises(SourceError, match="HTTP 400 Bad Request: Bad request"):
+            await src.poll()
+        await src.close()
+    assert src.utm_report is True

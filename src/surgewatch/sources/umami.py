@@ -4,7 +4,8 @@
   definition); both the current `{"visitors": n}` and the older `{"x": n}` shapes are read.
 - `campaign:CAMPAIGN/visitors`: `POST …/reports/utm` over the last `window` (default 5m); Umami's UTM report
   counts *views* per utm_campaign value, so these are page views of campaign visits, not unique visitors.
-  Releases without the UTM report (2.10 and older answer 404) are asked for the page views per query string
+  Releases without the UTM report (2.10 and older: the path is taken for a saved report's id, so the request
+  is refused with 400 "name is a required field", or 404) are asked for the page views per query string
   instead (`GET …/websites/<site_id>/metrics?type=query`), summed per utm_campaign value: the same views.
 Auth: Umami Cloud with `token` (sent as `x-umami-api-key`, base URL `https://api.umami.is/v1` by default), or
 self-hosted with `username`/`password` (`POST /api/auth/login` → bearer token, logged in again on a 401).
@@ -164,7 +165,7 @@ class UmamiSource(CampaignTrafficSource):
                 doc = await self._call("POST", "/reports/utm", json_body=self.report_body(now))
                 self.utm_report = True
             except HttpStatusError as exc:
-                if exc.status != 404 or self.utm_report:
+                if exc.status not in (400, 404) or self.utm_report:
                     raise
                 self.utm_report = False  # an older release: ask the query-string metric from now on
         if self.utm_report is False:
