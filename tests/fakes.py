@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -320,6 +321,7 @@ class FakeGoogleToken(FakeServer):
         self.public_key, self.email, self.ga4, self.expires_in = public_key, email, ga4, expires_in
         self.issued: list[str] = []
         self.claims: list[dict[str, Any]] = []
+        self.delay = 0.0  # seconds each grant takes (a slow token endpoint)
         super().__init__({"/token": self._token})
         self.token_uri = f"{self.url}/token"
 
@@ -331,6 +333,7 @@ class FakeGoogleToken(FakeServer):
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
+        time.sleep(self.delay)
         form = seen.form()
         if seen.method != "POST" or form.get("grant_type") != JWT_BEARER:
             return self._grant_error("unsupported_grant_type", "Invalid grant_type: " + form.get("grant_type", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -295,3 +296,25 @@ async def test_token_endpoint_that_never_answers_times_out_in_one_line(rsa_key: 
             await src.poll()
         await src.close()
     assert str(err.value) == f"traffic:site: token refresh at {token_uri} timed out after 0.3 s"
+
+
+async def test_slow_refresh_runs_off_the_event_loop_and_concurrent_polls_share_it(rsa_key: Any,
+                                                                                 tmp_path: Path) -> None:
+    with FakeGA4() as ga4, FakeGoogleToken(rsa_key.public_key(), EMAIL, ga4) as oauth:
+        oauth.delay = 0.5
+        src = keyed(ga4, write_key(tmp_path / "sa.json", rsa_key, oauth.token_uri))
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        readings = await asyncio.gather(src.poll(), src.poll())
+        ticker.cancel()
+        await src.close()
+    assert [r.values for r in readings] == [{"traffic:site/visitors": 2541.0}] * 2
+    assert len(oauth.issued) == 1  # one refresh for both polls
+    assert ticks >= 10  # the loop kept running while the token endpoint took 0.5 s (blocked, it would be 0-1)
