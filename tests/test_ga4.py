@@ -318,3 +318,8 @@ async def test_slow_refresh_runs_off_the_event_loop_and_concurrent_polls_share_i
     assert [r.values for r in readings] == [{"traffic:site/visitors": 2541.0}] * 2
     assert len(oauth.issued) == 1  # one refresh for both polls
     assert ticks >= 10  # the loop kept running while the token endpoint took 0.5 s (blocked, it would be 0-1)
+
+
+def test_unreadable_key_file_is_a_config_error(tmp_path: Path) -> None:
+    assert config_error(ga4_config(tmp_path)) == (
+        f'config.toml:5: traffic "ga4-site": credentials_file: cannot read {tmp_path}: Is a directory')
