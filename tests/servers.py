@@ -392,3 +392,63 @@ class CannedHttpServer:
 def closed_port() -> Iterator[int]:
     """A loopback port with nothing listening (connections to it are refused)."""
     yield free_port()
+
+
+class ScriptedServer:
+    """Answers each request with what `respond(conn_no, req_no, head)` returns.
+
+    bytes: send them and wait for the next request; (bytes, True): send them, then hang up; None: hang up.
+    """
+
+    def __init__(self, respond) -> None:
+        self.respond = respond
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            buf = b""
+            req = 0
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                req += 1
+                answer = self.respond(number, req, head)
+                if answer is None:
+                    return
+                hang_up = isinstance(answer, tuple)
+                conn.sendall(answer[0] if hang_up else answer)
+                if hang_up:
+                    return
+        except OSError:
+            return
+        finally:
+            conn.close()
+            with self.lock:
+                self.active -= 1
+
+    def close(self) -> None:
+        self.sock.close()

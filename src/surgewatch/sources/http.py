@@ -1,7 +1,8 @@
 """The shared HTTP polling layer: pooled httpx clients, retries within a deadline, size caps, one-line errors.
 
 Every remote source (Prometheus, PromQL, probes, analytics APIs) talks HTTP through `HttpPoller`, so they all
-get the same behaviour: one keep-alive `httpx.AsyncClient` shared per host (see `shared_client`), retries with
+get the same behaviour: one keep-alive `httpx.AsyncClient` over aiohttp's wire (`surgewatch.httpclient`) shared
+per server and TLS setting (see `shared_client`), retries with
 capped exponential backoff and full jitter that never outlive the poll's timeout, a response-size cap enforced
 while streaming, and failures turned into `SourceError` messages: one line each, never a secret.
 """
@@ -25,8 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from ..httpclient import MalformedResponse, TlsError, TlsOptions, new_client
 from .base import SourceError
-from .httpnet import FastTransport, stock_transport
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
-USER_AGENT = "surgewatch"
 
 # Query parameter names whose values are secrets (matched case-insensitively, also as suffixes: x_api_key).
 _SECRET_PARAM_RE = re.compile(r"(token|token_auth|api_?key|apikey|secret|password|passwd|auth|signature|sig"
@@ -118,50 +118,18 @@ def client_key(url: str) -> str:
     return f"{u.scheme}://{u.host}:{u.port or ''}"
 
 
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing: pollers are stateless, and parsing Set-Cookie costs CPU per poll."""
+def shared_client(key: str, *, max_connections: int = 4, tls: TlsOptions | None = None) -> httpx.AsyncClient:
+    """The running loop's client for `key`, created on first use; pair each call with `release_client`.
 
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class PollingClient(httpx.AsyncClient):
-    """An httpx.AsyncClient that never stores cookies (measured: ~75 µs of CPU per request saved)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._jar: httpx.Cookies = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._jar
-
-    @cookies.setter
-    def cookies(self, value: Any) -> None:
-        self._jar = _NoCookies(value)
-
-
-def new_client(max_connections: int = 4, keepalive_expiry: float = 30.0,
-               fast: bool = True) -> httpx.AsyncClient:
-    """A keep-alive client tuned for polling: lean transport, no cookie jar, no environment proxies."""
-    transport: httpx.AsyncBaseTransport = (
-        FastTransport(max_connections=max_connections, keepalive_expiry=keepalive_expiry) if fast
-        else stock_transport(max_connections, keepalive_expiry))
-    return PollingClient(
-        transport=transport,
-        trust_env=False,  # never route loopback polls through an HTTP_PROXY from the environment
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
-    )
-
-
-def shared_client(key: str, *, max_connections: int = 4) -> httpx.AsyncClient:
-    """The running loop's client for `key`, created on first use; pair each call with `release_client`."""
+    Sources with different TLS settings never share a client: `tls` is part of the registry key.
+    """
     loop = asyncio.get_running_loop()
     clients = _REGISTRY.setdefault(loop, {})
+    if tls is not None and not tls.is_default:
+        key = f"{key} {tls!r}"
     entry = clients.get(key)
     if entry is None or entry.client.is_closed:
-        entry = clients[key] = _Shared(new_client(max_connections))
+        entry = clients[key] = _Shared(new_client(max_connections, tls=tls))
     entry.users += 1
     return entry.client
 
@@ -173,8 +141,10 @@ async def release_client(key: str, client: httpx.AsyncClient) -> None:
     except RuntimeError:  # pragma: no cover - no loop: nothing is open in it
         return
     entry = clients.get(key)
-    if entry is None or entry.client is not client:
-        return
+    if entry is None or entry.client is not client:  # registered under a TLS-qualified key
+        key, entry = next(((k, e) for k, e in clients.items() if e.client is client), (key, None))
+        if entry is None:
+            return
     entry.users -= 1
     if entry.users <= 0:
         del clients[key]
@@ -279,7 +249,7 @@ class HttpPoller:
     def __init__(self, *, label: str, base_url: str | None = None, headers: Mapping[str, str] | None = None,
                  timeout: float, retries: int = 2, max_bytes: int = DEFAULT_MAX_BYTES,
                  client: httpx.AsyncClient | None = None, share: str | None = None,
-                 max_connections: int = 4) -> None:
+                 max_connections: int = 4, tls: TlsOptions | None = None) -> None:
         self.label = label
         self.base_url = base_url.rstrip("/") if base_url else None
         self.headers = dict(headers or {})
@@ -287,6 +257,7 @@ class HttpPoller:
         self.retries = max(0, int(retries))
         self.max_bytes = int(max_bytes)
         self.max_connections = max_connections
+        self.tls = tls
         self._own_client = client
         self._share = share
         self._client: httpx.AsyncClient | None = client
@@ -380,7 +351,7 @@ class HttpPoller:
     def _get_client(self, url: str) -> httpx.AsyncClient:
         if self._client is None:
             key = self._share or client_key(url)
-            self._client = shared_client(key, max_connections=self.max_connections)
+            self._client = shared_client(key, max_connections=self.max_connections, tls=self.tls)
             self._shared_key = key
         return self._client
 
@@ -388,6 +359,8 @@ class HttpPoller:
                        data: Mapping[str, Any] | None, accept: str | None) -> HttpResponse:
         try:
             client = self._get_client(url)
+        except TlsError as exc:
+            raise _Fatal(str(exc)) from None
         except (httpx.InvalidURL, ValueError) as exc:
             raise _Fatal(f"invalid URL: {exc}") from None
         started = time.monotonic()
@@ -403,7 +376,12 @@ class HttpPoller:
         except httpx.TimeoutException:
             raise _Retryable(f"timed out after {_secs(self.timeout)}") from None
         except httpx.ConnectError as exc:
-            raise _Retryable(_connect_message(exc, url)) from None
+            msg = _connect_message(exc, url)
+            if msg.startswith("TLS certificate"):  # a retry meets the same certificate
+                raise _Fatal(msg) from None
+            raise _Retryable(msg) from None
+        except MalformedResponse as exc:
+            raise _Fatal(f"server broke the HTTP protocol: {exc}") from None
         except httpx.RemoteProtocolError as exc:
             raise _Retryable(f"server broke the HTTP protocol: {exc}") from None
         except httpx.TransportError as exc:
@@ -426,6 +404,8 @@ class HttpPoller:
                 raise _Retryable(f"timed out after {_secs(self.timeout)} while reading the body") from None
             except httpx.DecodingError as exc:
                 raise _Fatal(f"response body cannot be decoded: {exc}") from None
+            except MalformedResponse as exc:
+                raise _Fatal(f"server broke the HTTP protocol: {exc}") from None
             except httpx.TransportError as exc:
                 raise _Retryable(f"connection lost while reading the body: {type(exc).__name__}") from None
         finally:
@@ -510,14 +490,37 @@ def _connect_message(exc: BaseException, url: str) -> str:
             return f"connection refused by {target}"
         if getattr(e, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
             return f"network unreachable for {target}"
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return _certificate_message(e, host, target)
         if isinstance(e, ssl.SSLError):
-            return f"TLS failed with {target}: {_short(str(e), 80)}"
+            return f"TLS failed with {target}: {_short(e.reason or str(e), 80).replace('_', ' ').lower()}"
     low = " ".join(str(e) for e in chain).lower()
     if "name or service not known" in low or "nodename nor servname" in low or "name resolution" in low:
         return f"DNS lookup failed for {host}"
     if "refused" in low:
         return f"connection refused by {target}"
     return f"cannot connect to {target}: {_short(str(exc), 80) or type(exc).__name__}"
+
+
+# OpenSSL's X509_V_ERR codes for the certificate problems users meet most.
+_CERT_EXPIRED, _CERT_NOT_YET_VALID = 10, 9
+_UNKNOWN_CA = {2, 18, 19, 20, 21}  # no issuer cert, self-signed leaf, self-signed in chain, local issuer, leaf only
+_HOSTNAME_MISMATCH = 62
+
+
+def _certificate_message(e: ssl.SSLCertVerificationError, host: str, target: str) -> str:
+    """One line for a certificate the client refused: expired, for another host, or from an unknown CA."""
+    code = e.verify_code
+    what = f"TLS certificate of {target}"
+    if code == _CERT_EXPIRED:
+        return f"{what} has expired"
+    if code == _CERT_NOT_YET_VALID:
+        return f"{what} is not valid yet (check the clocks)"
+    if code == _HOSTNAME_MISMATCH or "hostname mismatch" in str(e.verify_message).lower():
+        return f"{what} is not valid for host name {host}"
+    if code in _UNKNOWN_CA:
+        return f"{what} is signed by an unknown CA (set ca_file to the CA that signed it)"
+    return f"{what} was refused: {_short(str(e.verify_message or e), 80)}"
 
 
 def _secs(s: float) -> str:
