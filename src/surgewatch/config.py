@@ -45,6 +45,24 @@ class MonitorConfig:
     max_series: int = 20_000  # hard cap on series held; new ones beyond it are dropped with one warning
 
 
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS settings of one HTTP source or sink: keys ca_file, tls_verify, cert_file, key_file."""
+
+    ca_file: str | None = None  # trust only this CA bundle (PEM) instead of the system's CA store
+    verify: bool = True  # tls_verify = false accepts any certificate (loudly reported by check and the TUI)
+    cert_file: str | None = None  # client certificate (PEM) for mTLS; may hold the key too
+    key_file: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """True when nothing differs from verifying against the system's CA store without a client cert."""
+        return self.verify and self.ca_file is None and self.cert_file is None
+
+
+TLS_KEYS = ("ca_file", "tls_verify", "cert_file", "key_file")
+
+
 @dataclass(frozen=True)
 class HostConfig:
     name: str
@@ -57,6 +75,7 @@ class HostConfig:
     queries: Mapping[str, str] = field(default_factory=dict)
     seed: int | None = None
     max_series: int = 10_000  # promql: at most this many series taken from one query's answer
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class ProbeConfig:
     timeout: float | None = None
     expect_status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,7 @@ class TrafficConfig:
     password: str | None = None
     campaign_label: str | None = None  # promql: the label holding the utm_campaign value
     credentials_file: str | None = None  # ga4: service-account key file (tokens refreshed through google-auth)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 # Keys each traffic source cannot work without (checked when the config is read).
@@ -149,6 +170,7 @@ class SinkConfig:
     path: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 5.0
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)
@@ -172,6 +194,14 @@ class Config:
     def interval_of(self, own: float | None) -> float:
         """A source's poll interval: its own override, else the monitor default."""
         return own if own is not None else self.monitor.interval
+
+    def insecure_tls(self) -> list[str]:
+        """Every source ("host:web-3") and sink ("sink webhook 2") whose certificate is not verified."""
+        out = [f"{kind}:{item.name}" for kind, items in (("host", self.hosts), ("probe", self.probes),
+                                                          ("traffic", self.traffic))
+               for item in items if not item.tls.verify]
+        out += [f"sink {s.kind} {i + 1}" for i, s in enumerate(self.sinks) if not s.tls.verify]
+        return out
 
     def timeout_of(self, own: float | None) -> float:
         """A source's timeout: its own, else the monitor default capped by the interval."""
@@ -321,11 +351,12 @@ class _Parser:
             url=r.string("url", None, required=source in ("prometheus", "promql")),
             interval=r.duration("interval", None, minimum=0.05),
             timeout=r.duration("timeout", None, minimum=0.01),
-            headers=r.str_map("headers"),
+            headers=r.headers(),
             host_label=r.string("host_label", "instance") or "instance",
             queries=r.str_map("queries"),
             seed=r.integer("seed", None),
             max_series=r.count("max_series", 10_000),
+            tls=r.tls(),
         )
         r.done()
         return cfg
@@ -339,7 +370,8 @@ class _Parser:
             interval=r.duration("interval", None, minimum=0.05),
             timeout=r.duration("timeout", None, minimum=0.01),
             expect_status=r.integer("expect_status", 200) or 200,
-            headers=r.str_map("headers"),
+            headers=r.headers(),
+            tls=r.tls(),
         )
         r.done()
         return cfg
@@ -357,9 +389,9 @@ class _Parser:
             url=r.string("url", None),
             interval=r.duration("interval", None, minimum=0.05),
             timeout=r.duration("timeout", None, minimum=0.01),
-            headers=r.str_map("headers"),
+            headers=r.headers(),
             site_id=r.string("site_id", None),
-            token=r.string("token", None),
+            token=r.header_value("token"),
             path=r.string("path", None),
             format=r.choice("format", {"combined", "json"}) or "combined",
             value=r.string("value", None),
@@ -372,6 +404,7 @@ class _Parser:
             password=r.string("password", None),
             campaign_label=r.string("campaign_label", None),
             credentials_file=r.string("credentials_file", None),
+            tls=r.tls(),
         )
         for key in TRAFFIC_REQUIRES.get(cfg.source, ()):
             if getattr(cfg, key) is None:
@@ -472,8 +505,9 @@ class _Parser:
             min_severity=r.severity("min_severity", Severity.INFO),
             command=tuple(r.str_list("command")),
             path=r.string("path", None, required=kind == "file"),
-            headers=r.str_map("headers"),
+            headers=r.headers(),
             timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
+            tls=r.tls(),
         )
         if kind == "command" and not cfg.command:
             raise r.fail("command", "command must be a non-empty list of strings")
@@ -641,10 +675,63 @@ class _Table:
             raise self.fail(key, f"{key} must be a table of strings, got {_show(v)}")
         return {k: self._env(key, x) for k, x in v.items()}
 
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self._take(key, False)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            raise self.fail(key, f"{key} must be true or false, got {_show(v)}")
+        return v
+
+    def headers(self) -> dict[str, str]:
+        """The `headers` table: names must be HTTP tokens, values free of CR, LF and NUL (header injection)."""
+        out = self.str_map("headers")
+        for name, value in out.items():
+            if not _HEADER_NAME_RE.match(name):
+                raise self.fail("headers", f"headers has {name!r}, which is not a valid HTTP header name")
+            _check_header_value(self, f"headers.{name}", "headers", value)
+        return out
+
+    def header_value(self, key: str) -> str | None:
+        """A string sent inside a header (a token): refused if it holds CR, LF or NUL."""
+        value = self.string(key, None)
+        if value is not None:
+            _check_header_value(self, key, key, value)
+        return value
+
+    def tls(self) -> TlsConfig:
+        """ca_file, tls_verify, cert_file and key_file; files must exist when the config is read."""
+        files = {}
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = self.string(key, None)
+            if path is not None:
+                path = os.path.expanduser(path)
+                if not os.path.isfile(path):
+                    raise self.fail(key, f"{key} {path!r} is not a readable file")
+            files[key] = path
+        verify = self.boolean("tls_verify", True)
+        if files["key_file"] and not files["cert_file"]:
+            raise self.fail("key_file", "key_file needs cert_file (the client certificate it belongs to)")
+        return TlsConfig(ca_file=files["ca_file"], verify=verify, cert_file=files["cert_file"],
+                         key_file=files["key_file"])
+
     def done(self) -> None:
         if self.t:
             key = sorted(self.t)[0]
             raise self.fail(key, f"unknown key {key!r}")
+
+
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _check_header_value(table: _Table, what: str, key: str, value: str) -> None:
+    """Refuse CR, LF and NUL in a value sent in a header, naming the key (never showing the secret value)."""
+    for char, name in (("\r", "a carriage return (CR)"), ("\n", "a line feed (LF)"), ("\0", "a NUL byte")):
+        if char in value:
+            where = "at its end" if char not in value.rstrip("\r\n\0") else "inside it"
+            hint = " (an environment variable with a trailing newline?)" if where == "at its end" else ""
+            raise table.fail(key, f"{what} contains {name} {where}, which would break or inject an HTTP "
+                                  f"header{hint}")
 
 
 def _show(v: Any) -> str:

@@ -79,6 +79,7 @@ class Engine:
             stepped.on_step(self._clock_stepped)
         self.monotonic = opts.monotonic or (time.monotonic if real else opts.elapsed or opts.clock)
         self.tick_seconds = config.monitor.interval
+        self._insecure_tls = frozenset(config.insecure_tls())
         build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
         self.sources = list(sources) if sources is not None else build_sources(config, build)
         self.collector = Collector(self.sources, clock=self.clock)
@@ -464,7 +465,7 @@ class Engine:
             for a in self.rules.active.values())
         sources = tuple(
             SourceView(h.name, h.demo, h.ok, h.stale(now), h.error, h.last_success, h.last_latency, h.interval,
-                       h.polls, h.failures) for h in health.values())
+                       h.polls, h.failures, insecure_tls=h.name in self._insecure_tls) for h in health.values())
         latest = {name: float(store.last_value[i]) for i, name in enumerate(store.names) if name}
         return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
                         campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),

@@ -6,17 +6,18 @@ NUL bytes and invalid header names, status codes outside 100-999) while callers 
 Response and exceptions. `PollTransport` extends httpx-aiohttp's `AiohttpTransport` where it falls short for
 polling: aiohttp errors become the httpx exception of the same kind (a server disconnect is a
 RemoteProtocolError, not a ConnectTimeout) with messages that never carry the URL, per-server connection
-limits and keep-alive expiry, no cookie jar on either side, per-source TLS (`TlsOptions`), and timeouts built
+limits and keep-alive expiry, no cookie jar on either side, per-source TLS (`config.TlsConfig`), and timeouts built
 once instead of per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import socket
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,8 +25,10 @@ import httpx
 from aiohttp.client_proto import ResponseHandler
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["USER_AGENT", "MalformedResponse", "PollTransport", "PollingClient", "TlsError", "TlsOptions",
-           "new_client", "ssl_context"]
+from .config import TlsConfig
+
+__all__ = ["USER_AGENT", "MalformedResponse", "PollTransport", "PollingClient", "TlsError",
+           "connect_error_message", "new_client", "ssl_context"]
 
 USER_AGENT = "surgewatch"
 _READ_BUFSIZE = 64 * 1024  # aiohttp stops reading a socket whose unread body passes this (flow control)
@@ -33,21 +36,6 @@ _READ_BUFSIZE = 64 * 1024  # aiohttp stops reading a socket whose unread body pa
 
 # ---------------------------------------------------------------------------------------------
 # TLS
-
-
-@dataclass(frozen=True, slots=True)
-class TlsOptions:
-    """Per-source or per-sink TLS settings (config keys ca_file, tls_verify, cert_file, key_file)."""
-
-    ca_file: str | None = None
-    verify: bool = True
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    @property
-    def is_default(self) -> bool:
-        """True when nothing differs from verifying against the system's CA store without a client cert."""
-        return self.verify and self.ca_file is None and self.cert_file is None
 
 
 class MalformedResponse(httpx.RemoteProtocolError):
@@ -58,12 +46,12 @@ class TlsError(ValueError):
     """A TLS file (CA bundle, client certificate or key) cannot be loaded; the message is one line."""
 
 
-_CONTEXTS: dict[TlsOptions, ssl.SSLContext] = {}
+_CONTEXTS: dict[TlsConfig, ssl.SSLContext] = {}
 
 
-def ssl_context(tls: TlsOptions | None) -> ssl.SSLContext:
+def ssl_context(tls: TlsConfig | None) -> ssl.SSLContext:
     """The SSL context for these options, cached (loading CAs costs milliseconds); by default the system CAs."""
-    tls = tls or TlsOptions()
+    tls = tls or TlsConfig()
     ctx = _CONTEXTS.get(tls)
     if ctx is not None:
         return ctx
@@ -130,11 +118,11 @@ def _mapped(exc: BaseException, request: httpx.Request, reading: bool = False) -
     return out
 
 
-def _clean(text: object) -> str:
+def _clean(text: object, n: int = 120) -> str:
     """One line, printable, short: what an error from the wire may say."""
     s = "".join(c if c.isprintable() else " " for c in str(text))
     s = " ".join(s.split()).removesuffix(" ^")  # llhttp's messages end with a caret under the bad byte
-    return s if len(s) <= 120 else s[:119] + "…"
+    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _payload_reason(exc: aiohttp.ClientPayloadError) -> str:
@@ -152,6 +140,59 @@ def _os_message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return _clean(exc.strerror)
     return type(exc).__name__
+
+
+def connect_error_message(exc: BaseException, url: str) -> str:
+    """One line for a failed connect: DNS, refused, unreachable, or which certificate problem, never the URL."""
+    try:
+        u = httpx.URL(url)
+        host = u.host
+        target = f"{host}:{u.port or (443 if u.scheme == 'https' else 80)}"
+    except httpx.InvalidURL:  # pragma: no cover - a request was already built from it
+        host = target = "the server"
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for e in chain:
+        if isinstance(e, socket.gaierror):
+            return f"DNS lookup failed for {host}"
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+            return f"connection refused by {target}"
+        if getattr(e, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"network unreachable for {target}"
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return _certificate_message(e, host, target)
+        if isinstance(e, ssl.SSLError):
+            return f"TLS failed with {target}: {_clean(e.reason or str(e), 80).replace('_', ' ').lower()}"
+    low = " ".join(str(e) for e in chain).lower()
+    if "name or service not known" in low or "nodename nor servname" in low or "name resolution" in low:
+        return f"DNS lookup failed for {host}"
+    if "refused" in low:
+        return f"connection refused by {target}"
+    return f"cannot connect to {target}: {_clean(str(exc), 80) or type(exc).__name__}"
+
+
+# OpenSSL's X509_V_ERR codes for the certificate problems users meet most.
+_CERT_EXPIRED, _CERT_NOT_YET_VALID = 10, 9
+_UNKNOWN_CA = {2, 18, 19, 20, 21}  # no issuer cert, self-signed leaf, self-signed in chain, local issuer, leaf only
+_HOSTNAME_MISMATCH = 62
+
+
+def _certificate_message(e: ssl.SSLCertVerificationError, host: str, target: str) -> str:
+    """One line for a certificate the client refused: expired, for another host, or from an unknown CA."""
+    code = e.verify_code
+    what = f"TLS certificate of {target}"
+    if code == _CERT_EXPIRED:
+        return f"{what} has expired"
+    if code == _CERT_NOT_YET_VALID:
+        return f"{what} is not valid yet (check the clocks)"
+    if code == _HOSTNAME_MISMATCH or "hostname mismatch" in str(e.verify_message).lower():
+        return f"{what} is not valid for host name {host}"
+    if code in _UNKNOWN_CA:
+        return f"{what} is signed by an unknown CA (set ca_file to the CA that signed it)"
+    return f"{what} was refused: {_clean(str(e.verify_message or e), 80)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,11 +257,16 @@ class _Body(httpx.AsyncByteStream):
         self._resp.release()
 
 
+def _wire_headers(request: httpx.Request) -> list[tuple[str, str]]:
+    """The request's headers as sent, names in the caller's case (httpx's items() lower-cases them)."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+
+
 class PollTransport(AiohttpTransport):
     """httpx-aiohttp's transport with per-server connection limits, keep-alive expiry, TLS and mapped errors."""
 
     def __init__(self, *, max_connections: int = 4, keepalive_expiry: float = 30.0,
-                 tls: TlsOptions | None = None) -> None:
+                 tls: TlsConfig | None = None) -> None:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                               keepalive_expiry=keepalive_expiry)
         self._ssl = ssl_context(tls)  # raises TlsError now, at construction, not at the first poll
@@ -267,7 +313,7 @@ class PollTransport(AiohttpTransport):
             data = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
         try:
             resp = await session._request(
-                request.method, str(request.url), headers=request.headers.multi_items(), data=data,
+                request.method, str(request.url), headers=_wire_headers(request), data=data,
                 allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout") or {}),
                 server_hostname=request.extensions.get("sni_hostname"))
         except (aiohttp.ClientError, OSError) as exc:
@@ -323,7 +369,7 @@ class PollingClient(httpx.AsyncClient):
         self._jar = _NoCookies(value)
 
 
-def new_client(max_connections: int = 4, keepalive_expiry: float = 30.0, *, tls: TlsOptions | None = None,
+def new_client(max_connections: int = 4, keepalive_expiry: float = 30.0, *, tls: TlsConfig | None = None,
                timeout: float | None = None, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     """A keep-alive client for polling or alerting: aiohttp's wire, no cookies, no redirects, no env proxies."""
     return PollingClient(

@@ -20,6 +20,7 @@ class SourceView:
     interval: float
     polls: int
     failures: int
+    insecure_tls: bool = False  # tls_verify = false: any certificate is accepted (shown on the Sources screen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
-from ..config import SinkConfig
+from ..config import SinkConfig, TlsConfig
 from ..model import AlertEvent, Severity, rfc3339, split_series
 from .outbox import event_key
 
@@ -216,12 +216,13 @@ class CommandSink(_BaseSink):
 
 
 class _HttpSink(_BaseSink):
-    """One httpx.AsyncClient per sink, created in the running loop on first use."""
+    """One httpx.AsyncClient per sink (aiohttp's wire, this sink's TLS), created in the running loop on first use."""
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float,
-                 min_severity: Severity = Severity.INFO) -> None:
+                 min_severity: Severity = Severity.INFO, tls: TlsConfig | None = None) -> None:
         super().__init__(min_severity)
         self.url = url
+        self.tls = tls
         self.headers = dict(headers)
         self.timeout = timeout
         host = urlsplit(url).hostname or "?"
@@ -230,20 +231,25 @@ class _HttpSink(_BaseSink):
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
-        import httpx
+        from ..httpclient import new_client  # imports aiohttp: only when an HTTP sink first sends
 
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout, headers=self.headers,
-                                             follow_redirects=False)
+            self._client = new_client(max_connections=2, tls=self.tls, timeout=self.timeout, headers=self.headers)
         return self._client
 
     async def _post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         import httpx
 
+        from ..httpclient import TlsError, connect_error_message
+
         try:
             return await self._http().post(url, json=body, headers=headers)
         except httpx.TimeoutException:
             raise SinkError(f"{self.name}: no answer within {self.timeout:g}s") from None
+        except TlsError as exc:
+            raise SinkError(f"{self.name}: {exc}") from None
+        except httpx.ConnectError as exc:
+            raise SinkError(f"{self.name}: {connect_error_message(exc, url)}") from None
         except httpx.HTTPError as exc:
             text = str(exc).replace(url, "<url>") or type(exc).__name__
             raise SinkError(f"{self.name}: {text}") from None
@@ -412,11 +418,11 @@ class AlertmanagerSink(_HttpSink):
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float,
                  min_severity: Severity = Severity.INFO, resend_interval: float = AM_RESEND_INTERVAL,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, tls: TlsConfig | None = None) -> None:
         base = url.rstrip("/")
         if not base.endswith("/api/v2/alerts"):
             base += "/api/v2/alerts"
-        super().__init__(base, headers, timeout, min_severity)
+        super().__init__(base, headers, timeout, min_severity, tls=tls)
         self.resend_interval = resend_interval
         self.clock = clock
 
@@ -453,9 +459,9 @@ def build_sink(cfg: SinkConfig) -> Sink:
     if cfg.kind == "command":
         return CommandSink(cfg.command, cfg.timeout, cfg.min_severity)
     if cfg.kind == "webhook":
-        return WebhookSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity)
+        return WebhookSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls)
     if cfg.kind == "slack":
-        return SlackSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity)
+        return SlackSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls)
     if cfg.kind == "alertmanager":
-        return AlertmanagerSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity)
+        return AlertmanagerSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls)
     raise SinkError(f"sink kind {cfg.kind!r} is not available")

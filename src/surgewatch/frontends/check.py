@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             "firing": [{"rule": b.rule, "severity": str(b.severity), "series": b.series, "value": b.value,
                         "level": b.level} for b in breaches],
             "sources": {k: {"ok": v is None, "error": v} for k, v in errors.items()},
+            "tls_unverified": config.insecure_tls(),
         }
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -110,4 +111,7 @@ def run(args: argparse.Namespace) -> int:
               f"({b.word} {format_value(metric, b.level)})")
     for name, err in failed.items():
         print(f"UNKNOWN source {name}: {err}")
+    for name in config.insecure_tls():
+        print(f"WARNING {name}: tls_verify = false, its TLS certificate is NOT verified (anyone in the path "
+              "can read and change what it sends and receives)")
     return code

@@ -56,19 +56,19 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
         elif h.source == "prometheus":
             from .prometheus import PrometheusHostSource
 
-            out.append(PrometheusHostSource(h.name, h.url or "", interval, timeout, h.headers))
+            out.append(PrometheusHostSource(h.name, h.url or "", interval, timeout, h.headers, tls=h.tls))
         elif h.source == "promql":
             from .promql import PromQLHostSource
 
             out.append(PromQLHostSource(h.name, h.url or "", interval, timeout, h.queries, h.host_label,
-                                        h.headers, max_series=h.max_series))
+                                        h.headers, max_series=h.max_series, tls=h.tls))
         else:  # pragma: no cover - config rejects kinds this build does not implement
             raise SourceError(f"host {h.name!r}: source {h.source!r} is not available")
     for p in config.probes:
         from .probe import ProbeSource
 
         interval, timeout = config.interval_of(p.interval), config.timeout_of(p.timeout)
-        out.append(ProbeSource(p.name, p.url, interval, timeout, p.expect_status, p.headers))
+        out.append(ProbeSource(p.name, p.url, interval, timeout, p.expect_status, p.headers, tls=p.tls))
     for t in config.traffic:
         interval, timeout = config.interval_of(t.interval), config.timeout_of(t.timeout)
         campaigns = [c.name for c in config.campaigns if c.traffic == t.name]
@@ -94,31 +94,32 @@ def _traffic_source(t: TrafficConfig, pairs: list[tuple[str, str]], interval: fl
         from .jsonapi import JsonTrafficSource
 
         return JsonTrafficSource(t.name, t.url or "", pairs, interval, timeout, value=t.value or "",
-                                 items=t.items, key=t.key, headers=t.headers)
+                                 items=t.items, key=t.key, headers=t.headers, tls=t.tls)
     if t.source == "plausible":
         from .plausible import PlausibleSource
 
         return PlausibleSource(t.name, t.site_id or "", pairs, interval, timeout, url=t.url, token=t.token,
-                               window=t.window, headers=t.headers)
+                               window=t.window, headers=t.headers, tls=t.tls)
     if t.source == "umami":
         from .umami import UmamiSource
 
         return UmamiSource(t.name, t.site_id or "", pairs, interval, timeout, url=t.url, token=t.token,
-                           username=t.username, password=t.password, window=t.window, headers=t.headers)
+                           username=t.username, password=t.password, window=t.window, headers=t.headers,
+                           tls=t.tls)
     if t.source == "matomo":
         from .matomo import MatomoSource
 
         return MatomoSource(t.name, t.url or "", t.site_id or "", pairs, interval, timeout, token=t.token,
-                            window=t.window, headers=t.headers)
+                            window=t.window, headers=t.headers, tls=t.tls)
     if t.source == "ga4":
         from .ga4 import GA4Source
 
         return GA4Source(t.name, t.site_id or "", pairs, interval, timeout, token=t.token, url=t.url,
-                         window=t.window, headers=t.headers,
+                         window=t.window, headers=t.headers, tls=t.tls,
                          credentials_file=os.path.expanduser(t.credentials_file) if t.credentials_file else None)
     if t.source == "promql":
         from .traffic_promql import PromQLTrafficSource
 
         return PromQLTrafficSource(t.name, t.url or "", t.query or "", pairs, interval, timeout,
-                                   campaign_label=t.campaign_label, headers=t.headers)
+                                   campaign_label=t.campaign_label, headers=t.headers, tls=t.tls)
     raise SourceError(f"traffic {t.name!r}: source {t.source!r} is not available")  # pragma: no cover

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..config import TlsConfig
 from ..model import series
 from .analytics import DEFAULT_WINDOW, CampaignPairs, call_json, shape_error, window_minutes
 from .base import Reading, SourceError
@@ -32,7 +33,8 @@ class GA4Source:
     def __init__(self, traffic: str, property_id: str, campaigns: CampaignPairs, interval: float,
                  timeout: float, *, token: str | None = None, url: str | None = None,
                  window: float | None = None, headers: Mapping[str, str] | None = None,
-                 http: HttpPoller | None = None, credentials_file: str | None = None) -> None:
+                 http: HttpPoller | None = None, credentials_file: str | None = None,
+                 tls: TlsConfig | None = None) -> None:
         self.name = f"traffic:{traffic}"
         self.traffic = traffic
         self.property_id = property_id.removeprefix("properties/")
@@ -51,6 +53,7 @@ class GA4Source:
             raise SourceError(f"{self.name}: ga4 needs `credentials_file` (service-account key) or `token`")
         self._base, self._headers = url or DEFAULT_URL, dict(headers or {})
         self._bearer = token
+        self._tls = tls
         self.http = http or self._poller(token)
         self.notice: str | None = None
         if campaigns:
@@ -69,7 +72,8 @@ class GA4Source:
         headers = dict(self._headers)
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
-        return HttpPoller(label=self.name, base_url=self._base, headers=headers, timeout=self.timeout)
+        return HttpPoller(label=self.name, base_url=self._base, headers=headers, timeout=self.timeout,
+                          tls=self._tls)
 
     async def _use_current_token(self) -> None:
         """With a key file: a fresh access token when the current one is near expiry, and a poller for it."""

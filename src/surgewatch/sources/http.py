@@ -10,13 +10,10 @@ while streaming, and failures turned into `SourceError` messages: one line each,
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import math
 import random
 import re
-import socket
-import ssl
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -26,7 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ..httpclient import MalformedResponse, TlsError, TlsOptions, new_client
+from ..config import TlsConfig
+from ..httpclient import MalformedResponse, TlsError, connect_error_message, new_client
 from .base import SourceError
 
 __all__ = [
@@ -118,7 +116,7 @@ def client_key(url: str) -> str:
     return f"{u.scheme}://{u.host}:{u.port or ''}"
 
 
-def shared_client(key: str, *, max_connections: int = 4, tls: TlsOptions | None = None) -> httpx.AsyncClient:
+def shared_client(key: str, *, max_connections: int = 4, tls: TlsConfig | None = None) -> httpx.AsyncClient:
     """The running loop's client for `key`, created on first use; pair each call with `release_client`.
 
     Sources with different TLS settings never share a client: `tls` is part of the registry key.
@@ -249,7 +247,7 @@ class HttpPoller:
     def __init__(self, *, label: str, base_url: str | None = None, headers: Mapping[str, str] | None = None,
                  timeout: float, retries: int = 2, max_bytes: int = DEFAULT_MAX_BYTES,
                  client: httpx.AsyncClient | None = None, share: str | None = None,
-                 max_connections: int = 4, tls: TlsOptions | None = None) -> None:
+                 max_connections: int = 4, tls: TlsConfig | None = None) -> None:
         self.label = label
         self.base_url = base_url.rstrip("/") if base_url else None
         self.headers = dict(headers or {})
@@ -376,7 +374,7 @@ class HttpPoller:
         except httpx.TimeoutException:
             raise _Retryable(f"timed out after {_secs(self.timeout)}") from None
         except httpx.ConnectError as exc:
-            msg = _connect_message(exc, url)
+            msg = connect_error_message(exc, url)
             if msg.startswith("TLS certificate"):  # a retry meets the same certificate
                 raise _Fatal(msg) from None
             raise _Retryable(msg) from None
@@ -469,58 +467,6 @@ def status_message(resp: HttpResponse) -> str:
         return f"authentication failed: HTTP {resp.status} {reason} (check the token or headers)".replace(
             "  ", " ")
     return f"HTTP {resp.status} {reason}".rstrip()
-
-
-def _connect_message(exc: BaseException, url: str) -> str:
-    try:
-        u = httpx.URL(url)
-        host = u.host
-        target = f"{host}:{u.port or (443 if u.scheme == 'https' else 80)}"
-    except httpx.InvalidURL:  # pragma: no cover - a request was already built from it
-        host = target = "the server"
-    chain: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and len(chain) < 8:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    for e in chain:
-        if isinstance(e, socket.gaierror):
-            return f"DNS lookup failed for {host}"
-        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
-            return f"connection refused by {target}"
-        if getattr(e, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            return f"network unreachable for {target}"
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return _certificate_message(e, host, target)
-        if isinstance(e, ssl.SSLError):
-            return f"TLS failed with {target}: {_short(e.reason or str(e), 80).replace('_', ' ').lower()}"
-    low = " ".join(str(e) for e in chain).lower()
-    if "name or service not known" in low or "nodename nor servname" in low or "name resolution" in low:
-        return f"DNS lookup failed for {host}"
-    if "refused" in low:
-        return f"connection refused by {target}"
-    return f"cannot connect to {target}: {_short(str(exc), 80) or type(exc).__name__}"
-
-
-# OpenSSL's X509_V_ERR codes for the certificate problems users meet most.
-_CERT_EXPIRED, _CERT_NOT_YET_VALID = 10, 9
-_UNKNOWN_CA = {2, 18, 19, 20, 21}  # no issuer cert, self-signed leaf, self-signed in chain, local issuer, leaf only
-_HOSTNAME_MISMATCH = 62
-
-
-def _certificate_message(e: ssl.SSLCertVerificationError, host: str, target: str) -> str:
-    """One line for a certificate the client refused: expired, for another host, or from an unknown CA."""
-    code = e.verify_code
-    what = f"TLS certificate of {target}"
-    if code == _CERT_EXPIRED:
-        return f"{what} has expired"
-    if code == _CERT_NOT_YET_VALID:
-        return f"{what} is not valid yet (check the clocks)"
-    if code == _HOSTNAME_MISMATCH or "hostname mismatch" in str(e.verify_message).lower():
-        return f"{what} is not valid for host name {host}"
-    if code in _UNKNOWN_CA:
-        return f"{what} is signed by an unknown CA (set ca_file to the CA that signed it)"
-    return f"{what} was refused: {_short(str(e.verify_message or e), 80)}"
 
 
 def _secs(s: float) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..config import TlsConfig
 from ..model import series
 from .analytics import CampaignPairs, call_json
 from .base import Reading, SourceError
@@ -24,7 +25,8 @@ class JsonTrafficSource:
 
     def __init__(self, traffic: str, url: str, campaigns: CampaignPairs, interval: float, timeout: float, *,
                  value: str, items: str | None = None, key: str | None = None,
-                 headers: Mapping[str, str] | None = None, http: HttpPoller | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
+                 tls: TlsConfig | None = None) -> None:
         self.name = f"traffic:{traffic}"
         self.traffic = traffic
         self.url = url
@@ -35,7 +37,7 @@ class JsonTrafficSource:
         self.value = value
         self.items = items
         self.key = key or "name"
-        self.http = http or HttpPoller(label=self.name, headers=headers, timeout=timeout)
+        self.http = http or HttpPoller(label=self.name, headers=headers, timeout=timeout, tls=tls)
         self.notice = None
         if items is None and self.campaigns:
             names = ", ".join(n for n, _ in self.campaigns)

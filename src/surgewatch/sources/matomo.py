@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..config import TlsConfig
 from ..model import series
 from .analytics import (
     DEFAULT_WINDOW,
@@ -37,13 +38,14 @@ class MatomoSource(CampaignTrafficSource):
 
     def __init__(self, traffic: str, url: str, site_id: str, campaigns: CampaignPairs, interval: float,
                  timeout: float, *, token: str | None = None, window: float | None = None,
-                 headers: Mapping[str, str] | None = None, http: HttpPoller | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
+                 tls: TlsConfig | None = None) -> None:
         super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.token = token
         self.minutes = window_minutes(window or DEFAULT_WINDOW)
         base = url.rstrip("/")
         self.endpoint = base if base.endswith(".php") else f"{base}/index.php"
-        self.http = http or HttpPoller(label=self.name, headers=headers, timeout=timeout)
+        self.http = http or HttpPoller(label=self.name, headers=headers, timeout=timeout, tls=tls)
 
     def counters_params(self, segment: str | None = None) -> dict[str, str]:
         """The parameters of one Live.getCounters call."""

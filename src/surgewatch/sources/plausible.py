@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..config import TlsConfig
 from ..model import series
 from .analytics import DEFAULT_WINDOW, CampaignPairs, CampaignTrafficSource, call_json, iso_utc, shape_error
 from .base import Reading, SourceError
@@ -30,7 +31,7 @@ class PlausibleSource(CampaignTrafficSource):
                  timeout: float, *, url: str | None = None, token: str | None = None,
                  window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, tls: TlsConfig | None = None) -> None:
         super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.window = window or DEFAULT_WINDOW
         self.token = token
@@ -38,7 +39,7 @@ class PlausibleSource(CampaignTrafficSource):
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
         self.http = http or HttpPoller(label=self.name, base_url=url or DEFAULT_URL, headers=all_headers,
-                                       timeout=timeout)
+                                       timeout=timeout, tls=tls)
         self._wall = wall_clock
 
     async def poll(self) -> Reading:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..config import TlsConfig
 from ..model import series
 from .base import Reading, SourceError
 from .http import HttpPoller
@@ -19,7 +20,8 @@ class ProbeSource:
     """GETs one URL each interval (no retries: a slow or failed answer is what we measure)."""
 
     def __init__(self, name: str, url: str, interval: float, timeout: float, expect_status: int = 200,
-                 headers: Mapping[str, str] | None = None, poller: HttpPoller | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, poller: HttpPoller | None = None,
+                 tls: TlsConfig | None = None) -> None:
         self.name = f"probe:{name}"
         self.probe = name
         self.url = url
@@ -28,7 +30,7 @@ class ProbeSource:
         self.demo = False
         self.expect_status = expect_status
         self._http = poller or HttpPoller(label=self.name, headers=headers or {}, timeout=timeout, retries=0,
-                                          max_bytes=PROBE_MAX_BYTES)
+                                          max_bytes=PROBE_MAX_BYTES, tls=tls)
 
     async def poll(self) -> Reading:
         key = self._key

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..config import TlsConfig
 from ..model import series
 from .base import Reading, SourceError
 from .http import HttpPoller, redact_url
@@ -205,7 +206,7 @@ class PrometheusHostSource:
 
     def __init__(self, host: str, url: str, interval: float, timeout: float,
                  headers: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic,
-                 poller: HttpPoller | None = None) -> None:
+                 poller: HttpPoller | None = None, tls: TlsConfig | None = None) -> None:
         self.name = f"host:{host}"
         self.host = host
         self.url = url
@@ -213,7 +214,7 @@ class PrometheusHostSource:
         self.timeout = timeout
         self.demo = False
         self._clock = clock
-        self._http = poller or HttpPoller(label=self.name, headers=headers or {}, timeout=timeout)
+        self._http = poller or HttpPoller(label=self.name, headers=headers or {}, timeout=timeout, tls=tls)
         self._mapper = NodeMetricsMapper(host)
 
     async def poll(self) -> Reading:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..config import TlsConfig
 from ..model import series
 from .base import Reading, SourceError
 from .http import HttpPoller, HttpResponse
@@ -73,7 +74,8 @@ class PromQLHostSource:
     def __init__(self, name: str, url: str, interval: float, timeout: float,
                  queries: Mapping[str, str] | None, host_label: str = "instance",
                  headers: Mapping[str, str] | None = None,
-                 kind: str = "host", poller: HttpPoller | None = None, max_series: int = MAX_SERIES) -> None:
+                 kind: str = "host", poller: HttpPoller | None = None, max_series: int = MAX_SERIES,
+                 tls: TlsConfig | None = None) -> None:
         self.name = f"{kind}:{name}"
         self.kind = kind
         self.url = url.rstrip("/")
@@ -85,7 +87,7 @@ class PromQLHostSource:
         self.max_series = max(1, max_series)
         self._capped: set[str] = set()  # metrics whose query was over the cap (warned once each)
         self._http = poller or HttpPoller(label=self.name, base_url=self.url, headers=headers or {},
-                                          timeout=timeout, max_bytes=MAX_ANSWER_BYTES)
+                                          timeout=timeout, max_bytes=MAX_ANSWER_BYTES, tls=tls)
 
     async def poll(self) -> Reading:
         metrics = list(self.queries)

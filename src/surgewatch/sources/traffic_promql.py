@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..config import TlsConfig
 from ..model import series
 from .analytics import CampaignPairs, call_json, shape_error
 from .base import Reading, SourceError
@@ -25,7 +26,8 @@ class PromQLTrafficSource:
 
     def __init__(self, traffic: str, url: str, query: str, campaigns: CampaignPairs, interval: float,
                  timeout: float, *, campaign_label: str | None = None,
-                 headers: Mapping[str, str] | None = None, http: HttpPoller | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
+                 tls: TlsConfig | None = None) -> None:
         self.name = f"traffic:{traffic}"
         self.traffic = traffic
         self.query = query
@@ -34,7 +36,7 @@ class PromQLTrafficSource:
         self.interval = interval
         self.timeout = timeout
         self.demo = False
-        self.http = http or HttpPoller(label=self.name, base_url=url, headers=headers, timeout=timeout)
+        self.http = http or HttpPoller(label=self.name, base_url=url, headers=headers, timeout=timeout, tls=tls)
         self.notice: str | None = None
         if self.campaigns and not campaign_label:
             names = ", ".join(n for n, _ in self.campaigns)

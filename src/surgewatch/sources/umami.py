@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..config import TlsConfig
 from ..model import series
 from .analytics import (
     DEFAULT_WINDOW,
@@ -63,7 +64,7 @@ class UmamiSource(CampaignTrafficSource):
                  timeout: float, *, url: str | None = None, token: str | None = None,
                  username: str | None = None, password: str | None = None, window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, tls: TlsConfig | None = None) -> None:
         super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.window = window or DEFAULT_WINDOW
         self.cloud = bool(token)
@@ -74,10 +75,11 @@ class UmamiSource(CampaignTrafficSource):
         if token:
             all_headers["x-umami-api-key"] = token
         base = api_base(url, self.cloud)
-        self._base, self._headers = base, all_headers
+        self._base, self._headers, self._tls = base, all_headers, tls
         # Pollers cache built requests with their headers, so a new bearer token means a new poller
         # (cheap: the keep-alive client underneath is shared per server).
-        self.http = http or HttpPoller(label=self.name, base_url=base, headers=all_headers, timeout=timeout)
+        self.http = http or HttpPoller(label=self.name, base_url=base, headers=all_headers, timeout=timeout,
+                                       tls=tls)
         self._bearer: str | None = None
         self._login_lock = asyncio.Lock()
         self._wall = wall_clock
@@ -113,7 +115,8 @@ class UmamiSource(CampaignTrafficSource):
         headers = dict(self._headers)
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
-        return HttpPoller(label=self.name, base_url=self._base, headers=headers, timeout=self.timeout)
+        return HttpPoller(label=self.name, base_url=self._base, headers=headers, timeout=self.timeout,
+                          tls=self._tls)
 
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
         """A JSON call; self-hosted logs in first and once more when the token has expired (401)."""

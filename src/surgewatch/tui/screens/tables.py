@@ -136,13 +136,17 @@ def source_lines(sources: Sequence[SourceView], now: float, width: int, sty: Sty
             state, st = "wait", "muted"
         age = "never" if s.last_success is None else format_duration(now - s.last_success) + " ago"
         lat = "–" if s.last_latency is None else f"{s.last_latency * 1000:.0f}ms"
-        name = literal(s.name) + (" DEMO" if s.demo else "")
+        name = literal(s.name) + (" DEMO" if s.demo else "") + (" TLS-UNVERIFIED" if s.insecure_tls else "")
         out.append("\n")
         out.append_text(Text.assemble(cell(name, name_w), cell(state, 6, sty(st)), cell(age, 9, right=True),
                                       cell(lat, 7, right=True), cell(f"{s.failures}/{s.polls}", 7, right=True)))
         out.append(literal(s.error or "", max(8, width - name_w - 42)), style=sty("crit"))
     if not sources:
         out.append("\nno sources configured", style=sty("muted"))
+    insecure = [s.name for s in sources if s.insecure_tls]
+    if insecure:
+        out.append(f"\n\nWARNING tls_verify = false: certificates are NOT verified for {', '.join(insecure)}",
+                   style=sty("crit"))
     out.append(f"\n\nas of {clock(now)}", style=sty("muted"))
     return out
 
