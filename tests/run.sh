@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for bin in prometheus-node-exporter prometheus prometheus-alertmanager nginx tmux wrk rsvg-convert chromium psql npm; do
+for bin in prometheus-node-exporter prometheus prometheus-alertmanager nginx tmux wrk rsvg-convert chromium psql npm openssl; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -14,7 +14,7 @@ if [ "${#need[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends prometheus-node-exporter prometheus prometheus-alertmanager \
-      nginx tmux wrk librsvg2-bin chromium postgresql >/dev/null
+      nginx tmux wrk librsvg2-bin chromium postgresql openssl >/dev/null  # openssl: the HTTPS tests make a throwaway CA
     # node + npm build the real Umami server for tests/test_umami_real.py (kept if the machine already has them).
     command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   else

@@ -452,3 +452,85 @@ class ScriptedServer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS: a throwaway PKI made with the openssl command, and nginx serving HTTPS with it
+
+
+def _openssl(*args: str | Path, cwd: Path) -> None:
+    exe = require_binary("openssl")
+    subprocess.run([exe, *map(str, args)], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def _leaf(d: Path, name: str, ca: str, *, san: str, days: int = 2, usage: str = "serverAuth") -> tuple[Path, Path]:
+    """A P-256 key and a certificate for `san`, signed by the CA named `ca` in `d` (days < 0: expired)."""
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    (d / f"{name}.ext").write_text(f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
+                                   f"keyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
+                                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-set_serial",
+             str(int.from_bytes(os.urandom(8), "big")), "-days", str(days), "-extfile", f"{name}.ext",
+             "-out", f"{name}.pem", cwd=d)
+    return d / f"{name}.pem", d / f"{name}.key"
+
+
+def make_test_pki(d: Path) -> dict[str, Path]:
+    """A throwaway CA and certificates for loopback TLS tests, as file paths by role.
+
+    ca (the CA users would set as ca_file), server/server_key (127.0.0.1 and localhost), expired/expired_key,
+    wrong_host/wrong_host_key (for wrong.example only), stranger/stranger_key (signed by another CA, not
+    `ca`), client/client_key (a client certificate for mTLS, signed by `ca`).
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                 f"{ca}.key", "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN=surgewatch test {ca}",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-addext", "subjectKeyIdentifier=hash", cwd=d)
+    out = {"ca": d / "ca.pem", "other_ca": d / "other-ca.pem"}
+    loopback = "IP:127.0.0.1,DNS:localhost"
+    for name, ca, san, days, usage in (("server", "ca", loopback, 2, "serverAuth"),
+                                       ("expired", "ca", loopback, -1, "serverAuth"),
+                                       ("wrong_host", "ca", "DNS:wrong.example", 2, "serverAuth"),
+                                       ("stranger", "other-ca", loopback, 2, "serverAuth"),
+                                       ("client", "ca", "DNS:surgewatch-client", 2, "clientAuth")):
+        out[name], out[f"{name}_key"] = _leaf(d, name, ca, san=san, days=days, usage=usage)
+    return out
+
+
+def start_nginx_tls(workdir: Path, pki: Mapping[str, Path], *, backend: str | None = None) -> ServerProcess:
+    """nginx with one HTTPS server per certificate role, each on its own loopback port.
+
+    extra["https"] maps role → base URL: "good" (server cert), "expired", "wrong_host", "stranger" (unknown
+    CA) and "mtls" (good cert, `ssl_verify_client on` against pki["ca"]). Each serves workdir/html; with
+    `backend` (a loopback base URL), POSTs to /hook/… are proxied there (for sinks).
+    """
+    roles = {"good": "server", "expired": "expired", "wrong_host": "wrong_host", "stranger": "stranger",
+             "mtls": "server"}
+    ports = {role: free_port() for role in roles}
+    proxy = (f"location /hook/ {{ proxy_pass {backend}; proxy_set_header Host $host; }}" if backend else "")
+    blocks = []
+    for role, cert in roles.items():
+        mtls = (f"ssl_verify_client on; ssl_client_certificate {pki['ca']};" if role == "mtls" else "")
+        blocks.append(f"""
+  server {{
+    listen {LOOPBACK}:{ports[role]} ssl;
+    ssl_certificate {pki[cert]}; ssl_certificate_key {pki[cert + '_key']};
+    {mtls}
+    root {workdir}/html;
+    {proxy}
+  }}""")
+    server = start_nginx(workdir, http_conf="\n".join(blocks))
+    server.extra["https"] = {role: f"https://{LOOPBACK}:{port}" for role, port in ports.items()}
+    wait_until(lambda: _tls_port_open(ports["good"]), 10, "nginx TLS port")
+    return server
+
+
+def _tls_port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -177,22 +177,23 @@ def connect_error_message(exc: BaseException, url: str) -> str:
 # OpenSSL's X509_V_ERR codes for the certificate problems users meet most.
 _CERT_EXPIRED, _CERT_NOT_YET_VALID = 10, 9
 _UNKNOWN_CA = {2, 18, 19, 20, 21}  # no issuer cert, self-signed leaf, self-signed in chain, local issuer, leaf only
-_HOSTNAME_MISMATCH = 62
+_NAME_MISMATCH = {62, 64}  # host name, IP address
 
 
 def _certificate_message(e: ssl.SSLCertVerificationError, host: str, target: str) -> str:
     """One line for a certificate the client refused: expired, for another host, or from an unknown CA."""
-    code = e.verify_code
+    e = getattr(e, "certificate_error", e)  # aiohttp's ClientConnectorCertificateError wraps ssl's error
+    code = getattr(e, "verify_code", None)
     what = f"TLS certificate of {target}"
     if code == _CERT_EXPIRED:
         return f"{what} has expired"
     if code == _CERT_NOT_YET_VALID:
         return f"{what} is not valid yet (check the clocks)"
-    if code == _HOSTNAME_MISMATCH or "hostname mismatch" in str(e.verify_message).lower():
+    if code in _NAME_MISMATCH or "mismatch" in str(getattr(e, "verify_message", "")).lower():
         return f"{what} is not valid for host name {host}"
     if code in _UNKNOWN_CA:
         return f"{what} is signed by an unknown CA (set ca_file to the CA that signed it)"
-    return f"{what} was refused: {_clean(str(e.verify_message or e), 80)}"
+    return f"{what} was refused: {_clean(getattr(e, 'verify_message', None) or e, 80)}"
 
 
 # ---------------------------------------------------------------------------------------------
