@@ -1,11 +1,11 @@
 """HTTP polling cost: polls per second and CPU µs per poll against a real loopback nginx, printed as tables.
 
-Compares, in one run and against the same nginx, stock httpx (one pool, a smaller pool, one client per
-endpoint), our HttpPoller on httpx's stock transport and on our lean transport (the default), aiohttp and wrk,
-for 10, 100 and 1,000 endpoints (distinct URLs of a small JSON file). Then shows where the CPU goes (cProfile
-self time by package, in µs per poll), and finds the largest number of endpoints one process polls every
-second with p99 lateness under 100 ms. Needs nginx (Debian package); aiohttp (in the venv) and wrk for the
-reference rows.
+Compares, in one run and against the same nginx, stock httpx (httpcore's pool), httpx over the httpx-aiohttp
+transport as shipped (`AsyncClient.get`), our HttpPoller (httpx's API over `surgewatch.httpclient`, the default
+for every source), aiohttp used directly and wrk, for 10, 100 and 1,000 endpoints (distinct URLs of a small
+JSON file), as min–median–max over interleaved rounds. Then shows where the CPU goes (cProfile self time by
+package, in µs per poll, HttpPoller beside aiohttp), and finds the largest number of endpoints one process
+polls every second with p99 lateness under 100 ms. Needs nginx (Debian package) and wrk for the C row.
 
     .venv/bin/python benchmarks/poll_bench.py [--seconds 1.5] [--rounds 3] [--sizes 10,100,1000] [--no-sustain]
 
@@ -37,7 +37,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 import httpx  # noqa: E402
 
 from servers import start_nginx  # noqa: E402
-from surgewatch.sources.http import HttpPoller, new_client  # noqa: E402
+from surgewatch.httpclient import new_client  # noqa: E402
+from surgewatch.sources.http import HttpPoller  # noqa: E402
 
 CONNS = 10  # connection limit per server for every pooled variant (wrk uses the same)
 
@@ -89,22 +90,24 @@ async def run_httpx_stock(urls: list[str], seconds: float, conns: int) -> tuple[
         await client.aclose()
 
 
-async def run_httpx_sharded(urls: list[str], seconds: float) -> tuple[float, float]:
-    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=1), trust_env=False, timeout=120)
-               for _ in urls]
+async def run_httpx_aiohttp(urls: list[str], seconds: float) -> tuple[float, float]:
+    """httpx over httpx-aiohttp's transport as shipped: AsyncClient.get, cookies, a Request built per call."""
+    from httpx_aiohttp import AiohttpTransport
+
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=CONNS), trust_env=False)
+    client = httpx.AsyncClient(transport=transport, trust_env=False, timeout=120)
 
     async def fetch(i: int) -> object:
-        return (await clients[i].get(urls[i])).json()
+        return (await client.get(urls[i])).json()
 
     try:
         return await hammer(len(urls), fetch, seconds)
     finally:
-        for c in clients:
-            await c.aclose()
+        await client.aclose()
 
 
-async def run_poller(urls: list[str], seconds: float, fast: bool) -> tuple[float, float]:
-    client = new_client(CONNS, fast=fast)
+async def run_poller(urls: list[str], seconds: float) -> tuple[float, float]:
+    client = new_client(CONNS)
     pollers = [HttpPoller(label=f"bench:{i}", timeout=120.0, client=client) for i in range(len(urls))]
 
     async def fetch(i: int) -> object:
@@ -120,7 +123,8 @@ async def run_aiohttp(urls: list[str], seconds: float) -> tuple[float, float]:
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNS), timeout=timeout) as session:
+    connector = aiohttp.TCPConnector(limit=CONNS)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         async def fetch(i: int) -> object:
             async with session.get(urls[i]) as resp:
                 return await resp.json()
@@ -155,13 +159,11 @@ def run_variant(name: str, urls: list[str], sec: float, base: str, n: int,
         return run_wrk(base, n, sec, work)
     if name.startswith("aiohttp"):
         return asyncio.run(run_aiohttp(urls, sec))
-    if name == "httpx stock, one client (100 conns)":
-        return asyncio.run(run_httpx_stock(urls, sec, 100))
-    if name.startswith("httpx stock, one client"):
+    if name.startswith("httpx stock"):
         return asyncio.run(run_httpx_stock(urls, sec, CONNS))
-    if name.startswith("httpx stock, a client"):
-        return asyncio.run(run_httpx_sharded(urls, sec))
-    return asyncio.run(run_poller(urls, sec, fast="lean" in name))
+    if name.startswith("httpx over httpx-aiohttp"):
+        return asyncio.run(run_httpx_aiohttp(urls, sec))
+    return asyncio.run(run_poller(urls, sec))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +190,7 @@ async def profile_client(urls: list[str], fetch_factory: Factory, requests: int 
     fetch, close = fetch_factory()
     for i in range(100):
         await fetch(i % len(urls))
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)  # CPU time: waiting for nginx in epoll is not cost
     prof.enable()
     for i in range(requests):
         await fetch(i % len(urls))
@@ -202,14 +204,17 @@ async def profile_client(urls: list[str], fetch_factory: Factory, requests: int 
     return {k: v / requests * 1e6 for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
 
 
-def stock_factory(urls: list[str]) -> Factory:
+def aiohttp_factory(urls: list[str]) -> Factory:
     def make() -> tuple[Fetch, Callable[[], Awaitable[None]]]:
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1), trust_env=False)
+        import aiohttp
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
 
         async def fetch(i: int) -> object:
-            return (await client.get(urls[i])).json()
+            async with session.get(urls[i]) as resp:
+                return await resp.json()
 
-        return fetch, client.aclose
+        return fetch, session.close
     return make
 
 
@@ -271,15 +276,15 @@ async def sustain(urls: list[str], seconds: float, conns: int, interval: float =
 def print_profile(base: str) -> None:
     """Print the cProfile self time per package of stock httpx and of our poller, side by side."""
     urls = [f"{base}/e{i}.json" for i in range(100)]
-    print("\nWhere the CPU goes, sequential polls (cProfile self time by package, µs per poll; "
+    print("\nWhere the CPU goes, sequential polls (cProfile self CPU time by package, µs per poll; "
           "profiling inflates every figure):")
     prow = []
-    stock = asyncio.run(profile_client(urls, stock_factory(urls)))
+    ref = asyncio.run(profile_client(urls, aiohttp_factory(urls)))
     ours = asyncio.run(profile_client(urls, ours_factory(urls)))
-    for pkg in sorted(set(stock) | set(ours), key=lambda k: -(stock.get(k, 0) + ours.get(k, 0))):
-        prow.append([pkg, "", f"{stock.get(pkg, 0):,.0f}", f"{ours.get(pkg, 0):,.0f}"])
-    prow.append(["total", "", f"{sum(stock.values()):,.0f}", f"{sum(ours.values()):,.0f}"])
-    print(table(prow, ["package", "", "httpx stock", "HttpPoller (lean)"]))
+    for pkg in sorted(set(ref) | set(ours), key=lambda k: -(ref.get(k, 0) + ours.get(k, 0))):
+        prow.append([pkg, "", f"{ref.get(pkg, 0):,.0f}", f"{ours.get(pkg, 0):,.0f}"])
+    prow.append(["total", "", f"{sum(ref.values()):,.0f}", f"{sum(ours.values()):,.0f}"])
+    print(table(prow, ["package", "", "aiohttp directly", "HttpPoller (httpx over aiohttp)"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,14 +310,6 @@ def main() -> int:
     args = ap.parse_args()
     sizes = [] if args.sustain_only else [int(s) for s in args.sizes.split(",")]
     raise_fd_limit()
-    try:
-        import aiohttp  # noqa: F401
-
-        have_aiohttp = True
-    except ImportError:
-        have_aiohttp = False
-        print("aiohttp not installed: `.venv/bin/pip install aiohttp` for the reference column",
-              file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="poll-bench-") as tmp:
         work = Path(tmp)
@@ -329,38 +326,39 @@ def main() -> int:
             rows: list[list[str]] = []
             for n in sizes:
                 urls = [f"{base}/e{i}.json" for i in range(n)]
-                results: dict[str, tuple[float, float] | None] = {}
                 sec = args.seconds
-                names = ["httpx stock, one client (100 conns)", f"httpx stock, one client ({CONNS} conns)",
-                         "httpx stock, a client per endpoint", "HttpPoller, stock httpx transport",
-                         "HttpPoller, lean transport (default)"]
-                if have_aiohttp:
-                    names.append("aiohttp (reference)")
-                names.append("wrk (C reference)")
+                names = [f"httpx stock (httpcore, {CONNS} conns)", "httpx over httpx-aiohttp, as shipped",
+                         "HttpPoller: httpx API over aiohttp (default)", "aiohttp (reference)",
+                         "wrk (C reference)"]
                 samples: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
                 for _round in range(args.rounds):  # interleaved rounds: load drifting on a shared machine
                     for name in names:             # affects every variant alike; medians are reported
                         got = run_variant(name, urls, sec, base, n, work)
                         if got is not None:
                             samples[name].append(got)
-                results = {name: (statistics.median(s[0] for s in got), statistics.median(s[1] for s in got))
-                           if got else None for name, got in samples.items()}
-                ref = results.get("aiohttp (reference)")
-                for name, res in results.items():
-                    if res is None:
+                ref = samples.get("aiohttp (reference)") or []
+                for name, got in samples.items():
+                    if not got:
                         rows.append([str(n), name, "n/a", "n/a", ""])
                         continue
-                    ratio = f"{res[1] / ref[1]:.2f}x" if ref else ""
-                    rows.append([str(n), name, f"{res[0]:,.0f}", f"{res[1]:,.0f}", ratio])
+                    rate = statistics.median(s[0] for s in got)
+                    cpu = sorted(s[1] for s in got)
+                    # Ratio per round (the rounds are interleaved, so round k of both saw the same load).
+                    ratios = sorted(a[1] / b[1] for a, b in zip(got, ref, strict=False)) if ref else []
+                    spread = (f"{ratios[0]:.2f}–{statistics.median(ratios):.2f}–{ratios[-1]:.2f}x"
+                              if ratios else "")
+                    rows.append([str(n), name, f"{rate:,.0f}",
+                                 f"{cpu[0]:,.0f}–{statistics.median(cpu):,.0f}–{cpu[-1]:,.0f}", spread])
             if rows:
-                print(table(rows, ["endpoints", "client", "polls/s", "CPU µs/poll", "CPU vs aiohttp"]))
+                print(table(rows, ["endpoints", "client", "polls/s (median)", "CPU µs/poll min–median–max",
+                                   "CPU vs aiohttp min–median–max"]))
 
             if not args.sustain_only:
                 print_profile(base)
 
             if not args.no_sustain:
                 print(f"\nSustained polling at a 1 s interval ({args.sustain_seconds:g} s per trial, "
-                      f"lean transport, {args.sustain_conns} connections, one process; the first round, "
+                      f"HttpPoller, {args.sustain_conns} connections, one process; the first round, "
                       "which opens connections, is not counted):")
                 srows = []
                 best = 0

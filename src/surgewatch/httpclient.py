@@ -13,10 +13,12 @@ once instead of per request.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import errno
 import functools
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -233,11 +235,13 @@ class _OneAnswerPerRequest(ResponseHandler):
 class _Body(httpx.AsyncByteStream):
     """One response body off an aiohttp connection; aiohttp errors while reading become httpx errors."""
 
-    __slots__ = ("_request", "_resp")
+    __slots__ = ("_request", "_resp", "_response", "_started")
 
-    def __init__(self, resp: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, request: httpx.Request, started: float) -> None:
         self._resp = resp
         self._request = request
+        self._started = started
+        self._response: httpx.Response | None = None  # set once the httpx.Response exists; dropped at close
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._resp.content
@@ -256,6 +260,9 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # A body read to its end hands the connection back to the pool; anything else closes it.
         self._resp.release()
+        response, self._response = self._response, None  # no response <-> stream cycle left for the GC
+        if response is not None:
+            response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self._started)
 
 
 def _wire_headers(request: httpx.Request) -> list[tuple[str, str]]:
@@ -304,6 +311,7 @@ class PollTransport(AiohttpTransport):
         return out
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
         session = self._session
         if session is None or session.closed:
             session = self._session = self._make_session()
@@ -333,8 +341,10 @@ class PollTransport(AiohttpTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if resp.reason:
             extensions["reason_phrase"] = resp.reason.encode("latin-1", "replace")
-        return httpx.Response(resp.status, headers=resp.raw_headers, stream=_Body(resp, request),
-                              request=request, extensions=extensions)
+        body = _Body(resp, request, started)
+        response = body._response = httpx.Response(resp.status, headers=resp.raw_headers, stream=body,
+                                                   request=request, extensions=extensions)
+        return response
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -355,11 +365,37 @@ class _NoCookies(httpx.Cookies):
 
 
 class PollingClient(httpx.AsyncClient):
-    """An httpx.AsyncClient that never stores cookies (measured: ~75 µs of CPU per request saved)."""
+    """An httpx.AsyncClient for polling: no cookie jar, and `send` straight to the transport when it can.
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    httpx's client layer costs more CPU per request than aiohttp's whole request (benchmarks/poll_bench.py):
+    an auth-flow generator, the redirect loop, event hooks, a Set-Cookie parse through email.message, an INFO
+    log line and a stream wrapper, per request. With no auth, no redirects and no hooks (how pollers and sinks
+    use it) none of that does anything, so `send` skips it; anything else takes httpx's own path.
+    """
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
         self._jar: httpx.Cookies = _NoCookies()
+        self._direct = transport
+
+    async def send(self, request: httpx.Request, *, stream: bool = False,
+                   auth: Any = httpx.USE_CLIENT_DEFAULT,
+                   follow_redirects: Any = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
+        hooks = self.event_hooks
+        if (auth is not httpx.USE_CLIENT_DEFAULT or follow_redirects is not httpx.USE_CLIENT_DEFAULT
+                or self.auth is not None or self.follow_redirects or hooks["request"] or hooks["response"]
+                or self.is_closed):
+            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        if "timeout" not in request.extensions:
+            request.extensions["timeout"] = self.timeout.as_dict()
+        response = await self._direct.handle_async_request(request)
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
     @property
     def cookies(self) -> httpx.Cookies:

@@ -385,15 +385,18 @@ class HttpPoller:
         except httpx.TransportError as exc:
             raise _Retryable(f"network error: {type(exc).__name__}: {exc}") from None
         try:
-            declared = resp.headers.get("content-length")
+            headers = resp.headers
+            declared = headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_bytes:
                 raise _Fatal(f"response is {_size(int(declared))}, over the {_size(self.max_bytes)} limit")
             chunks: list[bytes] = []
             size = 0
             try:
-                # Without Content-Encoding the raw stream is the body: skip httpx's decoder and re-chunker.
-                raw = "content-encoding" not in resp.headers and not resp.is_stream_consumed
-                async for chunk in (resp.aiter_raw() if raw else resp.aiter_bytes()):
+                # Without Content-Encoding the transport's stream is the body: skip httpx's decoder, re-chunker
+                # and per-chunk context managers (resp.aclose() below closes the stream either way).
+                raw = "content-encoding" not in headers and not resp.is_stream_consumed
+                body = resp.stream if raw else resp.aiter_bytes()
+                async for chunk in body:  # type: ignore[union-attr]
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise _Fatal(f"response is over the {_size(self.max_bytes)} limit (stopped reading)")
@@ -426,9 +429,11 @@ class HttpPoller:
         headers = dict(self.headers)
         if accept and not any(k.lower() == "accept" for k in headers):
             headers["Accept"] = accept
+        # No per-request timeouts: `request` bounds every attempt with one deadline (asyncio.timeout), which
+        # always fires first; timeouts here too would only cost timers per poll in aiohttp.
         req = client.build_request(method, url, params=params, json=json_body, data=data, headers=headers,
-                                   timeout=self.timeout)
-        if cacheable and len(self._requests) < 64:
+                                   timeout=None)
+        if cacheable and len(self._requests) < 256:
             self._requests[key] = req
         return req
 
