@@ -29,7 +29,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from .config import TlsConfig
 
-__all__ = ["USER_AGENT", "MalformedResponse", "PollTransport", "PollingClient", "TlsError",
+__all__ = ["REUSED", "USER_AGENT", "MalformedResponse", "PollTransport", "PollingClient", "TlsError",
            "connect_error_message", "new_client", "ssl_context"]
 
 USER_AGENT = "surgewatch"
@@ -265,9 +265,20 @@ class _Body(httpx.AsyncByteStream):
             response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self._started)
 
 
-def _wire_headers(request: httpx.Request) -> list[tuple[str, str]]:
-    """The request's headers as sent, names in the caller's case (httpx's items() lower-cases them)."""
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+# A caller that sends one httpx.Request many times, unchanged (HttpPoller's prebuilt GETs), sets this extension
+# to True; the transport then converts URL and headers for aiohttp once and keeps them in the extension.
+REUSED = "surgewatch.reused"
+
+
+def _wire(request: httpx.Request) -> tuple[str, list[tuple[str, str]]]:
+    """URL and headers as aiohttp takes them, names in the caller's case (httpx's items() lower-cases them)."""
+    reused = request.extensions.get(REUSED)
+    if isinstance(reused, tuple):
+        return reused
+    wire = (str(request.url), [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw])
+    if reused is True:
+        request.extensions[REUSED] = wire
+    return wire
 
 
 class PollTransport(AiohttpTransport):
@@ -320,9 +331,10 @@ class PollTransport(AiohttpTransport):
             data: bytes | None = request.content or None
         except httpx.RequestNotRead:
             data = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+        url, headers = _wire(request)
         try:
             resp = await session._request(
-                request.method, str(request.url), headers=_wire_headers(request), data=data,
+                request.method, url, headers=headers, data=data,
                 allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout") or {}),
                 server_hostname=request.extensions.get("sni_hostname"))
         except (aiohttp.ClientError, OSError) as exc:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from ..config import TlsConfig
-from ..httpclient import MalformedResponse, TlsError, connect_error_message, new_client
+from ..httpclient import REUSED, MalformedResponse, TlsError, connect_error_message, new_client
 from .base import SourceError
 
 __all__ = [
@@ -434,6 +434,7 @@ class HttpPoller:
         req = client.build_request(method, url, params=params, json=json_body, data=data, headers=headers,
                                    timeout=None)
         if cacheable and len(self._requests) < 256:
+            req.extensions[REUSED] = True  # sent unchanged every poll: the transport may keep its conversion
             self._requests[key] = req
         return req
 
