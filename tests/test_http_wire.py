@@ -182,3 +182,22 @@ async def test_an_idle_keep_alive_connection_never_buffers_what_the_server_pushe
     assert held < 2 << 20, f"{held / 2**20:.1f} MiB held for an idle connection"
     assert srv.sent < 16 << 20  # the connection was dropped, not drained
     assert srv.connections == 2
+
+
+async def test_an_idle_connection_past_the_keep_alive_expiry_is_not_reused():
+    from surgewatch.httpclient import new_client
+
+    srv = ScriptedServer(lambda c, r, h: ok())
+    client = new_client(max_connections=2, keepalive_expiry=0.2)
+    p = HttpPoller(label="t", timeout=2.0, client=client)
+    try:
+        await p.get_text(srv.url)
+        await p.get_text(srv.url)
+        assert srv.connections == 1  # kept alive between polls close together
+        await asyncio.sleep(0.6)
+        await p.get_text(srv.url)
+        assert srv.connections == 2  # past the expiry: a fresh connection
+    finally:
+        await p.aclose()
+        await client.aclose()
+        srv.close()
