@@ -60,9 +60,6 @@ class TlsConfig:
         return self.verify and self.ca_file is None and self.cert_file is None
 
 
-TLS_KEYS = ("ca_file", "tls_verify", "cert_file", "key_file")
-
-
 @dataclass(frozen=True)
 class HostConfig:
     name: str
