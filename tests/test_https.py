@@ -214,3 +214,23 @@ async def test_sinks_accept_any_certificate_with_tls_verify_false(tls):
 def test_sink_tls_files_are_checked_at_config_load(tls):
     with pytest.raises(ConfigError, match=r"sink \"webhook\": cert_file '/nope.pem' is not a readable file"):
         parse_config('[[sink]]\nkind = "webhook"\nurl = "https://127.0.0.1:1/x"\ncert_file = "/nope.pem"\n')
+
+
+async def test_the_engine_flags_an_unverified_source_in_its_snapshot(tls, tmp_path):
+    from surgewatch.engine import Engine, EngineOptions
+    from surgewatch.recording.replay import ReplayDispatcher
+
+    pki, https, _ = tls
+    text = (tls_config(pki, https, "stranger", "tls_verify = false")
+            + tls_config(pki, https, "good", f'ca_file = "{pki["ca"]}"').replace('"shop"', '"blog"'))
+    cfg = parse_config(f'[monitor]\nstate_dir = "{tmp_path}"\n' + text)
+    engine = Engine(cfg, EngineOptions(dispatcher=ReplayDispatcher(())))
+    try:
+        for source in engine.sources:
+            assert await engine.collector.poll_once(source)
+        engine.tick(engine.clock())
+        views = {v.name: v for v in engine.snapshot().sources}
+    finally:
+        await engine.shutdown(1.0)
+    assert views["traffic:shop"].ok and views["traffic:shop"].insecure_tls
+    assert views["traffic:blog"].ok and not views["traffic:blog"].insecure_tls
