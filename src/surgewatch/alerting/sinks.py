@@ -234,7 +234,8 @@ class _HttpSink(_BaseSink):
         from ..httpclient import new_client  # imports aiohttp: only when an HTTP sink first sends
 
         if self._client is None:
-            self._client = new_client(max_connections=2, tls=self.tls, timeout=self.timeout, headers=self.headers)
+            self._client = new_client(max_connections=2, tls=self.tls, timeout=self.timeout, headers=self.headers,
+                                      proxies_from_env=True)  # as httpx's default client did for sinks
         return self._client
 
     async def _post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
