@@ -44,7 +44,7 @@ def tls(tmp_path_factory):
     routes = {p: hooks for p in ("/hook/webhook", "/hook/slack", "/hook/am/api/v2/alerts")}
     with CannedHttpServer(routes) as backend, start_nginx_tls(work / "nginx", pki, backend=backend.url) as nginx:
         (nginx.workdir / "html" / "stats.json").write_text(json.dumps(DOC))
-        yield pki, nginx.extra["https"], hooks
+        yield pki, {**nginx.extra["https"], "plain": nginx.url}, hooks
 
 
 async def get(url: str, tls: TlsConfig | None = None) -> object:
@@ -81,6 +81,14 @@ async def test_each_certificate_problem_has_its_own_line(tls, role, line):
     msg = str(info.value)
     assert f"TLS certificate of 127.0.0.1:{https[role].rsplit(':', 1)[1]} {line}" in msg
     assert "\n" not in msg and "Traceback" not in msg
+
+
+async def test_https_to_a_plain_http_port_is_one_tls_line(tls):
+    _, https, _ = tls
+    port = https["plain"].rsplit(":", 1)[1]
+    with pytest.raises(SourceError) as info:
+        await get(https["plain"].replace("http://", "https://"))
+    assert f"TLS failed with 127.0.0.1:{port}: wrong version number" in str(info.value)
 
 
 async def test_tls_verify_false_accepts_any_certificate(tls):

@@ -167,7 +167,9 @@ def connect_error_message(exc: BaseException, url: str) -> str:
         if isinstance(e, ssl.SSLCertVerificationError):
             return _certificate_message(e, host, target)
         if isinstance(e, ssl.SSLError):
-            return f"TLS failed with {target}: {_clean(e.reason or str(e), 80).replace('_', ' ').lower()}"
+            inner = getattr(e, "os_error", e)  # aiohttp's ClientConnectorSSLError wraps ssl's error
+            reason = getattr(inner, "reason", None) or str(inner)
+            return f"TLS failed with {target}: {_clean(reason, 80).replace('_', ' ').lower()}"
     low = " ".join(str(e) for e in chain).lower()
     if "name or service not known" in low or "nodename nor servname" in low or "name resolution" in low:
         return f"DNS lookup failed for {host}"
