@@ -262,3 +262,14 @@ async def test_sinks_still_go_through_an_http_proxy_from_the_environment(monkeyp
         await sink.send([event()])
         await sink.close()
     assert len(seen) == 1 and "cpu" in json.dumps(seen[0])
+
+
+async def test_a_sink_with_an_unloadable_client_certificate_fails_in_one_line(tls, tmp_path):
+    _, https, _ = tls
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    sink = WebhookSink(f"{https['mtls']}/hook/webhook", {}, 3.0, tls=TlsConfig(cert_file=str(junk)))
+    with pytest.raises(SinkError) as info:
+        await sink.send([event()])
+    await sink.close()
+    assert f"cannot load cert_file {junk}" in str(info.value) and "\n" not in str(info.value)
