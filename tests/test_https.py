@@ -152,6 +152,9 @@ def test_check_names_every_unverified_source_and_sink(tls, tmp_path):
     assert out.stdout.startswith("OK - 1 series from 1/1 sources"), out.stdout + out.stderr
     assert "WARNING traffic:shop: tls_verify = false, its TLS certificate is NOT verified" in out.stdout
     assert "WARNING sink webhook 1: tls_verify = false" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "surgewatch", "check", "--json", "--config", str(cfg), "--gap", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert json.loads(out.stdout)["tls_unverified"] == ["traffic:shop", "sink webhook 1"]
 
 
 def test_the_sources_screen_flags_unverified_tls():
