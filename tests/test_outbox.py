@@ -144,11 +144,30 @@ def test_second_owner_of_a_state_dir_gets_a_clear_error(tmp_path: Path) -> None:
     Outbox(tmp_path).close()  # the lock is released on close
 
 
-def test_corrupt_database_is_reported_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "outbox.sqlite3").write_bytes(b"this is not a database" * 100)
+def test_corrupt_outbox_is_moved_aside_with_one_warning_and_a_fresh_one_starts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    garbage = b"this is not a database" * 100
+    (tmp_path / "outbox.sqlite3").write_bytes(garbage)
+    with caplog.at_level("WARNING", "surgewatch.alerting"):
+        box = Outbox(tmp_path)
+    box.add([("a", ev(1))])
+    assert [e.event for e in box.pending("a")] == [ev(1)]
+    box.close()
+    aside = sorted(p.name for p in tmp_path.glob("outbox.sqlite3.corrupt-*"))
+    assert len(aside) == 1 and aside[0].endswith("Z")
+    assert (tmp_path / aside[0]).read_bytes() == garbage  # kept for whoever wants to look at it
+    lines = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
+    assert len(lines) == 1 and "moved aside" in lines[0] and "\n" not in lines[0]
+
+
+def test_outbox_of_a_newer_version_is_refused_in_one_line_not_moved_aside(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    db.execute("PRAGMA user_version=99")
+    db.close()
     with pytest.raises(OutboxError) as info:
         Outbox(tmp_path)
-    assert "outbox.sqlite3" in str(info.value) and "\n" not in str(info.value)
+    assert "newer surgewatch" in str(info.value) and "\n" not in str(info.value)
+    assert not list(tmp_path.glob("*.corrupt-*"))
 
 
 def test_unreadable_row_is_set_aside_instead_of_blocking_the_queue(tmp_path: Path) -> None:

@@ -149,6 +149,7 @@ class SinkConfig:
     path: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 5.0
+    proxy: str | None = None  # HTTP sinks only; HTTP(S)_PROXY from the environment is never used
 
 
 @dataclass(frozen=True)
@@ -474,7 +475,13 @@ class _Parser:
             path=r.string("path", None, required=kind == "file"),
             headers=r.str_map("headers"),
             timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
+            proxy=r.string("proxy", None),
         )
+        if cfg.proxy is not None:
+            if kind not in ("webhook", "slack", "alertmanager"):
+                raise r.fail("proxy", "proxy applies only to webhook, slack and alertmanager sinks")
+            if not re.match(r"^https?://[^/?#\s]+", cfg.proxy):
+                raise r.fail("proxy", "proxy must start with http:// or https:// and name a host")
         if kind == "command" and not cfg.command:
             raise r.fail("command", "command must be a non-empty list of strings")
         if cfg.url is not None and not re.match(r"^https?://[^/?#\s]+", cfg.url):
