@@ -520,27 +520,32 @@ class Dispatcher:
 
 def build_dispatcher(cfg: Config, state_dir: Path | None = None,
                      default_sinks: Sequence[SinkConfig] = ()) -> Dispatcher:
-    """The dispatcher for a config: its sinks (or `default_sinks` if it has none) and the state dir's outbox.
-
-    A state directory that exists but is read-only (a read-only mount, wrong permissions) gets one warning
-    and an in-memory outbox: alerts keep flowing, they are just not kept across a restart, and rows already
-    on disk wait there for a start with a writable directory. Raises StateDirError or OutboxError (one
-    line each) when the state directory cannot be used otherwise.
-    """
+    """The dispatcher for a config: its sinks (or `default_sinks` if it has none) and the state dir's outbox
+    (see open_outbox)."""
     sink_cfgs = list(cfg.sinks) or list(default_sinks)
     sinks = [build_sink(c) for c in sink_cfgs]
     if not sinks:  # nothing to deliver: no durable outbox, no lock on the shared state dir
         return Dispatcher(sinks, Outbox(None), ids=[])
     directory = state_dir if state_dir is not None else resolve_state_dir(cfg.monitor.state_dir, cfg.path)
+    return Dispatcher(sinks, open_outbox(directory), ids=unique_ids(sink_cfgs))
+
+
+def open_outbox(directory: Path) -> Outbox:
+    """The durable outbox in `directory` (created if needed).
+
+    A directory that exists but is read-only (a read-only mount, wrong permissions) gets one warning and an
+    in-memory outbox: alerts keep flowing, they are just not kept across a restart, and rows already on
+    disk wait there for a start with a writable directory. Raises StateDirError or OutboxError (one line
+    each) when the directory cannot be used otherwise.
+    """
     try:
-        outbox = Outbox(ensure_state_dir(directory))
+        return Outbox(ensure_state_dir(directory))
     except (StateDirError, OutboxError) as exc:
         if not _read_only(directory):
             raise
         log.warning("%s; the state dir is read-only, so alerts are delivered from memory this run and not kept "
                     "across a restart", exc)
-        outbox = Outbox(None)
-    return Dispatcher(sinks, outbox, ids=unique_ids(sink_cfgs))
+        return Outbox(None)
 
 
 def _read_only(directory: Path) -> bool:
