@@ -534,7 +534,7 @@ def run_kill9(workdir: Path, *, kills: int, series: int = 5, min_new: int = 15, 
             before = len(rx.keys())
             proc = start_daemon(config, log_path)
             try:
-                wait_until(lambda: len(rx.keys()) >= before + min_new or None, 30, "deliveries after a start")
+                wait_until(lambda b=before: len(rx.keys()) >= b + min_new or None, 30, "deliveries after a start")
                 time.sleep(rng.uniform(0.0, 0.5))
                 os.kill(proc.pid, signal.SIGKILL)
             finally:

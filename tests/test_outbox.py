@@ -10,10 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from faultkit import Receiver
 from servers import LOOPBACK, free_port, wait_until
 from surgewatch.alerting.dispatch import Dispatcher, RetryPolicy, sink_id, unique_ids
 from surgewatch.alerting.outbox import (
@@ -388,57 +387,6 @@ async def test_reload_keeps_rows_of_sinks_that_stayed_and_submit_after_close_is_
 
 # ---------------------------------------------------------------------------------------------
 # A real loopback webhook receiver: down, then 500s, then healthy
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return None  # a client killed with -9 resets its connection: expected here
-
-
-class Receiver:
-    """A loopback JSON receiver that can be stopped and restarted on the same port."""
-
-    def __init__(self, port: int, delay: float = 0.0) -> None:
-        self.port = port
-        self.delay = delay
-        self.status = 200
-        self.accepted: list[str] = []
-        self.refused = 0
-        self.httpd: ThreadingHTTPServer | None = None
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if outer.delay:
-                    time.sleep(outer.delay)
-                with outer.lock:
-                    status = outer.status
-                    if status == 200:
-                        outer.accepted.append(json.loads(body)["key"])
-                    else:
-                        outer.refused += 1
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = _QuietServer((LOOPBACK, self.port), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
 
 
 async def test_webhook_down_then_500_then_healthy_gets_every_notification_once(tmp_path: Path) -> None:

@@ -369,6 +369,7 @@ class Dispatcher:
                                    f"reading what {lane.sink.name} has to deliver")
                 continue
             if not entries:
+                lane.single = False
                 lane.idle.set()
                 await self._wait_for_work(lane)
                 continue
@@ -419,16 +420,17 @@ class Dispatcher:
             delivered, error, permanent = max(0, min(exc.delivered, len(entries))), str(exc), exc.permanent
             refused = 1
         except Exception as exc:  # a sink bug that names no event: isolate it by sending one at a time
-            delivered, refused, permanent = 0, 1, len(entries) == 1
             error = " ".join(f"{lane.sink.name}: {type(exc).__name__}: {exc}".split())
             if len(entries) > 1:
-                lane.single = True
+                lane.single = True  # until the lane is idle again or the event is parked
+                log.warning("%s; sending one notification at a time to find the event that causes it", error)
+                return True
+            delivered, refused, permanent = 0, 1, True
         u = lane.unrecorded
         u.delivered = [en.id for en in entries[:delivered]]
         if lane.sink.resend_interval:
             u.active = events[:delivered]
         if error is None:
-            lane.single = False
             if lane.failures:
                 log.info("%s: delivering again after %d failed attempts", lane.sink.name, lane.failures)
             lane.failures, lane.last_error = 0, None

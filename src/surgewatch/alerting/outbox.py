@@ -268,8 +268,14 @@ class Outbox:
         self._finish(ids, DELIVERED, None)
 
     def mark_dead(self, ids: Sequence[int], reason: str) -> None:
-        """Park these notifications as dead letters: a sink refused them for good (kept with the reason)."""
-        self._finish(ids, DEAD, reason[:500])
+        """Park these notifications as dead letters after one more refused attempt (kept with the reason)."""
+        if not ids:
+            return
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE outbox SET state = 3, done_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [(now, reason[:500], i) for i in ids])
 
     def mark_failed(self, ids: Sequence[int], error: str) -> None:
         """Record one more failed attempt for these notifications."""
