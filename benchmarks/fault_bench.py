@@ -82,7 +82,7 @@ def main() -> int:
         fig, s = timed(lambda: faultkit.run_delivery_fault(mount, faultkit.full_fs_fault(mount),
                                                            seconds=args.fault_seconds))
         print(row(fig, s, outbox_note(fig) + "; tmpfs of 4 MiB"), flush=True)
-    with faultkit.tmpfs("4m") as mount:
+    with faultkit.tmpfs("32m") as mount:
         fig, s = timed(lambda: faultkit.run_read_only(mount, seconds=max(2.0, args.fault_seconds / 3)))
         print(row(fig, s, f"{fig.details['read_only_warnings']} warning line; 3 runs: sink down / read-only / "
                           "writable again"), flush=True)

@@ -121,7 +121,7 @@ def test_outbox_on_a_full_file_system_loses_and_duplicates_nothing(tmp_path: Pat
 
 @needs_root
 def test_read_only_state_dir_delivers_from_memory_and_keeps_earlier_rows_for_later(tmp_path: Path) -> None:
-    with faultkit.tmpfs("4m") as mount:
+    with faultkit.tmpfs("32m") as mount:
         fig = faultkit.run_read_only(mount, seconds=1.0)
     assert (fig.lost, fig.duplicated) == (0, 0), fig
     assert fig.details["read_only_warnings"] == 1

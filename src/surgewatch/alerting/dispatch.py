@@ -111,7 +111,7 @@ class OutboxHealth:
         self.next_try = now + delay
         if self.failures == 1:
             self.since = now
-            log.error("%s (while %s); alert delivery waits for the outbox, retrying with backoff up to %.0fs; "
+            log.error("%s (while %s); alert delivery waits for the outbox, retrying with backoff up to %gs; "
                       "a line follows when it works again", " ".join(str(exc).split()), doing, self.retry.cap)
         return delay
 
