@@ -389,6 +389,8 @@ class Dispatcher:
     def _record(self, lane: _Lane) -> bool:
         """Write what the lane's last batch did to the outbox; False (and the outbox backs off) if it cannot."""
         u = lane.unrecorded
+        if not u:
+            return True
         try:
             if u.delivered:
                 self.outbox.mark_delivered(u.delivered)
@@ -413,19 +415,18 @@ class Dispatcher:
         """Send one batch and note (in lane.unrecorded) what went through; True if the lane made progress."""
         events = [en.event for en in entries]
         error: str | None = None
-        delivered, refused, permanent = len(entries), 0, False
+        delivered, permanent = len(entries), False
         try:
             await lane.sink.send(events)
         except SinkError as exc:
             delivered, error, permanent = max(0, min(exc.delivered, len(entries))), str(exc), exc.permanent
-            refused = 1
         except Exception as exc:  # a sink bug that names no event: isolate it by sending one at a time
             error = " ".join(f"{lane.sink.name}: {type(exc).__name__}: {exc}".split())
             if len(entries) > 1:
                 lane.single = True  # until the lane is idle again or the event is parked
                 log.warning("%s; sending one notification at a time to find the event that causes it", error)
                 return True
-            delivered, refused, permanent = 0, 1, True
+            delivered, permanent = 0, True
         u = lane.unrecorded
         u.delivered = [en.id for en in entries[:delivered]]
         if lane.sink.resend_interval:
@@ -436,7 +437,7 @@ class Dispatcher:
             lane.failures, lane.last_error = 0, None
             return True
         u.error = error
-        bad = entries[delivered:delivered + refused]
+        bad = entries[delivered:delivered + 1]
         if permanent and bad and bad[0].attempts + 1 >= self.dead_after:
             u.dead = [en.id for en in bad]
             for en in bad:
