@@ -542,8 +542,10 @@ def run_kill9(workdir: Path, *, kills: int, series: int = 5, min_new: int = 15, 
                     proc.kill()
                 proc.wait(10)
         source.flipping = False
+        starts = log_path.read_text().count("started: ")
         proc = start_daemon(config, log_path)
         try:
+            wait_until(lambda: log_path.read_text().count("started: ") > starts or None, 30, "the last start")
             def drained() -> bool:
                 keys, pending = outbox_rows(state)
                 return pending == 0 and set(rx.keys()) >= set(keys)
