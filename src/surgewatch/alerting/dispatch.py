@@ -90,6 +90,7 @@ class OutboxHealth:
         self.failures = 0
         self.since = 0.0
         self.next_try = float("-inf")
+        self.broken: set[str] = set()  # kinds of outbox calls failing now ("store", "record <lane>", ...)
 
     @property
     def failing(self) -> bool:
@@ -103,8 +104,9 @@ class OutboxHealth:
         """Seconds until the next attempt is due (0 when it is)."""
         return max(0.0, self.next_try - self.clock())
 
-    def failed(self, exc: Exception, doing: str) -> float:
-        """Record a failed outbox call; returns the delay before the next attempt."""
+    def failed(self, exc: Exception, doing: str, what: str) -> float:
+        """Record a failed outbox call of kind `what`; returns the delay before the next attempt."""
+        self.broken.add(what)
         self.failures += 1
         delay = self.retry.delay(self.failures)
         now = self.clock()
@@ -115,12 +117,20 @@ class OutboxHealth:
                       "a line follows when it works again", " ".join(str(exc).split()), doing, self.retry.cap)
         return delay
 
-    def ok(self) -> None:
-        """Record a successful outbox call."""
+    def ok(self, what: str) -> None:
+        """Record a successful outbox call of kind `what`: recovered once every kind that failed works again
+        (a disk that takes new rows but not updates has not recovered)."""
+        self.broken.discard(what)
+        if self.broken:
+            return
         if self.failures:
             log.warning("outbox works again after %.0fs and %d failed attempts; delivery resumes",
                         self.clock() - self.since, self.failures)
         self.failures, self.next_try = 0, float("-inf")
+
+    def forget(self, keep: Callable[[str], bool]) -> None:
+        """Drop failed kinds that no longer exist (lanes of sinks removed by a reload)."""
+        self.broken = {w for w in self.broken if keep(w)}
 
 
 def sink_id(cfg: SinkConfig) -> str:
@@ -207,9 +217,9 @@ class Dispatcher:
             self.outbox.add(rows)
         except OutboxError as exc:
             self._keep_unsaved(rows)
-            self.health.failed(exc, f"storing new alerts; {len(self._unsaved)} kept in memory meanwhile")
+            self.health.failed(exc, f"storing new alerts; {len(self._unsaved)} kept in memory meanwhile", "store")
             return
-        self.health.ok()
+        self.health.ok("store")
         if self._dropped:
             log.error("outbox: %d notifications were dropped while it failed (more than %d waited in memory)",
                       self._dropped, MAX_UNSAVED)
@@ -264,6 +274,8 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await lane.sink.close()
         self._lanes = self._make_lanes(sinks, unique_ids(sink_cfgs))
+        ids = {lane.id for lane in self._lanes}
+        self.health.forget(lambda what: " " not in what or what.split(" ", 1)[1] in ids)
         if self._started and not self._closed:
             for lane in self._lanes:
                 lane.task = asyncio.create_task(self._worker(lane), name=f"sink {lane.sink.name}")
@@ -366,8 +378,9 @@ class Dispatcher:
                 entries = self.outbox.pending(lane.id, 1 if lane.single else self.batch_size)
             except (OutboxError, sqlite3.Error) as exc:
                 self.health.failed(exc if isinstance(exc, OutboxError) else OutboxError(f"outbox: {exc}"),
-                                   f"reading what {lane.sink.name} has to deliver")
+                                   f"reading what {lane.sink.name} has to deliver", f"read {lane.id}")
                 continue
+            self.health.ok(f"read {lane.id}")
             if not entries:
                 lane.single = False
                 lane.idle.set()
@@ -406,9 +419,9 @@ class Dispatcher:
                 u.failed = []
         except (OutboxError, sqlite3.Error) as exc:
             self.health.failed(exc if isinstance(exc, OutboxError) else OutboxError(f"outbox: {exc}"),
-                               f"recording deliveries to {lane.sink.name}")
+                               f"recording deliveries to {lane.sink.name}", f"record {lane.id}")
             return False
-        self.health.ok()
+        self.health.ok(f"record {lane.id}")
         return True
 
     async def _deliver(self, lane: _Lane, entries: list[Entry]) -> bool:
@@ -508,9 +521,10 @@ class Dispatcher:
                         log.error("outbox: gave up on %d notifications older than %.0fh that no sink accepted",
                                   expired, self.max_age / 3600)
                     self.outbox.prune(self.keep_delivered, self.keep_dead)
+                    self.health.ok("housekeeping")
                 except (OutboxError, sqlite3.Error) as exc:
                     self.health.failed(exc if isinstance(exc, OutboxError) else OutboxError(f"outbox: {exc}"),
-                                       "expiring and pruning old rows")
+                                       "expiring and pruning old rows", "housekeeping")
             self._store_retry.clear()
             if self._unsaved and self.health.ready():
                 self.submit([])
