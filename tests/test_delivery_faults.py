@@ -155,7 +155,8 @@ def test_state_dir_that_is_a_file_is_still_a_startup_error(tmp_path: Path) -> No
         open_outbox(tmp_path / "state")
 
 
-def test_sigterm_is_handled_promptly_while_the_outbox_is_locked(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_is_handled_promptly_while_the_outbox_is_locked(tmp_path: Path, sig: int) -> None:
     source = faultkit.FlipSource()
     rx = Receiver().start()
     config = faultkit.headless_config(tmp_path / "c.toml", source, rx.url, series=2)
@@ -168,7 +169,7 @@ def test_sigterm_is_handled_promptly_while_the_outbox_is_locked(tmp_path: Path) 
         wait_until(lambda: faultkit.FAILING_LINE in log_path.read_text() or None, 15, "the outbox failure line")
         time.sleep(1.0)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         rc = proc.wait(10)
         elapsed = time.monotonic() - t0
     finally:
