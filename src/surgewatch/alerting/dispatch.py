@@ -3,7 +3,11 @@
 submit() writes one outbox row per (sink, event) in one transaction per tick and returns; one
 worker task per sink delivers its rows in order, retrying the oldest with capped exponential
 backoff until the sink accepts it, so a sink that is down gets everything once it is back and a
-restart resumes where the last run stopped.
+restart resumes where the last run stopped. An event the sink refuses for good (SinkError.permanent,
+or any other exception it raises for that event) is tried DEAD_AFTER times and then parked as a dead
+letter, so it never holds up the events behind it. When the outbox itself fails (full disk, locked
+database) every caller backs off together (OutboxHealth) and nothing sent is sent again before the
+outbox has recorded it.
 """
 
 from __future__ import annotations

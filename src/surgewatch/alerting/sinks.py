@@ -1,8 +1,10 @@
 """Where alert events go: each sink turns a batch of events into deliveries (lines, POSTs, commands).
 
 A sink delivers a batch in order and raises SinkError at the first delivery the receiver did not
-accept, saying how many events before it went through, so the outbox retries from exactly there.
-Error messages name the sink by kind and host only: webhook URLs are often secrets.
+accept, saying how many events before it went through, so the outbox retries from exactly there, and
+whether the refusal is permanent (a 4xx about the event, an event the sink cannot encode). HTTP sinks
+never take proxies from the environment. Error messages name the sink by kind and host only: webhook
+URLs are often secrets.
 """
 
 from __future__ import annotations
