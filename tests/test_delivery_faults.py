@@ -204,6 +204,34 @@ async def test_nul_byte_in_an_event_reaches_the_command_sink_once(tmp_path: Path
     assert "\x00" in lines[1]["summary"]  # the JSON on stdin keeps the text as it was
 
 
+async def test_lone_surrogate_from_a_remote_label_is_stored_and_delivered_once_by_every_sink(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+    odd = replace(ev(2), summary="web-2 \ud800 from a JSON escape", labels={"pod": "a\udcffb"})
+    rx = Receiver().start()
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)  # strict, as a real stdout
+    got = tmp_path / "cmd.jsonl"
+    file_path = tmp_path / "file.jsonl"
+    from surgewatch.alerting.sinks import FileSink
+    sinks = [StdoutSink(stream=out), FileSink(str(file_path)), WebhookSink(rx.url, {}, 2.0),
+             CommandSink(["sh", "-c", f"cat >> {got}; echo >> {got}"], 5.0)]
+    d = Dispatcher(sinks, Outbox(tmp_path), retry=FAST)
+    d.start()
+    try:
+        d.submit([ev(1), odd, ev(3)])  # before: the outbox could not store the tick's events at all
+        await _until(lambda: d.outbox.count(state=DELIVERED) == 12)
+        assert d.outbox.count(state=DEAD) == 0
+        assert [e.summary for e in d.outbox.dead_letters()] == []
+    finally:
+        await d.drain(2)
+        rx.stop()
+    assert rx.keys() == [event_key(e) for e in (ev(1), odd, ev(3))]
+    for path in (file_path, got):
+        docs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        assert [x["key"] for x in docs] == [event_key(e) for e in (ev(1), odd, ev(3))]
+        assert docs[1]["summary"] == "web-2 ? from a JSON escape"
+
+
 class ExplodingSink:
     """A sink with a bug: any event of series web-2 raises ValueError (not SinkError)."""
 

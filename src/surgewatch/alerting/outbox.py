@@ -82,7 +82,7 @@ def event_to_payload(e: AlertEvent) -> str:
         "value": e.value, "expected": e.expected, "summary": e.summary, "explanation": e.explanation,
         "fingerprint": e.fingerprint, "started": e.started, "cause": e.cause.value if e.cause else None,
         "campaign": e.campaign, "demo": e.demo, "labels": dict(e.labels), "group": list(e.group),
-    }, ensure_ascii=False, separators=(",", ":"))
+    }, ensure_ascii=True, separators=(",", ":"))  # ASCII: a lone surrogate from a remote label round-trips
 
 
 def event_from_payload(text: str) -> AlertEvent:

@@ -93,8 +93,17 @@ def document(e: AlertEvent) -> dict[str, Any]:
     return doc
 
 
+def _utf8(text: str) -> str:
+    """`text` as it can be written as UTF-8: a lone surrogate (JSON "\\ud800" in a remote label) becomes "?"."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
 def _line(e: AlertEvent) -> str:
-    return json.dumps(document(e), ensure_ascii=False) + "\n"
+    return _utf8(json.dumps(document(e), ensure_ascii=False)) + "\n"
 
 
 class _BaseSink:
@@ -212,7 +221,7 @@ class CommandSink(_BaseSink):
         fields = dict(SURGEWATCH_EVENT=e.event, SURGEWATCH_RULE=e.rule, SURGEWATCH_SEVERITY=str(e.severity),
                       SURGEWATCH_SERIES=e.series, SURGEWATCH_SUMMARY=e.summary, SURGEWATCH_KEY=event_key(e))
         # A NUL byte (e.g. from a remote label) cannot be passed in an environment; the JSON on stdin keeps it.
-        env = dict(os.environ, **{k: v.replace("\x00", "") for k, v in fields.items()})
+        env = dict(os.environ, **{k: _utf8(v).replace("\x00", "") for k, v in fields.items()})
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
@@ -269,8 +278,10 @@ class _HttpSink(_BaseSink):
     async def _post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         import httpx
 
+        content = _utf8(json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)).encode()
         try:
-            return await self._http().post(url, json=body, headers=headers)
+            return await self._http().post(url, content=content,
+                                           headers={"Content-Type": "application/json", **(headers or {})})
         except httpx.TimeoutException:
             raise SinkError(f"{self.name}: no answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
