@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..clock import elapsed_clock
 from ..config import Config, SinkConfig
 from ..model import AlertEvent
 from ..statedir import StateDirError, ensure_state_dir, resolve_state_dir
@@ -161,13 +162,14 @@ class Dispatcher:
                  retry: RetryPolicy | None = None, batch_size: int = 50, max_age: float = 24 * 3600.0,
                  keep_delivered: float = 24 * 3600.0, keep_dead: float = 7 * 24 * 3600.0,
                  housekeeping_every: float = 600.0, dead_after: int = DEAD_AFTER,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """`clock` is monotonic: it times re-sends and backoff, never stored (the outbox stamps wall time)."""
+                 clock: Callable[[], float] | None = None) -> None:
+        """`clock` (default: elapsed time, counting a suspend) times re-sends and backoff and is never stored;
+        the outbox stamps wall time."""
         self.outbox = outbox
         self.retry = retry or RetryPolicy()
         self.keep_dead = keep_dead
         self.dead_after = max(1, dead_after)
-        self.health = OutboxHealth(self.retry, clock)
+        self.health = OutboxHealth(self.retry, clock or elapsed_clock())
         self._store_retry = asyncio.Event()
         self._dropped = 0
         self.batch_size = batch_size

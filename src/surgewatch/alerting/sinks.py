@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
+from ..clock import elapsed_clock
 from ..config import SinkConfig
 from ..model import AlertEvent, Severity, rfc3339, split_series
 from .outbox import event_key
@@ -476,8 +477,8 @@ class SteadyWallClock:
     """Wall-clock time that never goes back: after a step back it carries on from the last reading at the
     monotonic clock's pace (a step forward is taken as is), so an endsAt sent later is never earlier."""
 
-    def __init__(self, wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
-        self.wall, self.mono = wall, mono
+    def __init__(self, wall: Callable[[], float] = time.time, mono: Callable[[], float] | None = None) -> None:
+        self.wall, self.mono = wall, mono or elapsed_clock()
         self._last: tuple[float, float] | None = None  # (steady wall time, monotonic time) of the last reading
 
     def __call__(self) -> float:
