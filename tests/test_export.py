@@ -34,6 +34,7 @@ def state(score: float = 7.25) -> ExportState:
         alerts=[AlertFigure("cpu-high", "host:web-1/cpu.percent", "firing", "critical", {"team": "ops",
                                                                                           "odd-name": "x"})],
         outbox_pending={"webhook-abc": 3},
+        outbox_dead={"webhook-abc": 2},
         source_up={"web-1": True, "site": False},
         ts=1_795_000_000.0,
     )
@@ -64,6 +65,7 @@ def test_metrics_show_values_scores_campaigns_models_and_alerts() -> None:
                        "series": "host:web-1/cpu.percent", "team": "ops", "odd_name": "x"}.items())
     assert got[("surgewatch_alerts", alert)] == 1.0
     assert got[("surgewatch_outbox_pending", frozenset({("sink", "webhook-abc")}))] == 3.0
+    assert got[("surgewatch_outbox_dead_letters", frozenset({("sink", "webhook-abc")}))] == 2.0
     assert got[("surgewatch_source_up", frozenset({("source", "site")}))] == 0.0
     camp = frozenset({"series": "campaign:spring-sale/visitors", "kind": "campaign", "name": "spring-sale",
                       "metric": "visitors"}.items())

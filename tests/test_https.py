@@ -247,26 +247,6 @@ async def test_the_engine_flags_an_unverified_source_in_its_snapshot(tls, tmp_pa
     assert views["traffic:blog"].ok and not views["traffic:blog"].insecure_tls
 
 
-async def test_sinks_still_go_through_an_http_proxy_from_the_environment(monkeypatch):
-    # httpx's default client honoured HTTP_PROXY for sinks; the aiohttp-backed one must too. The "proxy" is a
-    # loopback server that records the absolute-form request line a proxy receives.
-    target = "http://127.0.0.1:9/hook"  # nothing listens there: only the proxy can deliver
-    seen: list[object] = []
-
-    def proxied(handler):  # handler: a BaseHTTPRequestHandler
-        seen.append(json.loads(handler.body))
-        return 200, {"Content-Type": "text/plain"}, b"ok"
-
-    with CannedHttpServer({target: proxied}) as proxy:
-        for name in ("NO_PROXY", "no_proxy", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        sink = WebhookSink(target, {}, 3.0)
-        await sink.send([event()])
-        await sink.close()
-    assert len(seen) == 1 and "cpu" in json.dumps(seen[0])
-
-
 async def test_a_sink_with_an_unloadable_client_certificate_fails_in_one_line(tls, tmp_path):
     _, https, _ = tls
     junk = tmp_path / "junk.pem"

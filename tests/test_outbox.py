@@ -10,10 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from faultkit import Receiver
 from servers import LOOPBACK, free_port, wait_until
 from surgewatch.alerting.dispatch import Dispatcher, RetryPolicy, sink_id, unique_ids
 from surgewatch.alerting.outbox import (
@@ -144,11 +143,30 @@ def test_second_owner_of_a_state_dir_gets_a_clear_error(tmp_path: Path) -> None:
     Outbox(tmp_path).close()  # the lock is released on close
 
 
-def test_corrupt_database_is_reported_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "outbox.sqlite3").write_bytes(b"this is not a database" * 100)
+def test_corrupt_outbox_is_moved_aside_with_one_warning_and_a_fresh_one_starts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    garbage = b"this is not a database" * 100
+    (tmp_path / "outbox.sqlite3").write_bytes(garbage)
+    with caplog.at_level("WARNING", "surgewatch.alerting"):
+        box = Outbox(tmp_path)
+    box.add([("a", ev(1))])
+    assert [e.event for e in box.pending("a")] == [ev(1)]
+    box.close()
+    aside = sorted(p.name for p in tmp_path.glob("outbox.sqlite3.corrupt-*"))
+    assert len(aside) == 1 and aside[0].endswith("Z")
+    assert (tmp_path / aside[0]).read_bytes() == garbage  # kept for whoever wants to look at it
+    lines = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
+    assert len(lines) == 1 and "moved aside" in lines[0] and "\n" not in lines[0]
+
+
+def test_outbox_of_a_newer_version_is_refused_in_one_line_not_moved_aside(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    db.execute("PRAGMA user_version=99")
+    db.close()
     with pytest.raises(OutboxError) as info:
         Outbox(tmp_path)
-    assert "outbox.sqlite3" in str(info.value) and "\n" not in str(info.value)
+    assert "newer surgewatch" in str(info.value) and "\n" not in str(info.value)
+    assert not list(tmp_path.glob("*.corrupt-*"))
 
 
 def test_unreadable_row_is_set_aside_instead_of_blocking_the_queue(tmp_path: Path) -> None:
@@ -369,57 +387,6 @@ async def test_reload_keeps_rows_of_sinks_that_stayed_and_submit_after_close_is_
 
 # ---------------------------------------------------------------------------------------------
 # A real loopback webhook receiver: down, then 500s, then healthy
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return None  # a client killed with -9 resets its connection: expected here
-
-
-class Receiver:
-    """A loopback JSON receiver that can be stopped and restarted on the same port."""
-
-    def __init__(self, port: int, delay: float = 0.0) -> None:
-        self.port = port
-        self.delay = delay
-        self.status = 200
-        self.accepted: list[str] = []
-        self.refused = 0
-        self.httpd: ThreadingHTTPServer | None = None
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if outer.delay:
-                    time.sleep(outer.delay)
-                with outer.lock:
-                    status = outer.status
-                    if status == 200:
-                        outer.accepted.append(json.loads(body)["key"])
-                    else:
-                        outer.refused += 1
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = _QuietServer((LOOPBACK, self.port), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
 
 
 async def test_webhook_down_then_500_then_healthy_gets_every_notification_once(tmp_path: Path) -> None:

@@ -168,6 +168,7 @@ class SinkConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 5.0
     tls: TlsConfig = field(default_factory=TlsConfig)
+    proxy: str | None = None  # HTTP sinks only; HTTP(S)_PROXY from the environment is never used
 
 
 @dataclass(frozen=True)
@@ -505,7 +506,13 @@ class _Parser:
             headers=r.headers(),
             timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
             tls=r.tls(),
+            proxy=r.string("proxy", None),
         )
+        if cfg.proxy is not None:
+            if kind not in ("webhook", "slack", "alertmanager"):
+                raise r.fail("proxy", "proxy applies only to webhook, slack and alertmanager sinks")
+            if not re.match(r"^https?://[^/?#\s]+", cfg.proxy):
+                raise r.fail("proxy", "proxy must start with http:// or https:// and name a host")
         if kind == "command" and not cfg.command:
             raise r.fail("command", "command must be a non-empty list of strings")
         if cfg.url is not None and not re.match(r"^https?://[^/?#\s]+", cfg.url):

@@ -89,6 +89,7 @@ class ExportState:
     outbox_pending: Mapping[str, int] = field(default_factory=dict)
     source_up: Mapping[str, bool] = field(default_factory=dict)
     ts: float | None = None
+    outbox_dead: Mapping[str, int] = field(default_factory=dict)  # dead letters per sink
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -230,11 +231,16 @@ class SurgewatchCollector:
                                     labels=["sink"])
         for sink, n in sorted(state.outbox_pending.items()):
             pending.add_metric([sink], float(n))
+        dead = GaugeMetricFamily("surgewatch_outbox_dead_letters",
+                                 "Alert notifications a sink refused for good (kept in the outbox, not retried)",
+                                 labels=["sink"])
+        for sink, n in sorted(state.outbox_dead.items()):
+            dead.add_metric([sink], float(n))
         up = GaugeMetricFamily("surgewatch_source_up", "1 if the source answered its last poll",
                                labels=["source"])
         for src, ok in sorted(state.source_up.items()):
             up.add_metric([src], 1.0 if ok else 0.0)
-        yield from (pending, up)
+        yield from (pending, dead, up)
         if state.ts is not None:
             ts = GaugeMetricFamily("surgewatch_snapshot_timestamp_seconds",
                                    "When the engine took this snapshot")

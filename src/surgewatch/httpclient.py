@@ -287,14 +287,14 @@ class PollTransport(AiohttpTransport):
     """httpx-aiohttp's transport with per-server connection limits, keep-alive expiry, TLS and mapped errors."""
 
     def __init__(self, *, max_connections: int = 4, keepalive_expiry: float = 30.0,
-                 tls: TlsConfig | None = None, trust_env: bool = False) -> None:
+                 tls: TlsConfig | None = None, proxy: str | None = None) -> None:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                               keepalive_expiry=keepalive_expiry)
         self._ssl = ssl_context(tls)  # raises TlsError now, at construction, not at the first poll
         # The session is made on the first request, inside the event loop that will use it.
         super().__init__(verify=self._ssl, trust_env=False, limits=limits, client=self._make_session)
         self._session: aiohttp.ClientSession | None = None
-        self._trust_env = trust_env  # HTTP(S)_PROXY / NO_PROXY from the environment, read by aiohttp
+        self._proxy = proxy  # only a configured proxy: HTTP(S)_PROXY from the environment is never read
         self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
     def _make_session(self) -> aiohttp.ClientSession:
@@ -310,7 +310,7 @@ class PollTransport(AiohttpTransport):
             _OneAnswerPerRequest, loop=asyncio.get_running_loop())
         return aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-            trust_env=self._trust_env,
+            trust_env=False,
             timeout=aiohttp.ClientTimeout(total=None), read_bufsize=_READ_BUFSIZE, skip_auto_headers=("User-Agent",),
         )
 
@@ -340,7 +340,7 @@ class PollTransport(AiohttpTransport):
             resp = await session._request(
                 request.method, url, headers=headers, data=data,
                 allow_redirects=False, timeout=self._timeout(request.extensions.get("timeout") or {}),
-                server_hostname=request.extensions.get("sni_hostname"))
+                proxy=self._proxy, server_hostname=request.extensions.get("sni_hostname"))
         except (aiohttp.ClientError, OSError) as exc:
             mapped = _mapped(exc, request)
             if mapped is not None:
@@ -424,15 +424,15 @@ class PollingClient(httpx.AsyncClient):
 
 def new_client(max_connections: int = 4, keepalive_expiry: float = 30.0, *, tls: TlsConfig | None = None,
                timeout: float | None = None, headers: dict[str, str] | None = None,
-               proxies_from_env: bool = False) -> httpx.AsyncClient:
+               proxy: str | None = None) -> httpx.AsyncClient:
     """A keep-alive client for polling or alerting: aiohttp's wire, no cookies, no redirects.
 
-    Polls never go through an HTTP(S)_PROXY from the environment (they are often to loopback or the LAN);
-    sinks (Slack and the like, often outside) pass proxies_from_env=True, as httpx's default client did.
+    Nothing goes through an HTTP(S)_PROXY from the environment (polls are often to loopback or the LAN, and
+    sources and sinks behave alike); a sink reaches a receiver through a proxy only when its `proxy` key says so.
     """
     return PollingClient(
         transport=PollTransport(max_connections=max_connections, keepalive_expiry=keepalive_expiry, tls=tls,
-                                trust_env=proxies_from_env),
+                                proxy=proxy),
         trust_env=False,  # httpx's own proxy mounts would bypass the transport; aiohttp reads the env instead
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, **(headers or {})},

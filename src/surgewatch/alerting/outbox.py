@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -25,7 +26,17 @@ from ..model import AlertEvent, Cause, Severity
 DB_NAME = "outbox.sqlite3"
 SCHEMA_VERSION = 1
 
-PENDING, DELIVERED, EXPIRED = 0, 1, 2
+# DEAD: a dead letter, an event a sink refused for good (kept, with the reason, for `keep_dead`).
+PENDING, DELIVERED, EXPIRED, DEAD = 0, 1, 2, 3
+
+# How long a writer waits for a lock held by another process (an operator's sqlite3 shell): short, because
+# outbox calls run in the event loop, and the dispatcher backs off and retries anyway.
+BUSY_TIMEOUT_MS = 250
+
+# SQLite result codes of a file that is not (or no longer) a usable database: moved aside at start.
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+log = logging.getLogger("surgewatch.alerting")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -55,6 +66,10 @@ class OutboxError(Exception):
     """The outbox database cannot be used (one line naming the file)."""
 
 
+class _Corrupt(Exception):
+    """The outbox file is not a usable SQLite database (moved aside at start)."""
+
+
 def event_key(e: AlertEvent) -> str:
     """The stable key of one notification: the same event always gets the same key, across restarts."""
     return f"{e.fingerprint}:{e.event}:{round(e.started * 1000)}:{round(e.ts * 1000)}"
@@ -67,7 +82,7 @@ def event_to_payload(e: AlertEvent) -> str:
         "value": e.value, "expected": e.expected, "summary": e.summary, "explanation": e.explanation,
         "fingerprint": e.fingerprint, "started": e.started, "cause": e.cause.value if e.cause else None,
         "campaign": e.campaign, "demo": e.demo, "labels": dict(e.labels), "group": list(e.group),
-    }, ensure_ascii=False, separators=(",", ":"))
+    }, ensure_ascii=True, separators=(",", ":"))  # ASCII: a lone surrogate from a remote label round-trips
 
 
 def event_from_payload(text: str) -> AlertEvent:
@@ -95,6 +110,18 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A notification a sink refused for good: kept in the outbox with the reason, never retried."""
+
+    sink: str
+    key: str
+    event: AlertEvent | None  # None if the stored payload itself is unreadable
+    attempts: int
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class SinkBacklog:
     """What is waiting for one sink: how many, since when, and the last error."""
 
@@ -114,7 +141,15 @@ class Outbox:
         self.clock = clock
         self._lock_fd = self._take_lock(Path(state_dir) / (DB_NAME + ".lock")) if state_dir is not None else -1
         try:
-            self.db = self._open()
+            try:
+                self.db = self._open()
+            except _Corrupt as exc:
+                self._move_aside(exc)
+                self.db = self._open()
+        except _Corrupt as exc:
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+            raise OutboxError(f"outbox {self.path}: cannot use database: {exc}") from None
         except BaseException:
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
@@ -136,6 +171,7 @@ class Outbox:
         return fd
 
     def _open(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
         try:
             fresh = isinstance(self.path, Path) and not self.path.exists()
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -144,16 +180,43 @@ class Outbox:
                     os.chmod(self.path, 0o600)  # alert texts may be sensitive; WAL files inherit this mode
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=2000")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise OutboxError(f"outbox {self.path}: written by a newer surgewatch (schema {version})")
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("SELECT count(*) FROM outbox").fetchone()
+            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise _Corrupt("database disk image is malformed")
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
+            if getattr(exc, "sqlite_errorcode", None) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise _Corrupt(str(exc)) from None
             raise OutboxError(f"outbox {self.path}: cannot use database: {exc}") from None
+        except BaseException:
+            if db is not None:
+                db.close()
+            raise
         return db
+
+    def _move_aside(self, why: _Corrupt) -> None:
+        """Rename a corrupt outbox (and its WAL files) to *.corrupt-<UTC time> so a fresh one can start."""
+        assert isinstance(self.path, Path)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    side.rename(target.with_name(target.name + suffix))
+            self.path.rename(target)
+        except OSError as exc:
+            raise OutboxError(f"outbox {self.path}: corrupt ({why}) and cannot be moved aside: "
+                              f"{exc.strerror or exc}") from None
+        log.warning("outbox %s was corrupt (%s): moved aside to %s; starting with an empty outbox",
+                    self.path, why, target.name)
 
     def close(self) -> None:
         """Checkpoint, close the database and release the lock."""
@@ -204,6 +267,16 @@ class Outbox:
         """Record that the sink accepted these notifications."""
         self._finish(ids, DELIVERED, None)
 
+    def mark_dead(self, ids: Sequence[int], reason: str) -> None:
+        """Park these notifications as dead letters after one more refused attempt (kept with the reason)."""
+        if not ids:
+            return
+        now = self.clock()
+        with self._tx():
+            self.db.executemany(
+                "UPDATE outbox SET state = 3, done_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [(now, reason[:500], i) for i in ids])
+
     def mark_failed(self, ids: Sequence[int], error: str) -> None:
         """Record one more failed attempt for these notifications."""
         if not ids:
@@ -229,11 +302,14 @@ class Outbox:
                                   (now, now - max_age))
             return cur.rowcount
 
-    def prune(self, keep: float) -> int:
-        """Delete delivered or expired rows finished more than `keep` seconds ago; return how many."""
+    def prune(self, keep: float, keep_dead: float | None = None) -> int:
+        """Delete delivered or expired rows finished more than `keep` seconds ago, dead letters after
+        `keep_dead` (default: `keep`); return how many."""
+        now = self.clock()
         with self._tx():
-            cur = self.db.execute("DELETE FROM outbox WHERE state != 0 AND done_at < ?",
-                                  (self.clock() - keep,))
+            cur = self.db.execute(
+                "DELETE FROM outbox WHERE (state IN (1, 2) AND done_at < ?) OR (state = 3 AND done_at < ?)",
+                (now - keep, now - (keep if keep_dead is None else keep_dead)))
             return cur.rowcount
 
     # -- alerts a sink must keep re-sending (Alertmanager) -----------------------------------
@@ -266,6 +342,27 @@ class Outbox:
             " (SELECT last_error FROM outbox o2 WHERE o2.sink = o.sink AND o2.state = 0 ORDER BY id LIMIT 1) "
             "FROM outbox o WHERE state = 0 GROUP BY sink ORDER BY sink").fetchall()
         return [SinkBacklog(s, n, oldest, err) for s, n, oldest, err in rows]
+
+    def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters (of one sink, or all), newest first, with why each was given up."""
+        sql = "SELECT sink, key, payload, attempts, coalesce(last_error, ''), done_at FROM outbox WHERE state = 3"
+        args: list[object] = []
+        if sink is not None:
+            sql, args = sql + " AND sink = ?", [sink]
+        rows = self.db.execute(sql + " ORDER BY done_at DESC, id DESC LIMIT ?", [*args, limit]).fetchall()
+        out = []
+        for s, key, payload, attempts, reason, at in rows:
+            try:
+                event: AlertEvent | None = event_from_payload(payload)
+            except (ValueError, KeyError, TypeError):
+                event = None
+            out.append(DeadLetter(s, key, event, attempts, reason, at or 0.0))
+        return out
+
+    def dead_counts(self) -> dict[str, int]:
+        """How many dead letters each sink has."""
+        rows = self.db.execute("SELECT sink, count(*) FROM outbox WHERE state = 3 GROUP BY sink").fetchall()
+        return {s: int(n) for s, n in rows}
 
     def count(self, sink: str | None = None, state: int | None = None) -> int:
         """How many rows (optionally of one sink and/or one state) are stored."""

@@ -1,8 +1,10 @@
 """Where alert events go: each sink turns a batch of events into deliveries (lines, POSTs, commands).
 
 A sink delivers a batch in order and raises SinkError at the first delivery the receiver did not
-accept, saying how many events before it went through, so the outbox retries from exactly there.
-Error messages name the sink by kind and host only: webhook URLs are often secrets.
+accept, saying how many events before it went through, so the outbox retries from exactly there, and
+whether the refusal is permanent (a 4xx about the event, an event the sink cannot encode). HTTP sinks
+never take proxies from the environment. Error messages name the sink by kind and host only: webhook
+URLs are often secrets.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
+from ..clock import elapsed_clock
 from ..config import SinkConfig, TlsConfig
 from ..model import AlertEvent, Severity, rfc3339, split_series
 from .outbox import event_key
@@ -36,12 +39,33 @@ if TYPE_CHECKING:  # httpx is imported when an HTTP sink first sends (the daemon
     import httpx
 
 
-class SinkError(Exception):
-    """A delivery failed (one line, no secrets); `delivered` events of the batch went through first."""
+# HTTP statuses that refuse the event itself, for good: retrying the same body cannot succeed, so the
+# dispatcher dead-letters it after a few attempts. Not 408/425/429 (come back later) and not
+# 401/403/407 (credentials: once fixed, every waiting event goes through).
+_RETRYABLE_4XX = frozenset({401, 403, 407, 408, 425, 429})
 
-    def __init__(self, message: str, delivered: int = 0) -> None:
-        super().__init__(message)
+
+def permanent_status(status: int) -> bool:
+    """Whether an HTTP answer refuses an event permanently (a 4xx that is not about time or credentials)."""
+    return 400 <= status < 500 and status not in _RETRYABLE_4XX
+
+
+class SinkError(Exception):
+    """A delivery failed (one line, no secrets); `delivered` events of the batch went through first.
+
+    `permanent` says the refused event can never be delivered as it is (an HTTP 400/404/410/422, an
+    event the sink cannot encode): the dispatcher dead-letters it after a few attempts instead of
+    retrying it until it expires while it blocks the events behind it."""
+
+    def __init__(self, message: str, delivered: int = 0, permanent: bool = False) -> None:
+        super().__init__(" ".join(message.split()))
         self.delivered = delivered
+        self.permanent = permanent
+
+
+def _unexpected(name: str, exc: Exception, delivered: int) -> SinkError:
+    """A SinkError for an exception a sink did not expect while handling one event (a poison event)."""
+    return SinkError(f"{name}: {type(exc).__name__}: {exc}", delivered=delivered, permanent=True)
 
 
 class Sink(Protocol):
@@ -70,8 +94,17 @@ def document(e: AlertEvent) -> dict[str, Any]:
     return doc
 
 
+def _utf8(text: str) -> str:
+    """`text` as it can be written as UTF-8: a lone surrogate (JSON "\\ud800" in a remote label) becomes "?"."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
 def _line(e: AlertEvent) -> str:
-    return json.dumps(document(e), ensure_ascii=False) + "\n"
+    return _utf8(json.dumps(document(e), ensure_ascii=False)) + "\n"
 
 
 class _BaseSink:
@@ -181,12 +214,15 @@ class CommandSink(_BaseSink):
             try:
                 await self._run(e)
             except SinkError as exc:
-                raise SinkError(str(exc), delivered=i) from None
+                raise SinkError(str(exc), delivered=i, permanent=exc.permanent) from None
+            except Exception as exc:  # a poison event: report it as this event's, never as the batch's
+                raise _unexpected(self.name, exc, i) from None
 
     async def _run(self, e: AlertEvent) -> None:
-        env = dict(os.environ, SURGEWATCH_EVENT=e.event, SURGEWATCH_RULE=e.rule,
-                   SURGEWATCH_SEVERITY=str(e.severity), SURGEWATCH_SERIES=e.series,
-                   SURGEWATCH_SUMMARY=e.summary, SURGEWATCH_KEY=event_key(e))
+        fields = dict(SURGEWATCH_EVENT=e.event, SURGEWATCH_RULE=e.rule, SURGEWATCH_SEVERITY=str(e.severity),
+                      SURGEWATCH_SERIES=e.series, SURGEWATCH_SUMMARY=e.summary, SURGEWATCH_KEY=event_key(e))
+        # A NUL byte (e.g. from a remote label) cannot be passed in an environment; the JSON on stdin keeps it.
+        env = dict(os.environ, **{k: _utf8(v).replace("\x00", "") for k, v in fields.items()})
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
@@ -219,12 +255,14 @@ class _HttpSink(_BaseSink):
     """One httpx.AsyncClient per sink (aiohttp's wire, this sink's TLS), created in the running loop on first use."""
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float,
-                 min_severity: Severity = Severity.INFO, tls: TlsConfig | None = None) -> None:
+                 min_severity: Severity = Severity.INFO, tls: TlsConfig | None = None,
+                 proxy: str | None = None) -> None:
         super().__init__(min_severity)
         self.url = url
         self.tls = tls
         self.headers = dict(headers)
         self.timeout = timeout
+        self.proxy = proxy
         host = urlsplit(url).hostname or "?"
         port = urlsplit(url).port
         self.name = f"{self.kind} {host}{f':{port}' if port else ''}"
@@ -234,8 +272,10 @@ class _HttpSink(_BaseSink):
         from ..httpclient import new_client  # imports aiohttp: only when an HTTP sink first sends
 
         if self._client is None:
+            # As for sources, HTTP(S)_PROXY from the environment is ignored: a sink goes through a proxy
+            # only when its own `proxy` key says so.
             self._client = new_client(max_connections=2, tls=self.tls, timeout=self.timeout, headers=self.headers,
-                                      proxies_from_env=True)  # as httpx's default client did for sinks
+                                      proxy=self.proxy)
         return self._client
 
     async def _post(self, url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -243,8 +283,10 @@ class _HttpSink(_BaseSink):
 
         from ..httpclient import TlsError, connect_error_message
 
+        content = _utf8(json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)).encode()
         try:
-            return await self._http().post(url, json=body, headers=headers)
+            return await self._http().post(url, content=content,
+                                           headers={"Content-Type": "application/json", **(headers or {})})
         except httpx.TimeoutException:
             raise SinkError(f"{self.name}: no answer within {self.timeout:g}s") from None
         except TlsError as exc:
@@ -255,9 +297,24 @@ class _HttpSink(_BaseSink):
             text = str(exc).replace(url, "<url>") or type(exc).__name__
             raise SinkError(f"{self.name}: {text}") from None
 
-    def _refused(self, resp: httpx.Response) -> str:
-        body = " ".join(resp.text.split())[:200] if resp.content else ""
-        return f"{self.name}: HTTP {resp.status_code}{f' {body}' if body else ''}"
+    def _refused(self, resp: httpx.Response, delivered: int) -> SinkError:
+        """The error for a non-success answer; a permanent 4xx marks the event as undeliverable."""
+        try:
+            body = " ".join(resp.text.split())[:200] if resp.content else ""
+        except Exception:  # an undecodable body must not hide the status
+            body = ""
+        return SinkError(f"{self.name}: HTTP {resp.status_code}{f' {body}' if body else ''}", delivered=delivered,
+                         permanent=permanent_status(resp.status_code))
+
+    async def _post_one(self, url: str, body: Any, delivered: int,
+                        headers: dict[str, str] | None = None) -> httpx.Response:
+        """_post() for the event(s) after `delivered`: any failure says how many went through before."""
+        try:
+            return await self._post(url, body, headers)
+        except SinkError as exc:
+            raise SinkError(str(exc), delivered=delivered, permanent=exc.permanent) from None
+        except Exception as exc:  # e.g. a body that cannot be encoded: a poison event
+            raise _unexpected(self.name, exc, delivered) from None
 
     async def close(self) -> None:
         if self._client is not None:
@@ -272,13 +329,13 @@ class WebhookSink(_HttpSink):
 
     async def send(self, events: Sequence[AlertEvent]) -> None:
         for i, e in enumerate(events):
-            doc = document(e)
             try:
-                resp = await self._post(self.url, doc, {"Idempotency-Key": doc["key"]})
-            except SinkError as exc:
-                raise SinkError(str(exc), delivered=i) from None
+                doc = document(e)
+            except Exception as exc:
+                raise _unexpected(self.name, exc, i) from None
+            resp = await self._post_one(self.url, doc, i, {"Idempotency-Key": doc["key"]})
             if not 200 <= resp.status_code < 300:
-                raise SinkError(self._refused(resp), delivered=i)
+                raise self._refused(resp, i)
 
 
 SLACK_COLOURS = {Severity.CRITICAL: "danger", Severity.WARNING: "warning", Severity.INFO: "#439FE0"}
@@ -352,12 +409,24 @@ class SlackSink(_HttpSink):
         done = 0
         for group in runs(events):
             try:
-                resp = await self._post(self.url, slack_message(group))
+                await self._post_group(group, done)
             except SinkError as exc:
-                raise SinkError(str(exc), delivered=done) from None
-            if resp.status_code != 200:
-                raise SinkError(self._refused(resp), delivered=done)
+                if not exc.permanent or len(group) == 1:
+                    raise
+                for e in group:  # one message refused for good: find the event that Slack refuses
+                    await self._post_group([e], done)
+                    done += 1
+                continue
             done += len(group)
+
+    async def _post_group(self, group: Sequence[AlertEvent], done: int) -> None:
+        try:
+            body = slack_message(group)
+        except Exception as exc:
+            raise _unexpected(self.name, exc, done) from None
+        resp = await self._post_one(self.url, body, done)
+        if resp.status_code != 200:
+            raise self._refused(resp, done)
 
 
 # Labels that must stay the same between firing and resolved: Alertmanager identifies alerts by them.
@@ -412,6 +481,27 @@ def am_chunks(events: Sequence[AlertEvent]) -> Iterator[list[AlertEvent]]:
         yield chunk
 
 
+class SteadyWallClock:
+    """Wall-clock time that never goes back: after a step back it carries on from the last reading at the
+    monotonic clock's pace (a step forward is taken as is), so an endsAt sent later is never earlier."""
+
+    def __init__(self, wall: Callable[[], float] = time.time, mono: Callable[[], float] | None = None) -> None:
+        self.wall, self.mono = wall, mono or elapsed_clock()
+        self._last: tuple[float, float] | None = None  # (steady wall time, monotonic time) of the last reading
+
+    def __call__(self) -> float:
+        wall, mono = self.wall(), self.mono()
+        if self._last is not None:
+            carried = self._last[0] + (mono - self._last[1])
+            if wall < carried - 1.0:
+                if wall < self._last[0] - 1.0:
+                    log.warning("wall clock went back %.0fs; Alertmanager endsAt stays on the earlier timeline",
+                                carried - wall)
+                wall = carried
+        self._last = (wall, mono)
+        return wall
+
+
 class AlertmanagerSink(_HttpSink):
     """Alertmanager API v2: POSTs arrays to /api/v2/alerts and re-sends firing alerts periodically."""
 
@@ -419,18 +509,27 @@ class AlertmanagerSink(_HttpSink):
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float,
                  min_severity: Severity = Severity.INFO, resend_interval: float = AM_RESEND_INTERVAL,
-                 clock: Callable[[], float] = time.time, tls: TlsConfig | None = None) -> None:
+                 clock: Callable[[], float] | None = None, tls: TlsConfig | None = None,
+                 proxy: str | None = None) -> None:
         base = url.rstrip("/")
         if not base.endswith("/api/v2/alerts"):
             base += "/api/v2/alerts"
-        super().__init__(base, headers, timeout, min_severity, tls=tls)
+        super().__init__(base, headers, timeout, min_severity, tls=tls, proxy=proxy)
         self.resend_interval = resend_interval
-        self.clock = clock
+        self.clock = clock or SteadyWallClock()
 
     async def send(self, events: Sequence[AlertEvent]) -> None:
         done = 0
         for chunk in am_chunks(events):
-            await self._post_alerts(chunk, done)
+            try:
+                await self._post_alerts(chunk, done)
+            except SinkError as exc:
+                if not exc.permanent or len(chunk) == 1:
+                    raise
+                for e in chunk:  # the array was refused for good: find the alert Alertmanager refuses
+                    await self._post_alerts([e], done)
+                    done += 1
+                continue
             done += len(chunk)
 
     async def resend(self, active: Sequence[AlertEvent]) -> None:
@@ -439,13 +538,13 @@ class AlertmanagerSink(_HttpSink):
 
     async def _post_alerts(self, events: Sequence[AlertEvent], done: int) -> None:
         now = self.clock()
-        body = [am_alert(e, now, self.resend_interval or AM_RESEND_INTERVAL) for e in events]
         try:
-            resp = await self._post(self.url, body)
-        except SinkError as exc:
-            raise SinkError(str(exc), delivered=done) from None
+            body = [am_alert(e, now, self.resend_interval or AM_RESEND_INTERVAL) for e in events]
+        except Exception as exc:
+            raise _unexpected(self.name, exc, done) from None
+        resp = await self._post_one(self.url, body, done)
         if not 200 <= resp.status_code < 300:
-            raise SinkError(self._refused(resp), delivered=done)
+            raise self._refused(resp, done)
 
 
 def build_sink(cfg: SinkConfig) -> Sink:
@@ -460,9 +559,9 @@ def build_sink(cfg: SinkConfig) -> Sink:
     if cfg.kind == "command":
         return CommandSink(cfg.command, cfg.timeout, cfg.min_severity)
     if cfg.kind == "webhook":
-        return WebhookSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls)
+        return WebhookSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls, proxy=cfg.proxy)
     if cfg.kind == "slack":
-        return SlackSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls)
+        return SlackSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls, proxy=cfg.proxy)
     if cfg.kind == "alertmanager":
-        return AlertmanagerSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls)
+        return AlertmanagerSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls, proxy=cfg.proxy)
     raise SinkError(f"sink kind {cfg.kind!r} is not available")

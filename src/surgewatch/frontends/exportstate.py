@@ -21,6 +21,7 @@ class ExportFeed:
         self.engine = engine
         self._state: ExportState | None = None
         self._backlog: dict[str, int] = {}
+        self._dead: dict[str, int] = {}
         self._backlog_at = float("-inf")
 
     def latest(self) -> ExportState | None:
@@ -71,8 +72,9 @@ class ExportFeed:
         if now - self._backlog_at >= BACKLOG_EVERY:
             self._backlog_at = now
             self._backlog = {b.sink: b.pending for b in eng.dispatcher.backlog()}
+            self._dead = eng.dispatcher.dead_letters()
         up = {h.name: bool(h.ok and not h.stale(now)) for h in eng.collector.health.values()}
-        return ExportState(series, campaigns, models, alerts, dict(self._backlog), up, now)
+        return ExportState(series, campaigns, models, alerts, dict(self._backlog), up, now, dict(self._dead))
 
 
 def _padded(arr: np.ndarray | None, n: int) -> list[float]:

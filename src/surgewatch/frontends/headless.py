@@ -61,9 +61,12 @@ def run_headless(args: argparse.Namespace, hard_exit: bool = True) -> int:
 def _exit(code: int) -> None:
     """End the process now: everything durable is closed, and interpreter teardown (module and object
     finalisation) can take a second of CPU on a busy host, long enough to break the 2 s stop budget."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except Exception as exc:  # e.g. the reader of our stdout went away
+        log.warning("shutdown: flushing stdout failed: %s: %s", type(exc).__name__, exc)
+    with contextlib.suppress(Exception):  # nowhere left to report a failure to write the log itself
+        sys.stderr.flush()
     logging.shutdown()
     os._exit(code)
 
@@ -74,10 +77,14 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     for t in tasks:
         t.cancel()
     if tasks:
-        with contextlib.suppress(Exception):
+        try:
             loop.run_until_complete(asyncio.wait(tasks, timeout=0.2))
-    with contextlib.suppress(Exception):
+        except Exception as exc:
+            log.warning("shutdown: cancelling %d leftover tasks failed: %s: %s", len(tasks), type(exc).__name__, exc)
+    try:
         loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception as exc:
+        log.warning("shutdown: closing async generators failed: %s: %s", type(exc).__name__, exc)
     executor = getattr(loop, "_default_executor", None)
     if executor is not None:
         executor.shutdown(wait=False, cancel_futures=True)
@@ -188,8 +195,12 @@ class Daemon:
     async def _stop_export(self) -> None:
         exporter, self.exporter = self.exporter, None
         if exporter is not None:
-            with contextlib.suppress(TimeoutError, Exception):
+            try:
                 await asyncio.wait_for(asyncio.to_thread(exporter.stop), 0.5)
+            except TimeoutError:
+                log.warning("the /metrics exporter did not stop within 0.5s; its thread is left behind")
+            except Exception as exc:
+                log.warning("stopping the /metrics exporter failed: %s: %s", type(exc).__name__, exc)
 
     # -- shutdown ---------------------------------------------------------------------------------
 
@@ -204,7 +215,7 @@ class Daemon:
         except TimeoutError:
             log.warning("shutdown: delivery or a source did not stop in time; the outbox keeps what is left")
         except Exception as exc:
-            log.error("shutdown: %s: %s", type(exc).__name__, exc)
+            log.error("shutdown: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
 
 
 def _start_watchdog(seconds: float) -> None:
