@@ -29,6 +29,9 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
+WALL_DEFAULT = 15.0
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -54,15 +57,23 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     names = {name for name, _module, _help in COMMANDS}
     takes_value = {"--config", "-c", "--demo-speed", "--record", "--log-format"}
     skip = False
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if skip:
             skip = False
             continue
-        if arg in takes_value:
+        if arg in takes_value or (arg == "--wall" and _is_number(argv[i + 1] if i + 1 < len(argv) else "")):
             skip = True
         elif not arg.startswith("-"):
             return arg if arg in names else None
     return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -75,6 +86,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_run_arguments(parser)
     parser.add_argument("--headless", action="store_true",
                         help="no UI: alert events as JSON lines on stdout, logs on stderr")
+    parser.add_argument("--wall", type=_positive_float, nargs="?", const=WALL_DEFAULT, default=None,
+                        metavar="SECONDS", help="dashboard on a wall screen: the overview's focus moves to the next "
+                        f"active campaign every SECONDS (default {WALL_DEFAULT:g}) and holds on a firing alert")
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="stderr log format in --headless (default plain)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

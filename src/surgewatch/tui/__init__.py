@@ -37,10 +37,10 @@ def run_dashboard(args: argparse.Namespace) -> int:
     low_bandwidth = bool(getattr(args, "low_bandwidth", False))
     if low_bandwidth:  # read by Textual at import: at most 4 frames a second
         os.environ.setdefault("TEXTUAL_FPS", "4")
-    return asyncio.run(_run(engine, low_bandwidth))
+    return asyncio.run(_run(engine, low_bandwidth, getattr(args, "wall", None)))
 
 
-async def _run(engine: Engine, low_bandwidth: bool) -> int:
+async def _run(engine: Engine, low_bandwidth: bool, wall_seconds: float | None = None) -> int:
     """Start the engine, then load and run the dashboard: the first polls and tick overlap loading Textual,
     so the first frame already shows every source."""
     stop = asyncio.Event()
@@ -52,7 +52,7 @@ async def _run(engine: Engine, low_bandwidth: bool) -> int:
     from .app import SurgewatchApp
 
     app = SurgewatchApp(engine, engine_task=engine_task, stop=stop, low_bandwidth=low_bandwidth,
-                        chart_mode="block" if low_bandwidth else None)
+                        chart_mode="block" if low_bandwidth else None, wall_seconds=wall_seconds)
     try:
         result = await app.run_async()
     finally:
