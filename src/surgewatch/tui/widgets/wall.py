@@ -112,7 +112,7 @@ class WallRotation:
             self.focus, self.holding, self._since = targets[0], False, now
         elif self.holding:
             self.holding, self._since = False, now  # the alert cleared: stay a full period on its panel
-        elif now - self._since >= self.seconds:
+        elif now - self._since >= self.seconds and self.focus is not None:
             self.focus = targets[(list(targets).index(self.focus) + 1) % len(targets)]
             self._since = now
         return self.focus
