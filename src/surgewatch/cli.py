@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
     ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
     ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),
+    ("serve", "surgewatch.tui.serve", "serve the dashboard to browsers (off loopback only with a token)"),
 ]
 
 
