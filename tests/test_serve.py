@@ -3,6 +3,7 @@ anything is served, loopback by default, one-line refusals (~25 s with the brows
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -48,10 +49,8 @@ def served(tmp_path: Path, token_file: Path) -> Iterator[tuple[ServerProcess, st
 
 def _end_viewers(server: ServerProcess) -> None:
     """The dashboards the server started are in its session: end any left over, by that group's id."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(server.pid, 15)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def test_off_loopback_it_refuses_to_start_without_a_token(capsys: pytest.CaptureFixture[str]) -> None:

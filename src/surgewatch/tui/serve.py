@@ -146,10 +146,9 @@ def make_guard(token: str | None) -> Any:
 
 def build_server(command: str, token: str | None) -> Any:
     """A textual-serve Server behind the guard, its page's WebSocket URL taken from each request's Host."""
-    from aiohttp import web
     from textual_serve.server import Server
 
-    class GuardedServer(Server):  # type: ignore[misc]
+    class GuardedServer(Server):
         async def _make_app(self) -> web.Application:
             app = await super()._make_app()
             app.middlewares.append(make_guard(token))
@@ -157,7 +156,7 @@ def build_server(command: str, token: str | None) -> Any:
 
         async def handle_index(self, request: web.Request) -> web.StreamResponse:
             self.public_url = f"{request.scheme}://{request.host}"  # right behind any address it was reached at
-            return await super().handle_index(request)  # type: ignore[no-any-return]
+            return await super().handle_index(request)
 
         async def on_startup(self, app: web.Application) -> None:
             return None  # we print our own line (textual-serve prints a banner)
