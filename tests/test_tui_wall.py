@@ -4,6 +4,7 @@ focus rotating by engine time (a driven clock) and holding on a firing alert."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,26 @@ async def test_below_wall_size_the_overview_has_no_chart_panels(tmp_path: Path, 
         assert not app.screen.has_class("-wall")
         assert "S launch" not in screen_text(app)
 
+
+
+def _hues(svg: str) -> set[str]:
+    """The non-grey colours an SVG screenshot uses."""
+    colours = set(re.findall(r"#([0-9a-fA-F]{6})\b", svg))
+    return {c for c in colours if len({c[0:2], c[2:4], c[4:6]}) > 1}
+
+
+async def test_no_color_at_wall_size_is_grey_and_every_state_is_also_a_word_or_symbol(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    engine = two_campaign_engine(tmp_path, extra_toml=NEWSLETTER_ALERT)
+    await advance(engine, 20)
+    app = SurgewatchApp(engine, run_engine=False, chart_mode="braille", wall_seconds=10.0)
+    async with app.run_test(size=(220, 62)) as pilot:
+        await pilot.pause()
+        assert app.theme_name == "monochrome"
+        svg = app.export_screenshot()
+        text = screen_text(app)
+    assert "✖ FIRING" in text and re.search(r"[●▲✖○] (OK|WARN|CRIT|STALE) ", text)  # words and symbols
+    assert "UNEXPL" in text or "campaign" in text  # the cause of host alerts is a word
+    chart_area = svg.split("newsletter-busy", 1)[1]
+    assert not _hues(chart_area), "colour carries meaning under NO_COLOR"
