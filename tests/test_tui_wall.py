@@ -20,13 +20,13 @@ from surgewatch.tui.widgets.wall import (
     HOSTS_KEY,
     LoadLine,
     WallPanel,
-    WallPanels,
     WallRotation,
     active_campaigns,
     firing_alert,
     panel_key_for,
     render_wall,
 )
+from surgewatch.tui.widgets.wallarea import WallPanels
 from test_tui import screen_text
 from tui_demo import advance, demo_engine, two_campaign_engine
 

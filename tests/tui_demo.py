@@ -92,7 +92,8 @@ severity = "warning"
 def two_campaign_engine(tmp_path: Path, clock: FakeClock | None = None, extra_toml: str = "") -> Engine:
     """Two demo campaigns on two demo hosts (the wall's two columns), same fake clock as `demo_engine`."""
     use_utc()
-    cfg = parse_config(TWO_CAMPAIGNS + extra_toml, "<two campaigns>")
+    text = TWO_CAMPAIGNS.replace("[monitor]\n", f'[monitor]\nstate_dir = "{tmp_path / "state"}"\n', 1)
+    cfg = parse_config(text + extra_toml, "<two campaigns>")
     clk = clock or FakeClock()
     engine = Engine(cfg, EngineOptions(demo_speed=30.0, clock=clk, dispatcher=build_dispatcher(cfg, tmp_path)))
     engine.backfill_demo()

@@ -27,10 +27,10 @@ from ..units import format_duration
 from . import themes
 from .screens.base import DashScreen
 from .screens.overview import OverviewScreen
-from .widgets.wall import WallRotation, active_campaigns, firing_alert, panel_key_for, wall_targets
 
 if TYPE_CHECKING:
     from .screens.silence import SilenceRequest
+    from .widgets.wall import WallRotation
 
 WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, None)
 SCREENS = ("overview", "campaign", "host", "alerts", "sources")
@@ -139,7 +139,11 @@ class SurgewatchApp(App[int]):
             self.register_theme(base)
         if low_bandwidth:
             self.animation_level = "none"
-        self.wall = WallRotation(wall_seconds) if wall_seconds else None
+        self.wall: WallRotation | None = None
+        if wall_seconds:
+            from .widgets.wall import WallRotation
+
+            self.wall = WallRotation(wall_seconds)
         self.snapshot = engine.snapshot()
         self._rotate(self.snapshot)
         engine.subscribe(self._on_snapshot)  # a tick while the screen is composed reaches it
@@ -230,6 +234,8 @@ class SurgewatchApp(App[int]):
         """Wall mode: move the focus on (by engine time, so a driven clock drives it), or hold it on an alert."""
         if self.wall is None:
             return
+        from .widgets.wall import active_campaigns, firing_alert, panel_key_for, wall_targets
+
         campaigns = active_campaigns(snap.campaigns, snap.ts)
         alert = firing_alert(snap.alerts)
         self.wall.update(snap.ts, wall_targets(snap), panel_key_for(alert, campaigns) if alert else None)

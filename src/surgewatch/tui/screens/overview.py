@@ -15,7 +15,7 @@ from ..widgets.hosts import HostGrid, host_lines
 from ..widgets.panel import ListPanel
 from ..widgets.probes import ProbesPanel, probe_lines
 from ..widgets.status import StatusLine
-from ..widgets.wall import WallPanels, build_panels, columns_for, is_wall
+from ..widgets.wallarea import WallPanels, columns_for, is_wall
 from .base import DashScreen
 
 TIGHT_BELOW = 30  # terminal rows under which the overview drops the gaps between its panels
@@ -112,6 +112,8 @@ class OverviewScreen(DashScreen):
 
     def _redraw_wall(self, width: int, height: int) -> None:
         """Wall sizes: short tables, a few alert lines, and the rest of the screen for campaign charts."""
+        from ..widgets.wall import build_panels
+
         app = self.dash
         snap = app.snapshot
         assert snap is not None

@@ -20,13 +20,11 @@ from ..text import literal
 from .alerts import alert_line
 from .campaigns import live_text, trend_arrow
 from .hosts import ASCII_GLYPHS, HEALTH_GLYPHS, headroom_text, health, level
-from .panel import Styler, TextPanel, fallback_styler
+from .panel import Styler, fallback_styler
 
 if TYPE_CHECKING:
     from ..app import SurgewatchApp
 
-WALL_MIN = (120, 36)  # terminal columns, rows from which the overview gives its free space to charts
-TWO_COLUMNS = (200, 60)  # ... and from which the campaign panels go in two columns
 HOSTS_KEY = "hosts"  # the panel of the worst hosts outside running campaigns
 PANEL_MIN_ROWS = 9
 GAUGE_W = 30
@@ -53,14 +51,6 @@ class WallPanel:
     loads: tuple[LoadLine, ...]
     markers: tuple[Marker, ...]
     alert: AlertView | None
-
-
-def is_wall(width: int, height: int) -> bool:
-    return width >= WALL_MIN[0] and height >= WALL_MIN[1]
-
-
-def columns_for(width: int, height: int) -> int:
-    return 2 if width >= TWO_COLUMNS[0] and height >= TWO_COLUMNS[1] else 1
 
 
 def active_campaigns(campaigns: Sequence[CampaignView], now: float) -> list[CampaignView]:
@@ -313,36 +303,3 @@ def render_wall(panels: Sequence[WallPanel], width: int, height: int, columns: i
     if more:
         out.append(f"\n  +{more} more (screen 2 shows each campaign; ← → step through them)", style=sty("muted"))
     return out
-
-
-class WallPanels(TextPanel):
-    """The overview's chart area at wall sizes: drawn at the widget's own size, only when its data moved."""
-
-    DEFAULT_CSS = "WallPanels { height: 1fr; }"
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.panels: list[WallPanel] = []
-        self.args: tuple[int, float, float, float, str, str | None] = (1, 0.0, 1.0, 1.0, "braille", None)
-        self._data_key: object = None
-        self._drawn: object = None
-
-    def set_panels(self, panels: list[WallPanel], columns: int, t0: float, t1: float, now: float, mode: str,
-                   focus: str | None, key: object) -> None:
-        """Show these panels; nothing is redrawn unless `key`, the mode, the focus or the size changed."""
-        self.panels = panels
-        self.args = (columns, t0, t1, now, mode, focus)
-        self._data_key = (key, columns, mode, focus, tuple(p.key for p in panels),
-                          tuple(p.alert.fingerprint if p.alert else "" for p in panels))
-        if (self._data_key, self.size) != self._drawn:
-            self.refresh()
-
-    def invalidate(self) -> None:
-        super().invalidate()
-        self._drawn = None
-
-    def render(self) -> Text:
-        self._drawn = (self._data_key, self.size)
-        columns, t0, t1, now, mode, focus = self.args
-        return render_wall(self.panels, self.size.width, self.size.height, columns, t0, t1, now, mode,
-                           self.sty, focus)
