@@ -201,11 +201,12 @@ def terminal_bytes(mode: str, seconds: float, warmup: float, root: Path = ROOT) 
 # -- in tmux: CPU next to glances --------------------------------------------------------------------
 
 
-def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0, src: Path = SRC) -> float:
-    """CPU seconds per minute of `command` running in an 80x24 tmux pane (private server)."""
+def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0, src: Path = SRC,
+                size: tuple[int, int] = (COLS, ROWS)) -> float:
+    """CPU seconds per minute of `command` running in a tmux pane (80x24 unless `size`; private server)."""
     sock = f"sw-bench-{os.getpid()}"
     tmux = ["tmux", "-L", sock]
-    subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", str(COLS), "-y", str(ROWS),
+    subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", str(size[0]), "-y", str(size[1]),
                     f"exec env PYTHONPATH={src} {command}"], check=True, env=env_for_child(src))
     pid = None
     try:
@@ -334,6 +335,10 @@ def side_by_side(args: argparse.Namespace) -> int:
                 cmd = f"{sys.executable} -m surgewatch -c {config}"
                 add(who, "dashboard CPU, default config at 1 s, 80x24 tmux (CPU-s/min)",
                     cpu_in_tmux(cmd, args.seconds, src=root / "src"))
+            for who, root in roots.items():
+                cmd = f"{sys.executable} -m surgewatch -c {config}"
+                add(who, "  the same at 220x62 (wall: charts per campaign) (CPU-s/min)",
+                    cpu_in_tmux(cmd, args.seconds, src=root / "src", size=(220, 62)))
             for who, root in roots.items():
                 per_min, cpu = terminal_bytes("static", args.seconds, 65.0 if args.repeat == 1 else 20.0, root)
                 add(who, "terminal KiB/min, 5 static hosts", per_min / 1024)
