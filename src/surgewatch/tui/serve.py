@@ -92,7 +92,7 @@ def viewer_command(args: argparse.Namespace) -> str:
         argv += ["--demo-speed", str(speed)]
     if args.wall:
         argv += ["--wall", str(args.wall)]
-    return shlex.join(argv)
+    return "exec " + shlex.join(argv)  # textual-serve runs it through a shell: no shell left waiting per viewer
 
 
 def config_path(args: argparse.Namespace) -> str | None:
