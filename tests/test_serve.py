@@ -159,3 +159,15 @@ async def test_a_wrong_token_in_the_browser_gets_no_dashboard(served: tuple[Serv
         assert "needs its token" in body
         assert await page.evaluate("document.querySelector('.textual-terminal') === null")
         assert page.ws_opened() == [] and page.ws_received() == b""
+
+
+def test_each_viewer_runs_the_dashboard_with_the_served_config_and_wall_mode(tmp_path: Path) -> None:
+    from surgewatch.cli import build_parser
+    from surgewatch.tui.serve import viewer_command
+
+    cfg = tmp_path / "my config.toml"
+    args = build_parser("serve").parse_args(["serve", "--config", str(cfg), "--wall", "20"])
+    cmd = viewer_command(args)
+    assert cmd.startswith("exec ") and "-m surgewatch" in cmd
+    assert f"--config '{cfg}'" in cmd and "--wall 20.0" in cmd
+    assert "--config" not in viewer_command(build_parser("serve").parse_args(["serve"]))
