@@ -112,7 +112,7 @@ class OverviewScreen(DashScreen):
 
     def _redraw_wall(self, width: int, height: int) -> None:
         """Wall sizes: short tables, a few alert lines, and the rest of the screen for campaign charts."""
-        from ..widgets.wall import build_panels
+        from ..widgets.wall import active_campaigns, build_panels, firing_alert
 
         app = self.dash
         snap = app.snapshot
@@ -136,8 +136,15 @@ class OverviewScreen(DashScreen):
         columns = columns_for(width, height)
         t0, t1 = app.time_range()
         focus = app.wall.focus if app.wall is not None else None
-        self.wall.set_panels(build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts, app.chart_mode,
-                             focus, (snap.tick, t0, t1, app.filter_text, app.theme_name))
+        # Redrawn when the charts' time axis has moved by a column (the tables above carry the live numbers),
+        # or when what the panels show changed: campaigns, the firing alert, filter, theme, window.
+        step = (t1 - t0) / max(40, width)
+        alert = firing_alert(snap.alerts)
+        key = (int(t1 // step), round(t1 - t0), app.filter_text, app.theme_name,
+               tuple(c.name for c in active_campaigns(campaigns, snap.ts)), alert.fingerprint if alert else None,
+               app.paused)
+        self.wall.set_panels(lambda: build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts,
+                             app.chart_mode, focus, key)
 
     def _cursor(self, panel: ListPanel, start: int) -> int | None:
         return panel.cursor - start if panel.has_focus and panel.keys else None

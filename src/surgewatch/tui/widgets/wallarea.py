@@ -3,6 +3,7 @@ the 80x24 quick look does not pay for them at start-up."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -36,15 +37,17 @@ class WallPanels(TextPanel):
         self._data_key: object = None
         self._drawn: object = None
 
-    def set_panels(self, panels: list[WallPanel], columns: int, t0: float, t1: float, now: float, mode: str,
-                   focus: str | None, key: object) -> None:
-        """Show these panels; nothing is redrawn unless `key`, the mode, the focus or the size changed."""
-        self.panels = panels
+    def set_panels(self, build: Callable[[], list[WallPanel]], columns: int, t0: float, t1: float, now: float,
+                   mode: str, focus: str | None, key: object) -> None:
+        """Show the panels `build` makes, only when `key` (which says what they show), the layout or the size
+        changed: the charts move one column at a time, so they are not rebuilt on every tick."""
+        data_key = (key, columns, mode, focus)
+        if (data_key, self.size) == self._drawn:
+            return
+        self.panels = build()
         self.args = (columns, t0, t1, now, mode, focus)
-        self._data_key = (key, columns, mode, focus, tuple(p.key for p in panels),
-                          tuple(p.alert.fingerprint if p.alert else "" for p in panels))
-        if (self._data_key, self.size) != self._drawn:
-            self.refresh()
+        self._data_key = data_key
+        self.refresh()
 
     def invalidate(self) -> None:
         super().invalidate()
