@@ -168,6 +168,16 @@ def test_each_viewer_runs_the_dashboard_with_the_served_config_and_wall_mode(tmp
     cfg = tmp_path / "my config.toml"
     args = build_parser("serve").parse_args(["serve", "--config", str(cfg), "--wall", "20"])
     cmd = viewer_command(args)
-    assert cmd.startswith("exec ") and "-m surgewatch" in cmd
+    assert cmd.startswith("exec ") and "-m surgewatch --viewer" in cmd
     assert f"--config '{cfg}'" in cmd and "--wall 20.0" in cmd
     assert "--config" not in viewer_command(build_parser("serve").parse_args(["serve"]))
+
+
+def test_a_served_viewer_sends_no_notifications_and_a_terminal_dashboard_keeps_all_but_stdout() -> None:
+    from surgewatch.config import parse_config
+    from surgewatch.tui import dashboard_config
+
+    cfg = parse_config('[[sink]]\nkind = "stdout"\n[[sink]]\nkind = "webhook"\nurl = "http://127.0.0.1:9/x"\n',
+                       "<sinks>")
+    assert [s.kind for s in dashboard_config(cfg).sinks] == ["webhook"]
+    assert dashboard_config(cfg, viewer=True).sinks == ()

@@ -90,6 +90,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--wall", type=_positive_float, nargs="?", const=WALL_DEFAULT, default=None,
                         metavar="SECONDS", help="dashboard on a wall screen: the overview's focus moves to the next "
                         f"active campaign every SECONDS (default {WALL_DEFAULT:g}) and holds on a firing alert")
+    parser.add_argument("--viewer", action="store_true", help=argparse.SUPPRESS)  # a `serve` viewer: no sinks
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="stderr log format in --headless (default plain)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

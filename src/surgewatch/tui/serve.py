@@ -83,7 +83,7 @@ def read_token(path: str) -> str:
 
 def viewer_command(args: argparse.Namespace) -> str:
     """The dashboard command each browser connection runs."""
-    argv = [sys.executable, "-m", "surgewatch"]
+    argv = [sys.executable, "-m", "surgewatch", "--viewer"]
     config = config_path(args)
     if config:
         argv += ["--config", str(Path(config).resolve())]
