@@ -181,3 +181,9 @@ def test_a_served_viewer_sends_no_notifications_and_a_terminal_dashboard_keeps_a
                        "<sinks>")
     assert [s.kind for s in dashboard_config(cfg).sinks] == ["webhook"]
     assert dashboard_config(cfg, viewer=True).sinks == ()
+
+
+def test_a_bad_wall_period_is_refused_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--wall", "-5"])
+    assert exit_.value.code == 2 and "greater than 0" in capsys.readouterr().err

@@ -33,7 +33,7 @@ COMMANDS: list[tuple[str, str, str]] = [
 WALL_DEFAULT = 15.0
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -46,7 +46,7 @@ def _positive_float(text: str) -> float:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by the dashboard and the headless daemon."""
     p.add_argument("--config", "-c", metavar="FILE", help="config file (default: built-in demo + this host)")
-    p.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="N",
+    p.add_argument("--demo-speed", type=positive_float, default=1.0, metavar="N",
                    help="play the built-in demo N times faster (default 1)")
     p.add_argument("--record", metavar="FILE", help="record every sample and alert to FILE (SQLite; see `replay`)")
     p.add_argument("--low-bandwidth", action="store_true",
@@ -87,7 +87,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_run_arguments(parser)
     parser.add_argument("--headless", action="store_true",
                         help="no UI: alert events as JSON lines on stdout, logs on stderr")
-    parser.add_argument("--wall", type=_positive_float, nargs="?", const=WALL_DEFAULT, default=None,
+    parser.add_argument("--wall", type=positive_float, nargs="?", const=WALL_DEFAULT, default=None,
                         metavar="SECONDS", help="dashboard on a wall screen: the overview's focus moves to the next "
                         f"active campaign every SECONDS (default {WALL_DEFAULT:g}) and holds on a firing alert")
     parser.add_argument("--viewer", action="store_true", help=argparse.SUPPRESS)  # a `serve` viewer: no sinks

@@ -40,9 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(or send Authorization: Bearer TOKEN)")
     p.add_argument("--config", "-c", dest="serve_config", metavar="FILE",
                    help="config file each viewer's dashboard runs (default: built-in demo + this host)")
-    p.add_argument("--wall", type=float, nargs="?", const=15.0, default=None, metavar="SECONDS",
+    from ..cli import WALL_DEFAULT, positive_float
+
+    p.add_argument("--wall", type=positive_float, nargs="?", const=WALL_DEFAULT, default=None, metavar="SECONDS",
                    help="viewers get wall mode: the focus moves to the next active campaign every SECONDS")
-    p.add_argument("--demo-speed", dest="serve_demo_speed", type=float, default=None, metavar="N",
+    p.add_argument("--demo-speed", dest="serve_demo_speed", type=positive_float, default=None, metavar="N",
                    help="play the built-in demo N times faster")
 
 
