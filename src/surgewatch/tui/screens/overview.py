@@ -136,11 +136,8 @@ class OverviewScreen(DashScreen):
         columns = columns_for(width, height)
         t0, t1 = app.time_range()
         focus = app.wall.focus if app.wall is not None else None
-        # Redrawn when the charts' time axis has moved by a column (the tables above carry the live numbers),
-        # or when what the panels show changed: campaigns, the firing alert, filter, theme, window.
-        step = (t1 - t0) / max(40, width)
         alert = firing_alert(snap.alerts)
-        key = (int(t1 // step), round(t1 - t0), app.filter_text, app.theme_name,
+        key = (snap.tick, round(t1 - t0), app.filter_text, app.theme_name,
                tuple(c.name for c in active_campaigns(campaigns, snap.ts)), alert.fingerprint if alert else None,
                app.paused)
         self.wall.set_panels(lambda: build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts,

@@ -4,8 +4,9 @@ markers, the expected band, alert marks), headroom gauges and the alert it fires
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -211,9 +212,29 @@ def gauges(loads: Sequence[LoadLine], width: int, mode: str, sty: Styler) -> Tex
     return out
 
 
+class PlotCache:
+    """Plots kept while the time axis has not moved by a column: on a wall the charts move one column every few
+    seconds while the titles and gauges change every tick, and plotting is most of a panel's cost."""
+
+    def __init__(self) -> None:
+        self._column: tuple[int, int] | None = None
+        self._plots: dict[object, Text] = {}
+
+    def plot(self, key: object, t0: float, t1: float, width: int, make: Callable[[], Text]) -> Text:
+        step = (t1 - t0) / max(1, 2 * width)  # braille has two dot columns per cell
+        column = (int(t1 // step) if step > 0 else 0, round(t1 - t0))
+        if column != self._column:
+            self._column, self._plots = column, {}
+        hit = self._plots.get(key)
+        if hit is None:
+            hit = self._plots[key] = make()
+        return hit
+
+
 def render_panel(p: WallPanel, width: int, height: int, t0: float, t1: float, now: float, mode: str,
-                 sty: Styler, focused: bool = False) -> Text:
+                 sty: Styler, focused: bool = False, cache: PlotCache | None = None) -> Text:
     """One panel, exactly `height` lines of at most `width` cells."""
+    plots = cache or PlotCache()
     ascii_only = mode == "ascii"
     out = Text(no_wrap=True, overflow="crop")
     out.append_text(panel_title(p, now, sty, ascii_only, focused))
@@ -239,9 +260,11 @@ def render_panel(p: WallPanel, width: int, height: int, t0: float, t1: float, no
             label = Text.assemble(("traffic ", sty("head")),
                                   f"{format_number(p.campaign.visitors)} visitors",
                                   ("   S launch  E end  ! alert", sty("muted")), no_wrap=True)
-            parts += [label, plot(p.ts, p.traffic, chart_w, each + extra - 1, t0, t1, 0.0,
-                                  _traffic_top(p.traffic, p.campaign.baseline), None, p.markers, mode, styles,
-                                  format_number)]
+            traffic, top = p.traffic, _traffic_top(p.traffic, p.campaign.baseline)
+            parts += [label, plots.plot(
+                (p.key, "", chart_w, each + extra - 1, mode, styles, p.markers), t0, t1, chart_w,
+                lambda: plot(p.ts, traffic, chart_w, each + extra - 1, t0, t1, 0.0, top, None, p.markers, mode,
+                             styles, format_number))]
         for ld in loads:
             h = ld.host
             cpu = h.metrics.get("cpu.percent", math.nan)
@@ -253,8 +276,10 @@ def render_panel(p: WallPanel, width: int, height: int, t0: float, t1: float, no
             rows = each - 1 + (extra if p.traffic is None and ld is loads[0] else 0)
             line = ChartStyles(line=sty(level(cpu, 70, 90)), band=sty("band"), axis=sty("muted"),
                                marker=sty("marker"))
-            parts += [label, plot(p.ts, ld.values, chart_w, rows, t0, t1, 0.0, 100.0, band, p.markers, mode,
-                                  line, _pct)]
+            parts += [label, plots.plot(
+                (p.key, h.name, chart_w, rows, mode, line, p.markers, band is None), t0, t1, chart_w,
+                partial(plot, p.ts, ld.values, chart_w, rows, t0, t1, 0.0, 100.0, band, p.markers, mode, line,
+                        _pct))]
         for i, part in enumerate(parts):
             if i:
                 charts.append("\n")
@@ -271,7 +296,8 @@ def render_panel(p: WallPanel, width: int, height: int, t0: float, t1: float, no
 
 
 def render_wall(panels: Sequence[WallPanel], width: int, height: int, columns: int, t0: float, t1: float,
-                now: float, mode: str, sty: Styler = fallback_styler, focus: str | None = None) -> Text:
+                now: float, mode: str, sty: Styler = fallback_styler, focus: str | None = None,
+                cache: PlotCache | None = None) -> Text:
     """The panels in `columns` columns filling `width` x `height`; the focused panel is always among those
     shown (a line says how many more there are)."""
     if not panels or height < 4 or width < 30:
@@ -298,7 +324,7 @@ def render_wall(panels: Sequence[WallPanel], width: int, height: int, columns: i
         if r:
             out.append("\n\n")
         row = shown[r * columns:(r + 1) * columns]
-        blocks = [render_panel(p, col_w, panel_h, t0, t1, now, mode, sty, p.key == focus) for p in row]
+        blocks = [render_panel(p, col_w, panel_h, t0, t1, now, mode, sty, p.key == focus, cache) for p in row]
         out.append_text(side_by_side(blocks, [col_w] * len(blocks), panel_h, gap))
     if more:
         out.append(f"\n  +{more} more (screen 2 shows each campaign; ← → step through them)", style=sty("muted"))

@@ -11,7 +11,7 @@ from rich.text import Text
 from .panel import TextPanel
 
 if TYPE_CHECKING:
-    from .wall import WallPanel
+    from .wall import PlotCache, WallPanel
 
 WALL_MIN = (120, 36)  # terminal columns, rows from which the overview gives its free space to charts
 TWO_COLUMNS = (200, 60)  # ... and from which the campaign panels go in two columns
@@ -36,11 +36,12 @@ class WallPanels(TextPanel):
         self.args: tuple[int, float, float, float, str, str | None] = (1, 0.0, 1.0, 1.0, "braille", None)
         self._data_key: object = None
         self._drawn: object = None
+        self._plots: PlotCache | None = None
 
     def set_panels(self, build: Callable[[], list[WallPanel]], columns: int, t0: float, t1: float, now: float,
                    mode: str, focus: str | None, key: object) -> None:
-        """Show the panels `build` makes, only when `key` (which says what they show), the layout or the size
-        changed: the charts move one column at a time, so they are not rebuilt on every tick."""
+        """Show the panels `build` makes when `key` (which says what they show), the layout or the size changed;
+        their plots are kept until the time axis moves a column."""
         data_key = (key, columns, mode, focus)
         if (data_key, self.size) == self._drawn:
             return
@@ -52,11 +53,13 @@ class WallPanels(TextPanel):
     def invalidate(self) -> None:
         super().invalidate()
         self._drawn = None
+        self._plots = None
 
     def render(self) -> Text:
-        from .wall import render_wall
+        from .wall import PlotCache, render_wall
 
         self._drawn = (self._data_key, self.size)
+        self._plots = self._plots or PlotCache()
         columns, t0, t1, now, mode, focus = self.args
         return render_wall(self.panels, self.size.width, self.size.height, columns, t0, t1, now, mode,
-                           self.sty, focus)
+                           self.sty, focus, self._plots)
