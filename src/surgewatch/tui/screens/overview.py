@@ -136,8 +136,12 @@ class OverviewScreen(DashScreen):
         columns = columns_for(width, height)
         t0, t1 = app.time_range()
         focus = app.wall.focus if app.wall is not None else None
+        # Drawing the whole chart area costs Textual far more than making it: redrawn when the time axis moves a
+        # column, at least every 5 s (the tables above carry the numbers of every tick), and at once when what
+        # the panels show changes (campaigns, the firing alert, filter, theme, window, focus).
+        step = min(5.0, (t1 - t0) / max(40, width))
         alert = firing_alert(snap.alerts)
-        key = (snap.tick, round(t1 - t0), app.filter_text, app.theme_name,
+        key = (int(snap.ts // step), round(t1 - t0), app.filter_text, app.theme_name,
                tuple(c.name for c in active_campaigns(campaigns, snap.ts)), alert.fingerprint if alert else None,
                app.paused)
         self.wall.set_panels(lambda: build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts,
