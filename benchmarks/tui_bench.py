@@ -1,8 +1,11 @@
 """Dashboard benchmark: time to first frame, CPU per minute next to glances, terminal bytes per minute.
 
     .venv/bin/python benchmarks/tui_bench.py [--seconds 60] [--glances PATH] [--runs 5] [--first-frame-only]
+                                             [--against OTHER_CHECKOUT] [--repeat 3]
 
-Prints one table. The first full frame is the moment the terminal has been sent every configured host's row
+Prints one table. With `--against DIR` (another checkout, e.g. a worktree of main) every row is measured for
+both, their runs interleaved so both see the same machine load, and shown as min–median–max per checkout.
+The first full frame is the moment the terminal has been sent every configured host's row
 with a value (the DEMO badge on demo hosts), the campaign's row with its visitors and the status line.
 Everything runs on this machine: the dashboard in a private tmux server or on a pty of its own; glances
 (if found: --glances, PATH, or /tmp/glances-venv/bin/glances) with the offline config next to this file,
@@ -66,9 +69,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def env_for_child(**extra: str) -> dict[str, str]:
+def env_for_child(src: Path = SRC, **extra: str) -> dict[str, str]:
     env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", COLORTERM="truecolor", **extra)
-    env["PYTHONPATH"] = f"{SRC}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
     env.pop("TMUX", None)
     return env
 
@@ -76,11 +79,12 @@ def env_for_child(**extra: str) -> dict[str, str]:
 # -- through a pty: first frame and bytes ------------------------------------------------------------
 
 
-def spawn_on_pty(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def spawn_on_pty(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+                 ) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env or env_for_child(),
-                            start_new_session=True, close_fds=True)
+                            start_new_session=True, close_fds=True, cwd=cwd)
     os.close(slave)
     return proc, master
 
@@ -144,7 +148,17 @@ def first_frame(argv: list[str], patterns: list[re.Pattern[str]], env: dict[str,
                 warmup: int = 1) -> tuple[float, float, int]:
     """Median (wall seconds, CPU seconds) from exec to the first frame that shows everything in `patterns`,
     and how many runs got there within 30 s (`warmup` runs first, not counted)."""
-    times, cpus = [], []
+    times, cpus = first_frames(argv, patterns, env, runs, warmup)
+    if not times:
+        return float("nan"), float("nan"), 0
+    return statistics.median(times), statistics.median(cpus), len(times)
+
+
+def first_frames(argv: list[str], patterns: list[re.Pattern[str]], env: dict[str, str], runs: int = 5,
+                 warmup: int = 1) -> tuple[list[float], list[float]]:
+    """Every counted run's (wall seconds, CPU seconds) from exec to the first full frame."""
+    times: list[float] = []
+    cpus: list[float] = []
     for i in range(warmup + runs):
         t0 = time.monotonic()
         proc, master = spawn_on_pty(argv, env)
@@ -166,14 +180,14 @@ def first_frame(argv: list[str], patterns: list[re.Pattern[str]], env: dict[str,
                     break
         finally:
             stop(proc, master)
-    if not times:
-        return float("nan"), float("nan"), 0
-    return statistics.median(times), statistics.median(cpus), len(times)
+    return times, cpus
 
 
-def terminal_bytes(mode: str, seconds: float, warmup: float) -> tuple[float, float]:
-    """(bytes per minute, CPU seconds per minute) of the dashboard fed by `--child MODE` through a pty."""
-    proc, master = spawn_on_pty([sys.executable, __file__, "--child", mode])
+def terminal_bytes(mode: str, seconds: float, warmup: float, root: Path = ROOT) -> tuple[float, float]:
+    """(bytes per minute, CPU seconds per minute) of the dashboard fed by `--child MODE` through a pty
+    (the child of the checkout at `root`)."""
+    proc, master = spawn_on_pty([sys.executable, str(root / "benchmarks" / "tui_bench.py"), "--child", mode],
+                                env_for_child(root / "src"))
     try:
         read_for(master, warmup)
         c0 = cpu_seconds(proc.pid)
@@ -187,12 +201,13 @@ def terminal_bytes(mode: str, seconds: float, warmup: float) -> tuple[float, flo
 # -- in tmux: CPU next to glances --------------------------------------------------------------------
 
 
-def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0) -> float:
-    """CPU seconds per minute of `command` running in an 80x24 tmux pane (private server)."""
+def cpu_in_tmux(command: str, seconds: float, warmup: float = 6.0, src: Path = SRC,
+                size: tuple[int, int] = (COLS, ROWS)) -> float:
+    """CPU seconds per minute of `command` running in a tmux pane (80x24 unless `size`; private server)."""
     sock = f"sw-bench-{os.getpid()}"
     tmux = ["tmux", "-L", sock]
-    subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", str(COLS), "-y", str(ROWS),
-                    f"exec env PYTHONPATH={SRC} {command}"], check=True, env=env_for_child())
+    subprocess.run([*tmux, "new-session", "-d", "-s", "b", "-x", str(size[0]), "-y", str(size[1]),
+                    f"exec env PYTHONPATH={src} {command}"], check=True, env=env_for_child(src))
     pid = None
     try:
         pid = int(subprocess.run([*tmux, "display", "-p", "-t", "b", "#{pane_pid}"], capture_output=True,
@@ -279,16 +294,83 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the end")
 
 
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """`min–median–max` of some runs (`–` when there are none)."""
+    if not values:
+        return "–"
+    return "–".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def side_by_side(args: argparse.Namespace) -> int:
+    """Every row for this checkout and `--against`, runs interleaved; min–median–max of each."""
+    other = Path(args.against).resolve()
+    roots = {"this": ROOT, "against": other}
+    state = Path(tempfile.mkdtemp(prefix="sw-bench-"))
+    config = state / "default-1s.toml"
+    config.write_text(default_1s(state / "state"))
+    patterns = frame_patterns(default_1s(state / "state"))
+    xdg = {"XDG_STATE_HOME": str(state / "xdg-state"), "XDG_CONFIG_HOME": str(state / "xdg-config")}
+    bare = [sys.executable, "-m", "surgewatch"]
+    res: dict[str, dict[str, list[float]]] = {k: {} for k in roots}
+
+    def add(who: str, row: str, value: float) -> None:
+        res[who].setdefault(row, []).append(value)
+
+    envs = {}
+    for who, root in roots.items():
+        env = env_for_child(root / "src", PYTHONPYCACHEPREFIX=str(state / f"pycache-{who}"), **xdg)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.pop("STATE_DIRECTORY", None)
+        envs[who] = env
+        first_frames(bare, patterns, env, runs=0, warmup=1)  # fills the bytecode cache
+    for _ in range(args.runs):
+        for who in roots:
+            times, cpus = first_frames(bare, patterns, envs[who], runs=1, warmup=0)
+            for t, c in zip(times, cpus, strict=True):
+                add(who, "first full frame, `surgewatch` (s)", t)
+                add(who, "  CPU until then (s)", c)
+    if not args.first_frame_only:
+        for _ in range(args.repeat):
+            for who, root in roots.items():
+                cmd = f"{sys.executable} -m surgewatch -c {config}"
+                add(who, "dashboard CPU, default config at 1 s, 80x24 tmux (CPU-s/min)",
+                    cpu_in_tmux(cmd, args.seconds, src=root / "src"))
+            for who, root in roots.items():
+                cmd = f"{sys.executable} -m surgewatch -c {config}"
+                add(who, "  the same at 220x62 (wall: charts per campaign) (CPU-s/min)",
+                    cpu_in_tmux(cmd, args.seconds, src=root / "src", size=(220, 62)))
+            for who, root in roots.items():
+                per_min, cpu = terminal_bytes("static", args.seconds, 65.0 if args.repeat == 1 else 20.0, root)
+                add(who, "terminal KiB/min, 5 static hosts", per_min / 1024)
+                add(who, "  CPU while at it (CPU-s/min)", cpu)
+    rows = list(res["this"])
+    w0 = max(len(r) for r in rows)
+    print(f"{'measure':<{w0}}  {'this checkout':>17}  {'against':>17}  median ratio")
+    print(f"{'-' * w0}  {'-' * 17}  {'-' * 17}  ------------")
+    for row in rows:
+        a, b = res["this"].get(row, []), res["against"].get(row, [])
+        ratio = statistics.median(a) / statistics.median(b) if a and b and statistics.median(b) else float("nan")
+        print(f"{row:<{w0}}  {spread(a):>17}  {spread(b):>17}  {ratio:.2f}")
+    print(f"this = {ROOT}, against = {other}; {args.runs} first-frame runs each after one warm-up, interleaved"
+          + ("" if args.first_frame_only else f"; CPU rows {args.repeat} x {args.seconds:g} s each, interleaved")
+          + f"; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="measuring time per row (default 60)")
     ap.add_argument("--glances", help="glances executable (default: PATH, then /tmp/glances-venv/bin/glances)")
     ap.add_argument("--runs", type=int, default=5, help="first-frame runs per row, median shown (default 5)")
     ap.add_argument("--first-frame-only", action="store_true", help="only the first-frame rows")
+    ap.add_argument("--against", metavar="DIR", help="another checkout to measure side by side (e.g. main)")
+    ap.add_argument("--repeat", type=int, default=3, help="with --against: CPU rows repeated (default 3)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args.child)
+    if args.against:
+        return side_by_side(args)
     if shutil.which("tmux") is None and not args.first_frame_only:
         print("tmux is needed for the CPU rows", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""SVG snapshots of the overview and detail screens at 80x24 and 160x48 on the deterministic demo (~20 s).
+"""SVG snapshots of the overview (80x24, the wall sizes 140x42, 160x48 and 220x62) and the detail screens
+(80x24, 160x48) on the deterministic demo (~30 s).
 
 The screens show analysis results (load models, causes), so an intended change there changes them too:
 update with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at the report before committing.
@@ -13,15 +14,17 @@ import pytest
 from textual.pilot import Pilot
 
 from surgewatch.tui.app import SurgewatchApp
-from tui_demo import advance, demo_engine
+from tui_demo import advance, demo_engine, two_campaign_engine
 
 SIZES = [(80, 24), (160, 48)]
+OVERVIEW_SIZES = [(80, 24), (140, 42), (160, 48)]
 
 
-def _app(tmp_path: Path, seconds: float) -> SurgewatchApp:
-    engine = demo_engine(tmp_path)
+def _app(tmp_path: Path, seconds: float, chart_mode: str = "block", theme: str | None = None,
+         two_campaigns: bool = False) -> SurgewatchApp:
+    engine = two_campaign_engine(tmp_path) if two_campaigns else demo_engine(tmp_path)
     asyncio.run(advance(engine, seconds))
-    return SurgewatchApp(engine, run_engine=False, chart_mode="block")
+    return SurgewatchApp(engine, run_engine=False, chart_mode=chart_mode, theme_name=theme)
 
 
 def _run(snap_compare: object, app: SurgewatchApp, size: tuple[int, int], keys: tuple[str, ...]) -> bool:
@@ -35,9 +38,17 @@ def _run(snap_compare: object, app: SurgewatchApp, size: tuple[int, int], keys: 
     return snap_compare(app, terminal_size=size, run_before=before)  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("size", SIZES, ids=["80x24", "160x48"])
+@pytest.mark.parametrize("size", OVERVIEW_SIZES, ids=["80x24", "140x42", "160x48"])
 def test_overview_snapshot(snap_compare: object, tmp_path: Path, size: tuple[int, int]) -> None:
     assert _run(snap_compare, _app(tmp_path, 40), size, ())
+
+
+def test_overview_two_columns_of_campaign_panels_at_220x62(snap_compare: object, tmp_path: Path) -> None:
+    assert _run(snap_compare, _app(tmp_path, 40, "braille", two_campaigns=True), (220, 62), ())
+
+
+def test_overview_high_contrast_theme_at_wall_size(snap_compare: object, tmp_path: Path) -> None:
+    assert _run(snap_compare, _app(tmp_path, 40, "block", "high-contrast"), (140, 42), ())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "160x48"])

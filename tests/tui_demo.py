@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from surgewatch.alerting.dispatch import build_dispatcher
+from surgewatch.config import parse_config
 from surgewatch.defaults import default_config
 from surgewatch.engine import Engine, EngineOptions
 
@@ -37,6 +38,64 @@ def demo_engine(tmp_path: Path, speed: float = 30.0, clock: FakeClock | None = N
                               sinks=tuple(s for s in cfg.sinks if s.kind != "stdout"))
     clk = clock or FakeClock()
     engine = Engine(cfg, EngineOptions(demo_speed=speed, clock=clk, dispatcher=build_dispatcher(cfg, tmp_path)))
+    engine.backfill_demo()
+    return engine
+
+
+TWO_CAMPAIGNS = """
+[monitor]
+interval = "250ms"
+history = "6h"
+
+[[host]]
+name = "demo-web"
+source = "demo"
+
+[[host]]
+name = "demo-api"
+source = "demo"
+
+[[traffic]]
+name = "demo-site"
+source = "demo"
+
+[[campaign]]
+name = "demo-launch"
+traffic = "demo-site"
+utm_campaign = "demo_launch"
+hosts = ["demo-web"]
+expected_lift = 4.0
+
+[[campaign]]
+name = "newsletter"
+traffic = "demo-site"
+utm_campaign = "newsletter"
+hosts = ["demo-api"]
+
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 90
+clear = 80
+for = "1s"
+severity = "critical"
+
+[[rule]]
+name = "unexplained-load"
+series = "host:*/cpu.percent"
+anomaly = "unexplained"
+for = "333ms"
+severity = "warning"
+"""
+
+
+def two_campaign_engine(tmp_path: Path, clock: FakeClock | None = None, extra_toml: str = "") -> Engine:
+    """Two demo campaigns on two demo hosts (the wall's two columns), same fake clock as `demo_engine`."""
+    use_utc()
+    text = TWO_CAMPAIGNS.replace("[monitor]\n", f'[monitor]\nstate_dir = "{tmp_path / "state"}"\n', 1)
+    cfg = parse_config(text + extra_toml, "<two campaigns>")
+    clk = clock or FakeClock()
+    engine = Engine(cfg, EngineOptions(demo_speed=30.0, clock=clk, dispatcher=build_dispatcher(cfg, tmp_path)))
     engine.backfill_demo()
     return engine
 

@@ -26,10 +26,14 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
     ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
     ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),
+    ("serve", "surgewatch.tui.serve", "serve the dashboard to browsers (off loopback only with a token)"),
 ]
 
 
-def _positive_float(text: str) -> float:
+WALL_DEFAULT = 15.0
+
+
+def positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -42,7 +46,7 @@ def _positive_float(text: str) -> float:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by the dashboard and the headless daemon."""
     p.add_argument("--config", "-c", metavar="FILE", help="config file (default: built-in demo + this host)")
-    p.add_argument("--demo-speed", type=_positive_float, default=1.0, metavar="N",
+    p.add_argument("--demo-speed", type=positive_float, default=1.0, metavar="N",
                    help="play the built-in demo N times faster (default 1)")
     p.add_argument("--record", metavar="FILE", help="record every sample and alert to FILE (SQLite; see `replay`)")
     p.add_argument("--low-bandwidth", action="store_true",
@@ -54,15 +58,23 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     names = {name for name, _module, _help in COMMANDS}
     takes_value = {"--config", "-c", "--demo-speed", "--record", "--log-format"}
     skip = False
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if skip:
             skip = False
             continue
-        if arg in takes_value:
+        if arg in takes_value or (arg == "--wall" and _is_number(argv[i + 1] if i + 1 < len(argv) else "")):
             skip = True
         elif not arg.startswith("-"):
             return arg if arg in names else None
     return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -75,6 +87,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_run_arguments(parser)
     parser.add_argument("--headless", action="store_true",
                         help="no UI: alert events as JSON lines on stdout, logs on stderr")
+    parser.add_argument("--wall", type=positive_float, nargs="?", const=WALL_DEFAULT, default=None,
+                        metavar="SECONDS", help="dashboard on a wall screen: the overview's focus moves to the next "
+                        f"active campaign every SECONDS (default {WALL_DEFAULT:g}) and holds on a firing alert")
+    parser.add_argument("--viewer", action="store_true", help=argparse.SUPPRESS)  # a `serve` viewer: no sinks
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="stderr log format in --headless (default plain)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -10,7 +10,16 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..engine import Engine
+
+
+def dashboard_config(config: Config, viewer: bool = False) -> Config:
+    """The config a dashboard runs: no stdout sink (JSON lines would draw over the screen; the dashboard shows
+    alerts itself), and no sinks at all for a browser viewer of `serve` (every open tab runs its own engine:
+    ten tabs must not send ten notifications; the daemon or a terminal dashboard sends them)."""
+    sinks = () if viewer else tuple(s for s in config.sinks if s.kind != "stdout")
+    return dataclasses.replace(config, sinks=sinks)
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
@@ -26,8 +35,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"surgewatch: {exc}", file=sys.stderr)
         return 2
-    # JSON lines on stdout would draw over the screen: the dashboard shows alerts itself.
-    config = dataclasses.replace(config, sinks=tuple(s for s in config.sinks if s.kind != "stdout"))
+    config = dashboard_config(config, viewer=bool(getattr(args, "viewer", False)))
     try:
         engine = Engine(config, EngineOptions(demo_speed=args.demo_speed, top_processes=10))
     except Exception as exc:  # state dir or outbox problems: one line, working terminal
@@ -37,10 +45,10 @@ def run_dashboard(args: argparse.Namespace) -> int:
     low_bandwidth = bool(getattr(args, "low_bandwidth", False))
     if low_bandwidth:  # read by Textual at import: at most 4 frames a second
         os.environ.setdefault("TEXTUAL_FPS", "4")
-    return asyncio.run(_run(engine, low_bandwidth))
+    return asyncio.run(_run(engine, low_bandwidth, getattr(args, "wall", None)))
 
 
-async def _run(engine: Engine, low_bandwidth: bool) -> int:
+async def _run(engine: Engine, low_bandwidth: bool, wall_seconds: float | None = None) -> int:
     """Start the engine, then load and run the dashboard: the first polls and tick overlap loading Textual,
     so the first frame already shows every source."""
     stop = asyncio.Event()
@@ -52,7 +60,7 @@ async def _run(engine: Engine, low_bandwidth: bool) -> int:
     from .app import SurgewatchApp
 
     app = SurgewatchApp(engine, engine_task=engine_task, stop=stop, low_bandwidth=low_bandwidth,
-                        chart_mode="block" if low_bandwidth else None)
+                        chart_mode="block" if low_bandwidth else None, wall_seconds=wall_seconds)
     try:
         result = await app.run_async()
     finally:

@@ -30,6 +30,7 @@ from .screens.overview import OverviewScreen
 
 if TYPE_CHECKING:
     from .screens.silence import SilenceRequest
+    from .widgets.wall import WallRotation
 
 WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, None)
 SCREENS = ("overview", "campaign", "host", "alerts", "sources")
@@ -101,8 +102,10 @@ class SurgewatchApp(App[int]):
 
     def __init__(self, engine: Engine, *, run_engine: bool = True, ascii_only: bool = False,
                  low_bandwidth: bool = False, theme_name: str | None = None, chart_mode: str | None = None,
-                 engine_task: asyncio.Task[None] | None = None, stop: asyncio.Event | None = None) -> None:
-        """`engine_task`: the engine already runs (until `stop` is set); the app only watches it."""
+                 engine_task: asyncio.Task[None] | None = None, stop: asyncio.Event | None = None,
+                 wall_seconds: float | None = None) -> None:
+        """`engine_task`: the engine already runs (until `stop` is set); the app only watches it.
+        `wall_seconds`: wall mode, the overview's focus moves to the next active campaign that often."""
         super().__init__()
         self.engine = engine
         self.run_engine = run_engine
@@ -136,7 +139,13 @@ class SurgewatchApp(App[int]):
             self.register_theme(base)
         if low_bandwidth:
             self.animation_level = "none"
+        self.wall: WallRotation | None = None
+        if wall_seconds:
+            from .widgets.wall import WallRotation
+
+            self.wall = WallRotation(wall_seconds)
         self.snapshot = engine.snapshot()
+        self._rotate(self.snapshot)
         engine.subscribe(self._on_snapshot)  # a tick while the screen is composed reaches it
         # The theme's CSS goes in before Textual first parses the stylesheet (applying it on mount parses it all
         # again); a theme that does not load is reported on mount, where apply_theme falls back to the default.
@@ -215,10 +224,24 @@ class SurgewatchApp(App[int]):
         if self.paused:
             return
         self.snapshot = snap
+        self._rotate(snap)
         if self._frame_every and snap.ts - self._last_draw < self._frame_every:
             return
         self._last_draw = snap.ts
         self.redraw()
+
+    def _rotate(self, snap: Snapshot) -> None:
+        """Wall mode: move the focus on (by engine time, so a driven clock drives it), or hold it on an alert."""
+        if self.wall is None:
+            return
+        from .widgets.wall import active_campaigns, firing_alert, panel_key_for, wall_targets
+
+        campaigns = active_campaigns(snap.campaigns, snap.ts)
+        alert = firing_alert(snap.alerts)
+        self.wall.update(snap.ts, wall_targets(snap), panel_key_for(alert, campaigns) if alert else None)
+        focus = self.wall.focus or ""
+        if focus.startswith("campaign:"):
+            self.campaign_name = focus.removeprefix("campaign:")
 
     def switch_mode(self, mode: str) -> AwaitMount:
         for source, wanted in self._top_sources:

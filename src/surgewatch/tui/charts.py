@@ -213,3 +213,48 @@ def time_axis(t0: float, t1: float, width: int, now: float, mode: str = "braille
         if all(c == " " for c in line[max(0, start - 1): start + len(lab) + 1]):
             line[start: start + len(lab)] = list(lab)
     return Text(" " * label_w + "".join(line), style="dim", no_wrap=True)
+
+
+_EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def gauge(frac: float, width: int, mode: str = "braille") -> str:
+    """A bar `width` cells long filled to `frac` (0..1) in eighths of a cell; the unfilled rest is shaded,
+    so the bar's length reads from across a room (ASCII: `#` and `.`)."""
+    if width <= 0:
+        return ""
+    if frac != frac:
+        return ("?" + "." * (width - 1)) if mode == "ascii" else "?" + "░" * (width - 1)
+    f = min(max(frac, 0.0), 1.0)
+    if mode == "ascii":
+        n = round(f * width)
+        return "#" * n + "." * (width - n)
+    full, part = divmod(round(f * width * 8), 8)
+    bar = "█" * full + (_EIGHTHS[part] if part else "")
+    return bar + "░" * (width - len(bar))
+
+
+def fit_lines(text: Text, width: int, height: int) -> list[Text]:
+    """`text` as exactly `height` lines of exactly `width` cells (cropped or padded with spaces)."""
+    lines = list(text.split("\n", allow_blank=True))[:height] if height > 0 else []
+    lines += [Text("") for _ in range(height - len(lines))]
+    out = []
+    for line in lines:
+        line = line.copy()
+        line.truncate(width, overflow="crop", pad=True)
+        out.append(line)
+    return out
+
+
+def side_by_side(blocks: Sequence[Text], widths: Sequence[int], height: int, gap: int = 2) -> Text:
+    """Blocks of text placed next to each other as columns of the given widths, `height` lines tall."""
+    columns = [fit_lines(b, w, height) for b, w in zip(blocks, widths, strict=True)]
+    out = Text(no_wrap=True, overflow="crop")
+    for r in range(height):
+        if r:
+            out.append("\n")
+        for i, col in enumerate(columns):
+            if i:
+                out.append(" " * gap)
+            out.append_text(col[r])
+    return out

@@ -55,6 +55,20 @@ def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: 
     return "".join(out)
 
 
+def baseline_range(values: Sequence[float], baseline: float, floor: float = 0.8,
+                   min_lift: float = 2.0) -> tuple[float, float]:
+    """A sparkline's lo..hi relative to a baseline: the baseline sits near the bottom and the top is at least
+    `min_lift` times it, so a flat series draws flat and low and a lift climbs (rather than a solid bar)."""
+    finite = [v for v in values if v == v]
+    if not finite:
+        return 0.0, 1.0
+    if not (baseline == baseline and baseline > 0):
+        baseline = sorted(finite)[len(finite) // 2]  # no baseline yet: the median stands in
+    if baseline <= 0:
+        return 0.0, max(max(finite), 1.0)
+    return baseline * floor, max(max(finite), baseline * min_lift)
+
+
 def level_style(value: float, warn: float, crit: float) -> str:
     """A style name for a value against warning and critical levels."""
     if math.isnan(value):

@@ -15,9 +15,11 @@ from ..widgets.hosts import HostGrid, host_lines
 from ..widgets.panel import ListPanel
 from ..widgets.probes import ProbesPanel, probe_lines
 from ..widgets.status import StatusLine
+from ..widgets.wallarea import WallPanels, columns_for, is_wall
 from .base import DashScreen
 
 TIGHT_BELOW = 30  # terminal rows under which the overview drops the gaps between its panels
+WALL_ALERT_ROWS = 6  # alert lines kept at wall sizes (the charts take the rest)
 
 
 def window_rows(count: int, cursor: int, room: int) -> tuple[int, int]:
@@ -42,11 +44,15 @@ class OverviewScreen(DashScreen):
     OverviewScreen.-tight CampaignStrip, OverviewScreen.-tight HostGrid, OverviewScreen.-tight ProbesPanel {
         margin-bottom: 0;
     }
+    OverviewScreen WallPanels { display: none; }
+    OverviewScreen.-wall WallPanels { display: block; }
+    OverviewScreen.-wall AlertFeed { height: auto; margin-bottom: 1; }
     """
 
     def compose(self) -> ComposeResult:
         # Decided before the panels are styled: adding the class later restyles the whole screen.
         self.set_class(self.app.size.height < TIGHT_BELOW, "-tight", update=False)
+        self.set_class(is_wall(*self.app.size), "-wall", update=False)
         self.campaigns = CampaignStrip(id="campaigns")
         self.hosts = HostGrid(id="hosts")
         self.probes = ProbesPanel(id="probes", classes="-empty")
@@ -57,6 +63,8 @@ class OverviewScreen(DashScreen):
         yield self.hosts
         yield self.probes
         yield self.alerts
+        self.wall = WallPanels(id="wall")
+        yield self.wall
         yield Input(placeholder="filter hosts and campaigns (enter keeps it, esc clears)", id="filter")
         yield StatusLine(id="status")
         yield KeyFooter()
@@ -72,8 +80,12 @@ class OverviewScreen(DashScreen):
         height = max(10, self.size.height)
         tight = height < TIGHT_BELOW
         self.set_class(tight, "-tight")
+        wall = is_wall(width, height)
+        self.set_class(wall, "-wall")
         sty = self.campaigns.sty
-        if snap is not None:
+        if snap is not None and wall:
+            self._redraw_wall(width, height)
+        elif snap is not None:
             campaigns = app.visible_campaigns()
             hosts = app.visible_hosts()
             self.campaigns.set_keys([c.name for c in campaigns])
@@ -97,6 +109,43 @@ class OverviewScreen(DashScreen):
             rows = max(1, self.alerts.size.height - 1)
             self.alerts.show(alert_lines(snap.alerts, snap.events, width, rows, sty))
         super().redraw()
+
+    def _redraw_wall(self, width: int, height: int) -> None:
+        """Wall sizes: short tables, a few alert lines, and the rest of the screen for campaign charts."""
+        from ..widgets.wall import active_campaigns, build_panels, firing_alert
+
+        app = self.dash
+        snap = app.snapshot
+        assert snap is not None
+        sty = self.campaigns.sty
+        campaigns = app.visible_campaigns()
+        hosts = app.visible_hosts()
+        self.campaigns.set_keys([c.name for c in campaigns])
+        self.hosts.set_keys([h.name for h in hosts])
+        probe_text = probe_lines(snap.values, width, app.ascii_only, sty)
+        self.probes.set_class(not probe_text.plain, "-empty")
+        cs, ce = window_rows(len(campaigns), self.campaigns.cursor, 4)
+        hs, he = window_rows(len(hosts), self.hosts.cursor, max(3, height // 8))
+        self.campaigns.show(campaign_lines(campaigns[cs:ce], width, snap.ts, app.ascii_only, sty,
+                                           self._cursor(self.campaigns, cs), relative=True))
+        self.campaigns.header = 1 - cs
+        self.hosts.show(host_lines(hosts[hs:he], width, app.ascii_only, sty, self._cursor(self.hosts, hs)))
+        self.hosts.header = 1 - hs
+        self.probes.show(probe_text)
+        self.alerts.show(alert_lines(snap.alerts, snap.events, width, WALL_ALERT_ROWS, sty))
+        columns = columns_for(width, height)
+        t0, t1 = app.time_range()
+        focus = app.wall.focus if app.wall is not None else None
+        # Drawing the whole chart area costs Textual far more than making it: redrawn when the time axis moves a
+        # column, at least every 5 s (the tables above carry the numbers of every tick), and at once when what
+        # the panels show changes (campaigns, the firing alert, filter, theme, window, focus).
+        step = min(5.0, (t1 - t0) / max(40, width))
+        alert = firing_alert(snap.alerts)
+        key = (int(snap.ts // step), round(t1 - t0), app.filter_text, app.theme_name,
+               tuple(c.name for c in active_campaigns(campaigns, snap.ts)), alert.fingerprint if alert else None,
+               app.paused)
+        self.wall.set_panels(lambda: build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts,
+                             app.chart_mode, focus, key)
 
     def _cursor(self, panel: ListPanel, start: int) -> int | None:
         return panel.cursor - start if panel.has_focus and panel.keys else None

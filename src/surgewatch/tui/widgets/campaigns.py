@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ...snapshot import CampaignView
 from ...units import format_duration, format_number
-from ..text import cell, name_cell, sparkline
+from ..text import baseline_range, cell, name_cell, sparkline
 from .panel import ListPanel, Styler, fallback_styler
 
 _ASCII_ARROWS = {"↑": "^", "↗": "/", "↓": "v", "↘": "\\", "→": "-", "·": "."}
@@ -38,8 +38,9 @@ def live_text(c: CampaignView, now: float) -> str:
 
 
 def campaign_lines(campaigns: Sequence[CampaignView], width: int, now: float, ascii_only: bool = False,
-                   sty: Styler = fallback_styler, cursor: int | None = None) -> Text:
-    """The campaign table sized to `width` columns; row `cursor` highlighted."""
+                   sty: Styler = fallback_styler, cursor: int | None = None, relative: bool = False) -> Text:
+    """The campaign table sized to `width` columns; row `cursor` highlighted. `relative`: sparklines scaled
+    from the campaign's baseline (flat stays flat, a lift climbs) instead of from zero."""
     name_w = 22 if width >= 100 else 15
     fixed = 2 + name_w + 1 + 9 + 7 + 6 + 3 + 9
     spark_w = max(0, min(60, width - fixed - 2))
@@ -63,7 +64,8 @@ def campaign_lines(campaigns: Sequence[CampaignView], width: int, now: float, as
                     sty("warn") if behind else sty("muted"), right=True),
                cell(trend_arrow(c.growth_per_s, ascii_only), 2), cell(live_text(c, now), 8, right=True)]
         if spark_w >= 8:
-            row.append(Text(" " + sparkline(c.spark, spark_w, 0.0, None, ascii_only).ljust(spark_w),
+            lo, hi = baseline_range(c.spark[-spark_w:], c.baseline) if relative else (0.0, None)
+            row.append(Text(" " + sparkline(c.spark, spark_w, lo, hi, ascii_only).ljust(spark_w),
                             style=sty("traffic")))
         line = Text.assemble(*row)
         if cursor == i:
