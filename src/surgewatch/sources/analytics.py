@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..redact import scrub, secrets_of
 from .base import SourceError
 from .http import HttpPoller, redact_url
 
@@ -70,14 +71,6 @@ def vendor_message(doc: Any) -> str | None:
     return None
 
 
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` on one line with every secret (4+ characters) replaced by `***`."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return " ".join(text.split())
-
-
 async def call_json(http: HttpPoller, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                     json_body: Any = None, data: Mapping[str, Any] | None = None,
                     secrets: Iterable[str | None] = ()) -> Any:
@@ -95,7 +88,7 @@ async def call_json(http: HttpPoller, method: str, path: str, *, params: Mapping
         await asyncio.sleep(pause)
     full = path if "://" in path else f"{http.base_url or ''}/{path.lstrip('/')}"
     where = f"{method} {redact_url(full)}"
-    hidden = [*secrets, *http.headers.values(), *(v.partition(" ")[2] for v in http.headers.values())]
+    hidden = [*secrets, *secrets_of(http.headers, full, params, data)]
     try:
         doc: Any = json.loads(resp.body)
         parsed = True

@@ -19,12 +19,15 @@ import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from ..config import TlsConfig
 from ..httpclient import REUSED, MalformedResponse, TlsError, connect_error_message, new_client
+from ..redact import param_secrets as _param_secrets
+from ..redact import redact_url
+from ..redact import scrub as _scrub
+from ..redact import secrets_of as _secrets_of
 from .base import SourceError
 
 __all__ = [
@@ -42,54 +45,9 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
-# Query parameter names whose values are secrets (matched case-insensitively, also as suffixes: x_api_key).
-_SECRET_PARAM_RE = re.compile(r"(token|token_auth|api_?key|apikey|secret|password|passwd|auth|signature|sig"
-                              r"|access_key|session|key)$", re.IGNORECASE)
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 1.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Redaction
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """The URL with userinfo dropped and secret-looking query values replaced by `***` (safe to show)."""
-    try:
-        parts = urlsplit(str(url))
-    except ValueError:
-        return "<invalid url>"
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_PARAM_RE.search(k) else v) for k, v in pairs], safe="*/:,")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _secrets_of(headers: Mapping[str, str], url: str | None) -> list[str]:
-    """Every string that must never be shown: header values (and their bearer parts), secret query values."""
-    out: list[str] = []
-    for value in headers.values():
-        out.append(value)
-        scheme, _, rest = value.partition(" ")
-        if rest and scheme.lower() in ("bearer", "basic", "token"):
-            out.append(rest)
-    if url:
-        parts = urlsplit(url)
-        if parts.password:
-            out.append(parts.password)
-        out.extend(v for k, v in parse_qsl(parts.query) if _SECRET_PARAM_RE.search(k))
-    return [s for s in out if len(s) >= 4]
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in `text` with `***` and fold it onto one line."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,12 +416,6 @@ class HttpPoller:
     def status_error(self, resp: HttpResponse, method: str, url: str) -> SourceError:
         """The standard error for an HTTP error status (401/403 named as an authentication problem)."""
         return self.fail(status_message(resp), method, url)
-
-
-def _param_secrets(params: Mapping[str, Any] | None) -> list[str]:
-    if not params:
-        return []
-    return [str(v) for k, v in params.items() if _SECRET_PARAM_RE.search(str(k)) and len(str(v)) >= 4]
 
 
 def status_message(resp: HttpResponse) -> str:
