@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .textsafe import SafeStream
 
 # (name, module, one-line help). Keep names: users' scripts call them.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -111,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .defaults import set_record_path
 
         set_record_path(args.record)
+    # Everything printed (errors, `check`, headless JSON lines, logs) passes through one filter that drops
+    # terminal escape sequences and controls a remote server or file may have planted in it. The dashboard
+    # draws on the terminal through Textual's own stream, which this does not touch.
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
     try:
         if module is not None:
             return int(importlib.import_module(module).run(args))
@@ -126,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return 0
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from .textsafe import strip_controls
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per log record: ts, level, logger, message."""
@@ -16,9 +18,16 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": strip_controls(record.getMessage()),
         }
         return json.dumps(doc, ensure_ascii=False)
+
+
+class PlainFormatter(logging.Formatter):
+    """One plain line per record, the message made inert (remote text may carry terminal escape sequences)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return strip_controls(super().formatMessage(record))
 
 
 def setup_logging(fmt: str = "plain", level: int = logging.INFO) -> None:
@@ -27,7 +36,7 @@ def setup_logging(fmt: str = "plain", level: int = logging.INFO) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                                "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger("surgewatch")
     root.handlers[:] = [handler]

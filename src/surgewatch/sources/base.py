@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..textsafe import one_line
+
 
 class SourceError(Exception):
-    """A poll failed; the message is one line, safe to show (no secrets, no traceback)."""
+    """A poll failed; the message is one line, safe to show (no secrets, no traceback, no terminal controls)."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(one_line(message), *args)  # remote text may carry ESC sequences or newlines
 
 
 @dataclass(slots=True)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 from rich.style import StyleType
 from rich.text import Text
 
-_CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from ..textsafe import strip_controls
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 ASCII_BLOCKS = "_.-=+*#@"
 
 
 def literal(text: object, limit: int | None = None) -> str:
     """Text from an endpoint made inert: escapes and control characters removed, capped at a word if one is near."""
-    s = _CONTROL_RE.sub("", str(text)).replace("\n", " ").replace("\t", " ")
+    s = strip_controls(text).replace("\n", " ").replace("\t", " ")
     if limit is not None and len(s) > limit:
         cut = max(0, limit - 1)
         space = s.rfind(" ", 0, cut + 1)
