@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import CannedHttpServer
 
+from servers import CannedHttpServer
 from surgewatch.cli import main
 from surgewatch.logs import setup_logging
 from surgewatch.sources.base import SourceError
