@@ -104,3 +104,95 @@ def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
         text = re.sub(re.escape(f), MASK, text, flags=re.IGNORECASE) if "%" in f else text.replace(f, MASK)
     text = _PARAM_IN_TEXT_RE.sub(lambda m: f"{m[1]}{m[2]}={MASK}", text)
     return one_line(text)
+
+
+# -- config text kept in files (recordings) -------------------------------------------------------
+
+REDACTED = "REDACTED"
+# Config keys whose string values are secrets wherever they appear (headers: every value is).
+SECRET_CONFIG_KEYS = frozenset({"token", "password", "passwd", "secret", "api_key", "apikey", "client_secret",
+                                "private_key", "credentials"})
+_WEBHOOK_KINDS = frozenset({"slack", "webhook"})  # their URL's path is the secret (Slack: /services/T/B/xyz)
+_REF_RE = re.compile(r"\$\{(\w+)\}")
+_SCHEME_WORDS = frozenset({"bearer", "basic", "token"})
+
+
+def _only_references(value: str) -> bool:
+    """Whether a value holds no secret of its own: only `${VAR}` references and a scheme word ("Bearer")."""
+    rest = _REF_RE.sub(" ", value).split()
+    return bool(_REF_RE.search(value)) and all(w.lower() in _SCHEME_WORDS for w in rest)
+
+
+def _config_secrets(node: Any, whole: list[str], parts: list[str], kind: str | None = None) -> None:
+    """Collect the secret strings of a parsed config: `whole` values (quoted in the text) and URL `parts`."""
+    if isinstance(node, list):
+        for item in node:
+            _config_secrets(item, whole, parts, kind)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("kind") if isinstance(node.get("kind"), str) else kind
+    for key, value in node.items():
+        if isinstance(value, (dict, list)):
+            if key == "headers" and isinstance(value, dict):
+                whole.extend(v for v in value.values() if isinstance(v, str))
+            else:
+                _config_secrets(value, whole, parts, kind)
+        elif isinstance(value, str) and key in SECRET_CONFIG_KEYS:
+            whole.append(value)
+        elif isinstance(value, str) and key == "url" and not _only_references(value):
+            try:
+                u = urlsplit(value)
+                password = u.password
+            except ValueError:
+                continue
+            if password:
+                parts.append(password)
+            parts.extend(_query_secrets(u.query))
+            if kind in _WEBHOOK_KINDS and u.path.strip("/"):
+                parts.append(u.path.lstrip("/") + (f"?{u.query}" if u.query else ""))
+
+
+def redact_config_text(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """The config TOML with every secret value replaced by "REDACTED", still a config that loads (for replay).
+
+    Tokens, passwords, API keys and header values become "REDACTED" (a value that is only a `${VAR}` reference
+    is kept: it names, not holds, the secret); URLs lose their password, secret query values and, for webhook
+    and Slack sinks, their path; the values of referenced environment variables never appear. A config whose
+    secret cannot be found in its text (written with TOML escapes) is not kept at all: "" (replay then asks for
+    --config).
+    """
+    import os
+    import tomllib
+
+    env = os.environ if environ is None else environ
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return ""
+    whole: list[str] = []
+    parts: list[str] = []
+    _config_secrets(doc, whole, parts)
+    out = text
+    for value in sorted({w for w in whole if w and not _only_references(w)}, key=len, reverse=True):
+        forms = (f'"""{value}"""', "'''" + value + "'''", f'"{_toml_basic(value)}"', f"'{value}'")
+        quoted = [q for q in forms if q in out]
+        if not quoted:
+            return ""
+        for q in quoted:
+            out = out.replace(q, f'"{REDACTED}"')
+    for value in sorted({p for p in parts if len(p) >= MIN_SECRET}, key=len, reverse=True):
+        written = next((w for w in (value, _toml_basic(value)) if w in out), None)
+        if written is None:
+            return ""
+        out = out.replace(written, REDACTED)
+    # A secret given through the environment must not appear either (say, pasted into a comment).
+    refs = {r for v in (*whole, *parts) for r in _REF_RE.findall(v)}
+    for value in sorted({env[r] for r in refs if len(env.get(r, "")) >= MIN_SECRET}, key=len, reverse=True):
+        out = out.replace(value, REDACTED)
+    return out
+
+
+def _toml_basic(value: str) -> str:
+    """`value` as written inside a TOML basic string ("…"): backslash and quote escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

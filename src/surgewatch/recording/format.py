@@ -11,7 +11,8 @@ Schema (format version 1)::
         created         UNIX seconds when recording started
         tick_seconds    the monitor interval
         detector        the detector name the engine ran ("robust-z", ...)
-        config_text     the TOML the session ran with (`${VAR}` references kept unexpanded)
+        config_text     the TOML the session ran with (`${VAR}` references kept unexpanded; tokens, passwords,
+                        header values and webhook URL secrets replaced by "REDACTED"; "" if one could not be)
         config_label    where that TOML came from (a path or "<built-in default>")
     sources(name TEXT PRIMARY KEY, interval REAL, demo INTEGER)
     series(id INTEGER PRIMARY KEY, name TEXT UNIQUE, source TEXT)       -- id: order first seen

@@ -9,6 +9,7 @@ power cut. Every `compact_every` ticks the writer folds all but the newest
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import numpy as np
 
 from .. import __version__
 from ..model import AlertEvent
+from ..redact import redact_config_text
 from .format import (
     BACKFILL,
     FORMAT_VERSION,
@@ -100,7 +102,17 @@ def _check_appendable(path: str) -> None:
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """Open (creating) a recording for writing with the durability settings the format promises."""
+    """Open (creating) a recording for writing with the durability settings the format promises.
+
+    The file is created 0600 (an existing one is made so): it holds the config, and samples and alerts may be
+    sensitive. SQLite gives its -wal and -shm files the database file's mode.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise sqlite3.OperationalError(f"cannot create the file: {exc.strerror or exc}") from None
+    with contextlib.suppress(OSError):  # an existing file we do not own keeps its mode
+        os.chmod(path, 0o600)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file: lets close() give space back
     conn.execute("PRAGMA journal_mode=WAL")
@@ -129,6 +141,8 @@ class RecordingWriter:
             self._conn.execute("BEGIN")
             values = {"format_version": str(FORMAT_VERSION), "app_version": __version__,
                       "created": repr(time.time()), **{k: str(v) for k, v in meta.items()}}
+            if "config_text" in values:  # a recording keeps the config for replay, never its secrets
+                values["config_text"] = redact_config_text(values["config_text"])
             if version is not None:
                 values.pop("created")
             self._conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
@@ -471,7 +485,7 @@ class Recorder:
         if self.writer.failed is not None:
             return
         batch = _Batch()
-        batch.events.append((ts, "config", json.dumps({"text": config.text, "label": config.path})))
+        batch.events.append((ts, "config", json.dumps({"text": redact_config_text(config.text), "label": config.path})))
         if self.engine is not None:
             batch.new_sources = [(h.name, h.interval, int(h.demo)) for h in self.engine.collector.health.values()]
         self._submit(batch)
