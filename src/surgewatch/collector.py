@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .sources.base import Source, SourceError
+from .sources.sanity import screen
 
 log = logging.getLogger("surgewatch.collector")
 
@@ -56,6 +57,7 @@ class Collector:
         self.pending: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.on_error: Callable[[str, str], None] | None = None
+        self._rejected_seen: dict[str, frozenset[str]] = {}  # per source: the series whose values it rejected last
 
     def start(self) -> None:
         if not self._tasks:
@@ -81,15 +83,31 @@ class Collector:
             log.exception("source %s crashed", source.name)
             self._fail(h, f"internal error: {exc.__class__.__name__}: {exc}")
             return False
+        values, rejected = screen(reading.values)
+        if rejected and not self._rejected(h, rejected, values):
+            return False
         h.last_latency = time.monotonic() - mono
         h.ok, h.error = True, None
         h.last_success = self.clock()
         h.consecutive_failures = 0
-        self.pending.update(reading.values)
-        h.series.update(reading.values)
+        self.pending.update(values)
+        h.series.update(values)
         h.partial = bool(reading.details.get("errors"))
         if reading.details:
             h.details = reading.details
+        return True
+
+    def _rejected(self, h: SourceHealth, rejected: dict[str, str], kept: dict[str, float]) -> bool:
+        """Say (once per change) which values were rejected and why; a reading with nothing left is a failure."""
+        more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+        line = f"{next(iter(rejected.values()))}{more}"
+        if not kept:
+            self._fail(h, line)
+            return False
+        names = frozenset(rejected)
+        if self._rejected_seen.get(h.name) != names:
+            self._rejected_seen[h.name] = names
+            log.warning("source %s: %s", h.name, line)
         return True
 
     def _fail(self, h: SourceHealth, message: str) -> None:

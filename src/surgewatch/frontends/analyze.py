@@ -311,8 +311,11 @@ def _pair_report(p: PairState) -> PairReport:
 
 def analyze_file(path: str, config_path: str | None = None, detector: str | None = None) -> Report:
     """Run the engine's analysis over a file and collect models and anomaly episodes."""
+    import numpy as np
+
     from ..analysis.analyzer import Analyzer, default_detector, replay
     from ..config import ConfigError, load_config
+    from ..sources.sanity import absurd
 
     config = None
     if config_path is not None:
@@ -322,6 +325,7 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
             raise AnalyzeError(str(exc)) from None
     ts, names, cols = read_input(path)
     grid_ts, values, tick = to_grid(path, ts, cols)
+    values[absurd(tuple(names), values)] = np.nan  # judged as a live poll would be (see sources/sanity.py)
     try:
         det = default_detector(tick, detector or (config.monitor.detector if config else DEFAULT_LIVE_DETECTOR))
     except ValueError as exc:

@@ -61,6 +61,7 @@ class ReportData:
 
 def gather(path: str, start: float | None = None, end: float | None = None) -> ReportData:
     """Read the recording and replay it through analysis (no sinks) to collect lag and headroom."""
+    from ..sources.sanity import absurd
     from .format import RecordingError
     from .reader import Recording, read_series
     from .replay import ReplayDriver, replay_config
@@ -101,6 +102,8 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
         scheduled = [(c.name, c.start, c.end) for c in config.campaigns]
         label, tick = rec.config_label, rec.tick_seconds
     ts, series = read_series(path, first, last)
+    for name, v in series.items():  # a value a live poll would reject today is no reading on a chart either
+        v[absurd((name,), v[None, :])[0]] = np.nan
     return ReportData(path, first, last, tick, label, ts, series, alerts, campaigns, scheduled,
                       sorted(fits.values(), key=lambda f: (f.campaign, f.host, f.metric)), len(replayed))
 

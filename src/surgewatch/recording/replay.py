@@ -26,6 +26,7 @@ from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
 from ..engine import Engine, EngineOptions
 from ..model import AlertEvent
 from ..sources.base import Reading, SourceError
+from ..sources.sanity import absurd
 from .format import BACKFILL, LIVE, RecordingError
 from .reader import RecordedEvent, Recording, SourceInfo, Tick
 
@@ -159,6 +160,7 @@ class ReplayDriver:
             merged: dict[str, list[float]] = {}
             first = self._backfill[0].names
             rows = np.stack([t.values for t in self._backfill if t.names == first], axis=1)
+            rows = np.where(absurd(first, rows), np.nan, rows)
             for r, name in enumerate(first):
                 merged[name] = rows[r].tolist()
             ts = [t.ts for t in self._backfill if t.names == first]
@@ -218,7 +220,9 @@ class ReplayDriver:
             self._apply_reload(self._reloads[self._r])
             self._r += 1
         self._apply_sources(tick.ts)
-        self.engine.collector.pending = dict(zip(tick.names, tick.values.tolist(), strict=True))
+        bad = absurd(tick.names, tick.values)  # a value a live poll would reject today is no reading
+        self.engine.collector.pending = dict(zip(tick.names, tick.values.tolist(), strict=True)) if not bad.any() \
+            else {n: v for n, v, b in zip(tick.names, tick.values.tolist(), bad.tolist(), strict=True) if not b}
         self.position = tick.ts
         self._i += 1
         return self.engine.tick(tick.ts)

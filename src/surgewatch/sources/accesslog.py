@@ -27,6 +27,7 @@ import numpy as np
 
 from ..model import series
 from .base import Reading, SourceError
+from .sanity import plausible_seconds
 
 DEFAULT_WINDOW = 300.0
 MAX_READ_BYTES = 32 * 1024 * 1024  # per poll; a bigger backlog is read over the next polls
@@ -99,7 +100,9 @@ def parse_json_line(line: str) -> Hit | None:
         return None
     try:
         status = int(doc["status"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not 100 <= status <= 999:
         return None
     ip = next((str(doc[k]) for k in _IP_KEYS if k in doc), "")
     campaign: str | None = None
@@ -118,10 +121,10 @@ def parse_json_line(line: str) -> Hit | None:
             v = doc.get(k)
             if v is None or v == "" or v == "-":
                 continue
-            try:
-                rt = float(v) * scale
-            except (TypeError, ValueError):
+            seconds = plausible_seconds(v)
+            if seconds is None:  # "inf", 1.75e308, -1, text: no response time from this line
                 continue
+            rt = seconds * scale
             break
         if rt is not None:
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import time
@@ -40,7 +41,8 @@ def _busy_fraction(prev: Any, cur: Any) -> float | None:
     if total <= 0:
         return None
     idle = (cur.idle - prev.idle) + (getattr(cur, "iowait", 0.0) - getattr(prev, "iowait", 0.0))
-    return max(0.0, min(1.0, 1.0 - idle / total))
+    busy = 1.0 - idle / total
+    return max(0.0, min(1.0, busy)) if math.isfinite(busy) else None  # min(1, NaN) would say 100 %
 
 
 SLOW_GAUGES_EVERY = 5.0  # seconds between reads of swap and the process count (they cost most, move least)

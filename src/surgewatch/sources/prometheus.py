@@ -183,7 +183,8 @@ class NodeMetricsMapper:
 
 
 def _percent(frac: float) -> float:
-    return 100.0 * max(0.0, min(1.0, frac))
+    """A busy share as a percentage; NaN stays NaN (a NaN counter is not 100 %: the collector rejects it)."""
+    return frac if frac != frac else 100.0 * max(0.0, min(1.0, frac))
 
 
 def _not_loopback(device: str) -> bool:
