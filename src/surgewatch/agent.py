@@ -22,6 +22,8 @@ from types import FrameType
 from typing import Any
 
 DEFAULT_LISTEN = "127.0.0.1:9273"
+MAX_CONNECTIONS = 32  # connections served at once (one thread each); more are closed at once, no thread
+CONNECTION_TIMEOUT = 10.0  # seconds a connection may sit idle or half-sent before it is closed
 # node_exporter's CPU modes (guest time is already inside user/nice, node_exporter exports it separately).
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 # node_exporter's default --collector.diskstats.device-exclude: partitions, RAM, loop and floppy devices.
@@ -132,8 +134,10 @@ class AgentServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the listen backlog (stdlib's 5 makes a burst of clients wait seconds on SYN retries)
 
-    def __init__(self, address: tuple[str, int], token: str | None = None) -> None:
+    def __init__(self, address: tuple[str, int], token: str | None = None, *,
+                 max_connections: int = MAX_CONNECTIONS, timeout: float = CONNECTION_TIMEOUT) -> None:
         if ":" in address[0]:
             import socket
 
@@ -141,7 +145,36 @@ class AgentServer(ThreadingHTTPServer):
         self.token = token
         self.registry = build_registry()
         self.lock = threading.Lock()  # psutil reads are cheap; one scrape at a time keeps CPU use bounded
+        self.connection_timeout = timeout
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0  # connections closed because every slot was taken
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve on a thread only while a slot is free: 200 half-sent requests must not hold 201 threads."""
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not a traceback; a client that hung up or timed out is not worth one."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        print(f"surgewatch agent: a request from {client_address[0]} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     @property
     def url(self) -> str:
@@ -162,6 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: AgentServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body leave in two writes: no 40 ms delayed-ACK wait
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.connection_timeout)  # an idle or half-sent request then ends
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # a scrape every few seconds would flood stderr
@@ -206,6 +243,23 @@ def serve(listen: str = DEFAULT_LISTEN, token: str | None = None) -> AgentServer
         raise AgentError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
 
 
+def exposure_warning(listen: str, token: str | None) -> str | None:
+    """The one-line warning for serving off loopback without a token (anyone who reaches the port reads it)."""
+    import ipaddress
+
+    if token is not None:
+        return None
+    host = parse_listen(listen)[0]
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        loopback = False
+    if loopback:
+        return None
+    return (f"surgewatch agent: warning: listening on {listen} without --token-file: anyone who can reach this "
+            f"port can read this host's metrics")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help=f"address to serve /metrics on (default {DEFAULT_LISTEN}, loopback only)")
@@ -225,6 +279,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    warning = exposure_warning(args.listen, token)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"surgewatch agent: serving {server.url}" + (" (bearer token required)" if token else ""),
           file=sys.stderr, flush=True)
     try:
