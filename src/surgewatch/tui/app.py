@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -23,6 +24,7 @@ from textual.widget import AwaitMount
 from ..engine import Engine
 from ..snapshot import AlertView, CampaignView, HostView, Snapshot
 from ..store import Ring, Window
+from ..textsafe import one_line
 from ..units import format_duration
 from . import themes
 from .screens.base import DashScreen
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from .widgets.wall import WallRotation
 
 WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, None)
+log = logging.getLogger("surgewatch.tui")
 SCREENS = ("overview", "campaign", "host", "alerts", "sources")
 CHART_MODES = ("braille", "block", "ascii")
 
@@ -77,6 +80,8 @@ def default_chart_mode(env: dict[str, str] | os._Environ[str] = os.environ) -> s
 
 class SurgewatchApp(App[int]):
     """Campaign traffic and server health, keyboard first, light on CPU and bandwidth."""
+
+    _silences_error: str | None = None  # the last "silences cannot be read" said, to say it once
 
     TITLE = "surgewatch"
     MODES: ClassVar = {"overview": OverviewScreen, "campaign": _campaign_screen, "host": _host_screen,
@@ -314,11 +319,19 @@ class SurgewatchApp(App[int]):
         return ts[keep], low[row][keep], high[row][keep]
 
     def silences(self) -> list[Any]:
+        """The engine's silences; when they cannot be read, say so once (log and notice) and show none."""
         getter = getattr(self.engine, "silences", None)
         try:
-            return list(getter()) if callable(getter) else []
-        except Exception:
+            out = list(getter()) if callable(getter) else []
+        except Exception as exc:  # a damaged silences file: the dashboard keeps running, the user is told
+            msg = one_line(f"silences cannot be read: {type(exc).__name__}: {exc}")
+            if msg != self._silences_error:  # redraws come often: once per distinct error
+                self._silences_error = msg
+                log.warning("%s", msg)
+                self.notify(msg, severity="error", timeout=8, markup=False)
             return []
+        self._silences_error = None
+        return out
 
     # -- actions ------------------------------------------------------------------------------
 
