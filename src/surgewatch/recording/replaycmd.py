@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 async def _headless(driver: object, min_severity: object) -> int:
     from ..alerting.sinks import document
     from ..model import AlertEvent, Severity
+    from .format import RecordingError
     from .replay import ReplayDriver
 
     assert isinstance(driver, ReplayDriver)
@@ -139,6 +140,9 @@ async def _headless(driver: object, min_severity: object) -> int:
     driver.dispatcher.start()
     try:
         await driver.run()
+    except RecordingError as exc:  # e.g. a recorded config reload that no longer loads: the lines so far stand
+        print(f"surgewatch: {exc}", file=sys.stderr)
+        return 2
     finally:
         await driver.close()
     return 0
