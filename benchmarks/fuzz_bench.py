@@ -21,8 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from fuzz_targets import TARGETS, Crash, close_http_fuzz, quiet_logs  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+
+from fuzz_targets import TARGETS, Crash, close_http_fuzz, quiet_logs  # noqa: E402
 
 SLOW = {"analytics JSON", "recordings (replay, report)", "PromQL JSON", "Prometheus text", "CSV for analyze"}
 
