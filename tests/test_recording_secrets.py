@@ -106,3 +106,10 @@ def test_a_recording_without_config_text_asks_for_config_in_one_line(tmp_path: P
     assert main(["replay", str(path), "--headless"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("the recording holds no config; pass --config FILE") and "\n" not in err
+
+
+def test_the_value_of_a_referenced_environment_secret_never_appears() -> None:
+    text = ('[[traffic]]\nname = "s"\nsource = "plausible"\nurl = "http://x"\nsite_id = "a"\n'
+            'token = "${PL_TOKEN}"\n# rotated: the old value was pl-secret-77\n')
+    out = redact_config_text(text, {"PL_TOKEN": "pl-secret-77"})
+    assert 'token = "${PL_TOKEN}"' in out and "pl-secret-77" not in out and "REDACTED" in out
