@@ -157,3 +157,18 @@ def test_access_log_absurd_response_times_are_dropped_not_counted(rt: str) -> No
 def test_access_log_status_out_of_range_is_not_a_hit() -> None:
     assert parse_json_line(json.dumps({"status": 1e300})) is None
     assert parse_json_line(json.dumps({"status": 20000})) is None
+
+
+def test_access_log_response_times_over_a_day_are_not_response_times() -> None:
+    from surgewatch.sources.accesslog import parse_combined
+
+    line = '1.2.3.4 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "ua" 99999999999999999999.0'
+    hit = parse_combined(line)
+    assert hit is not None and hit[3] is None
+    assert parse_json_line('{"status": 200, "response_ms": 1e14}') is not None
+    assert parse_json_line('{"status": 200, "response_ms": 1e14}')[3] is None  # type: ignore[index]
+
+
+def test_access_log_long_but_real_response_times_in_ms_are_kept() -> None:
+    hit = parse_json_line('{"status": 504, "response_ms": 120000}')
+    assert hit is not None and hit[3] == 120.0

@@ -60,3 +60,16 @@ def test_analyze_csv_with_inf_and_huge_values(tmp_path: Path, capsys: pytest.Cap
     csv.write_text("\n".join(lines) + "\n")
     assert main(["analyze", str(csv)]) == 0
     assert "e+308" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("kind", "doc"), [
+    ("alert", "[1, 2]"), ("campaign", '"text"'), ("sources", "3"),
+    ("sources", '{"stale": [1, null], "errors": [1]}'), ("sources", '{"stale": "ab", "errors": {"a": 1}}'),
+])
+def test_replay_and_report_of_odd_event_documents_end_in_one_line(kind: str, doc: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = craft(tmp_path / "odd.swrec", [[50.0, 40.0, 1.0, 1.0]] * 5, events=[(1.7e9 + 2, kind, doc)])
+    assert main(["replay", str(path), "--headless"]) in (0, 2)
+    assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) in (0, 2)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and all(line.startswith("surgewatch: ") for line in err.splitlines())

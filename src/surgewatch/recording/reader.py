@@ -202,8 +202,11 @@ class Recording:
         out = []
         for ts, k, doc in self._query(sql + " ORDER BY id", params):
             try:
-                out.append(RecordedEvent(float(ts), k, json.loads(doc)))
-            except ValueError as exc:
+                parsed = json.loads(doc)
+                if not isinstance(parsed, dict):
+                    raise ValueError(f"a {k} event is not a JSON object")
+                out.append(RecordedEvent(float(ts), k, parsed))
+            except (ValueError, TypeError) as exc:
                 raise self._damaged(exc) from None
         return out
 

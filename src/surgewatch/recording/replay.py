@@ -202,8 +202,9 @@ class ReplayDriver:
                 h.last_success = ts
         while self._k < len(self._sources_events) and self._sources_events[self._k].ts <= ts:
             doc = self._sources_events[self._k].doc
-            stale = set(doc.get("stale", ()))
-            errors = doc.get("errors", {})
+            listed, recorded = doc.get("stale"), doc.get("errors")  # a damaged file may hold any JSON here
+            stale = {str(n) for n in listed} if isinstance(listed, list) else set()
+            errors = {str(k): str(v) for k, v in recorded.items() if v} if isinstance(recorded, dict) else {}
             for name, h in health.items():
                 if name in stale:
                     h.ok, h.error, h.last_success = False, errors.get(name) or "stale (recorded)", None

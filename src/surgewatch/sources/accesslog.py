@@ -75,7 +75,7 @@ def parse_combined(line: str) -> Hit | None:
     if rest:
         r = _RT_RE.search(rest)
         if r:
-            rt = float(r[1])
+            rt = plausible_seconds(r[1])
     return m["ip"], int(m["status"]), campaign_from_target(target), rt
 
 
@@ -121,10 +121,13 @@ def parse_json_line(line: str) -> Hit | None:
             v = doc.get(k)
             if v is None or v == "" or v == "-":
                 continue
-            seconds = plausible_seconds(v)
-            if seconds is None:  # "inf", 1.75e308, -1, text: no response time from this line
+            try:
+                seconds = plausible_seconds(float(v) * scale)
+            except (TypeError, ValueError, OverflowError):
                 continue
-            rt = seconds * scale
+            if seconds is None:  # "inf", 1.75e308, -1, over a day: no response time from this line
+                continue
+            rt = seconds
             break
         if rt is not None:
             break

@@ -54,13 +54,16 @@ def screen(values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str
     return kept, rejected
 
 
+MAX_RESPONSE_SECONDS = 86400.0  # a response time over a day is not one (servers and proxies time out long before)
+
+
 def plausible_seconds(value: object) -> float | None:
-    """A duration in seconds from a log field, or None unless finite, non-negative and below MAX_MAGNITUDE."""
+    """A response time in seconds from a log field, or None unless finite and within 0 .. one day."""
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         return None
-    return v if math.isfinite(v) and 0.0 <= v <= MAX_MAGNITUDE else None
+    return v if math.isfinite(v) and 0.0 <= v <= MAX_RESPONSE_SECONDS else None
 
 
 @functools.lru_cache(maxsize=256)
