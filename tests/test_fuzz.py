@@ -28,7 +28,7 @@ def _server() -> Iterator[None]:
 
 @pytest.mark.parametrize("target", TARGETS, ids=[t.name for t in TARGETS])
 def test_hostile_inputs_give_one_line_errors_never_a_crash(target: Target) -> None:
-    @settings(max_examples=EXAMPLES[target.name], deadline=None, database=None,
+    @settings(max_examples=EXAMPLES[target.name], deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(target.strategy)
     def check(example: Any) -> None:
