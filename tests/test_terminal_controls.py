@@ -87,3 +87,11 @@ def test_logs_are_inert(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _assert_inert(text)
     if fmt == "json":
         assert "\\u001b" not in text
+
+
+def test_promql_label_values_become_inert_series_names() -> None:
+    from surgewatch.sources.promql import host_name
+
+    assert host_name("web\x1b]0;pwned\x07-1\x00\n") == "web-1"
+    assert host_name("10.0.0.1:9100/x") == "10.0.0.1:9100_x"
+    assert host_name("\x1b[2J") == "_"

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import TlsConfig
 from ..model import series
+from ..textsafe import strip_controls
 from .base import Reading, SourceError
 from .http import HttpPoller, HttpResponse
 
@@ -56,8 +57,9 @@ def default_queries(host_label: str = "instance", window: str = RATE_WINDOW) -> 
 
 
 def host_name(value: str) -> str:
-    """A label value made safe as the NAME part of a series (no `/`)."""
-    return value.replace("/", "_") or "_"
+    """A label value made safe as the NAME part of a series: no `/`, no escape sequences or control characters
+    (a series name reaches terminals, logs, sink payloads and a command sink's environment)."""
+    return strip_controls(value).replace("\n", "").replace("\t", " ").replace("/", "_") or "_"
 
 
 class _QueryFailed(Exception):
