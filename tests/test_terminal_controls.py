@@ -95,3 +95,16 @@ def test_promql_label_values_become_inert_series_names() -> None:
     assert host_name("web\x1b]0;pwned\x07-1\x00\n") == "web-1"
     assert host_name("10.0.0.1:9100/x") == "10.0.0.1:9100_x"
     assert host_name("\x1b[2J") == "_"
+
+
+def test_alert_json_lines_on_stdout_carry_no_raw_controls(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from recordings import craft
+
+    names = ("host:web\x9b2J\x85-1/cpu.percent", "host:web\x9b2J\x85-1/mem.percent")
+    rows = [[50.0, 40.0]] * 3 + [[99.0, 40.0]] * 6
+    path = craft(tmp_path / "c1.swrec", rows, names=names)
+    assert main(["replay", str(path), "--headless"]) == 0  # the same stdout path as the daemon's alert lines
+    out = capsys.readouterr().out
+    assert '"event": "firing"' in out and '"host": "web-1"' in out  # the 8-bit CSI went whole
+    _assert_inert(out)
