@@ -82,6 +82,11 @@ VALUE_WORDS = ["local", "demo", "prometheus", "promql", "plausible", "umami", "m
                "${NOPE}", "${A", "combined", "robust-z", "unexplained", "any", "127.0.0.1:0", "web-1"]
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string (JSON's escapes, but no surrogate pairs: TOML takes only scalar values)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -92,36 +97,78 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return json.dumps(str(v))
+        return "{ " + ", ".join(f"{_toml_string(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return _toml_string(str(v))
 
 
-TOML_SCALAR = st.one_of(st.sampled_from(VALUE_WORDS), st.text(max_size=10), st.booleans(),
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)  # TOML cannot hold lone surrogates
+SOURCES = {"host": st.sampled_from(["local", "demo", "prometheus", "promql", "plausible"]),
+           "traffic": st.sampled_from(["demo", "plausible", "umami", "matomo", "ga4", "json", "access-log", "promql"])}
+REQUIRED = {"host": ("name", "source", "url"), "probe": ("name", "url"), "traffic": ("name", "source", "url"),
+            "campaign": ("name", "traffic"), "rule": ("name", "series"), "sink": ("kind",)}
+TOML_SCALAR = st.one_of(st.sampled_from(VALUE_WORDS), TEXT, st.booleans(),
                         st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**65), 2**65))
 TOML_VALUE = st.one_of(TOML_SCALAR, st.lists(TOML_SCALAR, max_size=3),
-                       st.dictionaries(st.text(max_size=6), TOML_SCALAR, max_size=3))
+                       st.dictionaries(TEXT, TOML_SCALAR, max_size=3))
+
+
+# Values of the right type for a key, so that most generated configs get past the first error and deep into
+# validation (a name, a duration, a URL, a glob); any value of any type is drawn the rest of the time.
+DURATION = st.sampled_from(["1s", "2s", "250ms", "5m", "1h", "1s", "2s", "5m", "0s", "-1s", "1e999h", "3x"])
+GOOD: dict[str, st.SearchStrategy[Any]] = {
+    "name": st.sampled_from(["web-1", "site", "a", "c", "cpu-high", "web-2", "b"]), "interval": DURATION,
+    "timeout": DURATION, "history": DURATION, "for": DURATION, "repeat": DURATION, "min_interval": DURATION,
+    "group_wait": DURATION, "within": DURATION, "window": DURATION,
+    "source": st.sampled_from(["local", "demo", "prometheus", "promql", "plausible", "umami", "matomo", "ga4",
+                               "json", "access-log", "bogus"]),
+    "kind": st.sampled_from(["stdout", "file", "webhook", "slack", "alertmanager", "command", "bell", "x"]),
+    "url": st.sampled_from(["http://127.0.0.1:9", "https://127.0.0.1:9/x?api_key=k+1", "ftp://x", "", "${U}"]),
+    "series": st.sampled_from(["host:*/cpu.percent", "*", "[", "campaign:c/visitors"]),
+    "above": st.floats(allow_nan=True, allow_infinity=True), "below": st.floats(-10, 100),
+    "threshold": st.floats(-1, 2), "severity": st.sampled_from(["info", "warning", "critical", "x"]),
+    "traffic": st.sampled_from(["site", "a", "nope"]), "site_id": st.sampled_from(["s", "1"]),
+    "token": st.sampled_from(["tok", "${T}", "a\nb"]), "value": st.sampled_from(["a.b", "x[0]", ""]),
+    "hosts": st.lists(st.sampled_from(["web-1", "x"]), max_size=2), "seed": st.integers(-5, 2**64),
+    "headers": st.dictionaries(st.sampled_from(["Authorization", "X-A", "bad name"]),
+                               st.sampled_from(["Bearer t", "v\r\nX: y", ""]), max_size=2),
+    "command": st.lists(st.sampled_from(["logger", "-t", ""]), max_size=3),
+    "path": st.sampled_from(["/nonexistent/log", "", "/tmp"]), "format": st.sampled_from(["combined", "json", "x"]),
+    "query": st.sampled_from(["up", "sum(", ""]), "listen": st.sampled_from(["127.0.0.1:0", "x", ":99999"]),
+}
 
 
 @st.composite
 def config_texts(draw: st.DrawFn) -> str:
-    """A TOML config: known sections and keys with values of any type, or (sometimes) arbitrary text."""
+    """A TOML config: known sections and keys with values mostly of the right type, or (sometimes) any text."""
     if draw(st.integers(0, 9)) == 0:
         return draw(st.text(max_size=200))
     out = []
+    once: set[str] = set()
     for _ in range(draw(st.integers(0, 6))):
         section = draw(st.sampled_from(sorted(SECTIONS)))
+        if section in once:
+            continue
+        if section in ("monitor", "export"):
+            once.add(section)
         out.append(f"[{section}]" if section in ("monitor", "export") else f"[[{section}]]")
-        for key in draw(st.lists(st.sampled_from(SECTIONS[section] + ["bogus"]), max_size=6, unique=True)):
-            out.append(f"{json.dumps(key)} = {_toml_value(draw(TOML_VALUE))}")
+        keys = SECTIONS[section] + (["bogus"] if draw(st.integers(0, 9)) == 9 else [])
+        required = [k for k in REQUIRED.get(section, ()) if draw(st.integers(0, 9)) < 9]  # (hypothesis favours 0)
+        chosen = draw(st.lists(st.sampled_from(keys), max_size=5, unique=True))
+        for key in [*required, *(k for k in chosen if k not in required)]:
+            good = SOURCES.get(section) if key == "source" else GOOD.get(key)
+            value = draw(good) if good is not None and draw(st.integers(0, 9)) < 9 else draw(TOML_VALUE)
+            out.append(f"{_toml_string(key)} = {_toml_value(value)}")
     return "\n".join(out) + "\n"
 
 
 def run_config(text: str) -> None:
     from surgewatch.config import ConfigError, parse_config
+    from surgewatch.sources import build_sources
+    from surgewatch.sources.base import SourceError
 
     try:
-        parse_config(text, "fuzz.toml", {})
-    except ConfigError as exc:
+        build_sources(parse_config(text, "fuzz.toml", {}))  # a config that loads must also build its sources
+    except (ConfigError, SourceError) as exc:
         _one_line(str(exc))
     except Exception as exc:
         raise Crash(f"config loader: {type(exc).__name__}: {exc}") from exc
