@@ -182,11 +182,12 @@ def _one_line(msg: str) -> None:
 # -- HTTP sources through the collector ---------------------------------------------------------------
 
 class _Answer:
-    """What the fuzz server answers to every request (set per example)."""
+    """What the fuzz server answers (set per example): per path fragment, else the default."""
 
     status = 200
     ctype = "application/json"
     body = b"{}"
+    routes: dict[str, bytes] = {}  # noqa: RUF012 - set per example
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -200,12 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         a = _Answer
+        body = next((b for frag, b in a.routes.items() if frag in self.path), a.body)
         self.send_response(a.status)
         self.send_header("Content-Type", a.ctype)
-        self.send_header("Content-Length", str(len(a.body)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         with contextlib.suppress(OSError):
-            self.wfile.write(a.body)
+            self.wfile.write(body)
 
     do_GET = do_POST = _answer
 
@@ -296,9 +298,11 @@ key = "name"
         self.collector = Collector(sources)
         return {s.name: s for s in sources}
 
-    def poll(self, names: list[str], status: int, ctype: str, body: bytes, times: int = 1) -> None:
-        """Poll the named sources `times` with the server answering (status, ctype, body); Crash on a crash."""
-        _Answer.status, _Answer.ctype, _Answer.body = status, ctype, body
+    def poll(self, names: list[str], status: int, ctype: str, body: bytes, times: int = 1,
+             routes: dict[str, bytes] | None = None) -> None:
+        """Poll the named sources `times` with the server answering (status, ctype, body) or, for a path holding
+        a key of `routes`, that body; Crash on a crash or an absurd value getting through."""
+        _Answer.status, _Answer.ctype, _Answer.body, _Answer.routes = status, ctype, body, routes or {}
         for name in names:
             src = self.sources[name]
             for _ in range(times):
@@ -394,32 +398,40 @@ def run_promql(doc: Any) -> None:
 
 
 @st.composite
-def analytics_docs(draw: st.DrawFn) -> tuple[int, Any]:
-    """Answers in the vendors' shapes (Plausible, Umami, Matomo, GA4, a JSON endpoint) with hostile values."""
-    status = draw(st.sampled_from([200, 200, 200, 400, 401, 404, 500]))
-    v = st.floats(0, 1e6) | st.integers(0, 10**6) | NUMBERS | NUMBER_TEXT | JSON_ANY
-    shapes = [
-        st.builds(lambda a, b: {"results": [{"dimensions": [a], "metrics": [b]}]}, WORDS, v),  # Plausible v2
-        st.builds(lambda a: {"results": a}, st.lists(st.fixed_dictionaries(
-            {"dimensions": st.lists(WORDS, max_size=2), "metrics": st.lists(v, max_size=2)}), max_size=3)),
-        st.builds(lambda a, b: {"visitors": a, "x": b}, v, v),  # Umami active / old shapes
-        st.builds(lambda a: [{"x": "spring", "y": a}, {"x": None, "y": a}], v),
-        st.builds(lambda a: {"visitors": a, "visits": {"value": a}}, v),
-        st.builds(lambda a: [{"label": "spring", "nb_visits": a}], v),  # Matomo
-        st.builds(lambda a: {"result": "error", "message": a}, WORDS),
-        st.builds(lambda a: {"rows": [{"metricValues": [{"value": a}]}], "rowCount": 1}, v),  # GA4
-        st.builds(lambda a: {"error": {"code": 403, "status": a, "message": a}}, WORDS),
-        st.builds(lambda a, b: {"data": {"visitors": a, "campaigns": [{"name": "spring", "visitors": b}]}}, v, v),
-        st.integers(0, 10**6),  # Plausible realtime: a bare number
-        JSON_ANY,
-    ]
-    return status, draw(st.one_of(*shapes))
+def analytics_docs(draw: st.DrawFn) -> tuple[int, dict[str, Any], Any]:
+    """Each vendor's endpoints answering in its shape (Plausible, Umami, Matomo, GA4, a JSON endpoint) with hostile
+    values, a status, and a default answer (any JSON) for the rest."""
+    status = draw(st.sampled_from([200, 200, 200, 200, 400, 401, 404, 500]))
+    v = st.one_of(st.integers(0, 10**6), st.floats(0, 1e6), NUMBERS, NUMBER_TEXT, JSON_ANY)
+    utm = st.sampled_from(["spring", "utm_campaign=spring", "utm_source=x&utm_campaign=spring", None, "", "%ZZ"])
+    routes: dict[str, Any] = {
+        "/stats/realtime": draw(st.one_of(v, st.builds(lambda a: {"visitors": a}, v))),
+        "/api/v2/query": draw(st.one_of(st.builds(lambda rows: {"results": rows}, st.lists(st.fixed_dictionaries(
+            {"dimensions": st.lists(utm, max_size=2), "metrics": st.lists(v, max_size=2)}), max_size=3)),
+            JSON_ANY)),
+        "/active": draw(st.one_of(st.builds(lambda a: {"visitors": a}, v), st.builds(lambda a: {"x": a}, v),
+                                  st.builds(lambda a: [{"x": a}], v), JSON_ANY)),
+        "/metrics": draw(st.one_of(st.lists(st.fixed_dictionaries({"x": utm, "y": v}), max_size=4), JSON_ANY)),
+        "/reports/utm": draw(st.one_of(st.builds(lambda rows: {"utm_campaign": rows}, st.lists(
+            st.fixed_dictionaries({"utm": utm, "views": v}), max_size=3)), JSON_ANY)),
+        "/index.php": draw(st.one_of(st.lists(st.lists(st.fixed_dictionaries({"visitors": v, "visits": v}),
+                                                       max_size=2), max_size=4),
+                                     st.builds(lambda m: {"result": "error", "message": m}, WORDS), JSON_ANY)),
+        ":runRealtimeReport": draw(st.one_of(st.builds(lambda rows: {"rows": rows, "rowCount": len(rows)}, st.lists(
+            st.fixed_dictionaries({"metricValues": st.lists(st.fixed_dictionaries({"value": v}), max_size=2)}),
+            max_size=3)), st.builds(lambda m: {"error": {"code": 403, "status": m, "message": m}}, WORDS),
+            JSON_ANY)),
+        "/stats": draw(st.builds(lambda a, rows: {"data": {"visitors": a, "campaigns": rows}}, v, st.lists(
+            st.fixed_dictionaries({"name": utm, "visitors": v}), max_size=3)) | JSON_ANY),
+    }
+    return status, routes, draw(JSON_ANY)
 
 
-def run_analytics(example: tuple[int, Any]) -> None:
-    status, doc = example
+def run_analytics(example: tuple[int, dict[str, Any], Any]) -> None:
+    status, routes, default = example
     http_fuzz().poll(["traffic:pl", "traffic:um", "traffic:ma", "traffic:ga", "traffic:js", "traffic:ji"],
-                     status, "application/json", _json_text(doc).encode())
+                     status, "application/json", _json_text(default).encode(),
+                     routes={k: _json_text(d).encode() for k, d in routes.items()})
 
 
 # -- access logs --------------------------------------------------------------------------------------
