@@ -111,7 +111,9 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
 
 
 def test_monitor_detector_picks_the_live_detector_and_rejects_unknown_names() -> None:
-    assert parse_config("[monitor]\n", "c.toml", {}).monitor.detector == "robust-z"
+    from surgewatch.evaluate import DEFAULT_DETECTOR
+
+    assert parse_config("[monitor]\n", "c.toml", {}).monitor.detector == DEFAULT_DETECTOR == "surge-context"
     assert parse_config('[monitor]\ndetector = "surge-level"\n', "c.toml", {}).monitor.detector == "surge-level"
     msg = error_of('[monitor]\ndetector = "null"\n')
     assert "detector must be one of" in msg and "'null'" in msg and "\n" not in msg

@@ -43,6 +43,9 @@ class MonitorConfig:
     detector: str = DEFAULT_LIVE_DETECTOR  # the streaming anomaly detector the engine runs
     evict_after: float | None = None  # forget a series not reported for this long (None: 10 of its intervals)
     max_series: int = 20_000  # hard cap on series held; new ones beyond it are dropped with one warning
+    floor_points: float = 5.0  # smallest anomaly that alerts: percent points (cpu, mem, swap)
+    floor_load: float = 0.5  # ... load average per core
+    floor_relative: float = 0.5  # ... relative change of rates, visitors and other metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ class RuleConfig:
     repeat: float | None = None  # re-notify a still-firing alert this often (None: never)
     min_interval: float = 0.0  # at least this long between two notifications of one alert
     group_wait: float = 0.0  # collect this rule's transitions this long into one grouped notification
+    floor: float | None = None  # anomaly rules: smallest departure that fires, in the metric's floor unit
 
     @property
     def kind(self) -> str:
@@ -334,6 +338,9 @@ class _Parser:
             detector=r.choice("detector", set(LIVE_DETECTORS)) or DEFAULT_LIVE_DETECTOR,
             evict_after=r.duration("evict_after", None, minimum=1.0),
             max_series=r.count("max_series", 20_000),
+            floor_points=_nonneg(r.number("floor_points", 5.0, minimum=0.0), 5.0),
+            floor_load=_nonneg(r.number("floor_load", 0.5, minimum=0.0), 0.5),
+            floor_relative=_nonneg(r.number("floor_relative", 0.5, minimum=0.0), 0.5),
         )
         r.done()
         return cfg
@@ -464,6 +471,9 @@ class _Parser:
         if forecast_above is None and "within" in t:
             raise r.fail("within", "within only applies to forecast_above rules")
         clear = r.number("clear", None)
+        floor = r.number("floor", None, minimum=0.0)
+        if floor is not None and anomaly is None:
+            raise r.fail("floor", "floor only applies to anomaly rules")
         if clear is not None:
             if above is not None and clear > above:
                 raise r.fail("clear", f"clear ({clear:g}) must not be above `above` ({above:g})")
@@ -481,6 +491,7 @@ class _Parser:
             for_=r.duration("for", 0.0, minimum=0.0) or 0.0,
             anomaly=anomaly,
             threshold=r.fraction("threshold", 0.9),
+            floor=floor,
             forecast_above=forecast_above,
             within=r.duration("within", None, minimum=1.0),
             summary=r.string("summary", None),
@@ -748,3 +759,8 @@ def _show(v: Any) -> str:
     if isinstance(v, list):
         return "a list"
     return str(v)
+
+
+def _nonneg(value: float | None, default: float) -> float:
+    """A number read with minimum 0, or its default when absent."""
+    return default if value is None else value

@@ -22,6 +22,7 @@ from .alerting.rules import RuleEngine
 from .alerting.silences import Silence, SilenceStore
 from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
 from .analysis.detectors import StreamingDetector, make_detector
+from .analysis.significance import floors_of
 from .clock import SteppedClock
 from .collector import Collector
 from .config import Config, SinkConfig
@@ -87,7 +88,7 @@ class Engine:
         window = int(min(900, max(60, 900 / self.tick_seconds)))
         self.detector_name = opts.detector or config.monitor.detector
         self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
-        self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
+        self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         silences = SilenceStore(resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock)
         self.rules = RuleEngine(config.rules, is_demo=self.is_demo, silences=silences)
@@ -120,6 +121,11 @@ class Engine:
                 traffic_series=series("traffic", c.traffic, "visitors"), hosts=tuple(c.hosts),
                 expected_lift=c.expected_lift, start=c.start, end=c.end))
         return specs
+
+    def build_analyzer(self) -> Analyzer:
+        """A fresh Analyzer for the current config's campaigns and practical-significance floors."""
+        return Analyzer(self.detector, self._campaign_specs(), self.tick_seconds,
+                        floors=floors_of(self.config.monitor))
 
     def is_demo(self, name: str) -> bool:
         """Whether a series comes from a DEMO source (its own name, or the source that reported it)."""
@@ -197,7 +203,7 @@ class Engine:
                 log.warning("reload: old sources did not close within 2s")
         if config.campaigns != self.config.campaigns:
             self.config = config
-            self.analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds)
+            self.analyzer = self.build_analyzer()
         self.rules.replace_rules(config.rules, self.clock())
         if config.monitor.max_series != self.config.monitor.max_series:
             self.store.set_max_series(config.monitor.max_series)

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
     from .analysis.nab import Profile, ScoredSet
 
-from .analysis import DETECTOR_NAMES  # names resolvable by `build_detector` (no numpy import for --help)
+from .analysis import DEFAULT_LIVE_DETECTOR, DETECTOR_NAMES  # no numpy import for --help
 
-DEFAULT_DETECTOR = "surge-context"  # the best NAB score here (83.5 standard); "surge" is twice as fast
+DEFAULT_DETECTOR = DEFAULT_LIVE_DETECTOR  # eval scores what runs live
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 MAX_BATCH_CELLS = 20_000_000  # rows x files run at once; bounds memory on large data sets
 

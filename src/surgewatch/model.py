@@ -77,6 +77,8 @@ class Cause(enum.StrEnum):
 
     CAMPAIGN = "campaign"
     UNEXPLAINED = "unexplained"
+    SCHEDULE = "schedule"
+    RECURRING = "recurring"
 
 
 def fingerprint(rule: str, series_name: str) -> str:

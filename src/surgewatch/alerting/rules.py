@@ -182,6 +182,8 @@ class RuleEngine:
             enter = data.gathered("score", rule.series, rows) >= rule.threshold
             if rule.anomaly == "unexplained" and enter.any():
                 enter &= data.gathered("cause", rule.series, rows) == 2
+            if enter.any():  # practical significance: a departure below the floor fires nothing
+                enter &= data.significant(rows, rule.floor)
             return enter
         within = rule.within or DEFAULT_WITHIN
         return data.gathered(rule.forecast_above or 0.0, rule.series, rows) <= within
@@ -197,8 +199,8 @@ class RuleEngine:
         if kind == "anomaly":
             raw = data.score()[rows]
             hold = raw >= rule.threshold * ANOMALY_CLEAR_FRACTION
-            if rule.anomaly == "unexplained":
-                hold &= data.causes()[rows] != 1
+            if rule.anomaly == "unexplained":  # explained (campaign, schedule, recurring) ends it
+                hold &= ~np.isin(data.causes()[rows], (1, 3, 4))
             return hold, ~np.isnan(raw)
         secs = data.forecast(rule.forecast_above or 0.0)[rows]
         return secs <= (rule.within or DEFAULT_WITHIN) * FORECAST_CLEAR_FACTOR, ~np.isnan(secs)

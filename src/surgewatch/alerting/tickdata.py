@@ -9,7 +9,7 @@ import numpy as np
 from ..analysis.analyzer import AnalysisResult
 from ..model import Cause
 
-_CAUSE_CODE = {Cause.CAMPAIGN: 1, Cause.UNEXPLAINED: 2}
+_CAUSE_CODE = {Cause.CAMPAIGN: 1, Cause.UNEXPLAINED: 2, Cause.SCHEDULE: 3, Cause.RECURRING: 4}
 
 
 class TickData:
@@ -58,8 +58,23 @@ class TickData:
             self._score = s
         return self._score
 
+    def significant(self, rows: np.ndarray, floor: float | None) -> np.ndarray:
+        """Whether each row's departure from its expected level reaches `floor` (the analysis' per-row
+        [monitor] floor when None), in the row's unit; True where analysis gives no size (nothing to judge)."""
+        a = self.analysis
+        if a is None or a.size.shape[0] == 0:
+            return np.ones(rows.shape[0], dtype=bool)
+        m = a.size.shape[0]
+        inside = rows < m
+        r = np.where(inside, rows, 0)
+        size = np.abs(a.size[r])
+        lim = a.floor[r] if floor is None else np.full(rows.shape[0], floor)
+        with np.errstate(invalid="ignore"):
+            ok = (size >= lim) | (lim <= 0)
+        return np.where(inside, ok, True)
+
     def causes(self) -> np.ndarray:
-        """0 = no cause known, 1 = campaign, 2 = unexplained, by row."""
+        """0 = no cause known, 1 = campaign, 2 = unexplained, 3 = schedule, 4 = recurring, by row."""
         if self._causes is None:
             c = np.zeros(self.n, dtype=np.int8)
             if self.analysis is not None and self.analysis.cause:

@@ -3,4 +3,6 @@
 # Detector names, here so that the config and `--help` need no numpy import (built by detectors.make_detector).
 LIVE_DETECTORS = ("robust-z", "surge-level", "surge", "surge-context")  # what the engine can run on a live stream
 DETECTOR_NAMES = ("surge", "surge-context", "surge-level", "robust-z", "null")  # `eval` also has NAB's null
-DEFAULT_LIVE_DETECTOR = "robust-z"  # rolling median/MAD: sustained shifts stay anomalous while the window holds them
+# The one default, live and in `eval`: the best held-out NAB score here; sustained departures are held by the
+# analyzer's episodes (analysis/episodes.py) so that alert for-durations see them.
+DEFAULT_LIVE_DETECTOR = "surge-context"

@@ -24,8 +24,11 @@ from ..units import format_duration, format_number
 from . import DEFAULT_LIVE_DETECTOR
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
+from .episodes import HOLD_SECONDS, Episodes
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
+from .recurring import RecurringBursts
+from .significance import Floors, Significance, describe_size
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
@@ -121,6 +124,9 @@ class AnalysisResult:
     forecasts: ForecastTable | None = None
     residual_z: dict[int, float] = field(default_factory=dict)
     rows: Mapping[str, int] = field(default_factory=dict)
+    # departure from the expected level in each row's unit (points, load per core, relative) and its floor
+    size: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    floor: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def forecast(self, row_or_series: int | str, level: float) -> float:
         """Seconds until a series reaches `level` at the current traffic growth: 0 if it is there, inf if
@@ -229,8 +235,12 @@ class Analyzer:
     def __init__(self, detector: StreamingDetector, campaigns: Sequence[CampaignSpec], tick: float,
                  report_score: float = 0.5, refit_every: int = 10, fit_window: float = 1800.0,
                  max_lag: float = 300.0, metrics: Sequence[str] | None = MODELLED_METRICS,
-                 limits: Mapping[str, float] | None = None) -> None:
+                 limits: Mapping[str, float] | None = None, floors: Floors | None = None) -> None:
         self.detector = detector
+        self.floors = floors or Floors()
+        self._sig = Significance.build([], self.floors)
+        self._episodes = Episodes(int(np.clip(HOLD_SECONDS / tick, 10, 10**6)))
+        self._bursts = RecurringBursts(tick)
         self.campaigns = list(campaigns)
         self.tick = tick
         self.report_score = report_score
@@ -244,6 +254,8 @@ class Analyzer:
         # A value is unexplained when its residual alone would be reported: residual score >= report_score.
         self.residual_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.ticks = 0
+        self._ts = 0.0
+        self._host_mask = np.zeros(0, dtype=bool)
         self._topo: _Topology | None = None
         self._lags: dict[tuple[int, int], tuple[int, float]] = {}
         self._curves: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
@@ -274,6 +286,7 @@ class Analyzer:
         With `details` off (offline replays), campaign states carry no per-host pairs and there is no
         forecast table: scores, causes and explanations are the same."""
         det = self.detector.update(column)
+        self._ts = ts
         topo = self._topology(names, index)
         due = self._due_hosts(topo, window)
         if due:
@@ -293,17 +306,59 @@ class Analyzer:
                 score[rows] = np.fmax(score[rows], rscore)
                 residual_z = dict(zip(rows.tolist(), now["rz"][use].tolist(), strict=True))
         campaigns = self._campaign_states(topo, window, now, details)
+        score, size = self._episode_step(column, det, score, topo)
         cause: dict[int, tuple[Cause, str | None]] = {}
         explanation: dict[int, str] = {}
         hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
         for r in hot.tolist():
             text, c = self._explain(r, names[r], column, det, topo, now, campaigns)
+            text, c = self._qualify(r, text, c, size)
             explanation[r] = text
             if c is not None:
                 cause[r] = c
         forecasts = self._forecasts(now, column) if details else None
         return AnalysisResult(ts, det, score, expected, cause, explanation, tuple(campaigns), forecasts,
-                              residual_z, index)
+                              residual_z, index, size, self._sig.floor[: size.shape[0]])
+
+    # -- significance, episodes, recurring bursts ------------------------------------------------
+
+    def _episode_step(self, column: np.ndarray, det: DetectorOutput, score: np.ndarray, topo: _Topology
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores with sustained episodes held, and each row's departure in its unit (from the level an
+        episode left, else from the detector's expected value); bursts are tracked for recurrence."""
+        rows = column.shape[0]
+        size = self._sig.size(column, det.expected)
+        with np.errstate(invalid="ignore"):
+            significant = np.abs(size) >= self._sig.floor[:rows]
+        start_ok = (np.nan_to_num(score, nan=0.0) >= self.report_score) & significant
+        score, held = self._episodes.step(self.ticks, column, score, det.expected, det.z, start_ok)
+        if held.any():
+            base = np.where(held, self._episodes.base[:rows], det.expected)
+            size = self._sig.size(column, base)
+        self._bursts.step(self._ts, size, det.z, self._sig.floor[:rows], self._host_mask[:rows])
+        return score, size
+
+    def _qualify(self, row: int, text: str, c: tuple[Cause, str | None] | None, size: np.ndarray
+                 ) -> tuple[str, tuple[Cause, str | None] | None]:
+        """Put the departure's size (and its floor when below it) before the verdict of an explanation, and
+        call an unexplained burst that recurs on its own period `recurring`."""
+        kind = int(self._sig.kind[row]) if row < self._sig.kind.shape[0] else 2
+        floor = float(self._sig.floor[row]) if row < self._sig.floor.shape[0] else 0.0
+        s = float(size[row])
+        head, sep, verdict = text.rpartition("; ")
+        if not sep:
+            head, verdict = text, ""
+        if s == s and abs(s) < floor:
+            verdict = f"{verdict}, too small to alert" if verdict else "too small to alert"
+            return f"{head} ({describe_size(kind, s, floor)}); {verdict}", c
+        if s == s:
+            head = f"{head} ({describe_size(kind, s)})"
+        rec = self._bursts.verdict.get(row) if c is not None and c[0] == Cause.UNEXPLAINED else None
+        if rec is not None and rec.ordinary:
+            return f"{head}; {rec.text()}", (Cause.RECURRING, None)
+        if rec is not None:
+            verdict = f"{rec.text()}; {verdict}"
+        return (f"{head}; {verdict}" if verdict else head), c
 
     # -- topology and refits -------------------------------------------------------------------
 
@@ -341,6 +396,8 @@ class Analyzer:
                                [[h for h, cs in host_campaigns.items() if ci in cs]
                                 for ci in range(len(self.campaigns))])
         self._last_fit = {}  # new rows: refit everything now
+        self._sig = Significance.build(names, self.floors)
+        self._host_mask = np.array([split_series(n)[0] == "host" for n in names], dtype=bool)
         return self._topo
 
     def _due_hosts(self, topo: _Topology, window: np.ndarray) -> list[int]:
@@ -677,11 +734,13 @@ class Analyzer:
         kind, who, metric = split_series(name)
         value = float(column[row])
         label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
-        z = float(det.z[row])
+        z, base, what = float(det.z[row]), float(det.expected[row]), self.baseline_label
+        held = self._episodes.departure(row, value)
+        if held is not None:  # a sustained departure: against the level it left, not the one learned since
+            base, z, what = held[0], held[1], "level before it started"
         if z == z:
             side = "above" if z >= 0 else "below"
-            head = (f"{label} is {abs(z):.1f}σ {side} its {self.baseline_label} "
-                    f"{format_value(metric, float(det.expected[row]))}")
+            head = f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
         else:
             head = label
         if kind != "host":

@@ -314,6 +314,7 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
     import numpy as np
 
     from ..analysis.analyzer import Analyzer, default_detector, replay
+    from ..analysis.significance import floors_of
     from ..config import ConfigError, load_config
     from ..sources.sanity import absurd
 
@@ -330,7 +331,8 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
         det = default_detector(tick, detector or (config.monitor.detector if config else DEFAULT_LIVE_DETECTOR))
     except ValueError as exc:
         raise AnalyzeError(str(exc)) from None
-    analyzer = Analyzer(det, campaign_specs(names, config), tick, metrics=None)
+    analyzer = Analyzer(det, campaign_specs(names, config), tick, metrics=None,
+                        floors=floors_of(config.monitor) if config else None)
     best: dict[tuple[str, str, str], PairReport] = {}
     open_eps: dict[int, Anomaly] = {}
     last_hot: dict[int, int] = {}

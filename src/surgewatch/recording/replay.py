@@ -21,7 +21,6 @@ import numpy as np
 from ..alerting.dispatch import Dispatcher, unique_ids
 from ..alerting.outbox import Outbox
 from ..alerting.sinks import build_sink
-from ..analysis.analyzer import Analyzer
 from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
 from ..engine import Engine, EngineOptions
 from ..model import AlertEvent
@@ -242,7 +241,7 @@ class ReplayDriver:
         engine = self.engine
         if cfg.campaigns != engine.config.campaigns:
             engine.config = cfg
-            engine.analyzer = Analyzer(engine.detector, engine._campaign_specs(), engine.tick_seconds)
+            engine.analyzer = engine.build_analyzer()
         engine.rules.replace_rules(cfg.rules, event.ts)
         engine.config = cfg
 

@@ -1,0 +1,118 @@
+"""Recurring load: bursts that come back on their own period (cron every 5/15/60 min, nightly, weekly) are normal.
+
+Every host row's *bursts* are tracked whatever the detector scores: a burst starts when the value leaves its
+expected value upwards by at least the practical floor and 3 sigmas, and ends when it falls back below half
+the floor or 1.5 sigmas. Only burst starts cost Python work (rare); the per-tick part is a few vector
+operations. At a burst start at time t the row's earlier starts (kept for up to 15 days, at most 512) are
+searched for a period P with starts near t - P and t - 2P (within 2 % of P or 1.5 ticks): a burst that has
+come twice before on the same schedule is `recurring` ("recurring every 15m, as at 10:15 and 10:30"). A burst
+more than `larger` times the size of those two is not: it stays an anomaly. Periods from `min_period` up to a
+week; the shortest matching period wins. Per-row state is an array plus a dict keyed by row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..units import format_duration
+
+KEEP_SECONDS = 15 * 86400.0
+MAX_STARTS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """A burst that recurs: its period, the two earlier starts on schedule and their usual size."""
+
+    period: float
+    earlier: tuple[float, float]  # the start 2 periods ago, 1 period ago
+    usual: float  # the larger size of those two bursts
+    size: float  # this burst's size
+    ordinary: bool  # False: far larger than usual, so still an anomaly
+
+    def text(self) -> str:
+        """The explanation in words."""
+        at = " and ".join(_clock(t, self.period) for t in self.earlier)
+        head = f"recurring every {_period_text(self.period)}, as at {at}"
+        return head if self.ordinary else f"{head}, but {self.size / max(self.usual, 1e-12):.1f}x its usual size"
+
+
+def _period_text(p: float) -> str:
+    for unit, name in ((7 * 86400, "w"), (86400, "d"), (3600, "h"), (60, "m")):
+        if p >= unit and abs(p / unit - round(p / unit)) * unit <= max(0.02 * p, 1.0):
+            return f"{round(p / unit)}{name}"
+    return format_duration(p)
+
+
+def _clock(ts: float, period: float) -> str:
+    t = time.localtime(ts)
+    if period >= 86400:
+        return time.strftime("%a %H:%M", t)
+    return time.strftime("%H:%M:%S" if period < 300 else "%H:%M", t)
+
+
+class RecurringBursts:
+    """Burst starts per row and the recurrence verdict of each row's current burst."""
+
+    def __init__(self, tick: float, min_period: float = 60.0, larger: float = 2.0) -> None:
+        self.tick = tick
+        self.min_period = max(min_period, 3 * tick)
+        self.larger = larger
+        self.active = np.zeros(0, dtype=bool)  # inside a burst
+        self.starts: dict[int, list[tuple[float, float]]] = {}  # row -> [(ts, size)], oldest first
+        self.verdict: dict[int, Recurrence | None] = {}  # row -> verdict of its current burst
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only the rows where `mask` is true, renumbered in order (after the store forgot the others)."""
+        n = min(mask.shape[0], self.active.shape[0])
+        new = np.cumsum(mask) - 1
+        self.active = self.active[:n][mask[:n]]
+        self.starts = {int(new[r]): v for r, v in self.starts.items() if r < mask.shape[0] and mask[r]}
+        self.verdict = {int(new[r]): v for r, v in self.verdict.items() if r < mask.shape[0] and mask[r]}
+
+    def step(self, ts: float, size: np.ndarray, z: np.ndarray, floor: np.ndarray, watch: np.ndarray) -> None:
+        """Advance every row one tick: `size` in floor units, `z` in sigmas, only rows where `watch`."""
+        rows = size.shape[0]
+        if rows > self.active.shape[0]:
+            self.active = np.concatenate([self.active, np.zeros(rows - self.active.shape[0], dtype=bool)])
+        active = self.active[:rows]
+        with np.errstate(invalid="ignore"):
+            up = watch & (size >= floor) & (z >= 3.0)
+            down = ~watch | ~(size >= 0.5 * floor) | ~(z >= 1.5)
+        gone = active & down & np.isfinite(size)
+        begin = up & ~active
+        if gone.any():
+            for r in np.flatnonzero(gone).tolist():
+                self.verdict.pop(r, None)
+            active[gone] = False
+        if begin.any():
+            active[begin] = True
+            for r in np.flatnonzero(begin).tolist():
+                self.verdict[r] = self._start(r, ts, float(size[r]))
+
+    def _start(self, row: int, ts: float, size: float) -> Recurrence | None:
+        log = self.starts.setdefault(row, [])
+        while log and (ts - log[0][0] > KEEP_SECONDS or len(log) >= MAX_STARTS):
+            log.pop(0)
+        found = None
+        if len(log) >= 2:
+            times = np.array([t for t, _ in log])
+            sizes = np.array([s for _, s in log])
+            for j in range(len(log) - 1, -1, -1):  # nearest earlier start first: the shortest period
+                period = ts - times[j]
+                if period < self.min_period:
+                    continue
+                if period > 7 * 86400 + 3600:
+                    break
+                tol = max(0.02 * period, 1.5 * self.tick)
+                k = int(np.argmin(np.abs(times - (ts - 2 * period))))
+                if abs(times[k] - (ts - 2 * period)) <= tol:
+                    usual = float(max(sizes[j], sizes[k]))
+                    found = Recurrence(period, (float(times[k]), float(times[j])), usual, size,
+                                       size <= self.larger * usual)
+                    break
+        log.append((ts, size))
+        return found
