@@ -99,13 +99,11 @@ def test_recording_is_read_through_the_recording_reader(tmp_path: Path, monkeypa
 
 BAD: dict[str, str | bytes] = {
     "empty.csv": "",
-    "header-only.csv": "ts,host:a/cpu.percent\n",
     "bad-name.csv": "ts,cpu\n1,2\n2,3\n",
     "not-number.csv": "ts,host:a/cpu.percent\n1,2\n2,lots\n",
     "ragged.csv": "ts,host:a/cpu.percent\n1,2\n2,3,4\n",
     "bad-time.csv": "ts,host:a/cpu.percent\nyesterday,2\n2,3\n",
     "naive-time.csv": "ts,host:a/cpu.percent\n2026-03-01T10:00:00,2\n2026-03-01T10:00:02,3\n",
-    "same-time.csv": "ts,host:a/cpu.percent\n5,2\n5,3\n",
     "irregular.csv": "ts,host:a/cpu.percent\n0,1\n1,1\n2,1\n100000000,1\n",
     "binary.csv": b"\xff\xfe\x00garbage",
     "broken.sqlite": b"SQLite format 3\x00" + b"\x00" * 200,
@@ -133,3 +131,41 @@ def test_missing_file_and_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["analyze", str(csv), "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.toml" in err
+
+
+DEGENERATE = {
+    "header-only": ("ts,host:a/cpu.percent\n", 0),
+    "single-row": ("ts,host:a/cpu.percent\n5,2\n", 1),
+    "same-time": ("ts,host:a/cpu.percent\n5,2\n5,3\n", 1),
+    "constant": ("ts,host:a/cpu.percent\n" + "".join(f"{t},7\n" for t in range(400)), 400),
+    "all-nan": ("ts,host:a/cpu.percent,host:a/mem.percent\n" + "".join(f"{t},,5\n" for t in range(400)), 400),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE))
+def test_degenerate_files_give_a_report_naming_the_detector(tmp_path: Path, name: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from surgewatch.analysis import DEFAULT_LIVE_DETECTOR
+
+    text, points = DEGENERATE[name]
+    path = tmp_path / f"{name}.csv"
+    path.write_text(text)
+    assert main(["analyze", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["detector"] == DEFAULT_LIVE_DETECTOR and doc["points"] == points and doc["anomalies"] == []
+    assert main(["analyze", str(path)]) == 0
+    assert str(path) in capsys.readouterr().out
+
+
+def test_a_clock_step_back_is_sorted_with_one_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(3)
+    stamps = [*range(0, 600, 2), *range(500, 520, 2), *range(600, 1200, 2)]  # steps back 100 s once
+    rows = "".join(f"{t},{20 + rng.normal():.3f}\n" for t in stamps)
+    path = tmp_path / "step.csv"
+    path.write_text("ts,host:a/cpu.percent\n" + rows)
+    assert main(["analyze", str(path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert err.count("\n") == 1 and "the clock steps back: 10 rows" in err and "sorted" in err
+    assert doc["warnings"] == [err.strip().removeprefix("surgewatch analyze: warning: ")]
+    assert doc["tick_seconds"] == 2.0 and doc["points"] == 600  # the 10 repeated ticks: a later row wins

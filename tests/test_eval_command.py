@@ -225,3 +225,62 @@ def test_unwritable_results_dir_gives_one_line_and_exit_2(
     blocker.write_text("x")
     assert main(["eval", str(data), str(labels), "--results", str(blocker)]) == 2
     assert "cannot write results" in capsys.readouterr().err
+
+
+def _rewrite_rows(path: Path, order: list[int]) -> list[str]:
+    """Rewrite a series file with its data rows in `order` (indices may repeat); return the rows."""
+    lines = path.read_text().splitlines()
+    body = [lines[1 + i] for i in order]
+    path.write_text("\n".join([lines[0], *body]) + "\n")
+    return body
+
+
+def test_a_clock_that_steps_back_or_repeats_is_scored_in_file_order_with_one_warning_per_file(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, labels = dataset
+    # quiet.csv: rows 200..229 come again after row 259 (an NTP step back of 30 rows' worth)
+    _rewrite_rows(data / "cat-b" / "quiet.csv", [*range(260), *range(200, 230), *range(260, 400)])
+    # one.csv: row 100 repeated (same timestamp twice), as in NAB's own realAWSCloudwatch files
+    _rewrite_rows(data / "cat-a" / "one.csv", [*range(101), 100, *range(101, 400)])
+    assert main(["eval", str(data), str(labels), "--results", str(tmp_path / "r"), "--profile", "standard"]) == 0
+    out, err = capsys.readouterr()
+    warnings = err.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("surgewatch eval: warning: ") for w in warnings)
+    assert any("quiet.csv: 30 rows earlier than a row before; scored in file order" in w for w in warnings)
+    assert any("one.csv: 1 row repeating the previous timestamp" in w for w in warnings)
+    series, _ = load_dataset(data, labels)
+    quiet = next(s for s in series if s.key == "cat-b/quiet.csv")
+    written = read_result_scores(tmp_path / "r", DEFAULT_DETECTOR, series)
+    assert len(written[series.index(quiet)]) == 430  # every row, in file order
+    assert "overall" in out
+
+
+def test_a_window_in_a_file_whose_clock_steps_back_covers_the_rows_between_its_ends(
+    dataset: tuple[Path, Path]) -> None:
+    data, labels = dataset
+    _rewrite_rows(data / "cat-a" / "two.csv", [*range(245), *range(230, 240), *range(245, 400)])
+    series, lab = load_dataset(data, labels)
+    ss = scored_set(series, lab, labels)
+    two = next(i for i, s in enumerate(series) if s.key == "cat-a/two.csv")
+    # window rows 240..260 of the original: the first row stamped inside is 240, the last is (260 + 10)
+    assert ss.files[two].windows.tolist() == [[240, 270]]
+
+
+@pytest.mark.parametrize("values", [[], [5.0], [3.0] * 300, [float("nan")] * 300],
+                         ids=["empty", "single-row", "constant", "all-nan"])
+def test_degenerate_series_give_scores_not_errors(values: list[float], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    p = data / "cat" / "f.csv"
+    write_series(p, np.array(values))
+    if not values:
+        p.write_text("timestamp,value\n")
+    lab = tmp_path / "labels.json"
+    lab.write_text(json.dumps({"cat/f.csv": []}))
+    assert main(["eval", str(data), str(lab), "--results", str(tmp_path / "r"), "--profile", "standard"]) == 0
+    out = capsys.readouterr().out
+    assert "overall" in out
+    series, _ = load_dataset(data, lab)
+    scores = run_detector(DEFAULT_DETECTOR, series)
+    assert len(scores[0]) == len(values) and np.isfinite(scores[0]).all()

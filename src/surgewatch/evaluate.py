@@ -91,9 +91,7 @@ def read_series(path: Path, key: str) -> Series:
     if "timestamp" not in header or "value" not in header:
         raise EvalError(f"{path}: header must have 'timestamp' and 'value' columns, got {','.join(header)!r}")
     it, iv = header.index("timestamp"), header.index("value")
-    body = rows[1:]
-    if not body:
-        raise EvalError(f"{path}: no data rows")
+    body = rows[1:]  # no rows at all is a valid, if empty, series
     ts_text, value_text = [], []
     for n, r in enumerate(body, start=2):
         if len(r) <= max(it, iv):
@@ -107,11 +105,29 @@ def read_series(path: Path, key: str) -> Series:
         except ValueError:
             raise EvalError(f"{path} row {n + 2}: value {v!r} is not a number") from None
     values[~np.isfinite(values)] = np.nan
-    ts = _parse_ts(ts_text, str(path))
-    back = np.diff(ts) < np.timedelta64(0, "us")
-    if back.any():  # equal timestamps occur in NAB's own data; going back in time does not
-        raise EvalError(f"{path} row {int(np.flatnonzero(back)[0]) + 3}: timestamp goes back in time")
+    ts = _parse_ts(ts_text, str(path)) if ts_text else np.zeros(0, dtype="datetime64[us]")
     return Series(key, path, ts_text, value_text, ts, values)
+
+
+def out_of_order(s: Series) -> tuple[int, int]:
+    """(rows stamped earlier than a row before them, rows repeating the previous row's time)."""
+    import numpy as np
+
+    if len(s.ts) < 2:
+        return 0, 0
+    back = int(np.count_nonzero(s.ts[1:] < np.maximum.accumulate(s.ts)[:-1]))
+    return back, int(np.count_nonzero(s.ts[1:] == s.ts[:-1]))
+
+
+def order_warning(s: Series) -> str | None:
+    """One line for a file whose clock repeats or steps back (scored in file order, as NAB does), else None."""
+    back, same = out_of_order(s)
+    if not back and not same:
+        return None
+    parts = [f"{back} row{'s' if back != 1 else ''} earlier than a row before"] if back else []
+    if same:
+        parts.append(f"{same} row{'s' if same != 1 else ''} repeating the previous timestamp")
+    return f"{s.path}: {' and '.join(parts)}; scored in file order"
 
 
 def read_labels(path: Path) -> dict[str, list[tuple[str, str]]]:
@@ -140,16 +156,21 @@ def window_rows(s: Series, windows: list[tuple[str, str]], labels_path: Path) ->
 
     out = np.zeros((len(windows), 2), dtype=np.int64)
     for k, (a, b) in enumerate(windows):
-        for j, t in enumerate((a, b)):
+        ends = []
+        for t in (a, b):
             try:
                 t64 = np.datetime64(t, "us")
             except ValueError:
                 raise EvalError(f"{labels_path}: {s.key!r}: bad timestamp {t!r}") from None
-            i = int(np.searchsorted(s.ts, t64))
-            if i >= len(s.ts) or s.ts[i] != t64:
+            if not (s.ts == t64).any():
                 raise EvalError(f"{labels_path}: {s.key!r}: window timestamp {t} is not a row of {s.path}")
-            # a window covers every row stamped from start to end inclusive (duplicates included)
-            out[k, j] = i if j == 0 else int(np.searchsorted(s.ts, t64, side="right")) - 1
+            ends.append(t64)
+        # a window covers the rows, in file order, from the first stamped within [start, end] to the last
+        # (duplicates included; where the clock steps back, the rows in between too)
+        inside = np.flatnonzero((s.ts >= ends[0]) & (s.ts <= ends[1]))
+        if inside.size == 0:
+            raise EvalError(f"{labels_path}: {s.key!r}: window [{a}, {b}] ends before it starts")
+        out[k] = inside[0], inside[-1]
     if len(out) and ((out[:, 0] > out[:, 1]).any() or (out[1:, 0] <= out[:-1, 1]).any()):
         raise EvalError(f"{labels_path}: {s.key!r}: windows must be [start, end], sorted and not overlapping")
     return out
@@ -310,6 +331,10 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     labels_path = Path(args.labels)
     series, labels = load_dataset(Path(args.data_dir), labels_path)
+    for s in series:
+        note = order_warning(s)
+        if note:
+            print(f"surgewatch eval: warning: {note}", file=sys.stderr)
     ss = scored_set(series, labels, labels_path)
     t1 = time.perf_counter()
     scores = run_detector(args.detector, series)

@@ -134,24 +134,29 @@ def read_input(path: str) -> tuple[Sequence[float], list[str], Sequence[Sequence
     return list(ts), names, [list(series[n]) for n in names]
 
 
-def to_grid(path: str, ts: Sequence[float], cols: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray,
-                                                                                       float]:
-    """Place samples on a regular grid of the median spacing (missing ticks are NaN): (ts, values, tick)."""
+def to_grid(path: str, ts: Sequence[float], cols: Sequence[Sequence[float]], notes: list[str] | None = None,
+            ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Place samples on a regular grid of the median spacing (missing ticks are NaN): (ts, values, tick).
+
+    Rows are sorted by time (a clock that steps back: the rows are kept, a later row wins a shared tick),
+    which is noted once in `notes`; one row, or rows that all share one timestamp, make a grid of one tick."""
     import numpy as np
 
     t = np.asarray(ts, dtype=np.float64)
-    if t.shape[0] < 2:
-        raise AnalyzeError(f"{path}: needs at least two rows of data")
     if np.any(~np.isfinite(t)):
         raise AnalyzeError(f"{path}: a timestamp is not finite")
+    back = int(np.count_nonzero(t[1:] < np.maximum.accumulate(t)[:-1])) if t.shape[0] > 1 else 0
+    if back and notes is not None:
+        notes.append(f"{path}: the clock steps back: {back} row{'s' if back != 1 else ''} earlier than a row "
+                     f"before {'them' if back != 1 else 'it'}; rows sorted by timestamp (kept, not dropped)")
     order = np.argsort(t, kind="stable")
     t = t[order]
-    values = np.asarray(cols, dtype=np.float64)[:, order]
+    values = np.asarray(cols, dtype=np.float64).reshape(len(cols), -1)[:, order]
     values[~np.isfinite(values)] = np.nan
     diffs = np.diff(t)
     positive = diffs[diffs > 0]
-    if positive.shape[0] == 0:
-        raise AnalyzeError(f"{path}: every row has the same timestamp")
+    if positive.shape[0] == 0:  # one row, or one timestamp: a single tick (its last row wins)
+        return t[:1], values[:, -1:], 1.0
     tick = float(np.median(positive))
     pos = np.rint((t - t[0]) / tick).astype(np.int64)
     n = int(pos[-1]) + 1
@@ -225,6 +230,8 @@ class Report:
     end: float
     pairs: list[PairReport]
     anomalies: list[Anomaly]
+    detector: str = DEFAULT_LIVE_DETECTOR
+    warnings: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         from ..model import rfc3339
@@ -232,9 +239,13 @@ class Report:
         def num(x: float) -> float | None:
             return None if not math.isfinite(x) else round(x, 6)
 
+        def when(t: float) -> str | None:
+            return rfc3339(t) if math.isfinite(t) else None
+
         return {
-            "file": self.path, "tick_seconds": self.tick, "points": self.points, "series": self.series,
-            "start": rfc3339(self.start), "end": rfc3339(self.end),
+            "file": self.path, "detector": self.detector, "warnings": list(self.warnings or ()),
+            "tick_seconds": num(self.tick), "points": self.points, "series": self.series,
+            "start": when(self.start), "end": when(self.end),
             "pairs": [{"campaign": p.campaign, "host": p.host, "metric": p.metric,
                        "lag_seconds": num(p.lag_seconds), "slope": num(p.slope), "intercept": num(p.intercept),
                        "r2": num(p.r2), "headroom": num(p.headroom),
@@ -252,8 +263,10 @@ class Report:
         from ..model import rfc3339
         from ..units import format_duration
 
+        if not math.isfinite(self.start):
+            return f"{self.path}: no data rows (detector {self.detector})\n"
         out = [f"{self.path}: {self.points:,} points in {self.series} series, {rfc3339(self.start)} to "
-               f"{rfc3339(self.end)}, tick {format_duration(self.tick)}", ""]
+               f"{rfc3339(self.end)}, tick {format_duration(self.tick)}, detector {self.detector}", ""]
         if self.pairs:
             out.append("Load models (campaign → host metric; the best fit seen, headroom at that time):")
             rows = [("campaign", "host", "metric", "lag", "model", "r2", "headroom", "to limit")]
@@ -288,7 +301,7 @@ def _classification(res: AnalysisResult, row: int) -> str | None:
     c = res.cause.get(row)
     if c is None:
         return None
-    return "explained" if c[0] == Cause.CAMPAIGN else "unexplained"
+    return "explained" if c[0] == Cause.CAMPAIGN else str(c[0])  # unexplained, schedule or recurring
 
 
 def _better(p: PairState, than: PairReport) -> bool:
@@ -325,10 +338,17 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
         except ConfigError as exc:
             raise AnalyzeError(str(exc)) from None
     ts, names, cols = read_input(path)
-    grid_ts, values, tick = to_grid(path, ts, cols)
+    name = detector or (config.monitor.detector if config else DEFAULT_LIVE_DETECTOR)
+    if len(ts) == 0:
+        nan = float("nan")
+        return Report(path, nan, 0, len(names), nan, nan, [], [], name)
+    notes: list[str] = []
+    grid_ts, values, tick = to_grid(path, ts, cols, notes)
+    for note in notes:
+        print(f"surgewatch analyze: warning: {note}", file=sys.stderr)
     values[absurd(tuple(names), values)] = np.nan  # judged as a live poll would be (see sources/sanity.py)
     try:
-        det = default_detector(tick, detector or (config.monitor.detector if config else DEFAULT_LIVE_DETECTOR))
+        det = default_detector(tick, name)
     except ValueError as exc:
         raise AnalyzeError(str(exc)) from None
     analyzer = Analyzer(det, campaign_specs(names, config), tick, metrics=None,
@@ -340,6 +360,8 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
     res = None
     for t, res in enumerate(replay(analyzer, grid_ts, names, values, details_every=10)):
         for r, text in res.explanation.items():
+            if r < res.size.shape[0] and abs(res.size[r]) < res.floor[r]:
+                continue  # below its practical-significance floor: no rule fires on it live either
             cls = _classification(res, r)
             score = float(res.score[r])
             ep = open_eps.get(r)
@@ -360,7 +382,8 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
                         best[key] = _pair_report(p)
     pairs = sorted(best.values(), key=lambda p: (p.campaign, p.host, p.metric))
     points = int((~_isnan(values)).sum())
-    return Report(path, tick, points, len(names), float(grid_ts[0]), float(grid_ts[-1]), pairs, episodes)
+    return Report(path, tick, points, len(names), float(grid_ts[0]), float(grid_ts[-1]), pairs, episodes, name,
+                  notes)
 
 
 def _isnan(a: np.ndarray) -> np.ndarray:
