@@ -191,3 +191,227 @@ def evaluate_many(seeds: range, **kwargs: float) -> Rates:
     for seed in seeds:
         total.add(evaluate(make_scenario(seed, **kwargs)))  # type: ignore[arg-type]
     return total
+
+
+# -- the ops suite: what an operator sees on real hosts, with known incidents and harmless events ---------------
+
+DAY = 86400.0
+
+
+@dataclass
+class OpsScenario:
+    """Host and traffic series of one kind of situation, with the incidents in it and its warm-up."""
+
+    kind: str
+    tick: float
+    ts: np.ndarray
+    names: list[str]
+    values: np.ndarray
+    specs: list[CampaignSpec]
+    incidents: list[tuple[str, int, int]]  # (series, start tick, end tick): must be called unexplained
+    warmup: int  # ticks not counted (the analyzer learning the host's normal)
+    lags: dict[tuple[str, str], float] = field(default_factory=dict)  # (campaign, host series) -> true lag, s
+    hosts: int = 1
+
+
+def _traffic(rng: np.random.Generator, t: np.ndarray, base: float, launch: int, peak: float,
+             rise: float, fade: float) -> np.ndarray:
+    after = np.maximum(t - launch, 0.0)
+    surge = np.where(t >= launch, (1 - np.exp(-after / rise)) * np.exp(-after / fade), 0.0)
+    x = base + peak * base * surge
+    return np.asarray(np.maximum(x + rng.normal(0, np.sqrt(x)), 0.0))
+
+
+def _shift(x: np.ndarray, lag: int) -> np.ndarray:
+    return np.concatenate([np.full(lag, x[0]), x[: x.shape[0] - lag]]) if lag else x
+
+
+def ops_scenario(kind: str, seed: int = 0, tick: float = 10.0, hours: float = 8.0, noise: float = 1.0,
+                 lag_seconds: float = 60.0) -> OpsScenario:
+    """One scenario of `kind`: idle, cron, campaigns, fleet, leak, outage, bots, peak-spike (seeded)."""
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600 / tick)
+    t = np.arange(n, dtype=np.float64)
+    ts = 1_800_000_000.0 + t * tick
+    warmup = int(min(0.25 * n, 7200 / tick))  # the host's first hours: the analyzer learns its normal
+    names: list[str] = []
+    rows: list[np.ndarray] = []
+    specs: list[CampaignSpec] = []
+    incidents: list[tuple[str, int, int]] = []
+    lags: dict[tuple[str, str], float] = {}
+    per_min = 60.0 / tick
+
+    def idle_cpu(level: float) -> np.ndarray:
+        # an idle VM: a low level with short jitter to a few points above it several times an hour
+        x = level + rng.normal(0, 0.3 * noise, n)
+        for s in rng.integers(0, n, size=int(6 * hours)):
+            x[s: s + max(1, int(rng.integers(1, 4) * 5 / tick))] += rng.uniform(1.0, 3.0) * noise
+        return np.asarray(np.clip(x, 0.0, 100.0))
+
+    def mem(level: float) -> np.ndarray:
+        return np.asarray(level + rng.normal(0, 0.1 * noise, n))
+
+    def add_host(name: str, cpu: np.ndarray, memory: np.ndarray | None = None) -> None:
+        names.append(f"host:{name}/cpu.percent")
+        rows.append(np.clip(cpu, 0.0, 100.0))
+        names.append(f"host:{name}/mem.percent")
+        rows.append(np.clip(mem(40.0) if memory is None else memory, 0.0, 100.0))
+
+    def incident_at(lo: float = 0.55, hi: float = 0.9) -> int:
+        return int(rng.uniform(lo, hi) * n)
+
+    def campaign(name: str, hosts: tuple[str, ...], launch: int, peak: float = 4.0) -> np.ndarray:
+        x = _traffic(rng, t, rng.uniform(80, 300), launch, peak, rng.uniform(3, 10) * per_min,
+                     rng.uniform(60, 240) * per_min)
+        names.append(f"campaign:{name}/visitors")
+        rows.append(x)
+        specs.append(CampaignSpec(name, f"campaign:{name}/visitors", f"campaign:{name}/visitors", hosts))
+        return x
+
+    def load_from(x: np.ndarray, gain_points: float, lag: int) -> np.ndarray:
+        rise = float(np.percentile(x, 99) - np.percentile(x, 20))
+        return np.asarray(gain_points / max(rise, 1e-9) * (_shift(x, lag) - x[0]))
+
+    if kind == "idle":
+        add_host("idle", idle_cpu(2.0))
+    elif kind == "cron":
+        warmup = int(3.25 * 3600 / tick)  # an hourly job is recurring from its 4th run on
+        cpu = idle_cpu(5.0)
+        for period, height, minutes in ((15 * 60, 25.0, 1.0), (3600, 40.0, 3.0)):
+            step = int(period / tick)
+            for s in range(int(rng.integers(0, step)), n, step):
+                cpu[s: s + max(1, int(minutes * per_min))] += height
+        s = incident_at()
+        cpu[s: s + int(4 * per_min) + 1] += 60.0  # a burst far larger than any cron run: an incident
+        incidents.append(("host:cron/cpu.percent", s, s + int(4 * per_min) + 1))
+        add_host("cron", cpu)
+    elif kind in ("campaigns", "peak-spike", "bots", "outage"):
+        lag = round(lag_seconds / tick)
+        la = int(rng.uniform(0.3, 0.4) * n)
+        x1 = campaign("spring", ("web",), la)
+        cpu = idle_cpu(8.0) + load_from(x1, rng.uniform(25, 45), lag)
+        lags[("spring", "host:web/cpu.percent")] = lag * tick
+        if kind == "campaigns":  # a second campaign lands on the same host while the first still runs
+            lb = la + int(rng.uniform(20, 60) * per_min)
+            x2 = campaign("flash", ("web",), lb, peak=3.0)
+            cpu = cpu + load_from(x2, rng.uniform(10, 20), lag)
+            lags[("flash", "host:web/cpu.percent")] = lag * tick
+        if kind == "bots":  # bot visitors: the site's traffic triples, the servers barely notice
+            s = incident_at(0.6, 0.8)
+            bots = np.zeros(n)
+            bots[s: s + int(30 * per_min)] = 2.0 * float(np.median(x1))
+            rows[names.index("campaign:spring/visitors")] = x1 + bots
+        if kind == "peak-spike":  # an incident at the campaign's peak
+            peak_at = la + int(np.argmax(_shift(x1, lag)[la:]) if n > la else 0)
+            s = min(max(peak_at, la + int(10 * per_min)), n - int(10 * per_min))
+            cpu[s: s + int(5 * per_min) + 1] += 30.0
+            incidents.append(("host:web/cpu.percent", s, s + int(5 * per_min) + 1))
+        if kind == "outage":  # the app stops serving: load collapses while traffic holds
+            s = incident_at(0.45, 0.6)
+            cpu[s: s + int(15 * per_min)] = 1.0 + rng.normal(0, 0.2, int(15 * per_min))[: n - s]
+            incidents.append(("host:web/cpu.percent", s, min(n, s + int(15 * per_min))))
+        add_host("web", cpu)
+    elif kind == "fleet":  # 8 hosts behind one campaign; one degrades (its CPU climbs, traffic does not)
+        hosts = tuple(f"web-{h}" for h in range(8))
+        x = campaign("sale", hosts, int(rng.uniform(0.3, 0.4) * n))
+        lag = round(lag_seconds / tick)
+        bad = int(rng.integers(0, 8))
+        s = incident_at(0.6, 0.85)
+        for h, host in enumerate(hosts):
+            cpu = idle_cpu(rng.uniform(5, 15)) + load_from(x, rng.uniform(20, 35), lag)
+            lags[("sale", f"host:{host}/cpu.percent")] = lag * tick
+            if h == bad:
+                cpu[s:] += np.minimum((t[s:] - s) / (2 * per_min), 1.0) * 35.0
+                incidents.append((f"host:{host}/cpu.percent", s, min(n, s + int(15 * per_min))))
+            add_host(host, cpu)
+    elif kind == "leak":  # memory grows 0.5 points a minute until it is noticed
+        memory = mem(35.0)
+        s = incident_at(0.5, 0.7)
+        memory[s:] += np.minimum((t[s:] - s) / per_min * 0.5, 50.0)
+        incidents.append(("host:app/mem.percent", s, min(n, s + int(40 * per_min))))
+        add_host("app", idle_cpu(6.0), memory)
+    else:
+        raise ValueError(f"unknown scenario kind {kind!r}")
+    return OpsScenario(kind, tick, ts, names, np.vstack(rows), specs, incidents, warmup, lags,
+                       hosts=sum(1 for nm in names if nm.endswith("/cpu.percent")))
+
+
+OPS_KINDS = ("idle", "cron", "campaigns", "fleet", "leak", "outage", "bots", "peak-spike")
+
+
+@dataclass
+class OpsRates:
+    """Per kind: incidents found and called unexplained, harmless events called unexplained, lag error."""
+
+    incidents: int = 0
+    found: int = 0  # an anomaly on the incident's series within its span
+    unexplained: int = 0  # ... with an unexplained alert (the default rule would fire: score >= 0.9, cause
+    #                       unexplained, above the practical floor)
+    false_events: int = 0  # unexplained alert episodes outside every incident (after warm-up)
+    host_days: float = 0.0
+    lag_errors: list[float] = field(default_factory=list)  # |model lag - true lag|, seconds
+
+    def add(self, other: OpsRates) -> None:
+        for k in ("incidents", "found", "unexplained", "false_events", "host_days"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.lag_errors += other.lag_errors
+
+    @property
+    def false_per_host_day(self) -> float:
+        return self.false_events / self.host_days if self.host_days else float("nan")
+
+
+ALERT_SCORE, ALERT_FOR = 0.9, 10.0  # the default unexplained-load rule: threshold and for-duration (s)
+
+
+def evaluate_ops(sc: OpsScenario, detector: str | None = None) -> OpsRates:
+    """Run the live analysis over an ops scenario and count what an operator would have been told."""
+    det = default_detector(sc.tick) if detector is None else default_detector(sc.tick, detector)
+    analyzer = Analyzer(det, sc.specs, sc.tick)
+    n = sc.values.shape[1]
+    hosts = [i for i, nm in enumerate(sc.names) if nm.startswith("host:")]
+    hot = np.zeros((len(sc.names), n), dtype=bool)
+    alert = np.zeros((len(sc.names), n), dtype=bool)
+    last = None
+    for k, res in enumerate(replay(analyzer, sc.ts, sc.names, sc.values, details_every=50)):
+        for r in hosts:
+            if r not in res.explanation:
+                continue
+            hot[r, k] = True
+            c = res.cause.get(r)
+            sig = not (abs(res.size[r]) < res.floor[r])
+            alert[r, k] = (c is not None and c[0] == Cause.UNEXPLAINED and sig
+                           and res.score[r] >= ALERT_SCORE)
+        last = res
+    # the rule fires once its condition has held for ALERT_FOR seconds (at least two ticks)
+    need = 1 + max(1, int(np.ceil(ALERT_FOR / sc.tick)))
+    held = alert.copy()
+    for j in range(1, need):
+        held[:, j:] &= alert[:, :-j]
+        held[:, :j] = False
+    alert = held
+    out = OpsRates(host_days=sc.hosts * (n - sc.warmup) * sc.tick / DAY)
+    guard = np.zeros_like(alert)
+    grace = max(3, int(120 / sc.tick))
+    for series, s, e in sc.incidents:
+        r = sc.names.index(series)
+        out.incidents += 1
+        span = slice(s, min(n, e + grace))
+        out.found += bool(hot[r, span].any())
+        out.unexplained += bool(alert[r, span].any())
+        guard[r, s: min(n, e + grace)] = True
+        # a sustained incident (outage, degraded host, leak) lasts to the end: its end is no new event
+        guard[r, e:] |= alert[r, e:]
+    gap = max(2, int(60 / sc.tick))  # alerts closer than a minute are one event
+    for r in hosts:
+        a = alert[r, sc.warmup:] & ~guard[r, sc.warmup:]
+        idx = np.flatnonzero(a)
+        if idx.size:
+            out.false_events += 1 + int(np.sum(np.diff(idx) > gap))
+    if last is not None:
+        for st in last.campaigns:
+            for p in st.pairs:
+                key = (st.name, f"host:{p.host}/{p.metric}")
+                if p.model is not None and key in sc.lags:
+                    out.lag_errors.append(abs(p.lag_seconds - sc.lags[key]))
+    return out

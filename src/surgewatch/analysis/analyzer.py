@@ -22,6 +22,7 @@ from ..describe import format_value, metric_label
 from ..model import Cause, split_series
 from ..units import format_duration, format_number
 from . import DEFAULT_LIVE_DETECTOR
+from .baseline import SlowBaseline
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .episodes import HOLD_SECONDS, Episodes
@@ -241,6 +242,8 @@ class Analyzer:
         self._sig = Significance.build([], self.floors)
         self._episodes = Episodes(int(np.clip(HOLD_SECONDS / tick, 10, 10**6)))
         self._bursts = RecurringBursts(tick)
+        self._slow = SlowBaseline(tick)
+        self._slow_now: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.campaigns = list(campaigns)
         self.tick = tick
         self.report_score = report_score
@@ -255,6 +258,7 @@ class Analyzer:
         self.residual_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.ticks = 0
         self._ts = 0.0
+        self._column = np.zeros(0)
         self._host_mask = np.zeros(0, dtype=bool)
         self._topo: _Topology | None = None
         self._lags: dict[tuple[int, int], tuple[int, float]] = {}
@@ -286,7 +290,7 @@ class Analyzer:
         With `details` off (offline replays), campaign states carry no per-host pairs and there is no
         forecast table: scores, causes and explanations are the same."""
         det = self.detector.update(column)
-        self._ts = ts
+        self._ts, self._column = ts, column
         topo = self._topology(names, index)
         due = self._due_hosts(topo, window)
         if due:
@@ -296,17 +300,19 @@ class Analyzer:
         score = np.array(det.score, copy=True)
         expected = np.array(det.expected, copy=True)
         residual_z: dict[int, float] = {}
+        modelled = np.zeros(column.shape[0], dtype=bool)
         p = self._packed
         if p.rows.shape[0]:
             use = p.usable & now["mature"] & ~np.isnan(now["rz"])
             if use.any():
                 rows = p.rows[use]
+                modelled[rows] = True
                 expected[rows] = now["expected"][use]
                 rscore = z_to_score(now["rz"][use], RESIDUAL_ONSET, RESIDUAL_SCALE)
                 score[rows] = np.fmax(score[rows], rscore)
                 residual_z = dict(zip(rows.tolist(), now["rz"][use].tolist(), strict=True))
         campaigns = self._campaign_states(topo, window, now, details)
-        score, size = self._episode_step(column, det, score, topo)
+        score, size = self._episode_step(column, det, score, expected, modelled)
         cause: dict[int, tuple[Cause, str | None]] = {}
         explanation: dict[int, str] = {}
         hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
@@ -322,20 +328,25 @@ class Analyzer:
 
     # -- significance, episodes, recurring bursts ------------------------------------------------
 
-    def _episode_step(self, column: np.ndarray, det: DetectorOutput, score: np.ndarray, topo: _Topology
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores with sustained episodes held, and each row's departure in its unit (from the level an
-        episode left, else from the detector's expected value); bursts are tracked for recurrence."""
+    def _episode_step(self, column: np.ndarray, det: DetectorOutput, score: np.ndarray, expected: np.ndarray,
+                      modelled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores with the practical score and sustained episodes folded in, and each row's departure in its
+        unit: from its load model's expected value where one applies, else from its slow (hour-long) baseline.
+        Bursts are tracked for recurrence."""
         rows = column.shape[0]
-        size = self._sig.size(column, det.expected)
+        floor = self._sig.floor[:rows]
+        slow, slow_z = self._slow.step(column)
+        base = np.where(modelled | np.isnan(slow), expected, slow)
+        size = self._sig.size(column, base)
+        practical = np.where(modelled, 0.0, self._slow.score(slow_z, size, floor))
+        self._slow_now = (slow, slow_z, practical)
+        score = np.fmax(score, np.where(np.isnan(score), np.nan, practical))
         with np.errstate(invalid="ignore"):
-            significant = np.abs(size) >= self._sig.floor[:rows]
+            significant = np.abs(size) >= floor
         start_ok = (np.nan_to_num(score, nan=0.0) >= self.report_score) & significant
-        score, held = self._episodes.step(self.ticks, column, score, det.expected, det.z, start_ok)
-        if held.any():
-            base = np.where(held, self._episodes.base[:rows], det.expected)
-            size = self._sig.size(column, base)
-        self._bursts.step(self._ts, size, det.z, self._sig.floor[:rows], self._host_mask[:rows])
+        score, _held = self._episodes.step(self.ticks, column, score, det.expected, det.z, start_ok)
+        z = np.where(modelled | np.isnan(slow_z), det.z, slow_z)
+        self._bursts.step(self._ts, size, z, floor, self._host_mask[:rows])
         return score, size
 
     def _qualify(self, row: int, text: str, c: tuple[Cause, str | None] | None, size: np.ndarray
@@ -354,11 +365,25 @@ class Analyzer:
         if s == s:
             head = f"{head} ({describe_size(kind, s)})"
         rec = self._bursts.verdict.get(row) if c is not None and c[0] == Cause.UNEXPLAINED else None
+        if c is not None and c[0] == Cause.UNEXPLAINED and self._at_usual_level(row, floor):
+            # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
+            return f"{head}; load is at its usual level, traffic is not reaching it; not an incident", None
         if rec is not None and rec.ordinary:
             return f"{head}; {rec.text()}", (Cause.RECURRING, None)
         if rec is not None:
             verdict = f"{rec.text()}; {verdict}"
         return (f"{head}; {verdict}" if verdict else head), c
+
+    def _at_usual_level(self, row: int, floor: float) -> bool:
+        """Whether a row off its load model is still within its floor of the level it had before the episode
+        began: the traffic moved, the load did not (bots, cached pages), unlike an outage where load drops."""
+        if row not in self._packed.pos:
+            return False
+        value = float(self._column[row])
+        held = self._episodes.departure(row, value)
+        if held is None:
+            return False
+        return abs(self._sig.size_of(row, value, held[0])) < floor
 
     # -- topology and refits -------------------------------------------------------------------
 
@@ -736,7 +761,11 @@ class Analyzer:
         label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
         z, base, what = float(det.z[row]), float(det.expected[row]), self.baseline_label
         held = self._episodes.departure(row, value)
-        if held is not None:  # a sustained departure: against the level it left, not the one learned since
+        slow = self._slow_now
+        if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(det.score[row]):
+            # the practical score leads: against the level of the last hour, not the one learned since
+            base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
+        elif held is not None:  # a sustained departure: against the level it left, not the one learned since
             base, z, what = held[0], held[1], "level before it started"
         if z == z:
             side = "above" if z >= 0 else "below"

@@ -4,9 +4,10 @@ Every host row's *bursts* are tracked whatever the detector scores: a burst star
 expected value upwards by at least the practical floor and 3 sigmas, and ends when it falls back below half
 the floor or 1.5 sigmas. Only burst starts cost Python work (rare); the per-tick part is a few vector
 operations. At a burst start at time t the row's earlier starts (kept for up to 15 days, at most 512) are
-searched for a period P with starts near t - P and t - 2P (within 2 % of P or 1.5 ticks): a burst that has
-come twice before on the same schedule is `recurring` ("recurring every 15m, as at 10:15 and 10:30"). A burst
-more than `larger` times the size of those two is not: it stays an anomaly. Periods from `min_period` up to a
+searched for a period P with starts near t - P, t - 2P and t - 3P (within 2 % of P or 1.5 ticks): a burst
+that has come three times before on the same schedule is `recurring` ("recurring every 15m, as at 10:15 and
+10:30", the last two). Three, not two: on a busy host two coincidences in a row are not rare. A burst more than
+`larger` times the size of the largest of those is not recurring: it stays an anomaly. Periods from `min_period` up to a
 week; the shortest matching period wins. Per-row state is an array plus a dict keyed by row.
 """
 
@@ -57,8 +58,9 @@ def _clock(ts: float, period: float) -> str:
 class RecurringBursts:
     """Burst starts per row and the recurrence verdict of each row's current burst."""
 
-    def __init__(self, tick: float, min_period: float = 60.0, larger: float = 2.0) -> None:
+    def __init__(self, tick: float, min_period: float = 60.0, larger: float = 2.0, repeats: int = 3) -> None:
         self.tick = tick
+        self.repeats = max(2, repeats)
         self.min_period = max(min_period, 3 * tick)
         self.larger = larger
         self.active = np.zeros(0, dtype=bool)  # inside a burst
@@ -98,7 +100,7 @@ class RecurringBursts:
         while log and (ts - log[0][0] > KEEP_SECONDS or len(log) >= MAX_STARTS):
             log.pop(0)
         found = None
-        if len(log) >= 2:
+        if len(log) >= self.repeats:
             times = np.array([t for t, _ in log])
             sizes = np.array([s for _, s in log])
             for j in range(len(log) - 1, -1, -1):  # nearest earlier start first: the shortest period
@@ -108,10 +110,10 @@ class RecurringBursts:
                 if period > 7 * 86400 + 3600:
                     break
                 tol = max(0.02 * period, 1.5 * self.tick)
-                k = int(np.argmin(np.abs(times - (ts - 2 * period))))
-                if abs(times[k] - (ts - 2 * period)) <= tol:
-                    usual = float(max(sizes[j], sizes[k]))
-                    found = Recurrence(period, (float(times[k]), float(times[j])), usual, size,
+                hits = [int(np.argmin(np.abs(times - (ts - m * period)))) for m in range(2, self.repeats + 1)]
+                if all(abs(times[k] - (ts - m * period)) <= tol for m, k in enumerate(hits, start=2)):
+                    usual = float(max(sizes[j], *(sizes[k] for k in hits)))
+                    found = Recurrence(period, (float(times[hits[0]]), float(times[j])), usual, size,
                                        size <= self.larger * usual)
                     break
         log.append((ts, size))

@@ -71,6 +71,12 @@ class Significance:
         table = np.array([floors.points, floors.load, floors.relative])
         return cls(kind, per_row, table[kind] if kind.size else np.zeros(0))
 
+    def size_of(self, row: int, value: float, expected: float) -> float:
+        """`size` of one row's value."""
+        v, e = np.full(row + 1, np.nan), np.full(row + 1, np.nan)
+        v[row], e[row] = value, expected
+        return float(self.size(v, e)[row]) if row < self.kind.shape[0] else float("nan")
+
     def size(self, value: np.ndarray, expected: np.ndarray) -> np.ndarray:
         """Signed departure of `value` from `expected` in each row's unit (NaN where either is unknown)."""
         n = min(value.shape[0], self.kind.shape[0])
