@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from surgewatch.analysis.nab import PROFILES, ScoredSet  # noqa: E402
 from surgewatch.analysis.streaming import DETECTORS, SurgeContextDetector, make_streaming_detector  # noqa: E402
 from surgewatch.evaluate import (  # noqa: E402
+    DEFAULT_DETECTOR,
     EvalError,
     load_dataset,
     read_result_scores,
@@ -72,6 +73,50 @@ def held_out(name: str, series: list, ss: ScoredSet, scores: list[np.ndarray]) -
         cells.append(te.tally(te_scores, profile, tr.optimise(tr_scores, profile).threshold).normalised)
     return (f"{name:<18}held-out standard: mean {np.mean(cells):6.2f}, min {np.min(cells):6.2f} over "
             f"{len(cells)} splits ({' '.join(f'{c:.1f}' for c in cells)})")
+
+
+# Candidate settings of the default detector for leave-one-category-out: a few principled knobs (how much the
+# contextual surprise and new extremes count, whether the CUSUM is on), not a fine grid.
+LOCO_GRID: list[tuple[str, dict[str, Any]]] = [
+    (f"w{w:g} x{x:g} c{c:g}", {**DETECTORS["surge-context"], "weight": w, "extreme": x, "cusum": c})
+    for w in (0.3, 0.45, 0.6) for x in (0.0, 0.5) for c in (0.0, 2.5)
+]
+
+
+def _split(series: list, ss: ScoredSet, scores: list[np.ndarray], cats: list[str]
+           ) -> tuple[ScoredSet, list[np.ndarray]]:
+    idx = [i for i, s in enumerate(series) if s.category in cats]
+    return ScoredSet([ss.files[i] for i in idx]), [scores[i] for i in idx]
+
+
+def loco_cells(series: list, ss: ScoredSet, variants: list[list[np.ndarray]]) -> list[tuple[float, int]]:
+    """Per category: (score, chosen variant) with the variant and threshold chosen on the other categories."""
+    cats = sorted({s.category for s in series})
+    profile = PROFILES["standard"]
+    out = []
+    for held in cats:
+        train = [c for c in cats if c != held]
+        best = max(range(len(variants)), key=lambda v: _split(series, ss, variants[v], train)[0]
+                   .optimise(_split(series, ss, variants[v], train)[1], profile).raw)
+        tr, tr_scores = _split(series, ss, variants[best], train)
+        te, te_scores = _split(series, ss, variants[best], [held])
+        out.append((te.tally(te_scores, profile, tr.optimise(tr_scores, profile).threshold).normalised, best))
+    return out
+
+
+def loco_table(series: list, ss: ScoredSet, ours: dict[str, list[list[np.ndarray]]],
+               refs: dict[str, list[np.ndarray]]) -> list[str]:
+    """The leave-one-category-out table (standard profile): each category scored with the parameters and
+    threshold chosen on the other three, for every rotation; reference detectors choose only a threshold."""
+    cats = sorted({s.category for s in series})
+    lines = ["Leave-one-category-out, standard profile (parameters and threshold chosen on the other three "
+             "categories)", f"{'detector':<32}{''.join(f'{c[:12]:>13}' for c in cats)}{'mean':>8}"]
+    for name, variants in [*ours.items(), *((k, [v]) for k, v in refs.items())]:
+        cells = loco_cells(series, ss, variants)
+        chosen = "" if len(variants) == 1 else "  chosen: " + ", ".join(LOCO_GRID[v][0] for _, v in cells)
+        lines.append(f"{name:<32}{''.join(f'{c:>13.2f}' for c, _ in cells)}{np.mean([c for c, _ in cells]):>8.2f}"
+                     + chosen)
+    return lines
 
 
 def run_surge_context(series: list, **kwargs: Any) -> list[np.ndarray]:
@@ -135,6 +180,8 @@ def main() -> int:
     p.add_argument("--reference", help="NAB results directory (default: DATA_DIR/../results)")
     p.add_argument("--detectors", default="surge,surge-context,surge-level,robust-z")
     p.add_argument("--ablate", action="store_true", help="also score surge-context without each of its parts")
+    p.add_argument("--no-grid", action="store_true",
+                   help="leave-one-category-out with the shipped parameters only (no per-rotation choice)")
     args = p.parse_args()
     data, labels = Path(args.data_dir), Path(args.labels)
     ref_dir = Path(args.reference) if args.reference else data.parent / "results"
@@ -171,6 +218,22 @@ def main() -> int:
     print("FP % = false-positive rows / rows outside every window (after probation), at that threshold")
     print()
     print("\n".join(held))
+    print()
+    refs = {}
+    if ref_dir.is_dir():
+        for d in ("ARTime", "numenta"):
+            try:
+                refs[d] = read_result_scores(ref_dir, d, series)
+            except EvalError:
+                continue
+    shipped = run_detector(DEFAULT_DETECTOR, series)
+    ours = {f"{DEFAULT_DETECTOR} (shipped parameters)": [shipped]}
+    if not args.no_grid:
+        t0 = time.perf_counter()
+        ours[f"{DEFAULT_DETECTOR} ({len(LOCO_GRID)} candidate settings)"] = [
+            run_surge_context(series, **kw) for _, kw in LOCO_GRID]
+        print(f"(grid of {len(LOCO_GRID)} settings scored in {time.perf_counter() - t0:.0f} s)")
+    print("\n".join(loco_table(series, ss, ours, refs)))
     print()
     if args.ablate:
         print("\n".join(ablation(series, ss)))

@@ -179,22 +179,25 @@ class SurgeDetector:
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
-        cells = np.zeros((rows, width, 3))
+        cells = np.zeros((width, rows, 3))  # bin-major: one bin of every series is contiguous
         if old:
             smooth[:, :old] = self.smooth[:, :old]
             q[:, :old] = self.q[:, :old]
             cus[:, :old] = self.cus[:, :old]
             clock[:old] = self.clock[:old]
-            w0 = self.cells.shape[1]
-            cells[:old, :w0] = self.cells[:old]
+            clock[old:] = self.clock[0]  # new series join the time of day of the existing ones
+            w0 = self.cells.shape[0]
+            cells[:w0, :old] = self.cells[:, :old]
         self.smooth: np.ndarray = smooth
         self.q: np.ndarray = q
         self.cus: np.ndarray = cus
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
         self.period: np.ndarray = period
         self.bins: np.ndarray = bins
-        # per series and daily bin: [offset from the level, days seen, EW mean absolute residual]
+        # per daily bin and series: [offset from the level, days seen, EW mean absolute residual]
         self.cells: np.ndarray = cells
+        # one period for all: every series is in the same daily bin at every tick (one contiguous slice)
+        self._aligned = bool(rows) and bool((period == period[0]).all())
         self._seasonal = bool((self.period > 0).any())
         self._per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0)
         self._index = np.arange(rows)
@@ -214,9 +217,14 @@ class SurgeDetector:
             base = scale
             if self._seasonal:
                 p = np.maximum(self.period[:rows], 1)
-                phase = (self.clock[:rows] % p) * self.bins[:rows] // p
                 idx = self._index[:rows]
-                cell = self.cells[idx, phase]
+                if self._aligned and rows == self._rows:
+                    p0 = int(p[0])
+                    phase: int | np.ndarray = int(self.clock[0] % p0) * int(self.bins[0]) // p0
+                    cell = self.cells[phase, :rows]
+                else:
+                    phase = (self.clock[:rows] % p) * self.bins[:rows] // p
+                    cell = self.cells[phase, idx]
                 offset, visits, spread = cell[:, 0], cell[:, 1], cell[:, 2]
                 expected = level + offset
                 if self.seasonal_scale:
@@ -280,7 +288,10 @@ class SurgeDetector:
                     (offset + g * d, visits + 1.0, spread + g * (np.minimum(ar, cap) - spread)), axis=1)
                 new_cell = np.where(learn[:, None], new_cell, cell)
                 new_cell[:, 1] = np.where(valid & (self.period[:rows] > 0), visits + 1.0, visits)
-                self.cells[idx, phase] = new_cell
+                if isinstance(phase, int):
+                    self.cells[phase, :rows] = new_cell
+                else:
+                    self.cells[phase, idx] = new_cell
             level[:] = np.where(seen, new_level, np.where(valid, x, level))
             scale[:] = np.where(seen, new_scale, scale)
             longrun[:] = np.where(seen, new_long, longrun)
