@@ -37,6 +37,7 @@ def state(score: float = 7.25) -> ExportState:
         outbox_dead={"webhook-abc": 2},
         source_up={"web-1": True, "site": False},
         ts=1_795_000_000.0,
+        detector="surge-context",
     )
 
 
@@ -71,6 +72,7 @@ def test_metrics_show_values_scores_campaigns_models_and_alerts() -> None:
                       "metric": "visitors"}.items())
     assert got[("surgewatch_series_stale", camp)] == 1.0
     assert ("surgewatch_anomaly_score", camp) not in got  # no score: no sample rather than a fake 0
+    assert got[("surgewatch_detector_info", frozenset({("detector", "surge-context")}))] == 1.0
 
 
 def test_non_finite_numbers_are_left_out() -> None:

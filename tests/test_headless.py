@@ -316,6 +316,9 @@ def test_export_serves_metrics_with_alert_states(tmp_path: Path, stats: Stats) -
 
         body = d.wait_for(scrape, "the alert in /metrics")
         assert 'surgewatch_value{kind="traffic",metric="visitors",name="api",series="traffic:api/visitors"}' in body
+        from surgewatch.analysis import DEFAULT_LIVE_DETECTOR
+
+        assert f'surgewatch_detector_info{{detector="{DEFAULT_LIVE_DETECTOR}"}} 1.0' in body
         rc, _ = d.stop()
     finally:
         d.kill()

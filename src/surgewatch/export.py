@@ -90,6 +90,7 @@ class ExportState:
     source_up: Mapping[str, bool] = field(default_factory=dict)
     ts: float | None = None
     outbox_dead: Mapping[str, int] = field(default_factory=dict)  # dead letters per sink
+    detector: str | None = None  # the anomaly detector the engine runs
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -152,7 +153,8 @@ class SurgewatchCollector:
         names = ["series", "kind", "name", "metric"]
         value = GaugeMetricFamily("surgewatch_value", "Latest value of each series", labels=names)
         score = GaugeMetricFamily("surgewatch_anomaly_score",
-                                  "Anomaly score of each series (robust z-score; 0 is normal)", labels=names)
+                                  "Anomaly score of each series (0 normal .. 1; see surgewatch_detector_info)",
+                                  labels=names)
         expected = GaugeMetricFamily("surgewatch_expected", "Value analysis expects for each series",
                                      labels=names)
         stale = GaugeMetricFamily("surgewatch_series_stale", "1 if the series' source stopped answering",
@@ -241,6 +243,11 @@ class SurgewatchCollector:
         for src, ok in sorted(state.source_up.items()):
             up.add_metric([src], 1.0 if ok else 0.0)
         yield from (pending, dead, up)
+        if state.detector is not None:
+            info = GaugeMetricFamily("surgewatch_detector_info", "The anomaly detector analysis runs (always 1)",
+                                     labels=["detector"])
+            info.add_metric([state.detector], 1.0)
+            yield info
         if state.ts is not None:
             ts = GaugeMetricFamily("surgewatch_snapshot_timestamp_seconds",
                                    "When the engine took this snapshot")

@@ -74,7 +74,8 @@ class ExportFeed:
             self._backlog = {b.sink: b.pending for b in eng.dispatcher.backlog()}
             self._dead = eng.dispatcher.dead_letters()
         up = {h.name: bool(h.ok and not h.stale(now)) for h in eng.collector.health.values()}
-        return ExportState(series, campaigns, models, alerts, dict(self._backlog), up, now, dict(self._dead))
+        return ExportState(series, campaigns, models, alerts, dict(self._backlog), up, now, dict(self._dead),
+                           eng.detector_name)
 
 
 def _padded(arr: np.ndarray | None, n: int) -> list[float]:
