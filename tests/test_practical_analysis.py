@@ -105,6 +105,6 @@ def test_a_rule_floor_overrides_the_monitor_floor() -> None:
 
 @pytest.mark.parametrize("kind", OPS_KINDS)
 def test_ops_scenarios_call_incidents_unexplained_and_harmless_events_not(kind: str) -> None:
-    r = evaluate_ops(ops_scenario(kind, seed=3, tick=10.0, hours=6.0))
+    r = evaluate_ops(ops_scenario(kind, seed=3, tick=20.0, hours=5.0 if kind == "cron" else 4.0))
     assert r.unexplained == r.incidents
     assert r.false_events == 0

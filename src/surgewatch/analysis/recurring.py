@@ -4,10 +4,12 @@ Every host row's *bursts* are tracked whatever the detector scores: a burst star
 expected value upwards by at least the practical floor and 3 sigmas, and ends when it falls back below half
 the floor or 1.5 sigmas. Only burst starts cost Python work (rare); the per-tick part is a few vector
 operations. At a burst start at time t the row's earlier starts (kept for up to 15 days, at most 512) are
-searched for a period P with starts near t - P, t - 2P and t - 3P (within 2 % of P or 1.5 ticks): a burst
-that has come three times before on the same schedule is `recurring` ("recurring every 15m, as at 10:15 and
-10:30", the last two). Three, not two: on a busy host two coincidences in a row are not rare. A burst more than
-`larger` times the size of the largest of those is not recurring: it stays an anomaly. Periods from `min_period` up to a
+searched for a period P with starts of a similar size (within a factor `larger`) near t - P, t - 2P and t - 3P
+(within 1 % of P or 1.5 ticks): a burst that has come three times before on the same schedule is `recurring`
+("recurring every 15m, as at 10:15 and 10:30", the last two). Three, not two, and of a similar size: on a busy
+host (a 15-minute job and an hourly one) looser rules find coincidences. A burst on such a schedule but more
+than `larger` times the size of the earlier runs is not recurring: it stays an anomaly ("..., but 2.4x its
+usual size"). Periods from `min_period` up to a
 week; the shortest matching period wins. Per-row state is an array plus a dict keyed by row.
 """
 
@@ -103,18 +105,31 @@ class RecurringBursts:
         if len(log) >= self.repeats:
             times = np.array([t for t, _ in log])
             sizes = np.array([s for _, s in log])
-            for j in range(len(log) - 1, -1, -1):  # nearest earlier start first: the shortest period
-                period = ts - times[j]
-                if period < self.min_period:
-                    continue
-                if period > 7 * 86400 + 3600:
-                    break
-                tol = max(0.02 * period, 1.5 * self.tick)
-                hits = [int(np.argmin(np.abs(times - (ts - m * period)))) for m in range(2, self.repeats + 1)]
-                if all(abs(times[k] - (ts - m * period)) <= tol for m, k in enumerate(hits, start=2)):
-                    usual = float(max(sizes[j], *(sizes[k] for k in hits)))
-                    found = Recurrence(period, (float(times[hits[0]]), float(times[j])), usual, size,
-                                       size <= self.larger * usual)
-                    break
+            like = (sizes * self.larger >= size) & (sizes <= size * self.larger)  # bursts of this size
+            found = self._match(ts, times, sizes, like, size, True)
+            if found is None:  # the same schedule, but every earlier run far smaller: still an anomaly
+                found = self._match(ts, times, sizes, sizes * self.larger < size, size, False)
         log.append((ts, size))
         return found
+
+    def _match(self, ts: float, times: np.ndarray, sizes: np.ndarray, usable: np.ndarray, size: float,
+               ordinary: bool) -> Recurrence | None:
+        """The shortest period P with usable earlier starts near ts - P, ts - 2P, ..., ts - repeats·P."""
+        t_ok, s_ok = times[usable], sizes[usable]
+        if t_ok.shape[0] < self.repeats:
+            return None
+        for j in range(t_ok.shape[0] - 1, -1, -1):  # nearest earlier start first: the shortest period
+            period = ts - float(t_ok[j])
+            if period < self.min_period:
+                continue
+            if period > 7 * 86400 + 3600:
+                break
+            tol = max(0.01 * period, 1.5 * self.tick)
+            hits = [int(np.argmin(np.abs(t_ok - (ts - m * period)))) for m in range(2, self.repeats + 1)]
+            if all(abs(t_ok[k] - (ts - m * period)) <= tol for m, k in enumerate(hits, start=2)):
+                matched = s_ok[[j, *hits]]
+                if not ordinary and matched.max() > self.larger * matched.min():
+                    continue  # a far larger burst needs a consistent schedule of smaller ones behind it
+                return Recurrence(period, (float(t_ok[hits[0]]), float(t_ok[j])), float(np.median(matched)), size,
+                                  ordinary)
+        return None
