@@ -24,7 +24,7 @@ from surgewatch.defaults import resolve_config, set_record_path
 from surgewatch.engine import Engine, EngineOptions
 from surgewatch.recording.format import FORMAT_VERSION, RecordingError, decode_block, encode_block
 from surgewatch.recording.reader import Recording, read_series
-from surgewatch.recording.replay import ReplayDispatcher
+from surgewatch.recording.replay import ReplayDispatcher, ReplayDriver
 from surgewatch.recording.writer import Recorder, RecordingWriter
 from surgewatch.sources.base import Reading, SourceError
 
@@ -341,3 +341,27 @@ def test_a_config_reload_is_recorded_and_replayed_where_it_happened(tmp_path: Pa
     assert main(["replay", str(path), "--headless"]) == 0
     replayed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [{k: v for k, v in a.items() if k != "key"} for a in replayed] == live
+
+
+def test_replay_of_a_recording_whose_clock_stepped_back_drops_those_ticks_with_one_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rec.swrec"
+    engine = _engine(path)
+    t0 = 1_700_000_000.0
+    stamps = [t0 + k for k in range(40)] + [t0 + 29 + k for k in range(10)] + [t0 + 40 + k for k in range(30)]
+    h = engine.collector.health["host:web-1"]
+    for k, t in enumerate(stamps):  # the clock steps back 10 s after 40 ticks (NTP)
+        h.ok, h.last_success = True, t
+        engine.collector.pending = {"host:web-1/cpu.percent": 20.0 + k % 3, "host:web-1/mem.percent": 40.0}
+        engine.tick(t)
+    for listener in engine._tick_listeners:
+        listener.close()
+    capsys.readouterr()
+    assert main(["replay", str(path), "--headless"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "stepped back" in line]
+    assert len(notes) == 1 and "10 ticks stamped before a tick already played dropped" in notes[0]
+    with Recording(str(path)) as rec:
+        driver = ReplayDriver(rec, engine.config, speed=float("inf"))
+        driver.play_all()
+        assert driver.position == stamps[-1] and driver.timeline.size == 70

@@ -339,15 +339,16 @@ class Analyzer:
         slow, slow_z = self._slow.step(column)
         base = np.where(modelled | np.isnan(slow), expected, slow)
         size = self._sig.size(column, base)
-        practical = np.where(modelled, 0.0, self._slow.score(slow_z, size, floor))
+        hosts = self._host_mask[:rows]
+        practical = np.where(modelled | ~hosts, 0.0, self._slow.score(slow_z, size, floor))
         self._slow_now = (slow, slow_z, practical)
         score = np.fmax(score, np.where(np.isnan(score), np.nan, practical))
         with np.errstate(invalid="ignore"):
             significant = np.abs(size) >= floor
-        start_ok = (np.nan_to_num(score, nan=0.0) >= self.report_score) & significant
+        start_ok = (np.nan_to_num(score, nan=0.0) >= self.report_score) & significant & hosts
         score, _held = self._episodes.step(self.ticks, column, score, det.expected, det.z, start_ok)
         z = np.where(modelled | np.isnan(slow_z), det.z, slow_z)
-        self._bursts.step(self._ts, size, z, floor, self._host_mask[:rows])
+        self._bursts.step(self._ts, size, z, floor, hosts)
         return score, size
 
     def _qualify(self, row: int, text: str, c: tuple[Cause, str | None] | None, size: np.ndarray
@@ -360,9 +361,9 @@ class Analyzer:
         head, sep, verdict = text.rpartition("; ")
         if not sep:
             head, verdict = text, ""
-        if s == s and abs(s) < floor:
-            verdict = f"{verdict}, too small to alert" if verdict else "too small to alert"
-            return f"{head} ({describe_size(kind, s, floor)}); {verdict}", c
+        if s == s and abs(s) < floor:  # the reason no anomaly rule fires on it
+            return (f"{head} ({describe_size(kind, s, floor)}); {verdict}" if verdict else
+                    f"{head} ({describe_size(kind, s, floor)})"), c
         if s == s:
             head = f"{head} ({describe_size(kind, s)})"
         rec = self._bursts.verdict.get(row) if c is not None and c[0] == Cause.UNEXPLAINED else None

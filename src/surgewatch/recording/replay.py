@@ -108,9 +108,17 @@ class ReplayDriver:
         # With the recorded config, a daemon's config reloads (SIGHUP) are replayed where they happened.
         self._reloads = rec.events("config", end=end) if follow_reloads else []
         self._until = end
-        self.timeline = rec.timestamps(None, end)  # live ticks are streamed from the file as they play
-        if not self.timeline.size:
+        raw = rec.timestamps(None, end)  # live ticks are streamed from the file as they play
+        if not raw.size:
             raise RecordingError(f"{rec.path}: no recorded ticks in the chosen range")
+        # A clock that stepped back while recording (NTP, a VM restored): the ticks stamped before a tick
+        # already played are dropped, so that replayed time only moves forward (seek and --from rely on it).
+        self._stepped_back = raw < np.maximum.accumulate(raw)
+        self.timeline = raw[~self._stepped_back]
+        dropped = int(self._stepped_back.sum())
+        self.notes: list[str] = [] if not dropped else [
+            f"{rec.path}: the clock stepped back while recording: {dropped} tick{'s' if dropped != 1 else ''} "
+            "stamped before a tick already played dropped"]
         # The history backfilled when recording started; a later session appended to the same file brought
         # its own, which is not replayed (its live ticks continue the timeline).
         self._backfill = [t for t in rec.ticks(None, float(self.timeline[0]), kinds=(BACKFILL,))
@@ -151,7 +159,7 @@ class ReplayDriver:
             self.engine.__dict__.update(fresh.__dict__)
             self.engine.__dict__.update(keep)
         self._i = 0
-        self._stream = self.rec.ticks(None, self._until, kinds=(LIVE,))
+        self._stream = self._forward(self.rec.ticks(None, self._until, kinds=(LIVE,)))
         self._k = 0  # next sources event
         self._r = 0  # next config reload
         self.position = self._backfill[-1].ts if self._backfill else float(self.timeline[0])
@@ -210,6 +218,12 @@ class ReplayDriver:
                 else:
                     h.ok, h.error, h.last_success = True, errors.get(name), ts
             self._k += 1
+
+    def _forward(self, ticks: Iterator[Tick]) -> Iterator[Tick]:
+        """The recorded ticks without those stamped before a tick already played."""
+        for k, tick in enumerate(ticks):
+            if k >= self._stepped_back.shape[0] or not self._stepped_back[k]:
+                yield tick
 
     def _play(self) -> list[AlertEvent]:
         tick = next(self._stream, None)

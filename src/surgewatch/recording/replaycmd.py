@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         except (RecordingError, OSError) as exc:
             print(f"surgewatch: {exc}", file=sys.stderr)
             return 2
+        for note in driver.notes:
+            print(f"surgewatch: replay: warning: {note}", file=sys.stderr)
         if args.headless:
             min_sev = min((s.min_severity for s in stdout_sinks), default=None)
             return asyncio.run(_headless(driver, min_sev))
