@@ -35,6 +35,7 @@ from .significance import Floors, Significance, describe_size
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
 LIFTED = 1.5  # traffic at least this multiple of its baseline counts as a campaign surge
+STILL_LIFTED = 1.2  # a load model credits a campaign only while some traffic is at least this far above baseline
 # A model explains a traffic level once it has seen about that level (and stayed put) this long: about a minute,
 # counted in ticks within bounds so that a fast tick (a sped-up demo) or a slow one keeps sensible statistics.
 MIN_SUPPORT_SECONDS, MIN_SUPPORT_TICKS = 60.0, (10, 30)
@@ -797,6 +798,9 @@ class Analyzer:
                          f"{self._traffic_text(m, now['x'][i], topo, lifts)}")
             if bool(now["mature"][i]) and rz == rz:
                 if abs(rz) < self.residual_limit:
+                    if not any(v == v and v >= STILL_LIFTED for v in lifts.values()):
+                        # traffic is back at its baseline: no campaign to credit (hours after one faded)
+                        return f"{label} — {model_txt}; as expected at baseline traffic", None
                     return f"{label} — {model_txt}; explained", (Cause.CAMPAIGN, self._name_for(m, topo, lifts))
                 side = "above" if rz > 0 else "below"
                 return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",
