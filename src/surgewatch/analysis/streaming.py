@@ -47,6 +47,7 @@ from .detectors import DetectorOutput
 from .onset import Onset
 
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
+WARM_TICKS = 120  # past ticks `warm` learns from (each costs one update): 4x the points before a score
 
 
 class ConstantDetector:
@@ -324,8 +325,9 @@ class SurgeDetector:
         return np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
 
     def warm(self, history: np.ndarray) -> None:
-        """Learn from past values ([series, time], oldest first) without keeping their scores."""
-        for k in range(history.shape[1]):
+        """Learn from the last WARM_TICKS past values ([series, time], oldest first) without keeping their
+        scores: enough to calibrate, and cheap enough that a dashboard backfilled with history starts at once."""
+        for k in range(max(0, history.shape[1] - WARM_TICKS), history.shape[1]):
             self.update(history[:, k])
 
 
@@ -380,8 +382,9 @@ class SurgeContextDetector:
         self._onset.forget_rows(rows)
 
     def warm(self, history: np.ndarray) -> None:
-        """Learn from past values ([series, time], oldest first) without keeping their scores."""
-        for k in range(history.shape[1]):
+        """Learn from the last WARM_TICKS past values ([series, time], oldest first) without keeping their
+        scores: enough to calibrate, and cheap enough that a dashboard backfilled with history starts at once."""
+        for k in range(max(0, history.shape[1] - WARM_TICKS), history.shape[1]):
             self.update(history[:, k])
 
 
