@@ -250,7 +250,8 @@ class Analyzer:
         self.tick = tick
         self.report_score = report_score
         self.refit_every = max(1, refit_every)
-        self.fit_ticks = max(30, int(fit_window / tick))
+        # at least 120 ticks: at a 60 s tick half an hour is too little to see a launch against its baseline
+        self.fit_ticks = max(120, int(fit_window / tick))
         self.max_lag_ticks = max(1, min(int(max_lag / tick), self.fit_ticks // 3))
         self.metrics = None if metrics is None else tuple(metrics)
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
