@@ -132,9 +132,12 @@ def test_a_forgotten_row_judges_a_new_series_as_a_fresh_detector_would(name: str
     for k in range(old.shape[1]):
         reused.update(old[:, k])
     reused.forget_rows(np.array([0]))  # type: ignore[attr-defined]
+    # fresh: a row that never had a sample, at the same time of day (daily profiles are by time of day)
     fresh = make_detector(name, tick_seconds=2.0)
+    for k in range(old.shape[1]):
+        fresh.update(np.array([np.nan, old[1, k]]))
     for k, x in enumerate(new):
         got = reused.update(np.array([x, old[1, k % old.shape[1]]]))
-        want = fresh.update(np.array([x]))
+        want = fresh.update(np.array([x, old[1, k % old.shape[1]]]))
         for field in ("score", "z", "expected", "low", "high"):
             np.testing.assert_allclose(getattr(got, field)[0], getattr(want, field)[0], err_msg=f"{field} at {k}")

@@ -84,8 +84,8 @@ def test_recurrence_needs_three_earlier_starts_on_one_period() -> None:
         verdict = rb.verdict.get(0)
         assert (verdict is not None) == (k == 3)
         rb.step(t + 5, down, down, one, np.array([True]))
-    rb.keep(np.array([False]))
-    assert rb.starts == {} and rb.active.shape == (0,)
+    rb.forget_rows(np.array([0]))
+    assert rb.starts == {} and rb.verdict == {} and not rb.active.any()
 
 
 def test_a_rule_floor_overrides_the_monitor_floor() -> None:

@@ -38,10 +38,10 @@ class SlowBaseline:
             self.scale = np.concatenate([self.scale, np.zeros(rows - old)])
             self.n = np.concatenate([self.n, np.zeros(rows - old)])
 
-    def keep(self, mask: np.ndarray) -> None:
-        """Keep only the rows where `mask` is true, in order (after the store forgot the others)."""
-        k = min(mask.shape[0], self.level.shape[0])
-        self.level, self.scale, self.n = (a[:k][mask[:k]] for a in (self.level, self.scale, self.n))
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
+        rows = rows[rows < self.level.shape[0]]
+        self.level[rows] = self.scale[rows] = self.n[rows] = 0.0
 
     def step(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(expected level, z in sigmas) of each row before this tick (NaN until `min_points` samples)."""

@@ -39,11 +39,10 @@ class Episodes:
             out[:old] = cur
             setattr(self, name, out)
 
-    def keep(self, mask: np.ndarray) -> None:
-        """Keep only the rows where `mask` is true (after the store forgot the others), in order."""
-        n = min(mask.shape[0], self.base.shape[0])
-        for name in self._FIELDS:
-            setattr(self, name, getattr(self, name)[:n][mask[:n]])
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no episode)."""
+        rows = rows[rows < self.base.shape[0]]
+        self.base[rows] = np.nan
 
     def step(self, tick: int, value: np.ndarray, score: np.ndarray, expected: np.ndarray, z: np.ndarray,
              start_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -69,13 +69,12 @@ class RecurringBursts:
         self.starts: dict[int, list[tuple[float, float]]] = {}  # row -> [(ts, size)], oldest first
         self.verdict: dict[int, Recurrence | None] = {}  # row -> verdict of its current burst
 
-    def keep(self, mask: np.ndarray) -> None:
-        """Keep only the rows where `mask` is true, renumbered in order (after the store forgot the others)."""
-        n = min(mask.shape[0], self.active.shape[0])
-        new = np.cumsum(mask) - 1
-        self.active = self.active[:n][mask[:n]]
-        self.starts = {int(new[r]): v for r, v in self.starts.items() if r < mask.shape[0] and mask[r]}
-        self.verdict = {int(new[r]): v for r, v in self.verdict.items() if r < mask.shape[0] and mask[r]}
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Forget rows: evicted series, whose rows a new series may take (it starts with no bursts)."""
+        self.active[rows[rows < self.active.shape[0]]] = False
+        for r in rows.tolist():
+            self.starts.pop(r, None)
+            self.verdict.pop(r, None)
 
     def step(self, ts: float, size: np.ndarray, z: np.ndarray, floor: np.ndarray, watch: np.ndarray) -> None:
         """Advance every row one tick: `size` in floor units, `z` in sigmas, only rows where `watch`."""

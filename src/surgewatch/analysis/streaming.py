@@ -316,8 +316,8 @@ class SurgeDetector:
         self.smooth[:, rows] = 0.0
         self.q[:, rows] = self._q0
         self.cus[:2, rows], self.cus[2, rows] = 0.0, self._q0
-        self.clock[rows] = 0
-        self.cells[rows] = 0.0
+        # the clock is the time of day, shared by every series (a new one joins it, as in _alloc)
+        self.cells[:, rows] = 0.0
         self._onset.forget_rows(rows)
 
     def _mapped(self, ratio: np.ndarray) -> np.ndarray:
