@@ -76,7 +76,7 @@ async def test_overview_shows_campaign_host_alerts_and_status(demo: Engine) -> N
         await advance(demo, 2)
         await pilot.pause()
         text = screen_text(app)
-        assert "demo-launch" in text and "DEMO" in text
+        assert "demo-laun" in text and "DEMO" in text  # the 80-column campaign cell may truncate the name
         assert "demo-web" in text
         assert "ALERTS" in text
         assert "sources 2/2 up" in text
@@ -258,12 +258,13 @@ async def test_a_acknowledges_the_newest_firing_alert_and_it_is_dimmed(tmp_path:
     app = make_app(engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        firing = [a for a in app.snapshot.alerts if a.state == "firing" and a.rule == "cpu-high"]  # type: ignore
-        assert firing
+        firing = [a for a in app.snapshot.alerts if a.state == "firing"]  # type: ignore
+        assert any(a.rule == "cpu-high" for a in firing)
+        newest = max(firing, key=lambda a: a.since)  # by then the demo's spike fired unexplained-load too
         await pilot.press("a")
         await pilot.pause()
         acked = {a.fingerprint for a in engine.snapshot().alerts if a.acked}
-        assert firing[0].fingerprint in acked
+        assert newest.fingerprint in acked
         assert "(ack)" in screen_text(app)
 
 
