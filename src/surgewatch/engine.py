@@ -232,11 +232,9 @@ class Engine:
         self.backfill(ts, merged)
 
     def backfill(self, ts: Sequence[float], merged: Mapping[str, Sequence[float]]) -> None:
-        """Put past ticks into the store and warm the detector on them (the demo's history, a replay's)."""
+        """Put past ticks into the store and warm analysis on them (the demo's history, a replay's)."""
         self.store.backfill(ts, dict(merged))
-        warm = getattr(self.detector, "warm", None)
-        if warm is not None:
-            warm(self.store.last_n(len(ts))[1])
+        self.analyzer.warm(self.store.last_n(len(ts))[1])
         for listener in self._tick_listeners:
             listener.on_backfill(ts, merged)
 

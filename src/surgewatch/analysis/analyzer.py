@@ -331,6 +331,16 @@ class Analyzer:
 
     # -- significance, episodes, recurring bursts ------------------------------------------------
 
+    def warm(self, history: np.ndarray) -> None:
+        """Learn from past values ([series, time], oldest first): the detector (if it can) and the slow
+        baselines, so that a backfilled history (the demo's, a replay's) is normal from the first tick."""
+        warm = getattr(self.detector, "warm", None)
+        if warm is not None:
+            warm(history)
+        for k in range(history.shape[1]):
+            self._slow.step(history[:, k])
+
+
     def _episode_step(self, column: np.ndarray, det: DetectorOutput, score: np.ndarray, expected: np.ndarray,
                       modelled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores with the practical score and sustained episodes folded in, and each row's departure in its
@@ -342,7 +352,7 @@ class Analyzer:
         base = np.where(modelled | np.isnan(slow), expected, slow)
         size = self._sig.size(column, base)
         hosts = self._host_mask[:rows]
-        practical = np.where(modelled | ~hosts, 0.0, self._slow.score(slow_z, size, floor))
+        practical = np.where(modelled, 0.0, self._slow.score(slow_z, size, floor))
         self._slow_now = (slow, slow_z, practical)
         score = np.fmax(score, np.where(np.isnan(score), np.nan, practical))
         with np.errstate(invalid="ignore"):
