@@ -126,3 +126,22 @@ def test_the_engine_runs_the_configured_detector_and_records_its_name() -> None:
     engine = Engine(cfg, EngineOptions(dispatcher=None), sources=[])
     assert engine.detector_name == "surge-level" and engine.detector.name == "surge-level"
     assert Engine(cfg, EngineOptions(detector="robust-z"), sources=[]).detector.name == "robust-z"
+
+
+def test_practical_significance_floors_are_read_from_monitor_and_rules() -> None:
+    cfg = parse_config('[monitor]\nfloor_points = 8\nfloor_load = 1\nfloor_relative = 0.25\n'
+                       '[[rule]]\nname = "u"\nseries = "host:*/cpu.percent"\nanomaly = "unexplained"\nfloor = 2\n',
+                       "c.toml", {})
+    assert (cfg.monitor.floor_points, cfg.monitor.floor_load, cfg.monitor.floor_relative) == (8.0, 1.0, 0.25)
+    assert cfg.rules[0].floor == 2.0
+    default = parse_config("[monitor]\n", "c.toml", {}).monitor
+    assert (default.floor_points, default.floor_load, default.floor_relative) == (5.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[monitor]\nfloor_points = -1\n', "floor_points"),
+    ('[monitor]\nfloor_relative = "big"\n', "floor_relative"),
+    ('[[rule]]\nname = "t"\nseries = "host:*/cpu.percent"\nabove = 90\nfloor = 5\n', "floor only applies to anomaly"),
+])
+def test_bad_floors_are_one_line_errors(text: str, expected: str) -> None:
+    assert expected in error_of(text)
