@@ -108,3 +108,17 @@ def test_ops_scenarios_call_incidents_unexplained_and_harmless_events_not(kind: 
     r = evaluate_ops(ops_scenario(kind, seed=3, tick=20.0, hours=5.0 if kind == "cron" else 4.0))
     assert r.unexplained == r.incidents
     assert r.false_events == 0
+
+
+@pytest.mark.parametrize(("period", "text"), [(86400.0, "recurring every 1d"), (7 * 86400.0, "recurring every 1w")])
+def test_a_nightly_or_weekly_burst_is_recurring_from_its_fourth_run(period: float, text: str) -> None:
+    rb = RecurringBursts(tick=60.0)
+    watch, one = np.array([True]), np.ones(1)
+    up, down = np.array([30.0]), np.array([0.0])
+    for k in range(4):
+        t = T0 + k * period + (90.0 if k == 2 else 0.0)  # a run a minute and a half late is still on schedule
+        rb.step(t, up, up, one, watch)
+        verdict = rb.verdict.get(0)
+        assert (verdict is not None) == (k == 3)
+        rb.step(t + 1800.0, down, down, one, watch)
+    assert verdict is not None and verdict.ordinary and verdict.text().startswith(text)

@@ -3,7 +3,7 @@
 Every host row's *bursts* are tracked whatever the detector scores: a burst starts when the value leaves its
 expected value upwards by at least the practical floor and 3 sigmas, and ends when it falls back below half
 the floor or 1.5 sigmas. Only burst starts cost Python work (rare); the per-tick part is a few vector
-operations. At a burst start at time t the row's earlier starts (kept for up to 15 days, at most 512) are
+operations. At a burst start at time t the row's earlier starts (kept for up to 22 days, at most 512) are
 searched for a period P with starts of a similar size (within a factor `larger`) near t - P, t - 2P and t - 3P
 (within 1 % of P or 1.5 ticks): a burst that has come three times before on the same schedule is `recurring`
 ("recurring every 15m, as at 10:15 and 10:30", the last two). Three, not two, and of a similar size: on a busy
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..units import format_duration
 
-KEEP_SECONDS = 15 * 86400.0
+KEEP_SECONDS = 22 * 86400.0  # a weekly job needs its last three runs
 MAX_STARTS = 512
 
 
@@ -45,14 +45,14 @@ class Recurrence:
 
 def _period_text(p: float) -> str:
     for unit, name in ((7 * 86400, "w"), (86400, "d"), (3600, "h"), (60, "m")):
-        if p >= unit and abs(p / unit - round(p / unit)) * unit <= max(0.02 * p, 1.0):
+        if p >= 0.98 * unit and abs(p / unit - round(p / unit)) * unit <= max(0.02 * p, 1.0):
             return f"{round(p / unit)}{name}"
     return format_duration(p)
 
 
 def _clock(ts: float, period: float) -> str:
     t = time.localtime(ts)
-    if period >= 86400:
+    if period >= 0.98 * 86400:
         return time.strftime("%a %H:%M", t)
     return time.strftime("%H:%M:%S" if period < 300 else "%H:%M", t)
 
