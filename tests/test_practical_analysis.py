@@ -122,3 +122,14 @@ def test_a_nightly_or_weekly_burst_is_recurring_from_its_fourth_run(period: floa
         assert (verdict is not None) == (k == 3)
         rb.step(t + 1800.0, down, down, one, watch)
     assert verdict is not None and verdict.ordinary and verdict.text().startswith(text)
+
+
+def test_a_busy_host_going_quiet_is_not_held_as_an_incident_but_a_busy_spell_is() -> None:
+    rng = np.random.default_rng(8)
+    quiet_after_build = np.concatenate([95.0 + rng.normal(0, 1.0, 400), 3.0 + rng.normal(0, 0.3, 200)])
+    res = run(quiet_after_build[None, :], ["host:ci/cpu.percent"], 10.0)
+    held = [r.score[0] >= 0.9 and r.cause.get(0, (None,))[0] == Cause.UNEXPLAINED for r in res[400:]]
+    assert sum(held) <= 1  # at most the detector's one onset score, never held for a `for` duration
+    busy = np.concatenate([3.0 + rng.normal(0, 0.3, 400), 95.0 + rng.normal(0, 1.0, 200)])
+    res = run(busy[None, :], ["host:ci/cpu.percent"], 10.0)
+    assert sum(r.score[0] >= 0.9 and r.cause[0][0] == Cause.UNEXPLAINED for r in res[400:460] if 0 in r.cause) >= 30

@@ -353,11 +353,15 @@ class Analyzer:
         size = self._sig.size(column, base)
         hosts = self._host_mask[:rows]
         practical = np.where(modelled, 0.0, self._slow.score(slow_z, size, floor))
+        # a host without a load model: only extra load is an incident of its own (a build finishing, a
+        # batch job ending, is not); a drop where traffic holds shows against the load model instead
+        practical[hosts & ~modelled & ~(size > 0)] = 0.0
         self._slow_now = (slow, slow_z, practical)
         score = np.fmax(score, np.where(np.isnan(score), np.nan, practical))
         with np.errstate(invalid="ignore"):
             significant = np.abs(size) >= floor
         start_ok = (np.nan_to_num(score, nan=0.0) >= self.report_score) & significant & hosts
+        start_ok &= modelled | (size > 0)  # no episode held for a drop on a host without a load model
         score, _held = self._episodes.step(self.ticks, column, score, det.expected, det.z, start_ok)
         z = np.where(modelled | np.isnan(slow_z), det.z, slow_z)
         self._bursts.step(self._ts, size, z, floor, hosts)
