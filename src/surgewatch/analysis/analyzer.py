@@ -10,7 +10,6 @@ residual against a mature model is small, or traffic is clearly lifted while the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -383,8 +382,6 @@ class Analyzer:
         if s == s:
             head = f"{head} ({describe_size(kind, s)})"
         rec = self._bursts.verdict.get(row) if c is not None and c[0] == Cause.UNEXPLAINED else None
-        if rec is not None and rec.ordinary and s == s and s > self._bursts.larger * rec.usual:
-            rec = dataclasses.replace(rec, size=s, ordinary=False)  # it grew far beyond its usual size
         if c is not None and c[0] == Cause.UNEXPLAINED and self._at_usual_level(row, floor):
             # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
             return f"{head}; load is at its usual level, traffic is not reaching it; not an incident", None

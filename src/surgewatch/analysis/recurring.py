@@ -66,12 +66,14 @@ class RecurringBursts:
         self.min_period = max(min_period, 3 * tick)
         self.larger = larger
         self.active = np.zeros(0, dtype=bool)  # inside a burst
+        self.size = np.zeros(0)  # the size a burst (re)started with
         self.starts: dict[int, list[tuple[float, float]]] = {}  # row -> [(ts, size)], oldest first
         self.verdict: dict[int, Recurrence | None] = {}  # row -> verdict of its current burst
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Forget rows: evicted series, whose rows a new series may take (it starts with no bursts)."""
         self.active[rows[rows < self.active.shape[0]]] = False
+        self.size[rows[rows < self.size.shape[0]]] = 0.0
         for r in rows.tolist():
             self.starts.pop(r, None)
             self.verdict.pop(r, None)
@@ -80,19 +82,25 @@ class RecurringBursts:
         """Advance every row one tick: `size` in floor units, `z` in sigmas, only rows where `watch`."""
         rows = size.shape[0]
         if rows > self.active.shape[0]:
-            self.active = np.concatenate([self.active, np.zeros(rows - self.active.shape[0], dtype=bool)])
+            extra = rows - self.active.shape[0]
+            self.active = np.concatenate([self.active, np.zeros(extra, dtype=bool)])
+            self.size = np.concatenate([self.size, np.zeros(extra)])
         active = self.active[:rows]
         with np.errstate(invalid="ignore"):
             up = watch & (size >= floor) & (z >= 3.0)
             down = ~watch | ~(size >= 0.5 * floor) | ~(z >= 1.5)
+            # a burst that grows far beyond the size it started with is a new one on top (an hourly job
+            # starting during a 15-minute one, an incident during a cron run): judged on its own schedule
+            grown = active & up & (size > self.larger * self.size[:rows])
         gone = active & down & np.isfinite(size)
-        begin = up & ~active
+        begin = (up & ~active) | grown
         if gone.any():
             for r in np.flatnonzero(gone).tolist():
                 self.verdict.pop(r, None)
             active[gone] = False
         if begin.any():
             active[begin] = True
+            self.size[:rows][begin] = size[begin]
             for r in np.flatnonzero(begin).tolist():
                 self.verdict[r] = self._start(r, ts, float(size[r]))
 
