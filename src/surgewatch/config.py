@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import DEFAULT_LIVE_DETECTOR, LIVE_DETECTORS
-from .model import Severity
+from .model import Severity, glob_match
 from .units import parse_duration
 
 try:
@@ -46,6 +46,7 @@ class MonitorConfig:
     floor_points: float = 5.0  # smallest anomaly that alerts: percent points (cpu, mem, swap)
     floor_load: float = 0.5  # ... load average per core
     floor_relative: float = 0.5  # ... relative change of rates, visitors and other metrics
+    timezone: str = "UTC"  # the zone [[schedule]] cron expressions are read in (IANA name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +177,20 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """Declared load (a nightly backup, a batch import): `cron` fires, `duration` of load is expected."""
+
+    name: str
+    cron: str
+    duration: float
+    hosts: tuple[str, ...] = ()  # host names or globs; empty: every host
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     listen: str | None = None
+    token: str | None = field(default=None, repr=False)  # bearer token for POST /annotations (token or token_file)
+    token_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     path: str = "<built-in>"
     text: str = field(default="", compare=False, repr=False)  # the TOML it was read from (stored in recordings)
+    schedules: tuple[ScheduleConfig, ...] = ()
 
     def interval_of(self, own: float | None) -> float:
         """A source's poll interval: its own override, else the monitor default."""
@@ -282,7 +296,7 @@ class _Parser:
     # -- document -----------------------------------------------------------------------------
 
     def config(self, doc: dict[str, Any]) -> Config:
-        sections = {"monitor", "host", "probe", "traffic", "campaign", "rule", "sink", "export"}
+        sections = {"monitor", "host", "probe", "traffic", "campaign", "rule", "sink", "export", "schedule"}
         for key in doc:
             if key not in sections:
                 raise ConfigError(
@@ -295,7 +309,9 @@ class _Parser:
         rules = tuple(self._rule(t, i) for i, t in enumerate(self._array(doc, "rule")))
         sinks = tuple(self._sink(t, i) for i, t in enumerate(self._array(doc, "sink")))
         export = self._export(doc.get("export", {}))
-        cfg = Config(monitor, hosts, probes, traffic, campaigns, rules, sinks, export, self.label)
+        schedules = tuple(self._schedule(t, i) for i, t in enumerate(self._array(doc, "schedule")))
+        cfg = Config(monitor, hosts, probes, traffic, campaigns, rules, sinks, export, self.label,
+                     schedules=schedules)
         self._cross_check(cfg)
         return cfg
 
@@ -307,7 +323,7 @@ class _Parser:
 
     def _cross_check(self, cfg: Config) -> None:
         for kind, items in (("host", cfg.hosts), ("probe", cfg.probes), ("traffic", cfg.traffic),
-                            ("campaign", cfg.campaigns), ("rule", cfg.rules)):
+                            ("campaign", cfg.campaigns), ("rule", cfg.rules), ("schedule", cfg.schedules)):
             seen: set[str] = set()
             for i, item in enumerate(items):
                 name: str = getattr(item, "name", "")
@@ -324,6 +340,11 @@ class _Parser:
                 if h not in host_names and not any(x.source == "promql" for x in cfg.hosts):
                     raise self.error(f'campaign "{c.name}": ', f"hosts names {h!r}, which is not a [[host]] name",
                                      "campaign", i, "hosts")
+        fleet = any(x.source == "promql" for x in cfg.hosts)
+        for i, sc in enumerate(cfg.schedules):
+            if sc.hosts and not fleet and not any(glob_match(g, h) for g in sc.hosts for h in host_names):
+                raise self.error(f'schedule "{sc.name}": ', f"hosts {list(sc.hosts)} match no [[host]] name",
+                                 "schedule", i, "hosts")
 
     # -- sections -----------------------------------------------------------------------------
 
@@ -341,6 +362,7 @@ class _Parser:
             floor_points=_nonneg(r.number("floor_points", 5.0, minimum=0.0), 5.0),
             floor_load=_nonneg(r.number("floor_load", 0.5, minimum=0.0), 0.5),
             floor_relative=_nonneg(r.number("floor_relative", 0.5, minimum=0.0), 0.5),
+            timezone=r.timezone("timezone"),
         )
         r.done()
         return cfg
@@ -531,6 +553,22 @@ class _Parser:
         r.done()
         return cfg
 
+    def _schedule(self, t: dict[str, Any], i: int) -> ScheduleConfig:
+        r = _Table(self, t, "schedule", i, None)
+        name = r.name()
+        cron = r.string("cron", None, required=True) or ""
+        from .analysis.schedules import check_cron  # lazy: imports croniter
+
+        problem = check_cron(cron)
+        if problem is not None:
+            raise r.fail("cron", f"cron {cron!r} is not a cron expression: {problem}")
+        duration = r.duration("duration", None, minimum=1.0)
+        if duration is None:
+            raise r.fail(None, "duration is required (how long the load lasts, e.g. \"45m\")")
+        cfg = ScheduleConfig(name=name, cron=cron, duration=duration, hosts=tuple(r.str_list("hosts")))
+        r.done()
+        return cfg
+
     def _export(self, t: Any) -> ExportConfig:
         r = _Table(self, t, "export", None, "[export] ")
         listen = r.string("listen", None)
@@ -541,8 +579,26 @@ class _Parser:
                 parse_listen(listen)
             except ValueError as exc:
                 raise r.fail("listen", f"listen {exc}") from None
+        token = r.string("token", None)
+        token_file = r.string("token_file", None)
+        if token is not None and token_file is not None:
+            raise r.fail("token_file", "set token or token_file, not both")
+        if token_file is not None:
+            token = self._read_token(r, token_file)
+        if token is not None and (not token.strip() or any(c.isspace() for c in token.strip())):
+            raise r.fail("token_file" if token_file else "token", "the token must be one word, not empty")
         r.done()
-        return ExportConfig(listen=listen)
+        return ExportConfig(listen=listen, token=token.strip() if token else None, token_file=token_file)
+
+    def _read_token(self, r: _Table, token_file: str) -> str:
+        p = Path(os.path.expanduser(token_file))
+        if not p.is_absolute() and not self.label.startswith("<"):
+            p = Path(self.label).parent / p
+        try:
+            return p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise r.fail("token_file", f"token_file {str(p)!r} cannot be read: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 class _Table:
@@ -646,6 +702,19 @@ class _Table:
         if seconds < minimum:
             raise self.fail(key, f"{key} must be at least {minimum:g}s, got {v!r}")
         return seconds
+
+    def timezone(self, key: str) -> str:
+        v = self.string(key, None)
+        if v is None:
+            return "UTC"
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(key, f"{key} must be an IANA time zone such as \"Europe/Paris\" or \"UTC\", "
+                                 f"got {v!r}") from None
+        return v
 
     def severity(self, key: str, default: Severity) -> Severity:
         v = self.string(key, None)

@@ -148,3 +148,29 @@ def _finite_or_none(x: float | None) -> float | None:
     if x is None or x != x or x in (float("inf"), float("-inf")):
         return None
     return round(float(x), 6)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A deploy (or any change) someone declared: named as the likely cause of anomalies starting in its
+    window [ts, ts + duration) on its host (any host when None); it never explains load away."""
+
+    id: int
+    ts: float
+    text: str
+    host: str | None = None
+    duration: float = 900.0
+    origin: str = ""  # "cli", "http" or "recording"
+
+    @property
+    def end(self) -> float:
+        return self.ts + self.duration
+
+    def applies_to(self, host: str) -> bool:
+        """Whether this annotation concerns `host` (an annotation without a host concerns every host)."""
+        return self.host is None or glob_match(self.host, host)
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON form (recordings, `surgewatch export`, the HTTP answer)."""
+        return {"id": self.id, "ts": rfc3339(self.ts), "text": self.text, "host": self.host,
+                "duration_seconds": self.duration, "origin": self.origin}

@@ -24,6 +24,7 @@ from ..units import format_duration, format_number
 from . import DEFAULT_LIVE_DETECTOR
 from .baseline import SlowBaseline
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
+from .declared import DeclaredCauses
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .episodes import HOLD_SECONDS, Episodes
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
@@ -279,6 +280,7 @@ class Analyzer:
         self._base = np.zeros(0)
         self._growth: dict[int, float] = {}
         self._pair_models: dict[tuple[int, int], LoadModel] = {}
+        self.declared: DeclaredCauses | None = None  # schedules and annotations (see declared.py), set by callers
         window = getattr(detector, "window", None)
         # what the detector's expected value is, in words: a windowed median, or a seasonal baseline
         self.baseline_label = f"{format_duration(window * tick)} median" if window else "expected level"
@@ -324,6 +326,8 @@ class Analyzer:
             explanation[r] = text
             if c is not None:
                 cause[r] = c
+        if self.declared is not None:
+            self.declared.apply(ts, names, cause, explanation)
         forecasts = self._forecasts(now, column) if details else None
         return AnalysisResult(ts, det, score, expected, cause, explanation, tuple(campaigns), forecasts,
                               residual_z, index, size, self._sig.floor[: size.shape[0]])
