@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -21,12 +22,15 @@ from .alerting.dispatch import Dispatcher, build_dispatcher
 from .alerting.rules import RuleEngine
 from .alerting.silences import Silence, SilenceStore
 from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
+from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector, make_detector
 from .analysis.significance import floors_of
 from .clock import SteppedClock
+from .analysis.schedules import ScheduleSpec
+from .annotations import AnnotationStore
 from .collector import Collector
 from .config import Config, SinkConfig
-from .model import AlertEvent, series, split_series
+from .model import AlertEvent, Annotation, series, split_series
 from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
 from .statedir import resolve_state_dir
@@ -54,6 +58,7 @@ class EngineOptions:
     elapsed: Callable[[], float] | None = None
     # What ticks are scheduled on. None: time.monotonic with the real wall clock, else `elapsed` or `clock`.
     monotonic: Callable[[], float] | None = None
+    annotations: Sequence[Annotation] | None = None  # fixed annotations (a replay's); None: the state dir's
 
 
 class TickListener(Protocol):
@@ -88,9 +93,15 @@ class Engine:
         window = int(min(900, max(60, 900 / self.tick_seconds)))
         self.detector_name = opts.detector or config.monitor.detector
         self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
+        self.declared = DeclaredCauses(*declared_schedules(config))
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
-        silences = SilenceStore(resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock)
+        state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
+        silences = SilenceStore(state_dir, clock=self.clock)
+        # deploy annotations: re-read from the state dir when it changes, or a replay's recorded ones
+        self.annotations = AnnotationStore(state_dir, clock=self.clock) if opts.annotations is None else None
+        if opts.annotations is not None:
+            self.declared.set_annotations(opts.annotations)
         self.rules = RuleEngine(config.rules, is_demo=self.is_demo, silences=silences)
         self.dispatcher = opts.dispatcher or build_dispatcher(config, default_sinks=opts.default_sinks)
         self.events: deque[AlertEvent] = deque(maxlen=200)
@@ -124,8 +135,10 @@ class Engine:
 
     def build_analyzer(self) -> Analyzer:
         """A fresh Analyzer for the current config's campaigns and practical-significance floors."""
-        return Analyzer(self.detector, self._campaign_specs(), self.tick_seconds,
-                        floors=floors_of(self.config.monitor))
+        analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds,
+                            floors=floors_of(self.config.monitor))
+        analyzer.declared = self.declared  # schedules and annotations outlive a rebuilt analyzer
+        return analyzer
 
     def is_demo(self, name: str) -> bool:
         """Whether a series comes from a DEMO source (its own name, or the source that reported it)."""
@@ -201,6 +214,8 @@ class Engine:
                 await asyncio.wait_for(old.stop(), 2.0)
             except TimeoutError:
                 log.warning("reload: old sources did not close within 2s")
+        if (config.schedules, config.monitor.timezone) != (self.config.schedules, self.config.monitor.timezone):
+            self.declared.set_schedules(*declared_schedules(config))
         if config.campaigns != self.config.campaigns:
             self.config = config
             self.analyzer = self.build_analyzer()
@@ -294,6 +309,8 @@ class Engine:
             self.analyzer.forget_rows(np.array(store.reused, dtype=np.intp))
             store.reused.clear()
         column = store.append(now, rows, values)
+        if self.annotations is not None and self.annotations.refresh():
+            self.declared.set_annotations(self.annotations.items())
         ts_win, win = store.last_n(self.analyzer.fit_ticks)
         analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
         self.last_analysis = analysis
@@ -473,4 +490,10 @@ class Engine:
         latest = {name: float(store.last_value[i]) for i, name in enumerate(store.names) if name}
         return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
                         campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),
-                        sources=sources, values=latest)
+                        sources=sources, values=latest, annotations=self.declared.annotations)
+
+
+def declared_schedules(config: Config) -> tuple[list[ScheduleSpec], ZoneInfo]:
+    """The config's [[schedule]] tables as analysis specs, with the zone their cron expressions are read in."""
+    specs = [ScheduleSpec(s.name, s.cron, s.duration, s.hosts) for s in config.schedules]
+    return specs, ZoneInfo(config.monitor.timezone)

@@ -171,6 +171,6 @@ class Annotation:
         return self.host is None or glob_match(self.host, host)
 
     def to_json(self) -> dict[str, Any]:
-        """The public JSON form (recordings, `surgewatch export`, the HTTP answer)."""
-        return {"id": self.id, "ts": rfc3339(self.ts), "text": self.text, "host": self.host,
-                "duration_seconds": self.duration, "origin": self.origin}
+        """The public JSON form (recordings, `surgewatch export`, the HTTP answer): the keys a POST takes."""
+        return {"id": self.id, "time": rfc3339(self.ts), "text": self.text, "host": self.host,
+                "duration": self.duration, "origin": self.origin}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import AlertEvent, Cause
+from .model import AlertEvent, Annotation, Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +104,4 @@ class Snapshot:
     events: tuple[AlertEvent, ...]
     sources: tuple[SourceView, ...]
     values: dict[str, float] = field(default_factory=dict)
+    annotations: tuple[Annotation, ...] = ()  # deploy annotations (charts mark them), oldest first

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model import glob_match
+from ..model import Annotation, glob_match
 from .format import BACKFILL, LIVE, SUPPORTED_VERSIONS, RecordingError, decode_block, unpack_ids, unpack_values
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -209,6 +209,20 @@ class Recording:
             except (ValueError, TypeError) as exc:
                 raise self._damaged(exc) from None
         return out
+
+
+    def annotations(self, start: float | None = None, end: float | None = None) -> list[Annotation]:
+        """The deploy annotations recorded (`annotation` events), oldest first; none in older recordings."""
+        out: dict[tuple[int, float, str], Annotation] = {}
+        for e in self.events("annotation", start, end):
+            d = e.doc
+            try:
+                a = Annotation(int(d.get("id", 0)), e.ts, str(d["text"]), d.get("host") or None,
+                               float(d.get("duration", 0.0)), "recording")
+            except (KeyError, TypeError, ValueError) as exc:
+                raise self._damaged(exc) from None
+            out.setdefault((a.id, a.ts, a.text), a)  # a file recorded into twice holds some twice
+        return sorted(out.values(), key=lambda a: (a.ts, a.id))
 
 
 def _open(path: str) -> sqlite3.Connection:

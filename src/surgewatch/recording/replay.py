@@ -22,7 +22,7 @@ from ..alerting.dispatch import Dispatcher, unique_ids
 from ..alerting.outbox import Outbox
 from ..alerting.sinks import build_sink
 from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
-from ..engine import Engine, EngineOptions
+from ..engine import Engine, EngineOptions, declared_schedules
 from ..model import AlertEvent
 from ..sources.base import Reading, SourceError
 from ..sources.sanity import absurd
@@ -132,6 +132,7 @@ class ReplayDriver:
         self.speed = speed
         self.paused = False
         self._sources_events = rec.events("sources", end=end)
+        self._annotations = rec.annotations(end=end)  # the recorded deploys, not today's state dir
         self._alert_times = [e.ts for e in rec.events("alert", end=end) if e.doc.get("event") == "firing"]
         self._listeners: list[Callable[[Sequence[AlertEvent]], None]] = []
         self._wake = asyncio.Event()
@@ -145,7 +146,8 @@ class ReplayDriver:
     def _new_engine(self) -> Engine:
         sources = [_RecordedSource(s) for s in self.rec.sources]
         engine = Engine(self.config, EngineOptions(dispatcher=self.dispatcher, detector=self.rec.detector,
-                                                   clock=lambda: self.position), sources=sources)
+                                                   clock=lambda: self.position, annotations=self._annotations),
+                        sources=sources)
         for name, src in self.rec.series_sources.items():
             if src is not None and src in engine.collector.health:
                 engine.collector.health[src].series.add(name)
@@ -253,6 +255,8 @@ class ReplayDriver:
         except ConfigError as exc:
             raise RecordingError(str(exc)) from None
         engine = self.engine
+        if (cfg.schedules, cfg.monitor.timezone) != (engine.config.schedules, engine.config.monitor.timezone):
+            engine.declared.set_schedules(*declared_schedules(cfg))
         if cfg.campaigns != engine.config.campaigns:
             engine.config = cfg
             engine.analyzer = engine.build_analyzer()

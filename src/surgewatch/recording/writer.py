@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..model import AlertEvent
+from ..model import AlertEvent, Annotation
 from ..redact import redact_config_text
 from .format import (
     BACKFILL,
@@ -369,6 +369,8 @@ class Recorder:
         self._source_version: tuple[int, int] = (-1, -1)  # the engine's series → source map version seen last
         self._shift = 0.0  # added to recorded times after wall-clock steps, so the timeline never jumps
         self._last_ts: float | None = None
+        self._annotations: tuple[Annotation, ...] = ()  # the engine's annotations as last seen (by identity)
+        self._recorded: set[tuple[int, float, str]] = set()
 
     @classmethod
     def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
@@ -421,6 +423,7 @@ class Recorder:
             key = tuple(names[r] for r in rows.tolist())
             self._source_events(ts, batch)
             self._campaign_events(ts, batch)
+            self._annotation_events(batch)
         else:
             key = tuple(str(r) for r in rows.tolist())
         sid = self.writer.set_id(key, batch, self._source_of)
@@ -479,6 +482,19 @@ class Recorder:
             doc = {"campaign": c.name, "event": "surge-start" if surging else "surge-end",
                    "visitors": _num(c.visitors), "baseline": _num(c.baseline), "lift": _num(c.lift)}
             batch.events.append((ts, "campaign", json.dumps(doc)))
+
+    def _annotation_events(self, batch: _Batch) -> None:
+        """Each deploy annotation the engine knows, once, as an `annotation` event at its own time."""
+        assert self.engine is not None
+        known = self.engine.declared.annotations
+        if known is self._annotations:
+            return
+        self._annotations = known
+        for a in known:
+            key = (a.id, a.ts, a.text)
+            if key not in self._recorded:
+                self._recorded.add(key)
+                batch.events.append((a.ts, "annotation", json.dumps(a.to_json(), ensure_ascii=False)))
 
     def on_config(self, ts: float, config: Config) -> None:
         """Record a reloaded config (a `config` event; replay applies its rules from then on) and new sources."""
