@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
      "CSV or recording"),
     ("silence", "surgewatch.frontends.silencecmd", "add, list or remove alert silences (a running daemon picks "
      "them up within a second)"),
+    ("annotate", "surgewatch.frontends.annotatecmd", "record a deploy annotation: anomalies starting soon after "
+     "name it as the likely cause (a running daemon picks it up within a second)"),
     ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
     ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
     ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),

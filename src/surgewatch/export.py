@@ -1,4 +1,5 @@
-"""Prometheus /metrics for surgewatch: latest values, anomaly scores, campaign and load-model figures, alerts.
+"""Prometheus /metrics for surgewatch: latest values, anomaly scores, campaign and load-model figures, alerts;
+and `POST /annotations` on the same listener, to record a deploy annotation (see annotations.py).
 
 The exporter pulls an `ExportState` from a callable on every scrape. The scrape runs in the HTTP
 server's thread, so the callable must be cheap and thread-safe: return the last snapshot the engine
@@ -7,18 +8,25 @@ published (an immutable object swapped in by reference), never compute from live
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import json
 import logging
 import math
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 
-from .model import split_series
+from .annotations import MAX_BODY, AnnotationError, NewAnnotation, parse_request
+from .model import Annotation, split_series
 
 log = logging.getLogger("surgewatch.export")
 
@@ -255,14 +263,38 @@ class SurgewatchCollector:
             yield ts
 
 
-class Exporter:
-    """Serves /metrics from a snapshot callable in a background HTTP thread (prometheus_client's server)."""
+def is_loopback(host: str) -> bool:
+    """Whether a listen address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, snapshot: Callable[[], ExportState | None]) -> None:
+
+Annotate = Callable[[NewAnnotation], Annotation]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+class Exporter:
+    """Serves /metrics from a snapshot callable in a background HTTP thread (prometheus_client's WSGI app)
+    and, when given `annotate`, accepts `POST /annotations` (bearer `token`; none needed on loopback
+    without a token)."""
+
+    def __init__(self, snapshot: Callable[[], ExportState | None], annotate: Annotate | None = None,
+                 token: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SurgewatchCollector(snapshot))
+        self.annotate = annotate
+        self.token = token
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._loopback = True
         self.address: tuple[str, int] | None = None
 
     def render(self) -> bytes:
@@ -275,16 +307,72 @@ class Exporter:
             host, port = parse_listen(listen)
         except ValueError as exc:
             raise ExportError(f"[export] listen {exc}") from None
+        self._loopback = is_loopback(host)
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            if environ.get("PATH_INFO") == "/annotations":
+                return self._annotations(environ, start_response)
+            return list(metrics(environ, start_response))
+
         try:
-            server, thread = start_http_server(port, addr=host, registry=self.registry)
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+
+            class Server(ThreadingWSGIServer):
+                address_family = family
+
+            server = make_server(host, port, app, Server, handler_class=_QuietHandler)
         except OSError as exc:
             raise ExportError(f"[export] listen {listen}: cannot listen: {exc.strerror or exc}") from None
+        thread = threading.Thread(target=server.serve_forever, name="export", daemon=True)
+        thread.start()
         self._server, self._thread = server, thread
         bound = server.server_address
         self.address = (str(bound[0]), int(bound[1]))
         log.info("serving /metrics on http://%s:%d/metrics", host if ":" not in host else f"[{host}]",
                  self.address[1])
         return self.address
+
+    def _annotations(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """POST /annotations: JSON {"text", "host"?, "duration"?, "time"?} → 201 and the stored annotation."""
+        def reply(status: str, text: str, extra: Sequence[tuple[str, str]] = ()) -> list[bytes]:
+            body = (text.replace("\n", " ") + "\n").encode()
+            start_response(status, [("Content-Type", "application/json" if status.startswith("201") else
+                                      "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra])
+            return [body]
+
+        if environ.get("REQUEST_METHOD") != "POST":
+            return reply("405 Method Not Allowed", "use POST with a JSON body", [("Allow", "POST")])
+        if self.annotate is None:
+            return reply("404 Not Found", "annotations are not accepted here")
+        if self.token is not None:
+            given = str(environ.get("HTTP_AUTHORIZATION", ""))
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
+                return reply("401 Unauthorized", "a valid bearer token is required (Authorization: Bearer …)",
+                             [("WWW-Authenticate", 'Bearer realm="surgewatch"')])
+        elif not self._loopback:
+            return reply("403 Forbidden", "this listener is not on loopback: set [export] token or token_file "
+                                          "to accept annotations")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return reply("400 Bad Request", "Content-Length is not a number")
+        if length > MAX_BODY:
+            return reply("413 Content Too Large", f"body is {length} bytes; at most {MAX_BODY}")
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            new = parse_request(body)
+        except AnnotationError as exc:
+            return reply("400 Bad Request", str(exc))
+        try:
+            stored = self.annotate(new)
+        except AnnotationError as exc:
+            log.error("POST /annotations: %s", exc)
+            return reply("503 Service Unavailable", str(exc))
+        log.info("annotation %d from %s: %s%s", stored.id, environ.get("REMOTE_ADDR", "?"), stored.text,
+                 f" on {stored.host}" if stored.host else "")
+        return reply("201 Created", json.dumps(stored.to_json(), ensure_ascii=False))
 
     def stop(self) -> None:
         """Stop serving and wait for the server thread."""

@@ -4,7 +4,8 @@ Signals: SIGHUP reloads the config (a bad one is reported in one line and the ru
 SIGTERM and SIGINT deliver what is queued for at most DRAIN_SECONDS and exit 0. Every wait on the way
 out is bounded, and a watchdog ends the process HARD_EXIT_SECONDS after the signal whatever happens:
 undelivered notifications are already in the outbox and go out on the next start.
-Silences and acknowledgements are picked up by polling the state file's mtime (about once a second).
+Silences, acknowledgements and deploy annotations are picked up by polling the state files (about once a second);
+with `[export] listen`, `POST /annotations` records an annotation too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..config import Config, ConfigError, SinkConfig
@@ -165,11 +167,13 @@ class Daemon:
                 log.error("reload of %s failed, keeping the running config: %s: %s", where, type(exc).__name__,
                           exc)
                 return False
-            if config.export.listen != self.config.export.listen:
+            self.config, old = config, self.config
+            if config.export.listen != old.export.listen:
                 await self._stop_export()
                 if config.export.listen:
                     await self._start_export(config.export.listen)
-            self.config = config
+            elif self.exporter is not None:
+                self.exporter.token = config.export.token
             log.info("reloaded %s: %d sources, %d rules, %d sinks", where, len(self.engine.sources),
                      len(config.rules), len(config.sinks) or 1)
             return True
@@ -183,7 +187,9 @@ class Daemon:
         if self.feed is None:
             self.feed = ExportFeed(self.engine)
             self.engine.add_tick_listener(self.feed)
-        exporter = Exporter(self.feed.latest)
+        store = self.engine.annotations
+        exporter = Exporter(self.feed.latest, annotate=None if store is None else partial(store.add, origin="http"),
+                            token=self.config.export.token)
         try:
             await asyncio.to_thread(exporter.start, listen)
         except ExportError as exc:
