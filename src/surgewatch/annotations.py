@@ -32,7 +32,7 @@ DEFAULT_DURATION = 900.0  # an anomaly starting within 15 minutes of a deploy na
 MAX_DURATION = 7 * 86400.0
 MAX_TEXT = 500
 MAX_BODY = 16 * 1024  # bytes of a POST /annotations body
-KEEP = 30 * 86400.0  # annotations older than this (past their window) are dropped on the next add
+KEEP = 30 * 86400.0  # annotations stored longer ago than this are dropped on the next add
 LOAD_SPAN = 8 * 86400.0  # what an engine loads: annotations whose window may still hold a new anomaly
 BUSY_MS = 5000
 
@@ -207,7 +207,7 @@ class AnnotationStore:
                 db.execute("BEGIN IMMEDIATE")
                 cur = db.execute("INSERT INTO annotations(ts, text, host, duration, origin, created) "
                                  "VALUES (?, ?, ?, ?, ?, ?)", (new.ts, new.text, new.host, new.duration, origin, now))
-                db.execute("DELETE FROM annotations WHERE ts + duration < ?", (now - KEEP,))
+                db.execute("DELETE FROM annotations WHERE created < ?", (now - KEEP,))
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):

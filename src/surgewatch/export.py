@@ -47,6 +47,7 @@ class SeriesFigure:
     score: float | None = None
     expected: float | None = None
     stale: bool = False
+    cause: str | None = None  # of an anomalous host series now: campaign, schedule, recurring or unexplained
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,8 @@ class SurgewatchCollector:
                                      labels=names)
         stale = GaugeMetricFamily("surgewatch_series_stale", "1 if the series' source stopped answering",
                                   labels=names)
+        cause = GaugeMetricFamily("surgewatch_anomaly_cause", "1 for each anomalous host series, labelled with "
+                                  "its cause (campaign, schedule, recurring or unexplained)", labels=[*names, "cause"])
         for s in state.series:
             kind, name, metric = split_series(s.series)
             lv = [s.series, kind, name, metric]
@@ -177,7 +180,9 @@ class SurgewatchCollector:
             if _finite(s.expected):
                 expected.add_metric(lv, float(s.expected))  # type: ignore[arg-type]
             stale.add_metric(lv, 1.0 if s.stale else 0.0)
-        yield from (value, score, expected, stale)
+            if s.cause:
+                cause.add_metric([*lv, s.cause], 1.0)
+        yield from (value, score, expected, stale, cause)
 
     def _campaigns(self, state: ExportState) -> Iterator[Metric]:
         lift = GaugeMetricFamily("surgewatch_campaign_lift",
@@ -294,7 +299,7 @@ class Exporter:
         self.token = token
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self._loopback = True
+        self.loopback = True
         self.address: tuple[str, int] | None = None
 
     def render(self) -> bytes:
@@ -307,7 +312,7 @@ class Exporter:
             host, port = parse_listen(listen)
         except ValueError as exc:
             raise ExportError(f"[export] listen {exc}") from None
-        self._loopback = is_loopback(host)
+        self.loopback = is_loopback(host)
         metrics = make_wsgi_app(self.registry)
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -351,7 +356,7 @@ class Exporter:
             if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
                 return reply("401 Unauthorized", "a valid bearer token is required (Authorization: Bearer …)",
                              [("WWW-Authenticate", 'Bearer realm="surgewatch"')])
-        elif not self._loopback:
+        elif not self.loopback:
             return reply("403 Forbidden", "this listener is not on loopback: set [export] token or token_file "
                                           "to accept annotations")
         try:

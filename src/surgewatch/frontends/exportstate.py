@@ -50,8 +50,9 @@ class ExportFeed:
         with np.errstate(invalid="ignore"):
             stale = ((now - store.last_ts[:n]) > eng._stale_after[:n]).tolist() if eng._stale_after.shape[0] >= n \
                 else [False] * n
-        series = [SeriesFigure(names[i], values[i], scores[i], expected[i], stale[i]) for i in range(n)
-                  if names[i]]  # "": a freed row (an evicted series)
+        causes = {r: c.value for r, (c, _who) in analysis.cause.items()} if analysis is not None else {}
+        series = [SeriesFigure(names[i], values[i], scores[i], expected[i], stale[i], causes.get(i))
+                  for i in range(n) if names[i]]  # "": a freed row (an evicted series)
         campaigns = []
         models = []
         states = {c.name: c for c in analysis.campaigns} if analysis is not None else {}
