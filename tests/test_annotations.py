@@ -239,3 +239,43 @@ def test_a_running_engine_picks_up_new_annotations_without_restart(tmp_path: Pat
 def test_parse_request_refuses_a_body_over_the_limit_before_parsing() -> None:
     with pytest.raises(AnnotationError, match="at most"):
         parse_request(b" " * (MAX_BODY + 1))
+
+
+# -- recordings ------------------------------------------------------------------------------------------------
+
+
+def test_annotations_are_recorded_once_read_back_and_listed_by_export(tmp_path: Path) -> None:
+    import asyncio
+
+    from surgewatch.recording.reader import Recording
+
+    now = [NOW]
+    rec_path = tmp_path / "s.swrec"
+    cfg = parse_config(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\nrecord = "{rec_path}"\n', "c.toml", {})
+    engine = Engine(cfg, EngineOptions(clock=lambda: now[0]), sources=[])
+    engine.tick(now[0])
+    AnnotationStore(tmp_path / "state").add(validate("deploy v2.3, hotfix", "web-2", "10m", now=now[0]), "cli")
+    for _ in range(3):
+        now[0] += 1.5
+        engine.tick(now[0])
+    asyncio.run(engine.shutdown(0.1))
+    with Recording(str(rec_path)) as rec:
+        (a,) = rec.annotations()
+        assert (a.text, a.host, a.duration, a.ts) == ("deploy v2.3, hotfix", "web-2", 600.0, NOW)
+        assert len(rec.events("annotation")) == 1
+    r = run_cli("export", str(rec_path), "--annotations")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["ts,time,host,duration,text",
+                                     f'{NOW!r},2026-09-21T14:13:20.000Z,web-2,600.0,"deploy v2.3, hotfix"']
+    doc = json.loads(run_cli("export", str(rec_path), "--format", "json").stdout)
+    assert [x["text"] for x in doc["annotations"]] == ["deploy v2.3, hotfix"]
+
+
+def test_old_recordings_without_annotations_still_read() -> None:
+    from surgewatch.recording.reader import Recording
+    from surgewatch.scenarios import path
+
+    with Recording(path("incident")) as rec:
+        assert rec.annotations() == []
+    r = run_cli("export", "incident", "--annotations", "--format", "json")
+    assert r.returncode == 0 and json.loads(r.stdout) == []
