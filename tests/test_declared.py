@@ -259,3 +259,20 @@ def test_a_recorded_deploy_annotation_is_named_by_the_replayed_alert(tmp_path: P
     assert events and events[0].cause == Cause.UNEXPLAINED  # named, never explained away
     assert re.search(r"; unexplained — started \d+s after deploy v2\.3 on db-1$", events[0].explanation), \
         events[0].explanation
+
+
+def test_analyze_with_a_schedule_reports_the_db_burst_as_cause_schedule(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from surgewatch.cli import main
+
+    with Recording(scenario_path("incident")) as rec:
+        text = rec.config_text
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text + SCHEDULE_ON_DB)
+    assert main(["analyze", str(scenario_path("incident")), "--config", str(cfg), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    db = [a for a in doc["anomalies"] if a["series"] == "host:db-1/cpu.percent" and "09:4" in a["ts"]]
+    assert db and all(a["cause"] == "schedule" and a["classification"] == "explained" for a in db)
+    assert "inside schedule db-maintenance (09:40–09:55)" in db[0]["explanation"]
+    assert main(["analyze", str(scenario_path("incident"))]) == 0
+    assert "unexplained" in capsys.readouterr().out

@@ -14,7 +14,6 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -26,7 +25,6 @@ from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector, make_detector
 from .analysis.significance import floors_of
 from .clock import SteppedClock
-from .analysis.schedules import ScheduleSpec
 from .annotations import AnnotationStore
 from .collector import Collector
 from .config import Config, SinkConfig
@@ -93,7 +91,7 @@ class Engine:
         window = int(min(900, max(60, 900 / self.tick_seconds)))
         self.detector_name = opts.detector or config.monitor.detector
         self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
-        self.declared = DeclaredCauses(*declared_schedules(config))
+        self.declared = DeclaredCauses(*DeclaredCauses.schedules_of(config))
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
@@ -215,7 +213,7 @@ class Engine:
             except TimeoutError:
                 log.warning("reload: old sources did not close within 2s")
         if (config.schedules, config.monitor.timezone) != (self.config.schedules, self.config.monitor.timezone):
-            self.declared.set_schedules(*declared_schedules(config))
+            self.declared.set_schedules(*DeclaredCauses.schedules_of(config))
         if config.campaigns != self.config.campaigns:
             self.config = config
             self.analyzer = self.build_analyzer()
@@ -491,9 +489,3 @@ class Engine:
         return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
                         campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),
                         sources=sources, values=latest, annotations=self.declared.annotations)
-
-
-def declared_schedules(config: Config) -> tuple[list[ScheduleSpec], ZoneInfo]:
-    """The config's [[schedule]] tables as analysis specs, with the zone their cron expressions are read in."""
-    specs = [ScheduleSpec(s.name, s.cron, s.duration, s.hosts) for s in config.schedules]
-    return specs, ZoneInfo(config.monitor.timezone)

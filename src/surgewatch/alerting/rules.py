@@ -514,7 +514,8 @@ def _summary(alert: ActiveAlert, event: str, reason: str | None) -> str:
     elif rule.kind == "forecast":
         text = alert.explanation
     else:
-        why = {Cause.CAMPAIGN: f"explained by {alert.campaign}", Cause.UNEXPLAINED: "unexplained"}.get(
+        why = {Cause.CAMPAIGN: f"explained by {alert.campaign}", Cause.UNEXPLAINED: "unexplained",
+               Cause.SCHEDULE: "inside a declared schedule", Cause.RECURRING: "recurring load"}.get(
             alert.cause, "anomaly") if alert.cause else "anomaly"
         text = f"{who} {metric_label(metric)} {value_txt}: {why}"
     if event == "resolved":

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
 from datetime import tzinfo
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from ..model import Annotation, Cause, split_series
 from ..units import format_duration
 from .schedules import UTC_ZONE, ScheduleCalendar, ScheduleSpec
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 ONSET_GAP = 60.0  # an anomaly quiet for less than this and back again is the same episode (same start)
 UNEXPLAINED_SUFFIX = "; unexplained"
@@ -26,6 +31,12 @@ class DeclaredCauses:
         self.calendar = ScheduleCalendar(schedules, tz)
         self.annotations: tuple[Annotation, ...] = ()
         self._onset: dict[int, tuple[float, float]] = {}  # row -> (started, last seen anomalous)
+
+    @staticmethod
+    def schedules_of(config: Config) -> tuple[list[ScheduleSpec], tzinfo]:
+        """A config's [[schedule]] tables as specs, with the zone their cron expressions are read in."""
+        specs = [ScheduleSpec(s.name, s.cron, s.duration, s.hosts) for s in config.schedules]
+        return specs, ZoneInfo(config.monitor.timezone)
 
     def set_schedules(self, schedules: Sequence[ScheduleSpec], tz: tzinfo = UTC_ZONE) -> None:
         """Replace the schedules (a config reload)."""

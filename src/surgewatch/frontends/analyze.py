@@ -204,6 +204,7 @@ class Anomaly:
     classification: str | None
     explanation: str
     ticks: int = 1
+    cause: str | None = None  # campaign, schedule, recurring or unexplained (host series); None otherwise
 
 
 @dataclass
@@ -254,7 +255,7 @@ class Report:
                        else not math.isinf(p.seconds_to_limit),
                        "usable": p.usable} for p in self.pairs],
             "anomalies": [{"ts": rfc3339(a.ts), "end": rfc3339(a.end), "series": a.series,
-                           "score": round(a.score, 4), "classification": a.classification,
+                           "score": round(a.score, 4), "classification": a.classification, "cause": a.cause,
                            "explanation": a.explanation, "ticks": a.ticks} for a in self.anomalies],
         }
 
@@ -286,13 +287,18 @@ class Report:
         for a in self.anomalies:
             dur = f" for {format_duration(a.end - a.ts + self.tick)}" if a.ticks > 1 else ""
             out.append(f"  {rfc3339(a.ts)}{dur}  {a.series}  score {a.score:.2f}  "
-                       f"{a.classification or '-'}: {a.explanation}")
+                       f"{a.classification or '-'}{_cause_note(a)}: {a.explanation}")
         return "\n".join(out) + "\n"
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _cause_note(a: Anomaly) -> str:
+    """` (schedule)` where the cause says more than explained/unexplained."""
+    return f" ({a.cause})" if a.cause not in (None, a.classification) else ""
 
 
 def _classification(res: AnalysisResult, row: int) -> str | None:
@@ -302,6 +308,11 @@ def _classification(res: AnalysisResult, row: int) -> str | None:
     if c is None:
         return None
     return "explained" if c[0] == Cause.CAMPAIGN else str(c[0])  # unexplained, schedule or recurring
+
+
+def _cause(res: AnalysisResult, row: int) -> str | None:
+    c = res.cause.get(row)
+    return None if c is None else c[0].value
 
 
 def _better(p: PairState, than: PairReport) -> bool:
@@ -353,6 +364,10 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
         raise AnalyzeError(str(exc)) from None
     analyzer = Analyzer(det, campaign_specs(names, config), tick, metrics=None,
                         floors=floors_of(config.monitor) if config else None)
+    if config is not None and config.schedules:
+        from ..analysis.declared import DeclaredCauses
+
+        analyzer.declared = DeclaredCauses(*DeclaredCauses.schedules_of(config))
     best: dict[tuple[str, str, str], PairReport] = {}
     open_eps: dict[int, Anomaly] = {}
     last_hot: dict[int, int] = {}
@@ -362,15 +377,15 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
         for r, text in res.explanation.items():
             if r < res.size.shape[0] and abs(res.size[r]) < res.floor[r]:
                 continue  # below its practical-significance floor: no rule fires on it live either
-            cls = _classification(res, r)
+            cls, cause = _classification(res, r), _cause(res, r)
             score = float(res.score[r])
             ep = open_eps.get(r)
-            if ep is not None and ep.classification == cls and t - last_hot[r] <= GAP_TICKS:
+            if ep is not None and (ep.classification, ep.cause) == (cls, cause) and t - last_hot[r] <= GAP_TICKS:
                 ep.end, ep.ticks = float(grid_ts[t]), ep.ticks + 1
                 if score > ep.score:
                     ep.score, ep.explanation = score, text
             else:
-                ep = Anomaly(float(grid_ts[t]), float(grid_ts[t]), names[r], score, cls, text)
+                ep = Anomaly(float(grid_ts[t]), float(grid_ts[t]), names[r], score, cls, text, cause=cause)
                 open_eps[r] = ep
                 episodes.append(ep)
             last_hot[r] = t

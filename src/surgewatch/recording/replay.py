@@ -22,7 +22,7 @@ from ..alerting.dispatch import Dispatcher, unique_ids
 from ..alerting.outbox import Outbox
 from ..alerting.sinks import build_sink
 from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
-from ..engine import Engine, EngineOptions, declared_schedules
+from ..engine import Engine, EngineOptions
 from ..model import AlertEvent
 from ..sources.base import Reading, SourceError
 from ..sources.sanity import absurd
@@ -256,7 +256,7 @@ class ReplayDriver:
             raise RecordingError(str(exc)) from None
         engine = self.engine
         if (cfg.schedules, cfg.monitor.timezone) != (engine.config.schedules, engine.config.monitor.timezone):
-            engine.declared.set_schedules(*declared_schedules(cfg))
+            engine.declared.set_schedules(*engine.declared.schedules_of(cfg))
         if cfg.campaigns != engine.config.campaigns:
             engine.config = cfg
             engine.analyzer = engine.build_analyzer()

@@ -17,6 +17,10 @@ def cause_tag(cause: Cause | None) -> tuple[str, str]:
     """A short word for the cause and its semantic style name."""
     if cause == Cause.CAMPAIGN:
         return "campaign", "explained"
+    if cause == Cause.SCHEDULE:
+        return "schedule", "explained"
+    if cause == Cause.RECURRING:
+        return "recurs", "explained"
     if cause == Cause.UNEXPLAINED:
         return "UNEXPL", "unexplained"
     return "", "muted"
