@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 
 from ...describe import format_value, metric_label
-from ...model import series
+from ...model import Annotation, series
 from ...snapshot import CampaignView, HostView, PairView
 from ...units import format_duration, format_number
 from ..charts import Marker
@@ -41,6 +41,23 @@ def forecast_text(headroom: float, seconds_to_limit: float) -> str:
         return "headroom unknown"
     when = f"limit in {format_duration(seconds_to_limit)}" if math.isfinite(seconds_to_limit) else "not rising"
     return f"headroom {headroom:.1f}x, {when}"
+
+
+def annotation_markers(annotations: tuple[Annotation, ...], hosts: tuple[str, ...], sty: Styler) -> list[Marker]:
+    """A `D` marker at each deploy annotation that concerns one of `hosts` (or every host)."""
+    return [Marker(a.ts, "D", sty("marker")) for a in annotations
+            if a.host is None or any(a.applies_to(h) for h in hosts)]
+
+
+def latest_annotation(annotations: tuple[Annotation, ...], hosts: tuple[str, ...], t0: float,
+                      now: float) -> Text:
+    """`  D deploy v2.3 on web-2, 40s ago` for the newest annotation on the charts, or nothing."""
+    shown = [a for a in annotations if t0 <= a.ts <= now and (a.host is None or any(a.applies_to(h) for h in hosts))]
+    if not shown:
+        return Text("")
+    a = shown[-1]
+    where = f" on {a.host}" if a.host else ""
+    return Text(f"  D {literal(a.text, 60)}{where}, {format_duration(now - a.ts)} ago", no_wrap=True)
 
 
 def campaign_header(c: CampaignView, now: float, sty: Styler, ascii_only: bool) -> Text:
@@ -164,6 +181,7 @@ class CampaignScreen(ChartScreen):
             (c.start, "S"), (c.end, "E")) if t is not None]
         markers += [Marker(e.ts, "!", sty("crit")) for e in snap.events
                     if e.event == "firing" and (e.campaign == c.name or any(f"host:{h}/" in e.series for h in c.hosts))]
+        markers += annotation_markers(snap.annotations, c.hosts, sty)
         pairs = {(p.host, p.metric): p for p in c.pairs}
         charts = self.sync_charts([traffic, *loads])
         for chart, name in zip(charts, [traffic, *loads], strict=False):
@@ -171,7 +189,9 @@ class CampaignScreen(ChartScreen):
             now_v = snap.values.get(name, math.nan)
             if name == traffic:
                 title = Text.assemble(("traffic ", sty("head")), (f"{format_number(now_v)} visitors", ""),
-                                      ("  S start  E end  ! alert", sty("muted")), no_wrap=True, overflow="ellipsis")
+                                      ("  S start  E end  ! alert  D deploy", sty("muted")),
+                                      latest_annotation(snap.annotations, c.hosts, t0, snap.ts),
+                                      no_wrap=True, overflow="ellipsis")
                 fmt: Callable[[float], str] = format_number
             else:
                 host = name.split(":", 1)[1].split("/", 1)[0]
@@ -219,6 +239,8 @@ class HostScreen(ChartScreen):
         win = app.series_window(names)
         markers = [Marker(e.ts, "!", sty("crit")) for e in snap.events
                    if e.event == "firing" and e.series.startswith(f"host:{h.name}/")]
+        markers += annotation_markers(snap.annotations, (h.name,), sty)
+        deploy_note = latest_annotation(snap.annotations, (h.name,), t0, snap.ts)
         for chart, name, metric in zip(self.sync_charts(names), names, metrics, strict=False):
             values = win.row(name) if name in win.names else win.ts * math.nan
             band = app.band(name, t0)
@@ -231,6 +253,8 @@ class HostScreen(ChartScreen):
             score = h.scores.get(metric)
             if score is not None and score >= 0.5:
                 title.append(f"  anomaly {score:.2f}", style=sty("warn"))
+            if name == names[0] and deploy_note.plain:
+                title.append_text(deploy_note)
             pct = metric.endswith("percent")
             chart.set_data(ChartData(title, win.ts, values, t0, t1, snap.ts, band, markers,
                                      0.0 if pct else None, 100.0 if pct else None,
