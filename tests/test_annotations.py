@@ -279,3 +279,50 @@ def test_old_recordings_without_annotations_still_read() -> None:
         assert rec.annotations() == []
     r = run_cli("export", "incident", "--annotations", "--format", "json")
     assert r.returncode == 0 and json.loads(r.stdout) == []
+
+
+# -- the daemon ------------------------------------------------------------------------------------------------
+
+
+def test_a_running_daemon_accepts_posts_with_its_token_file_and_refuses_others(tmp_path: Path) -> None:
+    from servers import free_port
+    from test_headless import Daemon, Stats, write_config
+
+    port = free_port()
+    (tmp_path / "token").write_text("t0ken-123\n")
+    stats = Stats()
+    cfg = write_config(tmp_path / "c.toml", stats,
+                       extra=f'[export]\nlisten = "127.0.0.1:{port}"\ntoken_file = "token"\n')
+    d = Daemon(cfg)
+    try:
+        d.wait_for(lambda: any("started" in line for line in d.log), "start")
+        url = f"http://127.0.0.1:{port}/annotations"
+        assert httpx.post(url, json={"text": "deploy v2.3"}).status_code == 401
+        r = httpx.post(url, json={"text": "deploy v2.3", "host": "web-2"},
+                       headers={"Authorization": "Bearer t0ken-123"})
+        assert r.status_code == 201, r.text
+        d.wait_for(lambda: any("annotation 1 from 127.0.0.1: deploy v2.3 on web-2" in line for line in d.log),
+                   "the annotation logged")
+        rc, _ = d.stop()
+    finally:
+        d.kill()
+        stats.close()
+    assert rc == 0
+    assert [a.text for a in AnnotationStore(tmp_path / "state").read()] == ["deploy v2.3"]
+
+
+def test_export_token_config_reads_a_file_beside_the_config_and_refuses_mistakes(tmp_path: Path) -> None:
+    from surgewatch.config import ConfigError, load_config
+
+    (tmp_path / "tok").write_text("abc123\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[export]\nlisten = "127.0.0.1:0"\ntoken_file = "tok"\n')
+    assert load_config(cfg).export.token == "abc123"
+    assert parse_config('[export]\ntoken = "${T}"\n', "c.toml", {"T": "xyz"}).export.token == "xyz"
+    for text, expected in [('[export]\ntoken = "a"\ntoken_file = "tok"\n', "c.toml:3: [export] set token or "
+                                                                          "token_file, not both"),
+                           ('[export]\ntoken = "two words"\n', "c.toml:2: [export] the token must be one word"),
+                           ('[export]\ntoken_file = "missing"\n', "c.toml:2: [export] token_file")]:
+        with pytest.raises(ConfigError) as info:
+            parse_config(text, "c.toml", {})
+        assert str(info.value).startswith(expected) and "\n" not in str(info.value)
