@@ -30,7 +30,9 @@ Schema (format version 1)::
         kind "alert": AlertEvent.to_json(); "campaign": {"campaign", "event": "surge-start"|"surge-end",
         "visitors", "baseline", "lift"}; "sources": {"stale": [names], "errors": {name: text}} when the
         set of stale sources changes (replay reproduces "stale" resolutions from it); "config":
-        {"text", "label"} when a daemon reloaded its config (replay with the recorded config applies it)
+        {"text", "label"} when a daemon reloaded its config (replay with the recorded config applies it);
+        "annotation": a deploy annotation {"id", "time", "text", "host", "duration", "origin"} at its own ts,
+        written once when the engine first knows it (replays use these, not the state dir's)
 
 Values are stored exactly (float64, lossless compression) so a replay with the same config yields the
 same alerts. Every tick is its own committed transaction (synchronous=FULL), so a crash or power cut
