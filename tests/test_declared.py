@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from surgewatch.alerting.tickdata import TickData
 from surgewatch.analysis.analyzer import AnalysisResult
@@ -276,3 +278,31 @@ def test_analyze_with_a_schedule_reports_the_db_burst_as_cause_schedule(tmp_path
     assert "inside schedule db-maintenance (09:40–09:55)" in db[0]["explanation"]
     assert main(["analyze", str(scenario_path("incident"))]) == 0
     assert "unexplained" in capsys.readouterr().out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=1.7e9, max_value=1.9e9), st.integers(min_value=1, max_value=899))
+def test_every_15_minutes_window_matches_arithmetic(t: float, duration: int) -> None:
+    cal = ScheduleCalendar([ScheduleSpec("import", "*/15 * * * *", float(duration))])
+    w = cal.covering(t, "any-host")
+    assert (w is not None) == ((t % 900) < duration)
+    if w is not None:
+        assert w.start == t - (t % 900) and w.end == w.start + duration
+
+
+def test_dashboard_alert_tags_name_every_cause_in_words() -> None:
+    from surgewatch.tui.widgets.alerts import cause_tag
+
+    assert [cause_tag(c) for c in Cause] == [("campaign", "explained"), ("UNEXPL", "unexplained"),
+                                             ("schedule", "explained"), ("recurs", "explained")]
+
+
+async def test_a_reloaded_config_brings_its_schedules_to_the_running_engine(tmp_path: Path) -> None:
+    from surgewatch.engine import Engine, EngineOptions
+
+    base = f'[monitor]\nstate_dir = "{tmp_path}"\n[[host]]\nname = "db-1"\nsource = "local"\n'
+    engine = Engine(parse_config(base, "c.toml", {}), EngineOptions(), sources=[])
+    assert engine.declared.calendar.schedules == ()
+    await engine.reload(parse_config(base + SCHEDULE_ON_DB, "c.toml", {}))
+    assert [s.name for s in engine.declared.calendar.schedules] == ["db-maintenance"]
+    assert engine.analyzer.declared is engine.declared
