@@ -168,7 +168,8 @@ class Annotation:
 
     def applies_to(self, host: str) -> bool:
         """Whether this annotation concerns `host` (an annotation without a host concerns every host)."""
-        return self.host is None or glob_match(self.host, host)
+        h = self.host
+        return h is None or h == host or (("*" in h or "?" in h or "[" in h) and glob_match(h, host))
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON form (recordings, `surgewatch export`, the HTTP answer): the keys a POST takes."""

@@ -7,6 +7,7 @@ boundary (window end or next fire) and a tick in between costs a comparison.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,10 +45,15 @@ class Window:
 
     def label(self, tz: tzinfo = UTC_ZONE) -> str:
         """`nightly-backup (02:00–02:45)`, the times in the schedule's time zone."""
-        a = datetime.fromtimestamp(self.start, tz)
-        b = datetime.fromtimestamp(self.end, tz)
-        fmt = "%H:%M" if a.second == 0 and b.second == 0 else "%H:%M:%S"
-        return f"{self.schedule.name} ({a.strftime(fmt)}–{b.strftime(fmt)})"
+        return _label(self.schedule.name, self.start, self.end, tz)
+
+
+@functools.lru_cache(maxsize=256)
+def _label(name: str, start: float, end: float, tz: tzinfo) -> str:
+    a = datetime.fromtimestamp(start, tz)
+    b = datetime.fromtimestamp(end, tz)
+    fmt = "%H:%M" if a.second == 0 and b.second == 0 else "%H:%M:%S"
+    return f"{name} ({a.strftime(fmt)}–{b.strftime(fmt)})"
 
 
 def check_cron(expr: str) -> str | None:
