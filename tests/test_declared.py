@@ -306,3 +306,17 @@ async def test_a_reloaded_config_brings_its_schedules_to_the_running_engine(tmp_
     await engine.reload(parse_config(base + SCHEDULE_ON_DB, "c.toml", {}))
     assert [s.name for s in engine.declared.calendar.schedules] == ["db-maintenance"]
     assert engine.analyzer.declared is engine.declared
+
+
+def test_a_qualified_verdict_keeps_its_qualifier_when_a_schedule_or_deploy_is_named() -> None:
+    t0 = at("2026-03-01T02:10:00")
+    d = DeclaredCauses([BACKUP])
+    d.set_annotations([Annotation(1, t0 - 40, "deploy v2.3", None, 900.0)])
+    names = ["host:db-1/cpu.percent", "host:web-2/cpu.percent"]
+    cause: dict[int, tuple[Cause, str | None]] = {0: (Cause.UNEXPLAINED, None), 1: (Cause.UNEXPLAINED, None)}
+    explanation = {0: "db-1 CPU 31% (+3 points, below the 5-point floor); unexplained, too small to alert",
+                   1: "web-2 CPU 31% (+3 points, below the 5-point floor); unexplained, too small to alert"}
+    d.apply(t0, names, cause, explanation)
+    assert explanation[0] == ("db-1 CPU 31% (+3 points, below the 5-point floor); inside schedule nightly-backup "
+                              "(02:00–02:45), too small to alert")
+    assert explanation[1].endswith("; unexplained, too small to alert — started 40s after deploy v2.3")

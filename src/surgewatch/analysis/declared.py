@@ -82,10 +82,12 @@ class DeclaredCauses:
                 if self._covered(w.schedule, host) and (window is None or w.end > window.end):
                     window = w
             text = explanation.get(r, "")
+            head, sep, verdict = text.rpartition("; ")
             if window is not None:
                 cause[r] = (Cause.SCHEDULE, None)
-                explanation[r] = f"{text.removesuffix(UNEXPLAINED_SUFFIX)}; inside schedule " \
-                                 f"{window.label(self.calendar.tz)}"
+                inside = f"inside schedule {window.label(self.calendar.tz)}"
+                explanation[r] = f"{head}{sep}{verdict.replace('unexplained', inside, 1)}" \
+                    if "unexplained" in verdict else f"{text}; {inside}"
                 continue
             started = onset[r][0] if r in onset else None
             if started is None or not self.annotations:
@@ -97,7 +99,7 @@ class DeclaredCauses:
                 self._named[key] = self.likely_cause(host, started)
             note = self._named[key]
             if note is not None:
-                base = text if text.endswith("unexplained") else f"{text}{UNEXPLAINED_SUFFIX}"
+                base = text if "unexplained" in verdict else f"{text}{UNEXPLAINED_SUFFIX}"
                 explanation[r] = f"{base} — {note}"
 
     def _covered(self, schedule: ScheduleSpec, host: str) -> bool:
