@@ -320,3 +320,19 @@ def test_a_qualified_verdict_keeps_its_qualifier_when_a_schedule_or_deploy_is_na
     assert explanation[0] == ("db-1 CPU 31% (+3 points, below the 5-point floor); inside schedule nightly-backup "
                               "(02:00–02:45), too small to alert")
     assert explanation[1].endswith("; unexplained, too small to alert — started 40s after deploy v2.3")
+
+
+def test_the_replay_timeline_marks_a_recorded_deploy(tmp_path: Path) -> None:
+    from surgewatch.tui.replay import timeline_text
+
+    copy = tmp_path / "incident.swrec"
+    shutil.copy(scenario_path("incident"), copy)
+    deploy = at("2026-03-01T09:30:00")
+    doc = Annotation(3, deploy, "deploy v2.3", None, 900.0, "cli").to_json()
+    with sqlite3.connect(copy) as conn:
+        conn.execute("INSERT INTO events(ts, kind, doc) VALUES (?, 'annotation', ?)", (deploy, json.dumps(doc)))
+    with Recording(str(copy)) as rec:
+        d = ReplayDriver(rec, replay_config(rec), speed=0)
+        bar = timeline_text(d, 100, ascii_only=True).plain
+    assert d.annotation_times() == [deploy]
+    assert bar.count("D") == 1 and bar.index("!") < bar.index("D") < bar.rindex("!")  # between the surge and db-1

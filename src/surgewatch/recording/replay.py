@@ -247,6 +247,10 @@ class ReplayDriver:
         """When the recorded session's alerts fired (marks for a timeline)."""
         return self._alert_times
 
+    def annotation_times(self) -> list[float]:
+        """When the recorded deploy annotations were made (marks for a timeline)."""
+        return [a.ts for a in self._annotations]
+
     def _apply_reload(self, event: RecordedEvent) -> None:
         """What Engine.reload does to rules and campaigns (sources and sinks do not matter in a replay)."""
         label = f"{self.rec.path} (config reloaded at {event.ts:.3f})"

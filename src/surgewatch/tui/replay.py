@@ -31,7 +31,8 @@ def _layout(driver: ReplayDriver, width: int) -> tuple[str, str, int]:
 
 
 def timeline_text(driver: ReplayDriver, width: int, ascii_only: bool = False) -> Text:
-    """One line: play state and speed, a bar from the first to the last tick with alerts marked, the position."""
+    """One line: play state and speed, a bar from the first to the last tick with alerts (and deploy
+    annotations, `D`) marked, the position."""
     first, last = float(driver.timeline[0]), driver.end
     head, tail, n = _layout(driver, width)
     done_ch, rest_ch, mark_ch, pos_ch = ("=", "-", "!", "|") if ascii_only else ("━", "─", "▲", "●")
@@ -40,6 +41,9 @@ def timeline_text(driver: ReplayDriver, width: int, ascii_only: bool = False) ->
     at = min(n - 1, max(0, int((driver.position - first) / span * (n - 1))))
     for i in range(at):
         cells[i] = done_ch
+    for t in driver.annotation_times():
+        if first <= t <= last:
+            cells[min(n - 1, max(0, int((t - first) / span * (n - 1))))] = "D"
     for t in driver.alert_times():
         cells[min(n - 1, max(0, int((t - first) / span * (n - 1))))] = mark_ch
     cells[at] = pos_ch
@@ -47,7 +51,7 @@ def timeline_text(driver: ReplayDriver, width: int, ascii_only: bool = False) ->
     out.append(head, style="reverse bold" if driver.paused else "bold")
     bar = "".join(cells)
     for ch in bar:
-        out.append(ch, style="red" if ch == mark_ch else ("bold" if ch == pos_ch else ""))
+        out.append(ch, style="red" if ch == mark_ch else ("bold" if ch in (pos_ch, "D") else ""))
     out.append(tail)
     return out
 
