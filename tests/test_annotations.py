@@ -326,3 +326,15 @@ def test_export_token_config_reads_a_file_beside_the_config_and_refuses_mistakes
         with pytest.raises(ConfigError) as info:
             parse_config(text, "c.toml", {})
         assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+
+
+def test_annotate_list_shows_what_is_stored_and_text_is_required_otherwise(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert run_cli("annotate", "--list", "--state-dir", str(state)).stdout == "no annotations in the last 8 days\n"
+    run_cli("annotate", "deploy v9", "--host", "web-1", "--state-dir", str(state))
+    listed = run_cli("annotate", "--list", "--state-dir", str(state)).stdout
+    assert listed.startswith("1  ") and listed.rstrip().endswith("web-1  15m00s  deploy v9")
+    assert [d["text"] for d in json.loads(run_cli("annotate", "--list", "--json", "--state-dir", str(state)).stdout)] \
+        == ["deploy v9"]
+    r = run_cli("annotate", "--state-dir", str(state))
+    assert r.returncode == 2 and r.stderr == "surgewatch: annotate needs TEXT (or --list)\n"

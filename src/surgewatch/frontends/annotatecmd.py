@@ -11,10 +11,14 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..annotations import AnnotationStore
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("text", metavar="TEXT", help='what happened, e.g. "deploy v2.3"')
+    p.add_argument("text", metavar="TEXT", nargs="?", help='what happened, e.g. "deploy v2.3"')
     p.add_argument("--host", metavar="H", help="the host it concerns (default: every host)")
     p.add_argument("--duration", metavar="D", default="15m",
                    help='how long after it an anomaly that starts is likely its effect (default "15m")')
@@ -23,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="config file whose state dir holds the annotations (default: the built-in config's)")
     p.add_argument("--state-dir", metavar="DIR",
                    help="the daemon's state dir, e.g. /var/lib/surgewatch under systemd (default: from the config)")
-    p.add_argument("--json", action="store_true", help="print the stored annotation as JSON")
+    p.add_argument("--json", action="store_true", help="print the stored annotation (or the list) as JSON")
+    p.add_argument("--list", action="store_true", help="instead, list the annotations of the last 8 days")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     state_dir = Path(args.state_dir) if args.state_dir else resolve_state_dir(cfg.monitor.state_dir, cfg.path)
+    if args.list:
+        return _list(AnnotationStore(state_dir), args.json)
+    if args.text is None:
+        return _fail("annotate needs TEXT (or --list)")
     at: object = args.at
     if isinstance(at, str):
         with contextlib.suppress(ValueError):
@@ -53,6 +62,26 @@ def run(args: argparse.Namespace) -> int:
         where = f"on {stored.host}" if stored.host else "on every host"
         print(f"{stored.id}  annotated {stored.text!r} {where}; anomalies starting within "
               f"{format_duration(stored.duration)} will name it")
+    return 0
+
+
+def _list(store: AnnotationStore, as_json: bool) -> int:
+    import time
+
+    from ..annotations import LOAD_SPAN, AnnotationError
+    from ..model import rfc3339
+    from ..units import format_duration
+
+    try:
+        items = store.read(since=time.time() - LOAD_SPAN)
+    except AnnotationError as exc:
+        return _fail(str(exc))
+    if as_json:
+        print(json.dumps([a.to_json() for a in items], ensure_ascii=False))
+    elif not items:
+        print("no annotations in the last 8 days")
+    for a in items if not as_json else ():
+        print(f"{a.id}  {rfc3339(a.ts)}  {a.host or '*'}  {format_duration(a.duration)}  {a.text}")
     return 0
 
 
