@@ -336,3 +336,12 @@ def test_the_replay_timeline_marks_a_recorded_deploy(tmp_path: Path) -> None:
         bar = timeline_text(d, 100, ascii_only=True).plain
     assert d.annotation_times() == [deploy]
     assert bar.count("D") == 1 and bar.index("!") < bar.index("D") < bar.rindex("!")  # between the surge and db-1
+
+
+def test_config_check_counts_schedules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from surgewatch.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(HOSTS + '[[schedule]]\nname = "backup"\ncron = "0 2 * * *"\nduration = "45m"\n')
+    assert main(["config", "check", str(cfg)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("0 sinks, 1 schedules)")

@@ -22,5 +22,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"surgewatch: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: ok ({len(cfg.hosts)} hosts, {len(cfg.probes)} probes, {len(cfg.traffic)} traffic "
-          f"sources, {len(cfg.campaigns)} campaigns, {len(cfg.rules)} rules, {len(cfg.sinks)} sinks)")
+          f"sources, {len(cfg.campaigns)} campaigns, {len(cfg.rules)} rules, {len(cfg.sinks)} sinks"
+          + (f", {len(cfg.schedules)} schedules" if cfg.schedules else "") + ")")
     return 0
