@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from surgewatch.annotations import DB_NAME, MAX_BODY, AnnotationError, AnnotationStore, parse_request, validate
@@ -338,3 +340,18 @@ def test_annotate_list_shows_what_is_stored_and_text_is_required_otherwise(tmp_p
         == ["deploy v9"]
     r = run_cli("annotate", "--state-dir", str(state))
     assert r.returncode == 2 and r.stderr == "surgewatch: annotate needs TEXT (or --list)\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200),
+                 st.dictionaries(st.sampled_from(["text", "host", "duration", "time", "x"]),
+                                 st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+                                           st.lists(st.integers(), max_size=2)), max_size=5)
+                 .map(lambda d: json.dumps(d).encode())))
+def test_any_body_is_an_annotation_or_one_line_reason(body: bytes) -> None:
+    try:
+        new = parse_request(body)
+    except AnnotationError as exc:
+        assert "\n" not in str(exc) and str(exc)
+    else:
+        assert new.text.strip() and 0 < new.duration <= 7 * 86400
