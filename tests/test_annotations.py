@@ -257,6 +257,7 @@ def test_annotations_are_recorded_once_read_back_and_listed_by_export(tmp_path: 
     engine = Engine(cfg, EngineOptions(clock=lambda: now[0]), sources=[])
     engine.tick(now[0])
     AnnotationStore(tmp_path / "state").add(validate("deploy v2.3, hotfix", "web-2", "10m", now=now[0]), "cli")
+    AnnotationStore(tmp_path / "state").add(validate("long over", ts=NOW - 3 * 3600), "cli")  # not this session's
     for _ in range(3):
         now[0] += 1.5
         engine.tick(now[0])

@@ -357,6 +357,9 @@ def compact(conn: sqlite3.Connection, keep_raw: int, max_chunk: int = 3600) -> i
     return len(rows)
 
 
+ANNOTATION_CONTEXT = 3600.0  # annotations that ended this long before recording began are left out
+
+
 class Recorder:
     """An engine tick listener that records the session (see Engine.add_tick_listener)."""
 
@@ -371,6 +374,7 @@ class Recorder:
         self._last_ts: float | None = None
         self._annotations: tuple[Annotation, ...] = ()  # the engine's annotations as last seen (by identity)
         self._recorded: set[tuple[int, float, str]] = set()
+        self._first_tick: float | None = None
 
     @classmethod
     def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
@@ -423,7 +427,7 @@ class Recorder:
             key = tuple(names[r] for r in rows.tolist())
             self._source_events(ts, batch)
             self._campaign_events(ts, batch)
-            self._annotation_events(batch)
+            self._annotation_events(ts, batch)
         else:
             key = tuple(str(r) for r in rows.tolist())
         sid = self.writer.set_id(key, batch, self._source_of)
@@ -483,16 +487,19 @@ class Recorder:
                    "visitors": _num(c.visitors), "baseline": _num(c.baseline), "lift": _num(c.lift)}
             batch.events.append((ts, "campaign", json.dumps(doc)))
 
-    def _annotation_events(self, batch: _Batch) -> None:
-        """Each deploy annotation the engine knows, once, as an `annotation` event at its own time."""
+    def _annotation_events(self, ts: float, batch: _Batch) -> None:
+        """Each deploy annotation the engine knows, once, as an `annotation` event at its own time (those whose
+        window closed over an hour before the session's first tick are not this session's story)."""
         assert self.engine is not None
+        if self._first_tick is None:
+            self._first_tick = ts
         known = self.engine.declared.annotations
         if known is self._annotations:
             return
         self._annotations = known
         for a in known:
             key = (a.id, a.ts, a.text)
-            if key not in self._recorded:
+            if key not in self._recorded and a.end >= self._first_tick - ANNOTATION_CONTEXT:
                 self._recorded.add(key)
                 batch.events.append((a.ts, "annotation", json.dumps(a.to_json(), ensure_ascii=False)))
 
