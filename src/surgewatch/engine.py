@@ -24,8 +24,8 @@ from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
 from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector, make_detector
 from .analysis.significance import floors_of
-from .clock import SteppedClock
 from .annotations import AnnotationStore
+from .clock import SteppedClock
 from .collector import Collector
 from .config import Config, SinkConfig
 from .model import AlertEvent, Annotation, series, split_series
