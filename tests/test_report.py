@@ -67,3 +67,35 @@ def test_report_renders_offline_in_headless_chromium(tmp_path: Path) -> None:
     keep = Path(__file__).parent / "output"
     if keep.is_dir():
         shutil.copy(shot, keep / "report.png")
+
+
+def test_report_marks_and_lists_deploy_annotations_escaped(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from surgewatch.model import Annotation
+
+    copy = tmp_path / "incident.swrec"
+    shutil.copy(path("incident"), copy)
+    deploy = 1772358000.0 - 30  # 09:39:30, just before db-1 spikes
+    doc = Annotation(4, deploy, "deploy <b>v2.3</b>", "db-1", 900.0, "cli").to_json()
+    with sqlite3.connect(copy) as conn:
+        conn.execute("INSERT INTO events(ts, kind, doc) VALUES (?, 'annotation', ?)", (deploy, json.dumps(doc)))
+        for eid, alert in conn.execute("SELECT id, doc FROM events WHERE kind = 'alert'").fetchall():
+            d = json.loads(alert)
+            if d["rule"] == "unexplained-load" and d["event"] == "firing":  # as live would have named it
+                d["explanation"] += " — started 35s after deploy <b>v2.3</b> on db-1"
+                conn.execute("UPDATE events SET doc = ? WHERE id = ?", (json.dumps(d), eid))
+    data = gather(str(copy))
+    assert [a.text for a in data.annotations] == ["deploy <b>v2.3</b>"]
+    page = render(data)
+    assert "<b>v2.3</b>" not in page and "deploy &lt;b&gt;v2.3&lt;/b&gt;" in page
+    assert "Deploy annotations (1)" in page and "D: deploy annotations" in page
+    table = page.split("<h2>Deploy annotations")[1].split("<h2>")[0]
+    assert "09:39:30" in table and "db-1" in table and "15 min" in table
+    assert table.rstrip().endswith("<td class=num>1</td></tr>\n</table>")  # the db-1 alert names it
+    # a D mark on the timeline, the traffic chart and db-1's chart, none on the web hosts' charts
+    charts = page.split("<figure>")
+    assert sum(1 for c in charts if ">D<title>" in c) == 3
+    assert all(">D<title>" not in c for c in charts if "web-1: CPU" in c or "web-2: CPU" in c)
+    assert "No deploy annotations in this range." in render(gather(str(path("incident"))))

@@ -1,8 +1,9 @@
 """The post-mortem page behind `surgewatch report`: self-contained HTML with inline SVG, no external assets.
 
-The page shows the campaign timeline, traffic and host-load charts with the recorded alerts marked, the
-load models (lag, slope, fit) and capacity headroom that analysis fits when the recording is replayed
-through it, and the alert list. Everything is computed here; the HTML needs no script or network.
+The page shows the campaign timeline, traffic and host-load charts with the recorded alerts and deploy
+annotations marked, the load models (lag, slope, fit) and capacity headroom that analysis fits when the
+recording is replayed through it, the deploy annotations and the alert list. Everything is computed here;
+the HTML needs no script or network.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from datetime import UTC, datetime
 import jinja2
 import numpy as np
 
+from ..model import Annotation
+
 WIDTH, PAD_L, PAD_R, PAD_T, PAD_B = 960, 64, 16, 14, 26
 PALETTE = ("#2563eb", "#d97706", "#059669", "#9333ea", "#dc2626", "#0891b2", "#65a30d", "#db2777")
 SEVERITY_COLOUR = {"critical": "#dc2626", "warning": "#d97706", "info": "#2563eb"}
 MAX_POINTS = 480
+DEPLOY_COLOUR = "#7c3aed"
 
 
 @dataclass
@@ -57,6 +61,7 @@ class ReportData:
     scheduled: list[tuple[str, float | None, float | None]]
     fits: list[PairFit]
     replay_alerts: int
+    annotations: list[Annotation] = field(default_factory=list)  # deploys whose window overlaps the range
 
 
 def gather(path: str, start: float | None = None, end: float | None = None) -> ReportData:
@@ -100,12 +105,14 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
         alerts = [e.doc | {"_ts": e.ts} for e in rec.events("alert", first, last)]
         campaigns = [e.doc | {"_ts": e.ts} for e in rec.events("campaign", first, last)]
         scheduled = [(c.name, c.start, c.end) for c in config.campaigns]
+        annotations = [a for a in rec.annotations(None, last) if a.end >= first]
         label, tick = rec.config_label, rec.tick_seconds
     ts, series = read_series(path, first, last)
     for name, v in series.items():  # a value a live poll would reject today is no reading on a chart either
         v[absurd((name,), v[None, :])[0]] = np.nan
     return ReportData(path, first, last, tick, label, ts, series, alerts, campaigns, scheduled,
-                      sorted(fits.values(), key=lambda f: (f.campaign, f.host, f.metric)), len(replayed))
+                      sorted(fits.values(), key=lambda f: (f.campaign, f.host, f.metric)), len(replayed),
+                      annotations)
 
 
 # -- SVG ------------------------------------------------------------------------------------------
@@ -202,7 +209,8 @@ class Tick:
 
 @dataclass
 class Mark:
-    """One alert drawn on a chart: a firing line (`kind` "line") or a shaded firing span ("span")."""
+    """One alert drawn on a chart: a firing line (`kind` "line") or a shaded firing span ("span"); or a deploy
+    annotation ("deploy"): a dotted line tagged D."""
 
     kind: str
     x: str
@@ -253,6 +261,7 @@ class Timeline:
     rows: list[TimelineRow]
     alerts_y: int
     alerts: list[Mark]
+    deploys: list[Mark] = field(default_factory=list)
 
 
 def _alert_marks(ax: _Axes, alerts: Sequence[dict[str, object]], match: Sequence[str] | None) -> list[Mark]:
@@ -277,6 +286,14 @@ def _alert_marks(ax: _Axes, alerts: Sequence[dict[str, object]], match: Sequence
     return out
 
 
+def _deploy_marks(ax: _Axes, annotations: Sequence[Annotation], hosts: Sequence[str] | None) -> list[Mark]:
+    """A D-tagged dotted line at each deploy annotation that concerns one of `hosts` (None: any)."""
+    return [Mark("deploy", f"{ax.x(a.ts):.1f}", "0", DEPLOY_COLOUR,
+                 f"{_clock(a.ts)} {a.text}" + (f" on {a.host}" if a.host else ""))
+            for a in annotations
+            if ax.t0 <= a.ts <= ax.t1 and (hosts is None or any(a.applies_to(h) for h in hosts))]
+
+
 def _span(ax: _Axes, a: float, b: float, colour: str, title: str = "") -> Mark:
     x0, x1 = ax.x(a), ax.x(b)
     return Mark("span", f"{x0:.1f}", f"{max(1.0, x1 - x0):.1f}", colour, title)
@@ -293,7 +310,8 @@ def _finite(v: object) -> float | None:
 
 def line_chart(title: str, ts: np.ndarray, lines: dict[str, np.ndarray], alerts: Sequence[dict[str, object]],
                t0: float, t1: float, *, height: int = 200, limit: float | None = None,
-               match: Sequence[str] | None = None) -> Chart:
+               match: Sequence[str] | None = None, annotations: Sequence[Annotation] = (),
+               hosts: Sequence[str] | None = None) -> Chart:
     """One line chart with a time axis, a value axis, a legend and the alerts marked."""
     cleaned = {n: np.where(np.isfinite(v), v, np.nan) for n, v in lines.items()}
     values = [v[~np.isnan(v)] for v in cleaned.values()]
@@ -321,7 +339,8 @@ def line_chart(title: str, ts: np.ndarray, lines: dict[str, np.ndarray], alerts:
             segs.append(" ".join(cur))
         drawn.append(Line(name, PALETTE[i % len(PALETTE)], segs))
     lim = None if limit is None else Tick(f"{ax.y(limit):.1f}", f"limit {_fmt(limit)}")
-    return Chart(title, height, y_ticks, _time_axis(ax), _alert_marks(ax, alerts, match), drawn, lim)
+    marks = _alert_marks(ax, alerts, match) + _deploy_marks(ax, annotations, hosts)
+    return Chart(title, height, y_ticks, _time_axis(ax), marks, drawn, lim)
 
 
 def timeline(data: ReportData) -> Timeline:
@@ -360,7 +379,7 @@ def timeline(data: ReportData) -> Timeline:
         colour = SEVERITY_COLOUR.get(str(al.get("severity")), "#6b7280")
         title = f"{_clock(t)} {al.get('rule')}: {al.get('summary')}"
         marks.append(Mark("alert", f"{ax.x(t) - 2:.1f}", "4", colour, title))
-    return Timeline(height, _time_axis(ax), rows, y, marks)
+    return Timeline(height, _time_axis(ax), rows, y, marks, _deploy_marks(ax, data.annotations, None))
 
 
 def _surge(ax: _Axes, a: float, b: float) -> Mark:
@@ -385,6 +404,14 @@ def _alert_row(a: dict[str, object]) -> dict[str, str]:
             "value": shown, "cause": str(a.get("cause") or ""), "explanation": str(a.get("explanation"))}
 
 
+def _annotation_row(a: Annotation, alerts: Sequence[dict[str, object]]) -> dict[str, str]:
+    """One row of the deploy annotation table, with how many firing alerts named it as their likely cause."""
+    named = sum(1 for al in alerts if al.get("event") == "firing" and al.get("cause") == "unexplained"
+                and f"after {a.text}" in str(al.get("explanation") or ""))
+    return {"time": _clock(a.ts), "host": a.host or "every host", "window": _num(a.duration / 60, " min", 0),
+            "text": a.text, "named": str(named)}
+
+
 @functools.cache
 def _template() -> jinja2.Template:
     """The page template shipped in the package, autoescaping every value it is given."""
@@ -404,7 +431,8 @@ def render(data: ReportData) -> str:
         cpu = {f"{m}": s[f"host:{h}/{m}"] for m in ("cpu.percent", "mem.percent") if f"host:{h}/{m}" in s}
         if cpu:
             host_charts.append(line_chart(f"{h}: CPU and memory %", data.ts, cpu, data.alerts, data.start,
-                                          data.end, limit=90.0, match=[f"host:{h}/{m}" for m in cpu]))
+                                          data.end, limit=90.0, match=[f"host:{h}/{m}" for m in cpu],
+                                          annotations=data.annotations, hosts=[h]))
     fits = []
     for f in data.fits:
         low = "–" if not math.isfinite(f.min_headroom) else f"{f.min_headroom:.2f}× at {_clock(f.min_headroom_at)}"
@@ -424,7 +452,8 @@ def render(data: ReportData) -> str:
         start=_stamp(data.start), end=_stamp(data.end), ticks=data.ts.size, tick=f"{data.tick:g}",
         series=len(s), fired=sum(1 for a in data.alerts if a.get("event") == "firing"), path=data.path,
         config_label=data.config_label, timeline=timeline(data),
-        traffic=line_chart("Visitors", data.ts, traffic, data.alerts, data.start, data.end, match=list(traffic))
-        if traffic else None,
+        traffic=line_chart("Visitors", data.ts, traffic, data.alerts, data.start, data.end, match=list(traffic),
+                           annotations=data.annotations) if traffic else None,
         host_charts=host_charts, fits=fits, headroom=headroom, alerts=[_alert_row(a) for a in data.alerts],
+        annotations=[_annotation_row(a, data.alerts) for a in data.annotations],
         replay_alerts=data.replay_alerts)
