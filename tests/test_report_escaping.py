@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
+from surgewatch.model import Annotation
 from surgewatch.recording.postmortem import PairFit, ReportData, render
 
 TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "figure", "figcaption", "span", "i",
-        "svg", "line", "text", "rect", "circle", "polyline", "table", "tr", "th", "td"}
+        "svg", "line", "text", "rect", "circle", "polyline", "table", "tr", "th", "td", "code"}
 
 
 class _Tags(HTMLParser):
@@ -45,7 +46,7 @@ def _data(text: str) -> ReportData:
                   min_headroom_at=t0 + 300, headroom_ts=[t0, t0 + 300], headroom_series=[2.0, 1.1])
     return ReportData(text, t0, t0 + 600, 10.0, text, ts, series, [alert, alert | {"event": "resolved"}],
                       [{"_ts": t0 + 50, "campaign": text, "event": "surge-start"}], [(text, t0, t0 + 400)],
-                      [fit], 1)
+                      [fit], 1, [Annotation(1, t0 + 60, text, text, 900.0, "recording")])
 
 
 def _structure(page: str) -> tuple[set[str], set[str]]:
