@@ -275,7 +275,7 @@ def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        return False  # a name: it may resolve anywhere
 
 
 Annotate = Callable[[NewAnnotation], Annotation]

@@ -12,13 +12,14 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..export import is_loopback
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -61,15 +62,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ServeError(f"--listen {text!r}: the port must be 0-65535")
     return host, number
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve anywhere
 
 
 def read_token(path: str) -> str:
