@@ -274,7 +274,7 @@ def test_analyze_with_a_schedule_reports_the_db_burst_as_cause_schedule(tmp_path
     assert main(["analyze", str(scenario_path("incident")), "--config", str(cfg), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     db = [a for a in doc["anomalies"] if a["series"] == "host:db-1/cpu.percent" and "09:4" in a["ts"]]
-    assert db and all(a["cause"] == "schedule" and a["classification"] == "explained" for a in db)
+    assert db and all(a["cause"] == "schedule" and a["classification"] == "schedule" for a in db)
     assert "inside schedule db-maintenance (09:40–09:55)" in db[0]["explanation"]
     assert main(["analyze", str(scenario_path("incident"))]) == 0
     assert "unexplained" in capsys.readouterr().out
