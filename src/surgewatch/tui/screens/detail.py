@@ -18,7 +18,7 @@ from ...snapshot import CampaignView, HostView, PairView
 from ...units import format_duration, format_number
 from ..charts import Marker
 from ..text import literal
-from ..widgets.campaigns import live_text, trend_arrow
+from ..widgets.campaigns import append_lift_and_live, trend_arrow
 from ..widgets.chart import Chart, ChartData
 from ..widgets.footer import KeyFooter
 from ..widgets.hosts import headroom_text, health
@@ -68,10 +68,7 @@ def campaign_header(c: CampaignView, now: float, sty: Styler, ascii_only: bool) 
         out.append(" ")
         out.append("DEMO", style=sty("badge"))
     out.append(f"  visitors {format_number(c.visitors)} {trend_arrow(c.growth_per_s, ascii_only)}")
-    lift = f"{c.lift:.1f}x" if c.lift == c.lift else "–"
-    plan = f"{c.expected_lift:.1f}x" if c.expected_lift else "–"
-    out.append(f"  lift {lift} (plan {plan})", style=sty("traffic"))
-    out.append(f"  live {live_text(c, now)}", style=sty("muted"))
+    append_lift_and_live(out, c, now, sty)
     return out
 
 

@@ -76,3 +76,11 @@ def campaign_lines(campaigns: Sequence[CampaignView], width: int, now: float, as
 
 class CampaignStrip(ListPanel):
     """The campaign strip on the overview (select a row, enter opens the campaign)."""
+
+
+def append_lift_and_live(out: Text, c: CampaignView, now: float, sty: Styler) -> None:
+    """A campaign header's tail, shared by the detail screen and the wall: lift against plan, time since launch."""
+    lift = f"{c.lift:.1f}x" if c.lift == c.lift else "–"
+    plan = f"{c.expected_lift:.1f}x" if c.expected_lift else "–"
+    out.append(f"  lift {lift} (plan {plan})", style=sty("traffic"))
+    out.append(f"  live {live_text(c, now)}", style=sty("muted"))

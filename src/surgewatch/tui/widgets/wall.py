@@ -19,7 +19,7 @@ from ...units import format_number
 from ..charts import Band, ChartStyles, Marker, gauge, plot, side_by_side, time_axis
 from ..text import literal
 from .alerts import alert_line
-from .campaigns import live_text, trend_arrow
+from .campaigns import append_lift_and_live, trend_arrow
 from .hosts import ASCII_GLYPHS, HEALTH_GLYPHS, headroom_text, health, level
 from .panel import Styler, fallback_styler
 
@@ -183,10 +183,7 @@ def panel_title(p: WallPanel, now: float, sty: Styler, ascii_only: bool, focused
         out.append(" ")
         out.append("DEMO", style=sty("badge"))
     out.append(f"  {format_number(c.visitors)} visitors {trend_arrow(c.growth_per_s, ascii_only)}")
-    lift = f"{c.lift:.1f}x" if c.lift == c.lift else "–"
-    plan = f"{c.expected_lift:.1f}x" if c.expected_lift else "–"
-    out.append(f"  lift {lift} (plan {plan})", style=sty("traffic"))
-    out.append(f"  live {live_text(c, now)}", style=sty("muted"))
+    append_lift_and_live(out, c, now, sty)
     return out
 
 
