@@ -182,3 +182,19 @@ async def test_a_large_answer_under_the_cap_is_read_whole_and_a_cut_one_is_named
         with pytest.raises(SourceError, match="response is not the Prometheus API's JSON"):
             await src.poll()
         await src.close()
+
+
+async def test_group_label_names_each_hosts_group_from_the_real_prometheus(prometheus):
+    instance = f"127.0.0.1:{prometheus.extra['node'].port}"
+    src = PromQLHostSource("fleet", prometheus.url, 1.0, 5.0, {"targets.up": "sum by (instance, job) (up)"},
+                           group_label="job")
+    reading = await src.poll()
+    await src.close()
+    assert reading.values == {f"host:{instance}/targets.up": 1.0}
+    assert reading.details["groups"] == {instance: "node"}
+
+
+def test_default_queries_keep_the_group_label_so_groups_can_be_read():
+    queries = default_queries("instance", group_label="job")
+    assert all("by (instance, job)" in q for q in queries.values())
+    assert all("job" not in q for q in default_queries("instance").values())

@@ -77,6 +77,8 @@ class HostConfig:
     seed: int | None = None
     max_series: int = 10_000  # promql: at most this many series taken from one query's answer
     tls: TlsConfig = field(default_factory=TlsConfig)
+    group: str | None = None  # the host group of this host (of every host a fleet source reports)
+    group_label: str | None = None  # promql: the label whose value names each host's group
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,8 @@ class _Parser:
             seed=r.integer("seed", None),
             max_series=r.count("max_series", 10_000),
             tls=r.tls(),
+            group=r.string("group", None),
+            group_label=r.string("group_label", None),
         )
         r.done()
         return cfg

@@ -28,6 +28,7 @@ from .annotations import AnnotationStore
 from .clock import SteppedClock
 from .collector import Collector
 from .config import Config, SinkConfig
+from .hostgroups import HostGroups
 from .model import AlertEvent, Annotation, series, split_series
 from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
@@ -92,6 +93,7 @@ class Engine:
         self.detector_name = opts.detector or config.monitor.detector
         self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
         self.declared = DeclaredCauses(*DeclaredCauses.schedules_of(config))
+        self.host_groups = HostGroups(config.hosts)
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
@@ -218,6 +220,7 @@ class Engine:
             self.config = config
             self.analyzer = self.build_analyzer()
         self.rules.replace_rules(config.rules, self.clock())
+        self.host_groups = HostGroups(config.hosts)
         if config.monitor.max_series != self.config.monitor.max_series:
             self.store.set_max_series(config.monitor.max_series)
         self.config = config
@@ -462,7 +465,8 @@ class Engine:
         health = self.collector.health
         host_views = []
         for who, metrics in hosts.items():
-            src = health.get(f"host:{who}")
+            src_name = f"host:{who}"
+            src = health.get(src_name)
             if src is None:  # a host found through a fleet source (e.g. PromQL): take that source's health
                 src_name = self._series_source.get(next(iter(
                     store.names[i] for i in metrics.values())), "")
@@ -475,7 +479,8 @@ class Engine:
                 name=who, demo=self.is_demo(f"host:{who}/"), stale=bool(src.stale(now)) if src else False,
                 error=src.error if src else None, metrics=values, spark=host_spark, scores=sc,
                 campaigns=tuple(campaigns_by_host.get(who, ())), headroom=cap[0], seconds_to_limit=cap[1],
-                top_processes=tuple(src.details.get("top_processes", ())) if src else ()))
+                top_processes=tuple(src.details.get("top_processes", ())) if src else (),
+                group=self.host_groups.group_of(who, src_name, src.details if src else None)))
         self.rules.refresh_views()
         alerts = tuple(
             AlertView(a.rule.name, a.series, a.state_name, str(a.rule.severity), a.fired_at or a.since, a.value,

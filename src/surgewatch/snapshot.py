@@ -38,6 +38,7 @@ class HostView:
     headroom: float = float("nan")
     seconds_to_limit: float = float("nan")
     top_processes: tuple[dict[str, Any], ...] = ()
+    group: str | None = None  # the host group (hostgroups.py), None when the config and sources name none
 
 
 @dataclass(frozen=True, slots=True)

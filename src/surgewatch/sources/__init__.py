@@ -61,7 +61,8 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
             from .promql import PromQLHostSource
 
             out.append(PromQLHostSource(h.name, h.url or "", interval, timeout, h.queries, h.host_label,
-                                        h.headers, max_series=h.max_series, tls=h.tls))
+                                        h.headers, max_series=h.max_series, tls=h.tls,
+                                        group_label=h.group_label))
         else:  # pragma: no cover - config rejects kinds this build does not implement
             raise SourceError(f"host {h.name!r}: source {h.source!r} is not available")
     for p in config.probes:

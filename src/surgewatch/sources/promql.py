@@ -35,9 +35,11 @@ _VALUE = re.compile(r'"value"\s*:\s*\[')  # once per series of an instant vector
 log = logging.getLogger("surgewatch.sources")
 
 
-def default_queries(host_label: str = "instance", window: str = RATE_WINDOW) -> dict[str, str]:
-    """node_exporter-backed queries for our host metrics, grouped by `host_label`."""
-    by = f"by ({host_label})"
+def default_queries(host_label: str = "instance", window: str = RATE_WINDOW,
+                    group_label: str | None = None) -> dict[str, str]:
+    """node_exporter-backed queries for our host metrics, grouped by `host_label` (and `group_label`, kept so
+    that each host's group can be read from the answer)."""
+    by = f"by ({host_label}, {group_label})" if group_label and group_label != host_label else f"by ({host_label})"
     not_busy = f'sum {by} (rate(node_cpu_seconds_total{{mode=~"idle|iowait"}}[{window}]))'
     cpus = f'count {by} (node_cpu_seconds_total{{mode="idle"}})'
     disks = 'device!~"dm-.*|md.*|z?ram.*|loop.*"'
@@ -77,7 +79,7 @@ class PromQLHostSource:
                  queries: Mapping[str, str] | None, host_label: str = "instance",
                  headers: Mapping[str, str] | None = None,
                  kind: str = "host", poller: HttpPoller | None = None, max_series: int = MAX_SERIES,
-                 tls: TlsConfig | None = None) -> None:
+                 tls: TlsConfig | None = None, group_label: str | None = None) -> None:
         self.name = f"{kind}:{name}"
         self.kind = kind
         self.url = url.rstrip("/")
@@ -85,7 +87,8 @@ class PromQLHostSource:
         self.timeout = timeout
         self.demo = False
         self.host_label = host_label
-        self.queries = dict(queries) if queries else default_queries(host_label)
+        self.group_label = group_label
+        self.queries = dict(queries) if queries else default_queries(host_label, group_label=group_label)
         self.max_series = max(1, max_series)
         self._capped: set[str] = set()  # metrics whose query was over the cap (warned once each)
         self._http = poller or HttpPoller(label=self.name, base_url=self.url, headers=headers or {},
@@ -97,6 +100,7 @@ class PromQLHostSource:
                                        return_exceptions=True)
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        groups: dict[str, str] = {}
         for metric, result in zip(metrics, results, strict=True):
             if isinstance(result, _QueryFailed):
                 if result.permanent:
@@ -107,12 +111,16 @@ class PromQLHostSource:
             elif isinstance(result, BaseException):
                 raise result
             else:
-                values.update(result)
+                values.update(result[0])
+                groups.update(result[1])
         if errors and len(errors) == len(metrics):
             raise SourceError(next(iter(errors.values())))
-        return Reading(values, {"errors": errors} if errors else {})
+        details: dict[str, Any] = {"errors": errors} if errors else {}
+        if groups:
+            details["groups"] = groups  # host name → its group_label value (hostgroups.HostGroups reads it)
+        return Reading(values, details)
 
-    async def _one(self, metric: str, query: str) -> dict[str, float]:
+    async def _one(self, metric: str, query: str) -> tuple[dict[str, float], dict[str, str]]:
         resp = await self._http.request("POST", QUERY_PATH, data={"query": query}, accept="application/json",
                                         check_status=False)
         doc = await self._large_vector(resp) if resp.status < 300 and len(resp.body) > LARGE_ANSWER else None
@@ -169,8 +177,9 @@ class PromQLHostSource:
             raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
         return data
 
-    def _vector(self, metric: str, data: Mapping[str, Any]) -> dict[str, float]:
-        """One value per host label from an instant-vector result."""
+    def _vector(self, metric: str, data: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+        """One value per host label from an instant-vector result, and each host's group where the series carry
+        the group label."""
         rtype = data.get("resultType")
         result = data.get("result")
         if rtype != "vector" or not isinstance(result, list):
@@ -178,6 +187,7 @@ class PromQLHostSource:
                    f"vector with a {self.host_label!r} label")
             raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
         out: dict[str, float] = {}
+        groups: dict[str, str] = {}
         unlabelled = 0
         if len(result) > self.max_series:
             if metric not in self._capped:
@@ -199,12 +209,16 @@ class PromQLHostSource:
             except (TypeError, ValueError, IndexError, KeyError):
                 continue
             if math.isfinite(value):
-                out[series(self.kind, host_name(host), metric)] = value
+                who = host_name(host)
+                out[series(self.kind, who, metric)] = value
+                group = labels.get(self.group_label) if self.group_label else None  # type: ignore[union-attr]
+                if isinstance(group, str) and group:
+                    groups[who] = host_name(group)
         if unlabelled and not out:
             msg = (f"query for {metric!r} returned series without the {self.host_label!r} label "
                    f"(group it with `by ({self.host_label})`)")
             raise _QueryFailed(str(self._http.fail(msg, "POST", QUERY_PATH)), True)
-        return out
+        return out, groups
 
     async def close(self) -> None:
         await self._http.aclose()
