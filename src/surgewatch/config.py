@@ -133,6 +133,37 @@ class CampaignConfig:
     end: float | None = None
     hosts: tuple[str, ...] = ()
     expected_lift: float | None = None
+    expected_visitors: float | None = None  # planned visitors over the campaign (a feed's or the config's)
+    feed: str | None = None  # the [[campaign_feed]] it came from; None for a [[campaign]] table
+
+
+FEED_SOURCES = {"ical", "mailchimp", "json"}
+FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
+               "status")
+
+
+@dataclass(frozen=True)
+class CampaignFeedConfig:
+    """A place marketing plans campaigns (a calendar, Mailchimp, any JSON list); its events become campaigns."""
+
+    name: str
+    source: str  # ical | mailchimp | json
+    url: str | None = None
+    path: str | None = None  # ical: a local .ics file instead of a URL
+    interval: float = 300.0
+    timeout: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    token: str | None = field(default=None, repr=False)  # mailchimp: the API key (its -dc suffix names the server)
+    traffic: str | None = None  # the [[traffic]] the campaigns' visitors come from (default: the only one)
+    hosts: tuple[str, ...] = ()  # hosts of an event that names none
+    duration: float = 6 * 3600.0  # length of a campaign whose event has no end (a Mailchimp send)
+    horizon: float = 14 * 86400.0  # events starting up to this far ahead become (scheduled) campaigns
+    lookback: float = 86400.0  # events that ended this long ago are still listed (post-mortems, plans)
+    categories: tuple[str, ...] = ()  # ical: only events with one of these CATEGORIES (empty: every event)
+    click_rate: float | None = None  # mailchimp: visitors per recipient (else learned from earlier sends)
+    items: str | None = None  # json: dotted path to the list of campaigns
+    fields: Mapping[str, str] = field(default_factory=dict)  # campaign field → event property / item path
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)
@@ -208,6 +239,7 @@ class Config:
     path: str = "<built-in>"
     text: str = field(default="", compare=False, repr=False)  # the TOML it was read from (stored in recordings)
     schedules: tuple[ScheduleConfig, ...] = ()
+    campaign_feeds: tuple[CampaignFeedConfig, ...] = ()
 
     def interval_of(self, own: float | None) -> float:
         """A source's poll interval: its own override, else the monitor default."""
@@ -298,7 +330,8 @@ class _Parser:
     # -- document -----------------------------------------------------------------------------
 
     def config(self, doc: dict[str, Any]) -> Config:
-        sections = {"monitor", "host", "probe", "traffic", "campaign", "rule", "sink", "export", "schedule"}
+        sections = {"monitor", "host", "probe", "traffic", "campaign", "rule", "sink", "export", "schedule",
+                    "campaign_feed"}
         for key in doc:
             if key not in sections:
                 raise ConfigError(
@@ -312,8 +345,9 @@ class _Parser:
         sinks = tuple(self._sink(t, i) for i, t in enumerate(self._array(doc, "sink")))
         export = self._export(doc.get("export", {}))
         schedules = tuple(self._schedule(t, i) for i, t in enumerate(self._array(doc, "schedule")))
+        feeds = tuple(self._campaign_feed(t, i) for i, t in enumerate(self._array(doc, "campaign_feed")))
         cfg = Config(monitor, hosts, probes, traffic, campaigns, rules, sinks, export, self.label,
-                     schedules=schedules)
+                     schedules=schedules, campaign_feeds=feeds)
         self._cross_check(cfg)
         return cfg
 
@@ -325,7 +359,8 @@ class _Parser:
 
     def _cross_check(self, cfg: Config) -> None:
         for kind, items in (("host", cfg.hosts), ("probe", cfg.probes), ("traffic", cfg.traffic),
-                            ("campaign", cfg.campaigns), ("rule", cfg.rules), ("schedule", cfg.schedules)):
+                            ("campaign", cfg.campaigns), ("rule", cfg.rules), ("schedule", cfg.schedules),
+                            ("campaign_feed", cfg.campaign_feeds)):
             seen: set[str] = set()
             for i, item in enumerate(items):
                 name: str = getattr(item, "name", "")
@@ -342,6 +377,14 @@ class _Parser:
                 if h not in host_names and not any(x.source == "promql" for x in cfg.hosts):
                     raise self.error(f'campaign "{c.name}": ', f"hosts names {h!r}, which is not a [[host]] name",
                                      "campaign", i, "hosts")
+        for i, f in enumerate(cfg.campaign_feeds):
+            if f.traffic is not None and f.traffic not in traffic_names:
+                raise self.error(f'campaign_feed "{f.name}": ', f"traffic {f.traffic!r} is not a [[traffic]] name",
+                                 "campaign_feed", i, "traffic")
+            if f.traffic is None and len(traffic_names) != 1:
+                msg = ("needs a [[traffic]] for its campaigns' visitors" if not traffic_names else
+                       f"traffic is required: which of {sorted(traffic_names)} do its campaigns' visitors come from?")
+                raise self.error(f'campaign_feed "{f.name}": ', msg, "campaign_feed", i, "traffic")
         fleet = any(x.source == "promql" for x in cfg.hosts)
         for i, sc in enumerate(cfg.schedules):
             if sc.hosts and not fleet and not any(glob_match(g, h) for g in sc.hosts for h in host_names):
@@ -470,9 +513,45 @@ class _Parser:
             end=r.timestamp("end"),
             hosts=tuple(r.str_list("hosts")),
             expected_lift=r.number("expected_lift", None, minimum=0.0),
+            expected_visitors=r.number("expected_visitors", None, minimum=0.0),
         )
         if cfg.start is not None and cfg.end is not None and cfg.end <= cfg.start:
             raise r.fail("end", "end must be after start")
+        r.done()
+        return cfg
+
+    def _campaign_feed(self, t: dict[str, Any], i: int) -> CampaignFeedConfig:
+        r = _Table(self, t, "campaign_feed", i, None)
+        name = r.name()
+        source = r.choice("source", FEED_SOURCES, required=True) or ""
+        url = r.string("url", None, required=source in ("mailchimp", "json"))
+        path = r.string("path", None) if source == "ical" else None
+        if source == "ical" and (url is None) == (path is None):
+            raise r.fail("url", "needs one of url (an iCalendar URL) or path (an .ics file)")
+        fields = r.str_map("fields")
+        for key in fields:
+            if key not in FEED_FIELDS:
+                raise r.fail("fields", f"fields names {key!r}, which is not a campaign field "
+                                       f"(one of: {', '.join(FEED_FIELDS)})")
+        cfg = CampaignFeedConfig(
+            name=name, source=source, url=url, path=os.path.expanduser(path) if path else None,
+            interval=r.duration("interval", 300.0, minimum=1.0) or 300.0,
+            timeout=r.duration("timeout", None, minimum=0.01),
+            headers=r.headers(),
+            token=r.string("token", None, required=source == "mailchimp"),
+            traffic=r.string("traffic", None),
+            hosts=tuple(r.str_list("hosts")),
+            duration=r.duration("duration", 6 * 3600.0, minimum=60.0) or 6 * 3600.0,
+            horizon=r.duration("horizon", 14 * 86400.0, minimum=0.0) or 0.0,
+            lookback=r.duration("lookback", 86400.0, minimum=0.0) or 0.0,
+            categories=tuple(r.str_list("categories")),
+            click_rate=r.number("click_rate", None, minimum=0.0),
+            items=r.string("items", None) if source == "json" else None,
+            fields=fields,
+            tls=r.tls(),
+        )
+        if cfg.click_rate is not None and cfg.click_rate > 1.0:
+            raise r.fail("click_rate", f"click_rate is visitors per recipient, 0 to 1, got {cfg.click_rate:g}")
         r.done()
         return cfg
 

@@ -12,7 +12,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -27,11 +27,13 @@ from .analysis.significance import floors_of
 from .annotations import AnnotationStore
 from .clock import SteppedClock
 from .collector import Collector
-from .config import Config, SinkConfig
+from .config import CampaignConfig, Config, SinkConfig
+from .feeds.base import merge_campaigns
 from .hostgroups import HostGroups
 from .model import AlertEvent, Annotation, series, split_series
 from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
+from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
 from .store import SeriesStore
 
@@ -94,6 +96,9 @@ class Engine:
         self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
         self.declared = DeclaredCauses(*DeclaredCauses.schedules_of(config))
         self.host_groups = HostGroups(config.hosts)
+        self._config_campaigns = config.campaigns  # the [[campaign]] tables; feeds' campaigns are added to these
+        self._feed_lists: tuple[object, ...] = ()  # the feed lists last merged (identity: a poll makes a new one)
+        self._feed_warned: set[str] = set()
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
@@ -132,6 +137,33 @@ class Engine:
                 traffic_series=series("traffic", c.traffic, "visitors"), hosts=tuple(c.hosts),
                 expected_lift=c.expected_lift, start=c.start, end=c.end))
         return specs
+
+    def _merged_campaigns(self, lists: tuple[object, ...]) -> tuple[CampaignConfig, ...]:
+        feeds = [c for c in lists if isinstance(c, tuple)]
+        return merge_campaigns(self._config_campaigns, feeds, self._feed_warned)
+
+    def _sync_feeds(self) -> None:
+        """Merge the campaign feeds' latest lists into the campaigns (a failing feed keeps its last good list);
+        when they changed, the analysis and the traffic sources follow."""
+        lists = tuple(h.details.get("campaigns") for name, h in self.collector.health.items()
+                      if name.startswith("feed:") and h.details.get("campaigns") is not None)
+        if len(lists) == len(self._feed_lists) and all(a is b for a, b in zip(lists, self._feed_lists, strict=True)):
+            return
+        self._feed_lists = lists
+        campaigns = self._merged_campaigns(lists)
+        if campaigns == self.config.campaigns:
+            return
+        self.config = replace(self.config, campaigns=campaigns)
+        self.analyzer = self.build_analyzer()
+        self._tell_traffic_sources()
+
+    def _tell_traffic_sources(self) -> None:
+        """Give each traffic source the (campaign, utm_campaign) pairs it reports on now."""
+        for src in self.sources:
+            if isinstance(src, CampaignAware) and src.name.startswith("traffic:"):
+                traffic = src.name.removeprefix("traffic:")
+                src.set_campaigns([(c.name, c.utm_campaign or c.name) for c in self.config.campaigns
+                                   if c.traffic == traffic])
 
     def build_analyzer(self) -> Analyzer:
         """A fresh Analyzer for the current config's campaigns and practical-significance floors."""
@@ -193,8 +225,8 @@ class Engine:
                                                                   self.config.monitor.history):
             log.warning("reload: [monitor] interval and history changes take effect after a restart")
         sources = None
-        if (config.hosts, config.probes, config.traffic) != (self.config.hosts, self.config.probes,
-                                                              self.config.traffic):
+        if (config.hosts, config.probes, config.traffic, config.campaign_feeds) != (
+                self.config.hosts, self.config.probes, self.config.traffic, self.config.campaign_feeds):
             opts = self.options
             build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
             sources = build_sources(config, build)  # may raise: nothing has changed yet
@@ -216,9 +248,15 @@ class Engine:
                 log.warning("reload: old sources did not close within 2s")
         if (config.schedules, config.monitor.timezone) != (self.config.schedules, self.config.monitor.timezone):
             self.declared.set_schedules(*DeclaredCauses.schedules_of(config))
+        self._config_campaigns = config.campaigns
+        if sources is None:  # the feeds keep their last lists: merge them into the new [[campaign]] tables
+            config = replace(config, campaigns=self._merged_campaigns(self._feed_lists))
+        else:
+            self._feed_lists = ()  # new feed sources: their campaigns come back with their first polls
         if config.campaigns != self.config.campaigns:
             self.config = config
             self.analyzer = self.build_analyzer()
+            self._tell_traffic_sources()
         self.rules.replace_rules(config.rules, self.clock())
         self.host_groups = HostGroups(config.hosts)
         if config.monitor.max_series != self.config.monitor.max_series:
@@ -293,6 +331,8 @@ class Engine:
     def tick(self, now: float) -> list[AlertEvent]:
         """Append what arrived since the last tick, analyse it, evaluate rules and publish."""
         readings = self.collector.drain()
+        if self.config.campaign_feeds:
+            self._sync_feeds()
         store = self.store
         self._evict_idle(now)  # first, so that new series can take the freed rows
         if readings:
@@ -456,7 +496,8 @@ class Engine:
                 visitors=st.visitors if st else store.latest(series("campaign", c.name, "visitors")),
                 baseline=st.baseline if st else math.nan, lift=st.lift if st else math.nan,
                 expected_lift=c.expected_lift, growth_per_s=st.growth_per_s if st else math.nan,
-                spark=spark, hosts=tuple(c.hosts), start=c.start, end=c.end, pairs=tuple(pairs)))
+                spark=spark, hosts=tuple(c.hosts), start=c.start, end=c.end, pairs=tuple(pairs), feed=c.feed,
+                expected_visitors=c.expected_visitors))
         hosts: dict[str, dict[str, int]] = {}
         for i, name in enumerate(store.names):
             kind, who, metric = split_series(name)

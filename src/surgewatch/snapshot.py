@@ -70,6 +70,8 @@ class CampaignView:
     start: float | None
     end: float | None
     pairs: tuple[PairView, ...] = ()
+    feed: str | None = None  # the campaign feed it came from (None: a [[campaign]] table)
+    expected_visitors: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,10 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
 
         interval, timeout = config.interval_of(p.interval), config.timeout_of(p.timeout)
         out.append(ProbeSource(p.name, p.url, interval, timeout, p.expect_status, p.headers, tls=p.tls))
+    if config.campaign_feeds:
+        from ..feeds import build_feed  # lazy: the calendar libraries only when a feed is configured
+
+        out.extend(build_feed(f, config) for f in config.campaign_feeds)
     for t in config.traffic:
         interval, timeout = config.interval_of(t.interval), config.timeout_of(t.timeout)
         campaigns = [c.name for c in config.campaigns if c.traffic == t.name]

@@ -253,16 +253,22 @@ class AccessLogStats:
         self.traffic = traffic
         self.window = window
         self.by_utm: dict[str, list[str]] = {}
-        for name, utm in campaigns:
-            self.by_utm.setdefault(utm, []).append(name)
         self._ips: dict[str, float] = {}
-        self._camp_ips: dict[str, dict[str, float]] = {utm: {} for utm in self.by_utm}
+        self._camp_ips: dict[str, dict[str, float]] = {}
+        self.set_campaigns(campaigns)
         self._n = 0
         self._n5xx = 0
         self._rts: list[float] = []
         self._camp_n: Counter[str] = Counter()
         self.other_campaigns: Counter[str] = Counter()
         self.last_counts: dict[str, int] = {}  # requests per campaign name in the last take()
+
+    def set_campaigns(self, campaigns: Sequence[tuple[str, str]]) -> None:
+        """Count these (campaign name, utm_campaign) pairs from now on; visitors already seen for a kept UTM stay."""
+        self.by_utm = {}
+        for name, utm in campaigns:
+            self.by_utm.setdefault(utm, []).append(name)
+        self._camp_ips = {utm: self._camp_ips.get(utm, {}) for utm in self.by_utm}
 
     def add(self, hits: Sequence[Hit], now: float) -> None:
         """Count hits read at time `now`."""
@@ -390,6 +396,10 @@ class AccessLogSource:
                 details["other_campaigns"] = dict(self.stats.other_campaigns.most_common(10))
             return Reading(values, details)
 
+
+    def set_campaigns(self, campaigns: list[tuple[str, str]]) -> None:
+        """Report on these (campaign name, utm_campaign) pairs from the next poll on."""
+        self.stats.set_campaigns(campaigns)
     async def poll(self) -> Reading:
         """Read what the server logged since the previous poll."""
         return await asyncio.to_thread(self.collect)

@@ -136,3 +136,7 @@ class CampaignTrafficSource:
         self.interval = interval
         self.timeout = timeout
         self.demo = False
+
+    def set_campaigns(self, campaigns: list[tuple[str, str]]) -> None:
+        """Report on these (campaign name, utm_campaign) pairs from the next poll on."""
+        self.campaigns = list(campaigns)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..textsafe import one_line
 
@@ -46,3 +46,13 @@ class Backfill:
 
     ts: list[float]
     values: dict[str, list[float]]
+
+
+@runtime_checkable
+class CampaignAware(Protocol):
+    """A traffic source that reports per-campaign visitors and can be told the campaigns as they change (a
+    campaign feed adds, moves or cancels them while it runs)."""
+
+    def set_campaigns(self, campaigns: list[tuple[str, str]]) -> None:
+        """Report on these (campaign name, utm_campaign) pairs from the next poll on."""
+        ...

@@ -38,8 +38,14 @@ class JsonTrafficSource:
         self.items = items
         self.key = key or "name"
         self.http = http or HttpPoller(label=self.name, headers=headers, timeout=timeout, tls=tls)
+        self.notice: str | None = None
+        self.set_campaigns(self.campaigns)
+
+    def set_campaigns(self, campaigns: list[tuple[str, str]]) -> None:
+        """Report on these (campaign name, utm_campaign) pairs from the next poll on."""
+        self.campaigns = list(campaigns)
         self.notice = None
-        if items is None and self.campaigns:
+        if self.items is None and self.campaigns:
             names = ", ".join(n for n, _ in self.campaigns)
             self.notice = (f"{self.name}: no per-campaign numbers without `items` (campaign series not "
                            f"produced for: {names})")

@@ -38,7 +38,13 @@ class PromQLTrafficSource:
         self.demo = False
         self.http = http or HttpPoller(label=self.name, base_url=url, headers=headers, timeout=timeout, tls=tls)
         self.notice: str | None = None
-        if self.campaigns and not campaign_label:
+        self.set_campaigns(self.campaigns)
+
+    def set_campaigns(self, campaigns: list[tuple[str, str]]) -> None:
+        """Report on these (campaign name, utm_campaign) pairs from the next poll on."""
+        self.campaigns = list(campaigns)
+        self.notice = None
+        if self.campaigns and not self.campaign_label:
             names = ", ".join(n for n, _ in self.campaigns)
             self.notice = f"{self.name}: set campaign_label to get campaign series (none for {names})"
 

@@ -83,4 +83,8 @@ def append_lift_and_live(out: Text, c: CampaignView, now: float, sty: Styler) ->
     lift = f"{c.lift:.1f}x" if c.lift == c.lift else "–"
     plan = f"{c.expected_lift:.1f}x" if c.expected_lift else "–"
     out.append(f"  lift {lift} (plan {plan})", style=sty("traffic"))
+    if c.expected_visitors is not None:
+        out.append(f"  expected {format_number(c.expected_visitors)} visitors", style=sty("muted"))
     out.append(f"  live {live_text(c, now)}", style=sty("muted"))
+    if c.feed:
+        out.append(f"  from feed {c.feed}", style=sty("muted"))

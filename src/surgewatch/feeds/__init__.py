@@ -1,0 +1,33 @@
+"""Campaign feeds: `[[campaign_feed]]` entries whose events become campaigns (an iCalendar, Mailchimp, any JSON).
+
+`build_feed(cfg, config)` gives a source the collector polls like any other (`feed:NAME`); the engine merges each
+feed's last good list with the config's campaigns (`base.merge_campaigns`). Each kind is one module with a fetcher:
+`ical.py`, `mailchimp.py`, `jsonfeed.py`.
+"""
+
+from __future__ import annotations
+
+from ..config import CampaignFeedConfig, Config
+from .base import FeedSource, Fetcher, merge_campaigns
+
+__all__ = ["FeedSource", "build_feed", "merge_campaigns"]
+
+
+def build_feed(cfg: CampaignFeedConfig, config: Config) -> FeedSource:
+    """The source polling one feed (its fetcher's libraries are imported only when a feed of that kind exists)."""
+    traffic = cfg.traffic or config.traffic[0].name
+    timeout = cfg.timeout if cfg.timeout is not None else max(config.monitor.timeout, 10.0)
+    if cfg.source == "ical":
+        from .ical import CalendarFetcher
+
+        fetch: Fetcher = CalendarFetcher(cfg, traffic, timeout)
+    elif cfg.source == "mailchimp":
+        from .mailchimp import MailchimpFetcher
+
+        fetch = MailchimpFetcher(cfg, traffic, timeout)
+    else:
+        from .jsonfeed import JsonFeedFetcher
+
+        fetch = JsonFeedFetcher(cfg, traffic, timeout)
+    return FeedSource(cfg, traffic, timeout, fetch)
+
