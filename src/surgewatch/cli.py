@@ -26,6 +26,8 @@ COMMANDS: list[tuple[str, str, str]] = [
      "them up within a second)"),
     ("annotate", "surgewatch.frontends.annotatecmd", "record a deploy annotation: anomalies starting soon after "
      "name it as the likely cause (a running daemon picks it up within a second)"),
+    ("plan", "surgewatch.frontends.plancmd", "predict a campaign's peak load per host and the hosts it needs: exit "
+     "0 fits, 1 tight, 2 saturates, 3 unknown"),
     ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
     ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
     ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),
