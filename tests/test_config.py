@@ -64,7 +64,8 @@ def test_durations_and_severity_are_typed() -> None:
 
 
 @pytest.mark.parametrize(("body", "expected"), [
-    ('name = "r"\nseries = "host:*/cpu.percent"\n', "needs one of above, below, anomaly or forecast_above"),
+    ('name = "r"\nseries = "host:*/cpu.percent"\n',
+     "needs one of above, below, anomaly, forecast_above or preflight_above"),
     ('name = "r"\nseries = "host:*/cpu.percent"\nabove = 90\nclear = 95\n', "clear (95) must not be above"),
     ('name = "r"\nseries = "cpu"\nabove = 90\n', "series must be a glob of KIND:NAME/METRIC"),
     ('name = "r"\nseries = "host:*/cpu.percent"\nabove = 90\nseverity = "page"\n', "severity must be info"),

@@ -263,5 +263,5 @@ def test_within_on_a_threshold_rule_is_a_config_error() -> None:
 
     from surgewatch.config import ConfigError, parse_config
 
-    with pytest.raises(ConfigError, match="within only applies to forecast_above rules"):
+    with pytest.raises(ConfigError, match="within only applies to forecast_above and preflight_above rules"):
         parse_config('[[rule]]\nname = "x"\nseries = "host:*/cpu.percent"\nabove = 9\nwithin = "1m"\n')

@@ -178,6 +178,7 @@ class RuleConfig:
     anomaly: str | None = None
     threshold: float = 0.9
     forecast_above: float | None = None
+    preflight_above: float | None = None  # fires before launch when a scheduled campaign's plan reaches this
     within: float | None = None
     summary: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -193,6 +194,8 @@ class RuleConfig:
             return "anomaly"
         if self.forecast_above is not None:
             return "forecast"
+        if self.preflight_above is not None:
+            return "preflight"
         return "threshold"
 
 
@@ -565,16 +568,20 @@ class _Parser:
         below = r.number("below", None)
         anomaly = r.choice("anomaly", {"any", "unexplained"})
         forecast_above = r.number("forecast_above", None)
+        preflight_above = r.number("preflight_above", None)
         kinds = [k for k, v in (("above/below", above if above is not None else below), ("anomaly", anomaly),
-                                ("forecast_above", forecast_above)) if v is not None]
+                                ("forecast_above", forecast_above), ("preflight_above", preflight_above))
+                 if v is not None]
         if not kinds:
-            raise r.fail(None, "needs one of above, below, anomaly or forecast_above")
+            raise r.fail(None, "needs one of above, below, anomaly, forecast_above or preflight_above")
         if len(kinds) > 1:
             raise r.fail(None, f"mixes {' and '.join(kinds)}; write one rule per condition")
         if above is not None and below is not None:
             raise r.fail("below", "has both above and below; write two rules")
-        if forecast_above is None and "within" in t:
-            raise r.fail("within", "within only applies to forecast_above rules")
+        if forecast_above is None and preflight_above is None and "within" in t:
+            raise r.fail("within", "within only applies to forecast_above and preflight_above rules")
+        if preflight_above is not None and not series_glob.startswith("host:"):
+            raise r.fail("series", "preflight_above rules watch host series (host:NAME/METRIC)")
         clear = r.number("clear", None)
         floor = r.number("floor", None, minimum=0.0)
         if floor is not None and anomaly is None:
@@ -598,6 +605,7 @@ class _Parser:
             threshold=r.fraction("threshold", 0.9),
             floor=floor,
             forecast_above=forecast_above,
+            preflight_above=preflight_above,
             within=r.duration("within", None, minimum=1.0),
             summary=r.string("summary", None),
             labels=r.str_map("labels"),

@@ -21,8 +21,11 @@ from .alerting.dispatch import Dispatcher, build_dispatcher
 from .alerting.rules import RuleEngine
 from .alerting.silences import Silence, SilenceStore
 from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
+from .analysis.correlation import baseline
 from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector, make_detector
+from .analysis.plan import ModelFact, rule_limits
+from .analysis.preflight import Preflight, Upcoming, facts_of, preflights, worst
 from .analysis.significance import floors_of
 from .annotations import AnnotationStore
 from .clock import SteppedClock
@@ -42,6 +45,7 @@ log = logging.getLogger("surgewatch.engine")
 SPARK_POINTS = 60
 EVICT_INTERVALS = 10  # without [monitor] evict_after, a series unseen for 10 of its intervals is forgotten
 HOST_SPARK_METRICS = ("cpu.percent", "mem.percent", "load.1", "net.rx_bps")
+PREFLIGHT_EVERY = 30.0  # seconds between plans of the scheduled campaigns (they change with the models)
 
 
 @dataclass
@@ -99,6 +103,9 @@ class Engine:
         self._config_campaigns = config.campaigns  # the [[campaign]] tables; feeds' campaigns are added to these
         self._feed_lists: tuple[object, ...] = ()  # the feed lists last merged (identity: a poll makes a new one)
         self._feed_warned: set[str] = set()
+        self.preflights: list[Preflight] = []  # scheduled campaigns' plans (analysis/preflight.py)
+        self._preflight_at = -math.inf
+        self._model_facts: list[ModelFact] = []  # the load models of the last analysis that had campaigns
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
@@ -361,6 +368,7 @@ class Engine:
             fresh = (now - store.last_ts[:n]) <= self._stale_after[:n]
         values_now = np.where(fresh, store.last_value[:n], np.nan)
         stale = self._stale_rows(now)
+        self._update_preflights(now, analysis)
         events = self.rules.evaluate(now, store.names, store.version, values_now, analysis, stale)
         self.last_tick = now
         for listener in self._tick_listeners:
@@ -375,6 +383,37 @@ class Engine:
             for on_snapshot in self._subscribers:
                 on_snapshot(snap)
         return events
+
+    def _update_preflights(self, now: float, analysis: AnalysisResult) -> None:
+        """Plan every scheduled campaign with an expected size (every PREFLIGHT_EVERY seconds) from the models
+        learned so far: the campaign screen shows the worst host, preflight_above rules fire on them."""
+        upcoming = [c for c in self.config.campaigns if c.start is not None and c.start > now
+                    and (c.expected_lift or c.expected_visitors is not None)]
+        if analysis.campaigns:
+            index = self.store.index  # models are of the site's traffic where that series exists (analyzer.py)
+            drivers = {c.name: "site" if series("traffic", c.traffic, "visitors") in index else "campaign"
+                       for c in self.config.campaigns}
+            self._model_facts = facts_of(analysis.campaigns, drivers)
+        if not upcoming:
+            if self.preflights:
+                self.preflights, self.rules.preflights = [], {}
+            return
+        if now - self._preflight_at < PREFLIGHT_EVERY:
+            return
+        self._preflight_at = now
+        ups = [Upcoming(c.name, c.start or 0.0, tuple(c.hosts), c.expected_lift, c.expected_visitors,
+                        self._site_baseline(c.traffic)) for c in upcoming]
+        groups = {h.name: h.group for h in self.config.hosts if h.group}
+        self.preflights = preflights(ups, self._model_facts, now, rule_limits(self.config.rules), groups)
+        by_series: dict[str, list[Preflight]] = {}
+        for e in self.preflights:
+            by_series.setdefault(e.series, []).append(e)
+        self.rules.preflights = by_series
+
+    def _site_baseline(self, traffic: str) -> float:
+        """A site's baseline visitors: a low quantile of its traffic over the history held."""
+        w = self.store.window(None, [series("traffic", traffic, "visitors")])
+        return baseline(w.values[0]) if w.values.shape[0] else math.nan
 
     def _refresh_sources(self) -> None:
         """Rebuild the series → source maps when the store or the sources' known series changed
@@ -497,7 +536,8 @@ class Engine:
                 baseline=st.baseline if st else math.nan, lift=st.lift if st else math.nan,
                 expected_lift=c.expected_lift, growth_per_s=st.growth_per_s if st else math.nan,
                 spark=spark, hosts=tuple(c.hosts), start=c.start, end=c.end, pairs=tuple(pairs), feed=c.feed,
-                expected_visitors=c.expected_visitors))
+                expected_visitors=c.expected_visitors,
+                forecast=pre.text if (pre := worst(e for e in self.preflights if e.campaign == c.name)) else None))
         hosts: dict[str, dict[str, int]] = {}
         for i, name in enumerate(store.names):
             kind, who, metric = split_series(name)

@@ -72,6 +72,7 @@ class CampaignView:
     pairs: tuple[PairView, ...] = ()
     feed: str | None = None  # the campaign feed it came from (None: a [[campaign]] table)
     expected_visitors: float | None = None
+    forecast: str | None = None  # before launch: the plan's worst host ("forecast peak web-2 CPU 97 % at …")
 
 
 @dataclass(frozen=True, slots=True)

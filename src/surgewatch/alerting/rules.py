@@ -16,12 +16,13 @@ import fnmatch
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
+from ..analysis.preflight import Preflight
 from ..config import RuleConfig
 from ..describe import format_value, metric_label
 from ..model import AlertEvent, Cause, fingerprint, split_series
@@ -36,6 +37,7 @@ INACTIVE, PENDING, FIRING = 0, 1, 2
 ANOMALY_CLEAR_FRACTION = 0.6
 FORECAST_CLEAR_FACTOR = 1.5
 DEFAULT_WITHIN = 900.0
+PREFLIGHT_WITHIN = 24 * 3600.0  # preflight_above: campaigns starting within this long (rule key `within`)
 FORECAST_REFRESH = 5.0  # seconds a forecast is reused (forecasts look minutes ahead; computing one costs ms)
 
 
@@ -143,6 +145,8 @@ class RuleEngine:
         self._forecasts: tuple[float, dict[float, np.ndarray]] | None = None
         self._version = -1
         self._forgotten: list[AlertEvent] = []  # transitions made by forget_rows, reported with the next tick
+        # scheduled campaigns' plans by host series, set by the engine before each tick (preflight_above rules)
+        self.preflights: Mapping[str, Sequence[Preflight]] = {}
 
     # -- the tick -------------------------------------------------------------------------------
 
@@ -157,6 +161,7 @@ class RuleEngine:
         if self._forecasts is not None and now - self._forecasts[0] < FORECAST_REFRESH:
             reuse = self._forecasts[1]
         data = self._data = TickData(n, values[:n], analysis, stale, reuse)
+        data.now, data.names, data.preflights = now, names, self.preflights
         self._names = names
         self.transitions, self._forgotten = self._forgotten, []
         renamed, self._version = version != self._version, version
@@ -185,6 +190,8 @@ class RuleEngine:
             if enter.any():  # practical significance: a departure below the floor fires nothing
                 enter &= data.significant(rows, rule.floor)
             return enter
+        if kind == "preflight":
+            return data.preflight(rule.preflight_above or 0.0, rule.within or PREFLIGHT_WITHIN, rows)
         within = rule.within or DEFAULT_WITHIN
         return data.gathered(rule.forecast_above or 0.0, rule.series, rows) <= within
 
@@ -202,6 +209,9 @@ class RuleEngine:
             if rule.anomaly == "unexplained":  # explained (campaign, schedule, recurring) ends it
                 hold &= ~np.isin(data.causes()[rows], (1, 3, 4))
             return hold, ~np.isnan(raw)
+        if kind == "preflight":  # holds until launch, or until the plan no longer reaches the level
+            return data.preflight(rule.preflight_above or 0.0, rule.within or PREFLIGHT_WITHIN, rows), \
+                np.ones(rows.shape[0], dtype=bool)
         secs = data.forecast(rule.forecast_above or 0.0)[rows]
         return secs <= (rule.within or DEFAULT_WITHIN) * FORECAST_CLEAR_FACTOR, ~np.isnan(secs)
 
@@ -283,6 +293,11 @@ class RuleEngine:
                 alert.cause, alert.campaign = analysis.cause.get(row, (None, None))
         if rule.kind == "forecast":
             explanation = _forecast_text(rule, alert.series, float(data.forecast(rule.forecast_above or 0.0)[row]))
+        elif rule.kind == "preflight":
+            entry = data.preflight_entry(rule.preflight_above or 0.0, row)
+            if entry is not None:
+                explanation = f"campaign {entry.campaign}: {entry.text}"
+                alert.campaign, alert.value = entry.campaign, entry.peak
         if explanation is not None:
             alert.explanation = explanation
         elif not alert.explanation:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
+from ..analysis.preflight import Preflight
 from ..model import Cause
 
 _CAUSE_CODE = {Cause.CAMPAIGN: 1, Cause.UNEXPLAINED: 2, Cause.SCHEDULE: 3, Cause.RECURRING: 4}
@@ -30,6 +32,26 @@ class TickData:
         self._causes: np.ndarray | None = None
         self._forecasts: dict[float, np.ndarray] = {}
         self._reuse = reuse  # forecasts by level from an earlier tick, when the caller deems them fresh enough
+        self.now = float("nan")
+        self.names: Sequence[str] = ()
+        self.preflights: Mapping[str, Sequence[Preflight]] = {}  # by host series: scheduled campaigns' plans
+
+    def preflight(self, level: float, within: float, rows: np.ndarray) -> np.ndarray:
+        """Whether a campaign starting within `within` seconds is planned to take each row to `level` or more."""
+        out = np.zeros(rows.shape[0], dtype=bool)
+        if not self.preflights:
+            return out
+        for i, r in enumerate(rows.tolist()):
+            entries = self.preflights.get(self.names[r]) if r < len(self.names) else None
+            if entries:
+                out[i] = any(e.peak >= level and 0 < e.start - self.now <= within for e in entries)
+        return out
+
+    def preflight_entry(self, level: float, row: int) -> Preflight | None:
+        """The soonest scheduled campaign planned to take this row to `level` or more."""
+        entries = self.preflights.get(self.names[row]) if row < len(self.names) else None
+        due = [e for e in entries or () if e.peak >= level and e.start > self.now]
+        return min(due, key=lambda e: e.start) if due else None
 
     def values_of(self, glob: str, rows: np.ndarray) -> np.ndarray:
         """values[rows], shared by the rules with the same series glob (and so the same rows)."""

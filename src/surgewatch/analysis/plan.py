@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .forecast import DEFAULT_LIMITS
 
@@ -47,18 +48,25 @@ class ModelFact:
     r2: float
     usable: bool
     learned_at: float | None = None  # when it was fitted (None: unknown)
+    driver: str = "campaign"  # what the model's traffic is: "campaign" visitors, or the whole "site"'s
 
 
 @dataclass(frozen=True, slots=True)
 class Demand:
     """The campaign's peak in the traffic source's unit, and how it was arrived at (said in every plan)."""
 
-    peak_visitors: float
+    peak_visitors: float  # the campaign's own visitors at its peak
     how: str
+    baseline: float = math.nan  # the site's visitors without the campaign (models of site traffic add it)
+
+    def traffic(self, driver: str) -> float:
+        """The model input at the peak: the campaign's visitors, or the site's (its baseline plus them)."""
+        return self.peak_visitors + self.baseline if driver == "site" else self.peak_visitors
 
 
-def demand_from_visitors(visitors: float) -> Demand:
-    return Demand(visitors, f"peak of {visitors:,.0f} visitors at once (as the traffic source counts them)")
+def demand_from_visitors(visitors: float, baseline: float = math.nan) -> Demand:
+    return Demand(visitors, f"peak of {visitors:,.0f} campaign visitors at once (as the traffic source counts "
+                            f"them)", baseline)
 
 
 def demand_from_lift(lift: float, baseline: float) -> Demand | None:
@@ -67,15 +75,15 @@ def demand_from_lift(lift: float, baseline: float) -> Demand | None:
         return None
     extra = max(0.0, lift - 1.0) * baseline
     return Demand(extra, f"lift {lift:g}x over the site's baseline of {baseline:,.0f} visitors: "
-                         f"{extra:,.0f} campaign visitors at the peak")
+                         f"{extra:,.0f} campaign visitors at the peak", baseline)
 
 
-def demand_from_clicks(clicks: float, half_life: float = EMAIL_HALF_LIFE,
-                       window: float = REALTIME_WINDOW) -> Demand:
+def demand_from_clicks(clicks: float, half_life: float = EMAIL_HALF_LIFE, window: float = REALTIME_WINDOW,
+                       baseline: float = math.nan) -> Demand:
     share = 1.0 - 2.0 ** (-window / half_life)
     peak = clicks * share
     return Demand(peak, f"{clicks:,.0f} visitors in all, half within {half_life / 60:g} min of the send: "
-                        f"{peak:,.0f} at once in a {window / 60:g}-min window ({share:.1%})")
+                        f"{peak:,.0f} at once in a {window / 60:g}-min window ({share:.1%})", baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,27 @@ class Plan:
         return EXIT_CODES[self.verdict]
 
 
+class ThresholdRule(Protocol):
+    """What limits are read from: a rule's series glob and its `above` (config.RuleConfig has both)."""
+
+    @property
+    def series(self) -> str: ...
+
+    @property
+    def above(self) -> float | None: ...
+
+
+def rule_limits(rules: Iterable[ThresholdRule]) -> dict[str, float]:
+    """Per metric, the lowest `above` of the host threshold rules (`host:*/cpu.percent` above 85 → 85)."""
+    out: dict[str, float] = {}
+    for r in rules:
+        if r.above is not None and r.series.startswith("host:") and "/" in r.series:
+            metric = r.series.rsplit("/", 1)[1]
+            if "*" not in metric and "?" not in metric:
+                out[metric] = min(out.get(metric, math.inf), r.above)
+    return out
+
+
 def limit_of(metric: str, limits: Mapping[str, float]) -> float | None:
     return limits.get(metric, DEFAULT_LIMITS.get(metric))
 
@@ -189,26 +218,32 @@ def make_plan(facts: Iterable[ModelFact], demand: Demand, *, campaign: str | Non
         limit = limit_of(metric, limits)
         if limit is None:
             continue
+        x = demand.traffic(f.driver)
+        if not math.isfinite(x):
+            gaps.append(Gap(host, metric, "its model is of the site's whole traffic, and the site's baseline is "
+                                          "unknown: a recording or history with the traffic series gives it"))
+            continue
         warn = limit * warn_fraction
-        peak = f.intercept + f.slope * demand.peak_visitors
+        peak = f.intercept + f.slope * x
         verdict = SATURATES if peak >= limit else TIGHT if peak >= warn else FITS
         peak_at = at + f.lag_seconds if at is not None and math.isfinite(f.lag_seconds) else None
-        add = _add_hosts([f], 1, warn, demand.peak_visitors)
+        add = _add_hosts([f], 1, warn, demand)
         plan.hosts.append(HostPlan(host, groups.get(host), metric, f, peak, peak_at, limit, warn, verdict, add))
-    plan.groups = _groups([h for h in plan.hosts if h.group], demand.peak_visitors)
+    plan.groups = _groups([h for h in plan.hosts if h.group], demand)
     if plan.groups:
         plan.assumptions.append("hosts added to a group share the campaign's load evenly behind the balancer; the "
                                 "load without the campaign stays per host")
     return plan
 
 
-def _add_hosts(models: Sequence[ModelFact], k: int, target: float, visitors: float) -> int | None:
+def _add_hosts(models: Sequence[ModelFact], k: int, target: float, demand: Demand) -> int | None:
     """More hosts that keep each of these k hosts' load under `target` when the campaign's load (the variable
     part) spreads evenly over k + m hosts; None when a host is above `target` even without the campaign."""
     need = 0.0
     for m in models:
-        variable = m.slope * visitors
-        room = target - m.intercept
+        # the campaign's share moves to the new hosts; for a site-traffic model the baseline's load stays
+        variable = m.slope * demand.peak_visitors
+        room = target - m.intercept - (m.slope * demand.baseline if m.driver == "site" else 0.0)
         if room <= 0:
             return None
         if variable > 0:
@@ -216,7 +251,7 @@ def _add_hosts(models: Sequence[ModelFact], k: int, target: float, visitors: flo
     return max(0, math.ceil(k * need - 1e-9) - k)
 
 
-def _groups(hosts: Sequence[HostPlan], visitors: float) -> list[GroupPlan]:
+def _groups(hosts: Sequence[HostPlan], demand: Demand) -> list[GroupPlan]:
     """Per configured host group and metric: the highest peak and the hosts to add to stay under the warning
     level."""
     by: dict[tuple[str, str], list[HostPlan]] = {}
@@ -225,7 +260,7 @@ def _groups(hosts: Sequence[HostPlan], visitors: float) -> list[GroupPlan]:
     out = []
     for (group, metric), members in sorted(by.items()):
         limit, target = members[0].limit, members[0].warn
-        add = _add_hosts([h.model for h in members], len(members), target, visitors)
+        add = _add_hosts([h.model for h in members], len(members), target, demand)
         verdict = max((h.verdict for h in members), key=lambda v: SEVERITY[v])
         out.append(GroupPlan(group, metric, tuple(h.host for h in members), max(h.peak for h in members), limit,
                              target, add, verdict))

@@ -30,6 +30,7 @@ from ..analysis.plan import (
     demand_from_lift,
     demand_from_visitors,
     make_plan,
+    rule_limits,
 )
 from ..config import CampaignConfig, Config, ConfigError, load_config
 from ..units import format_duration
@@ -105,7 +106,7 @@ def build(args: argparse.Namespace) -> Plan:
     at = _time(args.at) if args.at else (campaign.start if campaign and campaign.start is not None else None)
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else (
         list(campaign.hosts) if campaign and campaign.hosts else None)
-    limits = _limits(config)
+    limits = rule_limits(config.rules if config else ())
     groups = {h.name: h.group for h in config.hosts} if config else {}
     return make_plan(facts, demand, campaign=campaign.name if campaign else args.campaign, hosts=hosts, at=at,
                      limits=limits, groups=groups)
@@ -158,7 +159,7 @@ def _models(args: argparse.Namespace, config: Config | None) -> tuple[list[Model
     if not args.recording:
         raise PlanError("give --recording R: the load models are learned from a recording of earlier traffic")
     from ..scenarios import resolve
-    from .analyze import AnalyzeError, analyze_file, read_input
+    from .analyze import AnalyzeError, analyze_file, campaign_specs, read_input
 
     path = resolve(args.recording)  # a shipped scenario by name, as `replay` takes it
     try:
@@ -166,8 +167,11 @@ def _models(args: argparse.Namespace, config: Config | None) -> tuple[list[Model
         _ts, names, cols = read_input(path)
     except AnalyzeError as exc:
         raise PlanError(str(exc)) from None
+    # a campaign's models are of its site's traffic when the recording has that series, else of its own
+    drivers = {spec.name: "site" if spec.traffic_series != spec.series else "campaign"
+               for spec in campaign_specs(names, config)}
     facts = [ModelFact(p.campaign, p.host, p.metric, p.lag_seconds, p.slope, p.intercept, p.r2, p.usable,
-                       report.end) for p in report.pairs]
+                       report.end, drivers.get(p.campaign, "campaign")) for p in report.pairs]
     return facts, _baseline(names, cols, config)
 
 
@@ -189,7 +193,7 @@ def _demand(args: argparse.Namespace, campaign: CampaignConfig | None, baseline:
     if args.visitors is not None:
         if not args.visitors >= 0:
             raise PlanError(f"--visitors must be 0 or more, got {args.visitors:g}")
-        return demand_from_visitors(args.visitors)
+        return demand_from_visitors(args.visitors, baseline)
     if args.lift is not None or (campaign is not None and campaign.expected_lift and math.isfinite(baseline)):
         lift = args.lift if args.lift is not None else float(campaign.expected_lift or 0.0)  # type: ignore[union-attr]
         d = demand_from_lift(lift, baseline)
@@ -197,9 +201,9 @@ def _demand(args: argparse.Namespace, campaign: CampaignConfig | None, baseline:
             raise PlanError("--lift needs the site's baseline traffic, and the recording has no traffic series")
         return d
     if args.recipients is not None:
-        return demand_from_clicks(args.recipients * args.click_rate, half_life, REALTIME_WINDOW)
+        return demand_from_clicks(args.recipients * args.click_rate, half_life, REALTIME_WINDOW, baseline)
     if campaign is not None and campaign.expected_visitors is not None:
-        return demand_from_clicks(campaign.expected_visitors, half_life, REALTIME_WINDOW)
+        return demand_from_clicks(campaign.expected_visitors, half_life, REALTIME_WINDOW, baseline)
     name = campaign.name if campaign else "?"
     raise PlanError(f"campaign {name!r} has no expected size: set expected_lift or expected_visitors, or give "
                     "--visitors, --lift or --recipients")
@@ -211,17 +215,6 @@ def _time(text: str) -> float:
     except ValueError:
         raise PlanError(f"--at {text!r} is not an ISO 8601 time (like 2026-12-03T10:00Z)") from None
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
-
-
-def _limits(config: Config | None) -> dict[str, float]:
-    """Per metric, the lowest `above` of the config's host threshold rules (else the built-in limits)."""
-    out: dict[str, float] = {}
-    for r in config.rules if config else ():
-        if r.above is not None and r.series.startswith("host:") and "/" in r.series:
-            metric = r.series.rsplit("/", 1)[1]
-            if "*" not in metric and "?" not in metric:
-                out[metric] = min(out.get(metric, math.inf), r.above)
-    return out
 
 
 # -- output ---------------------------------------------------------------------------------------

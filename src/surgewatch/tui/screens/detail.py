@@ -185,8 +185,10 @@ class CampaignScreen(ChartScreen):
             values = win.row(name) if name in win.names else win.ts * math.nan
             now_v = snap.values.get(name, math.nan)
             if name == traffic:
-                title = Text.assemble(("traffic ", sty("head")), (f"{format_number(now_v)} visitors", ""),
-                                      ("  S start  E end  ! alert  D deploy", sty("muted")),
+                upcoming = c.forecast is not None and c.start is not None and c.start > snap.ts
+                legend = (f"  {c.forecast}", sty("warn")) if upcoming else ("  S start  E end  ! alert  D deploy",
+                                                                             sty("muted"))
+                title = Text.assemble(("traffic ", sty("head")), (f"{format_number(now_v)} visitors", ""), legend,
                                       latest_annotation(snap.annotations, c.hosts, t0, snap.ts),
                                       no_wrap=True, overflow="ellipsis")
                 fmt: Callable[[float], str] = format_number

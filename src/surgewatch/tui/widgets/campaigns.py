@@ -88,3 +88,4 @@ def append_lift_and_live(out: Text, c: CampaignView, now: float, sty: Styler) ->
     out.append(f"  live {live_text(c, now)}", style=sty("muted"))
     if c.feed:
         out.append(f"  from feed {c.feed}", style=sty("muted"))
+
