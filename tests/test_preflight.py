@@ -116,3 +116,46 @@ def test_a_preflight_rule_must_watch_host_series(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config('[[rule]]\nname = "p"\nseries = "traffic:*/visitors"\npreflight_above = 90\n', "t.toml", {})
     assert "preflight_above rules watch host series" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_post_mortem_compares_the_pre_flight_plan_with_the_peak_the_host_reached(tmp_path: Path) -> None:
+    import asyncio
+
+    from surgewatch.recording.postmortem import gather, render
+    from surgewatch.recording.writer import Recorder
+
+    launch = T0 + 6000.0  # 100 minutes in: the past campaign has taught the model
+    text = CONFIG.format(state=tmp_path, past=stamp(T0), launch=stamp(launch)).replace(
+        f"start = {stamp(launch)}", f"start = {stamp(launch)}\nend = {stamp(launch + 1200)}")
+    cfg = parse_config(text, "t.toml", {})
+    now = [T0]
+
+    def site_visitors(t: float) -> dict[str, float]:
+        live = 500.0 if launch <= t < launch + 1200 else 0.0  # it drew a 6x lift, not the planned 10x
+        return {"traffic:site/visitors": 100.0 + visitors(t) + live, "campaign:past/visitors": visitors(t),
+                "campaign:launch/visitors": live}
+
+    host = Scripted("host:web-1", lambda t: {"host:web-1/cpu.percent": 2.0 + 0.1 * site_visitors(t)[
+        "traffic:site/visitors"] + 0.3 * math.sin(t / 7.0)}, lambda: now[0])
+    site = Scripted("traffic:site", site_visitors, lambda: now[0])
+    path = tmp_path / "launch.swrec"
+
+    async def record() -> None:
+        engine = Engine(cfg, EngineOptions(clock=lambda: now[0], dispatcher=ReplayDispatcher(())),
+                        sources=[host, site])
+        engine.add_tick_listener(Recorder.for_engine(str(path), engine))
+        for _ in range(720):
+            for src in (host, site):
+                assert await engine.collector.poll_once(src)
+            engine.tick(now[0])
+            now[0] += 10.0
+        await engine.shutdown(1.0)
+
+    asyncio.run(record())
+    data = gather(str(path))
+    (check,) = [c for c in data.plans if c.campaign == "launch"]
+    assert check.source == "pre-flight" and check.series == "host:web-1/cpu.percent"
+    assert check.planned == pytest.approx(102.0, rel=0.1)  # 10x planned
+    assert check.actual == pytest.approx(62.0, abs=2.0)  # 2 + 0.1 × 600 site visitors
+    assert check.error == pytest.approx(40.0, abs=10.0)
+    assert "Planned vs actual peaks" in render(data) and "pre-flight" in render(data)

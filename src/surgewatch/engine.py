@@ -401,14 +401,24 @@ class Engine:
         if now - self._preflight_at < PREFLIGHT_EVERY:
             return
         self._preflight_at = now
-        ups = [Upcoming(c.name, c.start or 0.0, tuple(c.hosts), c.expected_lift, c.expected_visitors,
-                        self._site_baseline(c.traffic)) for c in upcoming]
-        groups = {h.name: h.group for h in self.config.hosts if h.group}
-        self.preflights = preflights(ups, self._model_facts, now, rule_limits(self.config.rules), groups)
+        self.preflights = self.plan_campaigns(upcoming, now)
         by_series: dict[str, list[Preflight]] = {}
         for e in self.preflights:
             by_series.setdefault(e.series, []).append(e)
         self.rules.preflights = by_series
+
+    def plan_campaigns(self, campaigns: Sequence[CampaignConfig], now: float | None = None) -> list[Preflight]:
+        """Plans of these campaigns (those with an expected size) from the load models learned so far; with
+        `now`, only those starting within the pre-flight horizon after it, else all at their start."""
+        ups = [Upcoming(c.name, c.start, tuple(c.hosts), c.expected_lift, c.expected_visitors,
+                        self._site_baseline(c.traffic)) for c in campaigns if c.start is not None]
+        if not ups:
+            return []
+        groups = {h.name: h.group for h in self.config.hosts if h.group}
+        if now is None:
+            return preflights(ups, self._model_facts, min(u.start for u in ups) - 1.0,
+                              rule_limits(self.config.rules), groups, horizon=math.inf)
+        return preflights(ups, self._model_facts, now, rule_limits(self.config.rules), groups)
 
     def _site_baseline(self, traffic: str) -> float:
         """A site's baseline visitors: a low quantile of its traffic over the history held."""

@@ -15,11 +15,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
 
 from ..model import Annotation
+
+if TYPE_CHECKING:
+    from ..analysis.preflight import Preflight
+    from ..config import Config
+    from ..engine import Engine
 
 WIDTH, PAD_L, PAD_R, PAD_T, PAD_B = 960, 64, 16, 14, 26
 PALETTE = ("#2563eb", "#d97706", "#059669", "#9333ea", "#dc2626", "#0891b2", "#65a30d", "#db2777")
@@ -46,6 +52,28 @@ class PairFit:
 
 
 @dataclass
+class PlanCheck:
+    """A campaign's plan for one host metric against what happened (plan --json's vocabulary: peak, peak_at,
+    limit, verdict). `source`: "pre-flight" (the engine's last plan before launch) or "post hoc" (planned after
+    the replay from the models learned over the whole recording, when no plan existed before launch)."""
+
+    campaign: str
+    series: str
+    planned: float
+    planned_at: float
+    limit: float
+    verdict: str
+    source: str
+    actual: float = math.nan
+    actual_at: float = math.nan
+
+    @property
+    def error(self) -> float:
+        """Planned minus actual peak, in the metric's unit (positive: the plan was too high)."""
+        return self.planned - self.actual
+
+
+@dataclass
 class ReportData:
     """What the page shows, gathered from the recording and a replay through analysis."""
 
@@ -62,6 +90,7 @@ class ReportData:
     fits: list[PairFit]
     replay_alerts: int
     annotations: list[Annotation] = field(default_factory=list)  # deploys whose window overlaps the range
+    plans: list[PlanCheck] = field(default_factory=list)  # planned vs actual peaks of campaigns with a size
 
 
 def gather(path: str, start: float | None = None, end: float | None = None) -> ReportData:
@@ -82,9 +111,12 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
         driver.on_events(replayed.extend)
         every = max(1, (len(driver.timeline) - driver.index) // MAX_POINTS)
         k = 0
+        planned: dict[tuple[str, str], Preflight] = {}  # the last pre-flight plan before each launch
         while not driver.finished:
             driver.step()
             k += 1
+            for e in driver.engine.preflights:
+                planned[(e.campaign, e.series)] = e
             analysis = driver.engine.last_analysis
             if analysis is None:
                 continue
@@ -100,6 +132,7 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
                     if k % every == 0:
                         f.headroom_ts.append(driver.position)
                         f.headroom_series.append(h)
+        post_hoc = _post_hoc(driver.engine, config, planned, driver.end)
         asyncio.run(driver.close(0.0))
         first, last = float(driver.start), driver.end
         alerts = [e.doc | {"_ts": e.ts} for e in rec.events("alert", first, last)]
@@ -110,9 +143,41 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
     ts, series = read_series(path, first, last)
     for name, v in series.items():  # a value a live poll would reject today is no reading on a chart either
         v[absurd((name,), v[None, :])[0]] = np.nan
+    checks = [PlanCheck(e.campaign, e.series, e.peak, e.peak_at, e.limit, e.verdict, "pre-flight")
+              for e in planned.values()] + post_hoc
+    ends = {c.name: (c.start, c.end) for c in config.campaigns}
+    for check in checks:
+        check.actual, check.actual_at = _actual_peak(ts, series.get(check.series),
+                                                     *ends.get(check.campaign, (None, None)))
     return ReportData(path, first, last, tick, label, ts, series, alerts, campaigns, scheduled,
                       sorted(fits.values(), key=lambda f: (f.campaign, f.host, f.metric)), len(replayed),
-                      annotations)
+                      annotations, sorted(checks, key=lambda c: (c.campaign, c.series)))
+
+
+def _post_hoc(engine: Engine, config: Config, planned: dict[tuple[str, str], Preflight],
+              end: float) -> list[PlanCheck]:
+    """Plans for campaigns with an expected size that launched in the recording with no plan before launch,
+    from the models the replay learned by its end (said as "post hoc")."""
+    have = {c for c, _s in planned}
+    todo = [c for c in config.campaigns if c.name not in have and c.start is not None and c.start <= end
+            and (c.expected_lift or c.expected_visitors is not None)]
+    if not todo:
+        return []
+    entries = engine.plan_campaigns(todo)
+    return [PlanCheck(e.campaign, e.series, e.peak, e.peak_at, e.limit, e.verdict, "post hoc") for e in entries]
+
+
+def _actual_peak(ts: np.ndarray, values: np.ndarray | None, start: float | None,
+                 end: float | None) -> tuple[float, float]:
+    """The largest value of a host series from the campaign's start to its end (or the recording's)."""
+    if values is None or start is None or ts.size == 0:
+        return math.nan, math.nan
+    inside = (ts >= start) & (ts <= (end if end is not None else ts[-1]))
+    v = np.where(inside & ~np.isnan(values), values, -np.inf)
+    if not np.isfinite(v).any():
+        return math.nan, math.nan
+    i = int(np.argmax(v))
+    return float(values[i]), float(ts[i])
 
 
 # -- SVG ------------------------------------------------------------------------------------------
@@ -447,7 +512,13 @@ def render(data: ReportData) -> str:
         capped = {k: np.minimum(v, 10.0) for k, v in curves.items()}
         headroom = line_chart("CPU headroom (× current traffic, capped at 10)", ts, capped, data.alerts,
                               data.start, data.end, limit=1.0, match=[])
+    plans = [{"campaign": c.campaign, "series": c.series, "planned": _fmt(c.planned),
+              "planned_at": _clock(c.planned_at), "actual": _fmt(c.actual),
+              "actual_at": _clock(c.actual_at) if math.isfinite(c.actual_at) else "–",
+              "error": f"{c.error:+.1f}" if math.isfinite(c.error) else "–", "limit": _fmt(c.limit),
+              "verdict": c.verdict, "source": c.source} for c in data.plans]
     return _template().render(
+        plans=plans,
         width=WIDTH, pad_l=PAD_L, pad_r=PAD_R, pad_t=PAD_T, pad_b=PAD_B,
         start=_stamp(data.start), end=_stamp(data.end), ticks=data.ts.size, tick=f"{data.tick:g}",
         series=len(s), fired=sum(1 for a in data.alerts if a.get("event") == "firing"), path=data.path,
