@@ -15,7 +15,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
@@ -107,9 +107,12 @@ class FakePlausible(FakeServer):
     """Stats API v1 realtime visitors (bare integer body) and v2 `/api/v2/query`."""
 
     def __init__(self, *, token: str = "plausible-key-0123456789", site_id: str = "shop.example.com",
-                 realtime: int = 21, campaigns: Mapping[str, int] | None = None) -> None:
+                 realtime: int = 21, campaigns: Mapping[str, int] | None = None,
+                 converted: Mapping[str, int] | None = None, goals: Sequence[str] = ("Purchase",)) -> None:
         self.token, self.site_id, self.realtime = token, site_id, realtime
         self.campaigns = dict(campaigns or {})
+        self.converted = dict(converted or {})  # visitors per campaign who completed one of `goals`
+        self.goals = set(goals)
         super().__init__({"/api/v1/stats/realtime/visitors": self._v1, "/api/v2/query": self._v2})
 
     def _denied(self, seen: Seen) -> Route | None:
@@ -136,12 +139,19 @@ class FakePlausible(FakeServer):
         if not all(m in ("visitors", "pageviews", "visits") for m in q["metrics"]):
             return json_route({"error": f"#/metrics/0: Invalid metric {q['metrics'][0]!r}"}, 400)
         wanted = set(self.campaigns)
+        counts = self.campaigns
         for f in q.get("filters", []):
             if f[0] == "is" and f[1] == "visit:utm_campaign":
                 wanted &= set(f[2])
+            elif f[0] == "is" and f[1] == "event:goal":
+                if not set(f[2]) <= self.goals:  # Plausible refuses a goal the site does not have
+                    missing = sorted(set(f[2]) - self.goals)[0]
+                    return json_route({"error": f"The goal `{missing}` is not configured for this site. Find "
+                                                f"out how to configure goals here: https://plausible.io/docs"}, 400)
+                counts = {c: self.converted.get(c, 0) for c in self.campaigns}
         factor = {"visitors": 1.0, "pageviews": 2.5, "visits": 1.2}
-        rows = [{"dimensions": [c], "metrics": [int(self.campaigns[c] * factor[m]) for m in q["metrics"]]}
-                for c in sorted(wanted, key=lambda c: -self.campaigns[c]) if self.campaigns[c] > 0]
+        rows = [{"dimensions": [c], "metrics": [int(counts[c] * factor[m]) for m in q["metrics"]]}
+                for c in sorted(wanted, key=lambda c: -counts[c]) if counts[c] > 0]
         return json_route({"results": rows, "meta": {}, "query": q})
 
 
@@ -231,9 +241,11 @@ class FakeMatomo(FakeServer):
     """Matomo's `index.php` RPC: Live.getCounters (numbers as strings) and API.getBulkRequest."""
 
     def __init__(self, *, token: str = "matomo-token-0123456789abcdef", id_site: str = "1",
-                 visitors: int = 33, campaigns: Mapping[str, int] | None = None) -> None:
+                 visitors: int = 33, campaigns: Mapping[str, int] | None = None,
+                 converted: Mapping[str, int] | None = None) -> None:
         self.token, self.id_site, self.visitors = token, id_site, visitors
         self.campaigns = dict(campaigns or {})
+        self.converted = dict(converted or {})  # per campaign: visits that converted a goal (visitsConverted)
         self.token_in_url = False
         super().__init__({"/index.php": self._rpc})
 
@@ -259,14 +271,15 @@ class FakeMatomo(FakeServer):
             return {"result": "error", "message": f"The method '{method}' does not exist or is not available"}
         if params.get("idSite") != self.id_site:
             return {"result": "error", "message": f"An unexpected website was found: {params.get('idSite')}"}
-        n = self.visitors
+        n, won = self.visitors, sum(self.converted.values())
         segment = params.get("segment")
         if segment:
             parts = dict(p.split("==", 1) for p in segment.split(";"))
             if parts.get("referrerType") != "campaign":
                 return {"result": "error", "message": f"Segment {segment!r} is not supported here"}
-            n = self.campaigns.get(unquote(parts.get("referrerName", "")), 0)
-        return [{"visits": str(n), "actions": str(2 * n), "visitors": str(n), "visitsConverted": "0"}]
+            name = unquote(parts.get("referrerName", ""))
+            n, won = self.campaigns.get(name, 0), self.converted.get(name, 0)
+        return [{"visits": str(n), "actions": str(2 * n), "visitors": str(n), "visitsConverted": str(won)}]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -85,3 +85,13 @@ async def test_counters_of_the_wrong_shape_are_one_line(doc: object) -> None:
 
 def test_campaign_segment_encodes_the_value() -> None:
     assert campaign_segment("a;b==c") == "referrerType==campaign;referrerName==a%3Bb%3D%3Dc"
+
+
+async def test_conversions_come_from_each_campaigns_visits_converted_counter() -> None:
+    with FakeMatomo(campaigns={"black_friday": 12, "spring sale": 4}, converted={"black_friday": 3}) as fake:
+        src = MatomoSource("site", fake.url, fake.id_site, CAMPAIGNS, 1.0, 2.0, token=fake.token, conversions=True)
+        reading = await src.poll()
+        await src.close()
+    assert reading.values["campaign:black-friday/conversions"] == 3.0
+    assert reading.values["campaign:spring/conversions"] == 0.0
+    assert len(fake.requests) == 1  # still one bulk request per poll

@@ -130,3 +130,26 @@ async def test_a_server_that_stays_unavailable_reports_its_last_message() -> Non
             await src.poll()
         await src.close()
     assert len(fake.requests) == 3  # the first try and two retries
+
+
+async def test_goals_add_each_campaigns_conversions_from_a_goal_filtered_v2_query() -> None:
+    counts, won = {"black_friday": 1250, "cyber_monday": 240}, {"black_friday": 50}
+    with FakePlausible(campaigns=counts, converted=won, goals=("Purchase", "Signup")) as fake:
+        src = make(fake, goals=["Purchase", "Signup"])
+        reading = await src.poll()
+        await src.close()
+    assert reading.values["campaign:black-friday/conversions"] == 50.0
+    assert reading.values["campaign:cyber/conversions"] == 0.0
+    assert reading.values["campaign:black-friday/visitors"] == 1250.0
+    goal_query = [r.json() for r in fake.requests if r.path == "/api/v2/query"
+                  if any(f[1] == "event:goal" for f in r.json()["filters"])]
+    assert goal_query and goal_query[0]["filters"][1] == ["is", "event:goal", ["Purchase", "Signup"]]
+
+
+async def test_a_goal_the_site_does_not_have_is_one_line_naming_it() -> None:
+    with FakePlausible(campaigns={"black_friday": 3}, goals=("Purchase",)) as fake:
+        src = make(fake, goals=["Purchse"])
+        with pytest.raises(SourceError) as err:
+            await src.poll()
+        await src.close()
+    assert "Purchse" in str(err.value) and "\n" not in str(err.value)

@@ -113,6 +113,7 @@ class TrafficConfig:
     username: str | None = None  # umami self-hosted login
     password: str | None = None
     campaign_label: str | None = None  # promql: the label holding the utm_campaign value
+    goals: tuple[str, ...] = ()  # plausible: goal names whose completions count as conversions; matomo: ["*"]
     credentials_file: str | None = None  # ga4: service-account key file (tokens refreshed through google-auth)
     tls: TlsConfig = field(default_factory=TlsConfig)
 
@@ -482,7 +483,10 @@ class _Parser:
             campaign_label=r.string("campaign_label", None),
             credentials_file=r.string("credentials_file", None),
             tls=r.tls(),
+            goals=tuple(r.str_list("goals")),
         )
+        if cfg.goals and cfg.source not in ("plausible", "matomo"):
+            raise r.fail("goals", f"goals are read from plausible and matomo sources, not {cfg.source!r}")
         for key in TRAFFIC_REQUIRES.get(cfg.source, ()):
             if getattr(cfg, key) is None:
                 raise r.fail(None, f"source {cfg.source!r} needs {key}")

@@ -74,6 +74,27 @@ class PlanCheck:
 
 
 @dataclass
+class IncidentCost:
+    """An unexplained alert during a campaign that reports conversions, in marketing's own numbers."""
+
+    campaign: str
+    series: str  # the alert's series
+    start: float
+    end: float
+    rate_inside: float  # conversions per visitor while the alert fired
+    rate_outside: float  # … during the rest of the campaign
+    visitors_touched: float  # distinct visitors estimated to have come while it fired
+
+    @property
+    def lost(self) -> float:
+        """Conversions the campaign would have had at its outside rate, minus those it had (≥ 0 means lost)."""
+        return (self.rate_outside - self.rate_inside) * self.visitors_touched
+
+
+REALTIME_WINDOW = 300.0  # analytics "visitors now" counts the last 5 minutes (see analysis/plan.py)
+
+
+@dataclass
 class ReportData:
     """What the page shows, gathered from the recording and a replay through analysis."""
 
@@ -91,6 +112,7 @@ class ReportData:
     replay_alerts: int
     annotations: list[Annotation] = field(default_factory=list)  # deploys whose window overlaps the range
     plans: list[PlanCheck] = field(default_factory=list)  # planned vs actual peaks of campaigns with a size
+    costs: list[IncidentCost] = field(default_factory=list)  # unexplained alerts during converting campaigns
 
 
 def gather(path: str, start: float | None = None, end: float | None = None) -> ReportData:
@@ -149,9 +171,50 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
     for check in checks:
         check.actual, check.actual_at = _actual_peak(ts, series.get(check.series),
                                                      *ends.get(check.campaign, (None, None)))
+    costs = incident_costs(ts, series, alerts, [(c.name, c.start, c.end) for c in config.campaigns], last)
     return ReportData(path, first, last, tick, label, ts, series, alerts, campaigns, scheduled,
                       sorted(fits.values(), key=lambda f: (f.campaign, f.host, f.metric)), len(replayed),
-                      annotations, sorted(checks, key=lambda c: (c.campaign, c.series)))
+                      annotations, sorted(checks, key=lambda c: (c.campaign, c.series)), costs)
+
+
+def incident_costs(ts: np.ndarray, series: dict[str, np.ndarray], alerts: Sequence[dict[str, object]],
+                   campaigns: Sequence[tuple[str, float | None, float | None]], last: float,
+                   window: float = REALTIME_WINDOW) -> list[IncidentCost]:
+    """For each unexplained alert that fired during a campaign whose source reports conversions: the campaign's
+    conversion rate inside the alert vs outside it, and the visitors it touched (the mean visitors-now count
+    while it fired × (its length + the counting window) / the window, assuming visits shorter than the window)."""
+    spans: list[tuple[str, float, float]] = []
+    opened: dict[object, tuple[str, float]] = {}
+    for a in sorted(alerts, key=lambda a: float(a.get("_ts") or 0.0)):  # type: ignore[arg-type]
+        fp, t = a.get("fingerprint"), _finite(a.get("_ts"))
+        if t is None:
+            continue
+        if a.get("event") == "firing" and a.get("cause") == "unexplained":
+            opened[fp] = (str(a.get("series")), t)
+        elif a.get("event") == "resolved" and fp in opened:
+            name, t0 = opened.pop(fp)
+            spans.append((name, t0, t))
+    spans += [(name, t0, last) for name, t0 in opened.values()]
+    out = []
+    for camp, c0, c1 in campaigns:
+        visitors, conversions = series.get(f"campaign:{camp}/visitors"), series.get(f"campaign:{camp}/conversions")
+        if visitors is None or conversions is None or c0 is None:
+            continue
+        during = (ts >= c0) & (ts <= (c1 if c1 is not None else last))
+        for name, t0, t1 in spans:
+            inside = during & (ts >= t0) & (ts <= t1)
+            outside = during & ~inside
+            if not inside.any() or not outside.any():
+                continue
+            out.append(IncidentCost(camp, name, t0, t1, _rate(conversions, visitors, inside),
+                                    _rate(conversions, visitors, outside),
+                                    float(np.nanmean(visitors[inside])) * (t1 - t0 + window) / window))
+    return out
+
+
+def _rate(conversions: np.ndarray, visitors: np.ndarray, mask: np.ndarray) -> float:
+    v = float(np.nansum(visitors[mask]))
+    return float(np.nansum(conversions[mask])) / v if v > 0 else math.nan
 
 
 def _post_hoc(engine: Engine, config: Config, planned: dict[tuple[str, str], Preflight],
@@ -517,8 +580,13 @@ def render(data: ReportData) -> str:
               "actual_at": _clock(c.actual_at) if math.isfinite(c.actual_at) else "–",
               "error": f"{c.error:+.1f}" if math.isfinite(c.error) else "–", "limit": _fmt(c.limit),
               "verdict": c.verdict, "source": c.source} for c in data.plans]
+    costs = [{"campaign": c.campaign, "series": c.series, "when": f"{_clock(c.start)}–{_clock(c.end)}",
+              "inside": f"{c.rate_inside:.1%}" if math.isfinite(c.rate_inside) else "–",
+              "outside": f"{c.rate_outside:.1%}" if math.isfinite(c.rate_outside) else "–",
+              "touched": f"{c.visitors_touched:,.0f}",
+              "lost": f"{c.lost:,.0f}" if math.isfinite(c.lost) else "–"} for c in data.costs]
     return _template().render(
-        plans=plans,
+        plans=plans, costs=costs,
         width=WIDTH, pad_l=PAD_L, pad_r=PAD_R, pad_t=PAD_T, pad_b=PAD_B,
         start=_stamp(data.start), end=_stamp(data.end), ticks=data.ts.size, tick=f"{data.tick:g}",
         series=len(s), fired=sum(1 for a in data.alerts if a.get("event") == "firing"), path=data.path,

@@ -104,6 +104,7 @@ def _traffic_source(t: TrafficConfig, pairs: list[tuple[str, str]], interval: fl
         from .plausible import PlausibleSource
 
         return PlausibleSource(t.name, t.site_id or "", pairs, interval, timeout, url=t.url, token=t.token,
+                               goals=t.goals,
                                window=t.window, headers=t.headers, tls=t.tls)
     if t.source == "umami":
         from .umami import UmamiSource
@@ -115,6 +116,7 @@ def _traffic_source(t: TrafficConfig, pairs: list[tuple[str, str]], interval: fl
         from .matomo import MatomoSource
 
         return MatomoSource(t.name, t.url or "", t.site_id or "", pairs, interval, timeout, token=t.token,
+                            conversions=bool(t.goals),
                             window=t.window, headers=t.headers, tls=t.tls)
     if t.source == "ga4":
         from .ga4 import GA4Source

@@ -39,8 +39,9 @@ class MatomoSource(CampaignTrafficSource):
     def __init__(self, traffic: str, url: str, site_id: str, campaigns: CampaignPairs, interval: float,
                  timeout: float, *, token: str | None = None, window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
-                 tls: TlsConfig | None = None) -> None:
+                 tls: TlsConfig | None = None, conversions: bool = False) -> None:
         super().__init__(traffic, site_id, campaigns, interval, timeout)
+        self.conversions = conversions  # campaign:NAME/conversions from the counters' visitsConverted
         self.token = token
         self.minutes = window_minutes(window or DEFAULT_WINDOW)
         base = url.rstrip("/")
@@ -80,20 +81,28 @@ class MatomoSource(CampaignTrafficSource):
         out = {series("traffic", self.traffic, "visitors"): self._visitors(doc[0], "Live.getCounters")}
         per_utm = {u: self._visitors(doc[i + 1], f"Live.getCounters for campaign {u!r}")
                    for i, u in enumerate(utms)}
+        converted = {u: self._counter(doc[i + 1], f"Live.getCounters for campaign {u!r}", "visitsConverted")
+                     for i, u in enumerate(utms)} if self.conversions else {}
         for name, utm in self.campaigns:
             out[series("campaign", name, "visitors")] = per_utm[utm]
+            if self.conversions:
+                out[series("campaign", name, "conversions")] = converted[utm]
         return Reading(out)
 
     def _visitors(self, doc: Any, what: str) -> float:
         """`visitors` of a Live.getCounters answer: a one-element list of string counters."""
+        return self._counter(doc, what, "visitors")
+
+    def _counter(self, doc: Any, what: str, key: str) -> float:
+        """One counter (`visitors`, `visitsConverted`) of a Live.getCounters answer."""
         err = vendor_message(doc)
         if err is not None:
             raise SourceError(f"{self.name}: {what}: the server answered with an error: {err}")
         row = doc[0] if isinstance(doc, list) and doc else doc
-        if not isinstance(row, Mapping) or "visitors" not in row:
-            raise shape_error(self.name, f'{what} answer is not [{{"visitors": "…", …}}]', doc)
+        if not isinstance(row, Mapping) or key not in row:
+            raise shape_error(self.name, f'{what} answer is not [{{"{key}": "…", …}}]', doc)
         try:
-            return as_number(row["visitors"], f"{what} visitors")
+            return as_number(row[key], f"{what} {key}")
         except SourceError as exc:
             raise SourceError(f"{self.name}: {exc}") from None
 

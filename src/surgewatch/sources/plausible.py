@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import TlsConfig
@@ -31,9 +31,11 @@ class PlausibleSource(CampaignTrafficSource):
                  timeout: float, *, url: str | None = None, token: str | None = None,
                  window: float | None = None,
                  headers: Mapping[str, str] | None = None, http: HttpPoller | None = None,
-                 wall_clock: Callable[[], float] = time.time, tls: TlsConfig | None = None) -> None:
+                 wall_clock: Callable[[], float] = time.time, tls: TlsConfig | None = None,
+                 goals: Sequence[str] = ()) -> None:
         super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.window = window or DEFAULT_WINDOW
+        self.goals = list(goals)  # with goals: campaign:NAME/conversions, the visitors who completed one
         self.token = token
         all_headers = dict(headers or {})
         if token:
@@ -47,6 +49,8 @@ class PlausibleSource(CampaignTrafficSource):
         jobs = [self._total()]
         if self.campaigns:
             jobs.append(self._by_campaign())
+            if self.goals:
+                jobs.append(self._by_campaign("conversions"))
         results = await asyncio.gather(*jobs, return_exceptions=True)
         out: dict[str, float] = {}
         for r in results:
@@ -64,20 +68,24 @@ class PlausibleSource(CampaignTrafficSource):
             raise SourceError(f"{self.name}: {exc} (expected a bare integer such as 21)") from None
         return {series("traffic", self.traffic, "visitors"): n}
 
-    def query_body(self, now: float) -> dict[str, Any]:
-        """The v2 query: visitors per utm_campaign among ours, over [now - window, now]."""
+    def query_body(self, now: float, goals: bool = False) -> dict[str, Any]:
+        """The v2 query: visitors per utm_campaign among ours, over [now - window, now]; with `goals`, only
+        those who completed one of the configured goals (the campaign's conversions)."""
         utms = sorted({utm for _, utm in self.campaigns})
+        filters: list[Any] = [["is", "visit:utm_campaign", utms]]
+        if goals:
+            filters.append(["is", "event:goal", self.goals])
         return {
             "site_id": self.site_id,
             "metrics": ["visitors"],
             "date_range": [iso_utc(now - self.window), iso_utc(now)],
             "dimensions": ["visit:utm_campaign"],
-            "filters": [["is", "visit:utm_campaign", utms]],
+            "filters": filters,
         }
 
-    async def _by_campaign(self) -> dict[str, float]:
-        doc = await call_json(self.http, "POST", "/api/v2/query", json_body=self.query_body(self._wall()),
-                              secrets=[self.token])
+    async def _by_campaign(self, metric: str = "visitors") -> dict[str, float]:
+        body = self.query_body(self._wall(), goals=metric == "conversions")
+        doc = await call_json(self.http, "POST", "/api/v2/query", json_body=body, secrets=[self.token])
         rows = doc.get("results") if isinstance(doc, Mapping) else None
         if not isinstance(rows, list):
             raise shape_error(self.name, "v2 query answer has no `results` list", doc)
@@ -91,7 +99,7 @@ class PlausibleSource(CampaignTrafficSource):
                 found[str(dims[0])] = as_number(metrics[0], f"results[{i}].metrics[0]")
             except SourceError as exc:
                 raise SourceError(f"{self.name}: v2 query: {exc}") from None
-        return {series("campaign", name, "visitors"): found.get(utm, 0.0) for name, utm in self.campaigns}
+        return {series("campaign", name, metric): found.get(utm, 0.0) for name, utm in self.campaigns}
 
     async def close(self) -> None:
         """Release the HTTP client."""
