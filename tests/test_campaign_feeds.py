@@ -300,3 +300,21 @@ async def test_feed_campaigns_reach_the_engine_traffic_and_snapshot_and_survive_
         names = {c.name for c in engine.snapshot().campaigns}
         assert "Spring sale- TV spot" not in names and "Weekly newsletter@2026-12-01" in names
         await engine.shutdown(1.0)
+
+
+def test_a_google_calendar_export_keeps_its_time_zone_exdates_html_description_and_all_day_events(
+        tmp_path: Path) -> None:
+    from surgewatch.feeds.ical import parse_calendar
+
+    text = (Path(__file__).parent / "data" / "google-calendar-export.ics").read_bytes()
+    cfg = parse_config(config_text(tmp_path, '[[campaign_feed]]\nname = "g"\nsource = "ical"\npath = "/x.ics"\n'
+                                             'horizon = "7d"\n'), "t.toml", {})
+    result = parse_calendar(text, cfg.campaign_feeds[0], "site", NOW)
+    got = {c.name: c for c in result.campaigns}
+    assert sorted(got) == ["Cyber weekend (all day)", "Daily deal@2026-12-03", "Daily deal@2026-12-05",
+                           "Daily deal@2026-12-06", "Daily deal@2026-12-07"]  # Dec 4 is an EXDATE
+    deal = got["Daily deal@2026-12-03"]
+    assert deal.start == datetime(2026, 12, 3, 9, tzinfo=UTC).timestamp()  # 10:00 Europe/Berlin
+    assert (deal.hosts, deal.expected_visitors) == (("web-1", "web-2"), 5000.0)  # from <br>-separated HTML
+    weekend = got["Cyber weekend (all day)"]
+    assert weekend.end - weekend.start == 86400

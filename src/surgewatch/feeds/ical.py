@@ -18,6 +18,7 @@ STATUS:CANCELLED are dropped (a cancelled send ends its campaign); `categories` 
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -126,10 +127,16 @@ def _campaign(event: Any, cfg: CampaignFeedConfig, traffic: str, recurring: set[
                           expected_lift=lift, expected_visitors=visitors, feed=cfg.name)
 
 
+def _plain(text: str) -> str:
+    """A description as plain lines: Google Calendar writes HTML (`<br>`, `<p>`, entities) into DESCRIPTION."""
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>", "\n", text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
 def _fields(event: Any, mapping: Mapping[str, str]) -> dict[str, str]:
     """Campaign fields of one event: mapped properties, X-SURGEWATCH-* properties, then description lines."""
     out: dict[str, str] = {}
-    desc = str(event.get("DESCRIPTION") or "")
+    desc = _plain(str(event.get("DESCRIPTION") or ""))
     for key, value in _LINE.findall(desc):
         field_name = DESCRIPTION_KEYS.get(key.lower())
         if field_name:
