@@ -318,3 +318,35 @@ def test_a_google_calendar_export_keeps_its_time_zone_exdates_html_description_a
     assert (deal.hosts, deal.expected_visitors) == (("web-1", "web-2"), 5000.0)  # from <br>-separated HTML
     weekend = got["Cyber weekend (all day)"]
     assert weekend.end - weekend.start == 86400
+
+
+async def test_a_restart_while_the_feed_is_down_serves_the_list_saved_by_the_last_run(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    state = {"up": True}
+
+    def cal(_h: Any) -> tuple[int, dict[str, str], bytes]:
+        return ics_route(CALENDAR) if state["up"] else (503, {}, b"down")
+
+    with CannedHttpServer({"/cal.ics": cal}) as srv:
+        table = f'[[campaign_feed]]\nname = "m"\nsource = "ical"\nurl = "{srv.url}/cal.ics"\n'
+        first = feed_of(tmp_path, table)
+        first._clock = lambda: NOW
+        names = {c.name for c in (await first.poll()).details["campaigns"]}
+        await first.close()
+        cache = tmp_path / "feeds" / "m.json"
+        assert cache.stat().st_mode & 0o777 == 0o600
+        state["up"] = False
+        again = feed_of(tmp_path, table)  # the daemon restarts during the calendar's outage
+        again._clock = lambda: NOW
+        reading = await again.poll()
+        assert {c.name for c in reading.details["campaigns"]} == names
+        assert "503" in reading.details["notice"] and "using the list saved" in reading.details["notice"]
+        with pytest.raises(SourceError):  # from then on it is a failing feed (its list is kept by the engine)
+            await again.poll()
+        await again.close()
+        cache.write_text("{not json")
+        broken = feed_of(tmp_path, table)
+        with caplog.at_level(logging.WARNING), pytest.raises(SourceError):
+            await broken.poll()
+        await broken.close()
+    assert "unreadable" in caplog.text

@@ -8,6 +8,7 @@ relative to the config file's directory), else `$STATE_DIRECTORY` (set by system
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -63,3 +64,20 @@ def ensure_state_dir(path: Path) -> Path:
 def state_dir_for(configured: str | None, config_path: str | None = None) -> Path:
     """Resolve and prepare the state directory in one step (what the engine calls)."""
     return ensure_state_dir(resolve_state_dir(configured, config_path))
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` with `text` so that a reader sees the old file or the new one, never half of one (a temporary
+    file in the same directory, fsynced, then renamed); OSError when it cannot."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

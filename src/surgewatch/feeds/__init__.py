@@ -8,6 +8,7 @@ feed's last good list with the config's campaigns (`base.merge_campaigns`). Each
 from __future__ import annotations
 
 from ..config import CampaignFeedConfig, Config
+from ..statedir import resolve_state_dir
 from .base import FeedSource, Fetcher, merge_campaigns
 
 __all__ = ["FeedSource", "build_feed", "merge_campaigns"]
@@ -29,5 +30,6 @@ def build_feed(cfg: CampaignFeedConfig, config: Config) -> FeedSource:
         from .jsonfeed import JsonFeedFetcher
 
         fetch = JsonFeedFetcher(cfg, traffic, timeout)
-    return FeedSource(cfg, traffic, timeout, fetch)
+    cache = resolve_state_dir(config.monitor.state_dir, config.path) / "feeds" / f"{cfg.name}.json"
+    return FeedSource(cfg, traffic, timeout, fetch, cache=cache)
 

@@ -9,21 +9,26 @@ that is down keeps its campaigns. Problems with single events (no start, a bad n
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import CampaignConfig, CampaignFeedConfig
-from ..sources.base import Reading
+from ..model import rfc3339
+from ..sources.base import Reading, SourceError
+from ..statedir import write_atomic
 from ..textsafe import strip_controls
 
 log = logging.getLogger("surgewatch.feeds")
 
 _BAD_NAME = re.compile(r"[:/*?\[\]\x00-\x1f\x7f]+")
 CANCELLED = {"cancelled", "canceled"}
+CACHE_VERSION = 1
 
 
 def campaign_name(text: str) -> str:
@@ -68,7 +73,7 @@ class FeedSource:
     """Polls one feed through its fetcher; the collector schedules it and marks it stale when it fails."""
 
     def __init__(self, cfg: CampaignFeedConfig, traffic: str, timeout: float, fetch: Fetcher,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache: Path | None = None) -> None:
         self.name = f"feed:{cfg.name}"
         self.cfg = cfg
         self.traffic = traffic
@@ -76,12 +81,23 @@ class FeedSource:
         self.timeout = timeout
         self.demo = False
         self._fetch = fetch
+        self.cache = cache  # the last good list, kept in the state dir for a restart while the feed is down
+        self._polled = False
         self._clock = clock
         self._warned: set[str] = set()
 
     async def poll(self) -> Reading:
         now = self._clock()
-        result: FeedResult = await self._fetch(now)
+        first, self._polled = not self._polled, True
+        try:
+            result: FeedResult = await self._fetch(now)
+        except SourceError as exc:
+            saved = self._load_cache() if first else None
+            if saved is None:
+                raise
+            campaigns, saved_at = saved  # a restart while the feed is down: the list it last gave
+            return Reading({}, {"campaigns": campaigns, "notice": f"{exc}; using the list saved "
+                                                                  f"{rfc3339(saved_at)}"})
         lo, hi = now - self.cfg.lookback, now + self.cfg.horizon
         kept = [c for c in result.campaigns
                 if (c.start is None or c.start <= hi) and (c.end is None or c.end >= lo)]
@@ -92,7 +108,33 @@ class FeedSource:
         details: dict[str, Any] = {"campaigns": tuple(kept)}
         if result.notices:
             details["notice"] = f"{len(result.notices)} event(s) skipped or incomplete: {result.notices[0]}"
+        self._save_cache(kept, now)
         return Reading({}, details)
+
+    def _save_cache(self, campaigns: list[CampaignConfig], now: float) -> None:
+        if self.cache is None:
+            return
+        doc = {"version": CACHE_VERSION, "saved": now, "campaigns": [asdict(c) for c in campaigns]}
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(self.cache, json.dumps(doc, allow_nan=False) + "\n")
+        except (OSError, ValueError) as exc:
+            if "cache" not in self._warned:
+                self._warned.add("cache")
+                log.warning("%s: cannot save the campaign list to %s: %s", self.name, self.cache, exc)
+
+    def _load_cache(self) -> tuple[tuple[CampaignConfig, ...], float] | None:
+        """The list saved by an earlier run; None (one warning when unreadable) otherwise."""
+        if self.cache is None or not self.cache.exists():
+            return None
+        try:
+            doc = json.loads(self.cache.read_text(encoding="utf-8"))
+            items = [dict(c, hosts=tuple(c["hosts"])) for c in doc["campaigns"]]
+            return tuple(CampaignConfig(**c) for c in items), float(doc["saved"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: the saved campaign list %s is unreadable (%s): ignored", self.name, self.cache,
+                        type(exc).__name__)
+            return None
 
     async def close(self) -> None:
         await self._fetch.close()
