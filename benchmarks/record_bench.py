@@ -26,7 +26,7 @@ from surgewatch.config import parse_config
 from surgewatch.engine import Engine, EngineOptions
 from surgewatch.recording.reader import Recording
 from surgewatch.recording.replay import ReplayDispatcher, ReplayDriver, replay_config
-from surgewatch.recording.writer import Recorder, RecordingWriter, compact
+from surgewatch.recording.writer import Recorder, RecordingWriter, attach_recorder, compact
 from surgewatch.scenarios import path as scenario_path
 from surgewatch.sources.base import Reading, SourceError
 
@@ -69,8 +69,8 @@ def write_cost(n_series: int, ticks: int, workdir: Path) -> None:
     path = workdir / "fleet.swrec"
     config = parse_config(FLEET_CONFIG.format(path=path), "bench.toml")
     engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(())), sources=[_Fleet()])
-    recorder = engine._tick_listeners[0]
-    assert isinstance(recorder, Recorder)
+    recorder = attach_recorder(engine)
+    assert recorder is not None
     writer = recorder.writer
     timings: list[float] = []
     real = recorder.on_tick
@@ -109,7 +109,7 @@ def write_cost(n_series: int, ticks: int, workdir: Path) -> None:
     r = Recorder(w)
     rows_idx = np.arange(n_series)
     for k in range(600):
-        r.on_tick(t0 + k, rows_idx, np.round(rng.normal(50, 10, n_series), 1), [])
+        r.record(t0 + k, rows_idx, np.round(rng.normal(50, 10, n_series), 1), [])
     while w.committed < 600:
         time.sleep(0.001)
     import sqlite3
@@ -157,7 +157,7 @@ def one_host_day(workdir: Path, hours: float) -> Path:
     rec = Recorder(writer)
     rows = np.arange(len(names))
     for i in range(ticks):
-        rec.on_tick(float(ts[i]), rows, matrix[i], [])
+        rec.record(float(ts[i]), rows, matrix[i], [])
     writer.close()
     import sqlite3
 

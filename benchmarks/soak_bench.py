@@ -41,6 +41,7 @@ from surgewatch.alerting.outbox import Outbox
 from surgewatch.alerting.sinks import FileSink
 from surgewatch.config import parse_config
 from surgewatch.engine import Engine, EngineOptions
+from surgewatch.recording.writer import attach_recorder
 from surgewatch.sources.base import Reading, SourceError
 from surgewatch.units import parse_duration
 
@@ -198,6 +199,8 @@ async def soak(hours: float, hosts: int, interval: float, record: bool) -> list[
         dispatcher = Dispatcher([FileSink(str(Path(d) / "alerts.jsonl"))], outbox, ids=["file"], clock=clock)
         engine = Engine(cfg, EngineOptions(clock=clock, dispatcher=dispatcher),
                         sources=[fleet, Flapping(interval, clock), Site(interval, clock)])
+        if record:
+            attach_recorder(engine)
         outbox_path = Path(outbox.path)
         dispatcher.start()
         per_hour = round(3600 / interval)

@@ -34,7 +34,7 @@ def craft(path: Path, rows: Sequence[Sequence[float]], names: Sequence[str] = NA
     rec = Recorder(writer)
     arr = np.array(list(names))
     for i, row in enumerate(rows):
-        rec.on_tick(t0 + i, arr, np.array(row, dtype=np.float64), [])
+        rec.record(t0 + i, arr, np.array(row, dtype=np.float64), [])
     rec.close()
     if events:
         conn = sqlite3.connect(path)

@@ -250,11 +250,13 @@ def test_annotations_are_recorded_once_read_back_and_listed_by_export(tmp_path: 
     import asyncio
 
     from surgewatch.recording.reader import Recording
+    from surgewatch.recording.writer import attach_recorder
 
     now = [NOW]
     rec_path = tmp_path / "s.swrec"
     cfg = parse_config(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\nrecord = "{rec_path}"\n', "c.toml", {})
     engine = Engine(cfg, EngineOptions(clock=lambda: now[0]), sources=[])
+    attach_recorder(engine)
     engine.tick(now[0])
     AnnotationStore(tmp_path / "state").add(validate("deploy v2.3, hotfix", "web-2", "10m", now=now[0]), "cli")
     AnnotationStore(tmp_path / "state").add(validate("long over", ts=NOW - 3 * 3600), "cli")  # not this session's

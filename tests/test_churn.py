@@ -15,6 +15,7 @@ from surgewatch.engine import Engine, EngineOptions
 from surgewatch.model import AlertEvent, Severity
 from surgewatch.recording.reader import read_series
 from surgewatch.recording.replay import ReplayDispatcher
+from surgewatch.recording.writer import attach_recorder
 from surgewatch.sources.base import Reading, SourceError
 
 
@@ -60,6 +61,7 @@ class Rig:
         self.now = 1_800_000_000.0
         self.engine = Engine(self.cfg, EngineOptions(clock=lambda: self.now, dispatcher=ReplayDispatcher(())),
                              sources=[self.src])
+        attach_recorder(self.engine)
         self.events: list[AlertEvent] = []
 
     async def tick(self, hosts: dict[str, float]) -> list[AlertEvent]:
@@ -83,7 +85,7 @@ async def test_fifty_new_label_values_per_tick_keep_every_map_bounded(tmp_path: 
     assert len(eng.collector.health["host:fleet"].series) == eng.store.live
     assert all(eng.store.index.get(a.series, -1) >= 0 for a in eng.rules.active.values())
     assert len(eng.rules.active) <= 12
-    recorder = eng._tick_listeners[0]
+    recorder = eng.listeners[0]
     assert recorder.writer.series_held <= 50 * 12  # type: ignore[attr-defined]
     await eng.shutdown()
     _ts, values = read_series(rig.record or "")

@@ -20,6 +20,7 @@ from surgewatch.engine import Engine, EngineOptions
 from surgewatch.model import AlertEvent
 from surgewatch.recording.reader import Recording, read_series
 from surgewatch.recording.replay import ReplayDispatcher
+from surgewatch.recording.writer import attach_recorder
 from surgewatch.snapshot import Snapshot
 from surgewatch.sources.base import Reading
 
@@ -103,6 +104,7 @@ class Rig:
         cfg = parse_config(text, "test.toml")
         self.engine = Engine(cfg, EngineOptions(clock=self.clocks.wall, elapsed=self.clocks.elapsed,
                                                 dispatcher=ReplayDispatcher(())), sources=[self.host])
+        attach_recorder(self.engine)
         self.ticks: list[tuple[float, Snapshot]] = []  # (elapsed time, snapshot) per tick
         self.events: list[AlertEvent] = []
         self.engine.subscribe(lambda snap: self.ticks.append((self.clocks.elapsed(), snap)))

@@ -28,7 +28,7 @@ def awkward(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     ts = 1_772_355_600.123456 + np.arange(n) * 1.000001
     for k in range(n):
         rows = np.array([0, 1, 2, 3]) if k % 10 else np.array([0, 1])  # every tenth tick: two series missing
-        rec.on_tick(float(ts[k]), rows, values[k, rows], [])
+        rec.record(float(ts[k]), rows, values[k, rows], [])
     writer.close()
     return path, ts, values
 

@@ -25,7 +25,7 @@ from surgewatch.engine import Engine, EngineOptions
 from surgewatch.recording.format import FORMAT_VERSION, RecordingError, decode_block, encode_block
 from surgewatch.recording.reader import Recording, read_series
 from surgewatch.recording.replay import ReplayDispatcher, ReplayDriver
-from surgewatch.recording.writer import Recorder, RecordingWriter
+from surgewatch.recording.writer import Recorder, RecordingWriter, attach_recorder
 from surgewatch.sources.base import Reading, SourceError
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -65,6 +65,7 @@ class _Quiet:
 def _engine(path: Path, text: str = CONFIG) -> Engine:
     config = parse_config(text.replace('history = "1h"', f'history = "1h"\nrecord = "{path}"'), "test.toml")
     engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(())), sources=[_Quiet("host:web-1")])
+    attach_recorder(engine)
     engine.collector.health["host:web-1"].series.update({"host:web-1/cpu.percent", "host:web-1/mem.percent"})
     return engine
 
@@ -86,7 +87,7 @@ def test_monitor_record_key_records_every_sample_event_and_the_config(tmp_path: 
     engine = _engine(path)
     cpu = [10.0, 20.5, 95.0, 96.0, 97.0, 98.0, 50.0, 40.0]
     ts = _feed(engine, cpu)
-    for listener in engine._tick_listeners:
+    for listener in engine.listeners:
         listener.close()
     with Recording(str(path)) as rec:
         assert rec.meta["format_version"] == str(FORMAT_VERSION)
@@ -109,7 +110,7 @@ def test_compaction_keeps_every_value_bit_for_bit(tmp_path: Path) -> None:
     writer = RecordingWriter(str(path), {"tick_seconds": "1"}, compact_every=64, keep_raw=10)
     rec = Recorder(writer)
     for k in range(300):
-        rec.on_tick(1000.0 + k * 0.7, np.array([0, 1]), values[k], [])
+        rec.record(1000.0 + k * 0.7, np.array([0, 1]), values[k], [])
     writer.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM ticks").fetchone()[0] == 0  # all compacted on close
@@ -154,7 +155,7 @@ def test_record_path_beats_config_and_bad_targets_are_config_errors(tmp_path: Pa
 def _make_recording(path: Path) -> None:
     engine = _engine(path)
     _feed(engine, [10.0, 20.0, 30.0, 40.0])
-    for listener in engine._tick_listeners:
+    for listener in engine.listeners:
         listener.close()
 
 
@@ -212,7 +213,7 @@ w = RecordingWriter(sys.argv[1], {"tick_seconds": "0.01"}, compact_every=50, kee
 r = Recorder(w)
 k = 0
 while True:
-    r.on_tick(1000.0 + k, np.array([0, 1, 2]), np.array([k * 0.1, -k, np.sin(k)]), [])
+    r.record(1000.0 + k, np.array([0, 1, 2]), np.array([k * 0.1, -k, np.sin(k)]), [])
     k += 1
     time.sleep(0.002)
 """
@@ -291,11 +292,11 @@ def test_a_restarted_session_appends_to_the_same_recording(tmp_path: Path) -> No
     path = tmp_path / "daemon.swrec"
     first = _engine(path)
     _feed(first, [10.0, 95.0, 96.0, 97.0])
-    for listener in first._tick_listeners:
+    for listener in first.listeners:
         listener.close()
     second = _engine(path)
     _feed(second, [20.0, 30.0], t0=1_700_000_100.0)
-    for listener in second._tick_listeners:
+    for listener in second.listeners:
         listener.close()
     ts, series = read_series(str(path))
     assert ts.tolist() == [1_700_000_000.0 + k for k in range(4)] + [1_700_000_100.0, 1_700_000_101.0]
@@ -327,7 +328,7 @@ def test_a_config_reload_is_recorded_and_replayed_where_it_happened(tmp_path: Pa
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "reload.swrec"
     engine = _engine(path)
-    recorder = engine._tick_listeners[0]
+    recorder = engine.listeners[0]
     assert isinstance(recorder, Recorder)
     live = []
     engine.on_events(lambda evs: live.extend(e.to_json() for e in evs))
@@ -354,7 +355,7 @@ def test_replay_of_a_recording_whose_clock_stepped_back_drops_those_ticks_with_o
         h.ok, h.last_success = True, t
         engine.collector.pending = {"host:web-1/cpu.percent": 20.0 + k % 3, "host:web-1/mem.percent": 40.0}
         engine.tick(t)
-    for listener in engine._tick_listeners:
+    for listener in engine.listeners:
         listener.close()
     capsys.readouterr()
     assert main(["replay", str(path), "--headless"]) == 0

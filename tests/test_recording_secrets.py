@@ -45,7 +45,7 @@ def test_recordings_are_0600_and_keep_no_secret_of_the_config(tmp_path: Path, mo
     try:
         path = tmp_path / "rec.swrec"
         engine = _engine(path, WITH_SECRETS)
-        recorder = engine._tick_listeners[0]
+        recorder = engine.listeners[0]
         assert isinstance(recorder, Recorder)
         _feed(engine, [50.0, 95.0, 96.0, 97.0, 98.0])
         assert _mode(path) == 0o600
@@ -74,7 +74,7 @@ def test_an_old_recording_with_its_raw_config_still_replays(tmp_path: Path,
     path = tmp_path / "old.swrec"
     engine = _engine(path)
     _feed(engine, [50.0, 95.0, 96.0, 97.0])
-    for listener in engine._tick_listeners:
+    for listener in engine.listeners:
         listener.close()
     conn = sqlite3.connect(path)  # as written before redaction: the config verbatim
     with conn:
@@ -97,7 +97,7 @@ def test_a_recording_without_config_text_asks_for_config_in_one_line(tmp_path: P
     path = tmp_path / "r.swrec"
     engine = _engine(path)
     _feed(engine, [50.0, 51.0])
-    for listener in engine._tick_listeners:
+    for listener in engine.listeners:
         listener.close()
     conn = sqlite3.connect(path)
     with conn:

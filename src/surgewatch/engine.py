@@ -2,18 +2,30 @@
 
 This is the only module that wires parts together. Frontends construct an Engine, subscribe to its
 snapshots and run it inside their event loop; they never poll a source themselves.
+
+Its public API is what frontends, replay and recording need, and nothing else outside this module reaches
+into its parts (store, collector, rules, ...): building and rebuilding (`Engine`, `rebuild`), running
+(`run`, `tick`, `shutdown`, `reload`, `apply_config`), the read-only queries of `EngineView` and a few more
+(`window`, `row_of`, `current_values`, `active_alerts`, ...), snapshots (`snapshot`, `subscribe`,
+`snapshots_held`), alert events (`on_events`), listeners (`EngineListener`, `add_listener`), what a replay
+states instead of live polls (`tick(now, readings)`, `learn_sources`, `set_source_state`), acknowledgements
+and silences; and the attributes `config`, `options`, `clock`, `tick_seconds`, `detector_name`, `sources`,
+`annotations` (the deploy-annotation store), `last_analysis`, `last_tick`, `events`, `evicted`, read-only.
+Every callback and listener is guarded: one that raises is logged in one line and dropped, never fatal to
+the tick. The engine imports no frontend and no recorder: frontends attach a recorder like any listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -29,7 +41,7 @@ from .analysis.preflight import Preflight, Upcoming, facts_of, preflights, worst
 from .analysis.significance import floors_of
 from .annotations import AnnotationStore
 from .clock import SteppedClock
-from .collector import Collector
+from .collector import Collector, SourceHealth
 from .config import CampaignConfig, Config, SinkConfig
 from .feeds.base import merge_campaigns
 from .hostgroups import HostGroups
@@ -38,7 +50,11 @@ from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, Sou
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
-from .store import SeriesStore
+from .store import SeriesStore, Window
+
+if TYPE_CHECKING:
+    from .alerting.outbox import SinkBacklog
+    from .alerting.rules import ActiveAlert
 
 log = logging.getLogger("surgewatch.engine")
 
@@ -66,14 +82,74 @@ class EngineOptions:
     annotations: Sequence[Annotation] | None = None  # fixed annotations (a replay's); None: the state dir's
 
 
-class TickListener(Protocol):
-    """Receives every tick's raw readings (store rows and values) and alert events; see recording/."""
+class EngineView(Protocol):
+    """The engine's read-only queries: what a listener or a frontend may ask of it between ticks."""
 
-    def on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None: ...
+    @property
+    def config(self) -> Config: ...
 
-    def on_backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None: ...
+    @property
+    def tick_seconds(self) -> float: ...
 
-    def close(self) -> None: ...
+    @property
+    def detector_name(self) -> str: ...
+
+    @property
+    def last_analysis(self) -> AnalysisResult | None: ...
+
+    @property
+    def known_annotations(self) -> tuple[Annotation, ...]: ...
+
+    @property
+    def sources_version(self) -> tuple[int, int]: ...
+
+    def series_names(self) -> Sequence[str]: ...
+
+    def source_of(self, name: str) -> str | None: ...
+
+    def source_health(self) -> Mapping[str, SourceHealth]: ...
+
+    def campaign_specs(self) -> list[CampaignSpec]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerContext:
+    """What every listener call gets besides its own data: the engine's read-only view and the engine time."""
+
+    engine: EngineView
+    ts: float
+
+
+class EngineListener(Protocol):
+    """Hears every tick's raw readings and alert events, backfilled history, config changes, forgotten series and
+    wall-clock steps (a recorder, the /metrics feed). A listener that raises is logged and dropped."""
+
+    def on_tick(self, ctx: ListenerContext, rows: np.ndarray, values: np.ndarray,
+                events: Sequence[AlertEvent]) -> None:
+        """After a tick: the store rows and values it appended and the alert events it produced."""
+
+    def on_backfill(self, ctx: ListenerContext, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
+        """Past ticks put into the store before the live ones (the demo's history, a replay's)."""
+
+    def on_config(self, ctx: ListenerContext, config: Config) -> None:
+        """A reloaded config took effect."""
+
+    def on_forget(self, ctx: ListenerContext, names: Sequence[str]) -> None:
+        """These series were evicted (unseen for their eviction time) and are forgotten everywhere."""
+
+    def on_clock_step(self, ctx: ListenerContext, delta: float) -> None:
+        """The wall clock was stepped by `delta` seconds; every held wall time moved with it."""
+
+    def close(self) -> None:
+        """The engine shuts down (a recording's last commit)."""
+
+
+def _name_of(callback: object) -> str:
+    """A listener's or callback's name for a log line: `Class.method`, `function` or `Class`."""
+    owner = getattr(callback, "__self__", None)
+    if owner is not None:
+        return f"{type(owner).__qualname__}.{getattr(callback, '__name__', '?')}"
+    return getattr(callback, "__qualname__", None) or type(callback).__qualname__
 
 
 class Engine:
@@ -81,8 +157,19 @@ class Engine:
 
     def __init__(self, config: Config, options: EngineOptions | None = None,
                  sources: Sequence[Source] | None = None) -> None:
+        self.options = options or EngineOptions()
+        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._event_subscribers: list[Callable[[Sequence[AlertEvent]], None]] = []
+        self._listeners: list[EngineListener] = []
+        self._held = False  # snapshots held (see snapshots_held)
+        self._top_wanted: dict[str, int] = {}  # per source: top processes it was built to list
+        self._running = False
+        self._build(config, sources)
+
+    def _build(self, config: Config, sources: Sequence[Source] | None) -> None:
+        """Every part, fresh from `config` (and `sources`, else those the config names)."""
         self.config = config
-        self.options = opts = options or EngineOptions()
+        opts = self.options
         real = opts.clock is time.time
         self.clock: Callable[[], float] = opts.clock
         if real or opts.elapsed is not None:
@@ -119,24 +206,25 @@ class Engine:
         self.events: deque[AlertEvent] = deque(maxlen=200)
         self.last_analysis: AnalysisResult | None = None
         self.last_tick: float | None = None
-        self._subscribers: list[Callable[[Snapshot], None]] = []
-        self._event_subscribers: list[Callable[[Sequence[AlertEvent]], None]] = []
+        self._ticks = 0  # ticks run (see snapshots_held)
         self._series_source: dict[str, str] = {}
         self._source_version: tuple[int, int] = (-1, -1)
         self._stale_after = np.zeros(0)
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
-        self._running = False
-        self._tick_listeners: list[TickListener] = []
-        if config.monitor.record:
-            from .recording.writer import Recorder  # lazy: only when recording
 
-            self.add_tick_listener(Recorder.for_engine(config.monitor.record, self))
+    def rebuild(self, config: Config | None = None, sources: Sequence[Source] | None = None) -> None:
+        """Start over as a new Engine would (every part fresh, from `config`, default the current one, and
+        `sources`, default those it names), keeping subscribers and listeners: a replay seeking backwards."""
+        if self._running:
+            raise RuntimeError("rebuild: the engine is running")
+        self._build(config or self.config, sources)
 
     # -- wiring helpers -----------------------------------------------------------------------
 
-    def _campaign_specs(self) -> list[CampaignSpec]:
+    def campaign_specs(self) -> list[CampaignSpec]:
+        """The config's campaigns as analysis sees them (series names, hosts, expected lift, schedule)."""
         specs = []
         for c in self.config.campaigns:
             specs.append(CampaignSpec(
@@ -174,7 +262,7 @@ class Engine:
 
     def build_analyzer(self) -> Analyzer:
         """A fresh Analyzer for the current config's campaigns and practical-significance floors."""
-        analyzer = Analyzer(self.detector, self._campaign_specs(), self.tick_seconds,
+        analyzer = Analyzer(self.detector, self.campaign_specs(), self.tick_seconds,
                             floors=floors_of(self.config.monitor))
         analyzer.declared = self.declared  # schedules and annotations outlive a rebuilt analyzer
         return analyzer
@@ -187,7 +275,7 @@ class Engine:
         return src is not None and self.collector.health[src].demo
 
     def subscribe(self, callback: Callable[[Snapshot], None]) -> None:
-        """Call `callback` with a fresh Snapshot after every tick."""
+        """Call `callback` with a fresh Snapshot after every tick (one that raises is logged and dropped)."""
         self._subscribers.append(callback)
 
     def unsubscribe(self, callback: Callable[[Snapshot], None]) -> None:
@@ -196,12 +284,129 @@ class Engine:
             self._subscribers.remove(callback)
 
     def on_events(self, callback: Callable[[Sequence[AlertEvent]], None]) -> None:
-        """Call `callback` with each tick's alert events (if any)."""
+        """Call `callback` with each tick's alert events, if any (one that raises is logged and dropped)."""
         self._event_subscribers.append(callback)
 
-    def add_tick_listener(self, listener: TickListener) -> None:
-        """Hand `listener` every tick's raw readings and events (and backfilled history), e.g. a recorder."""
-        self._tick_listeners.append(listener)
+    def add_listener(self, listener: EngineListener) -> None:
+        """Tell `listener` of every tick, backfill, reload, eviction and clock step, e.g. a recorder."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EngineListener) -> None:
+        """Stop telling `listener` (it is not closed)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    @property
+    def listeners(self) -> tuple[EngineListener, ...]:
+        """The listeners attached now (a failed one is no longer among them)."""
+        return tuple(self._listeners)
+
+    def _drop(self, callback: object, hook: str, exc: Exception) -> None:
+        """A listener or callback raised: one line naming it, and it is called no more (the tick goes on)."""
+        for held in (self._listeners, self._subscribers, self._event_subscribers):
+            if callback in held:
+                held.remove(callback)  # type: ignore[arg-type]
+        log.error("dropped %s: its %s raised %s: %s", _name_of(callback), hook, type(exc).__name__,
+                  " ".join(str(exc).split()))
+        log.debug("the dropped %s raised", _name_of(callback), exc_info=exc)
+
+    def _tell(self, hook: str, ts: float, *args: object) -> None:
+        """Call `hook` of every listener with a context at engine time `ts` and `args`, guarded (see _drop)."""
+        ctx = ListenerContext(self, ts)
+        for listener in tuple(self._listeners):
+            try:
+                getattr(listener, hook)(ctx, *args)
+            except Exception as exc:
+                self._drop(listener, hook, exc)
+
+    # -- read-only queries (EngineView) ---------------------------------------------------------
+
+    def series_names(self) -> Sequence[str]:
+        """Every store row's series name, by row ("" for a row freed by eviction); do not modify."""
+        return self.store.names
+
+    def row_of(self, name: str) -> int | None:
+        """The store row of a series, None if it is not held."""
+        return self.store.index.get(name)
+
+    def window(self, seconds: float | None, names: Sequence[str] | None = None) -> Window:
+        """The stored history of the last `seconds` (None: all of it), of `names` or of every series."""
+        return self.store.window(seconds, names)
+
+    @property
+    def history_capacity(self) -> int:
+        """How many ticks are held at full resolution."""
+        return self.store.fine.capacity
+
+    def current_values(self, now: float) -> tuple[Sequence[str], np.ndarray, np.ndarray]:
+        """Per store row: the series name ("" for a freed row), its latest value and whether it is stale at
+        `now` (nothing arrived within three of its source's intervals)."""
+        store = self.store
+        n = len(store)
+        with np.errstate(invalid="ignore"):
+            stale = (now - store.last_ts[:n]) > self._stale_after[:n] if self._stale_after.shape[0] >= n \
+                else np.zeros(n, dtype=bool)
+        return store.names[:n], store.last_value[:n], stale
+
+    @property
+    def known_annotations(self) -> tuple[Annotation, ...]:
+        """The deploy annotations analysis knows now (the same tuple object until they change)."""
+        return self.declared.annotations
+
+    def source_health(self) -> Mapping[str, SourceHealth]:
+        """What the collector knows of each source, by source name; do not modify."""
+        return self.collector.health
+
+    def source_of(self, name: str) -> str | None:
+        """The name of the source a series came from (None if no source has reported it yet)."""
+        src = self._series_source.get(name)
+        if src is not None:
+            return src
+        for h in self.collector.health.values():
+            if name in h.series or name.startswith(h.name + "/"):
+                return h.name
+        return None
+
+    @property
+    def sources_version(self) -> tuple[int, int]:
+        """Changes whenever the series → source map may have changed (compare, do not interpret)."""
+        return self._source_version
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """The pending and firing alerts (and those resolved but still shown)."""
+        return list(self.rules.active.values())
+
+    def delivery_backlog(self) -> list[SinkBacklog]:
+        """Undelivered notifications per sink id."""
+        return self.dispatcher.backlog()
+
+    def dead_letters(self) -> dict[str, int]:
+        """Notifications each sink refused for good, per sink id."""
+        return self.dispatcher.dead_letters()
+
+    # -- what a replay or a scenario tells the engine instead of live polls ---------------------
+
+    def learn_sources(self, series_source: Mapping[str, str | None]) -> None:
+        """Note which source reported each series (a recording's map; live, polls say so themselves)."""
+        health = self.collector.health
+        for name, src in series_source.items():
+            if src is not None and src in health:
+                health[src].series.add(name)
+
+    def set_source_state(self, name: str, *, ok: bool, error: str | None, last_success: float | None) -> None:
+        """Set a source's health as recorded (a replay's, a scenario's); live, its polls set it."""
+        h = self.collector.health[name]
+        h.ok, h.error, h.last_success = ok, error, last_success
+
+    def list_top_processes(self, on: bool) -> None:
+        """List top processes in host polls (as many as each source was built to) only while `on`: it costs
+        ~14 ms a poll, so a dashboard turns it on while a screen shows them."""
+        for source in self.sources:
+            have = getattr(source, "top_processes", 0)
+            if not isinstance(have, int):
+                continue
+            wanted = self._top_wanted.setdefault(source.name, have)
+            setattr(source, "top_processes", wanted if on else 0)  # noqa: B010 (a host source's own setting)
 
     # -- acknowledgements, silences and reload (dashboard, daemon) --------------------------------
 
@@ -253,27 +458,31 @@ class Engine:
                 await asyncio.wait_for(old.stop(), 2.0)
             except TimeoutError:
                 log.warning("reload: old sources did not close within 2s")
-        if (config.schedules, config.monitor.timezone) != (self.config.schedules, self.config.monitor.timezone):
-            self.declared.set_schedules(*DeclaredCauses.schedules_of(config))
+        max_series = config.monitor.max_series != self.config.monitor.max_series
         self._config_campaigns = config.campaigns
         if sources is None:  # the feeds keep their last lists: merge them into the new [[campaign]] tables
             config = replace(config, campaigns=self._merged_campaigns(self._feed_lists))
         else:
             self._feed_lists = ()  # new feed sources: their campaigns come back with their first polls
+        self.apply_config(config, self.clock())
+        if max_series:
+            self.store.set_max_series(config.monitor.max_series)
+        self._source_version = (-1, -1)  # eviction times follow a changed evict_after or new sources
+
+    def apply_config(self, config: Config, now: float) -> None:
+        """What a reload changes in analysis and alerting: schedules, campaigns (as given: a reload has merged
+        the feeds' in), rules and host groups (a replay applies a recorded reload with it); listeners hear of the
+        new config (a recording notes it so a replay applies it)."""
+        if (config.schedules, config.monitor.timezone) != (self.config.schedules, self.config.monitor.timezone):
+            self.declared.set_schedules(*DeclaredCauses.schedules_of(config))
         if config.campaigns != self.config.campaigns:
             self.config = config
             self.analyzer = self.build_analyzer()
             self._tell_traffic_sources()
-        self.rules.replace_rules(config.rules, self.clock())
+        self.rules.replace_rules(config.rules, now)
         self.host_groups = HostGroups(config.hosts)
-        if config.monitor.max_series != self.config.monitor.max_series:
-            self.store.set_max_series(config.monitor.max_series)
         self.config = config
-        self._source_version = (-1, -1)  # eviction times follow a changed evict_after or new sources
-        for listener in self._tick_listeners:  # a recording notes the reload so a replay applies it too
-            on_config = getattr(listener, "on_config", None)
-            if on_config is not None:
-                on_config(self.clock(), config)
+        self._tell("on_config", now, config)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -296,8 +505,7 @@ class Engine:
         """Put past ticks into the store and warm analysis on them (the demo's history, a replay's)."""
         self.store.backfill(ts, dict(merged))
         self.analyzer.warm(self.store.last_n(len(ts))[1])
-        for listener in self._tick_listeners:
-            listener.on_backfill(ts, merged)
+        self._tell("on_backfill", self.clock(), ts, merged)
 
     async def run(self, until: asyncio.Event | None = None) -> None:
         """Run ticks until `until` is set (or the task is cancelled)."""
@@ -327,17 +535,22 @@ class Engine:
             self._running = False
 
     async def shutdown(self, drain_seconds: float = 2.0) -> None:
-        """Stop polling and deliver what is queued (bounded); close tick listeners (a recording's last commit)."""
+        """Stop polling and deliver what is queued (bounded); close listeners (a recording's last commit)."""
         await self.collector.stop()
-        for listener in self._tick_listeners:
-            listener.close()
+        for listener in tuple(self._listeners):
+            try:
+                listener.close()
+            except Exception as exc:
+                self._drop(listener, "close", exc)
         await self.dispatcher.drain(drain_seconds)
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, now: float) -> list[AlertEvent]:
-        """Append what arrived since the last tick, analyse it, evaluate rules and publish."""
-        readings = self.collector.drain()
+    def tick(self, now: float, readings: Mapping[str, float] | None = None) -> list[AlertEvent]:
+        """Append what arrived since the last tick (or `readings`: a replay's recorded ones), analyse it,
+        evaluate rules and publish to subscribers and listeners."""
+        if readings is None:
+            readings = self.collector.drain()
         if self.config.campaign_feeds:
             self._sync_feeds()
         store = self.store
@@ -371,18 +584,43 @@ class Engine:
         self._update_preflights(now, analysis)
         events = self.rules.evaluate(now, store.names, store.version, values_now, analysis, stale)
         self.last_tick = now
-        for listener in self._tick_listeners:
-            listener.on_tick(now, rows, values, events)
+        self._ticks += 1
+        if self._listeners:
+            self._tell("on_tick", now, rows, values, events)
         if events:
             self.events.extend(events)
             self.dispatcher.submit(events)
-            for on_events in self._event_subscribers:
-                on_events(events)
-        if self._subscribers:
-            snap = self.snapshot()
-            for on_snapshot in self._subscribers:
-                on_snapshot(snap)
+            for on_events in tuple(self._event_subscribers):
+                try:
+                    on_events(events)
+                except Exception as exc:
+                    self._drop(on_events, "alert events callback", exc)
+        if not self._held:
+            self.publish()
         return events
+
+    def publish(self) -> None:
+        """Send every subscriber a fresh snapshot (none is built when nobody subscribes)."""
+        if not self._subscribers:
+            return
+        snap = self.snapshot()
+        for on_snapshot in tuple(self._subscribers):
+            try:
+                on_snapshot(snap)
+            except Exception as exc:
+                self._drop(on_snapshot, "snapshot callback", exc)
+
+    @contextlib.contextmanager
+    def snapshots_held(self) -> Iterator[None]:
+        """Publish no snapshot while many ticks run at once (a replay seeking); one after them, if any ran."""
+        held, self._held = self._held, True
+        ticks = self._ticks
+        try:
+            yield
+        finally:
+            self._held = held
+        if not held and self._ticks != ticks:
+            self.publish()
 
     def _update_preflights(self, now: float, analysis: AnalysisResult) -> None:
         """Plan every scheduled campaign with an expected size (every PREFLIGHT_EVERY seconds) from the models
@@ -481,10 +719,7 @@ class Engine:
             h.series.difference_update(gone)
         for name in names:
             self._series_source.pop(name, None)
-        for listener in self._tick_listeners:
-            forget = getattr(listener, "forget_series", None)
-            if forget is not None:
-                forget(names)
+        self._tell("on_forget", now, names)
         log.debug("evicted %d idle series (%d held)", len(names), self.store.live)
 
     def _clock_stepped(self, delta: float) -> None:
@@ -495,10 +730,8 @@ class Engine:
         self.rules.shift_time(delta)
         if self.last_tick is not None:
             self.last_tick += delta
-        for listener in self._tick_listeners:  # a recording keeps its timeline continuous
-            on_step = getattr(listener, "on_clock_step", None)
-            if on_step is not None:
-                on_step(delta)
+        # a recording keeps its timeline continuous
+        self._tell("on_clock_step", self.last_tick if self.last_tick is not None else math.nan, delta)
 
     def _stale_rows(self, now: float) -> np.ndarray:
         """Rows whose source is stale now (vectorised over the row → source map kept by _refresh_sources)."""

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..engine import Engine
+from ..config import Config
+from ..engine import Engine, ListenerContext
 from ..export import AlertFigure, CampaignFigure, ExportState, LoadModelFigure, SeriesFigure
 from ..model import AlertEvent
 
@@ -28,10 +29,20 @@ class ExportFeed:
         """The last published state (an immutable object swapped in by reference: safe from any thread)."""
         return self._state
 
-    def on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
-        self._state = self.build(ts)
+    def on_tick(self, ctx: ListenerContext, rows: np.ndarray, values: np.ndarray,
+                events: Sequence[AlertEvent]) -> None:
+        self._state = self.build(ctx.ts)
 
-    def on_backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
+    def on_backfill(self, ctx: ListenerContext, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
+        return None
+
+    def on_config(self, ctx: ListenerContext, config: Config) -> None:
+        return None
+
+    def on_forget(self, ctx: ListenerContext, names: Sequence[str]) -> None:
+        return None
+
+    def on_clock_step(self, ctx: ListenerContext, delta: float) -> None:
         return None
 
     def close(self) -> None:
@@ -40,16 +51,13 @@ class ExportFeed:
     def build(self, now: float) -> ExportState:
         """Every series' latest value and score, campaign lift, load models, alerts, backlog and source health."""
         eng = self.engine
-        store = eng.store
-        n = len(store)
+        names, last, is_stale = eng.current_values(now)
+        n = len(names)
         analysis = eng.last_analysis
-        names = store.names[:n]
-        values = store.last_value[:n].tolist()
+        values = last.tolist()
         scores = _padded(analysis.score if analysis is not None else None, n)
         expected = _padded(analysis.expected if analysis is not None else None, n)
-        with np.errstate(invalid="ignore"):
-            stale = ((now - store.last_ts[:n]) > eng._stale_after[:n]).tolist() if eng._stale_after.shape[0] >= n \
-                else [False] * n
+        stale = is_stale.tolist()
         causes = {r: c.value for r, (c, _who) in analysis.cause.items()} if analysis is not None else {}
         series = [SeriesFigure(names[i], values[i], scores[i], expected[i], stale[i], causes.get(i))
                   for i in range(n) if names[i]]  # "": a freed row (an evicted series)
@@ -69,12 +77,12 @@ class ExportFeed:
                 models.append(LoadModelFigure(p.host, p.metric, c.name, m.slope, m.intercept, m.r2, p.lag_seconds,
                                               p.expected_now, head, cap.seconds_to_limit))
         alerts = [AlertFigure(a.rule.name, a.series, a.state_name, str(a.rule.severity), dict(a.rule.labels))
-                  for a in eng.rules.active.values()]
+                  for a in eng.active_alerts()]
         if now - self._backlog_at >= BACKLOG_EVERY:
             self._backlog_at = now
-            self._backlog = {b.sink: b.pending for b in eng.dispatcher.backlog()}
-            self._dead = eng.dispatcher.dead_letters()
-        up = {h.name: bool(h.ok and not h.stale(now)) for h in eng.collector.health.values()}
+            self._backlog = {b.sink: b.pending for b in eng.delivery_backlog()}
+            self._dead = eng.dead_letters()
+        up = {h.name: bool(h.ok and not h.stale(now)) for h in eng.source_health().values()}
         return ExportState(series, campaigns, models, alerts, dict(self._backlog), up, now, dict(self._dead),
                            eng.detector_name)
 

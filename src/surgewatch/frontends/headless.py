@@ -118,6 +118,16 @@ class Daemon:
         except (StateDirError, OutboxError) as exc:
             log.error("%s", exc)
             return 2
+        if self.config.monitor.record:
+            from ..recording.format import RecordingError
+            from ..recording.writer import attach_recorder
+
+            try:
+                attach_recorder(engine)
+            except RecordingError as exc:
+                log.error("%s", exc)
+                await self._shutdown(0.0)
+                return 2
         engine.backfill_demo()
         if self.config.export.listen and not await self._start_export(self.config.export.listen):
             await self._shutdown(0.0)
@@ -126,8 +136,8 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_hup)
-        log.info("started: %d sources, %d rules, tick %.3gs, pid %d", len(engine.sources), len(self.config.rules),
-                 engine.tick_seconds, os.getpid())
+        log.info("started: %d sources, %d rules, tick %.3gs, pid %d", len(engine.source_health()),
+                 len(self.config.rules), engine.tick_seconds, os.getpid())
         try:
             await engine.run(self.stop)
         finally:
@@ -174,7 +184,7 @@ class Daemon:
                     await self._start_export(config.export.listen)
             elif self.exporter is not None:
                 self.exporter.token = config.export.token
-            log.info("reloaded %s: %d sources, %d rules, %d sinks", where, len(self.engine.sources),
+            log.info("reloaded %s: %d sources, %d rules, %d sinks", where, len(self.engine.source_health()),
                      len(config.rules), len(config.sinks) or 1)
             return True
 
@@ -186,7 +196,7 @@ class Daemon:
 
         if self.feed is None:
             self.feed = ExportFeed(self.engine)
-            self.engine.add_tick_listener(self.feed)
+            self.engine.add_listener(self.feed)
         store = self.engine.annotations
         exporter = Exporter(self.feed.latest, annotate=None if store is None else partial(store.add, origin="http"),
                             token=self.config.export.token)

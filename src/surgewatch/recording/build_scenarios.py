@@ -27,7 +27,7 @@ from ..engine import Engine, EngineOptions
 from ..model import series
 from ..sources.base import Reading, SourceError
 from .replay import ReplayDispatcher
-from .writer import Recorder, RecordingWriter
+from .writer import Recorder, RecordingWriter, attach_recorder
 
 START = 1772355600.0  # 2026-03-01T09:00:00Z
 TICK = 5.0
@@ -180,20 +180,18 @@ def build(sc: Scenario, path: Path) -> None:
     clock = [START]
     engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(()), clock=lambda: clock[0]), sources=sources)
     ts, values = samples(sc)
-    for name in values:
-        src = "traffic:shop" if not name.startswith("host:") else name.split("/", 1)[0]
-        engine.collector.health[src].series.add(name)
+    engine.learn_sources({name: "traffic:shop" if not name.startswith("host:") else name.split("/", 1)[0]
+                          for name in values})
     meta = {"tick_seconds": repr(TICK), "detector": engine.detector_name, "config_text": text,
             "config_label": f"scenario {sc.name}", "created": repr(START)}
     writer = RecordingWriter(str(path), meta, [(s.name, s.interval, False) for s in sources],
                              compact_every=10**9)
-    engine.add_tick_listener(Recorder(writer, engine))
+    engine.add_listener(Recorder(writer))
     for k, t in enumerate(ts.tolist()):
         clock[0] = t
-        for h in engine.collector.health.values():
-            h.ok, h.last_success = True, t
-        engine.collector.pending = {n: float(v[k]) for n, v in values.items()}
-        engine.tick(t)
+        for src in sources:
+            engine.set_source_state(src.name, ok=True, error=None, last_success=t)
+        engine.tick(t, {n: float(v[k]) for n, v in values.items()})
     writer.close()
     _finish(path)
 
@@ -212,6 +210,7 @@ def build_demo(path: Path, minutes: float = DEMO_MINUTES) -> None:
     config = parse_config(text, "built-in demo")
     clock = [START]
     engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(()), clock=lambda: clock[0]))
+    recorder = attach_recorder(engine)
     engine.backfill_demo()
     fillers = [src for src in engine.sources if hasattr(src, "backfill")]
     for k in range(int(minutes * 60 / engine.tick_seconds)):
@@ -219,15 +218,13 @@ def build_demo(path: Path, minutes: float = DEMO_MINUTES) -> None:
         clock[0] = t
         readings: dict[str, float] = {}
         for src in fillers:
-            h = engine.collector.health[src.name]
             values = src.backfill([t]).values  # the demo's value at wall time t, as its poll() would give
             readings.update({n: v[0] for n, v in values.items()})
-            h.ok, h.last_success = True, t
-            h.series.update(values)
-        engine.collector.pending = readings
-        engine.tick(t)
-    for listener in engine._tick_listeners:
-        listener.close()
+            engine.set_source_state(src.name, ok=True, error=None, last_success=t)
+            engine.learn_sources(dict.fromkeys(values, src.name))
+        engine.tick(t, readings)
+    if recorder is not None:
+        recorder.close()
     _finish(path)
 
 

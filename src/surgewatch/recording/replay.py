@@ -144,22 +144,17 @@ class ReplayDriver:
     # -- building -----------------------------------------------------------------------------
 
     def _new_engine(self) -> Engine:
-        sources = [_RecordedSource(s) for s in self.rec.sources]
         engine = Engine(self.config, EngineOptions(dispatcher=self.dispatcher, detector=self.rec.detector,
                                                    clock=lambda: self.position, annotations=self._annotations),
-                        sources=sources)
-        for name, src in self.rec.series_sources.items():
-            if src is not None and src in engine.collector.health:
-                engine.collector.health[src].series.add(name)
+                        sources=[_RecordedSource(s) for s in self.rec.sources])
+        engine.learn_sources(self.rec.series_sources)
         return engine
 
     def _reset(self) -> None:
         """Bring the engine back to the start of the recording (keeping its subscribers) and backfill."""
         if hasattr(self, "_i"):
-            fresh = self._new_engine()
-            keep = {k: self.engine.__dict__[k] for k in ("_subscribers", "_event_subscribers")}
-            self.engine.__dict__.update(fresh.__dict__)
-            self.engine.__dict__.update(keep)
+            self.engine.rebuild(self.config, sources=[_RecordedSource(s) for s in self.rec.sources])
+            self.engine.learn_sources(self.rec.series_sources)
         self._i = 0
         self._stream = self._forward(self.rec.ticks(None, self._until, kinds=(LIVE,)))
         self._k = 0  # next sources event
@@ -179,19 +174,13 @@ class ReplayDriver:
     def _quiet_until(self, ts: float, inclusive: bool = False) -> None:
         """Play every tick before `ts` (or at it) without emitting events (analysis warms up as it did live)."""
         self.dispatcher.quiet = True
-        subscribers, self.engine._subscribers = self.engine._subscribers, []  # one snapshot at the end, not each
-        played = self._i
         try:
-            while not self.finished and (self.timeline[self._i] < ts or
-                                         (inclusive and self.timeline[self._i] == ts)):
-                self._play()
+            with self.engine.snapshots_held():  # one snapshot at the end, not one per tick
+                while not self.finished and (self.timeline[self._i] < ts or
+                                             (inclusive and self.timeline[self._i] == ts)):
+                    self._play()
         finally:
             self.dispatcher.quiet = False
-            self.engine._subscribers = subscribers
-        if subscribers and self._i != played:
-            snap = self.engine.snapshot()
-            for cb in subscribers:
-                cb(snap)
 
     # -- playing ------------------------------------------------------------------------------
 
@@ -205,20 +194,22 @@ class ReplayDriver:
                 cb(events)
 
     def _apply_sources(self, ts: float) -> None:
-        health = self.engine.collector.health
+        engine = self.engine
+        health = engine.source_health()
         for h in health.values():
             if h.ok:
-                h.last_success = ts
+                engine.set_source_state(h.name, ok=True, error=h.error, last_success=ts)
         while self._k < len(self._sources_events) and self._sources_events[self._k].ts <= ts:
             doc = self._sources_events[self._k].doc
             listed, recorded = doc.get("stale"), doc.get("errors")  # a damaged file may hold any JSON here
             stale = {str(n) for n in listed} if isinstance(listed, list) else set()
             errors = {str(k): str(v) for k, v in recorded.items() if v} if isinstance(recorded, dict) else {}
-            for name, h in health.items():
+            for name in health:
                 if name in stale:
-                    h.ok, h.error, h.last_success = False, errors.get(name) or "stale (recorded)", None
+                    engine.set_source_state(name, ok=False, error=errors.get(name) or "stale (recorded)",
+                                            last_success=None)
                 else:
-                    h.ok, h.error, h.last_success = True, errors.get(name), ts
+                    engine.set_source_state(name, ok=True, error=errors.get(name), last_success=ts)
             self._k += 1
 
     def _forward(self, ticks: Iterator[Tick]) -> Iterator[Tick]:
@@ -237,11 +228,11 @@ class ReplayDriver:
             self._r += 1
         self._apply_sources(tick.ts)
         bad = absurd(tick.names, tick.values)  # a value a live poll would reject today is no reading
-        self.engine.collector.pending = dict(zip(tick.names, tick.values.tolist(), strict=True)) if not bad.any() \
+        readings = dict(zip(tick.names, tick.values.tolist(), strict=True)) if not bad.any() \
             else {n: v for n, v, b in zip(tick.names, tick.values.tolist(), bad.tolist(), strict=True) if not b}
         self.position = tick.ts
         self._i += 1
-        return self.engine.tick(tick.ts)
+        return self.engine.tick(tick.ts, readings)
 
     def alert_times(self) -> list[float]:
         """When the recorded session's alerts fired (marks for a timeline)."""
@@ -258,14 +249,7 @@ class ReplayDriver:
             cfg = parse_config(str(event.doc.get("text", "")), label, _KeepMissing(os.environ))
         except ConfigError as exc:
             raise RecordingError(str(exc)) from None
-        engine = self.engine
-        if (cfg.schedules, cfg.monitor.timezone) != (engine.config.schedules, engine.config.monitor.timezone):
-            engine.declared.set_schedules(*engine.declared.schedules_of(cfg))
-        if cfg.campaigns != engine.config.campaigns:
-            engine.config = cfg
-            engine.analyzer = engine.build_analyzer()
-        engine.rules.replace_rules(cfg.rules, event.ts)
-        engine.config = cfg
+        self.engine.apply_config(cfg, event.ts)
 
     @property
     def finished(self) -> bool:

@@ -39,7 +39,7 @@ from .format import (
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..engine import Engine
+    from ..engine import Engine, EngineView, ListenerContext
 
 log = logging.getLogger("surgewatch.recording")
 
@@ -361,11 +361,11 @@ ANNOTATION_CONTEXT = 3600.0  # annotations that ended this long before recording
 
 
 class Recorder:
-    """An engine tick listener that records the session (see Engine.add_tick_listener)."""
+    """An engine listener that records the session (see Engine.add_listener); it asks the engine only through
+    the read-only view each call brings (`ctx.engine`). Without an engine, `record` writes rows as given."""
 
-    def __init__(self, writer: RecordingWriter, engine: Engine | None = None) -> None:
+    def __init__(self, writer: RecordingWriter) -> None:
         self.writer = writer
-        self.engine = engine
         self._stale: tuple[str, ...] = ()
         self._errors: dict[str, str] = {}
         self._surging: set[str] = set()
@@ -377,67 +377,65 @@ class Recorder:
         self._first_tick: float | None = None
 
     @classmethod
-    def for_engine(cls, path: str, engine: Engine, **kwargs: Any) -> Recorder:
+    def for_engine(cls, path: str, engine: EngineView, **kwargs: Any) -> Recorder:
         """A recorder for `engine`'s session: its config, tick, detector and sources go into the file."""
         cfg = engine.config
         meta = {"tick_seconds": repr(engine.tick_seconds), "detector": engine.detector_name,
                 "config_text": cfg.text, "config_label": cfg.path}
-        sources = [(h.name, h.interval, h.demo) for h in engine.collector.health.values()]
-        return cls(RecordingWriter(path, meta, sources, **kwargs), engine)
+        sources = [(h.name, h.interval, h.demo) for h in engine.source_health().values()]
+        return cls(RecordingWriter(path, meta, sources, **kwargs))
 
-    def _source_of(self, name: str) -> str | None:
-        if self.engine is None:
-            return None
-        src = self.engine._series_source.get(name)
-        if src is not None:
-            return src
-        for h in self.engine.collector.health.values():
-            if name in h.series or name.startswith(h.name + "/"):
-                return h.name
-        return None
-
-    def forget_series(self, names: Sequence[str]) -> None:
+    def on_forget(self, ctx: ListenerContext, names: Sequence[str]) -> None:
         """The engine evicted these series: forget them here too (memory stays flat under series churn)."""
         self.writer.forget_series(names)
 
-    def on_backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
+    def on_backfill(self, ctx: ListenerContext, ts: Sequence[float], values: Mapping[str, Sequence[float]]) -> None:
         """Record backfilled history as BACKFILL ticks (a replay warms its detector on them)."""
         names = tuple(values)
         matrix = np.array([list(v) for v in values.values()], dtype=np.float64)
         batch = _Batch()
-        sid = self.writer.set_id(names, batch, self._source_of)
+        sid = self.writer.set_id(names, batch, ctx.engine.source_of)
         batch.ticks = [(float(t), BACKFILL, sid, pack_values(matrix[:, k])) for k, t in enumerate(ts)]
         self.writer.submit(batch)
 
-    def on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
+    def on_tick(self, ctx: ListenerContext, rows: np.ndarray, values: np.ndarray,
+                events: Sequence[AlertEvent]) -> None:
         """Queue this tick's samples and events (microseconds; the disk work is on the writer thread)."""
+        self._guarded(ctx.engine, ctx.ts, rows, values, events)
+
+    def record(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
+        """Queue one tick without an engine: series are named by their rows as given (tests, benchmarks)."""
+        self._guarded(None, ts, rows, values, events)
+
+    def _guarded(self, engine: EngineView | None, ts: float, rows: np.ndarray, values: np.ndarray,
+                 events: Sequence[AlertEvent]) -> None:
         if self.writer.failed is not None:
             return
         try:
-            self._on_tick(ts, rows, values, events)
+            self._on_tick(engine, ts, rows, values, events)
         except Exception as exc:  # the recording must never take the monitor down with it
             self.writer.failed = f"{self.writer.path}: recording stopped: {type(exc).__name__}: {exc}"
             log.error("%s", self.writer.failed)
 
-    def _on_tick(self, ts: float, rows: np.ndarray, values: np.ndarray, events: Sequence[AlertEvent]) -> None:
+    def _on_tick(self, engine: EngineView | None, ts: float, rows: np.ndarray, values: np.ndarray,
+                 events: Sequence[AlertEvent]) -> None:
         batch = _Batch()
-        engine = self.engine
         if engine is not None:
-            names = engine.store.names
+            names = engine.series_names()
             key = tuple(names[r] for r in rows.tolist())
-            self._source_events(ts, batch)
-            self._campaign_events(ts, batch)
-            self._annotation_events(ts, batch)
+            self._source_events(engine, ts, batch)
+            self._campaign_events(engine, ts, batch)
+            self._annotation_events(engine, ts, batch)
+            sid = self.writer.set_id(key, batch, engine.source_of)
+            if self.writer.unknown_source and engine.sources_version != self._source_version:
+                self._source_version = engine.sources_version
+                for name in list(self.writer.unknown_source):
+                    src = engine.source_of(name)
+                    if src is not None:
+                        batch.sources.append((src, name))
+                        self.writer.unknown_source.discard(name)
         else:
-            key = tuple(str(r) for r in rows.tolist())
-        sid = self.writer.set_id(key, batch, self._source_of)
-        if engine is not None and self.writer.unknown_source and engine._source_version != self._source_version:
-            self._source_version = engine._source_version
-            for name in list(self.writer.unknown_source):
-                src = engine._series_source.get(name)
-                if src is not None:
-                    batch.sources.append((src, name))
-                    self.writer.unknown_source.discard(name)
+            sid = self.writer.set_id(tuple(str(r) for r in rows.tolist()), batch, _no_source)
         batch.ticks.append((ts, LIVE, sid, pack_values(values)))
         for e in events:
             batch.events.append((ts, "alert", json.dumps(e.to_json(), ensure_ascii=False)))
@@ -450,7 +448,7 @@ class Recorder:
             batch.events = [(t + self._shift, kind, doc) for t, kind, doc in batch.events]
         self.writer.submit(batch)
 
-    def on_clock_step(self, delta: float) -> None:
+    def on_clock_step(self, ctx: ListenerContext, delta: float) -> None:
         """The wall clock was stepped by `delta` seconds: later ticks are recorded `delta` earlier, so the
         recording's timeline stays continuous (replays and seeks need it in order); a `clock` event notes it."""
         if self.writer.failed is not None:
@@ -461,18 +459,16 @@ class Recorder:
         self._submit(batch)
         self._shift -= delta
 
-    def _source_events(self, ts: float, batch: _Batch) -> None:
-        assert self.engine is not None
-        health = self.engine.collector.health.values()
+    def _source_events(self, engine: EngineView, ts: float, batch: _Batch) -> None:
+        health = engine.source_health().values()
         stale = tuple(h.name for h in health if h.stale(ts))
         errors = {h.name: h.error for h in health if h.error}
         if stale != self._stale or errors != self._errors:
             self._stale, self._errors = stale, errors
             batch.events.append((ts, "sources", json.dumps({"stale": list(stale), "errors": errors})))
 
-    def _campaign_events(self, ts: float, batch: _Batch) -> None:
-        assert self.engine is not None
-        analysis = self.engine.last_analysis
+    def _campaign_events(self, engine: EngineView, ts: float, batch: _Batch) -> None:
+        analysis = engine.last_analysis
         if analysis is None:
             return
         for c in analysis.campaigns:
@@ -487,13 +483,12 @@ class Recorder:
                    "visitors": _num(c.visitors), "baseline": _num(c.baseline), "lift": _num(c.lift)}
             batch.events.append((ts, "campaign", json.dumps(doc)))
 
-    def _annotation_events(self, ts: float, batch: _Batch) -> None:
+    def _annotation_events(self, engine: EngineView, ts: float, batch: _Batch) -> None:
         """Each deploy annotation the engine knows, once, as an `annotation` event at its own time (those whose
         window closed over an hour before the session's first tick are not this session's story)."""
-        assert self.engine is not None
         if self._first_tick is None:
             self._first_tick = ts
-        known = self.engine.declared.annotations
+        known = engine.known_annotations
         if known is self._annotations:
             return
         self._annotations = known
@@ -503,19 +498,34 @@ class Recorder:
                 self._recorded.add(key)
                 batch.events.append((a.ts, "annotation", json.dumps(a.to_json(), ensure_ascii=False)))
 
-    def on_config(self, ts: float, config: Config) -> None:
+    def on_config(self, ctx: ListenerContext, config: Config) -> None:
         """Record a reloaded config (a `config` event; replay applies its rules from then on) and new sources."""
         if self.writer.failed is not None:
             return
         batch = _Batch()
-        batch.events.append((ts, "config", json.dumps({"text": redact_config_text(config.text), "label": config.path})))
-        if self.engine is not None:
-            batch.new_sources = [(h.name, h.interval, int(h.demo)) for h in self.engine.collector.health.values()]
+        batch.events.append((ctx.ts, "config", json.dumps({"text": redact_config_text(config.text),
+                                                           "label": config.path})))
+        batch.new_sources = [(h.name, h.interval, int(h.demo)) for h in ctx.engine.source_health().values()]
         self._submit(batch)
 
     def close(self) -> None:
         """Commit, compact and close the file (called by Engine.shutdown)."""
         self.writer.close()
+
+
+def attach_recorder(engine: Engine) -> Recorder | None:
+    """Record `engine`'s session to the file its config's `[monitor] record` names (`--record FILE`), if any;
+    frontends call it before backfilling, so the backfilled history is recorded too."""
+    path = engine.config.monitor.record
+    if not path:
+        return None
+    recorder = Recorder.for_engine(path, engine)
+    engine.add_listener(recorder)
+    return recorder
+
+
+def _no_source(name: str) -> str | None:
+    return None
 
 
 def _num(x: float) -> float | None:

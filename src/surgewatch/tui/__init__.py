@@ -38,7 +38,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
     config = dashboard_config(config, viewer=bool(getattr(args, "viewer", False)))
     try:
         engine = Engine(config, EngineOptions(demo_speed=args.demo_speed, top_processes=10))
-    except Exception as exc:  # state dir or outbox problems: one line, working terminal
+        if config.monitor.record:
+            from ..recording.writer import attach_recorder
+
+            attach_recorder(engine)
+    except Exception as exc:  # state dir, outbox or recording problems: one line, working terminal
         print(f"surgewatch: {exc}", file=sys.stderr)
         return 2
     engine.backfill_demo()

@@ -131,15 +131,11 @@ class SurgewatchApp(App[int]):
         self._engine_task = engine_task
         self._last_draw = -math.inf
         self._frame_every = 5.0 if low_bandwidth else 0.0
-        cap = engine.store.fine.capacity
+        cap = engine.history_capacity
         self._band_low = Ring(cap)
         self._band_high = Ring(cap)
         self._hung_up = False
-        # Listing processes costs ~14 ms a poll: only while the host screen can show them.
-        self._top_sources = [(s, int(getattr(s, "top_processes", 0))) for s in engine.sources
-                             if getattr(s, "top_processes", 0)]
-        for source, _wanted in self._top_sources:  # the first screen is the overview
-            source.top_processes = 0  # type: ignore[attr-defined]
+        engine.list_top_processes(False)  # costs ~14 ms a poll: only while the host screen shows them
         for base in themes.EXTRA_BASES:
             self.register_theme(base)
         if low_bandwidth:
@@ -249,8 +245,7 @@ class SurgewatchApp(App[int]):
             self.campaign_name = focus.removeprefix("campaign:")
 
     def switch_mode(self, mode: str) -> AwaitMount:
-        for source, wanted in self._top_sources:
-            source.top_processes = wanted if mode == "host" else 0  # type: ignore[attr-defined]
+        self.engine.list_top_processes(mode == "host")
         return super().switch_mode(mode)
 
     def redraw(self) -> None:
@@ -297,17 +292,17 @@ class SurgewatchApp(App[int]):
         now = self.snapshot.ts if self.snapshot else self.engine.clock()
         w = self.window_seconds
         if w is None:
-            ts = self.engine.store.window(None).ts
+            ts = self.engine.window(None).ts
             first = float(np.nanmin(ts)) if ts.size and not np.all(np.isnan(ts)) else now - 3600
             return first, now
         return now - w, now
 
     def series_window(self, names: list[str]) -> Window:
-        return self.engine.store.window(self.window_seconds, names)
+        return self.engine.window(self.window_seconds, names)
 
     def band(self, name: str, t0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The detector's expected band (ts, low, high) of a series since `t0`, as far as this session saw it."""
-        row = self.engine.store.index.get(name)
+        row = self.engine.row_of(name)
         if row is None or self._band_low.count == 0:
             return None
         n = self._band_low.count
