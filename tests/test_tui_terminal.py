@@ -82,12 +82,12 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     t.run("kill-server", check=False)
 
 
-def start(tmux: Tmux, tmp_path: Path, tail: str = "") -> None:
+def start(tmux: Tmux, tmp_path: Path, tail: str = "", args: str = "") -> None:
     cfg = tmp_path / "sw.toml"
     cfg.write_text(CONFIG.format(state=tmp_path / "state"))
     env = f"TERM=xterm-256color LANG=C.UTF-8 TZ=UTC PYTHONPATH={Path(__file__).parents[1] / 'src'}"
-    cmd = f"exec env {env} {sys.executable} -m surgewatch -c {cfg}" if not tail else \
-        f"env {env} {sys.executable} -m surgewatch -c {cfg}; {tail}"
+    cmd = f"exec env {env} {sys.executable} -m surgewatch -c {cfg} {args}" if not tail else \
+        f"env {env} {sys.executable} -m surgewatch -c {cfg} {args}; {tail}"
     tmux.run("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", cmd)
 
 
@@ -129,3 +129,19 @@ def test_the_dashboard_exits_within_seconds_when_its_terminal_goes_away(tmux: Tm
         time.sleep(0.1)
     os.kill(pid, 9)
     raise AssertionError("the dashboard kept running after its terminal closed")
+
+
+def test_the_dashboard_records_its_session_with_record_backfill_included(tmux: Tmux, tmp_path: Path) -> None:
+    from surgewatch.recording.format import BACKFILL, LIVE
+    from surgewatch.recording.reader import Recording
+
+    path = tmp_path / "dash.swrec"
+    start(tmux, tmp_path, tail="echo EXITED $?; sleep 30", args=f"--record {path}")
+    tmux.wait_for("demo-web", "CAMPAIGN")
+    time.sleep(2.5)  # a few live ticks at the 1 s interval
+    tmux.keys("q")
+    assert "EXITED 0" in tmux.wait_for("EXITED")
+    with Recording(str(path)) as rec:
+        assert len(rec.timestamps(kind=LIVE)) >= 2
+        assert len(rec.timestamps(kind=BACKFILL)) > 0  # attached before the demo's history was backfilled
+        assert "host:demo-web/cpu.percent" in rec.series_names.values()

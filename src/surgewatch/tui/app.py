@@ -27,6 +27,7 @@ from ..store import Ring, Window
 from ..textsafe import one_line
 from ..units import format_duration
 from . import themes
+from .messages import SnapshotReady
 from .screens.base import DashScreen
 from .screens.overview import OverviewScreen
 
@@ -147,7 +148,7 @@ class SurgewatchApp(App[int]):
             self.wall = WallRotation(wall_seconds)
         self.snapshot = engine.snapshot()
         self._rotate(self.snapshot)
-        engine.subscribe(self._on_snapshot)  # a tick while the screen is composed reaches it
+        engine.subscribe(self._post_snapshot)  # a tick while the screen is composed reaches it
         # The theme's CSS goes in before Textual first parses the stylesheet (applying it on mount parses it all
         # again); a theme that does not load is reported on mount, where apply_theme falls back to the default.
         self._theme_base: str | None = None
@@ -212,16 +213,23 @@ class SurgewatchApp(App[int]):
         self._stop.set()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        self.engine.unsubscribe(self._on_snapshot)
+        self.engine.unsubscribe(self._post_snapshot)
         await self.engine.shutdown(drain_seconds=0.2 if self._hung_up else 1.0)
 
     # -- snapshots ----------------------------------------------------------------------------
 
-    def _on_snapshot(self, snap: Snapshot) -> None:
+    def _post_snapshot(self, snap: Snapshot) -> None:
+        """The engine's subscriber: hand the tick's snapshot (and band) to the app as a message, so drawing
+        runs in Textual's message loop, never inside the engine's tick (post_message is thread-safe)."""
         analysis = self.engine.last_analysis
-        if analysis is not None:
-            self._band_low.append(snap.ts, analysis.detector.low)
-            self._band_high.append(snap.ts, analysis.detector.high)
+        band = (analysis.detector.low, analysis.detector.high) if analysis is not None else None
+        self.post_message(SnapshotReady(snap, band))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snap = message.snapshot
+        if message.band is not None:
+            self._band_low.append(snap.ts, message.band[0])
+            self._band_high.append(snap.ts, message.band[1])
         if self.paused:
             return
         self.snapshot = snap
