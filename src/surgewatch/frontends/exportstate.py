@@ -16,7 +16,7 @@ BACKLOG_EVERY = 5.0  # seconds between outbox backlog queries (one SQLite read)
 
 
 class ExportFeed:
-    """A tick listener that keeps the latest ExportState; `latest()` is what the exporter's thread reads."""
+    """An engine listener that keeps the latest ExportState; `latest()` is what the exporter's thread reads."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
