@@ -188,3 +188,17 @@ def test_source_queries_name_where_a_series_came_from(tmp_path: Path) -> None:
     assert engine.sources_version != version
     names, values, stale = engine.current_values(T0 + 10)
     assert list(names) == [CPU] and values.tolist() == [1.0] and stale.tolist() == [True]
+
+
+async def test_a_recording_the_daemon_cannot_open_is_one_line_and_exit_2(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from surgewatch.frontends.headless import Daemon
+
+    # resolve_config checks the target up front; this drives the daemon's own check (the file's directory
+    # went away between the two).
+    target = tmp_path / "gone" / "s.swrec"
+    cfg = parse_config(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\nrecord = "{target}"\n', "c.toml", {})
+    with caplog.at_level(logging.ERROR):
+        assert await Daemon(cfg, None, 1.0).main() == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert str(target) in line and "does not exist" in line and "\n" not in line
