@@ -143,7 +143,7 @@ def test_the_post_mortem_compares_the_pre_flight_plan_with_the_peak_the_host_rea
     async def record() -> None:
         engine = Engine(cfg, EngineOptions(clock=lambda: now[0], dispatcher=ReplayDispatcher(())),
                         sources=[host, site])
-        engine.add_tick_listener(Recorder.for_engine(str(path), engine))
+        engine.add_listener(Recorder.for_engine(str(path), engine))
         for _ in range(720):
             for src in (host, site):
                 assert await engine.collector.poll_once(src)
