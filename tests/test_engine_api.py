@@ -202,3 +202,24 @@ async def test_a_recording_the_daemon_cannot_open_is_one_line_and_exit_2(
         assert await Daemon(cfg, None, 1.0).main() == 2
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert str(target) in line and "does not exist" in line and "\n" not in line
+
+
+def test_a_replay_seeking_back_keeps_its_subscribers_and_sends_one_snapshot_per_seek() -> None:
+    from surgewatch.recording.reader import Recording
+    from surgewatch.recording.replay import ReplayDriver, replay_config
+    from surgewatch.scenarios import path
+
+    rec = Recording(str(path("saturates")))
+    d = ReplayDriver(rec, replay_config(rec))
+    snaps: list[Snapshot] = []
+    fired: list[str] = []
+    d.engine.subscribe(snaps.append)
+    d.on_events(lambda evs: fired.extend(e.rule for e in evs))
+    first = float(d.timeline[0])
+    d.seek(first + 1800.0)
+    d.seek(first + 600.0)  # backwards: the engine is rebuilt from the recording's start
+    assert [s.ts for s in snaps] == [first + 1800.0, first + 600.0]
+    assert d.engine.last_tick == first + 600.0
+    left = d.timeline.size - d.index
+    d.play_all()  # the same subscribers hear every tick left, and events flow again after seeking
+    assert len(snaps) == 2 + left and snaps[-1].ts == d.end and "cpu-high" in fired
