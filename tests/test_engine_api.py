@@ -14,40 +14,12 @@ from surgewatch.engine import Engine, EngineListener, EngineOptions, ListenerCon
 from surgewatch.model import AlertEvent
 from surgewatch.recording.replay import ReplayDispatcher
 from surgewatch.snapshot import Snapshot
-from surgewatch.sources.base import Reading, SourceError
+from test_record import CONFIG as RECORD_CONFIG
+from test_record import QuietSource
 
-CONFIG = """
-[monitor]
-interval = "1s"
-history = "1h"
-state_dir = "{state}"
-
-[[host]]
-name = "web-1"
-source = "prometheus"
-url = "http://127.0.0.1:9/metrics"
-
-[[rule]]
-name = "cpu-high"
-series = "host:*/cpu.percent"
-above = 90
-for = "1s"
-"""
+CONFIG = RECORD_CONFIG.replace('history = "1h"\n', 'history = "1h"\nstate_dir = "{state}"\n')  # cpu-high: >90 for 2s
 T0 = 1_700_000_000.0
 CPU = "host:web-1/cpu.percent"
-
-
-class Quiet:
-    """A named source that is never polled (the test hands the engine its readings)."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.interval, self.timeout, self.demo = name, 1.0, 1.0, False
-
-    async def poll(self) -> Reading:
-        raise SourceError("not polled")
-
-    async def close(self) -> None:
-        return None
 
 
 class Heard(EngineListener):
@@ -83,7 +55,8 @@ class Broken(EngineListener):
 
 def make(tmp_path: Path) -> Engine:
     cfg = parse_config(CONFIG.format(state=tmp_path / "state"), "t.toml")
-    return Engine(cfg, EngineOptions(dispatcher=ReplayDispatcher(()), clock=lambda: T0), sources=[Quiet("host:web-1")])
+    return Engine(cfg, EngineOptions(dispatcher=ReplayDispatcher(()), clock=lambda: T0),
+                  sources=[QuietSource("host:web-1")])
 
 
 def test_a_listener_gets_each_tick_with_the_engines_view_and_a_reload(tmp_path: Path) -> None:
@@ -97,7 +70,8 @@ def test_a_listener_gets_each_tick_with_the_engines_view_and_a_reload(tmp_path: 
     engine.apply_config(stricter, T0 + 1.5)
     assert heard.configs == [stricter] and engine.config is stricter
     engine.tick(T0 + 2, {CPU: 30.0})
-    events = engine.tick(T0 + 3, {CPU: 30.0})
+    engine.tick(T0 + 3, {CPU: 30.0})
+    events = engine.tick(T0 + 4, {CPU: 30.0})
     assert [(e.rule, e.event) for e in events] == [("cpu-high", "firing")]  # the new rule took effect
 
 
@@ -154,7 +128,7 @@ def test_rebuild_starts_over_and_keeps_subscribers_and_listeners(tmp_path: Path)
     for k in range(3):
         engine.tick(T0 + k, {CPU: 95.0})
     assert engine.active_alerts() and engine.row_of(CPU) == 0
-    engine.rebuild(sources=[Quiet("host:web-1")])
+    engine.rebuild(sources=[QuietSource("host:web-1")])
     assert engine.last_tick is None and engine.last_analysis is None and not engine.active_alerts()
     assert engine.series_names() == [] and engine.row_of(CPU) is None
     engine.tick(T0, {"host:web-1/mem.percent": 40.0})

@@ -49,7 +49,7 @@ severity = "critical"
 """
 
 
-class _Quiet:
+class QuietSource:
     """A named source that is never polled (the test feeds readings itself)."""
 
     def __init__(self, name: str) -> None:
@@ -64,7 +64,7 @@ class _Quiet:
 
 def _engine(path: Path, text: str = CONFIG) -> Engine:
     config = parse_config(text.replace('history = "1h"', f'history = "1h"\nrecord = "{path}"'), "test.toml")
-    engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(())), sources=[_Quiet("host:web-1")])
+    engine = Engine(config, EngineOptions(dispatcher=ReplayDispatcher(())), sources=[QuietSource("host:web-1")])
     attach_recorder(engine)
     engine.collector.health["host:web-1"].series.update({"host:web-1/cpu.percent", "host:web-1/mem.percent"})
     return engine
