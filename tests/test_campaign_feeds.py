@@ -350,3 +350,39 @@ async def test_a_restart_while_the_feed_is_down_serves_the_list_saved_by_the_las
             await broken.poll()
         await broken.close()
     assert "unreadable" in caplog.text
+
+
+def test_a_recording_keeps_the_feeds_campaigns_and_a_replay_shows_them(tmp_path: Path) -> None:
+    import asyncio
+
+    from surgewatch.recording.reader import Recording
+    from surgewatch.recording.replay import ReplayDriver, replay_config
+    from surgewatch.recording.writer import Recorder
+
+    path = tmp_path / "feeds.swrec"
+    with CannedHttpServer({"/cal.ics": ics_route(CALENDAR)}) as srv:
+        table = (f'[[campaign_feed]]\nname = "marketing"\nsource = "ical"\nurl = "{srv.url}/cal.ics"\n'
+                 'categories = ["campaign"]\n')
+        cfg = parse_config(config_text(tmp_path, table), "t.toml", {})
+
+        async def record() -> None:
+            now = [NOW]
+            engine = Engine(cfg, EngineOptions(clock=lambda: now[0], dispatcher=ReplayDispatcher(())))
+            engine.add_listener(Recorder.for_engine(str(path), engine))
+            feed = next(s for s in engine.sources if s.name == "feed:marketing")
+            feed._clock = lambda: now[0]  # type: ignore[attr-defined]
+            for _ in range(5):
+                await engine.collector.poll_once(feed)
+                engine.tick(now[0])
+                now[0] += 2.0
+            await engine.shutdown(1.0)
+
+        asyncio.run(record())
+    with Recording(str(path)) as rec:
+        driver = ReplayDriver(rec, replay_config(rec), speed=float("inf"))
+        while not driver.finished:
+            driver.step()
+        views = {c.name: c for c in driver.engine.snapshot().campaigns}
+        asyncio.run(driver.close(0.0))
+    assert views["Spring sale- TV spot"].feed == "marketing"
+    assert views["Spring sale- TV spot"].hosts == ("web-1", "web-2")

@@ -134,6 +134,9 @@ class EngineListener(Protocol):
     def on_config(self, ctx: ListenerContext, config: Config) -> None:
         """A reloaded config took effect."""
 
+    def on_campaigns(self, ctx: ListenerContext, campaigns: Sequence[CampaignConfig]) -> None:
+        """The campaign feeds' campaigns changed: these are all of them now (a recording keeps them)."""
+
     def on_forget(self, ctx: ListenerContext, names: Sequence[str]) -> None:
         """These series were evicted (unseen for their eviction time) and are forgotten everywhere."""
 
@@ -251,6 +254,16 @@ class Engine:
         self.config = replace(self.config, campaigns=campaigns)
         self.analyzer = self.build_analyzer()
         self._tell_traffic_sources()
+        self._tell("on_campaigns", self.clock(), [c for c in campaigns if c.feed is not None])
+
+    def set_feed_campaigns(self, campaigns: Sequence[CampaignConfig], now: float,
+                           declared: Sequence[CampaignConfig] | None = None) -> None:
+        """Campaigns from feeds as a recording kept them (a replay does not poll feeds): the [[campaign]] tables
+        (`declared`, default the config's) plus these; analysis is rebuilt when they changed."""
+        base = self._config_campaigns if declared is None else declared
+        merged = merge_campaigns(base, [campaigns], self._feed_warned)
+        if merged != self.config.campaigns:
+            self.apply_config(replace(self.config, campaigns=merged), now)
 
     def _tell_traffic_sources(self) -> None:
         """Give each traffic source the (campaign, utm_campaign) pairs it reports on now."""

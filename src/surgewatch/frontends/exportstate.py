@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..config import Config
+from ..config import CampaignConfig, Config
 from ..engine import Engine, ListenerContext
 from ..export import AlertFigure, CampaignFigure, ExportState, LoadModelFigure, SeriesFigure
 from ..model import AlertEvent
@@ -37,6 +37,9 @@ class ExportFeed:
         return None
 
     def on_config(self, ctx: ListenerContext, config: Config) -> None:
+        return None
+
+    def on_campaigns(self, ctx: ListenerContext, campaigns: Sequence[CampaignConfig]) -> None:
         return None
 
     def on_forget(self, ctx: ListenerContext, names: Sequence[str]) -> None:

@@ -24,7 +24,7 @@ from ..model import Annotation
 
 if TYPE_CHECKING:
     from ..analysis.preflight import Preflight
-    from ..config import Config
+    from ..config import CampaignConfig
     from ..engine import Engine
 
 WIDTH, PAD_L, PAD_R, PAD_T, PAD_B = 960, 64, 16, 14, 26
@@ -134,9 +134,12 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
         every = max(1, (len(driver.timeline) - driver.index) // MAX_POINTS)
         k = 0
         planned: dict[tuple[str, str], Preflight] = {}  # the last pre-flight plan before each launch
+        seen = {c.name: c for c in config.campaigns}  # the config's campaigns and every feed campaign played
         while not driver.finished:
             driver.step()
             k += 1
+            for fc in driver.feed_campaigns:
+                seen.setdefault(fc.name, fc)
             for e in driver.engine.preflights:
                 planned[(e.campaign, e.series)] = e
             analysis = driver.engine.last_analysis
@@ -154,12 +157,13 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
                     if k % every == 0:
                         f.headroom_ts.append(driver.position)
                         f.headroom_series.append(h)
-        post_hoc = _post_hoc(driver.engine, config, planned, driver.end)
+        every_campaign = list(seen.values())
+        post_hoc = _post_hoc(driver.engine, every_campaign, planned, driver.end)
         asyncio.run(driver.close(0.0))
         first, last = float(driver.start), driver.end
         alerts = [e.doc | {"_ts": e.ts} for e in rec.events("alert", first, last)]
         campaigns = [e.doc | {"_ts": e.ts} for e in rec.events("campaign", first, last)]
-        scheduled = [(c.name, c.start, c.end) for c in config.campaigns]
+        scheduled = [(c.name, c.start, c.end) for c in every_campaign]
         annotations = [a for a in rec.annotations(None, last) if a.end >= first]
         label, tick = rec.config_label, rec.tick_seconds
     ts, series = read_series(path, first, last)
@@ -167,11 +171,11 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
         v[absurd((name,), v[None, :])[0]] = np.nan
     checks = [PlanCheck(e.campaign, e.series, e.peak, e.peak_at, e.limit, e.verdict, "pre-flight")
               for e in planned.values()] + post_hoc
-    ends = {c.name: (c.start, c.end) for c in config.campaigns}
+    ends = {c.name: (c.start, c.end) for c in every_campaign}
     for check in checks:
         check.actual, check.actual_at = _actual_peak(ts, series.get(check.series),
                                                      *ends.get(check.campaign, (None, None)))
-    costs = incident_costs(ts, series, alerts, [(c.name, c.start, c.end) for c in config.campaigns], last)
+    costs = incident_costs(ts, series, alerts, scheduled, last)
     return ReportData(path, first, last, tick, label, ts, series, alerts, campaigns, scheduled,
                       sorted(fits.values(), key=lambda f: (f.campaign, f.host, f.metric)), len(replayed),
                       annotations, sorted(checks, key=lambda c: (c.campaign, c.series)), costs)
@@ -217,12 +221,12 @@ def _rate(conversions: np.ndarray, visitors: np.ndarray, mask: np.ndarray) -> fl
     return float(np.nansum(conversions[mask])) / v if v > 0 else math.nan
 
 
-def _post_hoc(engine: Engine, config: Config, planned: dict[tuple[str, str], Preflight],
+def _post_hoc(engine: Engine, campaigns: Sequence[CampaignConfig], planned: dict[tuple[str, str], Preflight],
               end: float) -> list[PlanCheck]:
     """Plans for campaigns with an expected size that launched in the recording with no plan before launch,
     from the models the replay learned by its end (said as "post hoc")."""
     have = {c for c, _s in planned}
-    todo = [c for c in config.campaigns if c.name not in have and c.start is not None and c.start <= end
+    todo = [c for c in campaigns if c.name not in have and c.start is not None and c.start <= end
             and (c.expected_lift or c.expected_visitors is not None)]
     if not todo:
         return []

@@ -21,7 +21,7 @@ import numpy as np
 from ..alerting.dispatch import Dispatcher, unique_ids
 from ..alerting.outbox import Outbox
 from ..alerting.sinks import build_sink
-from ..config import Config, ConfigError, SinkConfig, load_config, parse_config
+from ..config import CampaignConfig, Config, ConfigError, SinkConfig, load_config, parse_config
 from ..engine import Engine, EngineOptions
 from ..model import AlertEvent
 from ..sources.base import Reading, SourceError
@@ -107,6 +107,9 @@ class ReplayDriver:
         self.config = config
         # With the recorded config, a daemon's config reloads (SIGHUP) are replayed where they happened.
         self._reloads = rec.events("config", end=end) if follow_reloads else []
+        # The campaign feeds' campaigns as they were while recording (a replay polls no feed)
+        self._feed_events = rec.events("campaigns", end=end)
+        self.feed_campaigns: tuple[CampaignConfig, ...] = ()  # the feeds' campaigns at the position played
         self._until = end
         raw = rec.timestamps(None, end)  # live ticks are streamed from the file as they play
         if not raw.size:
@@ -159,6 +162,8 @@ class ReplayDriver:
         self._stream = self._forward(self.rec.ticks(None, self._until, kinds=(LIVE,)))
         self._k = 0  # next sources event
         self._r = 0  # next config reload
+        self._f = 0  # next feed campaigns event
+        self.feed_campaigns = ()
         self.position = self._backfill[-1].ts if self._backfill else float(self.timeline[0])
         if self._backfill:
             merged: dict[str, list[float]] = {}
@@ -226,6 +231,11 @@ class ReplayDriver:
         while self._r < len(self._reloads) and self._reloads[self._r].ts <= tick.ts:
             self._apply_reload(self._reloads[self._r])
             self._r += 1
+        while self._f < len(self._feed_events) and self._feed_events[self._f].ts <= tick.ts:
+            event = self._feed_events[self._f]
+            self.feed_campaigns = feed_campaigns_of(event, self.rec.path)
+            self.engine.set_feed_campaigns(self.feed_campaigns, event.ts)
+            self._f += 1
         self._apply_sources(tick.ts)
         bad = absurd(tick.names, tick.values)  # a value a live poll would reject today is no reading
         readings = dict(zip(tick.names, tick.values.tolist(), strict=True)) if not bad.any() \
@@ -250,6 +260,8 @@ class ReplayDriver:
         except ConfigError as exc:
             raise RecordingError(str(exc)) from None
         self.engine.apply_config(cfg, event.ts)
+        if self.feed_campaigns:  # the feeds' campaigns outlive a reload of the [[campaign]] tables
+            self.engine.set_feed_campaigns(self.feed_campaigns, event.ts, declared=cfg.campaigns)
 
     @property
     def finished(self) -> bool:
@@ -337,3 +349,12 @@ async def _wait(event: asyncio.Event, stop: asyncio.Event, timeout: float | None
     for t in pending:
         t.cancel()
     return bool(done)
+
+
+def feed_campaigns_of(event: RecordedEvent, path: str) -> tuple[CampaignConfig, ...]:
+    """The campaigns of a recorded `campaigns` event; RecordingError naming the file when it is damaged."""
+    try:
+        return tuple(CampaignConfig(**dict(c, hosts=tuple(c["hosts"]))) for c in event.doc["campaigns"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordingError(f"{path}: the campaign-feed event at {event.ts:.3f} is damaged "
+                             f"({type(exc).__name__})") from None

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from .format import (
 )
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import CampaignConfig, Config
     from ..engine import Engine, EngineView, ListenerContext
 
 log = logging.getLogger("surgewatch.recording")
@@ -506,6 +506,15 @@ class Recorder:
         batch.events.append((ctx.ts, "config", json.dumps({"text": redact_config_text(config.text),
                                                            "label": config.path})))
         batch.new_sources = [(h.name, h.interval, int(h.demo)) for h in ctx.engine.source_health().values()]
+        self._submit(batch)
+
+    def on_campaigns(self, ctx: ListenerContext, campaigns: Sequence[CampaignConfig]) -> None:
+        """Record the campaign feeds' campaigns as they change (a `campaigns` event: replay and report use them)."""
+        if self.writer.failed is not None:
+            return
+        batch = _Batch()
+        doc = {"campaigns": [dict(asdict(c), hosts=list(c.hosts)) for c in campaigns]}
+        batch.events.append((ctx.ts, "campaigns", json.dumps(doc, ensure_ascii=False, allow_nan=False)))
         self._submit(batch)
 
     def close(self) -> None:
