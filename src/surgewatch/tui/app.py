@@ -23,10 +23,11 @@ from textual.widget import AwaitMount
 
 from ..engine import Engine
 from ..snapshot import AlertView, CampaignView, HostView, Snapshot
-from ..store import Ring, Window
+from ..store import Window
 from ..textsafe import one_line
 from ..units import format_duration
 from . import themes
+from .bands import BandHistory
 from .messages import SnapshotReady
 from .screens.base import DashScreen
 from .screens.overview import OverviewScreen
@@ -132,9 +133,7 @@ class SurgewatchApp(App[int]):
         self._engine_task = engine_task
         self._last_draw = -math.inf
         self._frame_every = 5.0 if low_bandwidth else 0.0
-        cap = engine.history_capacity
-        self._band_low = Ring(cap)
-        self._band_high = Ring(cap)
+        self._bands = BandHistory(engine.history_capacity)
         self._hung_up = False
         engine.list_top_processes(False)  # costs ~14 ms a poll: only while the host screen shows them
         for base in themes.EXTRA_BASES:
@@ -228,8 +227,8 @@ class SurgewatchApp(App[int]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         snap = message.snapshot
         if message.band is not None:
-            self._band_low.append(snap.ts, message.band[0])
-            self._band_high.append(snap.ts, message.band[1])
+            engine = self.engine
+            self._bands.record(snap.ts, message.band[0], message.band[1], engine.series_names(), engine.row_of)
         if self.paused:
             return
         self.snapshot = snap
@@ -310,16 +309,9 @@ class SurgewatchApp(App[int]):
 
     def band(self, name: str, t0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The detector's expected band (ts, low, high) of a series since `t0`, as far as this session saw it."""
-        row = self.engine.row_of(name)
-        if row is None or self._band_low.count == 0:
+        if self.engine.row_of(name) is None:
             return None
-        n = self._band_low.count
-        ts, low = self._band_low.window(n)
-        _, high = self._band_high.window(n)
-        if row >= low.shape[0]:
-            return None
-        keep = ts >= t0
-        return ts[keep], low[row][keep], high[row][keep]
+        return self._bands.band(name, t0)
 
     def silences(self) -> list[Any]:
         """The engine's silences; when they cannot be read, say so once (log and notice) and show none."""

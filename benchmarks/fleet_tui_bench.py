@@ -1,0 +1,260 @@
+"""Dashboard at fleet scale: first frame, memory and key press → screen change with 1,000 hosts, in tmux.
+
+    .venv/bin/python benchmarks/fleet_tui_bench.py [--hosts 1000] [--runs 3] [--presses 8]
+                                                   [--against OTHER_CHECKOUT] [--size 80x24]
+
+A loopback server (127.0.0.1, a free port) answers the `promql` host source's instant queries the way
+Prometheus does, for `--hosts` hosts in 10 groups (`job` label), values moving on every poll and a few hot
+hosts. `surgewatch -c CONFIG` (a 5 s interval, `group_label = "job"`) runs in a private tmux server at 80x24.
+Measured per run:
+- first frame: from starting the pane to the screen showing a host row with a CPU value;
+- RSS (VmRSS, and the peak VmHWM) once three ticks have been drawn;
+- key → screen: a key is sent with `tmux send-keys` and the pane is read (`capture-pane`) until it differs
+  from before the key; each kind of key is pressed `--presses` times per run. The engine keeps ticking
+  meanwhile (a press that meets a tick waits for it, as a user's would).
+Printed as min–median–max over all runs. With `--against DIR` (another checkout, e.g. /work/main) both are
+measured in interleaved runs; the keys this branch added are pressed in this checkout only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from tui_bench import end_process, spread
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GROUPS = 10
+HOST_ROW = re.compile(r"[●▲✖○] web-\d{4}[^\n]*?\d+%")
+
+# Which of our metrics a default promql query asks for: a distinctive piece of its text, checked in order.
+_QUERY_METRIC = (("node_cpu_seconds_total{mode=~", "cpu.percent"), ("MemTotal", "mem.percent"),
+                 ("MemAvailable", "mem.available_bytes"), ("node_load15", "load.15"), ("node_load5", "load.5"),
+                 ("node_load1", "load.1"), ("receive", "net.rx_bps"), ("transmit", "net.tx_bps"),
+                 ("read_bytes", "disk.read_bps"), ("written", "disk.write_bps"))
+
+
+class FleetQueryServer:
+    """Answers POST /api/v1/query like Prometheus for `hosts` hosts (instance=web-NNNN, job=pool-G)."""
+
+    def __init__(self, hosts: int) -> None:
+        self.hosts = hosts
+        self.rng = random.Random(14)
+        self.base = [self.rng.uniform(10, 60) for _ in range(hosts)]
+        self.hot = set(self.rng.sample(range(hosts), min(hosts, 7)))  # a few hosts run hot
+        self.lock = threading.Lock()
+        self.cache: dict[str, tuple[float, str]] = {}
+        fleet = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(size).decode())
+                body = fleet.answer(form.get("query", [""])[0]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def value(self, metric: str, i: int, t: float) -> float:
+        wave = 8 * math.sin(t / 60 + i)
+        cpu = min(99.0, (92.0 if i in self.hot else self.base[i]) + wave + self.rng.uniform(-3, 3))
+        return {"cpu.percent": cpu, "mem.percent": 40 + (i * 7) % 50, "mem.available_bytes": 4e9 - i * 1e6,
+                "load.1": cpu / 25, "load.5": cpu / 27, "load.15": cpu / 30, "net.rx_bps": 1e6 + cpu * 1e4,
+                "net.tx_bps": 3e6 + cpu * 2e4, "disk.read_bps": 1e5, "disk.write_bps": 2e5}.get(metric, 0.0)
+
+    def answer(self, query: str) -> str:
+        """The answer to one query, made once a second per metric (as cheap to serve as Prometheus's)."""
+        metric = next((m for piece, m in _QUERY_METRIC if piece in query), "cpu.percent")
+        t = float(int(time.time()))
+        with self.lock:
+            cached = self.cache.get(metric)
+            if cached is None or cached[0] != t:
+                cached = self.cache[metric] = (t, self._make(metric, t))
+        return cached[1]
+
+    def _make(self, metric: str, t: float) -> str:
+        result = [{"metric": {"instance": f"web-{i:04d}", "job": f"pool-{i % GROUPS}"},
+                   "value": [t, f"{self.value(metric, i, t):.3f}"]} for i in range(self.hosts)]
+        return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def config_text(url: str, state: Path) -> str:
+    return f"""
+[monitor]
+interval = "5s"
+state_dir = "{state}"
+
+[[host]]
+name = "fleet"
+source = "promql"
+url = "{url}"
+group_label = "job"
+
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 90
+clear = 80
+for = "30s"
+severity = "critical"
+"""
+
+
+class Pane:
+    """One dashboard in a private tmux server."""
+
+    def __init__(self, root: Path, config: Path, size: tuple[int, int], env: dict[str, str]) -> None:
+        self.sock = f"sw-fleet-{os.getpid()}-{time.monotonic_ns()}"
+        self.tmux = ["tmux", "-L", self.sock]
+        cmd = f"exec env PYTHONPATH={shlex.quote(str(root / 'src'))} {sys.executable} -m surgewatch -c {config}"
+        self.t0 = time.monotonic()
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", "b", "-x", str(size[0]), "-y", str(size[1]), cmd],
+                       check=True, env=env)
+        self.pid = int(self._tmux("display", "-p", "-t", "b", "#{pane_pid}"))
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run([*self.tmux, *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "b")
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> float | None:
+        """Seconds since the pane started until the screen matches (None if not within `timeout`)."""
+        while time.monotonic() - self.t0 < timeout:
+            if pattern.search(self.screen()):
+                return time.monotonic() - self.t0
+            time.sleep(0.01)
+        return None
+
+    def press(self, key: str, timeout: float = 3.0) -> float | None:
+        """Seconds from sending `key` to the screen differing from before it (None: it did not change)."""
+        before = self.screen()
+        t0 = time.monotonic()
+        subprocess.run([*self.tmux, "send-keys", "-t", "b", key], check=True)
+        while time.monotonic() - t0 < timeout:
+            if self.screen() != before:
+                return time.monotonic() - t0
+            time.sleep(0.002)
+        return None
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) of the dashboard in MB."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines()
+                      if ":" in line)
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+    def close(self) -> None:
+        end_process(self.pid)
+        subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True)
+
+
+# (label, keys pressed in order; the label's figure is the first key's, the rest put the screen back)
+NEW_KEYS = [("o: next sort order", ["o"]), ("g: group by host group on/off", ["g"]),
+            ("/ then a letter: filter narrows", ["/", "7"]), ("escape: filter cleared", ["Escape"]),
+            ("enter: open the host under the cursor", ["Enter"]), ("1: back to the overview", ["1"])]
+COMMON_KEYS = [("down: cursor moves", ["Down"]), ("pagedown: a page of hosts", ["PageDown"])]
+
+
+def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str], presses: int,
+            new_keys: bool) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    pane = Pane(root, config, size, env)
+    try:
+        first = pane.wait_for(HOST_ROW, 30)
+        out["first frame with host rows (s)"] = [first] if first is not None else []
+        time.sleep(16)  # three 5 s ticks drawn
+        rss, hwm = pane.rss_mb()
+        out["RSS after three ticks (MB)"] = [rss]
+        out["  peak RSS, VmHWM (MB)"] = [hwm]
+        for _ in range(presses):
+            for label, keys in COMMON_KEYS + (NEW_KEYS if new_keys else []):
+                took = pane.press(keys[0])
+                for key in keys[1:]:
+                    took2 = pane.press(key)
+                    if label.startswith("/"):
+                        took = took2  # the letter narrowing the list is what is timed
+                out.setdefault(f"{label} (ms)", [])
+                if took is not None:
+                    out[f"{label} (ms)"].append(took * 1000)
+                time.sleep(0.05)
+            pane.press("Escape")
+            pane.press("Home")
+        out["RSS after the key presses (MB)"] = [pane.rss_mb()[0]]
+    finally:
+        pane.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=1000, help="hosts the loopback Prometheus answers (default 1000)")
+    ap.add_argument("--runs", type=int, default=3, help="dashboard starts per checkout (default 3)")
+    ap.add_argument("--presses", type=int, default=8, help="presses of each key per run (default 8)")
+    ap.add_argument("--against", metavar="DIR", help="another checkout measured in interleaved runs")
+    ap.add_argument("--size", default="80x24", help="terminal size (default 80x24)")
+    args = ap.parse_args()
+    cols, rows = (int(x) for x in args.size.split("x"))
+    roots = {"this": ROOT} | ({"against": Path(args.against).resolve()} if args.against else {})
+    state = Path(tempfile.mkdtemp(prefix="sw-fleet-bench-"))
+    server = FleetQueryServer(args.hosts)
+    res: dict[str, dict[str, list[float]]] = {k: {} for k in roots}
+    try:
+        config = state / "fleet.toml"
+        config.write_text(config_text(server.url, state / "state"))
+        env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", COLORTERM="truecolor",
+                   XDG_STATE_HOME=str(state / "xdg"), XDG_CONFIG_HOME=str(state / "xdg-config"))
+        env.pop("TMUX", None)
+        for root in roots.values():  # warm-up (bytecode caches), not counted
+            pane = Pane(root, config, (cols, rows), env)
+            pane.wait_for(HOST_ROW, 30)
+            pane.close()
+        for _ in range(args.runs):
+            for who, root in roots.items():
+                for k, v in one_run(root, config, (cols, rows), env, args.presses, who == "this").items():
+                    res[who].setdefault(k, []).extend(v)
+    finally:
+        server.close()
+    rows_out = list(res["this"])
+    w0 = max(len(r) for r in rows_out)
+    heads = list(roots)
+    print(f"{'measure (min–median–max)':<{w0}}  " + "  ".join(f"{h:>17}" for h in heads))
+    print(f"{'-' * w0}  " + "  ".join("-" * 17 for _ in heads))
+    for row in rows_out:
+        fmt = "{:.2f}" if row.endswith("(s)") else "{:.0f}"
+        print(f"{row:<{w0}}  " + "  ".join(f"{spread(res[h].get(row, []), fmt):>17}" for h in heads))
+    print(f"{args.hosts} hosts through the promql source at a 5 s interval, {cols}x{rows} tmux; {args.runs} runs per "
+          f"checkout ({', '.join(f'{k} = {v}' for k, v in roots.items())}), {args.presses} presses of each key per "
+          f"run; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
