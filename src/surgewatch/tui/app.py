@@ -31,6 +31,7 @@ from .bands import BandHistory
 from .messages import SnapshotReady
 from .screens.base import DashScreen
 from .screens.overview import OverviewScreen
+from .widgets.hostorder import matcher
 
 if TYPE_CHECKING:
     from .screens.silence import SilenceRequest
@@ -266,8 +267,8 @@ class SurgewatchApp(App[int]):
     # -- what the screens show ----------------------------------------------------------------
 
     def _matches(self, *texts: str) -> bool:
-        f = self.filter_text.lower()
-        return not f or any(f in t.lower() for t in texts)
+        match = matcher(self.filter_text)  # a name part, or a glob (web-04*)
+        return any(match(t) for t in texts)
 
     def visible_campaigns(self) -> list[CampaignView]:
         snap = self.snapshot
@@ -275,7 +276,7 @@ class SurgewatchApp(App[int]):
 
     def visible_hosts(self) -> list[HostView]:
         snap = self.snapshot
-        return [h for h in snap.hosts if self._matches(h.name, *h.campaigns)] if snap else []
+        return [h for h in snap.hosts if self._matches(h.name, *h.campaigns, h.group or "")] if snap else []
 
     def current_campaign(self) -> CampaignView | None:
         items = self.visible_campaigns() or (list(self.snapshot.campaigns) if self.snapshot else [])

@@ -8,10 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input
 
+from ..text import literal
 from ..widgets.alerts import AlertFeed, alert_lines
 from ..widgets.campaigns import CampaignStrip, campaign_lines
 from ..widgets.footer import KeyFooter
-from ..widgets.hosts import HostGrid, host_lines
+from ..widgets.hostorder import groupings_available, host_rows
+from ..widgets.hosts import GROUP_KEY, NO_HOSTS, SORT_LABELS, SORTS, HostGrid, Row, host_lines, row_key
 from ..widgets.panel import ListPanel
 from ..widgets.probes import ProbesPanel, probe_lines
 from ..widgets.status import StatusLine
@@ -48,6 +50,12 @@ class OverviewScreen(DashScreen):
     OverviewScreen.-wall WallPanels { display: block; }
     OverviewScreen.-wall AlertFeed { height: auto; margin-bottom: 1; }
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows_key: object = None
+        self._rows_snap: object = None
+        self._rows: list[Row] = []
 
     def compose(self) -> ComposeResult:
         # Decided before the panels are styled: adding the class later restyles the whole screen.
@@ -87,9 +95,8 @@ class OverviewScreen(DashScreen):
             self._redraw_wall(width, height)
         elif snap is not None:
             campaigns = app.visible_campaigns()
-            hosts = app.visible_hosts()
+            hosts = self.host_rows()
             self.campaigns.set_keys([c.name for c in campaigns])
-            self.hosts.set_keys([h.name for h in hosts])
             probe_text = probe_lines(snap.values, width, app.ascii_only, sty)
             self.probes.set_class(not probe_text.plain, "-empty")
             probe_h = probe_text.plain.count("\n") + 1 if probe_text.plain else 0
@@ -98,13 +105,11 @@ class OverviewScreen(DashScreen):
             camp_room = max(1, min(len(campaigns), room // 3)) if campaigns else 1
             cs, ce = window_rows(len(campaigns), self.campaigns.cursor, camp_room)
             host_room = max(1, room - 1 - camp_room - 1)
-            hs, he = window_rows(len(hosts), self.hosts.cursor, host_room)
             self.campaigns.show(campaign_lines(
                 campaigns[cs:ce], width, snap.ts, app.ascii_only, sty,
                 self._cursor(self.campaigns, cs)))
             self.campaigns.header = 1 - cs
-            self.hosts.show(host_lines(hosts[hs:he], width, app.ascii_only, sty, self._cursor(self.hosts, hs)))
-            self.hosts.header = 1 - hs
+            self._show_hosts(hosts, width, host_room)
             self.probes.show(probe_text)
             rows = max(1, self.alerts.size.height - 1)
             self.alerts.show(alert_lines(snap.alerts, snap.events, width, rows, sty))
@@ -119,18 +124,14 @@ class OverviewScreen(DashScreen):
         assert snap is not None
         sty = self.campaigns.sty
         campaigns = app.visible_campaigns()
-        hosts = app.visible_hosts()
         self.campaigns.set_keys([c.name for c in campaigns])
-        self.hosts.set_keys([h.name for h in hosts])
         probe_text = probe_lines(snap.values, width, app.ascii_only, sty)
         self.probes.set_class(not probe_text.plain, "-empty")
         cs, ce = window_rows(len(campaigns), self.campaigns.cursor, 4)
-        hs, he = window_rows(len(hosts), self.hosts.cursor, max(3, height // 8))
         self.campaigns.show(campaign_lines(campaigns[cs:ce], width, snap.ts, app.ascii_only, sty,
                                            self._cursor(self.campaigns, cs), relative=True))
         self.campaigns.header = 1 - cs
-        self.hosts.show(host_lines(hosts[hs:he], width, app.ascii_only, sty, self._cursor(self.hosts, hs)))
-        self.hosts.header = 1 - hs
+        self._show_hosts(self.host_rows(), width, max(3, height // 8))
         self.probes.show(probe_text)
         self.alerts.show(alert_lines(snap.alerts, snap.events, width, WALL_ALERT_ROWS, sty))
         columns = columns_for(width, height)
@@ -147,12 +148,42 @@ class OverviewScreen(DashScreen):
         self.wall.set_panels(lambda: build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts,
                              app.chart_mode, focus, key)
 
+    def host_rows(self) -> list[Row]:
+        """The grid's rows for the current snapshot, filter, order and grouping (made once per change of any:
+        moving the cursor through 1,000 hosts reuses them)."""
+        app, grid = self.dash, self.hosts
+        key = (app.filter_text, grid.order, grid.grouping, frozenset(grid.collapsed))
+        if key != self._rows_key or app.snapshot is not self._rows_snap:
+            hosts = app.visible_hosts()
+            grid.groupings = groupings_available(app.snapshot.hosts if app.snapshot else ())
+            if grid.grouping not in grid.groupings:
+                grid.grouping = "none"
+            rows = host_rows(hosts, grid.order, grid.grouping, frozenset(grid.collapsed))
+            self._rows_snap, self._rows = app.snapshot, rows
+            self._rows_key = (key[0], grid.order, grid.grouping, key[3])
+            grid.set_keys([row_key(r) for r in rows])
+        return self._rows
+
+    def _show_hosts(self, rows: list[Row], width: int, room: int) -> None:
+        """The rows of the grid that fit `room` lines around the cursor (only those are drawn)."""
+        app, grid = self.dash, self.hosts
+        grid.page = room
+        hs, he = window_rows(len(rows), grid.cursor, room)
+        empty = NO_HOSTS
+        if not rows and app.filter_text and app.snapshot is not None and app.snapshot.hosts:
+            empty = f"no hosts match {literal(app.filter_text, 30)!r} (esc clears the filter)"
+        grid.show(host_lines(rows[hs:he], width, app.ascii_only, grid.sty, self._cursor(grid, hs),
+                             order="" if grid.order == SORTS[0] else SORT_LABELS[grid.order], empty=empty))
+        grid.header = 1 - hs
+
     def _cursor(self, panel: ListPanel, start: int) -> int | None:
         return panel.cursor - start if panel.has_focus and panel.keys else None
 
     def on_list_panel_chosen(self, message: ListPanel.Chosen) -> None:
         if message.panel is self.campaigns:
             self.dash.open_campaign(message.key)
+        elif message.panel is self.hosts and message.key.startswith(GROUP_KEY):
+            self.hosts.toggle_group(message.key.removeprefix(GROUP_KEY))
         elif message.panel is self.hosts:
             self.dash.open_host(message.key)
 
@@ -164,12 +195,19 @@ class OverviewScreen(DashScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
+            self.hosts.cursor = 0  # the worst match first
             self.dash.set_filter(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter keeps the filter; when it names one host (exactly, or as its only match) that host opens."""
         if event.input.id == "filter":
             event.input.remove_class("-open")
             self.hosts.focus()
+            hosts = self.dash.visible_hosts()
+            wanted = self.dash.filter_text.lower()
+            exact = [h for h in hosts if h.name.lower() == wanted]
+            if wanted and (exact or len(hosts) == 1):
+                self.dash.open_host((exact or hosts)[0].name)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)

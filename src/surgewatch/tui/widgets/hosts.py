@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import Binding
 
 from ...describe import format_value
 from ...snapshot import HostView
@@ -13,8 +16,32 @@ from ...units import format_bytes, format_duration
 from ..text import cell, literal, name_cell, sparkline
 from .panel import ListPanel, Styler, fallback_styler
 
+SORTS = ("worst", "anomaly", "headroom", "cpu", "name")  # `o` cycles through them; the first is the default
+SORT_LABELS = {"worst": "worst", "anomaly": "anomaly", "headroom": "headroom", "cpu": "CPU", "name": "name"}
+
 HEALTH_GLYPHS = {"ok": "●", "warn": "▲", "crit": "✖", "stale": "○"}
 ASCII_GLYPHS = {"ok": "o", "warn": "!", "crit": "X", "stale": "-"}
+GROUP_KEY = "\x00group:"  # row keys of group headers (a host name never holds a control character)
+NO_HOSTS = "no hosts yet (waiting for the first poll, or none match the filter)"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    """A group's header row in the host grid: how many hosts match, the worst of them, the median CPU."""
+
+    name: str
+    count: int
+    worst: HostView | None
+    median_cpu: float
+    problems: int  # hosts in crit, warn or stale
+    collapsed: bool
+
+    @property
+    def key(self) -> str:
+        return GROUP_KEY + self.name
+
+
+Row = HostView | GroupRow
 
 
 def level(value: float, warn: float, crit: float) -> str:
@@ -43,9 +70,37 @@ def headroom_text(h: HostView) -> str:
     return f"{h.headroom:.1f}x {when}"
 
 
-def host_lines(hosts: Sequence[HostView], width: int, ascii_only: bool = False,
-               sty: Styler = fallback_styler, cursor: int | None = None) -> Text:
-    """The host table sized to `width`: narrow terminals drop the campaign column and shorten the sparkline."""
+def row_key(row: Row) -> str:
+    """The key a grid row is selected by: the host's name, or the group header's key."""
+    return row.key if isinstance(row, GroupRow) else row.name
+
+
+def group_line(g: GroupRow, width: int, ascii_only: bool, sty: Styler) -> Text:
+    """`▾ pool-3  100 hosts · 4 not ok · worst web-0417 CPU 91% · median CPU 45%` (cropped to `width`)."""
+    glyph = (">" if g.collapsed else "v") if ascii_only else ("▸" if g.collapsed else "▾")
+    out = Text(no_wrap=True, overflow="crop")
+    out.append(f"{glyph} ", style=sty("accent"))
+    out.append(literal(g.name, 24), style=sty("head"))
+    out.append(f"  {g.count} host{'s' if g.count != 1 else ''}", style=sty("muted"))
+    if g.problems:
+        out.append(" · ", style=sty("muted"))
+        out.append(f"{g.problems} not ok", style=sty("warn"))
+    if g.worst is not None:
+        cpu = g.worst.metrics.get("cpu.percent", math.nan)
+        out.append(" · worst ", style=sty("muted"))
+        out.append(literal(g.worst.name, 18))
+        out.append(f" {format_value('cpu.percent', cpu)}", style=sty(level(cpu, 70, 90)))
+    out.append(f" · median CPU {format_value('cpu.percent', g.median_cpu)}", style=sty("muted"))
+    out.truncate(width, overflow="crop")
+    return out
+
+
+def host_lines(hosts: Sequence[Row], width: int, ascii_only: bool = False,
+               sty: Styler = fallback_styler, cursor: int | None = None, *, order: str = "",
+               empty: str = NO_HOSTS) -> Text:
+    """The host table sized to `width`: narrow terminals drop the campaign column and shorten the sparkline.
+    Group header rows (GroupRow) span the table; `order` names a sort other than the default in the header;
+    `empty` is the line shown when there is no row."""
     wide = width >= 110
     name_w = 18 if wide else 14
     camp_w = 16 if wide else 0
@@ -53,7 +108,9 @@ def host_lines(hosts: Sequence[HostView], width: int, ascii_only: bool = False,
     spark_w = max(0, min(60, width - fixed - 1))
     glyphs = ASCII_GLYPHS if ascii_only else HEALTH_GLYPHS
     out = Text(no_wrap=True, overflow="crop")
-    head = [Text("  "), cell("HOST", name_w), cell("CPU", 4, right=True), cell("MEM", 4, right=True),
+    arrow = "v" if ascii_only else "↓"
+    head = [Text("  "), cell(f"HOST {arrow}{order}" if order else "HOST", name_w),
+            cell("CPU", 4, right=True), cell("MEM", 4, right=True),
             cell("LOAD", 5, right=True), cell("NET rx/tx", 11, right=True), cell("HEADROOM", 9, right=True)]
     if camp_w:
         head.append(cell("CAMPAIGN", camp_w))
@@ -61,8 +118,15 @@ def host_lines(hosts: Sequence[HostView], width: int, ascii_only: bool = False,
         head.append(Text("CPU".ljust(spark_w)))
     out.append_text(Text.assemble(*head, style=sty("head")))
     if not hosts:
-        out.append("\n  no hosts yet (waiting for the first poll, or none match the filter)", style=sty("muted"))
+        out.append(f"\n  {empty}", style=sty("muted"))
     for i, h in enumerate(hosts):
+        if isinstance(h, GroupRow):
+            line = Text("\n")
+            line.append_text(group_line(h, width, ascii_only, sty))
+            if cursor == i:
+                line.stylize(sty("cursor"), 1)
+            out.append_text(line)
+            continue
         m = h.metrics
         cpu, mem = m.get("cpu.percent", math.nan), m.get("mem.percent", math.nan)
         rx, tx = m.get("net.rx_bps", math.nan), m.get("net.tx_bps", math.nan)
@@ -90,4 +154,52 @@ def host_lines(hosts: Sequence[HostView], width: int, ascii_only: bool = False,
 
 
 class HostGrid(ListPanel):
-    """The host grid on the overview (select a row, enter opens the host)."""
+    """The host grid on the overview (select a row, enter opens the host or folds a group); `o` changes the
+    order, `g` the grouping, page keys move a screenful (the screen draws only the rows that fit)."""
+
+    BINDINGS: ClassVar = [
+        Binding("o", "next_order", "Order", show=False),
+        Binding("g", "next_grouping", "Group", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "edge(-1)", "First", show=False),
+        Binding("end", "edge(1)", "Last", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.order = SORTS[0]
+        self.grouping = "none"
+        self.groupings: list[str] = ["none"]  # what the shown hosts can be grouped by (set on each redraw)
+        self.collapsed: set[str] = set()
+        self.page = 10  # rows shown (set on each redraw)
+
+    def action_next_order(self) -> None:
+        self.order = SORTS[(SORTS.index(self.order) + 1) % len(SORTS)]
+        self.notify(f"hosts: {SORT_LABELS[self.order]} first" if self.order != "name" else "hosts: by name",
+                    timeout=2)
+        self._moved()
+
+    def action_next_grouping(self) -> None:
+        if len(self.groupings) < 2:
+            self.notify("no host groups or campaigns to group hosts by", timeout=3)
+            return
+        i = self.groupings.index(self.grouping) if self.grouping in self.groupings else 0
+        self.grouping = self.groupings[(i + 1) % len(self.groupings)]
+        self.collapsed.clear()
+        self._moved()
+
+    def toggle_group(self, name: str) -> None:
+        """Fold or unfold one group's host rows."""
+        self.collapsed.symmetric_difference_update({name})
+        self._moved()
+
+    def action_page(self, step: int) -> None:
+        self.action_move(step * max(1, self.page - 1))
+
+    def action_edge(self, step: int) -> None:
+        self.action_move(step * len(self.keys))
+
+    def _moved(self) -> None:
+        if self.on_move:
+            self.on_move()

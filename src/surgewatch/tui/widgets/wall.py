@@ -20,7 +20,8 @@ from ..charts import Band, ChartStyles, Marker, gauge, plot, side_by_side, time_
 from ..text import literal
 from .alerts import alert_line
 from .campaigns import append_lift_and_live, trend_arrow
-from .hosts import ASCII_GLYPHS, HEALTH_GLYPHS, headroom_text, health, level
+from .hostorder import median_cpu, order_hosts, worst_group
+from .hosts import ASCII_GLYPHS, HEALTH_GLYPHS, GroupRow, headroom_text, health, level
 from .panel import Styler, fallback_styler
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 HOSTS_KEY = "hosts"  # the panel of the worst hosts outside running campaigns
 PANEL_MIN_ROWS = 9
 GAUGE_W = 30
-_RANK = {"crit": 0, "stale": 1, "warn": 2, "ok": 3}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class WallPanel:
     loads: tuple[LoadLine, ...]
     markers: tuple[Marker, ...]
     alert: AlertView | None
+    group: GroupRow | None = None  # the host group the worst-host panel shows (when the hosts have groups)
 
 
 def active_campaigns(campaigns: Sequence[CampaignView], now: float) -> list[CampaignView]:
@@ -80,7 +81,8 @@ def panel_key_for(a: AlertView, campaigns: Sequence[CampaignView]) -> str:
 
 
 def wall_targets(snap: Snapshot) -> list[str]:
-    """What wall mode rotates through: the active campaigns, or the worst host group when none runs."""
+    """What wall mode rotates through: the active campaigns, or the worst host group when none runs (the worst
+    hosts of all when hosts have no groups; `build_panels` picks which)."""
     return [f"campaign:{c.name}" for c in active_campaigns(snap.campaigns, snap.ts)] or [HOSTS_KEY]
 
 
@@ -109,14 +111,17 @@ class WallRotation:
         return self.focus
 
 
-def worst_hosts(hosts: Sequence[HostView], busy: set[str], limit: int = 4) -> list[HostView]:
-    """Hosts outside the running campaigns, worst first."""
+def worst_hosts(hosts: Sequence[HostView], busy: set[str], limit: int = 4) -> tuple[GroupRow | None,
+                                                                                  list[HostView]]:
+    """Hosts outside the running campaigns, worst first: those of the worst host group when hosts have groups
+    (with that group's header), else the worst of all."""
     pool = [h for h in hosts if h.name not in busy]
-    return sorted(pool, key=lambda h: (_RANK[health(h)], -_nan0(h.metrics.get("cpu.percent"))))[:limit]
-
-
-def _nan0(v: float | None) -> float:
-    return 0.0 if v is None or v != v else v
+    found = worst_group(pool)
+    if found is None:
+        return None, order_hosts(pool, "worst")[:limit]
+    name, members = found
+    problems = sum(1 for h in members if health(h) != "ok")
+    return GroupRow(name, len(members), members[0], median_cpu(members), problems, False), members[:limit]
 
 
 def build_panels(app: SurgewatchApp, snap: Snapshot, sty: Styler, columns: int) -> list[WallPanel]:
@@ -130,7 +135,8 @@ def build_panels(app: SurgewatchApp, snap: Snapshot, sty: Styler, columns: int) 
     hosts = {h.name: h for h in app.visible_hosts()}
     groups: list[tuple[str, CampaignView | None, list[HostView]]] = [
         (f"campaign:{c.name}", c, [hosts[n] for n in c.hosts if n in hosts]) for c in campaigns]
-    group = worst_hosts(list(hosts.values()), {n for c in campaigns for n in c.hosts}) if want_hosts else []
+    host_group, group = (worst_hosts(list(hosts.values()), {n for c in campaigns for n in c.hosts})
+                         if want_hosts else (None, []))
     if group:
         groups.append((HOSTS_KEY, None, group))
     names = [series("campaign", c.name, "visitors") for _k, c, _h in groups if c is not None]
@@ -152,7 +158,8 @@ def build_panels(app: SurgewatchApp, snap: Snapshot, sty: Styler, columns: int) 
         loads = tuple(LoadLine(h, row(series("host", h.name, "cpu.percent")),
                                app.band(series("host", h.name, "cpu.percent"), t0)) for h in hs)
         panels.append(WallPanel(key, c, win.ts, row(series("campaign", c.name, "visitors")) if c else None,
-                                loads, tuple(markers), alert if alert_key == key else None))
+                                loads, tuple(markers), alert if alert_key == key else None,
+                                host_group if key == HOSTS_KEY else None))
     return panels
 
 
@@ -174,6 +181,16 @@ def panel_title(p: WallPanel, now: float, sty: Styler, ascii_only: bool, focused
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append((">" if ascii_only else "▶") + " " if focused else "  ", style=sty("accent"))
     c = p.campaign
+    g = p.group
+    if c is None and g is not None:
+        out.append("GROUP ", style=sty("muted"))
+        out.append(literal(g.name, 30), style=sty("head"))
+        out.append(f"  the worst host group: {g.count} host{'s' if g.count != 1 else ''}", style=sty("muted"))
+        if g.problems:
+            out.append(f", {g.problems} not ok", style=sty("warn"))
+        out.append(f", median CPU {format_value('cpu.percent', g.median_cpu)}; worst first, outside running "
+                   "campaigns", style=sty("muted"))
+        return out
     if c is None:
         out.append("HOSTS", style=sty("head"))
         out.append("  worst first, outside running campaigns", style=sty("muted"))

@@ -1,0 +1,120 @@
+"""The host grid's order at fleet scale: worst first (or by anomaly score, headroom, CPU, name), optionally in
+groups (host group or campaign) under a header row with the group's worst host and median CPU, and the filter
+(a substring, or a glob when it has `*`, `?` or `[`)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from fnmatch import fnmatchcase
+
+from ...hostgroups import by_group
+from ...snapshot import HostView
+from .hosts import GroupRow, Row, health
+
+NO_GROUP = {"group": "no group", "campaign": "no campaign"}
+_RANK = {"crit": 0, "stale": 1, "warn": 2, "ok": 3}
+
+
+def matcher(text: str) -> Callable[[str], bool]:
+    """Case-insensitive: a glob when `text` has `*`, `?` or `[`, else a substring; everything when empty."""
+    f = text.strip().lower()
+    if not f:
+        return lambda _s: True
+    if any(ch in f for ch in "*?["):
+        return lambda s: fnmatchcase(s.lower(), f)
+    return lambda s: f in s.lower()
+
+
+def anomaly(h: HostView) -> float:
+    """The host's highest anomaly score over its metrics (0 without any)."""
+    return max((s for s in h.scores.values() if s == s), default=0.0)
+
+
+def _nan_last(v: float, sign: float) -> float:
+    return math.inf if v != v else sign * v
+
+
+def sort_key(sort: str) -> Callable[[HostView], tuple[float | str, ...]]:
+    """Ascending key for an order: the host to look at first sorts first (sorting is stable: ties keep the
+    snapshot's order)."""
+    def cpu(h: HostView) -> float:
+        return h.metrics.get("cpu.percent", math.nan)
+
+    if sort == "anomaly":
+        return lambda h: (-anomaly(h), _RANK[health(h)])
+    if sort == "headroom":
+        return lambda h: (_nan_last(h.headroom, 1.0), _RANK[health(h)])
+    if sort == "cpu":
+        return lambda h: (_nan_last(cpu(h), -1.0),)
+    if sort == "name":
+        return lambda h: (h.name,)
+    # worst: crit, stale, warn, ok; then the most anomalous, the least headroom, the busiest CPU
+    return lambda h: (_RANK[health(h)], -round(anomaly(h), 1), _nan_last(h.headroom, 1.0),
+                      _nan_last(cpu(h), -1.0))
+
+
+def order_hosts(hosts: Iterable[HostView], sort: str) -> list[HostView]:
+    return sorted(hosts, key=sort_key(sort))
+
+
+def group_of(h: HostView, by: str) -> str | None:
+    """The group a host is listed under: its host group, or its first campaign."""
+    if by == "campaign":
+        return h.campaigns[0] if h.campaigns else None
+    return h.group
+
+
+def groupings_available(hosts: Sequence[HostView]) -> list[str]:
+    """`none`, then `group` when any host has a host group, `campaign` when any host serves a campaign."""
+    out = ["none"]
+    if any(h.group for h in hosts):
+        out.append("group")
+    if any(h.campaigns for h in hosts):
+        out.append("campaign")
+    return out
+
+
+def median_cpu(hosts: Iterable[HostView]) -> float:
+    cpus = [v for h in hosts if (v := h.metrics.get("cpu.percent", math.nan)) == v]
+    return statistics.median(cpus) if cpus else math.nan
+
+
+def grouped(hosts: Sequence[HostView], sort: str, by: str) -> list[tuple[str | None, list[HostView]]]:
+    """Hosts in groups, each group's hosts in `sort` order, the groups by their first host (the worst group
+    first when sorting by worst), hosts without a group last."""
+    if by == "campaign":
+        groups: dict[str | None, list[HostView]] = {}
+        for h in hosts:
+            groups.setdefault(group_of(h, by), []).append(h)
+    else:
+        groups = dict(by_group(hosts))
+    key = sort_key(sort)
+    parts = [(name, sorted(members, key=key)) for name, members in groups.items()]
+    return sorted(parts, key=lambda p: (p[0] is None, key(p[1][0]), p[0] or ""))
+
+
+def host_rows(hosts: Sequence[HostView], sort: str, by: str = "none",
+              collapsed: frozenset[str] = frozenset()) -> list[Row]:
+    """The grid's rows: hosts in `sort` order, or under group header rows (a collapsed group shows its header)."""
+    if by == "none":
+        return list(order_hosts(hosts, sort))
+    rows: list[Row] = []
+    for name, members in grouped(hosts, sort, by):
+        label = name if name is not None else NO_GROUP.get(by, "none")
+        shut = label in collapsed
+        problems = sum(1 for h in members if health(h) != "ok")
+        rows.append(GroupRow(label, len(members), members[0] if members else None, median_cpu(members),
+                             problems, shut))
+        if not shut:
+            rows.extend(members)
+    return rows
+
+
+def worst_group(hosts: Sequence[HostView]) -> tuple[str, list[HostView]] | None:
+    """The host group whose worst host is worst (its hosts worst first); None when no host has a group."""
+    for name, members in grouped(hosts, "worst", "group"):
+        if name is not None:
+            return name, members
+    return None
