@@ -176,6 +176,7 @@ class HostGrid(ListPanel):
 
     def action_next_order(self) -> None:
         self.order = SORTS[(SORTS.index(self.order) + 1) % len(SORTS)]
+        self.cursor, self.keys = 0, []  # the top of the new order
         self.notify(f"hosts: {SORT_LABELS[self.order]} first" if self.order != "name" else "hosts: by name",
                     timeout=2)
         self._moved()
@@ -187,6 +188,7 @@ class HostGrid(ListPanel):
         i = self.groupings.index(self.grouping) if self.grouping in self.groupings else 0
         self.grouping = self.groupings[(i + 1) % len(self.groupings)]
         self.collapsed.clear()
+        self.cursor, self.keys = 0, []
         self._moved()
 
     def toggle_group(self, name: str) -> None:
