@@ -7,7 +7,8 @@ A loopback server (127.0.0.1, a free port) answers the `promql` host source's in
 Prometheus does, for `--hosts` hosts in 10 groups (`job` label), values moving on every poll and a few hot
 hosts. `surgewatch -c CONFIG` (a 5 s interval, `group_label = "job"`) runs in a private tmux server at 80x24.
 Measured per run:
-- first frame: from starting the pane to the screen showing a host row with a CPU value;
+- first frame: from starting the pane to the status line being drawn, and to a host row with a CPU value
+  (the engine's second tick at the earliest: its first, 0.3 s after start, comes before the fleet's answers);
 - RSS (VmRSS, and the peak VmHWM) once three ticks have been drawn;
 - key → screen: a key is sent with `tmux send-keys` and the pane is read (`capture-pane`) until it differs
   from before the key; each kind of key is pressed `--presses` times per run. The engine keeps ticking
@@ -19,6 +20,7 @@ measured in interleaved runs; the keys this branch added are pressed in this che
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -40,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GROUPS = 10
 HOST_ROW = re.compile(r"[●▲✖○] web-\d{4}[^\n]*?\d+%")
+STATUS = re.compile(r"sources \d+/\d+ up")
 
 # Which of our metrics a default promql query asks for: a distinctive piece of its text, checked in order.
 _QUERY_METRIC = (("node_cpu_seconds_total{mode=~", "cpu.percent"), ("MemTotal", "mem.percent"),
@@ -68,11 +71,12 @@ class FleetQueryServer:
                 size = int(self.headers.get("Content-Length") or 0)
                 form = parse_qs(self.rfile.read(size).decode())
                 body = fleet.answer(form.get("query", [""])[0]).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the dashboard was stopped
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -143,8 +147,9 @@ class Pane:
     def _tmux(self, *args: str) -> str:
         return subprocess.run([*self.tmux, *args], capture_output=True, text=True, check=True).stdout
 
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", "b")
+    def screen(self, styled: bool = False) -> str:
+        """The pane's text; `styled`: with its colours and attributes (a moved cursor changes only those)."""
+        return self._tmux("capture-pane", "-p", *(["-e"] if styled else []), "-t", "b")
 
     def wait_for(self, pattern: re.Pattern[str], timeout: float) -> float | None:
         """Seconds since the pane started until the screen matches (None if not within `timeout`)."""
@@ -156,11 +161,11 @@ class Pane:
 
     def press(self, key: str, timeout: float = 3.0) -> float | None:
         """Seconds from sending `key` to the screen differing from before it (None: it did not change)."""
-        before = self.screen()
+        before = self.screen(styled=True)
         t0 = time.monotonic()
         subprocess.run([*self.tmux, "send-keys", "-t", "b", key], check=True)
         while time.monotonic() - t0 < timeout:
-            if self.screen() != before:
+            if self.screen(styled=True) != before:
                 return time.monotonic() - t0
             time.sleep(0.002)
         return None
@@ -188,7 +193,9 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
     out: dict[str, list[float]] = {}
     pane = Pane(root, config, size, env)
     try:
+        drawn = pane.wait_for(STATUS, 30)
         first = pane.wait_for(HOST_ROW, 30)
+        out["first frame drawn, status line shown (s)"] = [drawn] if drawn is not None else []
         out["first frame with host rows (s)"] = [first] if first is not None else []
         time.sleep(16)  # three 5 s ticks drawn
         rss, hwm = pane.rss_mb()
