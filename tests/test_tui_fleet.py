@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from pathlib import Path
 
 import pytest
 
@@ -51,13 +51,15 @@ class FleetSource:
         return None
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path) -> Engine:
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """One engine for the module (its first tick over 1,000 new hosts is the slow part); the apps only read it."""
     use_utc()
+    tmp_path = tmp_path_factory.mktemp("fleet")
     cfg = parse_config(CONFIG.format(state=tmp_path / "state"), "<fleet>")
     engine = Engine(cfg, EngineOptions(clock=FakeClock(), dispatcher=build_dispatcher(cfg, tmp_path)),
                     sources=[FleetSource()])  # type: ignore[list-item]
-    await advance(engine, 2)
+    asyncio.run(advance(engine, 2))
     return engine
 
 

@@ -176,9 +176,7 @@ class HostGrid(ListPanel):
 
     def action_next_order(self) -> None:
         self.order = SORTS[(SORTS.index(self.order) + 1) % len(SORTS)]
-        self.cursor, self.keys = 0, []  # the top of the new order
-        self.notify(f"hosts: {SORT_LABELS[self.order]} first" if self.order != "name" else "hosts: by name",
-                    timeout=2)
+        self.cursor, self.keys = 0, []  # the top of the new order (the grid's header names it)
         self._moved()
 
     def action_next_grouping(self) -> None:
