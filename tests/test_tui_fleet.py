@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from surgewatch.tui.app import SurgewatchApp
 from surgewatch.tui.widgets.hostorder import grouped, host_rows, matcher, worst_group
 from surgewatch.tui.widgets.hosts import GroupRow, row_key
 from test_tui import screen_text
-from tui_demo import FakeClock, advance, use_utc
+from tui_demo import FakeClock, advance, two_campaign_engine, use_utc
 
 HOSTS = 1000
 GROUPS = 10
@@ -128,6 +129,29 @@ async def test_a_glob_filter_narrows_the_grid_and_escape_clears_it(fleet: Engine
         assert app.filter_text == "" and host_names(screen_text(app))[0] == "web-0417"
 
 
+async def test_the_filter_also_matches_a_host_group_name(fleet: Engine) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", *"pool-3", "enter")
+        await pilot.pause()
+        names = host_names(screen_text(app))
+        assert app.current_mode == "overview" and names[0] == "web-0733"
+        assert all(int(n.removeprefix("web-")) % GROUPS == 3 for n in names)
+
+
+async def test_g_groups_by_campaign_when_hosts_serve_campaigns(tmp_path: Path) -> None:
+    engine = two_campaign_engine(tmp_path)
+    await advance(engine, 5)
+    app = SurgewatchApp(engine, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("g")  # the host grid has the focus
+        await pilot.pause()
+        heads = [line.split()[1] for line in screen_text(app).splitlines() if line.lstrip().startswith("▾")]
+        assert sorted(heads) == ["demo-launch", "newsletter"]
+
+
 async def test_enter_in_the_filter_on_one_host_opens_its_detail(fleet: Engine) -> None:
     app = SurgewatchApp(fleet, run_engine=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -153,6 +177,17 @@ async def test_enter_on_a_host_row_opens_that_host_and_page_down_moves_a_screenf
         await pilot.press("enter")
         await pilot.pause()
         assert app.current_mode == "host" and app.host_name == chosen
+
+
+async def test_the_host_screen_opens_on_the_worst_host_and_right_goes_to_the_next_worst(fleet: Engine) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        assert app.current_host().name == "web-0417"  # type: ignore[union-attr]
+        await pilot.press("l")
+        await pilot.pause()
+        assert app.current_host().name == "web-0733"  # type: ignore[union-attr]
 
 
 async def test_a_filter_that_matches_no_host_says_so_in_one_clear_line(fleet: Engine) -> None:

@@ -31,7 +31,7 @@ from .bands import BandHistory
 from .messages import SnapshotReady
 from .screens.base import DashScreen
 from .screens.overview import OverviewScreen
-from .widgets.hostorder import matcher
+from .widgets.hostorder import matcher, order_hosts, sort_key
 
 if TYPE_CHECKING:
     from .screens.silence import SilenceRequest
@@ -283,8 +283,10 @@ class SurgewatchApp(App[int]):
         return next((c for c in items if c.name == self.campaign_name), items[0] if items else None)
 
     def current_host(self) -> HostView | None:
+        """The chosen host; else the worst one (the host screen opened without choosing shows it)."""
         items = self.visible_hosts() or (list(self.snapshot.hosts) if self.snapshot else [])
-        return next((h for h in items if h.name == self.host_name), items[0] if items else None)
+        chosen = next((h for h in items if h.name == self.host_name), None)
+        return chosen or (min(items, key=sort_key("worst")) if items else None)
 
     @property
     def window_seconds(self) -> float | None:
@@ -363,8 +365,9 @@ class SurgewatchApp(App[int]):
         self.redraw()
 
     def step_host(self, step: int) -> None:
-        h = self.current_host()
-        self.host_name = self._step([h.name for h in self.visible_hosts()], h.name if h else None, step)
+        h = self.current_host()  # ← → go through the hosts worst first, as the overview lists them by default
+        self.host_name = self._step([h.name for h in order_hosts(self.visible_hosts(), "worst")],
+                                    h.name if h else None, step)
         self.redraw()
 
     def set_filter(self, text: str) -> None:
