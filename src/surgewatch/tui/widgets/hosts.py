@@ -22,7 +22,7 @@ SORT_LABELS = {"worst": "worst", "anomaly": "anomaly", "headroom": "headroom", "
 HEALTH_GLYPHS = {"ok": "●", "warn": "▲", "crit": "✖", "stale": "○"}
 ASCII_GLYPHS = {"ok": "o", "warn": "!", "crit": "X", "stale": "-"}
 GROUP_KEY = "\x00group:"  # row keys of group headers (a host name never holds a control character)
-NO_HOSTS = "no hosts yet (waiting for the first poll, or none match the filter)"
+NO_HOSTS = "no hosts yet (waiting for the first poll)"
 
 
 @dataclass(frozen=True, slots=True)
