@@ -5,7 +5,6 @@ groups (host group or campaign) under a header row with the group's worst host a
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 
@@ -77,8 +76,10 @@ def groupings_available(hosts: Sequence[HostView]) -> list[str]:
 
 
 def median_cpu(hosts: Iterable[HostView]) -> float:
-    cpus = [v for h in hosts if (v := h.metrics.get("cpu.percent", math.nan)) == v]
-    return statistics.median(cpus) if cpus else math.nan
+    """The median CPU of some hosts (NaN when none reports one); no `statistics` import on the start-up path."""
+    cpus = sorted(v for h in hosts if (v := h.metrics.get("cpu.percent", math.nan)) == v)
+    n, mid = len(cpus), len(cpus) // 2
+    return math.nan if not n else cpus[mid] if n % 2 else (cpus[mid - 1] + cpus[mid]) / 2
 
 
 def grouped(hosts: Sequence[HostView], sort: str, by: str) -> list[tuple[str | None, list[HostView]]]:
