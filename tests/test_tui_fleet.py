@@ -233,6 +233,9 @@ def test_hosts_without_a_group_come_last_and_the_worst_group_is_the_one_with_the
     assert [r.name for r in rows] == ["b", "b1", "b2", "a", "no group", "x"]
     head = rows[0]
     assert isinstance(head, GroupRow) and head.count == 2 and head.median_cpu == 51.0 and head.problems == 1
+    by_name = host_rows([_host("b1", 10, "b"), _host("b2", 95, "b")], "name", "group")
+    assert [r.name for r in by_name] == ["b", "b1", "b2"]  # in name order, the header still names the worst
+    assert isinstance(by_name[0], GroupRow) and by_name[0].worst is not None and by_name[0].worst.name == "b2"
 
 
 def test_the_filter_is_a_substring_or_a_glob_either_way_case_insensitive() -> None:

@@ -102,12 +102,13 @@ def host_rows(hosts: Sequence[HostView], sort: str, by: str = "none",
     if by == "none":
         return list(order_hosts(hosts, sort))
     rows: list[Row] = []
+    worst = sort_key("worst")
     for name, members in grouped(hosts, sort, by):
         label = name if name is not None else NO_GROUP.get(by, "none")
         shut = label in collapsed
         problems = sum(1 for h in members if health(h) != "ok")
-        rows.append(GroupRow(label, len(members), members[0] if members else None, median_cpu(members),
-                             problems, shut))
+        rows.append(GroupRow(label, len(members), min(members, key=worst) if members else None,
+                             median_cpu(members), problems, shut))
         if not shut:
             rows.extend(members)
     return rows
