@@ -143,6 +143,7 @@ class Pane:
         subprocess.run([*self.tmux, "new-session", "-d", "-s", "b", "-x", str(size[0]), "-y", str(size[1]), cmd],
                        check=True, env=env)
         self.pid = int(self._tmux("display", "-p", "-t", "b", "#{pane_pid}"))
+        self.socket = Path(self._tmux("display", "-p", "-t", "b", "#{socket_path}").strip())
 
     def _tmux(self, *args: str) -> str:
         return subprocess.run([*self.tmux, *args], capture_output=True, text=True, check=True).stdout
@@ -179,6 +180,7 @@ class Pane:
     def close(self) -> None:
         end_process(self.pid)
         subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True)
+        self.socket.unlink(missing_ok=True)  # tmux leaves its private server's socket behind
 
 
 # (label, keys pressed in order; the label's figure is the first key's, the rest put the screen back)
