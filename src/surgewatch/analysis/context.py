@@ -72,7 +72,7 @@ class ContextDetector:
     q: np.ndarray  # running high quantile of the surprise
     first: np.ndarray  # first value seen
     orient: np.ndarray  # sign of the first change from it: symbols are mirrored when negative
-    hist: np.ndarray  # last symbols + 1 (0 = none yet), newest last
+    hist: np.ndarray  # [depth, series]: last symbols + 1 (0 = none yet), newest last
     counts: np.ndarray  # hashed (context) and (context, symbol) counts, one table row per series
 
     def _alloc(self, rows: int) -> None:
@@ -84,15 +84,15 @@ class ContextDetector:
         first = np.full(rows, np.nan)
         orient = np.zeros(rows)
         q = np.ones(rows)
-        hist = np.zeros((rows, self.depth), dtype=np.uint64)
+        hist = np.zeros((self.depth, rows), dtype=np.uint64)
         counts = np.zeros((rows, 1 << self.table_bits), dtype=np.uint16)
         if old:
             n[:old], lo[:old], hi[:old], q[:old] = self.n, self.lo, self.hi, self.q
             first[:old], orient[:old] = self.first, self.orient
-            hist[:old], counts[:old] = self.hist, self.counts
+            hist[:, :old], counts[:old] = self.hist, self.counts
         self.n, self.lo, self.hi, self.q, self.first, self.orient = n, lo, hi, q, first, orient
         self.hist, self.counts = hist, counts
-        self._base = (np.arange(rows, dtype=np.int64) << self.table_bits)  # first slot of each series
+        self._base = (np.arange(rows, dtype=np.int64) << self.table_bits)[:, None]  # first slot of each series
         self._rows = rows
 
     def forget_rows(self, rows: np.ndarray) -> None:
@@ -100,24 +100,34 @@ class ContextDetector:
         rows = rows[rows < self._rows]
         self.n[rows], self.lo[rows], self.hi[rows], self.q[rows] = 0.0, np.inf, -np.inf, 1.0
         self.first[rows], self.orient[rows] = np.nan, 0.0
-        self.hist[rows], self.counts[rows] = 0, 0
+        self.hist[:, rows], self.counts[rows] = 0, 0
         if self.onset is not None:
             self.onset.forget_rows(rows)
 
-    def _symbols(self, x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    def _symbols(self, x: np.ndarray, gaps: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  orient: np.ndarray) -> np.ndarray:
         """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b."""
         with np.errstate(all="ignore"):
             below, above = x - lo, hi - x  # swap exactly under negation
             span = below + above
-            near = np.minimum(below, above) / span  # in [0, 0.5], the same from either end
-            b = np.floor(near * self.levels)
-            mid = (self.levels - 1) // 2
-            # count from the nearer end, so mirrored values get mirrored symbols
-            sym = np.clip(np.where(below < above, b, self.levels - 1 - b), 0, self.levels - 1)
-            sym = np.where(orient < 0, self.levels - 1 - sym, sym)
-            sym = np.where((below == above) | ~(span > 0), mid, sym)  # the middle is its own mirror
-        return np.where(valid, sym, 0).astype(np.uint64) + np.uint64(1)
+            b = np.minimum(below, above)
+            b /= span  # in [0, 0.5], the same from either end
+            b *= self.levels
+            np.floor(b, out=b)  # 0 .. levels // 2
+            # counted from the nearer end, so mirrored values get mirrored symbols; mirrored again when the
+            # series' first change was downwards
+            # (small integers: exact in floating point)
+            sym = b * -2.0
+            sym += self.levels - 1
+            sym *= (below < above) == (orient < 0)  # levels - 1 - b where so, else b
+            sym += b
+            middle = below == above  # the middle is its own mirror
+            middle |= ~(span > 0)
+            sym[middle] = (self.levels - 1) // 2
+        sym[gaps] = 0.0
+        out = sym.astype(np.uint64)
+        out += np.uint64(1)
+        return out
 
     def beyond(self, values: np.ndarray) -> np.ndarray:
         """How far each value lies outside its series' range so far, in units of that range (0 inside it).
@@ -131,9 +141,11 @@ class ContextDetector:
         out = np.zeros(rows)
         lo, hi, xs = self.lo[:k], self.hi[:k], x[:k]
         with np.errstate(all="ignore"):
-            far = np.maximum(np.maximum(xs - hi, lo - xs), 0.0) / (hi - lo)
-        ok = np.isfinite(xs) & (self.n[:k] >= self.min_points) & (hi > lo)
-        out[:k] = np.where(ok & np.isfinite(far), far, 0.0)
+            far = np.maximum(xs - hi, lo - xs)
+            np.maximum(far, 0.0, out=far)
+            far /= hi - lo
+        ok = np.isfinite(far) & (self.n[:k] >= self.min_points) & (hi > lo)  # NaN or ±inf: missing
+        np.copyto(out[:k], far, where=ok)
         return out
 
     def update(self, values: np.ndarray) -> DetectorOutput:
@@ -143,45 +155,85 @@ class ContextDetector:
         if rows > self._rows:
             self._alloc(rows)
         valid = np.isfinite(x)
+        gaps = np.flatnonzero(~valid)
         n, lo, hi, q = self.n[:rows], self.lo[:rows], self.hi[:rows], self.q[:rows]
-        first = np.where(valid & (n == 0), x, self.first[:rows])
         orient = self.orient[:rows]
-        orient[:] = np.where(valid & (orient == 0), np.sign(np.nan_to_num(x - first)), orient)
-        lo2 = np.where(valid, np.minimum(lo, x), lo)
-        hi2 = np.where(valid, np.maximum(hi, x), hi)
-        sym = self._symbols(x, valid, lo2, hi2, orient)
-        hist = self.hist[:rows]
+        new = np.flatnonzero(orient == 0)  # no change seen yet (few once series have history)
+        if new.size:
+            xv, vn, first = x[new], valid[new], self.first[new]
+            first = np.where(vn & (n[new] == 0), xv, first)
+            self.first[new] = first
+            with np.errstate(invalid="ignore"):
+                orient[new] = np.where(vn, np.sign(np.nan_to_num(xv - first)), 0.0)
+        xs = x
+        if gaps.size:
+            xs = x.copy()
+            xs[gaps] = np.nan
+        lo2 = np.fmin(lo, xs)
+        hi2 = np.fmax(hi, xs)
+        sym = self._symbols(x, gaps, lo2, hi2, orient)
+        hist = self.hist[:, :rows]
         shift = np.uint64(64 - self.table_bits)
-        keys = []
+        pos = np.empty((rows, 2 * len(self.orders)), dtype=np.int64)  # a series' slots side by side
+        tagged = sym << np.uint64(40)
         h = np.zeros(rows, dtype=np.uint64)
-        done = 0
+        done, col = 0, 0
         for k in self.orders:
             for j in range(done, k):  # extend the context hash by one more (older) symbol
-                h = (h ^ hist[:, self.depth - 1 - j]) * _MULT
+                h ^= hist[self.depth - 1 - j]
+                h *= _MULT
             done = k
             salt = np.uint64(k + 1)
-            keys.append(((h + salt) * _MULT) >> shift)  # the context
-            keys.append((((h ^ (sym << np.uint64(40))) + salt) * _MULT) >> shift)  # context and symbol
-        pos = np.stack(keys).astype(np.int64) + self._base[:rows]  # flat slots, (2 * orders, rows)
+            key = h + salt
+            key *= _MULT
+            key >>= shift
+            pos[:, col] = key  # the context
+            key = h ^ tagged
+            key += salt
+            key *= _MULT
+            key >>= shift
+            pos[:, col + 1] = key  # context and symbol
+            col += 2
+        pos += self._base[:rows]
         flat = self.counts.reshape(-1)
-        counts = flat.take(pos)
-        c_ctx, c_joint = counts[0::2].astype(np.float64), counts[1::2].astype(np.float64)
-        p = (np.minimum(c_joint, c_ctx) + self.prior) / (c_ctx + self.prior * self.levels)
-        surprise = -np.log(p).mean(axis=0)
-        with np.errstate(all="ignore"):
-            ratio = surprise / q
-            raw = ratio * ratio / (ratio * ratio + self.k * self.k)
-        ready = valid & (n >= self.min_points)
-        raw = np.where(ready, raw, 0.0)
+        counts = flat.take(pos, mode="clip")  # in range by construction; "clip" skips the checks
+        c_ctx, c_joint = counts[:, 0::2].astype(np.float64), counts[:, 1::2].astype(np.float64)
+        np.minimum(c_joint, c_ctx, out=c_joint)
+        c_joint += self.prior
+        c_ctx += self.prior * self.levels
+        c_joint /= c_ctx
+        np.log(c_joint, out=c_joint)
+        surprise = c_joint[:, 0].copy()
+        for i in range(1, c_joint.shape[1]):  # the mean over orders, summed in order
+            surprise += c_joint[:, i]
+        surprise /= -c_joint.shape[1]
+        ratio = surprise / q
+        ratio *= ratio
+        raw = ratio / (ratio + self.k * self.k)
+        young = np.flatnonzero(n < self.min_points)
+        raw[young] = raw[gaps] = 0.0
         score = self.onset(raw, valid) if self.onset is not None else raw
         # -- learn ----------------------------------------------------------------------------------
-        # each series has its own slots, so rewriting a missing sample's counts unchanged is a no-op
-        flat[pos] = np.where(valid, np.minimum(counts, 65534) + 1, counts)
-        factor = np.where(surprise > q, self._q_up, self._q_down)
-        q[:] = np.where(valid & (n >= 1), np.maximum(q * factor, 1e-3), q)
-        hist[:] = np.where(valid[:, None], np.concatenate((hist[:, 1:], sym[:, None]), axis=1), hist)
+        # each series has its own slots, so rewriting a missing sample's counts unchanged is a no-op; two
+        # slots of one series that coincide get the same count + 1
+        missed = counts[gaps]
+        np.minimum(counts, 65534, out=counts)
+        counts += 1
+        counts[gaps] = missed
+        flat[pos] = counts
+        exceed = surprise > q
+        still = np.union1d(gaps, young[n[young] < 1]) if young.size else gaps  # q does not move
+        kept, raised = q[still], q[exceed] * self._q_up
+        q *= self._q_down
+        q[exceed] = raised
+        q[still] = kept
+        np.maximum(q, 1e-3, out=q)
+        missed = hist[:, gaps]
+        hist[:-1] = hist[1:].copy()
+        hist[-1] = sym
+        hist[:, gaps] = missed
         lo[:], hi[:] = lo2, hi2
-        self.first[:rows] = first
-        n[:] = n + valid
+        n += valid
         nan = np.full(rows, np.nan)
-        return DetectorOutput(np.where(valid, score, np.nan), nan, nan, nan.copy(), nan.copy())
+        score[gaps] = np.nan
+        return DetectorOutput(score, nan, nan, nan.copy(), nan.copy())

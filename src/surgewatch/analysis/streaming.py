@@ -180,7 +180,7 @@ class SurgeDetector:
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
-        cells = np.zeros((width, rows, 3))  # bin-major: one bin of every series is contiguous
+        cells = np.zeros((width, 3, rows))  # bin-major: each field of one bin of every series is contiguous
         if old:
             smooth[:, :old] = self.smooth[:, :old]
             q[:, :old] = self.q[:, :old]
@@ -188,23 +188,27 @@ class SurgeDetector:
             clock[:old] = self.clock[:old]
             clock[old:] = self.clock[0]  # new series join the time of day of the existing ones
             w0 = self.cells.shape[0]
-            cells[:w0, :old] = self.cells[:, :old]
+            cells[:w0, :, :old] = self.cells[:, :, :old]
         self.smooth: np.ndarray = smooth
         self.q: np.ndarray = q
         self.cus: np.ndarray = cus
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
         self.period: np.ndarray = period
         self.bins: np.ndarray = bins
-        # per daily bin and series: [offset from the level, days seen, EW mean absolute residual]
+        # per daily bin, field and series; fields: offset from the level, days seen, EW mean absolute residual
         self.cells: np.ndarray = cells
         # one period for all: every series is in the same daily bin at every tick (one contiguous slice)
         self._aligned = bool(rows) and bool((period == period[0]).all())
         self._seasonal = bool((self.period > 0).any())
         self._per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0)
+        self._profiled = period > 0
+        self._all_profiled = bool(self._profiled.all())
         self._index = np.arange(rows)
         self._rows = rows
 
     # -- one tick ----------------------------------------------------------------------------------
+    # Every step is computed for all rows and then undone on the few exceptional ones (missing samples, new
+    # series) by index: masked selects over every row cost several times more than the arithmetic.
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) against each series' past, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
@@ -214,96 +218,149 @@ class SurgeDetector:
         n, level, scale = self.n[:rows], self.level[:rows], self.scale[:rows]
         longrun, smooth, q = self.longrun[:rows], self.smooth[:, :rows], self.q[:, :rows]
         valid = np.isfinite(x)  # NaN (and ±inf) = no sample
+        gaps = np.flatnonzero(~valid)
+        young = np.flatnonzero(n < self.min_points)  # no score yet (few once series have history)
+        not_ready = np.union1d(gaps, young) if young.size else gaps
+        empty = young[n[young] == 0]  # no sample yet
+        unseen = np.union1d(gaps, empty) if empty.size else gaps  # nothing to learn from
         with np.errstate(all="ignore"):
             base = scale
             if self._seasonal:
-                p = np.maximum(self.period[:rows], 1)
-                idx = self._index[:rows]
                 if self._aligned and rows == self._rows:
-                    p0 = int(p[0])
+                    p0 = int(self.period[0])
                     phase: int | np.ndarray = int(self.clock[0] % p0) * int(self.bins[0]) // p0
-                    cell = self.cells[phase, :rows]
+                    cell = self.cells[phase, :, :rows]  # a view, written back in place
                 else:
+                    p = np.maximum(self.period[:rows], 1)
+                    idx = self._index[:rows]
                     phase = (self.clock[:rows] % p) * self.bins[:rows] // p
-                    cell = self.cells[phase, idx]
-                offset, visits, spread = cell[:, 0], cell[:, 1], cell[:, 2]
+                    cell = self.cells[phase, :, idx].T  # a copy, written back at the end
+                offset, visits, spread = cell[0], cell[1], cell[2]
                 expected = level + offset
                 if self.seasonal_scale:
                     base = np.where(visits >= 3, spread, scale)
             else:
                 expected = level.copy()
-            r = np.where(valid, x - expected, 0.0)
-            sc = np.maximum(base, self.floor * longrun)
-            sm = self._keep * smooth + self._alphas * r
-            dev = np.abs(sm) * self._gain / sc  # 0/0 -> nan (no deviation), x/0 -> inf
-            dev[np.isnan(dev)] = 0.0
+            r = x - expected
+            r[gaps] = 0.0
+            sc = np.maximum(base, longrun if self.floor == 1.0 else self.floor * longrun)
+            sm = self._keep * smooth
+            sm += self._alphas * r
+            dev = np.abs(sm)
+            dev *= self._gain
+            dev /= sc  # 0/0 -> nan (no deviation), x/0 -> inf
+            np.fmax(dev, 0.0, out=dev)  # nan -> 0
+            ratio = dev / q
             if self._weights is None and not self.cusum:
-                ratio = (dev / q).max(axis=0)
-                raw = np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
+                raw = self._mapped(ratio.max(axis=0))
             else:
-                raw = self._mapped(dev / q)
+                raw = self._mapped(ratio)
                 if self._weights is not None:
-                    raw = raw * self._weights
+                    raw *= self._weights
                 raw = raw.max(axis=0)
                 if self.cusum:
                     cus = self.cus[:, :rows]
-                    zc = np.clip(r / sc, -self.cusum_clip, self.cusum_clip)  # x/0 -> ±clip
+                    zc = r / sc
                     zc[np.isnan(zc)] = 0.0  # 0/0: no deviation
-                    up = np.clip(cus[0] + zc - self.cusum, 0.0, self.cusum_cap)
-                    down = np.clip(cus[1] - zc - self.cusum, 0.0, self.cusum_cap)
+                    np.maximum(zc, -self.cusum_clip, out=zc)  # x/0 -> ±clip
+                    np.minimum(zc, self.cusum_clip, out=zc)
+                    up = cus[0] + zc
+                    up -= self.cusum
+                    np.maximum(up, 0.0, out=up)
+                    np.minimum(up, self.cusum_cap, out=up)
+                    down = cus[1] - zc
+                    down -= self.cusum
+                    np.maximum(down, 0.0, out=down)
+                    np.minimum(down, self.cusum_cap, out=down)
                     shift = np.maximum(up, down)
-                    raw = np.maximum(raw, self._mapped(shift / cus[2]))
-            ready = valid & (n >= self.min_points)
-            raw[~ready] = 0.0
+                    np.maximum(raw, self._mapped(shift / cus[2]), out=raw)
+            raw[not_ready] = 0.0
             score = self._onset(raw, valid) if self.onset else raw
+            score[gaps] = np.nan
             sigma = sc * _SIGMA_PER_MAD
-            z = np.where(sigma > 0, r / sigma, np.where(r == 0, 0.0, np.sign(r) * np.inf))
-            out = DetectorOutput(
-                score=np.where(valid, score, np.nan),
-                z=np.where(ready, z, np.nan),
-                expected=np.where(n > 0, expected, np.nan),
-                low=np.where(ready, expected - self.band * sigma, np.nan),
-                high=np.where(ready, expected + self.band * sigma, np.nan),
-            )
+            z = r / sigma  # x/0 -> ±inf
+            z[np.isnan(z)] = 0.0  # 0/0
+            band = self.band * sigma
+            low = expected - band
+            high = expected + band
+            z[not_ready] = low[not_ready] = high[not_ready] = np.nan
+            expected[empty] = np.nan
+            out = DetectorOutput(score=score, z=z, expected=expected, low=low, high=high)
             # -- learn ----------------------------------------------------------------------------
-            seen = valid & (n > 0)
             n1 = n + valid
-            rate = np.maximum(1.0 / np.maximum(n1, 1.0), self.alpha)
-            pos = scale > 0
-            lim = np.where(pos, self.clip * scale, np.inf)
-            new_level = level + rate * np.clip(r, -lim, lim)
-            lim2 = np.where(pos, self.scale_clip * scale, np.inf)
+            inv = 1.0 / np.maximum(n1, 1.0)
+            rate = np.maximum(inv, self.alpha)
+            no_scale = np.flatnonzero(scale <= 0)
+            lim = self.clip * scale
+            lim[no_scale] = np.inf
+            step = np.maximum(r, -lim)
+            np.minimum(step, lim, out=step)
+            step *= rate
+            new_level = level + step
+            lim2 = self.scale_clip * scale
+            lim2[no_scale] = np.inf
             ar = np.abs(r)
-            new_scale = (1.0 - rate) * scale + rate * np.minimum(ar, lim2)
-            lr = np.maximum(1.0 / np.maximum(n1, 1.0), self.floor_alpha)
-            new_long = (1.0 - lr) * longrun + lr * ar
+            new_scale = np.minimum(ar, lim2)
+            new_scale *= rate
+            keep = 1.0 - rate
+            keep *= scale
+            new_scale += keep
+            lr = np.maximum(inv, self.floor_alpha)
+            new_long = 1.0 - lr
+            new_long *= longrun
+            new_long += lr * ar
             if self._seasonal:
                 # the daily profile learns the part of the deviation the level does not explain, and
                 # the residual scale at this time of day; gamma is per day, so with several samples
                 # per bin each one moves it less
-                g = np.maximum(1.0 / (visits + 1.0), self._per_day[:rows])
-                d = np.clip(x - new_level - offset, -lim2, lim2)
-                cap = np.where(spread > 0, self.scale_clip * spread, np.inf)
-                learn = seen & (self.period[:rows] > 0)
-                new_cell = np.stack(
-                    (offset + g * d, visits + 1.0, spread + g * (np.minimum(ar, cap) - spread)), axis=1)
-                new_cell = np.where(learn[:, None], new_cell, cell)
-                new_cell[:, 1] = np.where(valid & (self.period[:rows] > 0), visits + 1.0, visits)
-                if isinstance(phase, int):
-                    self.cells[phase, :rows] = new_cell
+                g = visits + 1.0
+                np.divide(1.0, g, out=g)
+                np.maximum(g, self._per_day[:rows], out=g)
+                d = x - new_level
+                d -= offset
+                np.maximum(d, -lim2, out=d)
+                np.minimum(d, lim2, out=d)
+                d *= g
+                d += offset
+                cap = self.scale_clip * spread
+                cap[np.flatnonzero(~(spread > 0))] = np.inf
+                np.minimum(ar, cap, out=cap)
+                cap -= spread
+                cap *= g
+                cap += spread
+                counted = visits + 1.0
+                if self._all_profiled:
+                    stay, idle = unseen, gaps
                 else:
-                    self.cells[phase, idx] = new_cell
-            level[:] = np.where(seen, new_level, np.where(valid, x, level))
-            scale[:] = np.where(seen, new_scale, scale)
-            longrun[:] = np.where(seen, new_long, longrun)
-            smooth[:] = np.where(seen, sm, smooth)
-            factor = np.where(dev > q, self._q_up, self._q_down)
-            q[:] = np.where(ready, np.maximum(q * factor, 1.0), q)
+                    flat = np.flatnonzero(~self._profiled[:rows])
+                    stay, idle = np.union1d(unseen, flat), np.union1d(gaps, flat)
+                d[stay], cap[stay], counted[idle] = offset[stay], spread[stay], visits[idle]
+                offset[:], spread[:], visits[:] = d, cap, counted
+                if not isinstance(phase, int):
+                    self.cells[phase, :, idx] = cell.T
+            new_level[unseen] = level[unseen]
+            new_level[empty] = x[empty]  # the first sample is the level (NaN stays the previous level)
+            new_level[gaps] = level[gaps]
+            new_scale[unseen], new_long[unseen], sm[:, unseen] = scale[unseen], longrun[unseen], smooth[:, unseen]
+            level[:], scale[:], longrun[:], smooth[:] = new_level, new_scale, new_long, sm
+            exceed = dev > q
+            kept = q[:, not_ready]
+            raised = q[exceed] * self._q_up
+            q *= self._q_down
+            q[exceed] = raised
+            q[:, not_ready] = kept
+            np.maximum(q, 1.0, out=q)
             if self.cusum:
-                cus[0] = np.where(seen, up, cus[0])
-                cus[1] = np.where(seen, down, cus[1])
-                factor = np.where(shift > cus[2], self._q_up, self._q_down)
-                cus[2] = np.where(ready, np.maximum(cus[2] * factor, 1.0), cus[2])
+                up[unseen], down[unseen] = cus[0, unseen], cus[1, unseen]
+                cus[0], cus[1] = up, down
+                qc = cus[2]
+                exceed = shift > qc
+                kept = qc[not_ready]
+                raised = qc[exceed] * self._q_up
+                qc *= self._q_down
+                qc[exceed] = raised
+                qc[not_ready] = kept
+                np.maximum(qc, 1.0, out=qc)
             n[:] = n1
             self.clock[:rows] += 1
         return out
@@ -317,12 +374,14 @@ class SurgeDetector:
         self.q[:, rows] = self._q0
         self.cus[:2, rows], self.cus[2, rows] = 0.0, self._q0
         # the clock is the time of day, shared by every series (a new one joins it, as in _alloc)
-        self.cells[:, rows] = 0.0
+        self.cells[:, :, rows] = 0.0
         self._onset.forget_rows(rows)
 
     def _mapped(self, ratio: np.ndarray) -> np.ndarray:
-        """Deviation over its running quantile -> [0, 1] as r²/(r²+k²) (infinite -> 1)."""
-        return np.where(np.isinf(ratio), 1.0, ratio * ratio / (ratio * ratio + self.k * self.k))
+        """Deviation over its running quantile -> [0, 1] as r²/(r²+k²) (infinite -> 1); overwrites `ratio`."""
+        np.multiply(ratio, ratio, out=ratio)
+        out = ratio / (ratio + self.k * self.k)
+        return np.fmin(out, 1.0, out=out)  # inf / inf -> 1 (the rest is at most 1 already)
 
     def warm(self, history: np.ndarray) -> None:
         """Learn from the last WARM_TICKS past values ([series, time], oldest first) without keeping their

@@ -1,0 +1,102 @@
+"""Detector cost per tick for many series at once (the live engine's case), min–median–max, side by side.
+
+    .venv/bin/python benchmarks/detector_bench.py [--series 10000] [--ticks 200] [--runs 3]
+        [--detectors surge-context,surge] [--against OTHER_SRC_DIR]
+
+Each run is a fresh process that builds the detector for `--series` series (5-minute samples, so a daily
+profile of 288 bins), warms it up for one day plus 50 ticks (every bin of the daily profile has been written
+once, as in a process that has run for a day), then times `--ticks` updates of noise with 1 % missing samples
+and a few spikes and level shifts. With `--against DIR` (the `src` directory of another checkout, e.g. from
+`git archive main src | tar -x -C /tmp/base`) the runs of both alternate, and the outputs of every timed tick
+(score, z, expected, band) are compared: "identical" means bit for bit.
+Prints, per detector and checkout, milliseconds per tick over all timed ticks of all runs (min, median, max)
+and the range of the per-run medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SEASON = 288
+
+
+def worker(name: str, series: int, ticks: int) -> dict[str, object]:
+    """Time one detector in this process: per-tick milliseconds and a digest of its outputs."""
+    from surgewatch.analysis.streaming import make_streaming_detector
+
+    rng = np.random.default_rng(7)
+    warm = SEASON + 50
+    data = rng.normal(size=(warm + ticks, series))
+    data += np.where(rng.random(data.shape) < 0.001, 8.0, 0.0)  # spikes
+    shift = rng.integers(warm // 2, warm + ticks, size=series)
+    data += np.where(np.arange(warm + ticks)[:, None] >= shift[None, :], rng.normal(0, 3, series), 0.0)
+    data[rng.random(data.shape) < 0.01] = np.nan
+    det = make_streaming_detector(name, SEASON)
+    for t in range(warm):
+        det.update(data[t])
+    digest = hashlib.sha256()
+    times = []
+    for t in range(warm, warm + ticks):
+        t0 = time.perf_counter()
+        out = det.update(data[t])
+        times.append(1e3 * (time.perf_counter() - t0))
+        for a in (out.score, out.z, out.expected, out.low, out.high):
+            digest.update(np.ascontiguousarray(a).tobytes())
+    return {"ms": times, "digest": digest.hexdigest()}
+
+
+def run_one(src: Path, name: str, series: int, ticks: int) -> dict[str, object]:
+    """One run in a fresh process importing surgewatch from `src`."""
+    cmd = [sys.executable, __file__, "--worker", str(src), "--detectors", name, "--series", str(series),
+           "--ticks", str(ticks)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(res.stdout)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--series", type=int, default=10_000)
+    ap.add_argument("--ticks", type=int, default=200, help="timed ticks per run (default 200)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per detector and checkout (default 3)")
+    ap.add_argument("--detectors", default="surge-context,surge")
+    ap.add_argument("--against", metavar="SRC_DIR", help="another checkout's src directory, run side by side")
+    ap.add_argument("--worker", metavar="SRC_DIR", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        sys.path.insert(0, args.worker)
+        print(json.dumps(worker(args.detectors, args.series, args.ticks)))
+        return 0
+    checkouts = [("this", SRC)] + ([("against", Path(args.against).resolve())] if args.against else [])
+    print(f"Detector ms per tick, {args.series:,} series, {args.runs} runs x {args.ticks} ticks each "
+          f"(after a day of warm-up; 1% missing samples){', runs interleaved' if args.against else ''}")
+    print(f"{'detector':<16}{'checkout':<10}{'min':>8}{'median':>8}{'max':>8}   per-run medians   outputs")
+    for name in args.detectors.split(","):
+        got: dict[str, list[dict[str, object]]] = {label: [] for label, _ in checkouts}
+        for _ in range(args.runs):
+            for label, src in checkouts:
+                got[label].append(run_one(src, name, args.series, args.ticks))
+        digests = {label: {str(r["digest"]) for r in runs} for label, runs in got.items()}
+        for label, runs in got.items():
+            ms = [float(x) for r in runs for x in r["ms"]]  # type: ignore[attr-defined]
+            meds = [statistics.median(r["ms"]) for r in runs]  # type: ignore[arg-type]
+            same = ("" if not args.against else
+                    "identical" if digests[label] == digests["against"] and len(digests[label]) == 1
+                    else "DIFFERENT")
+            print(f"{name:<16}{label:<10}{min(ms):8.2f}{statistics.median(ms):8.2f}{max(ms):8.2f}   "
+                  f"{min(meds):6.2f}–{max(meds):<6.2f}     {same}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
