@@ -148,6 +148,26 @@ class ContextDetector:
         np.copyto(out[:k], far, where=ok)
         return out
 
+    def _count(self, pos: np.ndarray, valid: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """The counts at `pos` ([series, slot] flat indices), then each valid series' counts + 1 (at most 65535).
+
+        Each series has its own slots, so a missing sample's counts are rewritten unchanged, and two slots of
+        one series that coincide get the same count + 1. In chunks of series: the table's rows just read
+        are still in cache when they are written.
+        """
+        flat = self.counts.reshape(-1)
+        out = np.empty(pos.shape, dtype=np.uint16)
+        add = valid.astype(np.uint16)[:, None]
+        lim = np.uint16(65535) - add  # 65534 + 1 where learned, unchanged where not
+        for a in range(0, pos.shape[0], chunk):
+            at = pos[a:a + chunk]
+            c = flat.take(at, mode="clip")  # in range by construction; "clip" skips the checks
+            out[a:a + chunk] = c
+            np.minimum(c, lim[a:a + chunk], out=c)
+            c += add[a:a + chunk]
+            flat[at] = c
+        return out
+
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) given their contexts, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
@@ -195,8 +215,7 @@ class ContextDetector:
             pos[:, col + 1] = key  # context and symbol
             col += 2
         pos += self._base[:rows]
-        flat = self.counts.reshape(-1)
-        counts = flat.take(pos, mode="clip")  # in range by construction; "clip" skips the checks
+        counts = self._count(pos, valid)
         c_ctx, c_joint = counts[:, 0::2].astype(np.float64), counts[:, 1::2].astype(np.float64)
         np.minimum(c_joint, c_ctx, out=c_joint)
         c_joint += self.prior
@@ -213,14 +232,7 @@ class ContextDetector:
         young = np.flatnonzero(n < self.min_points)
         raw[young] = raw[gaps] = 0.0
         score = self.onset(raw, valid) if self.onset is not None else raw
-        # -- learn ----------------------------------------------------------------------------------
-        # each series has its own slots, so rewriting a missing sample's counts unchanged is a no-op; two
-        # slots of one series that coincide get the same count + 1
-        missed = counts[gaps]
-        np.minimum(counts, 65534, out=counts)
-        counts += 1
-        counts[gaps] = missed
-        flat[pos] = counts
+        # -- learn (the counts are learned in _count) -------------------------------------------------
         exceed = surprise > q
         still = np.union1d(gaps, young[n[young] < 1]) if young.size else gaps  # q does not move
         kept, raised = q[still], q[exceed] * self._q_up

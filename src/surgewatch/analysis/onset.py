@@ -56,17 +56,30 @@ class Onset:
             score = np.where(raw > peak, raw, raw * self.damp)
             self.peak[:rows] = np.where(valid, np.maximum(peak, raw), self.peak[:rows])
             return score
+        # Only rows following a burst or beating their peak change more than their peak and last score
+        # (few on most ticks): the rules run on those rows alone.
         pending, age, last = self.pending[:rows], self.age[:rows], self.last[:rows]
-        following = pending > 0
-        rising = following & (raw >= last) & (age < self.burst)
-        ending = following & ~rising
-        new_peak = np.where(ending, np.maximum(peak, pending), peak)
-        start = ~rising & (raw > new_peak)
-        score = np.where(ending, pending, raw * self.damp)
-        new_pending = np.where(rising, np.maximum(pending, raw), np.where(start, raw, 0.0))
-        new_age = np.where(rising, age + 1, np.where(start, 1, 0))
-        self.peak[:rows] = np.where(valid, new_peak, self.peak[:rows])
-        pending[:] = np.where(valid, new_pending, pending)
-        age[:] = np.where(valid, new_age, age)
-        last[:] = np.where(valid, raw, last)
+        gaps = np.flatnonzero(~valid)
+        score = raw * self.damp
+        new_peak = peak
+        act = np.flatnonzero((pending > 0) | (raw > peak))
+        if act.size:
+            p, pend, ag, rw = peak[act], pending[act], age[act], raw[act]
+            following = pend > 0
+            rising = following & (rw >= last[act]) & (ag < self.burst)
+            ending = following & ~rising
+            p = np.where(ending, np.maximum(p, pend), p)
+            start = ~rising & (rw > p)
+            score[act] = np.where(ending, pend, score[act])
+            new_peak[act] = p
+            keep = act[~valid[act]]
+            saved = pending[keep], age[keep]
+            pending[act] = np.where(rising, np.maximum(pend, rw), np.where(start, rw, 0.0))
+            age[act] = np.where(rising, ag + 1, np.where(start, 1, 0))
+            pending[keep], age[keep] = saved
+        new_peak[gaps] = self.peak[gaps]
+        self.peak[:rows] = new_peak
+        kept = last[gaps]
+        last[:] = raw
+        last[gaps] = kept
         return score

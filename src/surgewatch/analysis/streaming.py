@@ -426,13 +426,17 @@ class SurgeContextDetector:
         out = self.surge.update(x)
         ctx = self.context.update(x).score
         valid = np.isfinite(x)
-        best = np.maximum(out.score, self.weight * ctx)  # both NaN exactly where the sample is missing
+        gaps = np.flatnonzero(~valid)
+        ctx *= self.weight
+        best = np.maximum(out.score, ctx)  # both NaN exactly where the sample is missing
         if self.extreme > 0:
-            f2 = far * far
-            best = np.maximum(best, self.extreme * f2 / (f2 + self._k2))
-        raw = np.where(valid, best, 0.0)
-        score = self._onset(raw, valid)
-        return DetectorOutput(np.where(valid, score, np.nan), out.z, out.expected, out.low, out.high)
+            beyond = np.flatnonzero(far)  # few: 0 inside the range so far
+            f2 = far[beyond] * far[beyond]
+            best[beyond] = np.maximum(best[beyond], self.extreme * f2 / (f2 + self._k2))
+        best[gaps] = 0.0
+        score = self._onset(best, valid)
+        score[gaps] = np.nan
+        return DetectorOutput(score, out.z, out.expected, out.low, out.high)
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
