@@ -10,7 +10,8 @@ and a few spikes and level shifts. With `--against DIR` (the `src` directory of 
 `git archive main src | tar -x -C /tmp/base`) the runs of both alternate, and the outputs of every timed tick
 (score, z, expected, band) are compared: "identical" means bit for bit.
 Prints, per detector and checkout, milliseconds per tick over all timed ticks of all runs (min, median, max)
-and the range of the per-run medians.
+in wall time and in the thread's CPU time (which leaves out waiting for a core on a shared machine, not the
+cache misses others cause), and the range of the per-run wall medians.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ def worker(name: str, series: int, ticks: int) -> dict[str, object]:
     for t in range(warm):
         det.update(data[t])
     digest = hashlib.sha256()
-    times = []
+    times, cpu = [], []
     for t in range(warm, warm + ticks):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         out = det.update(data[t])
+        cpu.append(1e3 * (time.thread_time() - c0))
         times.append(1e3 * (time.perf_counter() - t0))
         for a in (out.score, out.z, out.expected, out.low, out.high):
             digest.update(np.ascontiguousarray(a).tobytes())
-    return {"ms": times, "digest": digest.hexdigest()}
+    return {"ms": times, "cpu": cpu, "digest": digest.hexdigest()}
 
 
 def run_one(src: Path, name: str, series: int, ticks: int) -> dict[str, object]:
@@ -80,7 +82,9 @@ def main() -> int:
     checkouts = [("this", SRC)] + ([("against", Path(args.against).resolve())] if args.against else [])
     print(f"Detector ms per tick, {args.series:,} series, {args.runs} runs x {args.ticks} ticks each "
           f"(after a day of warm-up; 1% missing samples){', runs interleaved' if args.against else ''}")
-    print(f"{'detector':<16}{'checkout':<10}{'min':>8}{'median':>8}{'max':>8}   per-run medians   outputs")
+    print(f"{'':<26}{'wall ms per tick':^24}{'':<19}{'CPU ms per tick':^24}")
+    print(f"{'detector':<16}{'checkout':<10}{'min':>8}{'median':>8}{'max':>8}   per-run medians"
+          f"{'min':>8}{'median':>8}{'max':>8}   outputs")
     for name in args.detectors.split(","):
         got: dict[str, list[dict[str, object]]] = {label: [] for label, _ in checkouts}
         for _ in range(args.runs):
@@ -89,12 +93,14 @@ def main() -> int:
         digests = {label: {str(r["digest"]) for r in runs} for label, runs in got.items()}
         for label, runs in got.items():
             ms = [float(x) for r in runs for x in r["ms"]]  # type: ignore[attr-defined]
+            cpu = [float(x) for r in runs for x in r["cpu"]]  # type: ignore[attr-defined]
             meds = [statistics.median(r["ms"]) for r in runs]  # type: ignore[arg-type]
             same = ("" if not args.against else
                     "identical" if digests[label] == digests["against"] and len(digests[label]) == 1
                     else "DIFFERENT")
             print(f"{name:<16}{label:<10}{min(ms):8.2f}{statistics.median(ms):8.2f}{max(ms):8.2f}   "
-                  f"{min(meds):6.2f}–{max(meds):<6.2f}     {same}", flush=True)
+                  f"{min(meds):6.2f}–{max(meds):<6.2f}   {min(cpu):8.2f}{statistics.median(cpu):8.2f}"
+                  f"{max(cpu):8.2f}   {same}", flush=True)
     return 0
 
 

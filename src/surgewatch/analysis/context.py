@@ -171,11 +171,17 @@ class ContextDetector:
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) given their contexts, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
+        valid = np.isfinite(x)
+        score = self.step(x, valid, np.flatnonzero(~valid))
+        nan = np.full(x.shape[0], np.nan)
+        return DetectorOutput(score, nan, nan, nan.copy(), nan.copy())
+
+    def step(self, x: np.ndarray, valid: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """`update`'s score (NaN where no sample), given the float64 values, where they are finite and
+        the indices where they are not."""
         rows = x.shape[0]
         if rows > self._rows:
             self._alloc(rows)
-        valid = np.isfinite(x)
-        gaps = np.flatnonzero(~valid)
         n, lo, hi, q = self.n[:rows], self.lo[:rows], self.hi[:rows], self.q[:rows]
         orient = self.orient[:rows]
         new = np.flatnonzero(orient == 0)  # no change seen yet (few once series have history)
@@ -246,6 +252,5 @@ class ContextDetector:
         hist[:, gaps] = missed
         lo[:], hi[:] = lo2, hi2
         n += valid
-        nan = np.full(rows, np.nan)
         score[gaps] = np.nan
-        return DetectorOutput(score, nan, nan, nan.copy(), nan.copy())
+        return score

@@ -212,13 +212,16 @@ class SurgeDetector:
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) against each series' past, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
+        valid = np.isfinite(x)  # NaN (and ±inf) = no sample
+        return self.step(x, valid, np.flatnonzero(~valid))
+
+    def step(self, x: np.ndarray, valid: np.ndarray, gaps: np.ndarray) -> DetectorOutput:
+        """`update` given the float64 values, where they are finite and the indices where they are not."""
         rows = x.shape[0]
         if rows > self._rows:
             self._alloc(rows)
         n, level, scale = self.n[:rows], self.level[:rows], self.scale[:rows]
         longrun, smooth, q = self.longrun[:rows], self.smooth[:, :rows], self.q[:, :rows]
-        valid = np.isfinite(x)  # NaN (and ±inf) = no sample
-        gaps = np.flatnonzero(~valid)
         young = np.flatnonzero(n < self.min_points)  # no score yet (few once series have history)
         not_ready = np.union1d(gaps, young) if young.size else gaps
         empty = young[n[young] == 0]  # no sample yet
@@ -288,8 +291,11 @@ class SurgeDetector:
             out = DetectorOutput(score=score, z=z, expected=expected, low=low, high=high)
             # -- learn ----------------------------------------------------------------------------
             n1 = n + valid
-            inv = 1.0 / np.maximum(n1, 1.0)
-            rate = np.maximum(inv, self.alpha)
+            # the learning rates: 1/n while that is above the floor rate (one number once every series
+            # has that much history)
+            most = 1.0 / max(float(n1.min(initial=1.0)), 1.0)
+            inv = 1.0 / np.maximum(n1, 1.0) if most > min(self.alpha, self.floor_alpha) else most
+            rate: float | np.ndarray = self.alpha if most <= self.alpha else np.maximum(inv, self.alpha)
             no_scale = np.flatnonzero(scale <= 0)
             lim = self.clip * scale
             lim[no_scale] = np.inf
@@ -302,12 +308,9 @@ class SurgeDetector:
             ar = np.abs(r)
             new_scale = np.minimum(ar, lim2)
             new_scale *= rate
-            keep = 1.0 - rate
-            keep *= scale
-            new_scale += keep
-            lr = np.maximum(inv, self.floor_alpha)
-            new_long = 1.0 - lr
-            new_long *= longrun
+            new_scale += scale * (1.0 - rate)
+            lr: float | np.ndarray = self.floor_alpha if most <= self.floor_alpha else np.maximum(inv, self.floor_alpha)
+            new_long = longrun * (1.0 - lr)
             new_long += lr * ar
             if self._seasonal:
                 # the daily profile learns the part of the deviation the level does not explain, and
@@ -423,10 +426,10 @@ class SurgeContextDetector:
         """Judge this tick's values (NaN = no sample) with every part, then let them learn."""
         x = np.asarray(values, dtype=np.float64)
         far = self.context.beyond(x)  # judged against the range before this value
-        out = self.surge.update(x)
-        ctx = self.context.update(x).score
         valid = np.isfinite(x)
         gaps = np.flatnonzero(~valid)
+        out = self.surge.step(x, valid, gaps)
+        ctx = self.context.step(x, valid, gaps)
         ctx *= self.weight
         best = np.maximum(out.score, ctx)  # both NaN exactly where the sample is missing
         if self.extreme > 0:
