@@ -296,6 +296,7 @@ class Analyzer:
         det = self.detector.update(column)
         self._ts, self._column = ts, column
         topo = self._topology(names, index)
+        self._sig.clamp_band(det.low, det.high)  # a percentage's band within 0-100, a rate's at least 0
         due = self._due_hosts(topo, window)
         if due:
             self._refit(topo, due, window_ts, window)

@@ -3,7 +3,10 @@
 Each series gets a *kind* from its metric name and a size of its departure from the expected value in that
 kind's unit: percent points for `*.percent` (CPU, memory, swap), load per core for `load.*`, and the relative
 change for everything else (byte and packet rates, visitors, latencies). An anomaly smaller than its kind's
-floor is noted in words ("+2 points, below the 5-point floor") and fires no rule. Pure numpy, no I/O.
+floor is noted in words ("+2 points, below the 5-point floor") and fires no rule. Each series also gets its
+physical range (0–100 for percentages, at least 0 for load, rates, byte counts, counts, visitors and latencies;
+unbounded for names it does not know), and the detector's expected band is clamped to it: a band of
+"-19%–125%" says nothing a user can act on. Pure numpy, no I/O.
 """
 
 from __future__ import annotations
@@ -40,6 +43,21 @@ def floors_of(monitor: object) -> Floors:
                   float(getattr(monitor, "floor_relative", d.relative)))
 
 
+# metric names (or their ends) that cannot be negative, besides percentages and load
+_NON_NEGATIVE = ("_bps", "_bytes", ".count", "_count", "_total", "visitors", "pageviews", "sessions", "_ms",
+                 "_seconds", "_per_s", "rps", "requests")
+
+
+def physical_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: (0, 100) for percentages, (0, inf) for load, rates, counts, visitors and
+    latencies, (-inf, inf) for a name not known to be bounded (a Prometheus gauge may be anything)."""
+    if metric.endswith("percent"):
+        return 0.0, 100.0
+    if metric.startswith("load.") or metric.endswith(_NON_NEGATIVE):
+        return 0.0, np.inf
+    return -np.inf, np.inf
+
+
 def metric_kind(metric: str) -> int:
     """POINTS, LOAD or RELATIVE for a metric name."""
     if metric.endswith("percent"):
@@ -56,6 +74,8 @@ class Significance:
     kind: np.ndarray  # int8 per row
     cores: np.ndarray  # cores per row (1 where unknown or not a load series)
     floor: np.ndarray  # the [monitor] floor per row, in the kind's unit
+    lowest: np.ndarray  # the physical range per row (physical_range)
+    highest: np.ndarray
 
     @classmethod
     def build(cls, names: Sequence[str], floors: Floors) -> Significance:
@@ -69,7 +89,16 @@ class Significance:
         per_row = np.array([max(cores.get(w, 1), 1) if k == LOAD else 1
                             for (_x, w, _m), k in zip(parts, kind.tolist(), strict=True)], dtype=np.float64)
         table = np.array([floors.points, floors.load, floors.relative])
-        return cls(kind, per_row, table[kind] if kind.size else np.zeros(0))
+        bounds = np.array([physical_range(m) for _k, _w, m in parts], dtype=np.float64).reshape(-1, 2)
+        return cls(kind, per_row, table[kind] if kind.size else np.zeros(0), bounds[:, 0].copy(),
+                   bounds[:, 1].copy())
+
+    def clamp_band(self, low: np.ndarray, high: np.ndarray) -> None:
+        """Clamp an expected band (per row, in place) to each row's physical range; NaN stays NaN."""
+        n = min(low.shape[0], high.shape[0], self.lowest.shape[0])
+        for band in (low[:n], high[:n]):
+            np.maximum(band, self.lowest[:n], out=band)  # NaN propagates
+            np.minimum(band, self.highest[:n], out=band)
 
     def size_of(self, row: int, value: float, expected: float) -> float:
         """`size` of one row's value."""
