@@ -3,7 +3,7 @@
 the ops suite: per kind of situation, incidents found and called unexplained, harmless events called
 unexplained per host-day, and the load models' lag error, over N seeds.
 
-    .venv/bin/python benchmarks/analysis_bench.py [--ticks 300] [--rates 0] [--ops 0] [--only-ops]
+    .venv/bin/python benchmarks/analysis_bench.py [--ticks 300] [--rates 0] [--ops 0] [--only-ops] [--seed 100]
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ OPS: list[tuple[str, str, dict[str, float]]] = [
 ]
 
 
-def ops_table(seeds: int) -> None:
-    """Print the ops suite: one row per situation, summed over `seeds` seeds."""
-    print(f"Ops scenarios, {seeds} seed(s) each (default detector and floors; alerts as the default "
+def ops_table(seeds: int, first: int = 100) -> None:
+    """Print the ops suite: one row per situation, summed over `seeds` seeds from `first` on."""
+    print(f"Ops scenarios, seeds {first}-{first + seeds - 1} (default detector and floors; alerts as the default "
           "unexplained-load rule: score >= 0.9, cause unexplained, above the floor, held 10 s)")
     print(f"{'situation':<28}{'incidents':>10}{'found':>7}{'unexpl.':>9}{'harmless unexpl.':>18}"
           f"{'per host-day':>14}{'lag err s':>11}{'s':>6}")
@@ -146,7 +146,7 @@ def ops_table(seeds: int) -> None:
         t0 = time.perf_counter()
         r = OpsRates()
         for seed in range(seeds):
-            r.add(evaluate_ops(ops_scenario(kind, seed=100 + seed, **kw)))  # type: ignore[arg-type]
+            r.add(evaluate_ops(ops_scenario(kind, seed=first + seed, **kw)))  # type: ignore[arg-type]
         total.add(r)
         lag = f"{np.mean(r.lag_errors):.0f}" if r.lag_errors else "-"
         print(f"{label:<28}{r.incidents:>10}{r.found:>7}{r.unexplained:>9}{r.false_events:>18}"
@@ -166,9 +166,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="1x1,5x20,10x100,20x250", help="campaigns x hosts to time")
     ap.add_argument("--ops", type=int, default=0, metavar="N", help="also run the ops suite with N seeds")
     ap.add_argument("--only-ops", action="store_true", help="only the ops suite (with --ops N, default 3)")
+    ap.add_argument("--seed", type=int, default=100, help="first seed of the ops suite (default 100)")
     args = ap.parse_args()
     if args.only_ops:
-        ops_table(args.ops or 3)
+        ops_table(args.ops or 3, args.seed)
         return
 
     print("Per-tick analysis cost (3 metrics per host, every 3rd host serves two campaigns; after warm-up)")
@@ -197,7 +198,7 @@ def main() -> None:
                   f"{r.gain_within_10pct:8.2f}", flush=True)
     if args.ops:
         print()
-        ops_table(args.ops)
+        ops_table(args.ops, args.seed)
 
 
 if __name__ == "__main__":

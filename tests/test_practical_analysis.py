@@ -133,3 +133,10 @@ def test_a_busy_host_going_quiet_is_not_held_as_an_incident_but_a_busy_spell_is(
     busy = np.concatenate([3.0 + rng.normal(0, 0.3, 400), 95.0 + rng.normal(0, 1.0, 200)])
     res = run(busy[None, :], ["host:ci/cpu.percent"], 10.0)
     assert sum(r.score[0] >= 0.9 and r.cause[0][0] == Cause.UNEXPLAINED for r in res[400:460] if 0 in r.cause) >= 30
+
+
+def test_a_spike_early_in_a_launch_at_60_s_ticks_is_unexplained_while_the_load_model_still_learns() -> None:
+    # 10 minutes into a launch the load model is not mature, but +30 points on a host whose load at baseline
+    # traffic times the traffic lift is far lower cannot be the campaign
+    r = evaluate_ops(ops_scenario("peak-spike", seed=201, tick=60.0, hours=24.0, lag_seconds=120.0))
+    assert (r.incidents, r.unexplained, r.false_events) == (1, 1, 0)

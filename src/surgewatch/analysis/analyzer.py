@@ -822,6 +822,15 @@ class Analyzer:
                 side = "above" if rz > 0 else "below"
                 return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",
                         (Cause.UNEXPLAINED, None))
+            if lifted and rz >= self.residual_limit:
+                # Still learning, but far above the model and above what the traffic lift could drive even
+                # if all of the host's load at baseline traffic grew with it: load = idle + k * traffic grows
+                # at most in proportion to traffic
+                at_base = float(p.intercept[i] + np.sum(p.coefs[i] * now["base"][i]))
+                if at_base > 0 and value > at_base * top_lift:
+                    return (f"{label} — {model_txt}; {rz:.1f}σ above the load model (still learning) and above "
+                            f"{format_value(metric, at_base * top_lift)}, its load at baseline traffic times the "
+                            f"{top_lift:.1f}x lift; unexplained", (Cause.UNEXPLAINED, None))
             if lifted and self.ticks - self._lifted_since.get(top, self.ticks) <= self.learn_ticks:
                 return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
                         f"{top_name} is {top_lift:.1f}x its baseline; likely explained", (Cause.CAMPAIGN, top_name))
