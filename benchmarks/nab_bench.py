@@ -131,17 +131,21 @@ def run_surge_context(series: list, **kwargs: Any) -> list[np.ndarray]:
 
 
 def ablation(series: list, ss: ScoredSet) -> list[str]:
-    """Standard score and held-out mean of `surge-context` with one part switched off at a time."""
+    """Leave-one-category-out mean (shipped parameters, threshold from the other three categories), standard
+    score and held-out mean of `surge-context` with one part switched off at a time."""
     full: dict[str, Any] = dict(DETECTORS["surge-context"])
     variants = [("all parts", full), ("no new extremes", {**full, "extreme": 0.0}),
                 ("no spike weights", {**full, "surge_weights": None}), ("no CUSUM", {**full, "cusum": 0.0}),
                 ("no context", {**full, "weight": 0.0}),
-                ("none of the three", {**full, "extreme": 0.0, "surge_weights": None, "cusum": 0.0})]
+                ("none of the three", {**full, "extreme": 0.0, "surge_weights": None, "cusum": 0.0}),
+                ("half the hash table", {**full, "table_bits": 9})]
     lines = ["surge-context ablation (standard profile)"]
     for label, kwargs in variants:
         scores = run_surge_context(series, **kwargs)
         best = ss.optimise(scores, PROFILES["standard"])
-        lines.append(f"  {label:<20}{best.normalised:>8.2f}  windows {best.detected}/{best.windows}  "
+        loco = np.mean([c for c, _ in loco_cells(series, ss, [scores])])
+        lines.append(f"  {label:<20}LOCO {loco:6.2f}  in-sample {best.normalised:6.2f}  "
+                     f"windows {best.detected}/{best.windows}  "
                      f"FP {best.false_positives:>4}  {held_out('', series, ss, scores).split(':', 1)[1].strip()}")
     return lines
 
