@@ -19,7 +19,7 @@ Per series and tick:
    window and charges every extra false-positive row, and alert rules want one event per episode.
    (`onset.Onset`; with `burst > 0` a rising burst fires once, at its top, at most `burst` ticks late.)
 
-`surge-context` (about 2 KB more state per series and twice the tick cost of `surge`) scores the largest of
+`surge-context` (about 2 KB more state per series and three times the tick cost of `surge`) scores the largest of
 - the calibrated surge deviations, the spike-scale ones (1, ~5, ~20 samples) weighted 0.85 against the
   sustained one (~100 samples): one odd sample is weaker evidence than a sustained departure;
 - a two-sided CUSUM of the residual (Page's test: residual in scale units, clipped to ±4, minus an allowance
