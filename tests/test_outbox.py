@@ -32,8 +32,8 @@ from surgewatch.alerting.outbox import (
     event_key,
     event_to_payload,
 )
+from surgewatch.alerting.sink_kinds import CommandSinkConfig, FileSinkConfig, HttpSinkConfig, SinkConfig
 from surgewatch.alerting.sinks import BellSink, SinkError, WebhookSink
-from surgewatch.config import SinkConfig
 from surgewatch.model import AlertEvent, Cause, Severity
 from surgewatch.statedir import StateDirError, ensure_state_dir, resolve_state_dir
 
@@ -228,11 +228,19 @@ def test_state_dir_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_sink_ids_are_stable_and_unique() -> None:
-    a = SinkConfig(kind="webhook", url="http://127.0.0.1:1/x")
-    b = SinkConfig(kind="webhook", url="http://127.0.0.1:1/y")
-    assert sink_id(a) == sink_id(SinkConfig(kind="webhook", url="http://127.0.0.1:1/x"))
+    a = HttpSinkConfig(kind="webhook", url="http://127.0.0.1:1/x")
+    b = HttpSinkConfig(kind="webhook", url="http://127.0.0.1:1/y")
+    assert sink_id(a) == sink_id(HttpSinkConfig(kind="webhook", url="http://127.0.0.1:1/x"))
     assert sink_id(a) != sink_id(b) and "127.0.0.1" not in sink_id(a)
     assert unique_ids([a, a, b]) == [sink_id(a), sink_id(a) + "#2", sink_id(b)]
+
+
+def test_sink_ids_of_every_kind_are_those_earlier_versions_wrote_to_the_outbox() -> None:
+    # Outbox rows are keyed by these ids on disk: a new version must find the rows an older one left.
+    cfgs = [HttpSinkConfig(kind="webhook", url="http://127.0.0.1:1/x"), FileSinkConfig(path="/var/log/a.jsonl"),
+            CommandSinkConfig(command=("notify", "--x")), SinkConfig(kind="stdout"), SinkConfig(kind="bell")]
+    assert [sink_id(c) for c in cfgs] == ["webhook-4355a13e68", "file-55a5efc572", "command-273375f81e",
+                                          "stdout-5ba93c9db0", "bell-5ba93c9db0"]
 
 
 def test_retry_delay_grows_exponentially_up_to_the_cap() -> None:
@@ -370,8 +378,8 @@ async def test_bell_subscribers_hear_delivered_events_and_headless_bell_accepts(
 async def test_reload_keeps_rows_of_sinks_that_stayed_and_submit_after_close_is_harmless(
         tmp_path: Path) -> None:
     out = tmp_path / "a.jsonl"
-    keep = SinkConfig(kind="file", path=str(out))
-    gone = SinkConfig(kind="file", path=str(tmp_path / "missing" / "b.jsonl"))  # cannot write: rows wait
+    keep = FileSinkConfig(path=str(out))
+    gone = FileSinkConfig(path=str(tmp_path / "missing" / "b.jsonl"))  # cannot write: rows wait
     d = Dispatcher([], Outbox(tmp_path), ids=[], retry=FAST)
     await d.reconfigure([gone, keep])
     d.start()

@@ -10,23 +10,19 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from . import plugins
+from .alerting.sink_kinds import SINKS, SinkConfig
 from .analysis import DEFAULT_LIVE_DETECTOR, LIVE_DETECTORS
 from .model import Severity, glob_match
+from .plugins import Section, TlsConfig
+from .sources.base import HostConfig, TrafficConfig
+from .sources.registry import HOSTS, TRAFFIC
 from .units import parse_duration
 
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
-
-# Source and sink kinds that this build implements. Kinds named in the config contract but not
-# listed here are rejected with a clear message rather than silently ignored.
-HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
-TRAFFIC_SOURCES = {"demo", "access-log", "json", "plausible", "umami", "matomo", "ga4", "promql"}
-SINK_KINDS = {"stdout", "file", "webhook", "slack", "alertmanager", "command", "bell"}
-KNOWN_HOST_SOURCES = {"local", "demo", "prometheus", "promql"}
-KNOWN_TRAFFIC_SOURCES = {"plausible", "umami", "matomo", "ga4", "promql", "json", "access-log", "demo"}
-KNOWN_SINK_KINDS = {"stdout", "file", "webhook", "slack", "alertmanager", "command", "bell"}
 
 
 class ConfigError(Exception):
@@ -49,38 +45,6 @@ class MonitorConfig:
     timezone: str = "UTC"  # the zone [[schedule]] cron expressions are read in (IANA name)
 
 
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    """TLS settings of one HTTP source or sink: keys ca_file, tls_verify, cert_file, key_file."""
-
-    ca_file: str | None = None  # trust only this CA bundle (PEM) instead of the system's CA store
-    verify: bool = True  # tls_verify = false accepts any certificate (loudly reported by check and the TUI)
-    cert_file: str | None = None  # client certificate (PEM) for mTLS; may hold the key too
-    key_file: str | None = None
-
-    @property
-    def is_default(self) -> bool:
-        """True when nothing differs from verifying against the system's CA store without a client cert."""
-        return self.verify and self.ca_file is None and self.cert_file is None
-
-
-@dataclass(frozen=True)
-class HostConfig:
-    name: str
-    source: str
-    url: str | None = None
-    interval: float | None = None
-    timeout: float | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    host_label: str = "instance"
-    queries: Mapping[str, str] = field(default_factory=dict)
-    seed: int | None = None
-    max_series: int = 10_000  # promql: at most this many series taken from one query's answer
-    tls: TlsConfig = field(default_factory=TlsConfig)
-    group: str | None = None  # the host group of this host (of every host a fleet source reports)
-    group_label: str | None = None  # promql: the label whose value names each host's group
-
-
 @dataclass(frozen=True)
 class ProbeConfig:
     name: str
@@ -90,39 +54,6 @@ class ProbeConfig:
     expect_status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     tls: TlsConfig = field(default_factory=TlsConfig)
-
-
-@dataclass(frozen=True)
-class TrafficConfig:
-    name: str
-    source: str
-    url: str | None = None
-    interval: float | None = None
-    timeout: float | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    site_id: str | None = None
-    token: str | None = None
-    path: str | None = None
-    format: str = "combined"
-    value: str | None = None
-    items: str | None = None
-    key: str | None = None
-    query: str | None = None
-    seed: int | None = None
-    window: float | None = None  # visitors counted over this sliding window (sources default to 5m)
-    username: str | None = None  # umami self-hosted login
-    password: str | None = None
-    campaign_label: str | None = None  # promql: the label holding the utm_campaign value
-    goals: tuple[str, ...] = ()  # plausible: goal names whose completions count as conversions; matomo: ["*"]
-    credentials_file: str | None = None  # ga4: service-account key file (tokens refreshed through google-auth)
-    tls: TlsConfig = field(default_factory=TlsConfig)
-
-
-# Keys each traffic source cannot work without (checked when the config is read).
-TRAFFIC_REQUIRES: dict[str, tuple[str, ...]] = {
-    "access-log": ("path",), "json": ("url", "value"), "plausible": ("site_id",), "umami": ("site_id",),
-    "matomo": ("url", "site_id"), "ga4": ("site_id",), "promql": ("url", "query"),
-}
 
 
 @dataclass(frozen=True)
@@ -201,19 +132,6 @@ class RuleConfig:
 
 
 @dataclass(frozen=True)
-class SinkConfig:
-    kind: str
-    url: str | None = None
-    min_severity: Severity = Severity.INFO
-    command: tuple[str, ...] = ()
-    path: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 5.0
-    tls: TlsConfig = field(default_factory=TlsConfig)
-    proxy: str | None = None  # HTTP sinks only; HTTP(S)_PROXY from the environment is never used
-
-
-@dataclass(frozen=True)
 class ScheduleConfig:
     """Declared load (a nightly backup, a batch import): `cron` fires, `duration` of load is expected."""
 
@@ -253,8 +171,8 @@ class Config:
         """Every source ("host:web-3") and sink ("sink webhook 2") whose certificate is not verified."""
         out = [f"{kind}:{item.name}" for kind, items in (("host", self.hosts), ("probe", self.probes),
                                                           ("traffic", self.traffic))
-               for item in items if not item.tls.verify]
-        out += [f"sink {s.kind} {i + 1}" for i, s in enumerate(self.sinks) if not s.tls.verify]
+               for item in items if not _verifies(item)]
+        out += [f"sink {s.kind} {i + 1}" for i, s in enumerate(self.sinks) if not _verifies(s)]
         return out
 
     def timeout_of(self, own: float | None) -> float:
@@ -341,12 +259,12 @@ class _Parser:
                 raise ConfigError(
                     f"{self.label}: unknown section [{key}] (expected one of: {', '.join(sorted(sections))})")
         monitor = self._monitor(doc.get("monitor", {}))
-        hosts = tuple(self._host(t, i) for i, t in enumerate(self._array(doc, "host")))
+        hosts = tuple(self._kinded(HOSTS, t, i) for i, t in enumerate(self._array(doc, "host")))
         probes = tuple(self._probe(t, i) for i, t in enumerate(self._array(doc, "probe")))
-        traffic = tuple(self._traffic(t, i) for i, t in enumerate(self._array(doc, "traffic")))
+        traffic = tuple(self._kinded(TRAFFIC, t, i) for i, t in enumerate(self._array(doc, "traffic")))
         campaigns = tuple(self._campaign(t, i) for i, t in enumerate(self._array(doc, "campaign")))
         rules = tuple(self._rule(t, i) for i, t in enumerate(self._array(doc, "rule")))
-        sinks = tuple(self._sink(t, i) for i, t in enumerate(self._array(doc, "sink")))
+        sinks = tuple(self._kinded(SINKS, t, i) for i, t in enumerate(self._array(doc, "sink")))
         export = self._export(doc.get("export", {}))
         schedules = tuple(self._schedule(t, i) for i, t in enumerate(self._array(doc, "schedule")))
         feeds = tuple(self._campaign_feed(t, i) for i, t in enumerate(self._array(doc, "campaign_feed")))
@@ -416,26 +334,28 @@ class _Parser:
         r.done()
         return cfg
 
-    def _host(self, t: dict[str, Any], i: int) -> HostConfig:
-        r = _Table(self, t, "host", i, None)
-        name = r.name()
-        source = r.choice("source", KNOWN_HOST_SOURCES, required=True) or ""
-        r.implemented("source", source, HOST_SOURCES)
-        cfg = HostConfig(
-            name=name,
-            source=source,
-            url=r.string("url", None, required=source in ("prometheus", "promql")),
-            interval=r.duration("interval", None, minimum=0.05),
-            timeout=r.duration("timeout", None, minimum=0.01),
-            headers=r.headers(),
-            host_label=r.string("host_label", "instance") or "instance",
-            queries=r.str_map("queries"),
-            seed=r.integer("seed", None),
-            max_series=r.count("max_series", 10_000),
-            tls=r.tls(),
-            group=r.string("group", None),
-            group_label=r.string("group_label", None),
-        )
+    def _kinded(self, section: Section[Any, Any], t: dict[str, Any], i: int) -> Any:
+        """One [[host]], [[traffic]] or [[sink]] table, read against the options of the kind it names."""
+        r = _Table(self, t, section.name, i, None)
+        values: dict[str, Any] = {"name": r.name()} if section.named else {}
+        name = r.choice(section.selector, section.names(), required=True) or ""
+        if not section.named:
+            r.where = f'{section.name} "{name}": '
+        kind = section.kind(name)
+        values[section.selector] = name
+        for field_name, spec in plugins.specs(kind.options):
+            if spec.required and field_name not in r.t:
+                raise r.fail(None, section.missing(name, field_name))
+            values[field_name] = spec.read(r, field_name)
+        cfg = kind.options(**values)
+        try:
+            cfg.validate()
+        except plugins.OptionError as exc:
+            raise r.fail(exc.key, exc.message) from None
+        for key in sorted(r.t):
+            others = section.taken_by(key)
+            if others:
+                raise r.fail(key, section.elsewhere(key, others))
         r.done()
         return cfg
 
@@ -451,61 +371,6 @@ class _Parser:
             headers=r.headers(),
             tls=r.tls(),
         )
-        r.done()
-        return cfg
-
-    def _traffic(self, t: dict[str, Any], i: int) -> TrafficConfig:
-        r = _Table(self, t, "traffic", i, None)
-        name = r.name()
-        source = r.choice("source", KNOWN_TRAFFIC_SOURCES, required=True) or ""
-        r.implemented("source", source, TRAFFIC_SOURCES)
-        if isinstance(r.t.get("site_id"), int) and not isinstance(r.t.get("site_id"), bool):
-            r.t["site_id"] = str(r.t["site_id"])  # Matomo idSite and GA4 property ids are often written bare
-        cfg = TrafficConfig(
-            name=name,
-            source=source,
-            url=r.string("url", None),
-            interval=r.duration("interval", None, minimum=0.05),
-            timeout=r.duration("timeout", None, minimum=0.01),
-            headers=r.headers(),
-            site_id=r.string("site_id", None),
-            token=r.header_value("token"),
-            path=r.string("path", None),
-            format=r.choice("format", {"combined", "json"}) or "combined",
-            value=r.string("value", None),
-            items=r.string("items", None),
-            key=r.string("key", None),
-            query=r.string("query", None),
-            seed=r.integer("seed", None),
-            window=r.duration("window", None, minimum=1.0),
-            username=r.string("username", None),
-            password=r.string("password", None),
-            campaign_label=r.string("campaign_label", None),
-            credentials_file=r.string("credentials_file", None),
-            tls=r.tls(),
-            goals=tuple(r.str_list("goals")),
-        )
-        if cfg.goals and cfg.source not in ("plausible", "matomo"):
-            raise r.fail("goals", f"goals are read from plausible and matomo sources, not {cfg.source!r}")
-        for key in TRAFFIC_REQUIRES.get(cfg.source, ()):
-            if getattr(cfg, key) is None:
-                raise r.fail(None, f"source {cfg.source!r} needs {key}")
-        if cfg.source == "umami" and not cfg.token and not (cfg.username and cfg.password):
-            raise r.fail(None, "source 'umami' needs token (Umami Cloud API key) or username and password")
-        if cfg.source == "umami" and not cfg.token and cfg.url is None:
-            raise r.fail(None, "source 'umami' needs url when self-hosted (no token)")
-        if cfg.source == "ga4" and not cfg.token and not cfg.credentials_file:
-            raise r.fail(None, "source 'ga4' needs token (OAuth access token) or "
-                               "credentials_file (service-account key)")
-        if cfg.credentials_file is not None:
-            if cfg.source != "ga4":
-                raise r.fail("credentials_file", "credentials_file only applies to source 'ga4'")
-            from .sources.ga4_auth import KeyFileError, load_key  # google-auth is imported only when used
-
-            try:
-                load_key(os.path.expanduser(cfg.credentials_file))
-            except KeyFileError as exc:
-                raise r.fail("credentials_file", f"credentials_file: {exc}") from None
         r.done()
         return cfg
 
@@ -620,34 +485,6 @@ class _Parser:
         r.done()
         return cfg
 
-    def _sink(self, t: dict[str, Any], i: int) -> SinkConfig:
-        r = _Table(self, t, "sink", i, None)
-        kind = r.choice("kind", KNOWN_SINK_KINDS, required=True) or ""
-        r.where = f'sink "{kind}": '
-        r.implemented("kind", kind, SINK_KINDS)
-        cfg = SinkConfig(
-            kind=kind,
-            url=r.string("url", None, required=kind in ("webhook", "slack", "alertmanager")),
-            min_severity=r.severity("min_severity", Severity.INFO),
-            command=tuple(r.str_list("command")),
-            path=r.string("path", None, required=kind == "file"),
-            headers=r.headers(),
-            timeout=r.duration("timeout", 5.0, minimum=0.01) or 5.0,
-            tls=r.tls(),
-            proxy=r.string("proxy", None),
-        )
-        if cfg.proxy is not None:
-            if kind not in ("webhook", "slack", "alertmanager"):
-                raise r.fail("proxy", "proxy applies only to webhook, slack and alertmanager sinks")
-            if not re.match(r"^https?://[^/?#\s]+", cfg.proxy):
-                raise r.fail("proxy", "proxy must start with http:// or https:// and name a host")
-        if kind == "command" and not cfg.command:
-            raise r.fail("command", "command must be a non-empty list of strings")
-        if cfg.url is not None and not re.match(r"^https?://[^/?#\s]+", cfg.url):
-            raise r.fail("url", "url must start with http:// or https:// and name a host")
-        r.done()
-        return cfg
-
     def _schedule(self, t: dict[str, Any], i: int) -> ScheduleConfig:
         r = _Table(self, t, "schedule", i, None)
         name = r.name()
@@ -748,10 +585,12 @@ class _Table:
             raise self.fail(key, f"{key} must be one of {', '.join(sorted(allowed))}, got {v!r}")
         return v
 
-    def implemented(self, key: str, value: str | None, supported: set[str]) -> None:
-        if value is not None and value not in supported:
-            raise self.fail(key, f"{key} {value!r} is part of the config format but not supported by this "
-                                 f"version of surgewatch yet")
+    def ident(self, key: str) -> str | None:
+        """A string, or a whole number written bare (Matomo idSite and GA4 property ids often are)."""
+        v = self.t.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            self.t[key] = str(v)
+        return self.string(key, None)
 
     def number(self, key: str, default: float | None, minimum: float | None = None) -> float | None:
         v = self._take(key, False)
@@ -923,6 +762,12 @@ def _show(v: Any) -> str:
     if isinstance(v, list):
         return "a list"
     return str(v)
+
+
+def _verifies(item: object) -> bool:
+    """False when a table's TLS settings (kinds without `tls` have none) accept any certificate."""
+    tls = getattr(item, "tls", None)
+    return not isinstance(tls, TlsConfig) or tls.verify
 
 
 def _nonneg(value: float | None, default: float) -> float:

@@ -140,7 +140,8 @@ class OutboxHealth:
 
 def sink_id(cfg: SinkConfig) -> str:
     """A stable outbox id for a configured sink: its kind plus a one-way hash of where it delivers."""
-    where = "\x00".join([cfg.url or "", cfg.path or "", *cfg.command])
+    url, path, command = cfg.delivers_to()
+    where = "\x00".join([url, path, *command])
     return f"{cfg.kind}-{hashlib.sha1(where.encode()).hexdigest()[:10]}"
 
 

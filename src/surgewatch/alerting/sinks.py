@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
 from ..clock import elapsed_clock
-from ..config import SinkConfig, TlsConfig
 from ..model import AlertEvent, Severity, rfc3339, split_series
+from ..plugins import TlsConfig
 from .outbox import event_key
 
 log = logging.getLogger("surgewatch.alerting")
@@ -37,6 +37,8 @@ SLACK_MAX_LINES = 20
 
 if TYPE_CHECKING:  # httpx is imported when an HTTP sink first sends (the daemon may have none)
     import httpx
+
+    from .sink_kinds import SinkConfig
 
 
 # HTTP statuses that refuse the event itself, for good: retrying the same body cannot succeed, so the
@@ -548,20 +550,10 @@ class AlertmanagerSink(_HttpSink):
 
 
 def build_sink(cfg: SinkConfig) -> Sink:
-    """The sink object for one [[sink]] entry (the config has already been validated)."""
-    headers = dict(cfg.headers)
-    if cfg.kind == "stdout":
-        return StdoutSink(cfg.min_severity)
-    if cfg.kind == "file":
-        return FileSink(cfg.path or "", cfg.min_severity)
-    if cfg.kind == "bell":
-        return BellSink(cfg.min_severity)
-    if cfg.kind == "command":
-        return CommandSink(cfg.command, cfg.timeout, cfg.min_severity)
-    if cfg.kind == "webhook":
-        return WebhookSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls, proxy=cfg.proxy)
-    if cfg.kind == "slack":
-        return SlackSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls, proxy=cfg.proxy)
-    if cfg.kind == "alertmanager":
-        return AlertmanagerSink(cfg.url or "", headers, cfg.timeout, cfg.min_severity, tls=cfg.tls, proxy=cfg.proxy)
-    raise SinkError(f"sink kind {cfg.kind!r} is not available")
+    """The sink object for one [[sink]] entry (the config has already been validated), built by its kind."""
+    from .sink_kinds import SINKS
+
+    try:
+        return SINKS.build(cfg, None)
+    except KeyError:
+        raise SinkError(f"sink kind {cfg.kind!r} is not available") from None

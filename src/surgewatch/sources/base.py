@@ -1,11 +1,22 @@
-"""The contract every source follows: one async `poll()` that returns a Reading or raises SourceError."""
+"""The contract every source follows: one async `poll()` that returns a Reading or raises SourceError.
+
+Also what every source kind is built from (surgewatch.plugins): the keys every [[host]] and [[traffic]]
+table takes (HostConfig, TrafficConfig, which each kind's options extend) and the context its build
+function gets (SourceContext). Cheap to import: the config reads tables against these.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .. import plugins as opt
 from ..textsafe import one_line
+
+if TYPE_CHECKING:
+    from .demo import DemoClock, DemoScenario
 
 
 class SourceError(Exception):
@@ -56,3 +67,51 @@ class CampaignAware(Protocol):
     def set_campaigns(self, campaigns: list[tuple[str, str]]) -> None:
         """Report on these (campaign name, utm_campaign) pairs from the next poll on."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostConfig:
+    """The keys every [[host]] table takes; each source kind's options extend it (sources/host_kinds.py)."""
+
+    name: str
+    source: str
+    interval: float | None = opt.duration(minimum=0.05)
+    timeout: float | None = opt.duration(minimum=0.01)
+    group: str | None = opt.string()  # the host group of this host (of every host a fleet source reports)
+
+    def validate(self) -> None:
+        """Raise plugins.OptionError when the keys are wrong together (a kind overrides it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrafficConfig:
+    """The keys every [[traffic]] table takes; each source kind's options extend it (sources/traffic_kinds.py)."""
+
+    name: str
+    source: str
+    interval: float | None = opt.duration(minimum=0.05)
+    timeout: float | None = opt.duration(minimum=0.01)
+
+    def validate(self) -> None:
+        """Raise plugins.OptionError when the keys are wrong together (a kind overrides it)."""
+
+
+@dataclass
+class BuildOptions:
+    """Knobs frontends pass down: demo speed, injected clocks, whether to collect process lists."""
+
+    demo_speed: float = 1.0
+    wall_clock: Callable[[], float] = time.time
+    top_processes: int = 0
+    demo_seed: int = 7  # used unless a demo [[host]] or [[traffic]] sets `seed`
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source kind's build function gets besides its options."""
+
+    interval: float  # the table's own interval, else [monitor]'s
+    timeout: float
+    options: BuildOptions
+    demo: Callable[[], tuple[DemoScenario, DemoClock]]  # the one scenario and clock every demo source shares
+    campaigns: tuple[tuple[str, str], ...] = ()  # traffic: (campaign name, utm_campaign) of campaigns it feeds

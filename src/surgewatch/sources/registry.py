@@ -1,0 +1,34 @@
+"""The source kinds this build knows, in plain lists: [[host]] `source = …` and [[traffic]] `source = …`.
+
+A kind is added by appending its `Kind` (see surgewatch.plugins) to HOSTS.kinds or TRAFFIC.kinds here. The
+config validates each table against its kind's options; build_sources() builds each through its kind.
+Cheap to import: no source module is imported until a kind is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..plugins import Section, one_of
+from . import host_kinds, traffic_kinds
+from .base import Source, SourceContext
+
+
+def _needs(kind: str, key: str) -> str:
+    return f"source {kind!r} needs {key}"
+
+
+def _only(key: str, kinds: Sequence[str]) -> str:
+    return f"{key} only applies to source{'s' if len(kinds) > 1 else ''} {one_of(kinds)}"
+
+
+HOSTS: Section[SourceContext, Source] = Section(
+    "host", "source",
+    [host_kinds.LOCAL, host_kinds.DEMO, host_kinds.PROMETHEUS, host_kinds.PROMQL],
+    elsewhere=_only)
+
+TRAFFIC: Section[SourceContext, Source] = Section(
+    "traffic", "source",
+    [traffic_kinds.DEMO, traffic_kinds.ACCESS_LOG, traffic_kinds.JSON, traffic_kinds.PLAUSIBLE,
+     traffic_kinds.UMAMI, traffic_kinds.MATOMO, traffic_kinds.GA4, traffic_kinds.PROMQL],
+    missing=_needs, elsewhere=_only)
