@@ -100,13 +100,7 @@ def test_api_base_for_cloud_and_self_hosted() -> None:
     assert api_base(None, cloud=True) == CLOUD_URL
     assert api_base("https://stats.example.com/", cloud=False) == "https://stats.example.com/api"
     assert api_base("https://stats.example.com/api", cloud=False) == "https://stats.example.com/api"
-    with pytest.raises(SourceError, match="needs `url`"):
-        api_base(None, cloud=False)
-
-
-def test_missing_credentials_are_rejected_up_front() -> None:
-    with pytest.raises(SourceError, match="needs `token`"):
-        UmamiSource("site", "w", [], 1.0, 1.0, url="http://127.0.0.1:9")
+    # Missing credentials or a self-hosted site without url: the config refuses them (test_traffic_wiring).
 
 
 async def test_release_without_utm_report_sums_query_string_views_per_campaign() -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import BuildOptions, Reading, Source, SourceContext, SourceError
-from .host_kinds import DemoHostConfig
+from .base import BuildOptions, DemoSeed, Reading, Source, SourceContext, SourceError
 from .registry import HOSTS, TRAFFIC
-from .traffic_kinds import DemoTrafficConfig
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -32,8 +30,8 @@ def build_sources(config: Config, options: BuildOptions | None = None) -> list[S
 
             # One scenario drives every demo source (host load must follow the same traffic): the first
             # `seed` a demo entry sets wins.
-            demos = [e for e in (*config.hosts, *config.traffic) if isinstance(e, DemoHostConfig | DemoTrafficConfig)]
-            seed = next((e.seed for e in demos if e.seed is not None), opts.demo_seed)
+            seeds = [e.seed for e in (*config.hosts, *config.traffic) if isinstance(e, DemoSeed)]
+            seed = next((s for s in seeds if s is not None), opts.demo_seed)
             demo = (DemoScenario(seed), DemoClock(opts.demo_speed, opts.wall_clock))
         return demo
 

@@ -70,30 +70,35 @@ class CampaignAware(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class HostConfig:
-    """The keys every [[host]] table takes; each source kind's options extend it (sources/host_kinds.py)."""
+class PolledConfig:
+    """The keys every polled source's table takes: its name, its kind, how often and how long to poll."""
 
     name: str
     source: str
-    interval: float | None = opt.duration(minimum=0.05)
+    interval: float | None = opt.duration(minimum=0.05)  # None: [monitor] interval
     timeout: float | None = opt.duration(minimum=0.01)
-    group: str | None = opt.string()  # the host group of this host (of every host a fleet source reports)
 
     def validate(self) -> None:
         """Raise plugins.OptionError when the keys are wrong together (a kind overrides it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrafficConfig:
+class HostConfig(PolledConfig):
+    """The keys every [[host]] table takes; each source kind's options extend it (sources/host_kinds.py)."""
+
+    group: str | None = opt.string()  # the host group of this host (of every host a fleet source reports)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrafficConfig(PolledConfig):
     """The keys every [[traffic]] table takes; each source kind's options extend it (sources/traffic_kinds.py)."""
 
-    name: str
-    source: str
-    interval: float | None = opt.duration(minimum=0.05)
-    timeout: float | None = opt.duration(minimum=0.01)
 
-    def validate(self) -> None:
-        """Raise plugins.OptionError when the keys are wrong together (a kind overrides it)."""
+@dataclass(frozen=True, kw_only=True)
+class DemoSeed:
+    """A demo table's key: the demo scenario's seed (one scenario drives every demo source; the first set wins)."""
+
+    seed: int | None = opt.integer()
 
 
 @dataclass

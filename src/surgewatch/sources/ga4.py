@@ -44,13 +44,11 @@ class GA4Source:
         self.token = token
         self.minutes = window_minutes(window or DEFAULT_WINDOW, cap=30)
         self.auth: ServiceAccountToken | None = None
-        if credentials_file:
+        if credentials_file:  # else a token: the config made sure of one (traffic_kinds.GA4Config)
             try:
                 self.auth = ServiceAccountToken(load_key(credentials_file), self.name, timeout)
             except KeyFileError as exc:
                 raise SourceError(f"{self.name}: credentials_file: {exc}") from None
-        elif not token:
-            raise SourceError(f"{self.name}: ga4 needs `credentials_file` (service-account key) or `token`")
         self._base, self._headers = url or DEFAULT_URL, dict(headers or {})
         self._bearer = token
         self._tls = tls

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import plugins as opt
 from ..plugins import Kind, TlsConfig
-from .base import HostConfig, SourceContext
+from .base import DemoSeed, HostConfig, SourceContext
 
 if TYPE_CHECKING:
     from .base import Source
@@ -27,9 +27,8 @@ LOCAL = Kind("local", HostConfig, _local)  # this machine, through psutil: no ke
 
 
 @dataclass(frozen=True, kw_only=True)
-class DemoHostConfig(HostConfig):
+class DemoHostConfig(DemoSeed, HostConfig):
     source: str = "demo"
-    seed: int | None = opt.integer()  # the demo scenario's seed (the first set on a demo table wins)
 
 
 def _demo(cfg: DemoHostConfig, ctx: SourceContext) -> Source:

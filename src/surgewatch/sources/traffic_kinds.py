@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import plugins as opt
 from ..plugins import Kind, OptionError, TlsConfig
-from .base import SourceContext, TrafficConfig
+from .base import DemoSeed, SourceContext, TrafficConfig
 
 if TYPE_CHECKING:
     from .base import Source
@@ -25,9 +25,8 @@ def _window() -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DemoTrafficConfig(TrafficConfig):
+class DemoTrafficConfig(DemoSeed, TrafficConfig):
     source: str = "demo"
-    seed: int | None = opt.integer()  # the demo scenario's seed (the first set on a demo table wins)
 
 
 def _demo(cfg: DemoTrafficConfig, ctx: SourceContext) -> Source:

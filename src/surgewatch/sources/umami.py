@@ -37,10 +37,9 @@ CLOUD_URL = "https://api.umami.is/v1"
 
 
 def api_base(url: str | None, cloud: bool) -> str:
-    """The API root: Cloud URLs are used as given; a self-hosted site's API lives under `/api`."""
+    """The API root: Cloud URLs are used as given (Umami Cloud's without one); a self-hosted site's API lives
+    under `/api` (its url is required by the config: traffic_kinds.UmamiConfig)."""
     if url is None:
-        if not cloud:
-            raise SourceError("umami needs `url` when it is self-hosted (no `token`)")
         return CLOUD_URL
     url = url.rstrip("/")
     return url if cloud or url.endswith("/api") else f"{url}/api"
@@ -67,9 +66,7 @@ class UmamiSource(CampaignTrafficSource):
                  wall_clock: Callable[[], float] = time.time, tls: TlsConfig | None = None) -> None:
         super().__init__(traffic, site_id, campaigns, interval, timeout)
         self.window = window or DEFAULT_WINDOW
-        self.cloud = bool(token)
-        if not self.cloud and not (username and password):
-            raise SourceError(f"{self.name}: umami needs `token` (Cloud API key) or `username` + `password`")
+        self.cloud = bool(token)  # else self-hosted: the config made sure of url, username and password
         self.token, self.username, self.password = token, username, password
         all_headers = dict(headers or {})
         if token:
