@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from recordings import CONFIG as RECORDED_CONFIG
+from recordings import craft
 from surgewatch import plugins as opt
 from surgewatch.alerting.sink_kinds import SINKS
 from surgewatch.config import ConfigError, parse_config
 from surgewatch.model import series
 from surgewatch.plugins import Kind, OptionError, keys_of
+from surgewatch.recording.reader import Recording
+from surgewatch.recording.replay import replay_config
 from surgewatch.sources import Reading, build_sources
 from surgewatch.sources.base import SourceContext, TrafficConfig
 from surgewatch.sources.registry import HOSTS, TRAFFIC
@@ -156,3 +160,20 @@ def test_reading_a_config_of_every_kind_imports_no_source_or_sink_code() -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_recording_whose_config_has_keys_its_kinds_never_took_still_replays_with_it(tmp_path: Path) -> None:
+    # Before kinds had their own options such keys were accepted and ignored; recordings keep that config.
+    old = RECORDED_CONFIG.replace('url = "http://127.0.0.1:9/stats"', 'url = "http://127.0.0.1:9/stats"\nwindow = "5m"')
+    old = old.replace('source = "prometheus"', 'source = "prometheus"\nseed = 3')
+    path = craft(tmp_path / "old.swrec", [[1.0, 2.0, 3.0, 4.0]], config=old)
+    assert error_of(old).endswith("seed only applies to source 'demo'")
+    rec = Recording(str(path))
+    try:
+        cfg = replay_config(rec)
+    finally:
+        rec.close()
+    assert [(h.name, h.source) for h in cfg.hosts] == [("web-1", "prometheus")] and not hasattr(cfg.hosts[0], "seed")
+    assert cfg.traffic[0].source == "json" and not hasattr(cfg.traffic[0], "window")
+    with pytest.raises(ConfigError, match="unknown key 'windoww'"):  # a typo is still refused
+        parse_config(old.replace("window =", "windoww ="), "rec", {}, recorded=True)

@@ -197,14 +197,19 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return parse_config(text, label, environ)
 
 
-def parse_config(text: str, label: str = "config.toml", environ: Mapping[str, str] | None = None) -> Config:
-    """Validate TOML text into a Config; `label` names the file in error messages."""
+def parse_config(text: str, label: str = "config.toml", environ: Mapping[str, str] | None = None, *,
+                 recorded: bool = False) -> Config:
+    """Validate TOML text into a Config; `label` names the file in error messages.
+
+    `recorded`: the text is a config a recording stored. Older versions accepted, and ignored, keys that
+    another kind of a [[host]], [[traffic]] or [[sink]] takes; they are dropped instead of refused, so an
+    older recording still replays with its own config."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label}: invalid TOML: {exc}") from None
     env = os.environ if environ is None else environ
-    return replace(_Parser(label, text, env).config(doc), text=text)
+    return replace(_Parser(label, text, env, recorded).config(doc), text=text)
 
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -213,10 +218,11 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class _Parser:
     """Walks the TOML document, keeping enough context to name the offending key."""
 
-    def __init__(self, label: str, text: str, env: Mapping[str, str]) -> None:
+    def __init__(self, label: str, text: str, env: Mapping[str, str], recorded: bool = False) -> None:
         self.label = label
         self.lines = text.splitlines()
         self.env = env
+        self.recorded = recorded
 
     # -- error helpers ------------------------------------------------------------------------
 
@@ -354,7 +360,9 @@ class _Parser:
             raise r.fail(exc.key, exc.message) from None
         for key in sorted(r.t):
             others = section.taken_by(key)
-            if others:
+            if others and self.recorded:
+                del r.t[key]
+            elif others:
                 raise r.fail(key, section.elsewhere(key, others))
         r.done()
         return cfg

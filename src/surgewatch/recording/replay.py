@@ -57,7 +57,8 @@ def replay_config(rec: Recording, path: str | None = None) -> Config:
         if not rec.config_text.strip():
             raise RecordingError(f"{rec.path}: the recording holds no config; pass --config FILE")
         try:
-            cfg = parse_config(rec.config_text, f"{rec.path} (recorded config)", _KeepMissing(os.environ))
+            cfg = parse_config(rec.config_text, f"{rec.path} (recorded config)", _KeepMissing(os.environ),
+                               recorded=True)
         except ConfigError as exc:
             raise RecordingError(f"{exc}; pass --config FILE") from None
     return dataclasses.replace(cfg, monitor=dataclasses.replace(cfg.monitor, record=None))
@@ -256,7 +257,7 @@ class ReplayDriver:
         """What Engine.reload does to rules and campaigns (sources and sinks do not matter in a replay)."""
         label = f"{self.rec.path} (config reloaded at {event.ts:.3f})"
         try:
-            cfg = parse_config(str(event.doc.get("text", "")), label, _KeepMissing(os.environ))
+            cfg = parse_config(str(event.doc.get("text", "")), label, _KeepMissing(os.environ), recorded=True)
         except ConfigError as exc:
             raise RecordingError(str(exc)) from None
         self.engine.apply_config(cfg, event.ts)
