@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import plugins
 from .alerting.sink_kinds import SINKS, SinkConfig
@@ -23,6 +23,9 @@ try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
+
+
+Opts = TypeVar("Opts", bound=plugins.Options)
 
 
 class ConfigError(Exception):
@@ -47,26 +50,36 @@ class MonitorConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
+    """[[probe]]: GET a page (its keys are read like a source kind's options, see surgewatch.plugins)."""
+
     name: str
-    url: str
-    interval: float | None = None
-    timeout: float | None = None
-    expect_status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    tls: TlsConfig = field(default_factory=TlsConfig)
+    url: str = plugins.string(required=True)
+    interval: float | None = plugins.duration(minimum=0.05)
+    timeout: float | None = plugins.duration(minimum=0.01)
+    expect_status: int = plugins.option(lambda r, k: r.integer(k, 200) or 200, default=200)
+    headers: Mapping[str, str] = plugins.headers()
+    tls: TlsConfig = plugins.tls()
+
+    def validate(self) -> None:
+        """Nothing to check across keys."""
 
 
 @dataclass(frozen=True)
 class CampaignConfig:
     name: str
-    traffic: str
-    utm_campaign: str | None = None
-    start: float | None = None
-    end: float | None = None
-    hosts: tuple[str, ...] = ()
-    expected_lift: float | None = None
-    expected_visitors: float | None = None  # planned visitors over the campaign (a feed's or the config's)
-    feed: str | None = None  # the [[campaign_feed]] it came from; None for a [[campaign]] table
+    traffic: str = plugins.string(required=True)  # the [[traffic]] that feeds it
+    utm_campaign: str | None = plugins.string()
+    start: float | None = plugins.option(lambda r, k: r.timestamp(k), default=None)
+    end: float | None = plugins.option(lambda r, k: r.timestamp(k), default=None)
+    hosts: tuple[str, ...] = plugins.str_list()
+    expected_lift: float | None = plugins.option(lambda r, k: r.number(k, None, minimum=0.0), default=None)
+    # planned visitors over the campaign (a feed's or the config's)
+    expected_visitors: float | None = plugins.option(lambda r, k: r.number(k, None, minimum=0.0), default=None)
+    feed: str | None = None  # the [[campaign_feed]] it came from; None for a [[campaign]] table (not a key)
+
+    def validate(self) -> None:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise plugins.OptionError("end", "end must be after start")
 
 
 FEED_SOURCES = {"ical", "mailchimp", "json"}
@@ -136,9 +149,17 @@ class ScheduleConfig:
     """Declared load (a nightly backup, a batch import): `cron` fires, `duration` of load is expected."""
 
     name: str
-    cron: str
-    duration: float
-    hosts: tuple[str, ...] = ()  # host names or globs; empty: every host
+    cron: str = plugins.string(required=True)
+    duration: float = plugins.option(lambda r, k: r.duration(k, None, minimum=1.0), required=True,
+                                     hint='how long the load lasts, e.g. "45m"')
+    hosts: tuple[str, ...] = plugins.str_list()  # host names or globs; empty: every host
+
+    def validate(self) -> None:
+        from .analysis.schedules import check_cron  # lazy: imports croniter
+
+        problem = check_cron(self.cron)
+        if problem is not None:
+            raise plugins.OptionError("cron", f"cron {self.cron!r} is not a cron expression: {problem}")
 
 
 @dataclass(frozen=True)
@@ -266,13 +287,15 @@ class _Parser:
                     f"{self.label}: unknown section [{key}] (expected one of: {', '.join(sorted(sections))})")
         monitor = self._monitor(doc.get("monitor", {}))
         hosts = tuple(self._kinded(HOSTS, t, i) for i, t in enumerate(self._array(doc, "host")))
-        probes = tuple(self._probe(t, i) for i, t in enumerate(self._array(doc, "probe")))
+        probes = tuple(self._named(ProbeConfig, "probe", t, i) for i, t in enumerate(self._array(doc, "probe")))
         traffic = tuple(self._kinded(TRAFFIC, t, i) for i, t in enumerate(self._array(doc, "traffic")))
-        campaigns = tuple(self._campaign(t, i) for i, t in enumerate(self._array(doc, "campaign")))
+        campaigns = tuple(self._named(CampaignConfig, "campaign", t, i)
+                          for i, t in enumerate(self._array(doc, "campaign")))
         rules = tuple(self._rule(t, i) for i, t in enumerate(self._array(doc, "rule")))
         sinks = tuple(self._kinded(SINKS, t, i) for i, t in enumerate(self._array(doc, "sink")))
         export = self._export(doc.get("export", {}))
-        schedules = tuple(self._schedule(t, i) for i, t in enumerate(self._array(doc, "schedule")))
+        schedules = tuple(self._named(ScheduleConfig, "schedule", t, i)
+                          for i, t in enumerate(self._array(doc, "schedule")))
         feeds = tuple(self._campaign_feed(t, i) for i, t in enumerate(self._array(doc, "campaign_feed")))
         cfg = Config(monitor, hosts, probes, traffic, campaigns, rules, sinks, export, self.label,
                      schedules=schedules, campaign_feeds=feeds)
@@ -347,18 +370,9 @@ class _Parser:
         name = r.choice(section.selector, section.names(), required=True) or ""
         if not section.named:
             r.where = f'{section.name} "{name}": '
-        kind = section.kind(name)
         values[section.selector] = name
-        for field_name, spec in plugins.specs(kind.options):
-            if spec.required and field_name not in r.t:
-                raise r.fail(None, section.missing(name, field_name))
-            values[field_name] = spec.read(r, field_name)
-        cfg = kind.options(**values)
-        try:
-            cfg.validate()
-        except plugins.OptionError as exc:
-            raise r.fail(exc.key, exc.message) from None
-        for key in sorted(r.t):
+        cfg = self._options(r, section.kind(name).options, values, name, section.missing)
+        for key in sorted(r.t):  # keys only other kinds take: refused naming them (dropped from a recording's)
             others = section.taken_by(key)
             if others and self.recorded:
                 del r.t[key]
@@ -367,36 +381,24 @@ class _Parser:
         r.done()
         return cfg
 
-    def _probe(self, t: dict[str, Any], i: int) -> ProbeConfig:
-        r = _Table(self, t, "probe", i, None)
-        name = r.name()
-        cfg = ProbeConfig(
-            name=name,
-            url=r.string("url", None, required=True) or "",
-            interval=r.duration("interval", None, minimum=0.05),
-            timeout=r.duration("timeout", None, minimum=0.01),
-            expect_status=r.integer("expect_status", 200) or 200,
-            headers=r.headers(),
-            tls=r.tls(),
-        )
-        r.done()
+    def _options(self, r: _Table, options: type[Opts], values: dict[str, Any], kind: str,
+                 missing: Callable[[str, str], str] = plugins.is_required) -> Opts:
+        """Read the table's keys into an options dataclass (surgewatch.plugins) and check them together."""
+        for field_name, spec in plugins.specs(options):
+            if spec.required and field_name not in r.t:
+                raise r.fail(None, missing(kind, field_name) + (f" ({spec.hint})" if spec.hint else ""))
+            values[field_name] = spec.read(r, field_name)
+        cfg = options(**values)
+        try:
+            cfg.validate()
+        except plugins.OptionError as exc:
+            raise r.fail(exc.key, exc.message) from None
         return cfg
 
-    def _campaign(self, t: dict[str, Any], i: int) -> CampaignConfig:
-        r = _Table(self, t, "campaign", i, None)
-        name = r.name()
-        cfg = CampaignConfig(
-            name=name,
-            traffic=r.string("traffic", None, required=True) or "",
-            utm_campaign=r.string("utm_campaign", None),
-            start=r.timestamp("start"),
-            end=r.timestamp("end"),
-            hosts=tuple(r.str_list("hosts")),
-            expected_lift=r.number("expected_lift", None, minimum=0.0),
-            expected_visitors=r.number("expected_visitors", None, minimum=0.0),
-        )
-        if cfg.start is not None and cfg.end is not None and cfg.end <= cfg.start:
-            raise r.fail("end", "end must be after start")
+    def _named(self, options: type[Opts], section: str, t: dict[str, Any], i: int) -> Opts:
+        """A [[probe]], [[campaign]] or [[schedule]] table: a name and the keys its options dataclass declares."""
+        r = _Table(self, t, section, i, None)
+        cfg = self._options(r, options, {"name": r.name()}, section)
         r.done()
         return cfg
 
@@ -490,22 +492,6 @@ class _Parser:
             min_interval=r.duration("min_interval", 0.0) or 0.0,
             group_wait=r.duration("group_wait", 0.0) or 0.0,
         )
-        r.done()
-        return cfg
-
-    def _schedule(self, t: dict[str, Any], i: int) -> ScheduleConfig:
-        r = _Table(self, t, "schedule", i, None)
-        name = r.name()
-        cron = r.string("cron", None, required=True) or ""
-        from .analysis.schedules import check_cron  # lazy: imports croniter
-
-        problem = check_cron(cron)
-        if problem is not None:
-            raise r.fail("cron", f"cron {cron!r} is not a cron expression: {problem}")
-        duration = r.duration("duration", None, minimum=1.0)
-        if duration is None:
-            raise r.fail(None, "duration is required (how long the load lasts, e.g. \"45m\")")
-        cfg = ScheduleConfig(name=name, cron=cron, duration=duration, hosts=tuple(r.str_list("hosts")))
         r.done()
         return cfg
 

@@ -59,6 +59,13 @@ class OptionError(Exception):
         self.message = message
 
 
+class Options(Protocol):
+    """What the config asks of every options dataclass once its keys are read."""
+
+    def validate(self) -> None:
+        """Raise OptionError when the keys are wrong together."""
+
+
 class Reader(Protocol):
     """What a field helper may ask of the table being read (surgewatch.config implements it).
 
@@ -69,6 +76,8 @@ class Reader(Protocol):
     def header_value(self, key: str) -> str | None: ...
     def choice(self, key: str, allowed: set[str], required: bool = False) -> str | None: ...
     def integer(self, key: str, default: int | None) -> int | None: ...
+    def number(self, key: str, default: float | None, minimum: float | None = None) -> float | None: ...
+    def timestamp(self, key: str) -> float | None: ...
     def count(self, key: str, default: int) -> int: ...
     def severity(self, key: str, default: Any) -> Any: ...
     def duration(self, key: str, default: float | None, minimum: float = 0.0) -> float | None: ...
@@ -88,16 +97,17 @@ class OptionSpec:
     read: ReadFn
     keys: tuple[str, ...] = ()  # empty: the field's own name
     required: bool = False
+    hint: str = ""  # said after the line of a required key that is absent: "duration is required (HINT)"
 
 
 _SPEC = "surgewatch.option"
 
 
 def option(read: ReadFn, *, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING,
-           required: bool = False, keys: tuple[str, ...] = ()) -> Any:
+           required: bool = False, keys: tuple[str, ...] = (), hint: str = "") -> Any:
     """A dataclass field read from the table by `read`; a required one has no default (a missing key is the
-    section's "KEY is required" / "source 'x' needs KEY" line)."""
-    spec = OptionSpec(read, keys, required)
+    section's "KEY is required" / "source 'x' needs KEY" line, then ` (hint)` if one is given)."""
+    spec = OptionSpec(read, keys, required, hint)
     if required:
         return field(metadata={_SPEC: spec})
     return field(default=default, default_factory=default_factory, metadata={_SPEC: spec})
