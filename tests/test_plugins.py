@@ -25,7 +25,7 @@ from surgewatch.recording.reader import Recording
 from surgewatch.recording.replay import replay_config
 from surgewatch.sources import Reading, build_sources
 from surgewatch.sources.base import SourceContext, TrafficConfig
-from surgewatch.sources.registry import HOSTS, TRAFFIC
+from surgewatch.sources.registry import FEEDS, HOSTS, TRAFFIC
 from surgewatch.sources.traffic_kinds import PlausibleConfig, UmamiConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +125,8 @@ def test_a_required_key_of_a_registered_kind_and_its_keys_on_other_kinds(constan
      "config.toml:5: traffic \"p\": username only applies to source 'umami'"),
     ('[[sink]]\nkind = "stdout"\ntimeout = "2s"\n',
      'config.toml:3: sink "stdout": timeout applies only to webhook, slack, alertmanager and command sinks'),
+    ('[[traffic]]\nname = "t"\nsource = "demo"\n[[campaign_feed]]\nname = "f"\nsource = "ical"\npath = "a.ics"\n'
+     'items = "data"\n', "config.toml:8: campaign_feed \"f\": items only applies to source 'json'"),
 ])
 def test_a_key_only_other_kinds_take_is_refused_naming_them(text: str, message: str) -> None:
     assert error_of(text) == message
@@ -142,8 +144,8 @@ def test_each_kind_gets_its_own_typed_options_so_umami_login_is_umamis_alone() -
 def test_every_key_every_kind_takes_is_documented_in_the_example_config() -> None:
     text = (ROOT / "config.example.toml").read_text()
     documented = set(re.findall(r"^\s*#?\s*([a-z_]+)\s*=", text, re.M))
-    documented |= set(re.findall(r"^\s*\[(?:host|traffic|sink)\.([a-z_]+)\]", text, re.M))
-    undocumented = {f"{section.name} {kind.name}: {key}" for section in (HOSTS, TRAFFIC, SINKS)
+    documented |= set(re.findall(r"^[#\s]*\[(?:host|traffic|sink|campaign_feed)\.([a-z_]+)\]", text, re.M))
+    undocumented = {f"{section.name} {kind.name}: {key}" for section in (HOSTS, TRAFFIC, SINKS, FEEDS)
                     for kind in section.kinds for key in keys_of(kind.options) if key not in documented}
     assert undocumented == set()
 
@@ -154,8 +156,9 @@ def test_reading_a_config_of_every_kind_imports_no_source_or_sink_code() -> None
             "'SLACK_WEBHOOK_URL', 'SURGEWATCH_EXPORT_TOKEN', 'UMAMI_PASSWORD', 'WEB1_TOKEN')}\n"
             f"cfg = load_config({str(ROOT / 'config.example.toml')!r}, env)\n"
             "assert len({t.source for t in cfg.traffic}) == 8 and len({s.kind for s in cfg.sinks}) == 7\n"
+            "assert [f.source for f in cfg.campaign_feeds] == ['ical']\n"
             "heavy = ('httpx', 'psutil', 'surgewatch.sources.http', 'surgewatch.sources.umami', "
-            "'surgewatch.sources.local', 'surgewatch.alerting.sinks')\n"
+            "'surgewatch.sources.local', 'surgewatch.alerting.sinks', 'icalendar', 'surgewatch.feeds')\n"
             "print([m for m in heavy if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

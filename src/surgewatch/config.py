@@ -16,7 +16,8 @@ from .analysis import DEFAULT_LIVE_DETECTOR, LIVE_DETECTORS
 from .model import Severity, glob_match
 from .plugins import Section, TlsConfig
 from .sources.base import HostConfig, TrafficConfig
-from .sources.registry import HOSTS, TRAFFIC
+from .sources.feed_kinds import CampaignFeedConfig
+from .sources.registry import FEEDS, HOSTS, TRAFFIC
 from .units import parse_duration
 
 try:
@@ -80,35 +81,6 @@ class CampaignConfig:
     def validate(self) -> None:
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise plugins.OptionError("end", "end must be after start")
-
-
-FEED_SOURCES = {"ical", "mailchimp", "json"}
-FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
-               "status")
-
-
-@dataclass(frozen=True)
-class CampaignFeedConfig:
-    """A place marketing plans campaigns (a calendar, Mailchimp, any JSON list); its events become campaigns."""
-
-    name: str
-    source: str  # ical | mailchimp | json
-    url: str | None = None
-    path: str | None = None  # ical: a local .ics file instead of a URL
-    interval: float = 300.0
-    timeout: float | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    token: str | None = field(default=None, repr=False)  # mailchimp: the API key (its -dc suffix names the server)
-    traffic: str | None = None  # the [[traffic]] the campaigns' visitors come from (default: the only one)
-    hosts: tuple[str, ...] = ()  # hosts of an event that names none
-    duration: float = 6 * 3600.0  # length of a campaign whose event has no end (a Mailchimp send)
-    horizon: float = 14 * 86400.0  # events starting up to this far ahead become (scheduled) campaigns
-    lookback: float = 86400.0  # events that ended this long ago are still listed (post-mortems, plans)
-    categories: tuple[str, ...] = ()  # ical: only events with one of these CATEGORIES (empty: every event)
-    click_rate: float | None = None  # mailchimp: visitors per recipient (else learned from earlier sends)
-    items: str | None = None  # json: dotted path to the list of campaigns
-    fields: Mapping[str, str] = field(default_factory=dict)  # campaign field → event property / item path
-    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)
@@ -296,7 +268,7 @@ class _Parser:
         export = self._export(doc.get("export", {}))
         schedules = tuple(self._named(ScheduleConfig, "schedule", t, i)
                           for i, t in enumerate(self._array(doc, "schedule")))
-        feeds = tuple(self._campaign_feed(t, i) for i, t in enumerate(self._array(doc, "campaign_feed")))
+        feeds = tuple(self._kinded(FEEDS, t, i) for i, t in enumerate(self._array(doc, "campaign_feed")))
         cfg = Config(monitor, hosts, probes, traffic, campaigns, rules, sinks, export, self.label,
                      schedules=schedules, campaign_feeds=feeds)
         self._cross_check(cfg)
@@ -399,41 +371,6 @@ class _Parser:
         """A [[probe]], [[campaign]] or [[schedule]] table: a name and the keys its options dataclass declares."""
         r = _Table(self, t, section, i, None)
         cfg = self._options(r, options, {"name": r.name()}, section)
-        r.done()
-        return cfg
-
-    def _campaign_feed(self, t: dict[str, Any], i: int) -> CampaignFeedConfig:
-        r = _Table(self, t, "campaign_feed", i, None)
-        name = r.name()
-        source = r.choice("source", FEED_SOURCES, required=True) or ""
-        url = r.string("url", None, required=source in ("mailchimp", "json"))
-        path = r.string("path", None) if source == "ical" else None
-        if source == "ical" and (url is None) == (path is None):
-            raise r.fail("url", "needs one of url (an iCalendar URL) or path (an .ics file)")
-        fields = r.str_map("fields")
-        for key in fields:
-            if key not in FEED_FIELDS:
-                raise r.fail("fields", f"fields names {key!r}, which is not a campaign field "
-                                       f"(one of: {', '.join(FEED_FIELDS)})")
-        cfg = CampaignFeedConfig(
-            name=name, source=source, url=url, path=os.path.expanduser(path) if path else None,
-            interval=r.duration("interval", 300.0, minimum=1.0) or 300.0,
-            timeout=r.duration("timeout", None, minimum=0.01),
-            headers=r.headers(),
-            token=r.string("token", None, required=source == "mailchimp"),
-            traffic=r.string("traffic", None),
-            hosts=tuple(r.str_list("hosts")),
-            duration=r.duration("duration", 6 * 3600.0, minimum=60.0) or 6 * 3600.0,
-            horizon=r.duration("horizon", 14 * 86400.0, minimum=0.0) or 0.0,
-            lookback=r.duration("lookback", 86400.0, minimum=0.0) or 0.0,
-            categories=tuple(r.str_list("categories")),
-            click_rate=r.number("click_rate", None, minimum=0.0),
-            items=r.string("items", None) if source == "json" else None,
-            fields=fields,
-            tls=r.tls(),
-        )
-        if cfg.click_rate is not None and cfg.click_rate > 1.0:
-            raise r.fail("click_rate", f"click_rate is visitors per recipient, 0 to 1, got {cfg.click_rate:g}")
         r.done()
         return cfg
 

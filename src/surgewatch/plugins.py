@@ -69,7 +69,10 @@ class Options(Protocol):
 class Reader(Protocol):
     """What a field helper may ask of the table being read (surgewatch.config implements it).
 
-    Every method takes the key out of the table, checks it and raises the config's one-line error."""
+    Every method takes the key out of the table, checks it and raises the config's one-line error; `fail`
+    makes that error for a check of the caller's own."""
+
+    def fail(self, key: str | None, msg: str) -> Exception: ...
 
     def string(self, key: str, default: str | None, required: bool = False) -> str | None: ...
     def ident(self, key: str) -> str | None: ...
@@ -104,13 +107,13 @@ _SPEC = "surgewatch.option"
 
 
 def option(read: ReadFn, *, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING,
-           required: bool = False, keys: tuple[str, ...] = (), hint: str = "") -> Any:
+           required: bool = False, keys: tuple[str, ...] = (), hint: str = "", repr: bool = True) -> Any:
     """A dataclass field read from the table by `read`; a required one has no default (a missing key is the
     section's "KEY is required" / "source 'x' needs KEY" line, then ` (hint)` if one is given)."""
     spec = OptionSpec(read, keys, required, hint)
     if required:
-        return field(metadata={_SPEC: spec})
-    return field(default=default, default_factory=default_factory, metadata={_SPEC: spec})
+        return field(metadata={_SPEC: spec}, repr=repr)
+    return field(default=default, default_factory=default_factory, metadata={_SPEC: spec}, repr=repr)
 
 
 def string(*, required: bool = False) -> Any:

@@ -8,28 +8,18 @@ feed's last good list with the config's campaigns (`base.merge_campaigns`). Each
 from __future__ import annotations
 
 from ..config import CampaignFeedConfig, Config
+from ..sources.feed_kinds import FeedContext
+from ..sources.registry import FEEDS
 from ..statedir import resolve_state_dir
-from .base import FeedSource, Fetcher, merge_campaigns
+from .base import FeedSource, merge_campaigns
 
 __all__ = ["FeedSource", "build_feed", "merge_campaigns"]
 
 
 def build_feed(cfg: CampaignFeedConfig, config: Config) -> FeedSource:
-    """The source polling one feed (its fetcher's libraries are imported only when a feed of that kind exists)."""
+    """The source polling one feed, built by its kind (sources/feed_kinds.py: a kind's fetcher and its libraries
+    are imported only when a feed of that kind exists)."""
     traffic = cfg.traffic or config.traffic[0].name
     timeout = cfg.timeout if cfg.timeout is not None else max(config.monitor.timeout, 10.0)
-    if cfg.source == "ical":
-        from .ical import CalendarFetcher
-
-        fetch: Fetcher = CalendarFetcher(cfg, traffic, timeout)
-    elif cfg.source == "mailchimp":
-        from .mailchimp import MailchimpFetcher
-
-        fetch = MailchimpFetcher(cfg, traffic, timeout)
-    else:
-        from .jsonfeed import JsonFeedFetcher
-
-        fetch = JsonFeedFetcher(cfg, traffic, timeout)
     cache = resolve_state_dir(config.monitor.state_dir, config.path) / "feeds" / f"{cfg.name}.json"
-    return FeedSource(cfg, traffic, timeout, fetch, cache=cache)
-
+    return FEEDS.build(cfg, FeedContext(traffic, timeout, cache))

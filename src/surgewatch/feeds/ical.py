@@ -25,8 +25,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..config import CampaignConfig, CampaignFeedConfig
+from ..config import CampaignConfig
 from ..sources.base import SourceError
+from ..sources.feed_kinds import IcalFeedConfig
 from ..sources.http import HttpPoller
 from .base import CANCELLED, FeedResult, campaign_name, host_list
 
@@ -58,7 +59,7 @@ def _number(text: str, what: str) -> float:
     return v
 
 
-def parse_calendar(text: str | bytes, cfg: CampaignFeedConfig, traffic: str, now: float) -> FeedResult:
+def parse_calendar(text: str | bytes, cfg: IcalFeedConfig, traffic: str, now: float) -> FeedResult:
     """The campaigns of a calendar document in the feed's window; SourceError when it is not iCalendar."""
     import icalendar
     import recurring_ical_events
@@ -95,7 +96,7 @@ def parse_calendar(text: str | bytes, cfg: CampaignFeedConfig, traffic: str, now
     return result
 
 
-def _campaign(event: Any, cfg: CampaignFeedConfig, traffic: str, recurring: set[str]) -> CampaignConfig | None:
+def _campaign(event: Any, cfg: IcalFeedConfig, traffic: str, recurring: set[str]) -> CampaignConfig | None:
     if str(event.get("STATUS") or "").lower() in CANCELLED:
         return None
     if cfg.categories:
@@ -158,7 +159,7 @@ def _fields(event: Any, mapping: Mapping[str, str]) -> dict[str, str]:
 class CalendarFetcher:
     """Reads the calendar from its URL (HttpPoller: retries, size cap, one-line errors) or its file."""
 
-    def __init__(self, cfg: CampaignFeedConfig, traffic: str, timeout: float) -> None:
+    def __init__(self, cfg: IcalFeedConfig, traffic: str, timeout: float) -> None:
         self.cfg, self.traffic = cfg, traffic
         self._http = (HttpPoller(label=f"feed:{cfg.name}", headers=cfg.headers, timeout=timeout,
                                  max_bytes=MAX_BYTES, tls=cfg.tls) if cfg.url else None)

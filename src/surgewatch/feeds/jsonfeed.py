@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..config import FEED_FIELDS, CampaignConfig, CampaignFeedConfig
+from ..config import CampaignConfig
 from ..sources.base import SourceError
+from ..sources.feed_kinds import FEED_FIELDS, JsonFeedConfig
 from ..sources.http import HttpPoller, as_number, dig
 from .base import CANCELLED, FeedResult, campaign_name, host_list
 
@@ -29,7 +30,7 @@ def _time(value: Any, what: str) -> float:
 
 
 class JsonFeedFetcher:
-    def __init__(self, cfg: CampaignFeedConfig, traffic: str, timeout: float) -> None:
+    def __init__(self, cfg: JsonFeedConfig, traffic: str, timeout: float) -> None:
         self.cfg, self.traffic = cfg, traffic
         self.paths = {f: cfg.fields.get(f, f) for f in FEED_FIELDS}
         self._http = HttpPoller(label=f"feed:{cfg.name}", headers=cfg.headers, timeout=timeout, tls=cfg.tls)

@@ -19,8 +19,9 @@ import statistics
 from datetime import datetime
 from typing import Any
 
-from ..config import CampaignConfig, CampaignFeedConfig
+from ..config import CampaignConfig
 from ..sources.base import SourceError
+from ..sources.feed_kinds import MailchimpFeedConfig
 from ..sources.http import HttpPoller
 from .base import FeedResult, campaign_name
 
@@ -31,7 +32,7 @@ LEARN_FROM = 10  # earlier sends of a list whose click rates give the learned ra
 LEARN_EVERY = 3600.0  # seconds between refreshes of the learned click rates
 
 
-def api_url(cfg: CampaignFeedConfig) -> str:
+def api_url(cfg: MailchimpFeedConfig) -> str:
     """The API's base URL: the configured one, else the data centre named by the key's suffix."""
     if cfg.url:
         return cfg.url.rstrip("/")
@@ -56,7 +57,7 @@ def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 class MailchimpFetcher:
-    def __init__(self, cfg: CampaignFeedConfig, traffic: str, timeout: float) -> None:
+    def __init__(self, cfg: MailchimpFeedConfig, traffic: str, timeout: float) -> None:
         import base64
 
         self.cfg, self.traffic = cfg, traffic

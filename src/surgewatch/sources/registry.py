@@ -1,6 +1,6 @@
-"""The source kinds this build knows, in plain lists: [[host]] `source = …` and [[traffic]] `source = …`.
+"""The source kinds this build knows, in plain lists: `source = …` of [[host]], [[traffic]], [[campaign_feed]].
 
-A kind is added by appending its `Kind` (see surgewatch.plugins) to HOSTS.kinds or TRAFFIC.kinds here. The
+A kind is added by appending its `Kind` (see surgewatch.plugins) to a section's list here. The
 config validates each table against its kind's options; build_sources() builds each through its kind.
 Cheap to import: no source module is imported until a kind is built.
 """
@@ -8,10 +8,15 @@ Cheap to import: no source module is imported until a kind is built.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..plugins import Section, one_of
-from . import host_kinds, traffic_kinds
+from . import feed_kinds, host_kinds, traffic_kinds
 from .base import Source, SourceContext
+from .feed_kinds import FeedContext
+
+if TYPE_CHECKING:
+    from ..feeds.base import FeedSource
 
 
 def _needs(kind: str, key: str) -> str:
@@ -32,3 +37,6 @@ TRAFFIC: Section[SourceContext, Source] = Section(
     [traffic_kinds.DEMO, traffic_kinds.ACCESS_LOG, traffic_kinds.JSON, traffic_kinds.PLAUSIBLE,
      traffic_kinds.UMAMI, traffic_kinds.MATOMO, traffic_kinds.GA4, traffic_kinds.PROMQL],
     missing=_needs, elsewhere=_only)
+
+FEEDS: Section[FeedContext, FeedSource] = Section(
+    "campaign_feed", "source", [feed_kinds.ICAL, feed_kinds.MAILCHIMP, feed_kinds.JSON], elsewhere=_only)

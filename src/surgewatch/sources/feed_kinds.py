@@ -1,0 +1,134 @@
+"""The [[campaign_feed]] kinds: ical, mailchimp, json (options and build; see surgewatch.plugins).
+
+A feed is a source the collector polls (`feed:NAME`); its fetcher lives in surgewatch.feeds and is imported
+by the build function, so reading a config never imports the calendar libraries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import plugins as opt
+from ..plugins import Kind, OptionError, TlsConfig
+
+if TYPE_CHECKING:
+    from ..feeds.base import FeedSource
+
+# The campaign fields a feed event or item can carry ([campaign_feed.fields] maps them to other names).
+FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
+               "status")
+
+
+@dataclass(frozen=True)
+class FeedContext:
+    """What a feed kind's build function gets besides its options."""
+
+    traffic: str  # the [[traffic]] its campaigns' visitors come from
+    timeout: float
+    cache: Path | None = None  # where the last good list is kept (state dir) for a restart while the feed is down
+
+
+@dataclass(frozen=True, kw_only=True)
+class CampaignFeedConfig:
+    """A place marketing plans campaigns (a calendar, Mailchimp, any JSON list); its events become campaigns.
+    The keys every [[campaign_feed]] takes; each kind's options extend it."""
+
+    name: str
+    source: str  # ical | mailchimp | json
+    interval: float = opt.duration(300.0, minimum=1.0)
+    timeout: float | None = opt.duration(minimum=0.01)
+    headers: Mapping[str, str] = opt.headers()
+    traffic: str | None = opt.string()  # the [[traffic]] the campaigns' visitors come from (default: the only one)
+    hosts: tuple[str, ...] = opt.str_list()  # hosts of an event that names none
+    duration: float = opt.duration(6 * 3600.0, minimum=60.0)  # length of a campaign whose event has no end
+    horizon: float = opt.duration(14 * 86400.0)  # events starting up to this far ahead become (scheduled) campaigns
+    lookback: float = opt.duration(86400.0)  # events that ended this long ago are still listed (post-mortems, plans)
+    tls: TlsConfig = opt.tls()
+
+    def validate(self) -> None:
+        """Raise plugins.OptionError when the keys are wrong together (a kind overrides it)."""
+
+
+def _fields() -> Any:
+    """`[campaign_feed.fields]`: campaign field → event property (ical) or item path (json)."""
+    return opt.option(_read_fields, default_factory=dict)
+
+
+def _read_fields(r: opt.Reader, key: str) -> dict[str, str]:
+    fields = r.str_map(key)
+    for name in fields:
+        if name not in FEED_FIELDS:
+            raise r.fail(key, f"fields names {name!r}, which is not a campaign field "
+                              f"(one of: {', '.join(FEED_FIELDS)})")
+    return fields
+
+
+@dataclass(frozen=True, kw_only=True)
+class IcalFeedConfig(CampaignFeedConfig):
+    source: str = "ical"
+    url: str | None = opt.string()
+    path: str | None = opt.option(lambda r, k: _expand(r.string(k, None)), default=None)  # a local .ics file
+    categories: tuple[str, ...] = opt.str_list()  # only events with one of these CATEGORIES (empty: every event)
+    fields: Mapping[str, str] = _fields()
+
+    def validate(self) -> None:
+        if (self.url is None) == (self.path is None):
+            raise OptionError("url", "needs one of url (an iCalendar URL) or path (an .ics file)")
+
+
+def _expand(path: str | None) -> str | None:
+    return os.path.expanduser(path) if path else None
+
+
+def _ical(cfg: IcalFeedConfig, ctx: FeedContext) -> FeedSource:
+    from ..feeds.base import FeedSource
+    from ..feeds.ical import CalendarFetcher
+
+    return FeedSource(cfg, ctx.traffic, ctx.timeout, CalendarFetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
+
+
+ICAL = Kind("ical", IcalFeedConfig, _ical)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailchimpFeedConfig(CampaignFeedConfig):
+    source: str = "mailchimp"
+    url: str = opt.string(required=True)
+    token: str = opt.option(lambda r, k: r.string(k, None), required=True, repr=False)  # the API key
+    click_rate: float | None = opt.option(lambda r, k: r.number(k, None, minimum=0.0), default=None)
+
+    def validate(self) -> None:
+        if self.click_rate is not None and self.click_rate > 1.0:
+            raise OptionError("click_rate", f"click_rate is visitors per recipient, 0 to 1, got {self.click_rate:g}")
+
+
+def _mailchimp(cfg: MailchimpFeedConfig, ctx: FeedContext) -> FeedSource:
+    from ..feeds.base import FeedSource
+    from ..feeds.mailchimp import MailchimpFetcher
+
+    return FeedSource(cfg, ctx.traffic, ctx.timeout, MailchimpFetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
+
+
+MAILCHIMP = Kind("mailchimp", MailchimpFeedConfig, _mailchimp)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JsonFeedConfig(CampaignFeedConfig):
+    source: str = "json"
+    url: str = opt.string(required=True)
+    items: str | None = opt.string()  # dotted path to the list of campaigns
+    fields: Mapping[str, str] = _fields()
+
+
+def _json(cfg: JsonFeedConfig, ctx: FeedContext) -> FeedSource:
+    from ..feeds.base import FeedSource
+    from ..feeds.jsonfeed import JsonFeedFetcher
+
+    return FeedSource(cfg, ctx.traffic, ctx.timeout, JsonFeedFetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
+
+
+JSON = Kind("json", JsonFeedConfig, _json)
