@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import plugins as opt
 from ..plugins import Kind, OptionError, TlsConfig
 
 if TYPE_CHECKING:
-    from ..feeds.base import FeedSource
+    from ..feeds.base import FeedSource, Fetcher
 
 # The campaign fields a feed event or item can carry ([campaign_feed.fields] maps them to other names).
 FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
@@ -67,6 +67,13 @@ def _read_fields(r: opt.Reader, key: str) -> dict[str, str]:
     return fields
 
 
+def _polled(cfg: CampaignFeedConfig, ctx: FeedContext, fetch: Fetcher) -> FeedSource:
+    """The source the collector polls for one feed, reading it through its kind's fetcher."""
+    from ..feeds.base import FeedSource
+
+    return FeedSource(cfg, ctx.traffic, ctx.timeout, fetch, cache=ctx.cache)
+
+
 @dataclass(frozen=True, kw_only=True)
 class IcalFeedConfig(CampaignFeedConfig):
     source: str = "ical"
@@ -85,10 +92,9 @@ def _expand(path: str | None) -> str | None:
 
 
 def _ical(cfg: IcalFeedConfig, ctx: FeedContext) -> FeedSource:
-    from ..feeds.base import FeedSource
     from ..feeds.ical import CalendarFetcher
 
-    return FeedSource(cfg, ctx.traffic, ctx.timeout, CalendarFetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
+    return _polled(cfg, ctx, CalendarFetcher(cfg, ctx.traffic, ctx.timeout))
 
 
 ICAL = Kind("ical", IcalFeedConfig, _ical)
@@ -107,10 +113,9 @@ class MailchimpFeedConfig(CampaignFeedConfig):
 
 
 def _mailchimp(cfg: MailchimpFeedConfig, ctx: FeedContext) -> FeedSource:
-    from ..feeds.base import FeedSource
     from ..feeds.mailchimp import MailchimpFetcher
 
-    return FeedSource(cfg, ctx.traffic, ctx.timeout, MailchimpFetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
+    return _polled(cfg, ctx, MailchimpFetcher(cfg, ctx.traffic, ctx.timeout))
 
 
 MAILCHIMP = Kind("mailchimp", MailchimpFeedConfig, _mailchimp)
@@ -125,10 +130,9 @@ class JsonFeedConfig(CampaignFeedConfig):
 
 
 def _json(cfg: JsonFeedConfig, ctx: FeedContext) -> FeedSource:
-    from ..feeds.base import FeedSource
     from ..feeds.jsonfeed import JsonFeedFetcher
 
-    return FeedSource(cfg, ctx.traffic, ctx.timeout, JsonFeedFetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
+    return _polled(cfg, ctx, JsonFeedFetcher(cfg, ctx.traffic, ctx.timeout))
 
 
 JSON = Kind("json", JsonFeedConfig, _json)
