@@ -101,9 +101,15 @@ ICAL = Kind("ical", IcalFeedConfig, _ical)
 
 
 @dataclass(frozen=True, kw_only=True)
-class MailchimpFeedConfig(CampaignFeedConfig):
-    source: str = "mailchimp"
+class ApiFeedConfig(CampaignFeedConfig):
+    """A feed read from an HTTP API (mailchimp, json): its url is required."""
+
     url: str = opt.string(required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailchimpFeedConfig(ApiFeedConfig):
+    source: str = "mailchimp"
     token: str = opt.option(lambda r, k: r.string(k, None), required=True, repr=False)  # the API key
     click_rate: float | None = opt.option(lambda r, k: r.number(k, None, minimum=0.0), default=None)
 
@@ -122,9 +128,8 @@ MAILCHIMP = Kind("mailchimp", MailchimpFeedConfig, _mailchimp)
 
 
 @dataclass(frozen=True, kw_only=True)
-class JsonFeedConfig(CampaignFeedConfig):
+class JsonFeedConfig(ApiFeedConfig):
     source: str = "json"
-    url: str = opt.string(required=True)
     items: str | None = opt.string()  # dotted path to the list of campaigns
     fields: Mapping[str, str] = _fields()
 

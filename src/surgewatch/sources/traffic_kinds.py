@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .. import plugins as opt
 from ..plugins import Kind, OptionError, TlsConfig
@@ -59,16 +59,28 @@ ACCESS_LOG = Kind("access-log", AccessLogConfig, _access_log)
 
 
 @dataclass(frozen=True, kw_only=True)
-class JsonTrafficConfig(TrafficConfig):
+class HttpTrafficConfig(TrafficConfig):
+    """The keys of every traffic kind read over HTTP(S): headers sent with each request, TLS settings."""
+
+    headers: Mapping[str, str] = opt.headers()
+    tls: TlsConfig = opt.tls()
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointConfig(HttpTrafficConfig):
+    """A traffic kind read from one endpoint the user names (json, promql): its url is required."""
+
+    url: str = opt.string(required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JsonTrafficConfig(EndpointConfig):
     """Any JSON endpoint: `value` is the path to the visitor count, `items`/`key` split it by campaign."""
 
     source: str = "json"
-    url: str = opt.string(required=True)
     value: str = opt.string(required=True)
     items: str | None = opt.string()
     key: str | None = opt.string()
-    headers: Mapping[str, str] = opt.headers()
-    tls: TlsConfig = opt.tls()
 
 
 def _json(cfg: JsonTrafficConfig, ctx: SourceContext) -> Source:
@@ -82,15 +94,24 @@ JSON = Kind("json", JsonTrafficConfig, _json)
 
 
 @dataclass(frozen=True, kw_only=True)
-class AnalyticsConfig(TrafficConfig):
+class AnalyticsConfig(HttpTrafficConfig):
     """The keys every web-analytics service takes: a site, where its API is, an API token."""
 
     site_id: str = opt.ident(required=True)
     url: str | None = opt.string()  # the service's own API by default (Cloud); a self-hosted server's URL
     token: str | None = opt.secret_header()
     window: float | None = _window()
-    headers: Mapping[str, str] = opt.headers()
-    tls: TlsConfig = opt.tls()
+
+    def api(self) -> ApiArgs:
+        """The keyword arguments every analytics source takes alike."""
+        return {"token": self.token, "window": self.window, "headers": self.headers, "tls": self.tls}
+
+
+class ApiArgs(TypedDict):
+    token: str | None
+    window: float | None
+    headers: Mapping[str, str]
+    tls: TlsConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,8 +122,7 @@ class PlausibleConfig(AnalyticsConfig):
 def _plausible(cfg: PlausibleConfig, ctx: SourceContext) -> Source:
     from .plausible import PlausibleSource
 
-    return PlausibleSource(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url,
-                           token=cfg.token, window=cfg.window, headers=cfg.headers, tls=cfg.tls)
+    return PlausibleSource(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url, **cfg.api())
 
 
 PLAUSIBLE = Kind("plausible", PlausibleConfig, _plausible)
@@ -127,8 +147,7 @@ def _umami(cfg: UmamiConfig, ctx: SourceContext) -> Source:
     from .umami import UmamiSource
 
     return UmamiSource(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url,
-                       token=cfg.token, username=cfg.username, password=cfg.password, window=cfg.window,
-                       headers=cfg.headers, tls=cfg.tls)
+                       username=cfg.username, password=cfg.password, **cfg.api())
 
 
 UMAMI = Kind("umami", UmamiConfig, _umami)
@@ -143,8 +162,7 @@ class MatomoConfig(AnalyticsConfig):
 def _matomo(cfg: MatomoConfig, ctx: SourceContext) -> Source:
     from .matomo import MatomoSource
 
-    return MatomoSource(cfg.name, cfg.url, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, token=cfg.token,
-                        window=cfg.window, headers=cfg.headers, tls=cfg.tls)
+    return MatomoSource(cfg.name, cfg.url, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, **cfg.api())
 
 
 MATOMO = Kind("matomo", MatomoConfig, _matomo)
@@ -174,23 +192,20 @@ def _ga4(cfg: GA4Config, ctx: SourceContext) -> Source:
     from .ga4 import GA4Source
 
     key_file = os.path.expanduser(cfg.credentials_file) if cfg.credentials_file else None
-    return GA4Source(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, token=cfg.token, url=cfg.url,
-                     window=cfg.window, headers=cfg.headers, tls=cfg.tls, credentials_file=key_file)
+    return GA4Source(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url,
+                     credentials_file=key_file, **cfg.api())
 
 
 GA4 = Kind("ga4", GA4Config, _ga4)
 
 
 @dataclass(frozen=True, kw_only=True)
-class PromQLTrafficConfig(TrafficConfig):
+class PromQLTrafficConfig(EndpointConfig):
     """Traffic from a PromQL query (a request rate); `campaign_label` splits it by utm_campaign value."""
 
     source: str = "promql"
-    url: str = opt.string(required=True)
     query: str = opt.string(required=True)
     campaign_label: str | None = opt.string()
-    headers: Mapping[str, str] = opt.headers()
-    tls: TlsConfig = opt.tls()
 
 
 def _promql(cfg: PromQLTrafficConfig, ctx: SourceContext) -> Source:
