@@ -138,6 +138,7 @@ def test_each_kind_gets_its_own_typed_options_so_umami_login_is_umamis_alone() -
                        '[[traffic]]\nname = "p"\nsource = "plausible"\nsite_id = "shop"\n', "config.toml", {})
     umami, plausible = cfg.traffic
     assert isinstance(umami, UmamiConfig) and (umami.username, umami.password) == ("admin", "pw")
+    assert "pw" not in repr(umami)  # secrets stay out of the options' repr (logs, tracebacks)
     assert isinstance(plausible, PlausibleConfig) and not hasattr(plausible, "username")
 
 

@@ -1,4 +1,5 @@
-"""Plug-in kinds: how the tables whose kind picks their keys ([[host]], [[traffic]], [[sink]]) are declared.
+"""Plug-in kinds: how tables whose kind picks their keys ([[host]], [[traffic]], [[sink]], [[campaign_feed]])
+are declared, and how any table's keys are declared as an options dataclass ([[probe]], [[campaign]], …).
 
 A `Section` is one such table type: its name ("host"), the key that picks the kind (`source`, `kind`) and
 its kinds, in a plain list. A `Kind` is a name, an options dataclass and a build function:
@@ -17,7 +18,8 @@ a key no kind takes as "unknown key 'KEY'".
 
 Adding a kind is one module (its options, its build function, `KIND = Kind(...)`) plus one line in its
 section's list (surgewatch.sources.registry, surgewatch.alerting.sink_kinds); tests/test_plugins.py shows it.
-Nothing here imports the rest of surgewatch.
+Option groups several kinds share are one helper (`tls()` reads ca_file, tls_verify, cert_file and key_file
+into one TlsConfig). Nothing here imports the rest of surgewatch.
 """
 
 from __future__ import annotations
@@ -126,9 +128,14 @@ def ident(*, required: bool = False) -> Any:
     return option(lambda r, k: r.ident(k), default=None, required=required)
 
 
+def secret(*, required: bool = False) -> Any:
+    """A string that is a secret (a password, an API key): like string(), left out of the options' repr."""
+    return option(lambda r, k: r.string(k, None), default=None, required=required, repr=False)
+
+
 def secret_header() -> Any:
-    """A string sent inside an HTTP header (a token): refused if it holds CR, LF or NUL."""
-    return option(lambda r, k: r.header_value(k), default=None)
+    """A secret sent inside an HTTP header (a token): refused if it holds CR, LF or NUL; left out of repr."""
+    return option(lambda r, k: r.header_value(k), default=None, repr=False)
 
 
 def choice(default: str, allowed: set[str]) -> Any:

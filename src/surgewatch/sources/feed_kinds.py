@@ -110,7 +110,9 @@ class ApiFeedConfig(CampaignFeedConfig):
 @dataclass(frozen=True, kw_only=True)
 class MailchimpFeedConfig(ApiFeedConfig):
     source: str = "mailchimp"
-    token: str = opt.option(lambda r, k: r.string(k, None), required=True, repr=False)  # the API key
+    # the API key (its -dc suffix names the server)
+    token: str = opt.secret(required=True)
+    # visitors per recipient (else learned from earlier sends)
     click_rate: float | None = opt.option(lambda r, k: r.number(k, None, minimum=0.0), default=None)
 
     def validate(self) -> None:

@@ -134,7 +134,7 @@ class UmamiConfig(AnalyticsConfig):
 
     source: str = "umami"
     username: str | None = opt.string()
-    password: str | None = opt.string()
+    password: str | None = opt.secret()
 
     def validate(self) -> None:
         if not self.token and not (self.username and self.password):
