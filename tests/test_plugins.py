@@ -17,16 +17,15 @@ import pytest
 from recordings import CONFIG as RECORDED_CONFIG
 from recordings import craft
 from surgewatch import plugins as opt
-from surgewatch.alerting.sink_kinds import SINKS
 from surgewatch.config import ConfigError, parse_config
 from surgewatch.model import series
 from surgewatch.plugins import Kind, OptionError, keys_of
 from surgewatch.recording.reader import Recording
 from surgewatch.recording.replay import replay_config
+from surgewatch.registry import FEEDS, HOSTS, SINKS, TRAFFIC
 from surgewatch.sources import Reading, build_sources
 from surgewatch.sources.base import SourceContext, TrafficConfig
-from surgewatch.sources.registry import FEEDS, HOSTS, TRAFFIC
-from surgewatch.sources.traffic_kinds import PlausibleConfig, UmamiConfig
+from surgewatch.sources.web_kinds import PlausibleConfig, UmamiConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,12 +66,12 @@ def build_constant(cfg: ConstantConfig, ctx: SourceContext) -> ConstantSource:
     return ConstantSource(cfg, ctx)
 
 
-CONSTANT = Kind("constant", ConstantConfig, build_constant)
+KINDS = [Kind("constant", ConstantConfig, build_constant)]  # what the registry finds in a kind's module
 
 
 @pytest.fixture
 def constant_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TRAFFIC, "kinds", [*TRAFFIC.kinds, CONSTANT])  # the one line a new kind adds
+    monkeypatch.setitem(TRAFFIC.modules, "constant", __name__)  # the one line a new kind adds to the registry
 
 
 def error_of(text: str) -> str:

@@ -8,17 +8,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import plugins
-from .alerting.sink_kinds import SINKS, SinkConfig
 from .analysis import DEFAULT_LIVE_DETECTOR, LIVE_DETECTORS
 from .model import Severity, glob_match
 from .plugins import Section, TlsConfig
-from .sources.base import HostConfig, TrafficConfig
-from .sources.feed_kinds import CampaignFeedConfig
-from .sources.registry import FEEDS, HOSTS, TRAFFIC
+from .registry import FEEDS, HOSTS, SINKS, TRAFFIC
 from .units import parse_duration
+
+if TYPE_CHECKING:
+    from .alerting.sink_kinds import SinkConfig
+    from .sources.base import HostConfig, TrafficConfig
+    from .sources.feed_kinds import CampaignFeedConfig
+
+# The options bases of the plug-in sections, importable from here as before; their modules (and the kinds'
+# dataclasses) load when first asked for, so reading a config only pays for the sections it has.
+_BASES = {"HostConfig": "surgewatch.sources.base", "TrafficConfig": "surgewatch.sources.base",
+          "SinkConfig": "surgewatch.alerting.sink_kinds", "CampaignFeedConfig": "surgewatch.sources.feed_kinds"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BASES:
+        import importlib
+
+        return getattr(importlib.import_module(_BASES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 try:
     import tomllib

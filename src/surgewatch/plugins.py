@@ -16,8 +16,8 @@ surgewatch.config reads every table against the options of its kind, with the sa
 other key: a key that another kind of the section takes is refused as "KEY only applies to source 'ga4'",
 a key no kind takes as "unknown key 'KEY'".
 
-Adding a kind is one module (its options, its build function, `KIND = Kind(...)`) plus one line in its
-section's list (surgewatch.sources.registry, surgewatch.alerting.sink_kinds); tests/test_plugins.py shows it.
+Adding a kind is one module (its options, its build function, `KINDS = [Kind(...)]`) plus one line in its
+section's list in surgewatch.registry (kind name → that module); tests/test_plugins.py adds one in a test.
 Option groups several kinds share are one helper (`tls()` reads ca_file, tls_verify, cert_file and key_file
 into one TlsConfig). Nothing here imports the rest of surgewatch.
 """
@@ -25,9 +25,10 @@ into one TlsConfig). Nothing here imports the rest of surgewatch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 C = TypeVar("C")  # a kind's options dataclass
 X = TypeVar("X")  # what its build function is given besides the options (the section's build context)
@@ -202,28 +203,36 @@ def is_required(kind: str, key: str) -> str:
     return f"{key} is required"
 
 
-@dataclass
 class Section(Generic[X, R]):
-    """A table type whose `selector` key picks a kind; `kinds` is the plain list they are looked up in.
+    """A table type whose `selector` key picks a kind, and where each kind is declared.
 
-    `missing(kind, key)` and `elsewhere(key, kinds)` phrase a required key that is absent and a key only
-    other kinds take. `named`: tables carry a `name` key (hosts, traffic) or not (sinks)."""
+    `modules` maps each kind's name, in list order, to the module that declares it in its `KINDS` list; a
+    module is imported when one of its kinds is first needed (a table names it, or it is built), so a config
+    pays only for the kinds it uses. `missing(kind, key)` and `elsewhere(key, kinds)` phrase a required key
+    that is absent and a key only other kinds take. `named`: tables carry a `name` key (hosts, traffic) or not
+    (sinks)."""
 
-    name: str
-    selector: str
-    kinds: list[Kind[Any, X, R]]
-    elsewhere: Callable[[str, Sequence[str]], str]
-    missing: Callable[[str, str], str] = is_required
-    named: bool = True
+    def __init__(self, name: str, selector: str, modules: Mapping[str, str],
+                 elsewhere: Callable[[str, Sequence[str]], str], missing: Callable[[str, str], str] = is_required,
+                 named: bool = True) -> None:
+        self.name, self.selector, self.modules = name, selector, dict(modules)
+        self.elsewhere, self.missing, self.named = elsewhere, missing, named
 
     def names(self) -> set[str]:
-        return {k.name for k in self.kinds}
+        return set(self.modules)
 
     def kind(self, name: str) -> Kind[Any, X, R]:
-        for k in self.kinds:
-            if k.name == name:
-                return k
+        """The kind called `name` (KeyError if the section has none), importing the module that declares it."""
+        if name in self.modules:
+            for k in importlib.import_module(self.modules[name]).KINDS:
+                if k.name == name:
+                    return cast("Kind[Any, X, R]", k)
         raise KeyError(f"{self.name} {self.selector} {name!r} is not a known kind")
+
+    @property
+    def kinds(self) -> list[Kind[Any, X, R]]:
+        """Every kind of the section, in list order (imports every module that declares one)."""
+        return [self.kind(name) for name in self.modules]
 
     def taken_by(self, key: str) -> list[str]:
         """The kinds (in list order) whose options take `key`."""

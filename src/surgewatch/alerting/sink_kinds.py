@@ -2,19 +2,19 @@
 
 SinkConfig holds the keys every [[sink]] takes; each kind's options extend it. Build functions import
 surgewatch.alerting.sinks when called, so reading a config stays cheap. A kind is added by appending its
-Kind to SINKS.kinds.
+Kind to KINDS (surgewatch.registry names this module).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import plugins as opt
 from ..model import Severity
-from ..plugins import Kind, OptionError, Section, TlsConfig, and_list
+from ..plugins import Kind, OptionError, TlsConfig
 
 if TYPE_CHECKING:
     from .sinks import Sink
@@ -123,14 +123,7 @@ def _alertmanager(cfg: HttpSinkConfig, ctx: None) -> Sink:
                             proxy=cfg.proxy)
 
 
-def _only(key: str, kinds: Sequence[str]) -> str:
-    return f"{key} applies only to {and_list(kinds)} sinks"
-
-
-SINKS: Section[None, Sink] = Section(
-    "sink", "kind",
-    [Kind("stdout", SinkConfig, _stdout), Kind("file", FileSinkConfig, _file),
-     Kind("webhook", HttpSinkConfig, _webhook), Kind("slack", HttpSinkConfig, _slack),
-     Kind("alertmanager", HttpSinkConfig, _alertmanager), Kind("command", CommandSinkConfig, _command),
-     Kind("bell", SinkConfig, _bell)],
-    elsewhere=_only, named=False)
+KINDS = [Kind("stdout", SinkConfig, _stdout), Kind("file", FileSinkConfig, _file),
+         Kind("webhook", HttpSinkConfig, _webhook), Kind("slack", HttpSinkConfig, _slack),
+         Kind("alertmanager", HttpSinkConfig, _alertmanager), Kind("command", CommandSinkConfig, _command),
+         Kind("bell", SinkConfig, _bell)]

@@ -551,7 +551,7 @@ class AlertmanagerSink(_HttpSink):
 
 def build_sink(cfg: SinkConfig) -> Sink:
     """The sink object for one [[sink]] entry (the config has already been validated), built by its kind."""
-    from .sink_kinds import SINKS
+    from ..registry import SINKS
 
     try:
         return SINKS.build(cfg, None)

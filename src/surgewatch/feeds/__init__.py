@@ -8,8 +8,8 @@ feed's last good list with the config's campaigns (`base.merge_campaigns`). Each
 from __future__ import annotations
 
 from ..config import CampaignFeedConfig, Config
+from ..registry import FEEDS
 from ..sources.feed_kinds import FeedContext
-from ..sources.registry import FEEDS
 from ..statedir import resolve_state_dir
 from .base import FeedSource, merge_campaigns
 

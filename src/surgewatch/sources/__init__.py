@@ -1,15 +1,15 @@
 """Builds the configured sources; one module per kind of endpoint lives beside this file.
 
-Which kinds exist, and how each is built, is the registry's (sources/registry.py): a kind is its options
-dataclass and build function (host_kinds.py, traffic_kinds.py).
+Which kinds exist, and how each is built, is the registry's (surgewatch/registry.py): a kind is its options
+dataclass and build function (host_kinds.py, traffic_kinds.py, web_kinds.py, feed_kinds.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..registry import HOSTS, TRAFFIC
 from .base import BuildOptions, DemoSeed, Reading, Source, SourceContext, SourceError
-from .registry import HOSTS, TRAFFIC
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -91,7 +91,7 @@ class HostConfig(PolledConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class TrafficConfig(PolledConfig):
-    """The keys every [[traffic]] table takes; each source kind's options extend it (sources/traffic_kinds.py)."""
+    """The keys every [[traffic]] table takes; each kind extends it (traffic_kinds.py, web_kinds.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -143,3 +143,5 @@ def _json(cfg: JsonFeedConfig, ctx: FeedContext) -> FeedSource:
 
 
 JSON = Kind("json", JsonFeedConfig, _json)
+
+KINDS = [ICAL, MAILCHIMP, JSON]

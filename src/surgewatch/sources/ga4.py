@@ -44,7 +44,7 @@ class GA4Source:
         self.token = token
         self.minutes = window_minutes(window or DEFAULT_WINDOW, cap=30)
         self.auth: ServiceAccountToken | None = None
-        if credentials_file:  # else a token: the config made sure of one (traffic_kinds.GA4Config)
+        if credentials_file:  # else a token: the config made sure of one (web_kinds.GA4Config)
             try:
                 self.auth = ServiceAccountToken(load_key(credentials_file), self.name, timeout)
             except KeyFileError as exc:

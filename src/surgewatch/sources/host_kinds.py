@@ -79,3 +79,5 @@ def _promql(cfg: PromQLHostConfig, ctx: SourceContext) -> Source:
 
 
 PROMQL = Kind("promql", PromQLHostConfig, _promql)
+
+KINDS = [LOCAL, DEMO, PROMETHEUS, PROMQL]

@@ -38,7 +38,7 @@ CLOUD_URL = "https://api.umami.is/v1"
 
 def api_base(url: str | None, cloud: bool) -> str:
     """The API root: Cloud URLs are used as given (Umami Cloud's without one); a self-hosted site's API lives
-    under `/api` (its url is required by the config: traffic_kinds.UmamiConfig)."""
+    under `/api` (its url is required by the config: web_kinds.UmamiConfig)."""
     if url is None:
         return CLOUD_URL
     url = url.rstrip("/")
