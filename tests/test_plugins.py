@@ -180,3 +180,13 @@ def test_a_recording_whose_config_has_keys_its_kinds_never_took_still_replays_wi
     assert cfg.traffic[0].source == "json" and not hasattr(cfg.traffic[0], "window")
     with pytest.raises(ConfigError, match="unknown key 'windoww'"):  # a typo is still refused
         parse_config(old.replace("window =", "windoww ="), "rec", {}, recorded=True)
+
+
+def test_reading_a_config_imports_only_the_kinds_it_uses() -> None:
+    code = ("import sys\nfrom surgewatch.config import parse_config\n"
+            "cfg = parse_config('[[host]]\\nname = \"h\"\\nsource = \"local\"\\n[[traffic]]\\nname = \"t\"\\n"
+            "source = \"demo\"\\n')\n"
+            "print(sorted(m for m in sys.modules if m.endswith('_kinds')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['surgewatch.sources.host_kinds', 'surgewatch.sources.traffic_kinds']"
