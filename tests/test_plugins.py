@@ -160,9 +160,7 @@ def test_reading_a_config_of_every_kind_imports_no_source_or_sink_code() -> None
             "heavy = ('httpx', 'psutil', 'surgewatch.sources.http', 'surgewatch.sources.umami', "
             "'surgewatch.sources.local', 'surgewatch.alerting.sinks', 'icalendar', 'surgewatch.feeds')\n"
             "print([m for m in heavy if m in sys.modules])\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert printed_by(code) == "[]"
 
 
 def test_a_recording_whose_config_has_keys_its_kinds_never_took_still_replays_with_it(tmp_path: Path) -> None:
@@ -187,6 +185,11 @@ def test_reading_a_config_imports_only_the_kinds_it_uses() -> None:
             "cfg = parse_config('[[host]]\\nname = \"h\"\\nsource = \"local\"\\n[[traffic]]\\nname = \"t\"\\n"
             "source = \"demo\"\\n')\n"
             "print(sorted(m for m in sys.modules if m.endswith('_kinds')))\n")
+    assert printed_by(code) == "['surgewatch.sources.host_kinds', 'surgewatch.sources.traffic_kinds']"
+
+
+def printed_by(code: str) -> str:
+    """What `code` prints in a fresh interpreter (which modules it imported)."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['surgewatch.sources.host_kinds', 'surgewatch.sources.traffic_kinds']"
+    return out.stdout.strip()

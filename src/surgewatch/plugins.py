@@ -175,6 +175,21 @@ def tls() -> Any:
     return option(lambda r, k: r.tls(), default_factory=TlsConfig, keys=TLS_KEYS)
 
 
+@dataclass(frozen=True, kw_only=True)
+class HttpOptions:
+    """The option group of every kind read or delivered over HTTP(S): `headers` and the TLS keys."""
+
+    headers: Mapping[str, str] = headers()
+    tls: TlsConfig = tls()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint(HttpOptions):
+    """An HTTP kind whose `url` the user must name, with its headers and TLS keys."""
+
+    url: str = string(required=True)
+
+
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 

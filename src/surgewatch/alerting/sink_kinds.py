@@ -8,13 +8,12 @@ Kind to KINDS (surgewatch.registry names this module).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import plugins as opt
 from ..model import Severity
-from ..plugins import Kind, OptionError, TlsConfig
+from ..plugins import Endpoint, Kind, OptionError
 
 if TYPE_CHECKING:
     from .sinks import Sink
@@ -85,13 +84,10 @@ def _command(cfg: CommandSinkConfig, ctx: None) -> Sink:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HttpSinkConfig(SinkConfig):
+class HttpSinkConfig(Endpoint, SinkConfig):
     """A sink that POSTs: webhook, slack, alertmanager. HTTP(S)_PROXY from the environment is never used."""
 
-    url: str = opt.string(required=True)
-    headers: Mapping[str, str] = opt.headers()
     timeout: float = opt.duration(5.0, minimum=0.01)
-    tls: TlsConfig = opt.tls()
     proxy: str | None = opt.string()
 
     def validate(self) -> None:

@@ -7,16 +7,18 @@ by the build function, so reading a config never imports the calendar libraries.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import plugins as opt
-from ..plugins import Kind, OptionError, TlsConfig
+from ..plugins import Endpoint, HttpOptions, Kind, OptionError
 
 if TYPE_CHECKING:
     from ..feeds.base import FeedSource, Fetcher
+
+F = TypeVar("F", bound="CampaignFeedConfig")
 
 # The campaign fields a feed event or item can carry ([campaign_feed.fields] maps them to other names).
 FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
@@ -33,7 +35,7 @@ class FeedContext:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CampaignFeedConfig:
+class CampaignFeedConfig(HttpOptions):
     """A place marketing plans campaigns (a calendar, Mailchimp, any JSON list); its events become campaigns.
     The keys every [[campaign_feed]] takes; each kind's options extend it."""
 
@@ -41,13 +43,11 @@ class CampaignFeedConfig:
     source: str  # ical | mailchimp | json
     interval: float = opt.duration(300.0, minimum=1.0)
     timeout: float | None = opt.duration(minimum=0.01)
-    headers: Mapping[str, str] = opt.headers()
     traffic: str | None = opt.string()  # the [[traffic]] the campaigns' visitors come from (default: the only one)
     hosts: tuple[str, ...] = opt.str_list()  # hosts of an event that names none
     duration: float = opt.duration(6 * 3600.0, minimum=60.0)  # length of a campaign whose event has no end
     horizon: float = opt.duration(14 * 86400.0)  # events starting up to this far ahead become (scheduled) campaigns
     lookback: float = opt.duration(86400.0)  # events that ended this long ago are still listed (post-mortems, plans)
-    tls: TlsConfig = opt.tls()
 
     def validate(self) -> None:
         """Raise plugins.OptionError when the keys are wrong together (a kind overrides it)."""
@@ -67,11 +67,11 @@ def _read_fields(r: opt.Reader, key: str) -> dict[str, str]:
     return fields
 
 
-def _polled(cfg: CampaignFeedConfig, ctx: FeedContext, fetch: Fetcher) -> FeedSource:
+def _polled(cfg: F, ctx: FeedContext, fetcher: Callable[[F, str, float], Fetcher]) -> FeedSource:
     """The source the collector polls for one feed, reading it through its kind's fetcher."""
     from ..feeds.base import FeedSource
 
-    return FeedSource(cfg, ctx.traffic, ctx.timeout, fetch, cache=ctx.cache)
+    return FeedSource(cfg, ctx.traffic, ctx.timeout, fetcher(cfg, ctx.traffic, ctx.timeout), cache=ctx.cache)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,21 +94,11 @@ def _expand(path: str | None) -> str | None:
 def _ical(cfg: IcalFeedConfig, ctx: FeedContext) -> FeedSource:
     from ..feeds.ical import CalendarFetcher
 
-    return _polled(cfg, ctx, CalendarFetcher(cfg, ctx.traffic, ctx.timeout))
-
-
-ICAL = Kind("ical", IcalFeedConfig, _ical)
+    return _polled(cfg, ctx, CalendarFetcher)
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApiFeedConfig(CampaignFeedConfig):
-    """A feed read from an HTTP API (mailchimp, json): its url is required."""
-
-    url: str = opt.string(required=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MailchimpFeedConfig(ApiFeedConfig):
+class MailchimpFeedConfig(Endpoint, CampaignFeedConfig):
     source: str = "mailchimp"
     # the API key (its -dc suffix names the server)
     token: str = opt.secret(required=True)
@@ -123,14 +113,11 @@ class MailchimpFeedConfig(ApiFeedConfig):
 def _mailchimp(cfg: MailchimpFeedConfig, ctx: FeedContext) -> FeedSource:
     from ..feeds.mailchimp import MailchimpFetcher
 
-    return _polled(cfg, ctx, MailchimpFetcher(cfg, ctx.traffic, ctx.timeout))
-
-
-MAILCHIMP = Kind("mailchimp", MailchimpFeedConfig, _mailchimp)
+    return _polled(cfg, ctx, MailchimpFetcher)
 
 
 @dataclass(frozen=True, kw_only=True)
-class JsonFeedConfig(ApiFeedConfig):
+class JsonFeedConfig(Endpoint, CampaignFeedConfig):
     source: str = "json"
     items: str | None = opt.string()  # dotted path to the list of campaigns
     fields: Mapping[str, str] = _fields()
@@ -139,9 +126,8 @@ class JsonFeedConfig(ApiFeedConfig):
 def _json(cfg: JsonFeedConfig, ctx: FeedContext) -> FeedSource:
     from ..feeds.jsonfeed import JsonFeedFetcher
 
-    return _polled(cfg, ctx, JsonFeedFetcher(cfg, ctx.traffic, ctx.timeout))
+    return _polled(cfg, ctx, JsonFeedFetcher)
 
 
-JSON = Kind("json", JsonFeedConfig, _json)
-
-KINDS = [ICAL, MAILCHIMP, JSON]
+KINDS = [Kind("ical", IcalFeedConfig, _ical), Kind("mailchimp", MailchimpFeedConfig, _mailchimp),
+         Kind("json", JsonFeedConfig, _json)]

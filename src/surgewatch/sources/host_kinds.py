@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import plugins as opt
-from ..plugins import Kind, TlsConfig
+from ..plugins import Endpoint, Kind
 from .base import DemoSeed, HostConfig, SourceContext
 
 if TYPE_CHECKING:
@@ -18,12 +18,10 @@ if TYPE_CHECKING:
 
 
 def _local(cfg: HostConfig, ctx: SourceContext) -> Source:
+    """This machine, through psutil: no keys of its own (its options are HostConfig)."""
     from .local import LocalHostSource
 
     return LocalHostSource(cfg.name, ctx.interval, ctx.timeout, top_processes=ctx.options.top_processes)
-
-
-LOCAL = Kind("local", HostConfig, _local)  # this machine, through psutil: no keys of its own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,26 +36,17 @@ def _demo(cfg: DemoHostConfig, ctx: SourceContext) -> Source:
     return DemoHostSource(cfg.name, ctx.interval, ctx.timeout, scenario, clock)
 
 
-DEMO = Kind("demo", DemoHostConfig, _demo)
-
-
 @dataclass(frozen=True, kw_only=True)
-class PrometheusHostConfig(HostConfig):
+class PrometheusHostConfig(Endpoint, HostConfig):
     """A Prometheus text endpoint (node_exporter, `surgewatch agent`)."""
 
     source: str = "prometheus"
-    url: str = opt.string(required=True)
-    headers: Mapping[str, str] = opt.headers()
-    tls: TlsConfig = opt.tls()
 
 
 def _prometheus(cfg: PrometheusHostConfig, ctx: SourceContext) -> Source:
     from .prometheus import PrometheusHostSource
 
     return PrometheusHostSource(cfg.name, cfg.url, ctx.interval, ctx.timeout, cfg.headers, tls=cfg.tls)
-
-
-PROMETHEUS = Kind("prometheus", PrometheusHostConfig, _prometheus)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +67,5 @@ def _promql(cfg: PromQLHostConfig, ctx: SourceContext) -> Source:
                             cfg.headers, max_series=cfg.max_series, tls=cfg.tls, group_label=cfg.group_label)
 
 
-PROMQL = Kind("promql", PromQLHostConfig, _promql)
-
-KINDS = [LOCAL, DEMO, PROMETHEUS, PROMQL]
+KINDS = [Kind("local", HostConfig, _local), Kind("demo", DemoHostConfig, _demo),
+         Kind("prometheus", PrometheusHostConfig, _prometheus), Kind("promql", PromQLHostConfig, _promql)]

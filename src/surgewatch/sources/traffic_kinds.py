@@ -35,9 +35,6 @@ def _demo(cfg: DemoTrafficConfig, ctx: SourceContext) -> Source:
                              clock)
 
 
-DEMO = Kind("demo", DemoTrafficConfig, _demo)
-
-
 @dataclass(frozen=True, kw_only=True)
 class AccessLogConfig(TrafficConfig):
     source: str = "access-log"
@@ -53,6 +50,4 @@ def _access_log(cfg: AccessLogConfig, ctx: SourceContext) -> Source:
                            window=cfg.window)
 
 
-ACCESS_LOG = Kind("access-log", AccessLogConfig, _access_log)
-
-KINDS = [DEMO, ACCESS_LOG]
+KINDS = [Kind("demo", DemoTrafficConfig, _demo), Kind("access-log", AccessLogConfig, _access_log)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from .. import plugins as opt
-from ..plugins import Kind, OptionError, TlsConfig
+from ..plugins import Endpoint, HttpOptions, Kind, OptionError, TlsConfig
 from .base import SourceContext, TrafficConfig
 from .traffic_kinds import window
 
@@ -21,22 +21,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HttpTrafficConfig(TrafficConfig):
-    """The keys of every traffic kind read over HTTP(S): headers sent with each request, TLS settings."""
-
-    headers: Mapping[str, str] = opt.headers()
-    tls: TlsConfig = opt.tls()
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndpointConfig(HttpTrafficConfig):
-    """A traffic kind read from one endpoint the user names (json, promql): its url is required."""
-
-    url: str = opt.string(required=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class JsonTrafficConfig(EndpointConfig):
+class JsonTrafficConfig(Endpoint, TrafficConfig):
     """Any JSON endpoint: `value` is the path to the visitor count, `items`/`key` split it by campaign."""
 
     source: str = "json"
@@ -52,11 +37,8 @@ def _json(cfg: JsonTrafficConfig, ctx: SourceContext) -> Source:
                              items=cfg.items, key=cfg.key, headers=cfg.headers, tls=cfg.tls)
 
 
-JSON = Kind("json", JsonTrafficConfig, _json)
-
-
 @dataclass(frozen=True, kw_only=True)
-class AnalyticsConfig(HttpTrafficConfig):
+class AnalyticsConfig(HttpOptions, TrafficConfig):
     """The keys every web-analytics service takes: a site, where its API is, an API token."""
 
     site_id: str = opt.ident(required=True)
@@ -87,9 +69,6 @@ def _plausible(cfg: PlausibleConfig, ctx: SourceContext) -> Source:
     return PlausibleSource(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url, **cfg.api())
 
 
-PLAUSIBLE = Kind("plausible", PlausibleConfig, _plausible)
-
-
 @dataclass(frozen=True, kw_only=True)
 class UmamiConfig(AnalyticsConfig):
     """Umami Cloud (`token`, an API key) or self-hosted (`url` with `username` and `password`)."""
@@ -112,9 +91,6 @@ def _umami(cfg: UmamiConfig, ctx: SourceContext) -> Source:
                        username=cfg.username, password=cfg.password, **cfg.api())
 
 
-UMAMI = Kind("umami", UmamiConfig, _umami)
-
-
 @dataclass(frozen=True, kw_only=True)
 class MatomoConfig(AnalyticsConfig):
     source: str = "matomo"
@@ -125,9 +101,6 @@ def _matomo(cfg: MatomoConfig, ctx: SourceContext) -> Source:
     from .matomo import MatomoSource
 
     return MatomoSource(cfg.name, cfg.url, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, **cfg.api())
-
-
-MATOMO = Kind("matomo", MatomoConfig, _matomo)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,11 +131,8 @@ def _ga4(cfg: GA4Config, ctx: SourceContext) -> Source:
                      credentials_file=key_file, **cfg.api())
 
 
-GA4 = Kind("ga4", GA4Config, _ga4)
-
-
 @dataclass(frozen=True, kw_only=True)
-class PromQLTrafficConfig(EndpointConfig):
+class PromQLTrafficConfig(Endpoint, TrafficConfig):
     """Traffic from a PromQL query (a request rate); `campaign_label` splits it by utm_campaign value."""
 
     source: str = "promql"
@@ -177,6 +147,6 @@ def _promql(cfg: PromQLTrafficConfig, ctx: SourceContext) -> Source:
                                campaign_label=cfg.campaign_label, headers=cfg.headers, tls=cfg.tls)
 
 
-PROMQL = Kind("promql", PromQLTrafficConfig, _promql)
-
-KINDS = [JSON, PLAUSIBLE, UMAMI, MATOMO, GA4, PROMQL]
+KINDS = [Kind("json", JsonTrafficConfig, _json), Kind("plausible", PlausibleConfig, _plausible),
+         Kind("umami", UmamiConfig, _umami), Kind("matomo", MatomoConfig, _matomo), Kind("ga4", GA4Config, _ga4),
+         Kind("promql", PromQLTrafficConfig, _promql)]
