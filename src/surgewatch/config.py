@@ -64,17 +64,14 @@ class MonitorConfig:
     timezone: str = "UTC"  # the zone [[schedule]] cron expressions are read in (IANA name)
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig(plugins.Endpoint):
     """[[probe]]: GET a page (its keys are read like a source kind's options, see surgewatch.plugins)."""
 
     name: str
-    url: str = plugins.string(required=True)
     interval: float | None = plugins.duration(minimum=0.05)
     timeout: float | None = plugins.duration(minimum=0.01)
     expect_status: int = plugins.option(lambda r, k: r.integer(k, 200) or 200, default=200)
-    headers: Mapping[str, str] = plugins.headers()
-    tls: TlsConfig = plugins.tls()
 
     def validate(self) -> None:
         """Nothing to check across keys."""
