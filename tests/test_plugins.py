@@ -122,6 +122,8 @@ def test_a_required_key_of_a_registered_kind_and_its_keys_on_other_kinds(constan
      "config.toml:5: host \"a\": group_label only applies to source 'promql'"),
     ('[[traffic]]\nname = "p"\nsource = "plausible"\nsite_id = "s"\nusername = "u"\n',
      "config.toml:5: traffic \"p\": username only applies to source 'umami'"),
+    ('[[traffic]]\nname = "u"\nsource = "umami"\nsite_id = "s"\ntoken = "t"\ngoals = ["Buy"]\n',
+     "config.toml:6: traffic \"u\": goals only applies to sources 'plausible', 'matomo'"),
     ('[[sink]]\nkind = "stdout"\ntimeout = "2s"\n',
      'config.toml:3: sink "stdout": timeout applies only to webhook, slack, alertmanager and command sinks'),
     ('[[traffic]]\nname = "t"\nsource = "demo"\n[[campaign_feed]]\nname = "f"\nsource = "ical"\npath = "a.ics"\n'

@@ -61,12 +61,14 @@ class ApiArgs(TypedDict):
 @dataclass(frozen=True, kw_only=True)
 class PlausibleConfig(AnalyticsConfig):
     source: str = "plausible"
+    goals: tuple[str, ...] = opt.str_list()  # campaign:C/conversions: its visitors who completed one of these
 
 
 def _plausible(cfg: PlausibleConfig, ctx: SourceContext) -> Source:
     from .plausible import PlausibleSource
 
-    return PlausibleSource(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url, **cfg.api())
+    return PlausibleSource(cfg.name, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, url=cfg.url,
+                           goals=cfg.goals, **cfg.api())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,12 +97,14 @@ def _umami(cfg: UmamiConfig, ctx: SourceContext) -> Source:
 class MatomoConfig(AnalyticsConfig):
     source: str = "matomo"
     url: str = opt.string(required=True)  # self-hosted: no default API
+    goals: tuple[str, ...] = opt.str_list()  # ["*"]: campaign:C/conversions from visitsConverted
 
 
 def _matomo(cfg: MatomoConfig, ctx: SourceContext) -> Source:
     from .matomo import MatomoSource
 
-    return MatomoSource(cfg.name, cfg.url, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout, **cfg.api())
+    return MatomoSource(cfg.name, cfg.url, cfg.site_id, ctx.campaigns, ctx.interval, ctx.timeout,
+                        conversions=bool(cfg.goals), **cfg.api())
 
 
 @dataclass(frozen=True, kw_only=True)
