@@ -50,6 +50,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class MonitorConfig:
+    """[monitor]: the poll interval, history kept, timeouts, the detector and its floors."""
+
     interval: float = 2.0
     history: float = 6 * 3600.0
     timeout: float = 5.0
@@ -79,6 +81,8 @@ class ProbeConfig(plugins.Endpoint):
 
 @dataclass(frozen=True)
 class CampaignConfig:
+    """[[campaign]] (or a feed's event): which traffic feeds it, its UTM value, schedule and hosts."""
+
     name: str
     traffic: str = plugins.string(required=True)  # the [[traffic]] that feeds it
     utm_campaign: str | None = plugins.string()
@@ -97,6 +101,8 @@ class CampaignConfig:
 
 @dataclass(frozen=True)
 class RuleConfig:
+    """[[rule]]: a threshold, anomaly, forecast or pre-flight condition on series and how it notifies."""
+
     name: str
     series: str
     severity: Severity = Severity.WARNING
@@ -148,6 +154,8 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
+    """[export]: the /metrics listener and the token for POST /annotations."""
+
     listen: str | None = None
     token: str | None = field(default=None, repr=False)  # bearer token for POST /annotations (token or token_file)
     token_file: str | None = None
@@ -155,6 +163,8 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """A whole validated config file."""
+
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     hosts: tuple[HostConfig, ...] = ()
     probes: tuple[ProbeConfig, ...] = ()

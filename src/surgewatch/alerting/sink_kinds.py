@@ -50,6 +50,8 @@ def _bell(cfg: SinkConfig, ctx: None) -> Sink:
 
 @dataclass(frozen=True, kw_only=True)
 class FileSinkConfig(SinkConfig):
+    """kind = "file": JSON lines appended to `path`."""
+
     kind: str = "file"
     path: str = opt.string(required=True)
 
@@ -65,6 +67,8 @@ def _file(cfg: FileSinkConfig, ctx: None) -> Sink:
 
 @dataclass(frozen=True, kw_only=True)
 class CommandSinkConfig(SinkConfig):
+    """kind = "command": each alert's JSON on the stdin of `command`, killed after `timeout`."""
+
     kind: str = "command"
     command: tuple[str, ...] = opt.str_list()
     timeout: float = opt.duration(5.0, minimum=0.01)

@@ -76,6 +76,8 @@ def _polled(cfg: F, ctx: FeedContext, fetcher: Callable[[F, str, float], Fetcher
 
 @dataclass(frozen=True, kw_only=True)
 class IcalFeedConfig(CampaignFeedConfig):
+    """source = "ical": an iCalendar at `url` or in the file at `path`."""
+
     source: str = "ical"
     url: str | None = opt.string()
     path: str | None = opt.option(lambda r, k: _expand(r.string(k, None)), default=None)  # a local .ics file
@@ -99,6 +101,8 @@ def _ical(cfg: IcalFeedConfig, ctx: FeedContext) -> FeedSource:
 
 @dataclass(frozen=True, kw_only=True)
 class MailchimpFeedConfig(Endpoint, CampaignFeedConfig):
+    """source = "mailchimp": scheduled and sending campaigns, sized by a click rate."""
+
     source: str = "mailchimp"
     # the API key (its -dc suffix names the server)
     token: str = opt.secret(required=True)
@@ -118,6 +122,8 @@ def _mailchimp(cfg: MailchimpFeedConfig, ctx: FeedContext) -> FeedSource:
 
 @dataclass(frozen=True, kw_only=True)
 class JsonFeedConfig(Endpoint, CampaignFeedConfig):
+    """source = "json": any endpoint listing campaigns (`items`, `[campaign_feed.fields]`)."""
+
     source: str = "json"
     items: str | None = opt.string()  # dotted path to the list of campaigns
     fields: Mapping[str, str] = _fields()

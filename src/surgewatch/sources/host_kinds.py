@@ -26,6 +26,8 @@ def _local(cfg: HostConfig, ctx: SourceContext) -> Source:
 
 @dataclass(frozen=True, kw_only=True)
 class DemoHostConfig(DemoSeed, HostConfig):
+    """source = "demo": a simulated web host whose load follows the demo campaign."""
+
     source: str = "demo"
 
 

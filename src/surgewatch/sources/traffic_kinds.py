@@ -24,6 +24,8 @@ def window() -> Any:
 
 @dataclass(frozen=True, kw_only=True)
 class DemoTrafficConfig(DemoSeed, TrafficConfig):
+    """source = "demo": simulated site traffic with a campaign launch."""
+
     source: str = "demo"
 
 
@@ -37,6 +39,8 @@ def _demo(cfg: DemoTrafficConfig, ctx: SourceContext) -> Source:
 
 @dataclass(frozen=True, kw_only=True)
 class AccessLogConfig(TrafficConfig):
+    """source = "access-log": tails a web server log (`format` combined or json)."""
+
     source: str = "access-log"
     path: str = opt.string(required=True)
     format: str = opt.choice("combined", {"combined", "json"})

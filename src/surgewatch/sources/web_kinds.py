@@ -60,6 +60,8 @@ class ApiArgs(TypedDict):
 
 @dataclass(frozen=True, kw_only=True)
 class PlausibleConfig(AnalyticsConfig):
+    """source = "plausible": Plausible's Stats API v2 (Cloud or self-hosted `url`)."""
+
     source: str = "plausible"
     goals: tuple[str, ...] = opt.str_list()  # campaign:C/conversions: its visitors who completed one of these
 
@@ -95,6 +97,8 @@ def _umami(cfg: UmamiConfig, ctx: SourceContext) -> Source:
 
 @dataclass(frozen=True, kw_only=True)
 class MatomoConfig(AnalyticsConfig):
+    """source = "matomo": a self-hosted Matomo at `url`."""
+
     source: str = "matomo"
     url: str = opt.string(required=True)  # self-hosted: no default API
     goals: tuple[str, ...] = opt.str_list()  # ["*"]: campaign:C/conversions from visitsConverted
