@@ -233,6 +233,7 @@ async def test_a_json_feed_reads_campaigns_by_dotted_paths_and_names_a_bad_item(
     ('source = "outlook"\nurl = "http://127.0.0.1:9"', "source"),
     ('source = "ical"', "needs one of url"),
     ('source = "mailchimp"\nurl = "http://127.0.0.1:9"', "token is required"),
+    ('source = "mailchimp"\ntoken = "no-data-centre"', "needs url, or an API key ending in its data centre"),
     ('source = "mailchimp"\nurl = "http://127.0.0.1:9"\ntoken = "k-us1"\nclick_rate = 3', "click_rate"),
     ('source = "json"\nurl = "http://127.0.0.1:9"\n[campaign_feed.fields]\nsize = "x"', "not a campaign field"),
     ('source = "json"\nurl = "http://127.0.0.1:9"\ntraffic = "nope"', "not a [[traffic]] name"),
@@ -386,3 +387,11 @@ def test_a_recording_keeps_the_feeds_campaigns_and_a_replay_shows_them(tmp_path:
         asyncio.run(driver.close(0.0))
     assert views["Spring sale- TV spot"].feed == "marketing"
     assert views["Spring sale- TV spot"].hosts == ("web-1", "web-2")
+
+
+def test_a_mailchimp_key_names_its_server_when_no_url_is_given(tmp_path: Path) -> None:
+    from surgewatch.feeds.mailchimp import api_url
+
+    cfg = parse_config(config_text(tmp_path, '[[campaign_feed]]\nname = "mc"\nsource = "mailchimp"\n'
+                                             'token = "0123abcd-us6"\n'), "t.toml", {})
+    assert api_url(cfg.campaign_feeds[0]) == "https://us6.api.mailchimp.com"  # built, never requested here

@@ -7,6 +7,7 @@ by the build function, so reading a config never imports the calendar libraries.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,16 +101,20 @@ def _ical(cfg: IcalFeedConfig, ctx: FeedContext) -> FeedSource:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MailchimpFeedConfig(Endpoint, CampaignFeedConfig):
+class MailchimpFeedConfig(CampaignFeedConfig):
     """source = "mailchimp": scheduled and sending campaigns, sized by a click rate."""
 
     source: str = "mailchimp"
     # the API key (its -dc suffix names the server)
     token: str = opt.secret(required=True)
+    # the API's base URL; default https://DC.api.mailchimp.com from the key's -DC suffix
+    url: str | None = opt.string()
     # visitors per recipient (else learned from earlier sends)
     click_rate: float | None = opt.option(lambda r, k: r.number(k, None, minimum=0.0), default=None)
 
     def validate(self) -> None:
+        if self.url is None and not re.fullmatch(r".+-[a-z]+[0-9]+", self.token):
+            raise OptionError("url", "needs url, or an API key ending in its data centre (like -us6)")
         if self.click_rate is not None and self.click_rate > 1.0:
             raise OptionError("click_rate", f"click_rate is visitors per recipient, 0 to 1, got {self.click_rate:g}")
 
