@@ -36,6 +36,8 @@ from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
 from .analysis.correlation import baseline
 from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector, make_detector
+from .analysis.groupmodels import GroupModels
+from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from
 from .analysis.plan import ModelFact, rule_limits
 from .analysis.preflight import Preflight, Upcoming, facts_of, preflights, worst
 from .analysis.significance import floors_of
@@ -62,6 +64,8 @@ SPARK_POINTS = 60
 EVICT_INTERVALS = 10  # without [monitor] evict_after, a series unseen for 10 of its intervals is forgotten
 HOST_SPARK_METRICS = ("cpu.percent", "mem.percent", "load.1", "net.rx_bps")
 PREFLIGHT_EVERY = 30.0  # seconds between plans of the scheduled campaigns (they change with the models)
+MODELS_SAVE_SECONDS = 60.0  # learned load models are written to the state dir at most this often (and at shutdown)
+GROUPS_EVERY_TICKS = 30  # host → group is re-read this often (fleet sources report groups with their polls)
 
 
 @dataclass
@@ -80,6 +84,9 @@ class EngineOptions:
     # What ticks are scheduled on. None: time.monotonic with the real wall clock, else `elapsed` or `clock`.
     monotonic: Callable[[], float] | None = None
     annotations: Sequence[Annotation] | None = None  # fixed annotations (a replay's); None: the state dir's
+    # Learned load models: reloaded from and saved to the state dir's models.json. None: only with the real wall
+    # clock (a replay or a test with an injected clock neither reads nor writes them, so it stays reproducible).
+    keep_models: bool | None = None
 
 
 class EngineView(Protocol):
@@ -196,6 +203,12 @@ class Engine:
         self.preflights: list[Preflight] = []  # scheduled campaigns' plans (analysis/preflight.py)
         self._preflight_at = -math.inf
         self._model_facts: list[ModelFact] = []  # the load models of the last analysis that had campaigns
+        keep = opts.keep_models if opts.keep_models is not None else real
+        self.models: ModelStore | None = ModelStore.in_state_dir(
+            resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock).load() if keep else None
+        self._models_saved_at: float | None = None
+        self._models_error: str | None = None
+        self._groups_at = -GROUPS_EVERY_TICKS
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
@@ -278,6 +291,8 @@ class Engine:
         analyzer = Analyzer(self.detector, self.campaign_specs(), self.tick_seconds,
                             floors=floors_of(self.config.monitor))
         analyzer.declared = self.declared  # schedules and annotations outlive a rebuilt analyzer
+        analyzer.groups = GroupModels.for_analyzer(analyzer, self.models)
+        self._groups_at = -GROUPS_EVERY_TICKS  # the new analyzer learns the hosts' groups at its first tick
         return analyzer
 
     def is_demo(self, name: str) -> bool:
@@ -550,6 +565,7 @@ class Engine:
     async def shutdown(self, drain_seconds: float = 2.0) -> None:
         """Stop polling and deliver what is queued (bounded); close listeners (a recording's last commit)."""
         await self.collector.stop()
+        self.keep_models(force=True)
         for listener in tuple(self._listeners):
             try:
                 listener.close()
@@ -586,8 +602,12 @@ class Engine:
         if self.annotations is not None and self.annotations.refresh():
             self.declared.set_annotations(self.annotations.items())
         ts_win, win = store.last_n(self.analyzer.fit_ticks)
+        if store.ticks - self._groups_at >= GROUPS_EVERY_TICKS and self.analyzer.groups is not None:
+            self._groups_at = store.ticks
+            self.analyzer.groups.set_groups(self.group_map())
         analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
         self.last_analysis = analysis
+        self.keep_models()
         self._refresh_sources()
         n = len(store)
         with np.errstate(invalid="ignore"):
@@ -675,6 +695,56 @@ class Engine:
         """A site's baseline visitors: a low quantile of its traffic over the history held."""
         w = self.store.window(None, [series("traffic", traffic, "visitors")])
         return baseline(w.values[0]) if w.values.shape[0] else math.nan
+
+    def group_map(self) -> dict[str, str]:
+        """Each grouped host's group, from the config and what fleet sources report (hostgroups.py)."""
+        health = self.collector.health
+        if not self.host_groups.configured and not any(h.details.get("groups") for h in health.values()):
+            return {}
+        out: dict[str, str] = {}
+        seen: set[str] = set()
+        for name in self.store.names:
+            if not name.startswith("host:"):
+                continue
+            who = split_series(name)[1]
+            if who in seen:
+                continue
+            seen.add(who)
+            src_name = f"host:{who}" if f"host:{who}" in health else self._series_source.get(name, "")
+            src = health.get(src_name)
+            group = self.host_groups.group_of(who, src_name, src.details if src else None)
+            if group:
+                out[who] = group
+        return out
+
+    def keep_models(self, force: bool = False) -> None:
+        """Put the live load models worth keeping into the models file (at most every MODELS_SAVE_SECONDS, or
+        now with `force`); models of DEMO campaigns are not kept. A failed write is logged once."""
+        store, analysis, now = self.models, self.last_analysis, self.clock()
+        if store is None or analysis is None:
+            return
+        if not force and self._models_saved_at is not None and now - self._models_saved_at < MODELS_SAVE_SECONDS:
+            return
+        if self._models_saved_at is None and not force:
+            self._models_saved_at = now  # the first save comes a full period after the start
+            return
+        self._models_saved_at = now
+        specs = [s for s in self.analyzer.campaigns if not self.is_demo(s.traffic_series)]
+        real = {s.name for s in specs}
+        states = [c for c in analysis.campaigns if c.name in real]
+        groups = self.analyzer.groups.learned() if self.analyzer.groups is not None else []
+        store.put_all(learned_from(states, specs, self.tick_seconds, analysis.ts))
+        store.put_all(m for m in groups if m.campaign in real)
+        if not store.dirty:
+            return
+        try:
+            store.save()
+        except ModelStoreError as exc:
+            if str(exc) != self._models_error:
+                log.warning("%s", exc)
+            self._models_error = str(exc)
+        else:
+            self._models_error = None
 
     def _refresh_sources(self) -> None:
         """Rebuild the series → source maps when the store or the sources' known series changed

@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 from .recurring import RecurringBursts
 from .significance import Floors, Significance, describe_size
+
+if TYPE_CHECKING:
+    from .groupmodels import GroupModels
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
@@ -281,6 +284,7 @@ class Analyzer:
         self._growth: dict[int, float] = {}
         self._pair_models: dict[tuple[int, int], LoadModel] = {}
         self.declared: DeclaredCauses | None = None  # schedules and annotations (see declared.py), set by callers
+        self.groups: GroupModels | None = None  # campaign × host-group models (see groupmodels.py), set by callers
         window = getattr(detector, "window", None)
         # what the detector's expected value is, in words: a windowed median, or a seasonal baseline
         self.baseline_label = f"{format_duration(window * tick)} median" if window else "expected level"
@@ -327,6 +331,9 @@ class Analyzer:
             explanation[r] = text
             if c is not None:
                 cause[r] = c
+        if self.groups is not None:  # hosts off their group's level: before schedules, which still explain them
+            score = self.groups.step(ts, names, index, column, window_ts, window, score, cause, explanation,
+                                     campaigns, residual_z, details)
         if self.declared is not None:
             self.declared.apply(ts, names, cause, explanation)
         forecasts = self._forecasts(now, column) if details else None

@@ -1,0 +1,454 @@
+"""Load models per campaign × host group, and hosts that depart from their group.
+
+Hosts behind one balancer share their traffic, so they share a load model: for every campaign and every host
+group it lands on (a campaign's `hosts` may name hosts or groups), the group's mean load of each modelled metric
+is fitted against the campaign's traffic (lag by cross-correlation, then the robust fit of correlation.py), on
+the analyzer's refit cadence. The group model gives headroom (traffic multiple to the metric's limit) and time
+to saturation at the traffic's current growth, per group.
+
+Each tick every grouped host is compared with its peers at that instant (the same traffic by construction): a
+host above its group's median by more than the analyzer's residual limit in robust sigmas of the group's spread
+*and* by its metric's practical floor departs from its group, and that is the finding ("web-417 CPU 91% — its
+group web runs at 55% for the same traffic; unexplained"): its score is raised and its cause is `unexplained`
+(so `anomaly = "unexplained"` rules fire on it) unless a schedule or a recurrence already explains it. The other
+way round, a hot host with no mature model of its own (a host that just joined) that runs where its group runs
+while the group's campaign is lifted is explained by the group's model. Only excess load departs: a host below
+its group is spare capacity, not an incident.
+
+Everything per tick is a few array operations over the grouped rows (a padded [group-metric, hosts] matrix);
+refits pool the window with one `np.add.reduceat`. Pure numpy, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..describe import format_value, metric_label
+from ..model import Cause, split_series
+from ..units import format_duration, format_number
+from .correlation import LoadModel, best_lags, fit_host_models, lag_correlations
+from .detectors import z_to_score
+from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, growth_rate, seconds_to_level_many
+from .significance import Floors, Significance, describe_size
+
+if TYPE_CHECKING:
+    from .analyzer import Analyzer, CampaignSpec, CampaignState
+    from .loadmodels import LearnedModel, ModelStore
+
+MIN_PEERS = 4  # a group of fewer hosts reporting now has no "usual level" to depart from
+RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # z → score, as the analyzer maps a load model's residual
+LIFTED = 1.5  # a campaign at this multiple of its baseline traffic explains its group's load
+PERSIST_TICKS = 3  # a host must stay above its group this many ticks in a row (one noisy poll is no finding)
+SPREAD_ALPHA = 0.05  # the group's spread is smoothed over about 20 ticks (one tick's MAD of a few hosts is noisy)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A host group's metric under one campaign (campaign None: a group no campaign lands on)."""
+
+    campaign: str | None
+    group: str
+    metric: str
+    hosts: int  # hosts of the group reporting this metric now
+    model: LoadModel | None  # group mean ≈ intercept + slope · traffic(t − lag); None: none usable yet
+    restored: bool  # the model was learned before a restart (the models file), not yet refitted live
+    mean_now: float
+    median_now: float
+    expected_now: float  # the model's group mean at the current traffic (NaN without a model)
+    capacity: Capacity  # headroom (traffic multiple) and time to the metric's limit, for the group's mean
+    departing: tuple[str, ...] = ()  # hosts above their group now (the finding)
+    lag_seconds: float = float("nan")  # how long after traffic the group's load follows
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A host above its group now."""
+
+    host: str
+    group: str
+    metric: str
+    value: float
+    group_level: float  # the group's median now
+    z: float  # in robust sigmas of the group's spread
+    text: str
+
+
+@dataclass
+class _Topo:
+    size: int
+    gm: list[tuple[str, str]]  # (group, metric)
+    pad: np.ndarray  # [GM, maxH] member rows, -1 padding
+    rows: np.ndarray  # member rows, flat
+    row_gm: np.ndarray  # gm index of each member row
+    hosts: list[str]  # host name of each member row
+    # campaign × group × metric entries
+    cg: list[tuple[int, int]]  # (campaign index, gm index)
+    cg_driver: np.ndarray  # driver (traffic) row of each entry
+    cg_rows: np.ndarray  # member rows of each entry, concatenated in entry order
+    cg_starts: np.ndarray  # where each entry's rows start in cg_rows
+    cg_limit: np.ndarray  # the metric's saturation level (NaN: none)
+    gm_campaigns: list[list[int]]  # per gm: its entries
+
+
+def _empty_topo(size: int) -> _Topo:
+    z = np.zeros(0, dtype=np.intp)
+    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [])
+
+
+class GroupModels:
+    """Fits campaign × group load models on a cadence and checks every grouped host against its group each tick."""
+
+    def __init__(self, campaigns: Sequence[CampaignSpec], tick: float, *, metrics: Sequence[str] | None,
+                 limits: Mapping[str, float] | None = None, floors: Floors | None = None, refit_every: int = 10,
+                 fit_ticks: int = 120, max_lag_ticks: int = 30, report_score: float = 0.5,
+                 store: ModelStore | None = None) -> None:
+        self.campaigns = list(campaigns)
+        self.tick = tick
+        self.metrics = None if metrics is None else frozenset(metrics)
+        self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        self.floors = floors or Floors()
+        self.refit_every = max(1, refit_every)
+        self.fit_ticks = fit_ticks
+        self.max_lag_ticks = max(1, max_lag_ticks)
+        self.report_score = report_score
+        self.z_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
+        self.store = store
+        self._groups: dict[str, str] = {}
+        self._topo: _Topo | None = None
+        self._sig = Significance.build([], self.floors)
+        self._ticks = 0
+        self._last_fit = -10**9
+        self._live: dict[int, tuple[LoadModel, float, int]] = {}  # entry -> (model, learned at, hosts pooled)
+        self._restored: dict[int, LoadModel] = {}
+        self._growth: dict[int, float] = {}  # driver row -> traffic growth per second
+        self.states: tuple[GroupState, ...] = ()
+        self.departures: dict[int, Departure] = {}
+        self._spread = np.zeros(0)  # per group-metric: smoothed robust spread of its hosts
+        self._streak = np.zeros(0, dtype=np.int64)  # per member row: ticks in a row above its group
+
+    @classmethod
+    def for_analyzer(cls, analyzer: Analyzer, store: ModelStore | None = None) -> GroupModels:
+        """Group models on the analyzer's campaigns, cadence, window, limits and floors."""
+        return cls(analyzer.campaigns, analyzer.tick, metrics=analyzer.metrics, limits=analyzer.limits,
+                   floors=analyzer.floors, refit_every=analyzer.refit_every, fit_ticks=analyzer.fit_ticks,
+                   max_lag_ticks=analyzer.max_lag_ticks, report_score=analyzer.report_score, store=store)
+
+    def set_groups(self, groups: Mapping[str, str]) -> None:
+        """Which group each host is in (hosts without one are left out); rebuilds the layout when it changed."""
+        if dict(groups) != self._groups:
+            self._groups = dict(groups)
+            self._topo = None
+
+    # -- layout --------------------------------------------------------------------------
+
+    def _layout(self, names: Sequence[str], index: Mapping[str, int]) -> _Topo:
+        if self._topo is not None and self._topo.size == len(names):
+            return self._topo
+        self._live, self._restored, self._last_fit = {}, {}, -10**9
+        self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
+        self._sig = Significance.build(names, self.floors)
+        members: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for i, name in enumerate(names):
+            if not name.startswith("host:"):
+                continue
+            _kind, host, metric = split_series(name)
+            group = self._groups.get(host)
+            if group is None or (self.metrics is not None and metric not in self.metrics):
+                continue
+            members.setdefault((group, metric), []).append((i, host))
+        if not members:
+            self._topo = _empty_topo(len(names))
+            return self._topo
+        gm = sorted(members)
+        width = max(len(v) for v in members.values())
+        pad = np.full((len(gm), width), -1, dtype=np.intp)
+        rows, row_gm, hosts = [], [], []
+        for g, key in enumerate(gm):
+            for j, (r, h) in enumerate(members[key]):
+                pad[g, j] = r
+                rows.append(r)
+                row_gm.append(g)
+                hosts.append(h)
+        cg: list[tuple[int, int]] = []
+        drivers: list[int] = []
+        cg_rows: list[int] = []
+        starts: list[int] = []
+        gm_campaigns: list[list[int]] = [[] for _ in gm]
+        for ci, c in enumerate(self.campaigns):
+            driver = index.get(c.traffic_series, index.get(c.series))
+            if driver is None:
+                continue
+            land = set(c.hosts)
+            for g, (group, _metric) in enumerate(gm):
+                mine = [r for r, h in members[gm[g]] if h in land or group in land]
+                if not mine:
+                    continue
+                gm_campaigns[g].append(len(cg))
+                cg.append((ci, g))
+                drivers.append(driver)
+                starts.append(len(cg_rows))
+                cg_rows.extend(mine)
+        limit = np.array([self.limits.get(gm[g][1], np.nan) for _ci, g in cg], dtype=np.float64)
+        self._topo = _Topo(len(names), gm, pad, np.array(rows, dtype=np.intp), np.array(row_gm, dtype=np.intp),
+                           hosts, cg, np.array(drivers, dtype=np.intp), np.array(cg_rows, dtype=np.intp),
+                           np.array(starts, dtype=np.intp), limit, gm_campaigns)
+        if self.store is not None:
+            for e, (ci, g) in enumerate(cg):
+                c = self.campaigns[ci]
+                saved = self.store.get(c.name, gm[g][0], gm[g][1], scope="group", traffic=c.traffic_series)
+                if saved is not None and saved.usable:
+                    self._restored[e] = saved.load_model(self.tick)
+        return self._topo
+
+    # -- the tick ------------------------------------------------------------------------
+
+    def step(self, ts: float, names: Sequence[str], index: Mapping[str, int], column: np.ndarray,
+             window_ts: np.ndarray, window: np.ndarray, score: np.ndarray,
+             cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str],
+             campaigns: Sequence[CampaignState], residual_z: Mapping[int, float], details: bool = True) -> np.ndarray:
+        """Check grouped hosts against their groups (changing `cause` and `explanation` in place) and return the
+        scores with departures raised; refit group models when due; `states` then holds every group's state."""
+        self._ticks += 1
+        topo = self._layout(names, index)
+        self.departures = {}
+        if not topo.gm:
+            self.states = ()
+            return score
+        if topo.cg and self._ticks - self._last_fit >= self.refit_every and window.shape[1] >= max(
+                40, 3 * self.max_lag_ticks // 2 + 10):
+            self._refit(topo, ts, window_ts, window)
+        n_rows = column.shape[0]
+        vals = np.where(topo.pad >= 0, column[np.clip(topo.pad, 0, max(n_rows - 1, 0))], np.nan) if n_rows \
+            else np.full(topo.pad.shape, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            count = np.sum(~np.isnan(vals), axis=1)
+            med = np.nanmedian(vals, axis=1)
+            spread = 1.4826 * np.nanmedian(np.abs(vals - med[:, None]), axis=1)
+            mean = np.nanmean(vals, axis=1)
+        if self._spread.shape != spread.shape:
+            self._spread = np.array(spread, copy=True)
+        else:
+            self._spread = np.where(np.isnan(spread), self._spread, np.where(
+                np.isnan(self._spread), spread, (1 - SPREAD_ALPHA) * self._spread + SPREAD_ALPHA * spread))
+        spread = np.fmax(spread, self._spread)
+        models, restored = self._models(topo)
+        lifts = [c.lift for c in campaigns]
+        score = self._departures(topo, column, score, cause, explanation, med, spread, count)
+        self._explained_by_group(topo, column, score, cause, explanation, med, count, models, lifts, residual_z,
+                                 window)
+        if details:
+            self.states = self._states(topo, window, med, mean, count, models, restored)
+        return score
+
+    def _models(self, topo: _Topo) -> tuple[list[LoadModel | None], list[bool]]:
+        """The model of each campaign × group entry: the live one when usable, else the one restored."""
+        out: list[LoadModel | None] = []
+        restored = []
+        for e in range(len(topo.cg)):
+            live = self._live.get(e)
+            if live is not None and live[0].usable:
+                out.append(live[0])
+                restored.append(False)
+            elif e in self._restored:
+                out.append(self._restored[e])
+                restored.append(True)
+            else:
+                out.append(live[0] if live is not None else None)
+                restored.append(False)
+        return out, restored
+
+    @staticmethod
+    def _level_text(topo: _Topo, g: int, level: float, count: int) -> str:
+        group, metric = topo.gm[g]
+        when = "for the same traffic" if topo.gm_campaigns[g] else "now"
+        return f"its group {group} runs at {format_value(metric, level)} {when} (median of {count} hosts"
+
+    def _departures(self, topo: _Topo, column: np.ndarray, score: np.ndarray,
+                    cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str], med: np.ndarray,
+                    spread: np.ndarray, count: np.ndarray) -> np.ndarray:
+        rows = topo.rows[topo.rows < column.shape[0]]
+        if not rows.shape[0]:
+            return score
+        gmi = topo.row_gm[: rows.shape[0]]
+        v = column[rows]
+        ref = med[gmi]
+        base = np.full(column.shape[0], np.nan)
+        base[rows] = ref
+        size = self._sig.size(column, base)[rows]
+        floor = self._sig.floor[rows] if self._sig.floor.shape[0] >= column.shape[0] else np.zeros(rows.shape[0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma = np.maximum(spread[gmi], 1e-9 * (np.abs(ref) + 1.0))
+            z = (v - ref) / sigma
+            hit = (z >= self.z_limit) & (size >= floor) & (count[gmi] >= MIN_PEERS)
+        if self._streak.shape[0] != topo.rows.shape[0]:
+            self._streak = np.zeros(topo.rows.shape[0], dtype=np.int64)
+        streak = self._streak[: rows.shape[0]]
+        streak[:] = np.where(hit, streak + 1, 0)
+        hit &= streak >= PERSIST_TICKS
+        if not hit.any():
+            return score
+        score = np.array(score, copy=True)
+        idx = np.flatnonzero(hit)
+        raised = z_to_score(z[idx], RESIDUAL_ONSET, RESIDUAL_SCALE)
+        score[rows[idx]] = np.fmax(score[rows[idx]], raised)
+        for k in idx.tolist():
+            r, g = int(rows[k]), int(gmi[k])
+            group, metric = topo.gm[g]
+            host = topo.hosts[k]
+            kind = int(self._sig.kind[r])
+            text = (f"{host} {metric_label(metric)} {format_value(metric, float(v[k]))} — "
+                    f"{self._level_text(topo, g, float(ref[k]), int(count[g]))}, "
+                    f"{describe_size(kind, float(size[k]))}, {float(z[k]):.1f}σ above its spread); unexplained")
+            self.departures[r] = Departure(host, group, metric, float(v[k]), float(ref[k]), float(z[k]), text)
+            old = cause.get(r)
+            if old is None or old[0] in (Cause.CAMPAIGN, Cause.UNEXPLAINED):
+                cause[r] = (Cause.UNEXPLAINED, None)
+                explanation[r] = text
+        return score
+
+    def _explained_by_group(self, topo: _Topo, column: np.ndarray, score: np.ndarray,
+                            cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str],
+                            med: np.ndarray, count: np.ndarray, models: list[LoadModel | None],
+                            lifts: Sequence[float], residual_z: Mapping[int, float], window: np.ndarray) -> None:
+        """Hot hosts with no mature model of their own, at their group's level while its campaign is lifted."""
+        if not topo.cg:
+            return
+        pos = {int(r): k for k, r in enumerate(topo.rows.tolist())}
+        for r, c in list(cause.items()):
+            k = pos.get(r)
+            if k is None or c[0] != Cause.UNEXPLAINED or r in residual_z or r in self.departures:
+                continue
+            g = int(topo.row_gm[k])
+            if count[g] < MIN_PEERS:
+                continue
+            best = None
+            for e in topo.gm_campaigns[g]:
+                m, ci = models[e], topo.cg[e][0]
+                lifted = lifts[ci] == lifts[ci] and lifts[ci] >= LIFTED
+                if m is not None and m.usable and lifted and (best is None or lifts[ci] > lifts[best[1]]):
+                    best = (e, ci, m)
+            if best is None:
+                continue
+            e, ci, m = best
+            value, level = float(column[r]), float(med[g])
+            x = self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks)
+            expected = m.expected(x)
+            floor = float(self._sig.floor[r]) if r < self._sig.floor.shape[0] else 0.0
+            if not (abs(self._sig.size_of(r, value, level)) < floor
+                    and abs(self._sig.size_of(r, level, expected)) < floor):
+                continue
+            group, metric = topo.gm[g]
+            name = self.campaigns[ci].name
+            cause[r] = (Cause.CAMPAIGN, name)
+            explanation[r] = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its group "
+                              f"{group} runs at {format_value(metric, level)} for the same traffic (median of "
+                              f"{int(count[g])} hosts), as its group model expects "
+                              f"({format_value(metric, expected)} at {format_number(x)} visitors from {name}, lag "
+                              f"{format_duration(m.lag_ticks * self.tick)}); explained")
+        del score
+
+    @staticmethod
+    def _lagged(window: np.ndarray, row: int, lag: int) -> float:
+        """The latest value of `row` at or just before `lag` ticks ago."""
+        w = window.shape[1]
+        seg = window[row, max(0, w - 1 - lag - 2): max(0, w - lag)]
+        seg = seg[~np.isnan(seg)]
+        return float(seg[-1]) if seg.shape[0] else float("nan")
+
+    # -- refits and states ---------------------------------------------------------------
+
+    def _refit(self, topo: _Topo, ts: float, window_ts: np.ndarray, window: np.ndarray) -> None:
+        self._last_fit = self._ticks
+        w = window[:, -self.fit_ticks:]
+        wts = window_ts[-self.fit_ticks:]
+        sub = w[topo.cg_rows]
+        ok = ~np.isnan(sub)
+        sums = np.add.reduceat(np.where(ok, sub, 0.0), topo.cg_starts, axis=0)
+        counts = np.add.reduceat(ok.astype(np.float64), topo.cg_starts, axis=0)
+        sizes = np.diff(np.append(topo.cg_starts, topo.cg_rows.shape[0]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # a tick where fewer than half the members reported is left out (a partial poll moves the mean)
+            means = np.where(counts >= np.maximum(1, sizes[:, None] / 2), sums / counts, np.nan)
+        drivers, px = np.unique(topo.cg_driver, return_inverse=True)
+        x = w[drivers]
+        py = np.arange(len(topo.cg), dtype=np.intp)
+        lag, _peak = best_lags(lag_correlations(x, means, px.astype(np.intp), py, self.max_lag_ticks))
+        good = np.flatnonzero(lag >= 0)
+        self._live = {}
+        if good.shape[0]:
+            stacked = np.vstack([x, means[good]])
+            fitted = fit_host_models(stacked, drivers.shape[0] + np.arange(good.shape[0], dtype=np.intp),
+                                     px[good].astype(np.intp)[:, None], lag[good].astype(np.intp)[:, None])
+            for e, m in zip(good.tolist(), fitted, strict=True):
+                if m is not None:
+                    self._live[e] = (m.pair_model(0), ts, int(sizes[e]))
+        recent = max(10, int(600 / self.tick))
+        self._growth = {int(d): growth_rate(wts[-recent:], x[j, -recent:]) for j, d in enumerate(drivers.tolist())}
+
+    def _states(self, topo: _Topo, window: np.ndarray, med: np.ndarray, mean: np.ndarray, count: np.ndarray,
+                models: list[LoadModel | None], restored: list[bool]) -> tuple[GroupState, ...]:
+        departing: dict[int, list[str]] = {}
+        for d in self.departures.values():
+            departing.setdefault(topo.gm.index((d.group, d.metric)), []).append(d.host)
+        out = []
+        n = len(topo.cg)
+        if n:
+            a = np.array([m.intercept if m is not None and m.usable else np.nan for m in models])
+            b = np.array([m.slope if m is not None and m.usable else np.nan for m in models])
+            x_now = np.array([self._lagged(window, int(d), 0) for d in topo.cg_driver])
+            x_lag = np.array([self._lagged(window, int(d), m.lag_ticks if m is not None else 0)
+                              for d, m in zip(topo.cg_driver.tolist(), models, strict=True)])
+            growth = np.array([self._growth.get(int(d), np.nan) for d in topo.cg_driver])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                contrib = b * x_now
+                head = np.where(contrib > 0, np.maximum((topo.cg_limit - a) / contrib, 0.0), np.nan)
+                expected = a + b * x_lag
+            known = ~np.isnan(a) & ~np.isnan(topo.cg_limit)
+            secs = np.full(n, np.nan)
+            if known.any():
+                secs[known] = seconds_to_level_many(a[known], b[known][:, None], x_now[known][:, None],
+                                                    growth[known][:, None], topo.cg_limit[known])
+            for e, (ci, g) in enumerate(topo.cg):
+                m = models[e]
+                usable = m is not None and m.usable
+                cap = UNKNOWN
+                if usable and head[e] == head[e]:
+                    assert m is not None
+                    cap = Capacity(float(topo.cg_limit[e]), (float(topo.cg_limit[e]) - m.intercept) / m.slope,
+                                   float(head[e]), float(secs[e]), float(growth[e]))
+                group, metric = topo.gm[g]
+                out.append(GroupState(self.campaigns[ci].name, group, metric, int(count[g]), m if usable else None,
+                                      restored[e] and usable, float(mean[g]), float(med[g]), float(expected[e]),
+                                      cap, tuple(departing.get(g, ())),
+                                      m.lag_ticks * self.tick if usable and m is not None else float("nan")))
+        for g, (group, metric) in enumerate(topo.gm):
+            if not topo.gm_campaigns[g]:
+                out.append(GroupState(None, group, metric, int(count[g]), None, False, float(mean[g]),
+                                      float(med[g]), float("nan"), UNKNOWN, tuple(departing.get(g, ()))))
+        return tuple(out)
+
+    # -- what to keep --------------------------------------------------------------------
+
+    def learned(self) -> list[LearnedModel]:
+        """The usable live group models, as models to keep in the models file."""
+        from .loadmodels import GROUP, LearnedModel
+
+        topo = self._topo
+        if topo is None:
+            return []
+        out = []
+        for e, (m, at, hosts) in self._live.items():
+            if not m.usable:
+                continue
+            ci, g = topo.cg[e]
+            c = self.campaigns[ci]
+            out.append(LearnedModel.of(c.name, GROUP, topo.gm[g][0], topo.gm[g][1], c.traffic_series, m, self.tick,
+                                       at, hosts))
+        return out
