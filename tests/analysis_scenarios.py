@@ -415,3 +415,71 @@ def evaluate_ops(sc: OpsScenario, detector: str | None = None) -> OpsRates:
                 if p.model is not None and key in sc.lags:
                     out.lag_errors.append(abs(p.lag_seconds - sc.lags[key]))
     return out
+
+
+@dataclass
+class FleetScenario:
+    """Host groups behind balancers, one campaign's traffic per group, and hosts that leave their group's level."""
+
+    tick: float
+    ts: np.ndarray
+    names: list[str]
+    values: np.ndarray
+    specs: list[CampaignSpec]
+    groups: dict[str, str]  # host -> group
+    departs: dict[str, int]  # host -> tick from which it runs above its group (truth)
+    slope: dict[str, float]  # group -> load points per visitor (truth)
+    lag: dict[str, int]  # group -> lag in ticks (truth)
+
+
+def fleet_scenario(seed: int = 0, *, hosts: int = 40, groups: int = 4, tick: float = 15.0, ticks: int = 600,
+                   departs: int = 1, excess: float = 35.0, noise: float = 1.5, missing: float = 0.01,
+                   metrics: tuple[str, ...] = ("cpu.percent",)) -> FleetScenario:
+    """`groups` groups of hosts (web-0000…), campaign g's traffic landing on group g (the campaign's `hosts`
+    names the group), load following it with a per-group lag and gain; `departs` hosts run `excess` points above
+    their group from a random tick after the launch (an incident on one host)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(ticks, dtype=np.float64)
+    ts = 1_800_000_000.0 + t * tick
+    names: list[str] = []
+    rows: list[np.ndarray] = []
+    specs: list[CampaignSpec] = []
+    group_of: dict[str, str] = {}
+    slope: dict[str, float] = {}
+    lag: dict[str, int] = {}
+    launch = int(0.45 * ticks)
+    shifted: dict[str, np.ndarray] = {}
+    for g in range(groups):
+        gname = f"pool-{g}"
+        base = rng.uniform(100, 400)
+        peak = base * rng.uniform(2.0, 5.0)
+        after = np.maximum(t - launch, 0.0)
+        x = base + np.where(t >= launch, peak * (1 - np.exp(-after / rng.uniform(5, 20))), 0.0)
+        x = np.maximum(x + rng.normal(0, np.sqrt(x)), 0.0)
+        names.append(f"traffic:site-{g}/visitors")
+        rows.append(x)
+        names.append(f"campaign:camp-{g}/visitors")  # the campaign's own visitors (its utm_campaign)
+        rows.append(np.maximum(x - base + rng.normal(0, 0.1 * np.sqrt(base), ticks), 0.0))
+        specs.append(CampaignSpec(f"camp-{g}", f"campaign:camp-{g}/visitors", f"traffic:site-{g}/visitors",
+                                  (gname,)))
+        lag[gname] = int(rng.integers(1, 6))
+        slope[gname] = rng.uniform(30.0, 60.0) / (base + peak)
+        shifted[gname] = np.concatenate([np.full(lag[gname], x[0]), x[: ticks - lag[gname]]])
+    chosen = set(rng.choice(hosts, size=min(departs, hosts), replace=False).tolist())
+    truth: dict[str, int] = {}
+    for h in range(hosts):
+        host = f"web-{h:04d}"
+        gname = f"pool-{h % groups}"
+        group_of[host] = gname
+        idle = rng.uniform(5, 12)
+        for metric in metrics:
+            load = idle + slope[gname] * shifted[gname] + rng.normal(0, noise, ticks)
+            if h in chosen and metric == "cpu.percent":
+                start = int(rng.uniform(launch + 40, ticks - 60))
+                load[start:] += excess
+                truth[host] = start
+            names.append(f"host:{host}/{metric}")
+            rows.append(np.clip(load, 0.0, 100.0))
+    values = np.vstack(rows)
+    values[rng.random(values.shape) < missing] = np.nan
+    return FleetScenario(tick, ts, names, values, specs, group_of, truth, slope, lag)

@@ -313,7 +313,7 @@ class _Parser:
                     raise self.error(f'{kind} "{name}": ', "name is used twice", kind, i, "name")
                 seen.add(name)
         traffic_names = {t.name for t in cfg.traffic}
-        host_names = {h.name for h in cfg.hosts}
+        host_names = {h.name for h in cfg.hosts} | {h.group for h in cfg.hosts if h.group}  # a group: its hosts
         for i, c in enumerate(cfg.campaigns):
             if c.traffic not in traffic_names:
                 raise self.error(f'campaign "{c.name}": ', f"traffic {c.traffic!r} is not a [[traffic]] name",

@@ -46,9 +46,9 @@ from .clock import SteppedClock
 from .collector import Collector, SourceHealth
 from .config import CampaignConfig, Config, SinkConfig
 from .feeds.base import merge_campaigns
-from .hostgroups import HostGroups
+from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, series, split_series
-from .snapshot import AlertView, CampaignView, HostView, PairView, Snapshot, SourceView
+from .snapshot import AlertView, CampaignView, GroupView, HostView, PairView, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
@@ -245,7 +245,8 @@ class Engine:
         for c in self.config.campaigns:
             specs.append(CampaignSpec(
                 name=c.name, series=series("campaign", c.name, "visitors"),
-                traffic_series=series("traffic", c.traffic, "visitors"), hosts=tuple(c.hosts),
+                traffic_series=series("traffic", c.traffic, "visitors"),
+                hosts=expand_groups(c.hosts, self.config.hosts),
                 expected_lift=c.expected_lift, start=c.start, end=c.end))
         return specs
 
@@ -746,6 +747,20 @@ class Engine:
         else:
             self._models_error = None
 
+    def _group_views(self) -> dict[str, list[GroupView]]:
+        """Per campaign: its host groups' shared models, headroom and departing hosts (groupmodels.py)."""
+        out: dict[str, list[GroupView]] = {}
+        groups = self.analyzer.groups
+        for g in groups.states if groups is not None else ():
+            if g.campaign is None:
+                continue
+            m = g.model
+            out.setdefault(g.campaign, []).append(GroupView(
+                g.group, g.metric, g.hosts, g.median_now, g.lag_seconds, m.slope if m else math.nan,
+                m.intercept if m else math.nan, m.r2 if m else math.nan, g.expected_now, g.capacity.headroom,
+                g.capacity.seconds_to_limit, g.departing, g.restored))
+        return out
+
     def _refresh_sources(self) -> None:
         """Rebuild the series → source maps when the store or the sources' known series changed
         (after a reload the same series names arrive from new source objects)."""
@@ -840,6 +855,7 @@ class Engine:
         cap_by_host: dict[str, tuple[float, float]] = {}
         campaign_views = []
         states = {c.name: c for c in analysis.campaigns} if analysis else {}
+        group_views = self._group_views()
         for c in self.config.campaigns:
             st = states.get(c.name)
             row = store.index.get(series("campaign", c.name, "visitors"))
@@ -863,7 +879,8 @@ class Engine:
                 expected_lift=c.expected_lift, growth_per_s=st.growth_per_s if st else math.nan,
                 spark=spark, hosts=tuple(c.hosts), start=c.start, end=c.end, pairs=tuple(pairs), feed=c.feed,
                 expected_visitors=c.expected_visitors,
-                forecast=pre.text if (pre := worst(e for e in self.preflights if e.campaign == c.name)) else None))
+                forecast=pre.text if (pre := worst(e for e in self.preflights if e.campaign == c.name)) else None,
+                groups=tuple(group_views.get(c.name, ()))))
         hosts: dict[str, dict[str, int]] = {}
         for i, name in enumerate(store.names):
             kind, who, metric = split_series(name)

@@ -52,3 +52,18 @@ def by_group(hosts: Iterable[G]) -> dict[str | None, list[G]]:
     for h in hosts:
         out.setdefault(h.group, []).append(h)
     return out
+
+
+def expand_groups(names: Iterable[str], hosts: Iterable[HostConfig]) -> tuple[str, ...]:
+    """A campaign's `hosts` with each group name followed by the [[host]] names in that group (the group name is
+    kept: a fleet source's hosts in that group are known only once polled)."""
+    members: dict[str, list[str]] = {}
+    for h in hosts:
+        if h.group:
+            members.setdefault(h.group, []).append(h.name)
+    out: list[str] = []
+    for n in names:
+        for m in (n, *members.get(n, ())):
+            if m not in out:
+                out.append(m)
+    return tuple(out)

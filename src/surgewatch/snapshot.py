@@ -55,6 +55,25 @@ class PairView:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupView:
+    """A host group under a campaign: its shared load model, headroom, time to saturation, hosts above it."""
+
+    group: str
+    metric: str
+    hosts: int  # hosts of the group reporting the metric now
+    median_now: float
+    lag_seconds: float  # NaN: no usable model yet
+    slope: float
+    intercept: float
+    r2: float
+    expected_now: float  # the model's group mean at the current traffic
+    headroom: float  # multiple of current traffic at which the group's mean reaches the limit
+    seconds_to_limit: float
+    departing: tuple[str, ...] = ()  # hosts above their group now (unexplained)
+    restored: bool = False  # the model comes from the models file (learned before a restart)
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignView:
     """A campaign now: visitors, lift over baseline, trend and its per-host load models."""
 
@@ -73,6 +92,7 @@ class CampaignView:
     feed: str | None = None  # the campaign feed it came from (None: a [[campaign]] table)
     expected_visitors: float | None = None
     forecast: str | None = None  # before launch: the plan's worst host ("forecast peak web-2 CPU 97 % at …")
+    groups: tuple[GroupView, ...] = ()  # per host group it lands on (hosts with a `group`): its shared model
 
 
 @dataclass(frozen=True, slots=True)

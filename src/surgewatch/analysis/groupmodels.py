@@ -11,8 +11,9 @@ host above its group's median by more than the analyzer's residual limit in robu
 *and* by its metric's practical floor departs from its group, and that is the finding ("web-417 CPU 91% — its
 group web runs at 55% for the same traffic; unexplained"): its score is raised and its cause is `unexplained`
 (so `anomaly = "unexplained"` rules fire on it) unless a schedule or a recurrence already explains it. The other
-way round, a hot host with no mature model of its own (a host that just joined) that runs where its group runs
-while the group's campaign is lifted is explained by the group's model. Only excess load departs: a host below
+way round, a hot host with no usable model of its own (a host that just joined, a plateau too flat to fit) that
+runs where its group runs, where the group's model puts it, with the campaign's traffic carrying at least the
+metric's floor of that load, is explained by the group's model. Only excess load departs: a host below
 its group is spare capacity, not an incident.
 
 Everything per tick is a few array operations over the grouped rows (a padded [group-metric, hosts] matrix);
@@ -38,12 +39,11 @@ from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, growth_rate, seconds_to
 from .significance import Floors, Significance, describe_size
 
 if TYPE_CHECKING:
-    from .analyzer import Analyzer, CampaignSpec, CampaignState
+    from .analyzer import Analyzer, CampaignSpec
     from .loadmodels import LearnedModel, ModelStore
 
 MIN_PEERS = 4  # a group of fewer hosts reporting now has no "usual level" to depart from
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # z → score, as the analyzer maps a load model's residual
-LIFTED = 1.5  # a campaign at this multiple of its baseline traffic explains its group's load
 PERSIST_TICKS = 3  # a host must stay above its group this many ticks in a row (one noisy poll is no finding)
 SPREAD_ALPHA = 0.05  # the group's spread is smoothed over about 20 ticks (one tick's MAD of a few hosts is noisy)
 
@@ -131,6 +131,7 @@ class GroupModels:
         self.departures: dict[int, Departure] = {}
         self._spread = np.zeros(0)  # per group-metric: smoothed robust spread of its hosts
         self._streak = np.zeros(0, dtype=np.int64)  # per member row: ticks in a row above its group
+        self._above = np.zeros(0, dtype=bool)  # per member row: above its group this tick
 
     @classmethod
     def for_analyzer(cls, analyzer: Analyzer, store: ModelStore | None = None) -> GroupModels:
@@ -211,7 +212,7 @@ class GroupModels:
     def step(self, ts: float, names: Sequence[str], index: Mapping[str, int], column: np.ndarray,
              window_ts: np.ndarray, window: np.ndarray, score: np.ndarray,
              cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str],
-             campaigns: Sequence[CampaignState], residual_z: Mapping[int, float], details: bool = True) -> np.ndarray:
+             residual_z: Mapping[int, float], details: bool = True) -> np.ndarray:
         """Check grouped hosts against their groups (changing `cause` and `explanation` in place) and return the
         scores with departures raised; refit group models when due; `states` then holds every group's state."""
         self._ticks += 1
@@ -239,10 +240,8 @@ class GroupModels:
                 np.isnan(self._spread), spread, (1 - SPREAD_ALPHA) * self._spread + SPREAD_ALPHA * spread))
         spread = np.fmax(spread, self._spread)
         models, restored = self._models(topo)
-        lifts = [c.lift for c in campaigns]
         score = self._departures(topo, column, score, cause, explanation, med, spread, count)
-        self._explained_by_group(topo, column, score, cause, explanation, med, count, models, lifts, residual_z,
-                                 window)
+        self._explained_by_group(topo, column, cause, explanation, med, count, models, residual_z, window)
         if details:
             self.states = self._states(topo, window, med, mean, count, models, restored)
         return score
@@ -274,6 +273,7 @@ class GroupModels:
                     cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str], med: np.ndarray,
                     spread: np.ndarray, count: np.ndarray) -> np.ndarray:
         rows = topo.rows[topo.rows < column.shape[0]]
+        self._above = np.zeros(rows.shape[0], dtype=bool)
         if not rows.shape[0]:
             return score
         gmi = topo.row_gm[: rows.shape[0]]
@@ -291,6 +291,7 @@ class GroupModels:
             self._streak = np.zeros(topo.rows.shape[0], dtype=np.int64)
         streak = self._streak[: rows.shape[0]]
         streak[:] = np.where(hit, streak + 1, 0)
+        self._above = hit.copy()  # above its group this tick, held long enough or not
         hit &= streak >= PERSIST_TICKS
         if not hit.any():
             return score
@@ -313,11 +314,13 @@ class GroupModels:
                 explanation[r] = text
         return score
 
-    def _explained_by_group(self, topo: _Topo, column: np.ndarray, score: np.ndarray,
-                            cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str],
-                            med: np.ndarray, count: np.ndarray, models: list[LoadModel | None],
-                            lifts: Sequence[float], residual_z: Mapping[int, float], window: np.ndarray) -> None:
-        """Hot hosts with no mature model of their own, at their group's level while its campaign is lifted."""
+    def _explained_by_group(self, topo: _Topo, column: np.ndarray, cause: dict[int, tuple[Cause, str | None]],
+                            explanation: dict[int, str], med: np.ndarray, count: np.ndarray,
+                            models: list[LoadModel | None], residual_z: Mapping[int, float],
+                            window: np.ndarray) -> None:
+        """Hot hosts called unexplained for want of a usable model of their own (a host that just joined, a
+        plateau too flat to fit) that run at their group's level, where the group's model puts it, with the
+        campaign's traffic carrying at least the metric's floor of that load: explained by that campaign."""
         if not topo.cg:
             return
         pos = {int(r): k for k, r in enumerate(topo.rows.tolist())}
@@ -328,31 +331,31 @@ class GroupModels:
             g = int(topo.row_gm[k])
             if count[g] < MIN_PEERS:
                 continue
-            best = None
+            value, level = float(column[r]), float(med[g])
+            floor = float(self._sig.floor[r]) if r < self._sig.floor.shape[0] else 0.0
+            best: tuple[float, int, LoadModel, float, float] | None = None
             for e in topo.gm_campaigns[g]:
-                m, ci = models[e], topo.cg[e][0]
-                lifted = lifts[ci] == lifts[ci] and lifts[ci] >= LIFTED
-                if m is not None and m.usable and lifted and (best is None or lifts[ci] > lifts[best[1]]):
-                    best = (e, ci, m)
+                m = models[e]
+                if m is None or not m.usable:
+                    continue
+                x = self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks)
+                carried = self._sig.size_of(r, m.expected(x), m.intercept)
+                if carried == carried and carried >= floor and (best is None or carried > best[0]):
+                    best = (carried, e, m, x, m.expected(x))
             if best is None:
                 continue
-            e, ci, m = best
-            value, level = float(column[r]), float(med[g])
-            x = self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks)
-            expected = m.expected(x)
-            floor = float(self._sig.floor[r]) if r < self._sig.floor.shape[0] else 0.0
-            if not (abs(self._sig.size_of(r, value, level)) < floor
-                    and abs(self._sig.size_of(r, level, expected)) < floor):
+            _carried, e, m, x, expected = best
+            above = bool(self._above[k]) if k < self._above.shape[0] else False
+            if above or not abs(self._sig.size_of(r, level, expected)) < floor:
                 continue
             group, metric = topo.gm[g]
-            name = self.campaigns[ci].name
+            name = self.campaigns[topo.cg[e][0]].name
             cause[r] = (Cause.CAMPAIGN, name)
             explanation[r] = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its group "
                               f"{group} runs at {format_value(metric, level)} for the same traffic (median of "
                               f"{int(count[g])} hosts), as its group model expects "
                               f"({format_value(metric, expected)} at {format_number(x)} visitors from {name}, lag "
                               f"{format_duration(m.lag_ticks * self.tick)}); explained")
-        del score
 
     @staticmethod
     def _lagged(window: np.ndarray, row: int, lag: int) -> float:
@@ -381,14 +384,16 @@ class GroupModels:
         py = np.arange(len(topo.cg), dtype=np.intp)
         lag, _peak = best_lags(lag_correlations(x, means, px.astype(np.intp), py, self.max_lag_ticks))
         good = np.flatnonzero(lag >= 0)
-        self._live = {}
         if good.shape[0]:
             stacked = np.vstack([x, means[good]])
             fitted = fit_host_models(stacked, drivers.shape[0] + np.arange(good.shape[0], dtype=np.intp),
                                      px[good].astype(np.intp)[:, None], lag[good].astype(np.intp)[:, None])
             for e, m in zip(good.tolist(), fitted, strict=True):
-                if m is not None:
-                    self._live[e] = (m.pair_model(0), ts, int(sizes[e]))
+                model = m.pair_model(0) if m is not None else None
+                old = self._live.get(e)
+                # a flat window (a plateau, a quiet night) fits nothing: the last usable model stays
+                if model is not None and (model.usable or old is None or not old[0].usable):
+                    self._live[e] = (model, ts, int(sizes[e]))
         recent = max(10, int(600 / self.tick))
         self._growth = {int(d): growth_rate(wts[-recent:], x[j, -recent:]) for j, d in enumerate(drivers.tolist())}
 

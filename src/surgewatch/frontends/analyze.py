@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..analysis.analyzer import AnalysisResult, CampaignSpec, PairState
+    from ..analysis.groupmodels import GroupState
+    from ..analysis.loadmodels import LearnedModel
     from ..config import Config
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -174,6 +176,7 @@ def to_grid(path: str, ts: Sequence[float], cols: Sequence[Sequence[float]], not
 def campaign_specs(names: Sequence[str], config: Config | None) -> list[CampaignSpec]:
     """From a config when given; otherwise every campaign column paired with every host in the file."""
     from ..analysis.analyzer import CampaignSpec
+    from ..hostgroups import expand_groups
     from ..model import series, split_series
 
     present = set(names)
@@ -183,7 +186,8 @@ def campaign_specs(names: Sequence[str], config: Config | None) -> list[Campaign
         for c in config.campaigns:
             own = series("campaign", c.name, "visitors")
             site = series("traffic", c.traffic, "visitors")
-            specs.append(CampaignSpec(c.name, own, site if site in present else own, tuple(c.hosts),
+            specs.append(CampaignSpec(c.name, own, site if site in present else own,
+                                      expand_groups(c.hosts, config.hosts),
                                       c.expected_lift, c.start, c.end))
         return specs
     drivers = [n for n in names if n.startswith("campaign:")] or [n for n in names if n.startswith("traffic:")]
@@ -205,6 +209,7 @@ class Anomaly:
     explanation: str
     ticks: int = 1
     cause: str | None = None  # campaign, schedule, recurring or unexplained (host series); None otherwise
+    group: str | None = None  # the host group it departs from (a host above its group's level), else None
 
 
 @dataclass
@@ -222,6 +227,24 @@ class PairReport:
 
 
 @dataclass
+class GroupReport:
+    """A campaign's load model on a host group (the group's mean load), the best fit seen."""
+
+    campaign: str
+    group: str
+    metric: str
+    hosts: int
+    lag_seconds: float
+    slope: float
+    intercept: float
+    r2: float
+    headroom: float
+    seconds_to_limit: float
+    usable: bool
+    departing: list[str]  # hosts seen above their group at any time
+
+
+@dataclass
 class Report:
     path: str
     tick: float
@@ -233,6 +256,8 @@ class Report:
     anomalies: list[Anomaly]
     detector: str = DEFAULT_LIVE_DETECTOR
     warnings: list[str] | None = None
+    groups: list[GroupReport] | None = None
+    models: list[LearnedModel] | None = None  # what a daemon would keep in its models file (analysis/loadmodels.py)
 
     def to_json(self) -> dict[str, Any]:
         from ..model import rfc3339
@@ -256,7 +281,15 @@ class Report:
                        "usable": p.usable} for p in self.pairs],
             "anomalies": [{"ts": rfc3339(a.ts), "end": rfc3339(a.end), "series": a.series,
                            "score": round(a.score, 4), "classification": a.classification, "cause": a.cause,
-                           "explanation": a.explanation, "ticks": a.ticks} for a in self.anomalies],
+                           "explanation": a.explanation, "ticks": a.ticks, "group": a.group}
+                          for a in self.anomalies],
+            "groups": [{"campaign": g.campaign, "group": g.group, "metric": g.metric, "hosts": g.hosts,
+                        "lag_seconds": num(g.lag_seconds), "slope": num(g.slope), "intercept": num(g.intercept),
+                        "r2": num(g.r2), "headroom": num(g.headroom), "seconds_to_limit": num(g.seconds_to_limit),
+                        "saturates": None if g.seconds_to_limit != g.seconds_to_limit
+                        else not math.isinf(g.seconds_to_limit),
+                        "usable": g.usable, "departing": g.departing} for g in self.groups or ()],
+            "models": [m.to_json() for m in self.models or ()],
         }
 
     def text(self) -> str:
@@ -282,6 +315,22 @@ class Report:
             out.extend(_table(rows))
         else:
             out.append("No campaign/host pairs (the file needs campaign:… and host:… columns).")
+        if self.groups:
+            out.append("")
+            out.append("Host groups (campaign → group's mean load; hosts seen above their group):")
+            grows: list[tuple[str, ...]] = [("campaign", "group", "metric", "hosts", "lag", "model", "r2",
+                                             "headroom", "to limit", "above group")]
+            for g in self.groups:
+                model = (f"{format_value(g.metric, g.intercept)} + {g.slope:.4g}·visitors"
+                         if g.slope == g.slope else "no model")
+                head = f"{g.headroom:.1f}x" if g.headroom == g.headroom else "unknown"
+                secs = ("never" if math.isinf(g.seconds_to_limit) else format_duration(g.seconds_to_limit)) \
+                    if g.seconds_to_limit == g.seconds_to_limit else "unknown"
+                r2 = f"{g.r2:.2f}" + ("" if g.usable else " (poor)") if g.r2 == g.r2 else "–"
+                lag = format_duration(g.lag_seconds) if g.lag_seconds == g.lag_seconds else "–"
+                grows.append((g.campaign, g.group, g.metric, str(g.hosts), lag, model, r2, head, secs,
+                              ", ".join(g.departing) or "none"))
+            out.extend(_table(grows))
         out.append("")
         out.append(f"Anomalies: {len(self.anomalies)}")
         for a in self.anomalies:
@@ -333,6 +382,30 @@ def _pair_report(p: PairState) -> PairReport:
                       bool(m is not None and m.usable))
 
 
+def _group_report(g: GroupState) -> GroupReport:
+    m = g.model
+    nan = float("nan")
+    return GroupReport(g.campaign or "", g.group, g.metric, g.hosts, g.lag_seconds, m.slope if m else nan,
+                       m.intercept if m else nan, m.r2 if m else nan, g.capacity.headroom,
+                       g.capacity.seconds_to_limit, bool(m is not None and m.usable), list(g.departing))
+
+
+def _keep_group(groups: dict[tuple[str, str, str], GroupReport], g: GroupState) -> None:
+    """Keep the best model seen of a campaign × group (usable first, then the better fit) and every host seen
+    above the group."""
+    if g.campaign is None:
+        return
+    key = (g.campaign, g.group, g.metric)
+    new = _group_report(g)
+    old = groups.get(key)
+    if old is not None:
+        better = new.usable and (not old.usable or not new.r2 < old.r2)
+        departing = old.departing + [h for h in new.departing if h not in old.departing]
+        new = new if better else old
+        new.departing = departing
+    groups[key] = new
+
+
 def analyze_file(path: str, config_path: str | None = None, detector: str | None = None) -> Report:
     """Run the engine's analysis over a file and collect models and anomaly episodes."""
     import numpy as np
@@ -368,6 +441,21 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
         from ..analysis.declared import DeclaredCauses
 
         analyzer.declared = DeclaredCauses(*DeclaredCauses.schedules_of(config))
+    from ..analysis.groupmodels import GroupModels
+    from ..analysis.loadmodels import ModelStore, learned_from
+
+    kept = ModelStore(path + ".models.json")  # never written: the models a daemon would keep, for the report
+    if config is not None:
+        from ..hostgroups import HostGroups
+        from ..model import split_series
+
+        groups_of = HostGroups(config.hosts)
+        grouped = {h: group for h in {split_series(n)[1] for n in names if n.startswith("host:")}
+                   if (group := groups_of.group_of(h))}
+        if grouped:
+            analyzer.groups = GroupModels.for_analyzer(analyzer)
+            analyzer.groups.set_groups(grouped)
+    group_best: dict[tuple[str, str, str], GroupReport] = {}
     best: dict[tuple[str, str, str], PairReport] = {}
     open_eps: dict[int, Anomaly] = {}
     last_hot: dict[int, int] = {}
@@ -382,10 +470,15 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
             ep = open_eps.get(r)
             if ep is not None and (ep.classification, ep.cause) == (cls, cause) and t - last_hot[r] <= GAP_TICKS:
                 ep.end, ep.ticks = float(grid_ts[t]), ep.ticks + 1
-                if score > ep.score:
+                dep = analyzer.groups.departures.get(r) if analyzer.groups is not None else None
+                if dep is not None and dep.text == text and ep.group is None:  # the finding: above its group
+                    ep.group, ep.score, ep.explanation = dep.group, max(ep.score, score), text
+                elif score > ep.score and (ep.group is None or dep is not None):
                     ep.score, ep.explanation = score, text
             else:
-                ep = Anomaly(float(grid_ts[t]), float(grid_ts[t]), names[r], score, cls, text, cause=cause)
+                dep = analyzer.groups.departures.get(r) if analyzer.groups is not None else None
+                ep = Anomaly(float(grid_ts[t]), float(grid_ts[t]), names[r], score, cls, text, cause=cause,
+                             group=dep.group if dep is not None and dep.text == text else None)
                 open_eps[r] = ep
                 episodes.append(ep)
             last_hot[r] = t
@@ -395,10 +488,16 @@ def analyze_file(path: str, config_path: str | None = None, detector: str | None
                     key = (p.campaign, p.host, p.metric)
                     if key not in best or _better(p, best[key]):
                         best[key] = _pair_report(p)
+            if analyzer.groups is not None:
+                for state in analyzer.groups.states:
+                    _keep_group(group_best, state)
+                kept.put_all(analyzer.groups.learned())
+            kept.put_all(learned_from(res.campaigns, analyzer.campaigns, tick, res.ts))
     pairs = sorted(best.values(), key=lambda p: (p.campaign, p.host, p.metric))
     points = int((~_isnan(values)).sum())
+    groups = sorted(group_best.values(), key=lambda g: (g.campaign, g.group, g.metric))
     return Report(path, tick, points, len(names), float(grid_ts[0]), float(grid_ts[-1]), pairs, episodes, name,
-                  notes)
+                  notes, groups, kept.models())
 
 
 def _isnan(a: np.ndarray) -> np.ndarray:
