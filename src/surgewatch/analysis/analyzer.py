@@ -333,7 +333,7 @@ class Analyzer:
                 cause[r] = c
         if self.groups is not None:  # hosts off their group's level: before schedules, which still explain them
             score = self.groups.step(ts, names, index, column, window_ts, window, score, cause, explanation,
-                                     residual_z, details)
+                                     campaigns, residual_z, details)
         if self.declared is not None:
             self.declared.apply(ts, names, cause, explanation)
         forecasts = self._forecasts(now, column) if details else None

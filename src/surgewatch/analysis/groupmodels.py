@@ -33,18 +33,19 @@ import numpy as np
 from ..describe import format_value, metric_label
 from ..model import Cause, split_series
 from ..units import format_duration, format_number
-from .correlation import LoadModel, best_lags, fit_host_models, lag_correlations
+from .correlation import LoadModel, baselines, best_lags, fit_host_models, lag_correlations, lift
 from .detectors import z_to_score
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, growth_rate, seconds_to_level_many
 from .significance import Floors, Significance, describe_size
 
 if TYPE_CHECKING:
-    from .analyzer import Analyzer, CampaignSpec
+    from .analyzer import Analyzer, CampaignSpec, CampaignState
     from .loadmodels import LearnedModel, ModelStore
 
 MIN_PEERS = 4  # a group of fewer hosts reporting now has no "usual level" to depart from
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # z → score, as the analyzer maps a load model's residual
 PERSIST_TICKS = 3  # a host must stay above its group this many ticks in a row (one noisy poll is no finding)
+LIFTED = 1.5  # traffic at this multiple of its baseline is a campaign surge (as the analyzer counts one)
 SPREAD_ALPHA = 0.05  # the group's spread is smoothed over about 20 ticks (one tick's MAD of a few hosts is noisy)
 
 
@@ -94,11 +95,12 @@ class _Topo:
     cg_starts: np.ndarray  # where each entry's rows start in cg_rows
     cg_limit: np.ndarray  # the metric's saturation level (NaN: none)
     gm_campaigns: list[list[int]]  # per gm: its entries
+    traffic_rows: list[tuple[int | None, int | None]]  # per campaign: (its own visitors row, its site's row)
 
 
 def _empty_topo(size: int) -> _Topo:
     z = np.zeros(0, dtype=np.intp)
-    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [])
+    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [], [])
 
 
 class GroupModels:
@@ -106,7 +108,7 @@ class GroupModels:
 
     def __init__(self, campaigns: Sequence[CampaignSpec], tick: float, *, metrics: Sequence[str] | None,
                  limits: Mapping[str, float] | None = None, floors: Floors | None = None, refit_every: int = 10,
-                 fit_ticks: int = 120, max_lag_ticks: int = 30, report_score: float = 0.5,
+                 fit_ticks: int = 120, max_lag_ticks: int = 30, report_score: float = 0.5, learn_ticks: int = 100,
                  store: ModelStore | None = None) -> None:
         self.campaigns = list(campaigns)
         self.tick = tick
@@ -117,6 +119,7 @@ class GroupModels:
         self.fit_ticks = fit_ticks
         self.max_lag_ticks = max(1, max_lag_ticks)
         self.report_score = report_score
+        self.learn_ticks = learn_ticks
         self.z_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.store = store
         self._groups: dict[str, str] = {}
@@ -127,18 +130,22 @@ class GroupModels:
         self._live: dict[int, tuple[LoadModel, float, int]] = {}  # entry -> (model, learned at, hosts pooled)
         self._restored: dict[int, LoadModel] = {}
         self._growth: dict[int, float] = {}  # driver row -> traffic growth per second
+        self._base: dict[int, float] = {}  # traffic and campaign rows -> baseline (a low quantile of the window)
+        self._lifted_since: dict[int, int] = {}  # campaign index -> tick its traffic surged
         self.states: tuple[GroupState, ...] = ()
         self.departures: dict[int, Departure] = {}
         self._spread = np.zeros(0)  # per group-metric: smoothed robust spread of its hosts
         self._streak = np.zeros(0, dtype=np.int64)  # per member row: ticks in a row above its group
         self._above = np.zeros(0, dtype=bool)  # per member row: above its group this tick
+        self._off = np.zeros(0, dtype=np.int64)  # per group-metric: ticks in a row off its model by its floor
 
     @classmethod
     def for_analyzer(cls, analyzer: Analyzer, store: ModelStore | None = None) -> GroupModels:
         """Group models on the analyzer's campaigns, cadence, window, limits and floors."""
         return cls(analyzer.campaigns, analyzer.tick, metrics=analyzer.metrics, limits=analyzer.limits,
                    floors=analyzer.floors, refit_every=analyzer.refit_every, fit_ticks=analyzer.fit_ticks,
-                   max_lag_ticks=analyzer.max_lag_ticks, report_score=analyzer.report_score, store=store)
+                   max_lag_ticks=analyzer.max_lag_ticks, report_score=analyzer.report_score,
+                   learn_ticks=analyzer.learn_ticks, store=store)
 
     def set_groups(self, groups: Mapping[str, str]) -> None:
         """Which group each host is in (hosts without one are left out); rebuilds the layout when it changed."""
@@ -153,6 +160,7 @@ class GroupModels:
             return self._topo
         self._live, self._restored, self._last_fit = {}, {}, -10**9
         self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
+        self._off = np.zeros(0, dtype=np.int64)
         self._sig = Significance.build(names, self.floors)
         members: dict[tuple[str, str], list[tuple[int, str]]] = {}
         for i, name in enumerate(names):
@@ -198,7 +206,8 @@ class GroupModels:
         limit = np.array([self.limits.get(gm[g][1], np.nan) for _ci, g in cg], dtype=np.float64)
         self._topo = _Topo(len(names), gm, pad, np.array(rows, dtype=np.intp), np.array(row_gm, dtype=np.intp),
                            hosts, cg, np.array(drivers, dtype=np.intp), np.array(cg_rows, dtype=np.intp),
-                           np.array(starts, dtype=np.intp), limit, gm_campaigns)
+                           np.array(starts, dtype=np.intp), limit, gm_campaigns,
+                           [(index.get(c.series), index.get(c.traffic_series)) for c in self.campaigns])
         if self.store is not None:
             for e, (ci, g) in enumerate(cg):
                 c = self.campaigns[ci]
@@ -212,7 +221,7 @@ class GroupModels:
     def step(self, ts: float, names: Sequence[str], index: Mapping[str, int], column: np.ndarray,
              window_ts: np.ndarray, window: np.ndarray, score: np.ndarray,
              cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str],
-             residual_z: Mapping[int, float], details: bool = True) -> np.ndarray:
+             campaigns: Sequence[CampaignState], residual_z: Mapping[int, float], details: bool = True) -> np.ndarray:
         """Check grouped hosts against their groups (changing `cause` and `explanation` in place) and return the
         scores with departures raised; refit group models when due; `states` then holds every group's state."""
         self._ticks += 1
@@ -221,8 +230,8 @@ class GroupModels:
         if not topo.gm:
             self.states = ()
             return score
-        if topo.cg and self._ticks - self._last_fit >= self.refit_every and window.shape[1] >= max(
-                40, 3 * self.max_lag_ticks // 2 + 10):
+        if topo.cg and self._ticks - self._last_fit >= self.refit_every and window.shape[1] >= min(
+                40, 3 * self.max_lag_ticks // 2 + 10):  # as the analyzer: enough for a lag search, or 40 ticks
             self._refit(topo, ts, window_ts, window)
         n_rows = column.shape[0]
         vals = np.where(topo.pad >= 0, column[np.clip(topo.pad, 0, max(n_rows - 1, 0))], np.nan) if n_rows \
@@ -241,7 +250,9 @@ class GroupModels:
         spread = np.fmax(spread, self._spread)
         models, restored = self._models(topo)
         score = self._departures(topo, column, score, cause, explanation, med, spread, count)
-        self._explained_by_group(topo, column, cause, explanation, med, count, models, residual_z, window)
+        lifts = self._lifts(topo, window, campaigns)
+        self._track_off_model(topo, med, models, window)
+        self._explained_by_group(topo, column, cause, explanation, med, count, models, residual_z, window, lifts)
         if details:
             self.states = self._states(topo, window, med, mean, count, models, restored)
         return score
@@ -262,6 +273,47 @@ class GroupModels:
                 out.append(live[0] if live is not None else None)
                 restored.append(False)
         return out, restored
+
+    def _track_off_model(self, topo: _Topo, med: np.ndarray, models: list[LoadModel | None],
+                         window: np.ndarray) -> None:
+        """Count, per group-metric, the ticks in a row its median has been off every usable model by its floor."""
+        if self._off.shape[0] != len(topo.gm):
+            self._off = np.zeros(len(topo.gm), dtype=np.int64)
+        off = np.zeros(len(topo.gm), dtype=bool)
+        fits = np.zeros(len(topo.gm), dtype=bool)
+        for e, (_ci, g) in enumerate(topo.cg):
+            m = models[e]
+            if m is None or not m.usable:
+                continue
+            r0 = int(topo.pad[g, 0])
+            expected = m.expected(self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks))
+            size = self._sig.size_of(r0, float(med[g]), expected) if r0 < self._sig.floor.shape[0] else 0.0
+            floor = float(self._sig.floor[r0]) if r0 < self._sig.floor.shape[0] else 0.0
+            if abs(size) < floor:
+                fits[g] = True
+            else:
+                off[g] = True
+        self._off = np.where(off & ~fits, self._off + 1, 0)
+
+    def _lifts(self, topo: _Topo, window: np.ndarray, campaigns: Sequence[CampaignState]) -> list[float]:
+        """Each campaign's lift: the analyzer's where it has one, else from its traffic's baselines (the analyzer
+        has none for a campaign whose hosts it does not know: one that names a fleet's group)."""
+        out = []
+        for ci, (own, site) in enumerate(topo.traffic_rows):
+            known = campaigns[ci].lift if ci < len(campaigns) else float("nan")
+            if known != known:
+                nan = float("nan")
+                camp = (self._lagged(window, own, 0), self._base.get(own, nan)) if own is not None else (nan, nan)
+                if site is not None and site != own:
+                    known = lift(self._lagged(window, site, 0), self._base.get(site, nan), *camp)
+                else:
+                    known = lift(nan, nan, *camp)
+            out.append(known if known == known else 0.0)
+            if out[-1] >= LIFTED:
+                self._lifted_since.setdefault(ci, self._ticks)
+            elif out[-1] < 0.5 * (1.0 + LIFTED):  # hysteresis: a dip is no new launch
+                self._lifted_since.pop(ci, None)
+        return out
 
     @staticmethod
     def _level_text(topo: _Topo, g: int, level: float, count: int) -> str:
@@ -292,7 +344,9 @@ class GroupModels:
         streak = self._streak[: rows.shape[0]]
         streak[:] = np.where(hit, streak + 1, 0)
         self._above = hit.copy()  # above its group this tick, held long enough or not
-        hit &= streak >= PERSIST_TICKS
+        with np.errstate(invalid="ignore"):
+            clear = (z >= 2.0 * self.z_limit) & (size >= 2.0 * floor)  # far above: no need to wait for it
+        hit &= (streak >= PERSIST_TICKS) | clear
         if not hit.any():
             return score
         score = np.array(score, copy=True)
@@ -317,10 +371,11 @@ class GroupModels:
     def _explained_by_group(self, topo: _Topo, column: np.ndarray, cause: dict[int, tuple[Cause, str | None]],
                             explanation: dict[int, str], med: np.ndarray, count: np.ndarray,
                             models: list[LoadModel | None], residual_z: Mapping[int, float],
-                            window: np.ndarray) -> None:
+                            window: np.ndarray, lifts: Sequence[float]) -> None:
         """Hot hosts called unexplained for want of a usable model of their own (a host that just joined, a
         plateau too flat to fit) that run at their group's level, where the group's model puts it, with the
-        campaign's traffic carrying at least the metric's floor of that load: explained by that campaign."""
+        campaign's traffic carrying at least the metric's floor of that load: explained by that campaign. While
+        the group's model is still learning, a surge of the campaign's traffic likely explains the group's rise."""
         if not topo.cg:
             return
         pos = {int(r): k for k, r in enumerate(topo.rows.tolist())}
@@ -342,13 +397,27 @@ class GroupModels:
                 carried = self._sig.size_of(r, m.expected(x), m.intercept)
                 if carried == carried and carried >= floor and (best is None or carried > best[0]):
                     best = (carried, e, m, x, m.expected(x))
+            above = bool(self._above[k]) if k < self._above.shape[0] else False
+            group, metric = topo.gm[g]
             if best is None:
+                learning = [topo.cg[e][0] for e in topo.gm_campaigns[g]
+                            if not (models[e] is not None and models[e].usable)]  # type: ignore[union-attr]
+                surging = [ci for ci in learning if lifts[ci] >= LIFTED
+                           and self._ticks - self._lifted_since.get(ci, self._ticks) <= self.learn_ticks]
+                if surging and not above:
+                    ci = max(surging, key=lambda i: lifts[i])
+                    name = self.campaigns[ci].name
+                    cause[r] = (Cause.CAMPAIGN, name)
+                    explanation[r] = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its "
+                                      f"group {group} runs at {format_value(metric, level)} (median of "
+                                      f"{int(count[g])} hosts); traffic from {name} is {lifts[ci]:.1f}x its "
+                                      f"baseline (group model still learning); likely explained")
                 continue
             _carried, e, m, x, expected = best
-            above = bool(self._above[k]) if k < self._above.shape[0] else False
-            if above or not abs(self._sig.size_of(r, level, expected)) < floor:
+            # the whole group off its model for a moment (a traffic blip the lag smears) is still the campaign's;
+            # held for PERSIST_TICKS it is not (a bad deploy to the whole pool)
+            if above or (self._off[g] >= PERSIST_TICKS and not abs(self._sig.size_of(r, level, expected)) < floor):
                 continue
-            group, metric = topo.gm[g]
             name = self.campaigns[topo.cg[e][0]].name
             cause[r] = (Cause.CAMPAIGN, name)
             explanation[r] = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its group "
@@ -394,6 +463,9 @@ class GroupModels:
                 # a flat window (a plateau, a quiet night) fits nothing: the last usable model stays
                 if model is not None and (model.usable or old is None or not old[0].usable):
                     self._live[e] = (model, ts, int(sizes[e]))
+        rows = sorted({r for pair in topo.traffic_rows for r in pair if r is not None})
+        if rows:
+            self._base = {r: float(b) for r, b in zip(rows, baselines(w[rows]), strict=True)}
         recent = max(10, int(600 / self.tick))
         self._growth = {int(d): growth_rate(wts[-recent:], x[j, -recent:]) for j, d in enumerate(drivers.tolist())}
 
