@@ -208,7 +208,7 @@ class Engine:
             resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock).load() if keep else None
         self._models_saved_at: float | None = None
         self._models_error: str | None = None
-        self._groups_at = -GROUPS_EVERY_TICKS
+        self._groups_at, self._groups_version = -GROUPS_EVERY_TICKS, -1
         self.analyzer = self.build_analyzer()
         self.demo_prefixes = {s.name + "/" for s in self.sources if s.demo}
         state_dir = resolve_state_dir(config.monitor.state_dir, config.path)
@@ -603,8 +603,10 @@ class Engine:
         if self.annotations is not None and self.annotations.refresh():
             self.declared.set_annotations(self.annotations.items())
         ts_win, win = store.last_n(self.analyzer.fit_ticks)
-        if store.ticks - self._groups_at >= GROUPS_EVERY_TICKS and self.analyzer.groups is not None:
-            self._groups_at = store.ticks
+        if self.analyzer.groups is not None and (store.ticks - self._groups_at >= GROUPS_EVERY_TICKS
+                                                 or store.version != self._groups_version):
+            self._groups_at, self._groups_version = store.ticks, store.version
+            self._refresh_sources()  # which source reports each new host (its group comes with the source)
             self.analyzer.groups.set_groups(self.group_map())
         analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
         self.last_analysis = analysis

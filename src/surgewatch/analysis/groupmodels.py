@@ -127,7 +127,8 @@ class GroupModels:
         self._sig = Significance.build([], self.floors)
         self._ticks = 0
         self._last_fit = -10**9
-        self._live: dict[int, tuple[LoadModel, float, int]] = {}  # entry -> (model, learned at, hosts pooled)
+        # (campaign index, group, metric) -> (model, learned at, hosts pooled): kept when hosts come and go
+        self._live: dict[tuple[int, str, str], tuple[LoadModel, float, int]] = {}
         self._restored: dict[int, LoadModel] = {}
         self._growth: dict[int, float] = {}  # driver row -> traffic growth per second
         self._base: dict[int, float] = {}  # traffic and campaign rows -> baseline (a low quantile of the window)
@@ -158,7 +159,7 @@ class GroupModels:
     def _layout(self, names: Sequence[str], index: Mapping[str, int]) -> _Topo:
         if self._topo is not None and self._topo.size == len(names):
             return self._topo
-        self._live, self._restored, self._last_fit = {}, {}, -10**9
+        self._restored, self._last_fit = {}, -10**9
         self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
         self._off = np.zeros(0, dtype=np.int64)
         self._sig = Significance.build(names, self.floors)
@@ -257,12 +258,17 @@ class GroupModels:
             self.states = self._states(topo, window, med, mean, count, models, restored)
         return score
 
+    @staticmethod
+    def _key(topo: _Topo, e: int) -> tuple[int, str, str]:
+        ci, g = topo.cg[e]
+        return (ci, topo.gm[g][0], topo.gm[g][1])
+
     def _models(self, topo: _Topo) -> tuple[list[LoadModel | None], list[bool]]:
         """The model of each campaign × group entry: the live one when usable, else the one restored."""
         out: list[LoadModel | None] = []
         restored = []
         for e in range(len(topo.cg)):
-            live = self._live.get(e)
+            live = self._live.get(self._key(topo, e))
             if live is not None and live[0].usable:
                 out.append(live[0])
                 restored.append(False)
@@ -459,10 +465,10 @@ class GroupModels:
                                      px[good].astype(np.intp)[:, None], lag[good].astype(np.intp)[:, None])
             for e, m in zip(good.tolist(), fitted, strict=True):
                 model = m.pair_model(0) if m is not None else None
-                old = self._live.get(e)
+                old = self._live.get(self._key(topo, e))
                 # a flat window (a plateau, a quiet night) fits nothing: the last usable model stays
                 if model is not None and (model.usable or old is None or not old[0].usable):
-                    self._live[e] = (model, ts, int(sizes[e]))
+                    self._live[self._key(topo, e)] = (model, ts, int(sizes[e]))
         rows = sorted({r for pair in topo.traffic_rows for r in pair if r is not None})
         if rows:
             self._base = {r: float(b) for r, b in zip(rows, baselines(w[rows]), strict=True)}
@@ -517,15 +523,9 @@ class GroupModels:
         """The usable live group models, as models to keep in the models file."""
         from .loadmodels import GROUP, LearnedModel
 
-        topo = self._topo
-        if topo is None:
-            return []
         out = []
-        for e, (m, at, hosts) in self._live.items():
-            if not m.usable:
-                continue
-            ci, g = topo.cg[e]
-            c = self.campaigns[ci]
-            out.append(LearnedModel.of(c.name, GROUP, topo.gm[g][0], topo.gm[g][1], c.traffic_series, m, self.tick,
-                                       at, hosts))
+        for (ci, group, metric), (m, at, hosts) in self._live.items():
+            if m.usable:
+                c = self.campaigns[ci]
+                out.append(LearnedModel.of(c.name, GROUP, group, metric, c.traffic_series, m, self.tick, at, hosts))
         return out
