@@ -23,7 +23,6 @@ refits pool the window with one `np.add.reduceat`. Pure numpy, no I/O.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,7 +35,7 @@ from ..units import format_duration, format_number
 from .correlation import LoadModel, baselines, best_lags, fit_host_models, lag_correlations, lift
 from .detectors import z_to_score
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, growth_rate, seconds_to_level_many
-from .significance import Floors, Significance, describe_size
+from .significance import LOAD, POINTS, Floors, Significance, describe_size
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer, CampaignSpec, CampaignState
@@ -96,11 +95,23 @@ class _Topo:
     cg_limit: np.ndarray  # the metric's saturation level (NaN: none)
     gm_campaigns: list[list[int]]  # per gm: its entries
     traffic_rows: list[tuple[int | None, int | None]]  # per campaign: (its own visitors row, its site's row)
+    pos: dict[int, int]  # member row -> its index in `rows`
+    gm_row: np.ndarray  # per group-metric: one member row (whose kind, floor and cores stand for the group's)
+
+
+def _median_rows(vals: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The median of each row's non-NaN values (NaN for an empty row); np.nanmedian is far slower on short rows."""
+    s = np.sort(vals, axis=1)  # NaNs sort last
+    lo = np.clip((count - 1) // 2, 0, None)[:, None]
+    hi = np.clip(count // 2, 0, None)[:, None]
+    hi = np.minimum(hi, max(vals.shape[1] - 1, 0))
+    med = 0.5 * (np.take_along_axis(s, lo, axis=1)[:, 0] + np.take_along_axis(s, hi, axis=1)[:, 0])
+    return np.where(count > 0, med, np.nan)
 
 
 def _empty_topo(size: int) -> _Topo:
     z = np.zeros(0, dtype=np.intp)
-    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [], [])
+    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [], [], {}, z)
 
 
 class GroupModels:
@@ -133,6 +144,8 @@ class GroupModels:
         self._growth: dict[int, float] = {}  # driver row -> traffic growth per second
         self._base: dict[int, float] = {}  # traffic and campaign rows -> baseline (a low quantile of the window)
         self._lifted_since: dict[int, int] = {}  # campaign index -> tick its traffic surged
+        self._lift_now: dict[int, float] = {}
+        self._models_now: list[LoadModel | None] = []
         self.states: tuple[GroupState, ...] = ()
         self.departures: dict[int, Departure] = {}
         self._spread = np.zeros(0)  # per group-metric: smoothed robust spread of its hosts
@@ -208,7 +221,8 @@ class GroupModels:
         self._topo = _Topo(len(names), gm, pad, np.array(rows, dtype=np.intp), np.array(row_gm, dtype=np.intp),
                            hosts, cg, np.array(drivers, dtype=np.intp), np.array(cg_rows, dtype=np.intp),
                            np.array(starts, dtype=np.intp), limit, gm_campaigns,
-                           [(index.get(c.series), index.get(c.traffic_series)) for c in self.campaigns])
+                           [(index.get(c.series), index.get(c.traffic_series)) for c in self.campaigns],
+                           {r: k for k, r in enumerate(rows)}, pad[:, 0].copy())
         if self.store is not None:
             for e, (ci, g) in enumerate(cg):
                 c = self.campaigns[ci]
@@ -237,12 +251,11 @@ class GroupModels:
         n_rows = column.shape[0]
         vals = np.where(topo.pad >= 0, column[np.clip(topo.pad, 0, max(n_rows - 1, 0))], np.nan) if n_rows \
             else np.full(topo.pad.shape, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            count = np.sum(~np.isnan(vals), axis=1)
-            med = np.nanmedian(vals, axis=1)
-            spread = 1.4826 * np.nanmedian(np.abs(vals - med[:, None]), axis=1)
-            mean = np.nanmean(vals, axis=1)
+        count = np.sum(~np.isnan(vals), axis=1)
+        med = _median_rows(vals, count)
+        spread = 1.4826 * _median_rows(np.abs(vals - med[:, None]), count)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, np.nansum(vals, axis=1) / np.maximum(count, 1), np.nan)
         if self._spread.shape != spread.shape:
             self._spread = np.array(spread, copy=True)
         else:
@@ -250,10 +263,11 @@ class GroupModels:
                 np.isnan(self._spread), spread, (1 - SPREAD_ALPHA) * self._spread + SPREAD_ALPHA * spread))
         spread = np.fmax(spread, self._spread)
         models, restored = self._models(topo)
+        self._models_now = models
         score = self._departures(topo, column, score, cause, explanation, med, spread, count)
         lifts = self._lifts(topo, window, campaigns)
-        self._track_off_model(topo, med, models, window)
-        self._explained_by_group(topo, column, cause, explanation, med, count, models, residual_z, window, lifts)
+        verdicts = self._verdicts(topo, med, count, models, window, lifts)
+        self._explained_by_group(topo, column, cause, explanation, med, count, residual_z, verdicts)
         if details:
             self.states = self._states(topo, window, med, mean, count, models, restored)
         return score
@@ -280,27 +294,6 @@ class GroupModels:
                 restored.append(False)
         return out, restored
 
-    def _track_off_model(self, topo: _Topo, med: np.ndarray, models: list[LoadModel | None],
-                         window: np.ndarray) -> None:
-        """Count, per group-metric, the ticks in a row its median has been off every usable model by its floor."""
-        if self._off.shape[0] != len(topo.gm):
-            self._off = np.zeros(len(topo.gm), dtype=np.int64)
-        off = np.zeros(len(topo.gm), dtype=bool)
-        fits = np.zeros(len(topo.gm), dtype=bool)
-        for e, (_ci, g) in enumerate(topo.cg):
-            m = models[e]
-            if m is None or not m.usable:
-                continue
-            r0 = int(topo.pad[g, 0])
-            expected = m.expected(self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks))
-            size = self._sig.size_of(r0, float(med[g]), expected) if r0 < self._sig.floor.shape[0] else 0.0
-            floor = float(self._sig.floor[r0]) if r0 < self._sig.floor.shape[0] else 0.0
-            if abs(size) < floor:
-                fits[g] = True
-            else:
-                off[g] = True
-        self._off = np.where(off & ~fits, self._off + 1, 0)
-
     def _lifts(self, topo: _Topo, window: np.ndarray, campaigns: Sequence[CampaignState]) -> list[float]:
         """Each campaign's lift: the analyzer's where it has one, else from its traffic's baselines (the analyzer
         has none for a campaign whose hosts it does not know: one that names a fleet's group)."""
@@ -315,6 +308,7 @@ class GroupModels:
                 else:
                     known = lift(nan, nan, *camp)
             out.append(known if known == known else 0.0)
+            self._lift_now[ci] = out[-1]
             if out[-1] >= LIFTED:
                 self._lifted_since.setdefault(ci, self._ticks)
             elif out[-1] < 0.5 * (1.0 + LIFTED):  # hysteresis: a dip is no new launch
@@ -374,63 +368,97 @@ class GroupModels:
                 explanation[r] = text
         return score
 
+    def _gm_size(self, g: int, value: float, expected: float) -> float:
+        """A group-metric's departure in its unit (as Significance.size for one of its rows), without arrays."""
+        r = int(self._topo.pad[g, 0]) if self._topo is not None else -1
+        if r < 0 or r >= self._sig.kind.shape[0] or value != value or expected != expected:
+            return float("nan")
+        d = value - expected
+        kind = int(self._sig.kind[r])
+        return d if kind == POINTS else d / float(self._sig.cores[r]) if kind == LOAD else d / max(abs(expected), 1.0)
+
+    def _gm_floor(self, g: int) -> float:
+        r = int(self._topo.pad[g, 0]) if self._topo is not None else -1
+        return float(self._sig.floor[r]) if 0 <= r < self._sig.floor.shape[0] else 0.0
+
+    def _verdicts(self, topo: _Topo, med: np.ndarray, count: np.ndarray, models: list[LoadModel | None],
+                  window: np.ndarray, lifts: Sequence[float]) -> list[tuple[int, float, float] | int | None]:
+        """Per group-metric, what explains its load now: (entry, traffic at the lag, expected) for the campaign
+        whose usable model carries the most of it, a campaign index while a surging campaign's model learns, or
+        None. A group off every model by its floor for PERSIST_TICKS in a row has none (a bad deploy to the
+        whole pool); a moment off (a traffic blip the lag smears) keeps its campaign."""
+        n = len(topo.gm)
+        if self._off.shape[0] != n:
+            self._off = np.zeros(n, dtype=np.int64)
+        out: list[tuple[int, float, float] | int | None] = [None] * n
+        carried_best = np.full(n, -np.inf)
+        off = np.zeros(n, dtype=bool)
+        fits = np.zeros(n, dtype=bool)
+        learning: dict[int, list[int]] = {}
+        for e, (ci, g) in enumerate(topo.cg):
+            m = models[e]
+            if m is None or not m.usable:
+                learning.setdefault(g, []).append(ci)
+                continue
+            x = self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks)
+            expected = m.expected(x)
+            floor = self._gm_floor(g)
+            if abs(self._gm_size(g, float(med[g]), expected)) < floor:
+                fits[g] = True
+            else:
+                off[g] = True
+            carried = self._gm_size(g, expected, m.intercept)
+            if carried == carried and carried >= floor and carried > carried_best[g]:
+                carried_best[g] = carried
+                out[g] = (e, x, expected)
+        self._off = np.where(off & ~fits, self._off + 1, 0)
+        for g in range(n):
+            if count[g] < MIN_PEERS or (out[g] is not None and self._off[g] >= PERSIST_TICKS):
+                out[g] = None
+            elif out[g] is None and g in learning:
+                surging = [ci for ci in learning[g] if lifts[ci] >= LIFTED
+                           and self._ticks - self._lifted_since.get(ci, self._ticks) <= self.learn_ticks]
+                if surging:
+                    out[g] = max(surging, key=lambda i: lifts[i])
+        return out
+
     def _explained_by_group(self, topo: _Topo, column: np.ndarray, cause: dict[int, tuple[Cause, str | None]],
                             explanation: dict[int, str], med: np.ndarray, count: np.ndarray,
-                            models: list[LoadModel | None], residual_z: Mapping[int, float],
-                            window: np.ndarray, lifts: Sequence[float]) -> None:
+                            residual_z: Mapping[int, float],
+                            verdicts: list[tuple[int, float, float] | int | None]) -> None:
         """Hot hosts called unexplained for want of a usable model of their own (a host that just joined, a
-        plateau too flat to fit) that run at their group's level, where the group's model puts it, with the
-        campaign's traffic carrying at least the metric's floor of that load: explained by that campaign. While
-        the group's model is still learning, a surge of the campaign's traffic likely explains the group's rise."""
+        plateau too flat to fit, a campaign naming a fleet's group) that are not above their group, whose group
+        a campaign explains (`_verdicts`): explained by that campaign."""
         if not topo.cg:
             return
-        pos = {int(r): k for k, r in enumerate(topo.rows.tolist())}
-        for r, c in list(cause.items()):
-            k = pos.get(r)
-            if k is None or c[0] != Cause.UNEXPLAINED or r in residual_z or r in self.departures:
+        unexplained = Cause.UNEXPLAINED
+        for r in [r for r, c in cause.items() if c[0] is unexplained]:
+            k = topo.pos.get(r)
+            if k is None or r in residual_z or r in self.departures:
                 continue
             g = int(topo.row_gm[k])
-            if count[g] < MIN_PEERS:
+            verdict = verdicts[g]
+            if verdict is None or (k < self._above.shape[0] and self._above[k]):
                 continue
-            value, level = float(column[r]), float(med[g])
-            floor = float(self._sig.floor[r]) if r < self._sig.floor.shape[0] else 0.0
-            best: tuple[float, int, LoadModel, float, float] | None = None
-            for e in topo.gm_campaigns[g]:
-                m = models[e]
-                if m is None or not m.usable:
-                    continue
-                x = self._lagged(window, int(topo.cg_driver[e]), m.lag_ticks)
-                carried = self._sig.size_of(r, m.expected(x), m.intercept)
-                if carried == carried and carried >= floor and (best is None or carried > best[0]):
-                    best = (carried, e, m, x, m.expected(x))
-            above = bool(self._above[k]) if k < self._above.shape[0] else False
             group, metric = topo.gm[g]
-            if best is None:
-                learning = [topo.cg[e][0] for e in topo.gm_campaigns[g]
-                            if not (models[e] is not None and models[e].usable)]  # type: ignore[union-attr]
-                surging = [ci for ci in learning if lifts[ci] >= LIFTED
-                           and self._ticks - self._lifted_since.get(ci, self._ticks) <= self.learn_ticks]
-                if surging and not above:
-                    ci = max(surging, key=lambda i: lifts[i])
-                    name = self.campaigns[ci].name
-                    cause[r] = (Cause.CAMPAIGN, name)
-                    explanation[r] = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its "
-                                      f"group {group} runs at {format_value(metric, level)} (median of "
-                                      f"{int(count[g])} hosts); traffic from {name} is {lifts[ci]:.1f}x its "
-                                      f"baseline (group model still learning); likely explained")
+            value, level = float(column[r]), float(med[g])
+            head = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its group {group} runs "
+                    f"at {format_value(metric, level)}")
+            if isinstance(verdict, int):
+                name = self.campaigns[verdict].name
+                cause[r] = (Cause.CAMPAIGN, name)
+                explanation[r] = (f"{head} (median of {int(count[g])} hosts); traffic from {name} is "
+                                  f"{self._lift_now.get(verdict, 0.0):.1f}x its baseline (group model still "
+                                  f"learning); likely explained")
                 continue
-            _carried, e, m, x, expected = best
-            # the whole group off its model for a moment (a traffic blip the lag smears) is still the campaign's;
-            # held for PERSIST_TICKS it is not (a bad deploy to the whole pool)
-            if above or (self._off[g] >= PERSIST_TICKS and not abs(self._sig.size_of(r, level, expected)) < floor):
-                continue
+            e, x, expected = verdict
+            m = self._models_now[e]
+            assert m is not None
             name = self.campaigns[topo.cg[e][0]].name
             cause[r] = (Cause.CAMPAIGN, name)
-            explanation[r] = (f"{topo.hosts[k]} {metric_label(metric)} {format_value(metric, value)} — its group "
-                              f"{group} runs at {format_value(metric, level)} for the same traffic (median of "
-                              f"{int(count[g])} hosts), as its group model expects "
-                              f"({format_value(metric, expected)} at {format_number(x)} visitors from {name}, lag "
-                              f"{format_duration(m.lag_ticks * self.tick)}); explained")
+            explanation[r] = (f"{head} for the same traffic (median of {int(count[g])} hosts), as its group model "
+                              f"expects ({format_value(metric, expected)} at {format_number(x)} visitors from "
+                              f"{name}, lag {format_duration(m.lag_ticks * self.tick)}); explained")
 
     @staticmethod
     def _lagged(window: np.ndarray, row: int, lag: int) -> float:
