@@ -216,3 +216,22 @@ async def test_a_departing_host_fires_the_unexplained_rule_and_groups_show_on_th
     assert g.group == "pool-0" and g.hosts == 12 and g.departing == (host,) and not g.restored
     assert g.slope == pytest.approx(sc.slope["pool-0"], rel=0.15) and g.headroom > 0
     assert not (tmp_path / "state" / "models.json").exists()  # an injected clock keeps no models by default
+
+
+def test_the_campaign_screen_names_each_group_its_model_headroom_and_the_hosts_above_it() -> None:
+    from rich.style import Style
+
+    from surgewatch.snapshot import GroupView
+    from surgewatch.tui.screens.detail import group_lines
+
+    def sty(_name: str) -> Style:
+        return Style()
+
+    learned = GroupView("pool-0", "cpu.percent", 412, 55.0, 45.0, 0.032, 8.2, 0.98, 54.0, 1.7, 630.0,
+                        ("web-0417",), restored=True)
+    learning = GroupView("pool-1", "cpu.percent", 3, 20.0, float("nan"), float("nan"), float("nan"), float("nan"),
+                         float("nan"), float("nan"), float("nan"))
+    lines = group_lines((learned, learning), sty).plain.splitlines()
+    assert lines[0].startswith("group pool-0 (412 hosts) CPU 55%  lag 45s  8.2 + 0.032·visitors (r² 0.98, saved)")
+    assert "headroom 1.7x, limit in 10m30s" in lines[0] and lines[0].endswith("above group: web-0417")
+    assert lines[1] == "group pool-1 (3 hosts) CPU 20%  no group model yet  headroom unknown"

@@ -143,3 +143,23 @@ def test_analyze_json_lists_group_models_and_the_models_a_daemon_would_keep(tmp_
     kept = {(m["scope"], m["target"]) for m in doc["models"]}
     assert ("group", "pool-0") in kept and {("host", h) for h in sc.groups} <= kept  # group names expand to hosts
     assert all(LearnedModel.from_json(m).usable for m in doc["models"])
+
+
+def test_check_states_the_learned_models_and_never_moves_a_damaged_file(tmp_path: Path) -> None:
+    from surgewatch.config import parse_config
+    from surgewatch.frontends.check import models_summary
+
+    config = parse_config(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\n', "check.toml")
+    assert models_summary(config)["count"] == 0
+    store = ModelStore.in_state_dir(tmp_path / "state")
+    store.put(model())
+    store.put(model(target="web", scope="group", learned_at=1_800_000_060.0))
+    store.save()
+    summary = models_summary(config)
+    assert (summary["count"], summary["groups"], summary["problem"]) == (2, 1, None)
+    assert summary["newest"] == "2027-01-15T08:01:00.000Z"
+    path = tmp_path / "state" / FILE_NAME
+    path.write_text("{")
+    summary = models_summary(config)
+    assert summary["count"] == 0 and summary["problem"].startswith("not a surgewatch models file")
+    assert path.read_text() == "{"  # a read-only look: the daemon sets it aside when it starts

@@ -112,7 +112,8 @@ class ModelStore:
         self.clock = clock
         self._models: dict[tuple[str, str, str, str], LearnedModel] = {}
         self.dirty = False
-        self.loaded_from: str | None = None  # a note on what load() found, for `check` and logs
+        self.problem: str | None = None  # why the file could not be used (load with repair off keeps it in place)
+        self._repair = True
 
     @classmethod
     def in_state_dir(cls, state_dir: Path | str, clock: Callable[[], float] = time.time) -> ModelStore:
@@ -127,9 +128,11 @@ class ModelStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def load(self) -> ModelStore:
-        """Read the file (a missing one is an empty store). A damaged file: one warning, moved aside, empty."""
-        self._models, self.dirty = {}, False
+    def load(self, repair: bool = True) -> ModelStore:
+        """Read the file (a missing one is an empty store). A damaged file: one warning, moved aside, empty; with
+        `repair` off (a read-only look, `check`) it stays where it is and `problem` says what is wrong."""
+        self._models, self.dirty, self.problem = {}, False, None
+        self._repair = repair
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -149,10 +152,12 @@ class ModelStore:
             self._move_aside(f"not a surgewatch models file ({type(exc).__name__}: {exc})")
             return self
         self._models = {m.key: m for m in models}
-        self.loaded_from = str(self.path)
         return self
 
     def _move_aside(self, why: str) -> None:
+        self.problem = why
+        if not self._repair:
+            return
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock()))
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         try:

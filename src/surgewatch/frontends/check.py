@@ -66,6 +66,19 @@ async def _collect(config: Config, gap: float) -> tuple[dict[str, float], dict[s
     return collector.drain(), errors
 
 
+def models_summary(config: Config) -> dict[str, Any]:
+    """What the state dir's models file holds (analysis/loadmodels.py), read without changing it."""
+    from ..analysis.loadmodels import GROUP, ModelStore
+    from ..model import rfc3339
+    from ..statedir import resolve_state_dir
+
+    store = ModelStore.in_state_dir(resolve_state_dir(config.monitor.state_dir, config.path)).load(repair=False)
+    models = store.models()
+    newest = max((m.learned_at for m in models), default=None)
+    return {"file": str(store.path), "count": len(models), "groups": sum(m.scope == GROUP for m in models),
+            "newest": rfc3339(newest) if newest is not None else None, "problem": store.problem}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..defaults import resolve_config
@@ -94,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                         "level": b.level} for b in breaches],
             "sources": {k: {"ok": v is None, "error": v} for k, v in errors.items()},
             "tls_unverified": config.insecure_tls(),
+            "models": models_summary(config),
         }
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -111,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
               f"({b.word} {format_value(metric, b.level)})")
     for name, err in failed.items():
         print(f"UNKNOWN source {name}: {err}")
+    models = models_summary(config)
+    if models["problem"]:
+        print(f"WARNING learned models {models['file']}: {models['problem']}")
+    elif models["count"]:
+        print(f"learned load models: {models['count']} ({models['groups']} of host groups) in {models['file']}, "
+              f"newest {models['newest']}")
     for name in config.insecure_tls():
         print(f"WARNING {name}: tls_verify = false, its TLS certificate is NOT verified (anyone in the path "
               "can read and change what it sends and receives)")

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 
 from ...describe import format_value, metric_label
 from ...model import Annotation, series
-from ...snapshot import CampaignView, HostView, PairView
+from ...snapshot import CampaignView, GroupView, HostView, PairView
 from ...units import format_duration, format_number
 from ..charts import Marker
 from ..text import literal
@@ -90,6 +90,29 @@ def pair_lines(pairs: tuple[PairView, ...], width: int, sty: Styler) -> Text:
             out.append(f"  expect {format_value(p.metric, p.expected_now)}", style=sty("muted"))
         out.append("  " + forecast_text(p.headroom, p.seconds_to_limit),
                    style=sty("warn") if p.headroom == p.headroom and p.headroom < 1.2 else "")
+    return out
+
+
+def group_lines(groups: tuple[GroupView, ...], sty: Styler) -> Text:
+    """One line per host group the campaign lands on: its shared model, headroom, and hosts above the group."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for g in groups:
+        if out.plain:
+            out.append("\n")
+        out.append("group ", style=sty("muted"))
+        out.append(literal(g.group, 18), style=sty("head"))
+        out.append(f" ({g.hosts} hosts) {metric_label(g.metric)} {format_value(g.metric, g.median_now)}")
+        if g.slope == g.slope:
+            lag = format_duration(g.lag_seconds) if g.lag_seconds == g.lag_seconds else "?"
+            restored = ", saved" if g.restored else ""
+            out.append(f"  lag {lag}  {g.intercept:.3g} + {g.slope:.3g}·visitors (r² {g.r2:.2f}{restored})  ")
+        else:
+            out.append("  no group model yet  ", style=sty("muted"))
+        out.append(forecast_text(g.headroom, g.seconds_to_limit),
+                   style=sty("warn") if g.headroom == g.headroom and g.headroom < 1.2 else "")
+        if g.departing:
+            out.append("  above group: " + ", ".join(literal(h, 18) for h in g.departing[:3])
+                       + (f" +{len(g.departing) - 3}" if len(g.departing) > 3 else ""), style=sty("crit"))
     return out
 
 
@@ -204,7 +227,10 @@ class CampaignScreen(ChartScreen):
             chart.set_data(ChartData(title, win.ts, values, t0, t1, snap.ts, None, markers,
                                      0.0 if name != traffic else None, 100.0 if name != traffic else None, fmt,
                                      key=(snap.tick, t0, t1, name)), app.chart_mode)
-        self.info.show(pair_lines(c.pairs, self.size.width - 2, sty))
+        info = pair_lines(c.pairs, self.size.width - 2, sty)
+        if c.groups:  # hosts behind one balancer share a model: the group line comes first
+            info = Text.assemble(group_lines(c.groups, sty), "\n", info, no_wrap=True, overflow="ellipsis")
+        self.info.show(info)
         super().redraw()
 
 
