@@ -13,6 +13,7 @@ and the group models' own share (their `step`, timed inside the run with groups)
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -50,12 +51,14 @@ def main() -> None:
     grouped.groups = groups = GroupModels.for_analyzer(grouped)
     groups.set_groups(sc.groups)
     inner: list[float] = []
+    inner_cpu: list[float] = []
     step = groups.step
 
     def timed_step(*a, **k):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         out = step(*a, **k)
         inner.append(time.perf_counter() - t0)
+        inner_cpu.append(time.thread_time() - c0)
         return out
 
     groups.step = timed_step  # type: ignore[method-assign]
@@ -78,16 +81,18 @@ def main() -> None:
             t_grouped.append(t2 - t1)
         for d in groups.departures.values():
             found.setdefault(d.host, t)
-    inner = inner[warm:]
+    inner, inner_cpu = inner[warm:], inner_cpu[warm:]
+
     extra = [b - a for a, b in zip(t_plain, t_grouped, strict=True)]
     rows = sum(1 for n in sc.names if n.startswith("host:"))
     print(f"{args.hosts} hosts in {args.groups} groups, {rows} host series, tick {args.tick:g}s, "
-          f"{len(t_plain)} measured ticks (after {warm} warm-up ticks)")
+          f"{len(t_plain)} measured ticks (after {warm} warm-up ticks), load average {os.getloadavg()[0]:.1f}")
     print(f"  {'per tick (ms)':<34} {'min':>8} {'median':>8} {'max':>8}")
     print(row("analysis without group models", t_plain))
     print(row("analysis with group models", t_grouped))
     print(row("difference (paired ticks)", extra))
-    print(row("group models' step alone", inner))
+    print(row("group models' step alone (wall)", inner))
+    print(row("group models' step alone (CPU)", inner_cpu))
     truth = sc.departs
     hits = {h: found[h] - s for h, s in truth.items() if h in found and found[h] >= s}
     false = sorted(set(found) - set(truth))

@@ -235,3 +235,21 @@ def test_the_campaign_screen_names_each_group_its_model_headroom_and_the_hosts_a
     assert lines[0].startswith("group pool-0 (412 hosts) CPU 55%  lag 45s  8.2 + 0.032·visitors (r² 0.98, saved)")
     assert "headroom 1.7x, limit in 10m30s" in lines[0] and lines[0].endswith("above group: web-0417")
     assert lines[1] == "group pool-1 (3 hosts) CPU 20%  no group model yet  headroom unknown"
+
+
+def test_group_means_kept_tick_by_tick_fit_the_same_models_as_gathering_every_hosts_window() -> None:
+    sc = fleet_scenario(9, hosts=12, groups=2, ticks=300, departs=0)
+    kept, _ = run(sc)
+    gathered = Analyzer(default_detector(sc.tick), sc.specs, sc.tick)
+    gathered.groups = GroupModels.for_analyzer(gathered)
+    gathered.groups.set_groups(sc.groups)
+    gathered.groups.keep_means = False
+    list(replay(gathered, sc.ts, sc.names, sc.values))
+    assert kept.groups is not None and gathered.groups is not None
+    a = {(s.campaign, s.group): s.model for s in kept.groups.states}
+    b = {(s.campaign, s.group): s.model for s in gathered.groups.states}
+    assert a.keys() == b.keys() and all(m is not None for m in a.values())
+    for key, m in a.items():
+        assert m is not None and b[key] is not None
+        assert (m.lag_ticks, m.n) == (b[key].lag_ticks, b[key].n)  # type: ignore[union-attr]
+        assert m.slope == pytest.approx(b[key].slope) and m.intercept == pytest.approx(b[key].intercept)  # type: ignore[union-attr]

@@ -97,6 +97,8 @@ class _Topo:
     traffic_rows: list[tuple[int | None, int | None]]  # per campaign: (its own visitors row, its site's row)
     pos: dict[int, int]  # member row -> its index in `rows`
     gm_row: np.ndarray  # per group-metric: one member row (whose kind, floor and cores stand for the group's)
+    gm_size: np.ndarray  # per group-metric: its member rows
+    whole: np.ndarray  # per entry: the campaign lands on the whole group (its mean is the group's)
 
 
 def _median_rows(vals: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -111,7 +113,8 @@ def _median_rows(vals: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 def _empty_topo(size: int) -> _Topo:
     z = np.zeros(0, dtype=np.intp)
-    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [], [], {}, z)
+    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [], [], {}, z, z,
+                 np.zeros(0, dtype=bool))
 
 
 class GroupModels:
@@ -152,6 +155,11 @@ class GroupModels:
         self._streak = np.zeros(0, dtype=np.int64)  # per member row: ticks in a row above its group
         self._above = np.zeros(0, dtype=bool)  # per member row: above its group this tick
         self._off = np.zeros(0, dtype=np.int64)  # per group-metric: ticks in a row off its model by its floor
+        # per group-metric: its mean of each past tick (NaN where under half its hosts reported), newest last, so a
+        # refit of campaigns that land on whole groups reads G rows instead of gathering every host's window
+        self._hist = np.zeros((0, 0))
+        self._hist_n = 0
+        self.keep_means = True  # off: every refit gathers each host's window (the same means, at more cost)
 
     @classmethod
     def for_analyzer(cls, analyzer: Analyzer, store: ModelStore | None = None) -> GroupModels:
@@ -173,6 +181,7 @@ class GroupModels:
         if self._topo is not None and self._topo.size == len(names):
             return self._topo
         self._restored, self._last_fit = {}, -10**9
+        self._hist_n = 0
         self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
         self._off = np.zeros(0, dtype=np.int64)
         self._sig = Significance.build(names, self.floors)
@@ -222,7 +231,10 @@ class GroupModels:
                            hosts, cg, np.array(drivers, dtype=np.intp), np.array(cg_rows, dtype=np.intp),
                            np.array(starts, dtype=np.intp), limit, gm_campaigns,
                            [(index.get(c.series), index.get(c.traffic_series)) for c in self.campaigns],
-                           {r: k for k, r in enumerate(rows)}, pad[:, 0].copy())
+                           {r: k for k, r in enumerate(rows)}, pad[:, 0].copy(),
+                           np.array([len(members[key]) for key in gm], dtype=np.intp),
+                           np.array([len(members[gm[g]]) == (starts[e + 1] if e + 1 < len(starts) else len(cg_rows))
+                                     - starts[e] for e, (_ci, g) in enumerate(cg)], dtype=bool))
         if self.store is not None:
             for e, (ci, g) in enumerate(cg):
                 c = self.campaigns[ci]
@@ -245,9 +257,6 @@ class GroupModels:
         if not topo.gm:
             self.states = ()
             return score
-        if topo.cg and self._ticks - self._last_fit >= self.refit_every and window.shape[1] >= min(
-                40, 3 * self.max_lag_ticks // 2 + 10):  # as the analyzer: enough for a lag search, or 40 ticks
-            self._refit(topo, ts, window_ts, window)
         n_rows = column.shape[0]
         vals = np.where(topo.pad >= 0, column[np.clip(topo.pad, 0, max(n_rows - 1, 0))], np.nan) if n_rows \
             else np.full(topo.pad.shape, np.nan)
@@ -262,6 +271,10 @@ class GroupModels:
             self._spread = np.where(np.isnan(spread), self._spread, np.where(
                 np.isnan(self._spread), spread, (1 - SPREAD_ALPHA) * self._spread + SPREAD_ALPHA * spread))
         spread = np.fmax(spread, self._spread)
+        self._remember(topo, mean, count)
+        if topo.cg and self._ticks - self._last_fit >= self.refit_every and window.shape[1] >= min(
+                40, 3 * self.max_lag_ticks // 2 + 10):  # as the analyzer: enough for a lag search, or 40 ticks
+            self._refit(topo, ts, window_ts, window)
         models, restored = self._models(topo)
         self._models_now = models
         score = self._departures(topo, column, score, cause, explanation, med, spread, count)
@@ -470,18 +483,31 @@ class GroupModels:
 
     # -- refits and states ---------------------------------------------------------------
 
+    def _remember(self, topo: _Topo, mean: np.ndarray, count: np.ndarray) -> None:
+        """Append this tick's group means to the history (a tick where fewer than half reported: NaN)."""
+        if self._hist.shape != (len(topo.gm), self.fit_ticks):
+            self._hist = np.full((len(topo.gm), self.fit_ticks), np.nan)
+            self._hist_n = 0
+        self._hist[:, :-1] = self._hist[:, 1:]
+        self._hist[:, -1] = np.where(count >= np.maximum(1, topo.gm_size / 2), mean, np.nan)
+        self._hist_n += 1
+
     def _refit(self, topo: _Topo, ts: float, window_ts: np.ndarray, window: np.ndarray) -> None:
         self._last_fit = self._ticks
         w = window[:, -self.fit_ticks:]
         wts = window_ts[-self.fit_ticks:]
-        sub = w[topo.cg_rows]
-        ok = ~np.isnan(sub)
-        sums = np.add.reduceat(np.where(ok, sub, 0.0), topo.cg_starts, axis=0)
-        counts = np.add.reduceat(ok.astype(np.float64), topo.cg_starts, axis=0)
         sizes = np.diff(np.append(topo.cg_starts, topo.cg_rows.shape[0]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # a tick where fewer than half the members reported is left out (a partial poll moves the mean)
-            means = np.where(counts >= np.maximum(1, sizes[:, None] / 2), sums / counts, np.nan)
+        width = w.shape[1]
+        if self.keep_means and topo.whole.all() and self._hist_n >= width:  # every campaign lands on whole groups: means are kept
+            means = self._hist[np.array([g for _ci, g in topo.cg], dtype=np.intp)][:, -width:]
+        else:
+            sub = w[topo.cg_rows]
+            ok = ~np.isnan(sub)
+            sums = np.add.reduceat(np.where(ok, sub, 0.0), topo.cg_starts, axis=0)
+            counts = np.add.reduceat(ok.astype(np.float64), topo.cg_starts, axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # a tick where fewer than half the members reported is left out (a partial poll moves the mean)
+                means = np.where(counts >= np.maximum(1, sizes[:, None] / 2), sums / counts, np.nan)
         drivers, px = np.unique(topo.cg_driver, return_inverse=True)
         x = w[drivers]
         py = np.arange(len(topo.cg), dtype=np.intp)
