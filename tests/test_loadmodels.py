@@ -163,3 +163,34 @@ def test_check_states_the_learned_models_and_never_moves_a_damaged_file(tmp_path
     summary = models_summary(config)
     assert summary["count"] == 0 and summary["problem"].startswith("not a surgewatch models file")
     assert path.read_text() == "{"  # a read-only look: the daemon sets it aside when it starts
+
+
+def test_plan_from_state_reads_the_models_the_daemon_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from surgewatch.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[monitor]\nstate_dir = "{tmp_path / "state"}"\n'
+                   '[[host]]\nname = "web-1"\nsource = "local"\n[[traffic]]\nname = "site"\n'
+                   'source = "json"\nurl = "http://127.0.0.1:9"\nvalue = "v"\n'
+                   '[[campaign]]\nname = "spring-sale"\ntraffic = "site"\nhosts = ["web-1"]\n')
+    assert main(["plan", "--config", str(cfg), "--from-state", "--visitors", "100"]) == 4  # nothing kept yet
+    assert "no load models saved in" in capsys.readouterr().err
+    store = ModelStore.in_state_dir(tmp_path / "state")
+    kept = model()  # cpu = 10 + 0.05·site visitors, lag 40 s, learned when the site ran at 200 visitors
+    store.put(LearnedModel(**{**{f: getattr(kept, f) for f in kept.__slots__}, "traffic_baseline": 200.0}))
+    store.save()
+    assert json.loads((tmp_path / "state" / FILE_NAME).read_text())["models"][0]["traffic_baseline"] == 200.0
+    code = main(["plan", "--config", str(cfg), "--from-state", "--visitors", "1000", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    (cpu,) = [h for h in doc["hosts"] if h["metric"] == "cpu.percent"]
+    assert cpu["host"] == "web-1" and cpu["peak"] == pytest.approx(10 + 0.05 * (200 + 1000))
+    assert code == 0 and doc["verdict"] == "fits"  # 70% of CPU
+    assert main(["plan", "--config", str(cfg), "--from-state", "--visitors", "2000"]) == 2  # 120%: saturates
+
+
+def test_a_model_with_a_number_that_is_not_finite_is_not_kept(tmp_path: Path) -> None:
+    store = ModelStore.in_state_dir(tmp_path)
+    assert not store.put(model(slope=float("nan"))) and len(store) == 0
+    assert store.put(model()) and not store.put(model())  # the same model again: nothing to write
+    store.save()
+    assert not store.dirty

@@ -735,8 +735,9 @@ class Engine:
         specs = [s for s in self.analyzer.campaigns if not self.is_demo(s.traffic_series)]
         real = {s.name for s in specs}
         states = [c for c in analysis.campaigns if c.name in real]
-        groups = self.analyzer.groups.learned() if self.analyzer.groups is not None else []
-        store.put_all(learned_from(states, specs, self.tick_seconds, analysis.ts))
+        sites = {s.traffic_series: self._site_baseline(split_series(s.traffic_series)[1]) for s in specs}
+        groups = self.analyzer.groups.learned(sites) if self.analyzer.groups is not None else []
+        store.put_all(learned_from(states, specs, self.tick_seconds, analysis.ts, sites))
         store.put_all(m for m in groups if m.campaign in real)
         if not store.dirty:
             return

@@ -498,7 +498,7 @@ class GroupModels:
         wts = window_ts[-self.fit_ticks:]
         sizes = np.diff(np.append(topo.cg_starts, topo.cg_rows.shape[0]))
         width = w.shape[1]
-        if self.keep_means and topo.whole.all() and self._hist_n >= width:  # every campaign lands on whole groups: means are kept
+        if self.keep_means and topo.whole.all() and self._hist_n >= width:  # campaigns on whole groups: kept
             means = self._hist[np.array([g for _ci, g in topo.cg], dtype=np.intp)][:, -width:]
         else:
             sub = w[topo.cg_rows]
@@ -573,13 +573,14 @@ class GroupModels:
 
     # -- what to keep --------------------------------------------------------------------
 
-    def learned(self) -> list[LearnedModel]:
-        """The usable live group models, as models to keep in the models file."""
+    def learned(self, baselines: Mapping[str, float] | None = None) -> list[LearnedModel]:
+        """The usable live group models, as models to keep in the models file (`baselines` as in learned_from)."""
         from .loadmodels import GROUP, LearnedModel
 
         out = []
         for (ci, group, metric), (m, at, hosts) in self._live.items():
             if m.usable:
                 c = self.campaigns[ci]
-                out.append(LearnedModel.of(c.name, GROUP, group, metric, c.traffic_series, m, self.tick, at, hosts))
+                out.append(LearnedModel.of(c.name, GROUP, group, metric, c.traffic_series, m, self.tick, at, hosts,
+                                           (baselines or {}).get(c.traffic_series)))
         return out

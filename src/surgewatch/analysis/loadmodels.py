@@ -61,6 +61,7 @@ class LearnedModel:
     points: int  # how many points it was fitted on
     learned_at: float  # UNIX time of the fit
     hosts: int = 1  # hosts pooled (a group model: the load is the group's mean)
+    traffic_baseline: float | None = None  # the traffic series' usual level when learned (plan needs it); None: unknown
 
     def expected(self, traffic: float) -> float:
         """The load this model predicts at `traffic` visitors."""
@@ -82,10 +83,12 @@ class LearnedModel:
 
     @classmethod
     def of(cls, campaign: str, scope: str, target: str, metric: str, traffic: str, model: LoadModel,
-           tick: float, learned_at: float, hosts: int = 1) -> LearnedModel:
-        """From a live LoadModel."""
+           tick: float, learned_at: float, hosts: int = 1, traffic_baseline: float | None = None) -> LearnedModel:
+        """From a live LoadModel (a traffic baseline that is not a finite number is kept as unknown)."""
+        if traffic_baseline is not None and not math.isfinite(traffic_baseline):
+            traffic_baseline = None
         return cls(campaign, scope, target, metric, traffic, model.lag_ticks * tick, model.slope, model.intercept,
-                   model.r2, model.resid_sigma, model.n, learned_at, hosts)
+                   model.r2, model.resid_sigma, model.n, learned_at, hosts, traffic_baseline)
 
     def to_json(self) -> dict[str, Any]:
         return {k: (round(v, 9) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -95,7 +98,8 @@ class LearnedModel:
         """From a JSON object; raises ValueError/TypeError/KeyError on a bad one."""
         m = cls(str(d["campaign"]), str(d["scope"]), str(d["target"]), str(d["metric"]), str(d["traffic"]),
                 float(d["lag_seconds"]), float(d["slope"]), float(d["intercept"]), float(d["r2"]),
-                float(d["resid_sigma"]), int(d["points"]), float(d["learned_at"]), int(d.get("hosts", 1)))
+                float(d["resid_sigma"]), int(d["points"]), float(d["learned_at"]), int(d.get("hosts", 1)),
+                float(d["traffic_baseline"]) if d.get("traffic_baseline") is not None else None)
         if m.scope not in (HOST, GROUP):
             raise ValueError(f"scope {m.scope!r} is neither host nor group")
         if not all(math.isfinite(v) for v in (m.lag_seconds, m.slope, m.intercept, m.r2, m.resid_sigma,
@@ -191,7 +195,11 @@ class ModelStore:
     # -- writing ---------------------------------------------------------------------------
 
     def put(self, model: LearnedModel) -> bool:
-        """Keep a live model if it is usable (or nothing usable is kept for its key); True if it changed."""
+        """Keep a live model if it is usable (or nothing usable is kept for its key); True if it changed. A model
+        with a number that is not finite is not kept (the file holds numbers only)."""
+        if not all(math.isfinite(v) for v in (model.lag_seconds, model.slope, model.intercept, model.r2,
+                                              model.resid_sigma, model.learned_at)):
+            return False
         old = self._models.get(model.key)
         if old is not None and old.usable and not model.usable:
             return False
@@ -231,8 +239,9 @@ class ModelStore:
 
 
 def learned_from(campaigns: Iterable[CampaignState], specs: Iterable[CampaignSpec], tick: float,
-                 ts: float) -> list[LearnedModel]:
-    """The usable, mature per-host models of a tick's campaign states, as models to keep."""
+                 ts: float, baselines: Mapping[str, float] | None = None) -> list[LearnedModel]:
+    """The usable, mature per-host models of a tick's campaign states, as models to keep (`baselines`: each
+    traffic series' usual level, kept with the models that follow it)."""
     traffic = {s.name: s.traffic_series for s in specs}
     out = []
     for st in campaigns:
@@ -240,5 +249,7 @@ def learned_from(campaigns: Iterable[CampaignState], specs: Iterable[CampaignSpe
             m = p.model
             if m is None or not m.usable or not p.mature:
                 continue
-            out.append(LearnedModel.of(p.campaign, HOST, p.host, p.metric, traffic.get(p.campaign, ""), m, tick, ts))
+            site = traffic.get(p.campaign, "")
+            out.append(LearnedModel.of(p.campaign, HOST, p.host, p.metric, site, m, tick, ts,
+                                       traffic_baseline=(baselines or {}).get(site)))
     return out

@@ -155,7 +155,9 @@ async def _feed_campaigns(config: Config) -> list[CampaignConfig]:
 
 
 def _models(args: argparse.Namespace, config: Config | None) -> tuple[list[ModelFact], float]:
-    """The load models and the site's baseline visitors (for --lift), from a recording."""
+    """The load models and the site's baseline visitors (for --lift), from a recording or the state dir."""
+    if args.from_state:
+        return _saved_models(config)
     if not args.recording:
         raise PlanError("give --recording R: the load models are learned from a recording of earlier traffic")
     from ..scenarios import resolve
@@ -173,6 +175,27 @@ def _models(args: argparse.Namespace, config: Config | None) -> tuple[list[Model
     facts = [ModelFact(p.campaign, p.host, p.metric, p.lag_seconds, p.slope, p.intercept, p.r2, p.usable,
                        report.end, drivers.get(p.campaign, "campaign")) for p in report.pairs]
     return facts, _baseline(names, cols, config)
+
+
+def _saved_models(config: Config | None) -> tuple[list[ModelFact], float]:
+    """The per-host load models the daemon keeps in its state dir (analysis/loadmodels.py), and the site's
+    baseline visitors kept with the newest of them."""
+    from ..analysis.loadmodels import HOST, ModelStore
+    from ..statedir import resolve_state_dir
+
+    store = ModelStore.in_state_dir(resolve_state_dir(config.monitor.state_dir if config else None,
+                                                      config.path if config else None)).load(repair=False)
+    if store.problem:
+        raise PlanError(f"{store.path}: {store.problem}")
+    facts = [ModelFact(m.campaign, m.target, m.metric, m.lag_seconds, m.slope, m.intercept, m.r2, m.usable,
+                       m.learned_at, "site" if m.traffic.startswith("traffic:") else "campaign")
+             for m in store.models() if m.scope == HOST]
+    known = [m for m in store.models() if m.scope == HOST and m.traffic_baseline is not None]
+    if not facts:
+        raise PlanError(f"no load models saved in {store.path} yet: the daemon keeps them once a campaign has "
+                        "run on its hosts; or give --recording R")
+    newest = max(known, key=lambda m: m.learned_at).traffic_baseline if known else None
+    return facts, newest if newest is not None else math.nan
 
 
 def _baseline(names: list[str], cols: Any, config: Config | None) -> float:
