@@ -37,7 +37,7 @@ def test_models_round_trip_through_a_private_versioned_file(tmp_path: Path) -> N
     assert again.models() == store.models()
     assert again.get("spring-sale", "web-1", "cpu.percent") == model()
     assert again.get("spring-sale", "web", "cpu.percent", scope="group") == model(target="web", scope="group")
-    assert not list((tmp_path / "state").glob(".models-*"))  # no temp file left behind
+    assert not list((tmp_path / "state").glob(".models.json-*"))  # no temp file left behind
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"kind": "surgewatch-models", "version": 99, "models": []}',

@@ -16,18 +16,17 @@ points), so a flat week never erases what a real send taught.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..statedir import write_atomic
 from .correlation import MIN_POINTS, MIN_R2, LoadModel
 
 if TYPE_CHECKING:
@@ -217,21 +216,10 @@ class ModelStore:
         """Write every model atomically (temp file, fsync, rename), mode 0600. Raises ModelStoreError."""
         body = {"kind": "surgewatch-models", "version": FORMAT_VERSION, "saved_at": round(self.clock(), 3),
                 "models": [m.to_json() for m in self.models()]}
-        directory = self.path.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".models-", suffix=".tmp")  # mkstemp: mode 0600
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(body, f, indent=1, allow_nan=False)
-                    f.write("\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            text = json.dumps(body, indent=1, allow_nan=False) + "\n"
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(self.path, text)
         except (OSError, ValueError) as exc:
             raise ModelStoreError(f"{self.path}: cannot write learned models: "
                                   f"{getattr(exc, 'strerror', None) or exc}") from None
