@@ -253,3 +253,24 @@ def test_group_means_kept_tick_by_tick_fit_the_same_models_as_gathering_every_ho
         assert m is not None and b[key] is not None
         assert (m.lag_ticks, m.n) == (b[key].lag_ticks, b[key].n)  # type: ignore[union-attr]
         assert m.slope == pytest.approx(b[key].slope) and m.intercept == pytest.approx(b[key].intercept)  # type: ignore[union-attr]
+
+
+def test_a_host_leaving_its_group_keeps_the_groups_model_and_its_kept_means() -> None:
+    sc = fleet_scenario(10, hosts=12, groups=1, ticks=400, departs=0)
+    an = Analyzer(default_detector(sc.tick), sc.specs, sc.tick)
+    an.groups = GroupModels.for_analyzer(an)
+    an.groups.set_groups(sc.groups)
+    steps = replay(an, sc.ts, sc.names, sc.values)
+    for _ in range(300):
+        next(steps)
+    before = an.groups.learned()
+    assert len(before) == 1 and before[0].hosts == 12
+    an.groups.set_groups({h: g for h, g in sc.groups.items() if h != "web-0005"})  # it left the pool
+    next(steps)
+    (state,) = [s for s in an.groups.states if s.campaign is not None]
+    assert state.hosts == 11 and state.model is not None and state.model.slope == before[0].slope  # not refitted
+    assert an.groups.learned()[0].slope == before[0].slope
+    for _ in steps:
+        pass
+    (after,) = an.groups.learned()
+    assert after.hosts == 11 and after.slope == pytest.approx(sc.slope["pool-0"], rel=0.1)

@@ -882,6 +882,8 @@ class Analyzer:
             forget(rows)
         for part in (self._episodes, self._slow, self._bursts):
             part.forget_rows(rows)
+        if self.groups is not None:
+            self.groups.forget_rows(rows)
         gone = set(rows.tolist())
         per_row: tuple[dict[int, Any], ...] = (self._changed_at, self._models, self._fitted_x, self._noise,
                                                self._stats_at, self._searched_at, self._last_fit, self._growth)

@@ -158,6 +158,7 @@ class GroupModels:
         # per group-metric: its mean of each past tick (NaN where under half its hosts reported), newest last, so a
         # refit of campaigns that land on whole groups reads G rows instead of gathering every host's window
         self._hist = np.zeros((0, 0))
+        self._hist_keys: list[tuple[str, str]] = []
         self._hist_n = 0
         self.keep_means = True  # off: every refit gathers each host's window (the same means, at more cost)
 
@@ -175,13 +176,18 @@ class GroupModels:
             self._groups = dict(groups)
             self._topo = None
 
+    def forget_rows(self, rows: np.ndarray) -> None:
+        """Rows evicted or taken by new series: the layout is rebuilt from the names at the next step."""
+        if rows.shape[0]:
+            self._topo = None
+
     # -- layout --------------------------------------------------------------------------
 
     def _layout(self, names: Sequence[str], index: Mapping[str, int]) -> _Topo:
         if self._topo is not None and self._topo.size == len(names):
             return self._topo
-        self._restored, self._last_fit = {}, -10**9
-        self._hist_n = 0
+        # hosts come and go (churn): live models, the refit cadence and the kept means carry over
+        self._restored = {}
         self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
         self._off = np.zeros(0, dtype=np.int64)
         self._sig = Significance.build(names, self.floors)
@@ -485,9 +491,15 @@ class GroupModels:
 
     def _remember(self, topo: _Topo, mean: np.ndarray, count: np.ndarray) -> None:
         """Append this tick's group means to the history (a tick where fewer than half reported: NaN)."""
-        if self._hist.shape != (len(topo.gm), self.fit_ticks):
-            self._hist = np.full((len(topo.gm), self.fit_ticks), np.nan)
-            self._hist_n = 0
+        if self._hist_keys != topo.gm or self._hist.shape[1] != self.fit_ticks:
+            old = {k: i for i, k in enumerate(self._hist_keys)} if self._hist.shape[1] == self.fit_ticks else {}
+            hist = np.full((len(topo.gm), self.fit_ticks), np.nan)
+            for g, key in enumerate(topo.gm):  # a group that stays keeps its past means; a new one starts empty
+                if key in old:
+                    hist[g] = self._hist[old[key]]
+            if any(key not in old for key in topo.gm):
+                self._hist_n = 0
+            self._hist, self._hist_keys = hist, list(topo.gm)
         self._hist[:, :-1] = self._hist[:, 1:]
         self._hist[:, -1] = np.where(count >= np.maximum(1, topo.gm_size / 2), mean, np.nan)
         self._hist_n += 1
