@@ -8,16 +8,18 @@ to saturation at the traffic's current growth, per group.
 
 Each tick every grouped host is compared with its peers at that instant (the same traffic by construction): a
 host above its group's median by more than the analyzer's residual limit in robust sigmas of the group's spread
-*and* by its metric's practical floor departs from its group, and that is the finding ("web-417 CPU 91% — its
-group web runs at 55% for the same traffic; unexplained"): its score is raised and its cause is `unexplained`
-(so `anomaly = "unexplained"` rules fire on it) unless a schedule or a recurrence already explains it. The other
-way round, a hot host with no usable model of its own (a host that just joined, a plateau too flat to fit) that
-runs where its group runs, where the group's model puts it, with the campaign's traffic carrying at least the
-metric's floor of that load, is explained by the group's model. Only excess load departs: a host below
-its group is spare capacity, not an incident.
+*and* by its metric's practical floor, for 3 ticks in a row (at once when twice both), departs from its group,
+and that is the finding ("web-417 CPU 91% — its group web runs at 55% for the same traffic; unexplained"): its
+score is raised and its cause is `unexplained` (so `anomaly = "unexplained"` rules fire on it) unless a schedule
+or a recurrence already explains it. The other way round, a hot host with no usable model of its own (a host that
+just joined, a plateau too flat to fit, a campaign naming a fleet's group the analyzer cannot see into) that is
+not above its group, whose group sits where its model puts it with the campaign's traffic carrying at least the
+metric's floor, is explained by that campaign ("likely explained" while the group's model still learns a surge).
+Only excess load departs: a host below its group is spare capacity, not an incident.
 
-Everything per tick is a few array operations over the grouped rows (a padded [group-metric, hosts] matrix);
-refits pool the window with one `np.add.reduceat`. Pure numpy, no I/O.
+Everything per tick is a few array operations over the grouped rows (a padded [group-metric, hosts] matrix, medians
+by sorting); each group's mean is kept tick by tick, so a refit of campaigns that land on whole groups reads one row
+per group (else it pools the window with one `np.add.reduceat`). Pure numpy, no I/O.
 """
 
 from __future__ import annotations
