@@ -19,7 +19,7 @@ log = logging.getLogger("surgewatch.store")
 
 DEFAULT_MAX_SERIES = 20_000
 SLACK = 0.25  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
-GROW_DOUBLING_UNTIL = 4096  # rows grow by doubling up to here, then by a quarter (a fleet is not over-allocated)
+GROW_DOUBLING_UNTIL = 1024  # rows grow by doubling up to here, then by a quarter (a fleet is not over-allocated)
 
 
 def grown_size(current: int, needed: int, limit: int | None = None) -> int:
@@ -61,8 +61,11 @@ class Ring:
             self.grow(n)
         if self.end == self.width:  # full: the newest capacity - 1 columns move to the start
             keep = self.capacity - 1
-            self.data[:, :keep] = self.data[:, self.end - keep:self.end]
-            self.ts[:keep] = self.ts[self.end - keep:self.end]
+            shift = self.end - keep
+            for a in range(0, keep, shift):  # in pieces that do not overlap: numpy would copy overlapping ones
+                b = min(a + shift, keep)
+                self.data[:, a:b] = self.data[:, a + shift:b + shift]
+            self.ts[:keep] = self.ts[shift:self.end]
             self.end = keep
         j = self.end
         self.data[:n, j] = column
