@@ -68,6 +68,7 @@ def surgewatch_config(prom: str, hosts: int, interval: str, state: Path) -> str:
 interval = "{interval}"
 state_dir = "{state}"
 timeout = "10s"
+max_series = {max(20_000, hosts * 10 + 1_000)}   # the default 20,000 holds 1,900 hosts x 10 metrics
 
 [[host]]
 name = "fleet"

@@ -1,7 +1,7 @@
 """Numpy ring buffers: one row per series, one column per tick, plus a coarse tier for long history.
 
-Each ring is a quarter wider than its capacity: columns are written once, left to right, and when the
-buffer is full the last `capacity - 1` columns move back to its start (every quarter capacity of ticks),
+Each ring is a tenth wider than its capacity: columns are written once, left to right, and when the
+buffer is full the last `capacity - 1` columns move back to its start (every tenth of capacity ticks),
 so any window of up to `capacity` columns is a contiguous, zero-copy view. The coarse tier keeps its
 per-step means as float32: long history at half the memory (7 significant digits is plenty for a chart).
 """
@@ -18,7 +18,7 @@ import numpy as np
 log = logging.getLogger("surgewatch.store")
 
 DEFAULT_MAX_SERIES = 20_000
-SLACK = 0.25  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
+SLACK = 0.1  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
 GROW_DOUBLING_UNTIL = 1024  # rows grow by doubling up to here, then by a quarter (a fleet is not over-allocated)
 
 
