@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -315,6 +316,10 @@ def one_size(hosts: int, args: argparse.Namespace, root: Path) -> dict[str, Any]
         exporter.wait(10)
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,1000,3000", help="fleet sizes (hosts), comma-separated")
@@ -326,6 +331,7 @@ def main() -> None:
     ap.add_argument("--no-daemon", dest="daemon", action="store_false", help="skip the --headless run")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _interrupted)  # stop Prometheus and the exporter (by PID) on the way out
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     root = args.keep or Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     results = []
