@@ -221,6 +221,18 @@ def start_prometheus(workdir: Path, jobs: Mapping[str, Sequence[str]], *, scrape
                          ready=all_up, timeout=timeout)
 
 
+def start_alertmanager(workdir: Path, config: str, port: int | None = None) -> ServerProcess:
+    """Alertmanager with `config` (YAML) on a loopback port; gossip off (its default binds 0.0.0.0:9094)."""
+    exe = require_binary("prometheus-alertmanager")
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "alertmanager.yml").write_text(config)
+    url = f"http://{LOOPBACK}:{port}"
+    argv = [exe, f"--config.file={workdir / 'alertmanager.yml'}", f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}", f"--web.external-url={url}", "--cluster.listen-address="]
+    return start_process("alertmanager", argv, workdir=workdir, port=port, ready_url=f"{url}/-/ready")
+
+
 def prometheus_query(url: str, promql: str) -> list[dict[str, Any]]:
     """The result vector of an instant query (empty when Prometheus does not answer or errs)."""
     got = http_get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))

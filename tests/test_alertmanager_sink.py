@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from servers import LOOPBACK, ServerProcess, free_port, http_get, require_binary, start_process
+from servers import LOOPBACK, ServerProcess, free_port, http_get
+from servers import start_alertmanager as start_am
 from surgewatch.alerting.dispatch import Dispatcher, RetryPolicy
 from surgewatch.alerting.outbox import Outbox
 from surgewatch.alerting.sinks import AlertmanagerSink
@@ -37,14 +38,7 @@ def am_port() -> int:
 
 
 def start_alertmanager(workdir: Path, port: int) -> ServerProcess:
-    exe = require_binary("prometheus-alertmanager")
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "alertmanager.yml").write_text(AM_CONFIG)
-    url = f"http://{LOOPBACK}:{port}"
-    argv = [exe, f"--config.file={workdir / 'alertmanager.yml'}", f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{port}", f"--web.external-url={url}",
-            "--cluster.listen-address="]  # empty: no gossip on 0.0.0.0:9094
-    return start_process("alertmanager", argv, workdir=workdir, port=port, ready_url=f"{url}/-/ready")
+    return start_am(workdir, AM_CONFIG, port)
 
 
 @pytest.fixture

@@ -109,3 +109,31 @@ def test_a_tick_whose_time_goes_back_is_clamped_with_one_warning(caplog) -> None
     assert window.ts.tolist() == [100.0, 101.0, 101.0, 101.0, 102.0]
     assert window.values[0].tolist() == [100.0, 101.0, 50.0, 51.0, 102.0]  # no sample lost
     assert len(caplog.records) == 1 and "went back by 51s" in caplog.records[0].getMessage()
+
+
+def test_windows_stay_right_across_many_moves_back_of_the_columns() -> None:
+    ring = Ring(capacity=7, rows=1)
+    for t in range(100):
+        ring.append(float(t), np.array([float(t)]))
+        for n in (1, 3, 7):
+            ts, data = ring.window(n)
+            want = [float(k) for k in range(max(0, t - n + 1), t + 1)]
+            assert ts.tolist() == want and data[0].tolist() == want
+
+
+def test_a_fleet_of_10000_series_holds_six_hours_in_under_40_mib() -> None:
+    store = SeriesStore(tick=15.0, history=6 * 3600)
+    rows = store.rows([f"host:web-{i:04d}/m{j}" for i in range(1000) for j in range(10)])
+    for t in range(8):  # two coarse (1-minute) columns
+        store.append(15.0 * t, rows, np.ones(rows.shape[0]))
+    held = store.fine.data.nbytes + store.coarse.data.nbytes
+    assert held < 40 * 2**20  # 35 MiB; was 92 MiB with doubled rings and float64 history
+    assert store.coarse.data.dtype == np.float32 and store.window(None).values.shape == (10_000, 2)
+
+
+def test_rows_grow_by_a_quarter_once_the_store_is_large() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    rows = store.rows([f"s{i}" for i in range(3000)])
+    store.append(1.0, rows, np.zeros(3000))
+    store.append(2.0, store.rows([f"s{i}" for i in range(3001)]), np.zeros(3001))
+    assert store.fine.rows == 3750  # not 6,000

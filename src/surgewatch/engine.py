@@ -224,6 +224,7 @@ class Engine:
         self.last_tick: float | None = None
         self._ticks = 0  # ticks run (see snapshots_held)
         self._series_source: dict[str, str] = {}
+        self._hosts_cache: tuple[int, dict[str, dict[str, int]]] = (-1, {})  # store version, host rows
         self._source_version: tuple[int, int] = (-1, -1)
         self._stale_after = np.zeros(0)
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
@@ -843,6 +844,17 @@ class Engine:
 
     # -- snapshots ----------------------------------------------------------------------------
 
+    def _host_rows(self) -> dict[str, dict[str, int]]:
+        """host → metric → store row, rebuilt only when series were added or evicted."""
+        if self._hosts_cache[0] != self.store.version:
+            hosts: dict[str, dict[str, int]] = {}
+            for i, name in enumerate(self.store.names):
+                kind, who, metric = split_series(name)
+                if kind == "host":
+                    hosts.setdefault(who, {})[metric] = i
+            self._hosts_cache = (self.store.version, hosts)
+        return self._hosts_cache[1]
+
     def snapshot(self) -> Snapshot:
         """The current state as plain data (cheap: a few hundred values)."""
         now = self.last_tick or self.clock()
@@ -884,11 +896,13 @@ class Engine:
                 expected_visitors=c.expected_visitors,
                 forecast=pre.text if (pre := worst(e for e in self.preflights if e.campaign == c.name)) else None,
                 groups=tuple(group_views.get(c.name, ()))))
-        hosts: dict[str, dict[str, int]] = {}
-        for i, name in enumerate(store.names):
-            kind, who, metric = split_series(name)
-            if kind == "host":
-                hosts.setdefault(who, {})[metric] = i
+        hosts = self._host_rows()
+        # Python floats once for all rows (not a numpy scalar per value), and every spark row in one gather:
+        # at 1,000 hosts this is most of the snapshot's cost
+        last = store.last_value[:n].tolist()
+        score_of = scores.tolist()
+        spark_rows = [i for metrics in hosts.values() for m in HOST_SPARK_METRICS if (i := metrics.get(m)) is not None]
+        spark_of = dict(zip(spark_rows, map(tuple, recent[spark_rows].tolist()), strict=True))
         health = self.collector.health
         host_views = []
         for who, metrics in hosts.items():
@@ -898,9 +912,9 @@ class Engine:
                 src_name = self._series_source.get(next(iter(
                     store.names[i] for i in metrics.values())), "")
                 src = health.get(src_name)
-            values = {m: float(store.last_value[i]) for m, i in metrics.items()}
-            host_spark = {m: tuple(recent[metrics[m]].tolist()) for m in HOST_SPARK_METRICS if m in metrics}
-            sc = {m: float(scores[i]) for m, i in metrics.items() if i < scores.shape[0] and scores[i] == scores[i]}
+            values = {m: last[i] for m, i in metrics.items()}
+            host_spark = {m: spark_of[metrics[m]] for m in HOST_SPARK_METRICS if m in metrics}
+            sc = {m: v for m, i in metrics.items() if i < len(score_of) and (v := score_of[i]) == v}
             cap = cap_by_host.get(who, (math.nan, math.nan))
             host_views.append(HostView(
                 name=who, demo=self.is_demo(f"host:{who}/"), stale=bool(src.stale(now)) if src else False,
@@ -917,7 +931,7 @@ class Engine:
         sources = tuple(
             SourceView(h.name, h.demo, h.ok, h.stale(now), h.error, h.last_success, h.last_latency, h.interval,
                        h.polls, h.failures, insecure_tls=h.name in self._insecure_tls) for h in health.values())
-        latest = {name: float(store.last_value[i]) for i, name in enumerate(store.names) if name}
+        latest = {name: last[i] for i, name in enumerate(store.names) if name}
         return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
                         campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),
                         sources=sources, values=latest, annotations=self.declared.annotations)

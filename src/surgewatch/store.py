@@ -1,7 +1,9 @@
 """Numpy ring buffers: one row per series, one column per tick, plus a coarse tier for long history.
 
-Each ring is allocated twice as wide as its capacity and every column is written twice (at `i` and
-`i + capacity`), so any window of up to `capacity` columns is a contiguous, zero-copy view.
+Each ring is a tenth wider than its capacity: columns are written once, left to right, and when the
+buffer is full the last `capacity - 1` columns move back to its start (every tenth of capacity ticks),
+so any window of up to `capacity` columns is a contiguous, zero-copy view. The coarse tier keeps its
+per-step means as float32: long history at half the memory (7 significant digits is plenty for a chart).
 """
 
 from __future__ import annotations
@@ -16,29 +18,39 @@ import numpy as np
 log = logging.getLogger("surgewatch.store")
 
 DEFAULT_MAX_SERIES = 20_000
+SLACK = 0.1  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
+GROW_DOUBLING_UNTIL = 1024  # rows grow by doubling up to here, then by a quarter (a fleet is not over-allocated)
+
+
+def grown_size(current: int, needed: int, limit: int | None = None) -> int:
+    """How many rows to allocate for `needed` when `current` are there: doubling while small, then +25 %."""
+    step = 2 * current if current < GROW_DOUBLING_UNTIL else current + current // 4
+    if limit is not None:
+        step = min(step, limit)
+    return max(needed, step)
 
 
 class Ring:
     """A fixed-capacity ring of columns (ticks) × rows (series), readable as zero-copy windows."""
 
-    def __init__(self, capacity: int, rows: int = 16) -> None:
+    def __init__(self, capacity: int, rows: int = 16, dtype: type[np.floating] = np.float64) -> None:
         self.capacity = max(2, int(capacity))
-        self.data = np.full((rows, 2 * self.capacity), np.nan)
-        self.ts = np.full(2 * self.capacity, np.nan)
+        self.width = self.capacity + max(1, int(self.capacity * SLACK))
+        self.data = np.full((rows, self.width), np.nan, dtype=dtype)
+        self.ts = np.full(self.width, np.nan)
         self.count = 0  # columns ever appended
-        self.max_rows: int | None = None  # growth by doubling stops here (the store's max_series)
+        self.end = 0  # the buffer column after the last one written
+        self.max_rows: int | None = None  # growth stops here (the store's max_series)
 
     @property
     def rows(self) -> int:
         return self.data.shape[0]
 
     def grow(self, rows: int) -> None:
-        """Make room for at least `rows` series (doubling, new rows empty)."""
+        """Make room for at least `rows` series (new rows empty)."""
         if rows <= self.rows:
             return
-        double = 2 * self.rows if self.max_rows is None else min(2 * self.rows, self.max_rows)
-        new = max(rows, double)
-        data = np.full((new, 2 * self.capacity), np.nan)
+        data = np.full((grown_size(self.rows, rows, self.max_rows), self.width), np.nan, dtype=self.data.dtype)
         data[: self.rows] = self.data
         self.data = data
 
@@ -47,14 +59,20 @@ class Ring:
         n = column.shape[0]
         if n > self.rows:
             self.grow(n)
-        i = self.count % self.capacity
-        j = i + self.capacity
-        self.data[:n, i] = column
+        if self.end == self.width:  # full: the newest capacity - 1 columns move to the start
+            keep = self.capacity - 1
+            shift = self.end - keep
+            for a in range(0, keep, shift):  # in pieces that do not overlap: numpy would copy overlapping ones
+                b = min(a + shift, keep)
+                self.data[:, a:b] = self.data[:, a + shift:b + shift]
+            self.ts[:keep] = self.ts[shift:self.end]
+            self.end = keep
+        j = self.end
         self.data[:n, j] = column
         if n < self.rows:
-            self.data[n:, i] = np.nan
             self.data[n:, j] = np.nan
-        self.ts[i] = self.ts[j] = ts
+        self.ts[j] = ts
+        self.end += 1
         self.count += 1
 
     def clear_rows(self, rows: np.ndarray) -> None:
@@ -64,7 +82,7 @@ class Ring:
 
     def last_ts(self) -> float:
         """The timestamp of the last column appended (NaN before the first)."""
-        return float(self.ts[(self.count - 1) % self.capacity]) if self.count else float("nan")
+        return float(self.ts[self.end - 1]) if self.count else float("nan")
 
     def shift_ts(self, delta: float) -> None:
         """Move every stored timestamp by `delta` seconds (the wall clock was stepped; see clock.py)."""
@@ -73,9 +91,7 @@ class Ring:
     def window(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The last n columns (fewer if not yet filled) as views: (ts[n], data[rows, n])."""
         n = max(0, min(n, self.count, self.capacity))
-        end = self.count % self.capacity + self.capacity if self.count >= self.capacity else self.count
-        start = end - n
-        return self.ts[start:end], self.data[:, start:end]
+        return self.ts[self.end - n:self.end], self.data[:, self.end - n:self.end]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +121,7 @@ class SeriesStore:
         fine_span = min(fine_span, history)
         self.fine = Ring(int(np.ceil(fine_span / tick)) + 1)
         self.coarse_step = max(coarse_step, tick)
-        self.coarse = Ring(int(np.ceil(history / self.coarse_step)) + 1)
+        self.coarse = Ring(int(np.ceil(history / self.coarse_step)) + 1, dtype=np.float32)
         self._per_coarse = max(1, round(self.coarse_step / tick))
         self.index: dict[str, int] = {}
         self.names: list[str] = []
@@ -146,7 +162,7 @@ class SeriesStore:
                 r = len(self.names)
                 self.names.append(name)
                 if r >= self.last_value.shape[0]:
-                    grow = max(r + 1, min(2 * self.last_value.shape[0], self.max_series))
+                    grow = grown_size(self.last_value.shape[0], r + 1, self.max_series)
                     self.last_value = _grown(self.last_value, grow, np.nan)
                     self.last_ts = _grown(self.last_ts, grow, np.nan)
                     self.seen_tick = _grown(self.seen_tick, grow, 0)

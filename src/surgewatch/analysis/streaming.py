@@ -180,7 +180,9 @@ class SurgeDetector:
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
-        cells = np.zeros((width, 3, rows))  # bin-major: each field of one bin of every series is contiguous
+        # bin-major: each field of one bin of every series is contiguous; float32: a day of 5-minute bins for
+        # 10,000 series is 33 MiB (66 in float64), NAB scores unchanged
+        cells = np.zeros((width, 3, rows), dtype=np.float32)
         if old:
             smooth[:, :old] = self.smooth[:, :old]
             q[:, :old] = self.q[:, :old]

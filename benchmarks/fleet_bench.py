@@ -1,0 +1,388 @@
+"""A fleet on this machine: a real Prometheus scraping a synthetic fleet, and surgewatch's engine reading it.
+
+For each fleet size (default 100, 1,000 and 3,000 hosts), on 127.0.0.1 only:
+1. `fleet_exporter.py` serves node_exporter-named metrics for the hosts (10 host groups, `job` = group) and the
+   campaign traffic of 10 campaigns, one per group (`campaign_requests_total{group, utm_campaign}`), and first
+   writes the day before now as OpenMetrics; `promtool tsdb create-blocks-from openmetrics` turns it into TSDB
+   blocks in the data dir Prometheus then starts on (Debian `prometheus`, `honor_labels: true`), so Prometheus
+   holds a day of history for every host.
+2. surgewatch's engine (what `surgewatch --headless` runs, here in this process so every part can be timed)
+   polls it at a 15 s interval: one `promql` host source (`group_label = "job"`, the default queries: 10
+   metrics per host) and one `promql` traffic source per group, with 10 campaigns landing on their groups'
+   hosts, threshold, anomaly and forecast rules, and a file sink. Each campaign launches live during the run.
+3. Then the real daemon (`surgewatch --headless` on the same config) for the same time: its RSS and CPU as a
+   user sees them.
+
+Per size it prints min–median–max over the measured ticks of: the fleet source's poll (10 queries through
+Prometheus), the tick and its parts (store, detector, campaign analysis = the analyzer's step less the
+detector, rules), RSS, and CPU seconds per minute (process user+system over the window). The first ticks
+(until the store and detector have their working size) are left out: see --warmup.
+
+Run: PYTHONPATH=src .venv/bin/python benchmarks/fleet_bench.py [--sizes 100,1000,3000] [--minutes 3]
+     [--interval 15s] [--backfill-hours 24] [--no-daemon] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests"), str(HERE)]
+
+from fleet_exporter import CAMPAIGNS, GROUPS, host_names  # noqa: E402
+
+from servers import free_port, prometheus_query, require_binary, start_process, wait_until  # noqa: E402
+from surgewatch.config import load_config  # noqa: E402
+from surgewatch.engine import Engine  # noqa: E402
+from surgewatch.units import parse_duration  # noqa: E402
+
+PROMETHEUS_YML = """\
+global:
+  scrape_interval: {scrape}
+  scrape_timeout: {timeout}
+scrape_configs:
+  - job_name: fleet
+    honor_labels: true
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+"""
+
+
+def surgewatch_config(prom: str, hosts: int, interval: str, state: Path) -> str:
+    """The config a user would write for this fleet (only the URL differs for a real Prometheus/Thanos/Mimir)."""
+    names = host_names(hosts)
+    parts = [f"""[monitor]
+interval = "{interval}"
+state_dir = "{state}"
+timeout = "10s"
+max_series = {max(20_000, hosts * 10 + 1_000)}   # the default 20,000 holds 1,900 hosts x 10 metrics
+
+[[host]]
+name = "fleet"
+source = "promql"
+url = "{prom}"
+group_label = "job"
+"""]
+    for g in GROUPS:
+        parts.append(f"""
+[[traffic]]
+name = "{g}"
+source = "promql"
+url = "{prom}"
+query = 'sum by (utm_campaign) (rate(campaign_requests_total{{group="{g}"}}[1m]))'
+campaign_label = "utm_campaign"
+""")
+    for k, (g, c) in enumerate(zip(GROUPS, CAMPAIGNS, strict=True)):
+        group_hosts = ", ".join(f'"{n}"' for i, n in enumerate(names) if i % len(GROUPS) == k)
+        parts.append(f"""
+[[campaign]]
+name = "{c.replace('_', '-')}"
+traffic = "{g}"
+utm_campaign = "{c}"
+hosts = [{group_hosts}]
+""")
+    parts.append(f"""
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 90
+clear = 80
+for = "1m"
+severity = "critical"
+
+[[rule]]
+name = "unexplained-load"
+series = "host:*/cpu.percent"
+anomaly = "unexplained"
+for = "30s"
+severity = "warning"
+
+[[rule]]
+name = "saturation-soon"
+series = "host:*/cpu.percent"
+forecast_above = 90
+within = "15m"
+
+[[sink]]
+kind = "file"
+path = "{state / 'alerts.jsonl'}"
+""")
+    return "".join(parts)
+
+
+class Phases:
+    """Wraps the engine's parts with timers (ms per call), without changing what they do."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = {}
+
+    def wrap(self, owner: Any, attr: str, label: str) -> None:
+        inner = getattr(owner, attr)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.ms.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+
+        setattr(owner, attr, timed)
+
+    def wrap_poll(self, source: Any, label: str) -> None:
+        inner = source.poll
+
+        async def timed() -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await inner()
+            finally:
+                self.ms.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+
+        source.poll = timed
+
+    def reset(self) -> None:
+        self.ms = {}
+
+
+async def run_engine(config_path: Path, minutes: float, warmup: float) -> dict[str, Any]:
+    """Run the engine against the fleet; per-tick timings, RSS and CPU over the measured window."""
+    from surgewatch.alerting.dispatch import build_dispatcher
+    from surgewatch.engine import EngineOptions
+
+    config = load_config(config_path)
+    engine = Engine(config, EngineOptions(dispatcher=build_dispatcher(config)))
+    phases = Phases()
+    for src in engine.sources:
+        phases.wrap_poll(src, "poll fleet" if src.name == "host:fleet" else "poll traffic")
+    phases.wrap(engine, "tick", "tick")
+    phases.wrap(engine.store, "append", "store")
+    phases.wrap(engine.analyzer, "step", "analysis")
+    phases.wrap(engine.analyzer.detector, "update", "detector")
+    phases.wrap(engine.rules, "evaluate", "rules")
+    proc = psutil.Process()
+    rss: list[float] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    await asyncio.sleep(warmup)
+    phases.reset()
+    cpu0, t0 = proc.cpu_times(), time.monotonic()
+    end = t0 + minutes * 60.0
+    while time.monotonic() < end:
+        await asyncio.sleep(min(5.0, end - time.monotonic()))
+        rss.append(proc.memory_info().rss / 2**20)
+    cpu1, elapsed = proc.cpu_times(), time.monotonic() - t0
+    series, hosts = engine.store.live, len({n.split("/")[0] for n in engine.store.names if n.startswith("host:")})
+    stop.set()
+    await task
+    await engine.shutdown(1.0)
+    ms = phases.ms
+    ms["campaign analysis"] = [a - d for a, d in zip(ms.get("analysis", []), ms.get("detector", []), strict=False)]
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed * 60.0
+    return {"ms": ms, "rss": rss, "cpu_s_per_min": cpu, "series": series, "hosts": hosts,
+            "errors": {h.name: h.error for h in engine.collector.health.values() if h.error}}
+
+
+def run_daemon(config_path: Path, minutes: float, warmup: float, workdir: Path) -> dict[str, Any]:
+    """`surgewatch --headless` on the same config: RSS samples and CPU seconds per minute."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
+    with open(workdir / "daemon.log", "wb") as log:
+        p = subprocess.Popen([sys.executable, "-m", "surgewatch", "--headless", "--config", str(config_path)],
+                             stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        proc = psutil.Process(p.pid)
+        time.sleep(warmup)
+        c0, t0 = proc.cpu_times(), time.monotonic()
+        rss = []
+        end = t0 + minutes * 60.0
+        while time.monotonic() < end and p.poll() is None:
+            time.sleep(min(5.0, end - time.monotonic()))
+            rss.append(proc.memory_info().rss / 2**20)
+        c1, elapsed = proc.cpu_times(), time.monotonic() - t0
+        return {"rss": rss, "cpu_s_per_min": (c1.user + c1.system - c0.user - c0.system) / elapsed * 60.0,
+                "exit": p.poll()}
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)
+
+
+def start_fleet(hosts: int, workdir: Path, backfill_hours: float, step: float,
+                launch_in: float) -> tuple[subprocess.Popen[str], int, dict[str, float]]:
+    """The synthetic exporter (after writing its backfill); returns the process, its port and timings."""
+    argv = [sys.executable, str(HERE / "fleet_exporter.py"), "--hosts", str(hosts), "--launch-in", f"{launch_in:g}",
+            "--launch-every", "15"]
+    if backfill_hours > 0:
+        argv += ["--backfill", str(workdir / "day.om"), "--backfill-hours", f"{backfill_hours:g}",
+                 "--backfill-step", f"{step:g}"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    timings: dict[str, float] = {}
+    assert p.stdout is not None
+    while True:
+        line = p.stdout.readline()
+        if not line:
+            raise RuntimeError("the fleet exporter exited before serving")
+        word, *rest = line.split()
+        if word == "BACKFILL":
+            timings["samples"], timings["write_s"] = float(rest[0]), float(rest[1])
+        elif word == "PORT":
+            return p, int(rest[0]), timings
+
+
+def backfill_blocks(workdir: Path, data: Path) -> float:
+    """promtool: the OpenMetrics day → TSDB blocks in Prometheus's data dir; returns seconds taken."""
+    promtool = require_binary("promtool")
+    t0 = time.monotonic()
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(workdir / "day.om"),
+                    str(data)], check=True, stdout=subprocess.DEVNULL)
+    (workdir / "day.om").unlink()
+    return time.monotonic() - t0
+
+
+def start_prometheus(workdir: Path, data: Path, port: int, interval: str) -> Any:
+    exe = require_binary("prometheus")
+    prom_port = free_port()
+    (workdir / "prometheus.yml").write_text(PROMETHEUS_YML.format(scrape=interval, timeout="10s", port=port))
+    url = f"http://127.0.0.1:{prom_port}"
+    argv = [exe, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=3d", f"--web.listen-address=127.0.0.1:{prom_port}",
+            f"--web.external-url={url}"]
+    return start_process("prometheus", argv, workdir=workdir, port=prom_port, ready_url=f"{url}/-/ready",
+                         timeout=120)
+
+
+def spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    if not values:
+        return "-"
+    return "–".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def one_size(hosts: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    workdir = root / f"fleet-{hosts}"
+    workdir.mkdir(parents=True)
+    data = workdir / "prometheus-data"
+    data.mkdir()
+    interval = args.interval
+    seconds = parse_duration(interval)
+    warmup = max(3 * seconds, args.warmup)
+    print(f"-- {hosts} hosts: exporter and backfill ...", file=sys.stderr, flush=True)
+    exporter, port, timings = start_fleet(hosts, workdir, args.backfill_hours, args.backfill_step,
+                                          launch_in=warmup + 60.0)
+    prom = None
+    try:
+        if args.backfill_hours > 0:
+            timings["promtool_s"] = backfill_blocks(workdir, data)
+            print(f"   backfill: {timings['samples']:.0f} samples, written in {timings['write_s']:.0f} s, "
+                  f"blocks in {timings['promtool_s']:.0f} s", file=sys.stderr, flush=True)
+        prom = start_prometheus(workdir, data, port, interval)
+        url = prom.url
+
+        def scraped_twice() -> bool:  # rate() over [1m] needs two live scrapes of every host
+            got = prometheus_query(url, 'count(count_over_time(node_load1[1m]) >= 2)')
+            return bool(got) and float(got[0]["value"][1]) >= hosts
+
+        wait_until(scraped_twice, 4 * seconds + 60, "two scrapes of every host", interval=1.0)
+        if args.backfill_hours > 0:
+            old = prometheus_query(url, 'count(node_load1 offset 12h)')
+            timings["hosts_12h_ago"] = float(old[0]["value"][1]) if old else 0.0
+        config = workdir / "surgewatch.toml"
+        state = workdir / "state"
+        state.mkdir()
+        config.write_text(surgewatch_config(url, hosts, interval, state))
+        print(f"   engine in process for {args.minutes:g} min after {warmup:g} s ...", file=sys.stderr, flush=True)
+        engine = asyncio.run(run_engine(config, args.minutes, warmup))
+        daemon = None
+        if args.daemon:
+            print(f"   surgewatch --headless for {args.minutes:g} min ...", file=sys.stderr, flush=True)
+            daemon = run_daemon(config, args.minutes, warmup, workdir)
+        return {"hosts": hosts, "engine": engine, "daemon": daemon, "timings": timings}
+    finally:
+        if prom is not None:
+            prom.stop()
+        exporter.terminate()
+        exporter.wait(10)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000,3000", help="fleet sizes (hosts), comma-separated")
+    ap.add_argument("--minutes", type=float, default=3.0, help="measured minutes per size (and per daemon run)")
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds before measuring (at least 3 intervals)")
+    ap.add_argument("--interval", default="15s", help="poll interval, tick and scrape interval (default 15s)")
+    ap.add_argument("--backfill-hours", type=float, default=24.0, help="history written by promtool (0: none)")
+    ap.add_argument("--backfill-step", type=float, default=300.0, help="seconds between backfilled samples")
+    ap.add_argument("--no-daemon", dest="daemon", action="store_false", help="skip the --headless run")
+    ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _interrupted)  # stop Prometheus and the exporter (by PID) on the way out
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    root = args.keep or Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    results = []
+    try:
+        for hosts in sizes:
+            try:
+                results.append(one_size(hosts, args, root))
+            except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:  # the other sizes still count
+                print(f"{hosts} hosts: not measured: {exc}", file=sys.stderr)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+        report(results, args)
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"fleet_bench: {args.interval} interval, {args.minutes:g} measured minutes per run after "
+          f"{args.warmup:g} s; min–median–max; ms unless named")
+    cols: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("hosts", lambda r: f"{r['hosts']:,}"),
+        ("series", lambda r: f"{r['engine']['series']:,}"),
+        ("poll fleet", lambda r: spread(r["engine"]["ms"].get("poll fleet", []), "{:.0f}")),
+        ("tick", lambda r: spread(r["engine"]["ms"].get("tick", []))),
+        ("store", lambda r: spread(r["engine"]["ms"].get("store", []))),
+        ("detector", lambda r: spread(r["engine"]["ms"].get("detector", []))),
+        ("campaigns", lambda r: spread(r["engine"]["ms"].get("campaign analysis", []))),
+        ("rules", lambda r: spread(r["engine"]["ms"].get("rules", []))),
+        ("RSS MB", lambda r: spread(r["engine"]["rss"], "{:.0f}")),
+        ("CPU s/min", lambda r: f"{r['engine']['cpu_s_per_min']:.2f}"),
+    ]
+    table = [[name for name, _ in cols]] + [[f(r) for _, f in cols] for r in results]
+    widths = [max(len(row[k]) for row in table) for k in range(len(cols))]
+    for row in table:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    if any(r["daemon"] for r in results):
+        print("\nsurgewatch --headless on the same config (a user's view):")
+        print(f"{'hosts':>6}  {'RSS MB':>12}  {'CPU s/min':>9}  {'% of a core':>11}")
+        for r in results:
+            d = r["daemon"]
+            if d:
+                print(f"{r['hosts']:>6,}  {spread(d['rss'], '{:.0f}'):>12}  {d['cpu_s_per_min']:>9.2f}  "
+                      f"{d['cpu_s_per_min'] / 60 * 100:>10.1f}%" + (f"  (exited {d['exit']})" if d["exit"] else ""))
+    for r in results:
+        t = r["timings"]
+        if t:
+            print(f"backfill {r['hosts']:,} hosts: {t.get('samples', 0):,.0f} samples ({args.backfill_hours:g} h "
+                  f"every {args.backfill_step:g} s) written in {t.get('write_s', 0):.0f} s, promtool "
+                  f"{t.get('promtool_s', 0):.0f} s; hosts with a sample 12 h ago: {t.get('hosts_12h_ago', 0):,.0f}")
+        if r["engine"]["errors"]:
+            print(f"source errors at {r['hosts']:,} hosts: {r['engine']['errors']}")
+
+
+if __name__ == "__main__":
+    main()
