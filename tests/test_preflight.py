@@ -159,3 +159,24 @@ def test_the_post_mortem_compares_the_pre_flight_plan_with_the_peak_the_host_rea
     assert check.actual == pytest.approx(62.0, abs=2.0)  # 2 + 0.1 × 600 site visitors
     assert check.error == pytest.approx(40.0, abs=10.0)
     assert "Planned vs actual peaks" in render(data) and "pre-flight" in render(data)
+
+
+async def test_after_a_restart_pre_flight_plans_from_the_models_the_daemon_kept(tmp_path: Path) -> None:
+    from surgewatch.analysis.loadmodels import HOST, LearnedModel, ModelStore
+
+    launch = T0 + 3600.0
+    store = ModelStore.in_state_dir(tmp_path)
+    assert store.put(LearnedModel("past", HOST, "web-1", "cpu.percent", "traffic:site/visitors", 0.0, 0.1, 2.0,
+                                  0.98, 0.5, 400, T0 - 86400, traffic_baseline=100.0))
+    store.save()
+    cfg = parse_config(CONFIG.format(state=tmp_path, past=stamp(T0 - 86400), launch=stamp(launch)), "t.toml", {})
+    host = Scripted("host:web-1", lambda t: {"host:web-1/cpu.percent": 12.0}, lambda: T0)
+    engine = Engine(cfg, EngineOptions(clock=lambda: T0, dispatcher=ReplayDispatcher(()), keep_models=True),
+                    sources=[host])
+    assert await engine.collector.poll_once(host)
+    events = engine.tick(T0)  # a fresh engine: one reading, no traffic history, no live model yet
+    await engine.shutdown(1.0)
+    (entry,) = [e for e in engine.preflights if e.campaign == "launch"]
+    # 10x the kept baseline of 100 visitors at 0.1 %/visitor over 2 %
+    assert entry.peak == pytest.approx(102.0) and entry.verdict == "saturates"
+    assert any(e.rule == "preflight-cpu" and e.event == "firing" for e in events)

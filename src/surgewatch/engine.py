@@ -37,7 +37,7 @@ from .analysis.correlation import baseline
 from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector, make_detector
 from .analysis.groupmodels import GroupModels
-from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from
+from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from, plan_facts
 from .analysis.plan import ModelFact, rule_limits
 from .analysis.preflight import Preflight, Upcoming, facts_of, preflights, worst
 from .analysis.significance import floors_of
@@ -690,15 +690,24 @@ class Engine:
         if not ups:
             return []
         groups = {h.name: h.group for h in self.config.hosts if h.group}
+        # the live models first; the kept ones (a restart, a campaign no longer configured) fill the gaps
+        facts = self._model_facts + (plan_facts(self.models.models()) if self.models is not None else [])
         if now is None:
-            return preflights(ups, self._model_facts, min(u.start for u in ups) - 1.0,
+            return preflights(ups, facts, min(u.start for u in ups) - 1.0,
                               rule_limits(self.config.rules), groups, horizon=math.inf)
-        return preflights(ups, self._model_facts, now, rule_limits(self.config.rules), groups)
+        return preflights(ups, facts, now, rule_limits(self.config.rules), groups)
 
     def _site_baseline(self, traffic: str) -> float:
         """A site's baseline visitors: a low quantile of its traffic over the history held."""
-        w = self.store.window(None, [series("traffic", traffic, "visitors")])
-        return baseline(w.values[0]) if w.values.shape[0] else math.nan
+        name = series("traffic", traffic, "visitors")
+        w = self.store.window(None, [name])
+        held = baseline(w.values[0]) if w.values.shape[0] else math.nan
+        if math.isfinite(held) or self.models is None:
+            return held
+        kept = [m for m in self.models.models() if m.traffic == name and m.traffic_baseline is not None]
+        newest = max(kept, key=lambda m: m.learned_at, default=None)  # after a restart: the level kept with it
+        return float(newest.traffic_baseline) if newest is not None and newest.traffic_baseline is not None \
+            else math.nan
 
     def group_map(self) -> dict[str, str]:
         """Each grouped host's group, from the config and what fleet sources report (hostgroups.py)."""

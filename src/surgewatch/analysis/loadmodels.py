@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..statedir import write_atomic
 from .correlation import MIN_POINTS, MIN_R2, LoadModel
+from .plan import ModelFact
 
 if TYPE_CHECKING:
     from .analyzer import CampaignSpec, CampaignState
@@ -241,3 +242,10 @@ def learned_from(campaigns: Iterable[CampaignState], specs: Iterable[CampaignSpe
             out.append(LearnedModel.of(p.campaign, HOST, p.host, p.metric, site, m, tick, ts,
                                        traffic_baseline=(baselines or {}).get(site)))
     return out
+
+
+def plan_facts(models: Iterable[LearnedModel]) -> list[ModelFact]:
+    """The kept per-host models as plan inputs (`surgewatch plan --from-state`, pre-flight after a restart)."""
+    return [ModelFact(m.campaign, m.target, m.metric, m.lag_seconds, m.slope, m.intercept, m.r2, m.usable,
+                      m.learned_at, "site" if m.traffic.startswith("traffic:") else "campaign")
+            for m in models if m.scope == HOST]

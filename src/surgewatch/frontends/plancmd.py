@@ -180,16 +180,14 @@ def _models(args: argparse.Namespace, config: Config | None) -> tuple[list[Model
 def _saved_models(config: Config | None) -> tuple[list[ModelFact], float]:
     """The per-host load models the daemon keeps in its state dir (analysis/loadmodels.py), and the site's
     baseline visitors kept with the newest of them."""
-    from ..analysis.loadmodels import HOST, ModelStore
+    from ..analysis.loadmodels import HOST, ModelStore, plan_facts
     from ..statedir import resolve_state_dir
 
     store = ModelStore.in_state_dir(resolve_state_dir(config.monitor.state_dir if config else None,
                                                       config.path if config else None)).load(repair=False)
     if store.problem:
         raise PlanError(f"{store.path}: {store.problem}")
-    facts = [ModelFact(m.campaign, m.target, m.metric, m.lag_seconds, m.slope, m.intercept, m.r2, m.usable,
-                       m.learned_at, "site" if m.traffic.startswith("traffic:") else "campaign")
-             for m in store.models() if m.scope == HOST]
+    facts = plan_facts(store.models())
     known = [m for m in store.models() if m.scope == HOST and m.traffic_baseline is not None]
     if not facts:
         raise PlanError(f"no load models saved in {store.path} yet: the daemon keeps them once a campaign has "
