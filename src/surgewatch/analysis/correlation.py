@@ -289,9 +289,9 @@ def baselines(window: np.ndarray, quantile: float = 20.0) -> np.ndarray:
 
 def lift(site_now: float, site_base: float, campaign_now: float, campaign_base: float) -> float:
     """How many times over its baseline the site's traffic is because of this campaign."""
-    if site_base == site_base and site_base > 0:
-        extra = campaign_now - campaign_base if campaign_base == campaign_base else 0.0
+    if not math.isnan(site_base) and site_base > 0:
+        extra = campaign_now - campaign_base if not math.isnan(campaign_base) else 0.0
         return (site_base + extra) / site_base
-    if campaign_base == campaign_base and campaign_base > 0:
+    if not math.isnan(campaign_base) and campaign_base > 0:
         return campaign_now / campaign_base
     return float("nan")

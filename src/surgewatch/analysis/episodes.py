@@ -11,6 +11,8 @@ added or dropped at any time.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 HOLD_SECONDS = 900.0
@@ -73,7 +75,7 @@ class Episodes:
 
     def departure(self, row: int, value: float) -> tuple[float, float, float] | None:
         """(level left, departure in sigmas, sigma) of a held row; None when no episode holds it."""
-        if row >= self.base.shape[0] or self.base[row] != self.base[row]:
+        if row >= self.base.shape[0] or math.isnan(self.base[row]):
             return None
         b, s = float(self.base[row]), float(self.sigma[row])
         return b, (value - b) / s if s > 0 else float("inf"), s

@@ -26,7 +26,7 @@ class Capacity:
 
     @property
     def known(self) -> bool:
-        return self.headroom == self.headroom
+        return not math.isnan(self.headroom)
 
 
 UNKNOWN = Capacity(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))

@@ -11,6 +11,7 @@ unbounded for names it does not know), and the detector's expected band is clamp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ class Significance:
 
 def describe_size(kind: int, size: float, floor: float | None = None) -> str:
     """A departure in words: "+2 points", "+0.8 load per core", "+35%"; with the floor when below it."""
-    if size != size:
+    if math.isnan(size):
         return "size unknown"
     if kind == POINTS:
         text = f"{size:+.1f} points" if abs(size) < 10 else f"{size:+.0f} points"
