@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surgewatch.analysis.detectors import RollingRobustZ, detector_names, make_detector, robust_stats, z_to_score
+from surgewatch.analysis.detectors import RollingRobustZ, robust_stats, z_to_score
+from surgewatch.analysis.registry import detector_names, make_detector
 
 
 def test_robust_stats_ignore_gaps() -> None:
@@ -106,7 +107,7 @@ def test_staggered_refresh_tracks_the_exact_statistics_closely() -> None:
 
 
 def test_make_detector_staggers_only_long_robust_windows() -> None:
-    from surgewatch.analysis.detectors import make_detector
+    from surgewatch.analysis.registry import make_detector
 
     long, short = make_detector("robust-z", 1.0, window=900), make_detector("robust-z")
     assert isinstance(long, RollingRobustZ) and long.refresh == 3
@@ -115,7 +116,7 @@ def test_make_detector_staggers_only_long_robust_windows() -> None:
 
 def test_the_light_name_lists_match_the_detectors_that_can_be_built() -> None:
     from surgewatch.analysis import DEFAULT_LIVE_DETECTOR, DETECTOR_NAMES, LIVE_DETECTORS
-    from surgewatch.analysis.detectors import detector_names, make_detector
+    from surgewatch.analysis.registry import detector_names, make_detector
 
     assert set(DETECTOR_NAMES) == {*detector_names(), "null"}  # `eval` adds NAB's null detector
     assert set(LIVE_DETECTORS) == set(detector_names()) and DEFAULT_LIVE_DETECTOR in LIVE_DETECTORS

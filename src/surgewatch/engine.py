@@ -32,10 +32,10 @@ import numpy as np
 from .alerting.dispatch import Dispatcher, build_dispatcher
 from .alerting.rules import RuleEngine
 from .alerting.silences import Silence, SilenceStore
-from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec
+from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec, default_detector
 from .analysis.correlation import baseline
 from .analysis.declared import DeclaredCauses
-from .analysis.detectors import StreamingDetector, make_detector
+from .analysis.detectors import StreamingDetector
 from .analysis.groupmodels import GroupModels
 from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from, plan_facts
 from .analysis.plan import ModelFact, rule_limits
@@ -192,9 +192,8 @@ class Engine:
         self.sources = list(sources) if sources is not None else build_sources(config, build)
         self.collector = Collector(self.sources, clock=self.clock)
         self.store = SeriesStore(self.tick_seconds, config.monitor.history, max_series=config.monitor.max_series)
-        window = int(min(900, max(60, 900 / self.tick_seconds)))
         self.detector_name = opts.detector or config.monitor.detector
-        self.detector: StreamingDetector = make_detector(self.detector_name, self.tick_seconds, window=window)
+        self.detector: StreamingDetector = default_detector(self.tick_seconds, self.detector_name)
         self.declared = DeclaredCauses(*DeclaredCauses.schedules_of(config))
         self.host_groups = HostGroups(config.hosts)
         self._config_campaigns = config.campaigns  # the [[campaign]] tables; feeds' campaigns are added to these

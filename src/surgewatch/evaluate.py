@@ -215,7 +215,7 @@ def build_detector(name: str, seasons: np.ndarray) -> Any:
 
         return ConstantDetector(0.5)
     if name == "robust-z":
-        from .analysis.detectors import make_detector
+        from .analysis.registry import make_detector
 
         return make_detector("robust-z")
     from .analysis.streaming import make_streaming_detector

@@ -915,9 +915,9 @@ def _same_model(old: HostModel | None, new: HostModel | None) -> bool:
 
 def default_detector(tick: float, name: str = DEFAULT_LIVE_DETECTOR) -> StreamingDetector:
     """The detector the engine uses for a tick length (window of about 15 minutes)."""
-    from .detectors import make_detector
+    from .registry import detector_window, make_detector
 
-    return make_detector(name, tick, window=int(min(900, max(60, 900 / tick))))
+    return make_detector(name, tick, window=detector_window(tick))
 
 
 def replay(analyzer: Analyzer, ts: np.ndarray, names: Sequence[str], values: np.ndarray,

@@ -176,25 +176,3 @@ class RollingRobustZ:
 
 DETECTORS: dict[str, type] = {"robust-z": RollingRobustZ}
 
-
-def detector_names() -> list[str]:
-    """Every detector the engine and `eval` can build."""
-    from .streaming import DETECTORS as SURGE
-
-    return sorted([*DETECTORS, *SURGE])
-
-
-def make_detector(name: str = "robust-z", tick_seconds: float = 1.0, **kwargs: float) -> StreamingDetector:
-    """The detector registered under `name`, set up for a tick of `tick_seconds`."""
-    if name.startswith("surge"):
-        from .streaming import make_streaming_detector
-
-        return make_streaming_detector(name, season=max(1, round(86400 / tick_seconds)))
-    try:
-        cls = DETECTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown detector {name!r} (available: {', '.join(sorted(DETECTORS))})") from None
-    if cls is RollingRobustZ and "refresh" not in kwargs:  # long windows: refresh stats on a stagger
-        kwargs["refresh"] = max(1, int(kwargs.get("window", 450)) // 300)
-    det: StreamingDetector = cls(**kwargs)
-    return det
