@@ -21,7 +21,7 @@ import numpy as np
 from ..describe import format_value, metric_label
 from ..model import Cause, split_series
 from ..units import format_duration, format_number
-from . import DEFAULT_LIVE_DETECTOR
+from . import DEFAULT_LIVE_DETECTOR, LIFTED
 from .baseline import SlowBaseline
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .declared import DeclaredCauses
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
-LIFTED = 1.5  # traffic at least this multiple of its baseline counts as a campaign surge
 STILL_LIFTED = 1.2  # a load model credits a campaign only while some traffic is at least this far above baseline
 # A model explains a traffic level once it has seen about that level (and stayed put) this long: about a minute,
 # counted in ticks within bounds so that a fast tick (a sped-up demo) or a slow one keeps sensible statistics.

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
+from ..analysis import LIFTED
 from ..model import AlertEvent, Annotation
 from ..redact import redact_config_text
 from .format import (
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("surgewatch.recording")
 
-LIFTED = 1.5  # a campaign whose traffic is this multiple of its baseline is surging (as analysis counts it)
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SETS_KEPT = 256  # series sets remembered by the writer (a set seen again after that is stored again)
 
@@ -472,7 +473,7 @@ class Recorder:
         if analysis is None:
             return
         for c in analysis.campaigns:
-            surging = c.lift == c.lift and c.lift >= LIFTED
+            surging = not math.isnan(c.lift) and c.lift >= LIFTED
             if surging == (c.name in self._surging):
                 continue
             if surging:

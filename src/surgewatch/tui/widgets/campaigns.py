@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from ...analysis import LIFTED
 from ...snapshot import CampaignView
 from ...units import format_duration, format_number
 from ..text import baseline_range, cell, name_cell, sparkline
@@ -53,7 +54,7 @@ def campaign_lines(campaigns: Sequence[CampaignView], width: int, now: float, as
     if not campaigns:
         out.append("\n  no campaigns (none configured, or none match the filter)", style=sty("muted"))
     for i, c in enumerate(campaigns):
-        lifted = c.lift == c.lift and c.lift >= 1.5
+        lifted = not math.isnan(c.lift) and c.lift >= LIFTED
         behind = lifted and c.expected_lift is not None and c.lift < 0.5 * c.expected_lift
         lift_style = sty("traffic") + sty("head") if lifted else sty("muted")
         row = [Text("\n"), Text("▶ " if cursor == i else "  ", style=sty("accent")),
