@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +81,37 @@ class Cause(enum.StrEnum):
     SCHEDULE = "schedule"
     RECURRING = "recurring"
 
+    @property
+    def code(self) -> CauseCode:
+        """This cause as the small int that per-row arrays hold."""
+        return _CAUSE_CODES[self]
+
+
+class CauseCode(enum.IntEnum):
+    """A cause as a small int, for per-row arrays (the rules' view of a tick); 0 where no cause is known.
+    Only in memory: JSON, recordings and the outbox carry the Cause's name ("unexplained")."""
+
+    NONE = 0
+    CAMPAIGN = 1
+    UNEXPLAINED = 2
+    SCHEDULE = 3
+    RECURRING = 4
+
+
+_CAUSE_CODES = {c: CauseCode[c.name] for c in Cause}
+
+
+class AlertState(enum.IntEnum):
+    """Where one rule stands on one series (per-series int8 arrays in alerting/rules.py). Only in memory:
+    snapshots, exports and JSON carry "pending" or "firing" (`str()` of the state)."""
+
+    INACTIVE = 0
+    PENDING = 1
+    FIRING = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
 
 def fingerprint(rule: str, series_name: str) -> str:
     """A stable identifier of one rule applied to one series (the same across restarts)."""
@@ -145,7 +177,7 @@ class AlertEvent:
 
 
 def _finite_or_none(x: float | None) -> float | None:
-    if x is None or x != x or x in (float("inf"), float("-inf")):
+    if x is None or not math.isfinite(x):
         return None
     return round(float(x), 6)
 

@@ -25,7 +25,7 @@ from ..analysis.analyzer import AnalysisResult
 from ..analysis.preflight import Preflight
 from ..config import RuleConfig
 from ..describe import format_value, metric_label
-from ..model import AlertEvent, Cause, fingerprint, split_series
+from ..model import AlertEvent, AlertState, Cause, CauseCode, fingerprint, split_series
 from ..units import format_duration
 from .notify import Current, Notifier
 from .silences import Silence, SilenceError, SilenceStore
@@ -33,7 +33,6 @@ from .tickdata import TickData
 
 log = logging.getLogger("surgewatch.alerting")
 
-INACTIVE, PENDING, FIRING = 0, 1, 2
 ANOMALY_CLEAR_FRACTION = 0.6
 FORECAST_CLEAR_FACTOR = 1.5
 DEFAULT_WITHIN = 900.0
@@ -47,7 +46,7 @@ class ActiveAlert:
 
     rule: RuleConfig
     series: str
-    state: int
+    state: AlertState
     since: float
     fired_at: float | None
     value: float
@@ -63,7 +62,7 @@ class ActiveAlert:
 
     @property
     def state_name(self) -> str:
-        return "firing" if self.state == FIRING else "pending"
+        return str(AlertState.FIRING if self.state == AlertState.FIRING else AlertState.PENDING)
 
 
 class _RuleState:
@@ -186,7 +185,7 @@ class RuleEngine:
         if kind == "anomaly":
             enter = data.gathered("score", rule.series, rows) >= rule.threshold
             if rule.anomaly == "unexplained" and enter.any():
-                enter &= data.gathered("cause", rule.series, rows) == 2
+                enter &= data.gathered("cause", rule.series, rows) == CauseCode.UNEXPLAINED
             if enter.any():  # practical significance: a departure below the floor fires nothing
                 enter &= data.significant(rows, rule.floor)
             return enter
@@ -232,21 +231,21 @@ class RuleEngine:
             if st.pending:
                 lstate = st.state[live]
                 lenter = enter[live]
-                pending = lstate == PENDING
+                pending = lstate == AlertState.PENDING
                 for p in live[pending & known & ~lenter]:
                     self._leave(st, int(p), now, None)
                 due = pending & lenter & ((now - st.since[live]) >= rule.for_ - 1e-9)
                 for p in live[due]:
                     self._fire(st, int(p), now)
-                clearing = (lstate == FIRING) & known & ~hold
+                clearing = (lstate == AlertState.FIRING) & known & ~hold
             else:  # every live row is firing
                 clearing = known & ~hold
             for p in live[clearing]:
                 self._leave(st, int(p), now, None)
-        new = (enter if st.live == 0 else enter & (st.state == INACTIVE)).nonzero()[0]
+        new = (enter if st.live == 0 else enter & (st.state == AlertState.INACTIVE)).nonzero()[0]
         if new.shape[0]:
             new = new[~data.gone[rows[new]]]
-            st.state[new], st.since[new] = PENDING, now
+            st.state[new], st.since[new] = AlertState.PENDING, now
             st.live += int(new.shape[0])
             st.pending += int(new.shape[0])
             for p in new:
@@ -256,10 +255,10 @@ class RuleEngine:
                     self._fire(st, int(p), now)
 
     def _fire(self, st: _RuleState, pos: int, now: float) -> None:
-        st.state[pos] = FIRING
+        st.state[pos] = AlertState.FIRING
         st.pending -= 1
         alert = self.active[(st.rule.name, self._names[st.rows[pos]])]
-        alert.state, alert.fired_at = FIRING, now
+        alert.state, alert.fired_at = AlertState.FIRING, now
         self._emit(alert, "firing", now)
 
     def _create(self, st: _RuleState, pos: int, name: str, data: TickData, now: float) -> None:
@@ -267,7 +266,7 @@ class RuleEngine:
         rule = st.rule
         row = int(st.rows[pos])
         fp = fingerprint(rule.name, name)
-        alert = ActiveAlert(rule, name, PENDING, now, None, math.nan, None, "", None, None, fp,
+        alert = ActiveAlert(rule, name, AlertState.PENDING, now, None, math.nan, None, "", None, None, fp,
                             self.is_demo(name), row=row)
         self._update(alert, data)
         alert.silenced = self._silenced(rule.name, name, now)
@@ -310,15 +309,15 @@ class RuleEngine:
 
     def _leave(self, st: _RuleState, pos: int, now: float, reason: str | None, name: str | None = None) -> None:
         was = st.state[pos]
-        st.state[pos] = INACTIVE
+        st.state[pos] = AlertState.INACTIVE
         st.live -= 1
-        if was == PENDING:
+        if was == AlertState.PENDING:
             st.pending -= 1
         alert = self.active.pop((st.rule.name, self._names[st.rows[pos]] if name is None else name), None)
         if alert is None:
             return
         self.by_fp.pop(alert.fingerprint, None)
-        if was == FIRING:
+        if was == AlertState.FIRING:
             self._emit(alert, "resolved", now, reason)
             if alert.acked:
                 self._resolved_fps.append(alert.fingerprint)
@@ -352,7 +351,7 @@ class RuleEngine:
             if alert is None:
                 return Current(None, False, False)
             firing = None
-            if alert.state == FIRING:
+            if alert.state == AlertState.FIRING:
                 self._update(alert, self._data)
                 firing = self._event(alert, "firing", now)
             return Current(firing, alert.silenced, alert.acked)
@@ -371,7 +370,7 @@ class RuleEngine:
         saved, self.transitions = self.transitions, []
         for st in self._states:
             if st.live:
-                for pos in np.flatnonzero(np.isin(st.rows, rows) & (st.state != INACTIVE)).tolist():
+                for pos in np.flatnonzero(np.isin(st.rows, rows) & (st.state != AlertState.INACTIVE)).tolist():
                     self._leave(st, pos, now, "stale", name_of[int(st.rows[pos])])
             st.forget(rows)
         self._forgotten.extend(self.transitions)
@@ -419,7 +418,7 @@ class RuleEngine:
             was = alert.silenced
             alert.silenced = self._silenced(alert.rule.name, alert.series, now)
             alert.acked = self.store.acked(alert.fingerprint)
-            if was and not alert.silenced and alert.state == FIRING:
+            if was and not alert.silenced and alert.state == AlertState.FIRING:
                 self.notifier.release(alert.fingerprint, now)
 
     def _forget_acks(self, fps: list[str]) -> None:

@@ -9,9 +9,7 @@ import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
 from ..analysis.preflight import Preflight
-from ..model import Cause
-
-_CAUSE_CODE = {Cause.CAMPAIGN: 1, Cause.UNEXPLAINED: 2, Cause.SCHEDULE: 3, Cause.RECURRING: 4}
+from ..model import CauseCode
 
 
 class TickData:
@@ -96,11 +94,11 @@ class TickData:
         return np.where(inside, ok, True)
 
     def causes(self) -> np.ndarray:
-        """0 = no cause known, 1 = campaign, 2 = unexplained, 3 = schedule, 4 = recurring, by row."""
+        """Each row's CauseCode (NONE where no cause is known)."""
         if self._causes is None:
-            c = np.zeros(self.n, dtype=np.int8)
+            c = np.full(self.n, CauseCode.NONE, dtype=np.int8)
             if self.analysis is not None and self.analysis.cause:
-                items = [(r, _CAUSE_CODE.get(cause, 0)) for r, (cause, _c) in self.analysis.cause.items()
+                items = [(r, cause.code) for r, (cause, _c) in self.analysis.cause.items()
                          if r < self.n]
                 if items:
                     rows, codes = zip(*items, strict=True)
