@@ -14,30 +14,30 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..describe import format_value, metric_label
 from ..model import Cause, split_series
-from ..units import format_duration, format_number
+from ..units import format_duration
 from . import DEFAULT_LIVE_DETECTOR, LIFTED
 from .baseline import SlowBaseline
 from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
 from .declared import DeclaredCauses
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .episodes import HOLD_SECONDS, Episodes
+from .explain import TickFacts, explain, qualify
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 from .recurring import RecurringBursts
-from .significance import Floors, Significance, describe_size
+from .significance import Floors, Significance
+from .state import FitMemory, ModelsNow, PackedModels, Topology
 
 if TYPE_CHECKING:
     from .groupmodels import GroupModels
 
 MODELLED_METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "net.tx_bps")
 RESIDUAL_ONSET, RESIDUAL_SCALE = 3.0, 2.5  # residual z → score, as the detectors map z
-STILL_LIFTED = 1.2  # a load model credits a campaign only while some traffic is at least this far above baseline
 # A model explains a traffic level once it has seen about that level (and stayed put) this long: about a minute,
 # counted in ticks within bounds so that a fast tick (a sped-up demo) or a slow one keeps sensible statistics.
 MIN_SUPPORT_SECONDS, MIN_SUPPORT_TICKS = 60.0, (10, 30)
@@ -148,92 +148,6 @@ class AnalysisResult:
         return self.forecasts.seconds_to(np.asarray(rows), level)
 
 
-@dataclass
-class _Packed:
-    """Host models as padded arrays (H rows × K drivers) so that each tick is a few vector operations."""
-
-    models: list[HostModel]
-    rows: np.ndarray
-    drivers: np.ndarray
-    lags: np.ndarray
-    coefs: np.ndarray
-    x_mean: np.ndarray
-    cov: np.ndarray
-    intercept: np.ndarray
-    sigma: np.ndarray
-    usable: np.ndarray
-    limit: np.ndarray  # the saturation level of each row's metric (NaN: none)
-    growth: np.ndarray  # [H, K] traffic growth per second of each driver (0 for padding)
-    pos: dict[int, int]
-
-    @classmethod
-    def build(cls, models: list[HostModel], limits: Mapping[int, float] | None = None,
-              growth: Mapping[int, float] | None = None) -> _Packed:
-        h = len(models)
-        k = max((len(m.drivers) for m in models), default=1)
-        drivers = np.zeros((h, k), dtype=np.intp)
-        lags = np.zeros((h, k), dtype=np.intp)
-        coefs = np.zeros((h, k))
-        x_mean = np.zeros((h, k))
-        cov = np.zeros((h, k + 1, k + 1))
-        grow = np.zeros((h, k))
-        for i, m in enumerate(models):
-            j = len(m.drivers)
-            drivers[i, :j], drivers[i, j:] = m.drivers, m.drivers[0]
-            lags[i, :j], lags[i, j:] = m.lags, m.lags[0]
-            coefs[i, :j] = m.coefs
-            x_mean[i, :j] = m.x_mean
-            cov[i, : j + 1, : j + 1] = m.cov
-            if growth is not None:
-                grow[i, :j] = [growth.get(d, float("nan")) for d in m.drivers]
-        limit = np.array([(limits or {}).get(m.row, float("nan")) for m in models], dtype=np.float64)
-        return cls(models, np.array([m.row for m in models], dtype=np.intp), drivers, lags, coefs, x_mean, cov,
-                   np.array([m.intercept for m in models]), np.array([m.resid_sigma for m in models]),
-                   np.array([m.usable for m in models], dtype=bool), limit, grow,
-                   {m.row: i for i, m in enumerate(models)})
-
-
-    def update(self, models: Sequence[HostModel | None], growth: Mapping[int, float],
-               refreshed: Sequence[int]) -> bool:
-        """Write refitted models (and refreshed traffic growth) in place; False when a rebuild is needed
-        (a model appeared or vanished, or has more drivers than the arrays hold)."""
-        k = self.coefs.shape[1]
-        if any(m is None or m.row not in self.pos or len(m.drivers) > k for m in models):
-            return False
-        for m in models:
-            assert m is not None
-            i, j = self.pos[m.row], len(m.drivers)
-            self.models[i] = m
-            self.drivers[i, :j], self.drivers[i, j:] = m.drivers, m.drivers[0]
-            self.lags[i, :j], self.lags[i, j:] = m.lags, m.lags[0]
-            self.coefs[i] = 0.0
-            self.coefs[i, :j] = m.coefs
-            self.x_mean[i] = 0.0
-            self.x_mean[i, :j] = m.x_mean
-            self.cov[i] = 0.0
-            self.cov[i, : j + 1, : j + 1] = m.cov
-            self.intercept[i], self.sigma[i], self.usable[i] = m.intercept, m.resid_sigma, m.usable
-        if refreshed:
-            g = np.array([growth.get(int(d), np.nan) for d in self.drivers.ravel()]).reshape(self.drivers.shape)
-            self.growth = np.where(self.coefs != 0, g, 0.0)
-        return True
-
-
-@dataclass
-class _Topology:
-    """Which rows drive which host rows, derived from the campaign specs and the current series index."""
-
-    size: int
-    campaign_rows: list[int | None]
-    driver_of: list[int | None]  # per campaign: the traffic row its hosts follow
-    host_drivers: dict[int, tuple[int, ...]]  # host row -> driver rows
-    host_campaigns: dict[int, tuple[int, ...]]  # host row -> indices of campaigns landing on it
-    host_of: dict[str, list[int]]  # host name -> campaign indices
-    drivers: list[int]
-    parts: dict[int, tuple[str, str, str]]  # host row -> (kind, host, metric)
-    campaign_hosts: list[list[int]]  # per campaign: the host rows it lands on
-
-
 class Analyzer:
     """Runs the detector every tick and keeps campaign load models fitted on a cadence."""
 
@@ -263,25 +177,10 @@ class Analyzer:
         self.residual_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.ticks = 0
         self._ts = 0.0
-        self._column = np.zeros(0)
         self._host_mask = np.zeros(0, dtype=bool)
-        self._topo: _Topology | None = None
-        self._lags: dict[tuple[int, int], tuple[int, float]] = {}
-        self._curves: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
-        self._changed_at: dict[int, int] = {}
-        self._models: dict[int, HostModel | None] = {}
-        self._packed = _Packed.build([])
-        self._packed_changed = np.zeros(0, dtype=np.int64)
-        self._fitted_x: dict[int, float] = {}
-        self._noise: dict[int, float] = {}
-        self._stats_at: dict[int, int] = {}
-        self._searched_at: dict[int, int] = {}
-        self._moved: set[int] = set()
-        self._lifted_since: dict[int, int] = {}
-        self._last_fit: dict[int, int] = {}
-        self._base = np.zeros(0)
-        self._growth: dict[int, float] = {}
-        self._pair_models: dict[tuple[int, int], LoadModel] = {}
+        self._topo: Topology | None = None
+        self._memory = FitMemory()
+        self._packed = PackedModels.build([])
         self.declared: DeclaredCauses | None = None  # schedules and annotations (see declared.py), set by callers
         self.groups: GroupModels | None = None  # campaign × host-group models (see groupmodels.py), set by callers
         window = getattr(detector, "window", None)
@@ -297,7 +196,7 @@ class Analyzer:
         With `details` off (offline replays), campaign states carry no per-host pairs and there is no
         forecast table: scores, causes and explanations are the same."""
         det = self.detector.update(column)
-        self._ts, self._column = ts, column
+        self._ts = ts
         topo = self._topology(names, index)
         self._sig.clamp_band(det.low, det.high)  # a percentage's band within 0-100, a rate's at least 0
         due = self._due_hosts(topo, window)
@@ -311,22 +210,23 @@ class Analyzer:
         modelled = np.zeros(column.shape[0], dtype=bool)
         p = self._packed
         if p.rows.shape[0]:
-            use = p.usable & now["mature"] & ~np.isnan(now["rz"])
+            use = p.usable & now.mature & ~np.isnan(now.rz)
             if use.any():
                 rows = p.rows[use]
                 modelled[rows] = True
-                expected[rows] = now["expected"][use]
-                rscore = z_to_score(now["rz"][use], RESIDUAL_ONSET, RESIDUAL_SCALE)
+                expected[rows] = now.expected[use]
+                rscore = z_to_score(now.rz[use], RESIDUAL_ONSET, RESIDUAL_SCALE)
                 score[rows] = np.fmax(score[rows], rscore)
-                residual_z = dict(zip(rows.tolist(), now["rz"][use].tolist(), strict=True))
+                residual_z = dict(zip(rows.tolist(), now.rz[use].tolist(), strict=True))
         campaigns = self._campaign_states(topo, window, now, details)
         score, size = self._episode_step(column, det, score, expected, modelled)
         cause: dict[int, tuple[Cause, str | None]] = {}
         explanation: dict[int, str] = {}
         hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
+        facts: TickFacts | None = None
         for r in hot.tolist():
-            text, c = self._explain(r, names[r], column, det, topo, now, campaigns)
-            text, c = self._qualify(r, text, c, size)
+            facts = facts or self._facts(column, det, topo, now, campaigns)
+            text, c = qualify(r, *explain(r, names[r], facts), size, facts)
             explanation[r] = text
             if c is not None:
                 cause[r] = c
@@ -377,45 +277,9 @@ class Analyzer:
         self._bursts.step(self._ts, size, z, floor, hosts)
         return score, size
 
-    def _qualify(self, row: int, text: str, c: tuple[Cause, str | None] | None, size: np.ndarray
-                 ) -> tuple[str, tuple[Cause, str | None] | None]:
-        """Put the departure's size (and its floor when below it) before the verdict of an explanation, and
-        call an unexplained burst that recurs on its own period `recurring`."""
-        kind = int(self._sig.kind[row]) if row < self._sig.kind.shape[0] else 2
-        floor = float(self._sig.floor[row]) if row < self._sig.floor.shape[0] else 0.0
-        s = float(size[row])
-        head, sep, verdict = text.rpartition("; ")
-        if not sep:
-            head, verdict = text, ""
-        if s == s and abs(s) < floor:  # the reason no anomaly rule fires on it
-            return (f"{head} ({describe_size(kind, s, floor)}); {verdict}" if verdict else
-                    f"{head} ({describe_size(kind, s, floor)})"), c
-        if s == s:
-            head = f"{head} ({describe_size(kind, s)})"
-        rec = self._bursts.verdict.get(row) if c is not None and c[0] == Cause.UNEXPLAINED else None
-        if c is not None and c[0] == Cause.UNEXPLAINED and self._at_usual_level(row, floor):
-            # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
-            return f"{head}; load is at its usual level, traffic is not reaching it; not an incident", None
-        if rec is not None and rec.ordinary:
-            return f"{head}; {rec.text()}", (Cause.RECURRING, None)
-        if rec is not None:
-            verdict = f"{rec.text()}; {verdict}"
-        return (f"{head}; {verdict}" if verdict else head), c
-
-    def _at_usual_level(self, row: int, floor: float) -> bool:
-        """Whether a row off its load model is still within its floor of the level it had before the episode
-        began: the traffic moved, the load did not (bots, cached pages), unlike an outage where load drops."""
-        if row not in self._packed.pos:
-            return False
-        value = float(self._column[row])
-        held = self._episodes.departure(row, value)
-        if held is None:
-            return False
-        return abs(self._sig.size_of(row, value, held[0])) < floor
-
     # -- topology and refits -------------------------------------------------------------------
 
-    def _topology(self, names: Sequence[str], index: Mapping[str, int]) -> _Topology:
+    def _topology(self, names: Sequence[str], index: Mapping[str, int]) -> Topology:
         if self._topo is not None and self._topo.size == len(names):
             return self._topo
         campaign_rows: list[int | None] = []
@@ -443,23 +307,23 @@ class Analyzer:
                     host_drivers.setdefault(hr, set()).add(tr)
                     host_campaigns.setdefault(hr, []).append(ci)
         drivers = sorted({d for d in driver_of if d is not None})
-        self._topo = _Topology(len(names), campaign_rows, driver_of,
-                               {h: tuple(sorted(d)) for h, d in host_drivers.items()},
-                               {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers, parts,
-                               [[h for h, cs in host_campaigns.items() if ci in cs]
-                                for ci in range(len(self.campaigns))])
-        self._last_fit = {}  # new rows: refit everything now
+        self._topo = Topology(len(names), campaign_rows, driver_of,
+                              {h: tuple(sorted(d)) for h, d in host_drivers.items()},
+                              {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers, parts,
+                              [[h for h, cs in host_campaigns.items() if ci in cs]
+                               for ci in range(len(self.campaigns))])
+        self._memory.last_fit = {}  # new rows: refit everything now
         self._sig = Significance.build(names, self.floors)
         self._host_mask = np.array([split_series(n)[0] == "host" for n in names], dtype=bool)
         return self._topo
 
-    def _due_hosts(self, topo: _Topology, window: np.ndarray) -> list[int]:
+    def _due_hosts(self, topo: Topology, window: np.ndarray) -> list[int]:
         """Host rows to refit this tick: all on the cadence, and those whose traffic moved over 10%."""
         if window.shape[1] < 3 * self.max_lag_ticks // 2 + 10 and window.shape[1] < 40:
             return []
         hosts = list(topo.host_drivers)
-        self._moved = set()
-        if not self._last_fit:
+        self._memory.moved = set()
+        if not self._memory.last_fit:
             return hosts
         # The cadence is staggered across ticks only when there are enough host rows for it to smooth the
         # per-tick cost (a fleet); a handful of rows is refitted together, paying the fixed cost once.
@@ -471,24 +335,25 @@ class Analyzer:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 now = float(np.nanmean(window[d, -3:]))
-            last = self._fitted_x.get(d)
-            noise = self._noise.get(d, 0.0)
+            last = self._memory.fitted_x.get(d)
+            noise = self._memory.noise.get(d, 0.0)
             if now == now and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
                 moved.add(d)
-        self._moved = moved
+        self._memory.moved = moved
         if not moved:
             return due
+        last_fit = self._memory.last_fit
         return due + [h for h in hosts if h not in due
-                      and self.ticks - self._last_fit.get(h, -99) >= 2 and moved.intersection(topo.host_drivers[h])]
+                      and self.ticks - last_fit.get(h, -99) >= 2 and moved.intersection(topo.host_drivers[h])]
 
-    def _refit(self, topo: _Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
+    def _refit(self, topo: Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
         w = window[:, -self.fit_ticks:]
         wts = window_ts[-self.fit_ticks:]
         # Lags are stable: they are searched again every few cadences, or sooner when traffic moved.
-        search = [h for h in hosts if self.ticks - self._searched_at.get(h, -10**9) >= 3 * self.refit_every
-                  or self._moved.intersection(topo.host_drivers[h])]
+        search = [h for h in hosts if self.ticks - self._memory.searched_at.get(h, -10**9) >= 3 * self.refit_every
+                  or self._memory.moved.intersection(topo.host_drivers[h])]
         for h in search:
-            self._searched_at[h] = self.ticks
+            self._memory.searched_at[h] = self.ticks
         masked = self._masked_load(w, search) if search else w[:0]
         single = [h for h in hosts if len(topo.host_drivers[h]) == 1]
         multi = [h for h in hosts if len(topo.host_drivers[h]) > 1]
@@ -503,57 +368,58 @@ class Analyzer:
             # drivers explain in the previous model (backfitting); a host without a model gets a second pass.
             if multi_search:
                 self._search_lags(topo, multi_search, w, masked, search, partial=True)
-            fresh = [h for h in multi_search if self._models.get(h) is None]
+            fresh = [h for h in multi_search if self._memory.models.get(h) is None]
             self._fit(topo, multi, w)
-            fresh = [h for h in fresh if self._models.get(h) is not None]
+            fresh = [h for h in fresh if self._memory.models.get(h) is not None]
             if fresh:
                 self._search_lags(topo, fresh, w, masked, search, partial=True)
                 self._fit(topo, fresh, w)
         drivers = sorted({d for h in hosts for d in topo.host_drivers[h]})
         for h in hosts:
-            self._last_fit[h] = self.ticks
+            self._memory.last_fit[h] = self.ticks
         # Traffic statistics (baseline, growth, noise) are refreshed at most twice per cadence per row.
         rows = [r for r in sorted(set(drivers) | {r for r in topo.campaign_rows if r is not None})
-                if self.ticks - self._stats_at.get(r, -10**9) >= max(1, self.refit_every // 2)]
-        if self._base.shape[0] != topo.size:
+                if self.ticks - self._memory.stats_at.get(r, -10**9) >= max(1, self.refit_every // 2)]
+        if self._memory.base.shape[0] != topo.size:
             grown = np.full(topo.size, np.nan)
-            grown[: min(self._base.shape[0], topo.size)] = self._base[: topo.size]
-            self._base = grown
+            grown[: min(self._memory.base.shape[0], topo.size)] = self._memory.base[: topo.size]
+            self._memory.base = grown
         if rows:
             self._traffic_stats(rows, wts, w)
         for d in drivers:  # the traffic level that counts as "moved" is reset when it moved, or each cadence
-            if d in self._moved or d not in self._fitted_x or self.ticks % self.refit_every == 0:
+            if d in self._memory.moved or d not in self._memory.fitted_x or self.ticks % self.refit_every == 0:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    self._fitted_x[d] = float(np.nanmean(w[d, -3:]))
-        if not self._packed.update([self._models.get(h) for h in hosts], self._growth, rows):
-            live = [m for m in self._models.values() if m is not None]
+                    self._memory.fitted_x[d] = float(np.nanmean(w[d, -3:]))
+        if not self._packed.update([self._memory.models.get(h) for h in hosts], self._memory.growth, rows):
+            live = [m for m in self._memory.models.values() if m is not None]
             limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
                       if m.row in topo.parts and topo.parts[m.row][2] in self.limits}
-            self._packed = _Packed.build(live, limits, self._growth)
-        self._packed_changed = np.array([self._changed_at.get(int(r), self.ticks) for r in self._packed.rows],
+            self._packed = PackedModels.build(live, limits, self._memory.growth)
+        changed_at = self._memory.changed_at
+        self._packed.changed = np.array([changed_at.get(int(r), self.ticks) for r in self._packed.rows],
                                         dtype=np.int64)
         for h in hosts:
-            m = self._models.get(h)
+            m = self._memory.models.get(h)
             for d in topo.host_drivers[h]:
-                self._pair_models.pop((d, h), None)
+                self._memory.pair_models.pop((d, h), None)
             if m is not None:
                 for j, d in enumerate(m.drivers):
-                    self._pair_models[(d, h)] = m.pair_model(j)
+                    self._memory.pair_models[(d, h)] = m.pair_model(j)
 
     def _traffic_stats(self, rows: list[int], wts: np.ndarray, w: np.ndarray) -> None:
         """Baseline, growth rate and sample noise of traffic rows from the fit window."""
         recent = max(10, int(600 / self.tick))
-        self._base[rows] = baselines(w[rows])
+        self._memory.base[rows] = baselines(w[rows])
         for r in rows:
-            self._stats_at[r] = self.ticks
-            self._growth[r] = _growth_rate(wts[-recent:], w[r, -recent:])
+            self._memory.stats_at[r] = self.ticks
+            self._memory.growth[r] = _growth_rate(wts[-recent:], w[r, -recent:])
             diffs = np.diff(w[r, -120:])
             diffs = diffs[~np.isnan(diffs)]
             # sd of a 3-sample mean, from the tick-to-tick differences (robust to the odd jump)
-            self._noise[r] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(6.0)) if diffs.size else 0.0
+            self._memory.noise[r] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(6.0)) if diffs.size else 0.0
 
-    def _search_lags(self, topo: _Topology, hosts: list[int], w: np.ndarray, masked: np.ndarray,
+    def _search_lags(self, topo: Topology, hosts: list[int], w: np.ndarray, masked: np.ndarray,
                      masked_rows: list[int], partial: bool) -> None:
         """Update the accumulated lag evidence and the lag of every (driver, host) pair of `hosts`."""
         pairs = [(d, h) for h in hosts for d in topo.host_drivers[h]]
@@ -575,17 +441,17 @@ class Analyzer:
             var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
         for i, (d, h) in enumerate(pairs):
             curve = var[px[i]] * np.nan_to_num(corr[i], nan=0.0)
-            prev = self._curves.get((d, h))
+            prev = self._memory.curves.get((d, h))
             if prev is not None:
                 curve = curve + prev[0] * math.exp(-(self.ticks - prev[1]) / self.fit_ticks)
-            self._curves[(d, h)] = (curve, self.ticks)
+            self._memory.curves[(d, h)] = (curve, self.ticks)
             if np.any(curve != 0):
                 lag = int(np.argmax(curve))
-                self._lags[(d, h)] = (lag, float(corr[i, lag]))
+                self._memory.lags[(d, h)] = (lag, float(corr[i, lag]))
 
     def _partial(self, w: np.ndarray, y: np.ndarray, d: int, h: int) -> np.ndarray:
         """Load of host row h minus what the drivers other than d explain in its current model."""
-        m = self._models.get(h)
+        m = self._memory.models.get(h)
         if m is None:
             return y
         out = y.copy()
@@ -597,21 +463,21 @@ class Analyzer:
             out = out - m.coefs[j] * shifted
         return out
 
-    def _fit(self, topo: _Topology, hosts: list[int], w: np.ndarray) -> None:
+    def _fit(self, topo: Topology, hosts: list[int], w: np.ndarray) -> None:
         """Refit the models of `hosts` at their current lags."""
         groups: dict[int, list[int]] = {}
         for h in hosts:
-            if all((d, h) in self._lags for d in topo.host_drivers[h]):
+            if all((d, h) in self._memory.lags for d in topo.host_drivers[h]):
                 groups.setdefault(len(topo.host_drivers[h]), []).append(h)
             else:
-                self._models[h] = None
+                self._memory.models[h] = None
         for _k, hs in groups.items():
             drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
-            lags = np.array([[self._lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
+            lags = np.array([[self._memory.lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
             for h, m in zip(hs, fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags), strict=True):
-                if not _same_model(self._models.get(h), m):
-                    self._changed_at[h] = self.ticks
-                self._models[h] = m
+                if not _same_model(self._memory.models.get(h), m):
+                    self._memory.changed_at[h] = self.ticks
+                self._memory.models[h] = m
 
     def _masked_load(self, w: np.ndarray, hosts: list[int]) -> np.ndarray:
         """Host rows of the window with points far off their current model blanked, so that a burst of
@@ -620,7 +486,7 @@ class Analyzer:
         p = self._packed
         if p.rows.shape[0] == 0:
             return y
-        trusted = p.usable & ((self.ticks - self._packed_changed) >= self.min_support)
+        trusted = p.usable & p.settled(self.ticks, self.min_support)
         pos = {int(r): i for i, r in enumerate(p.rows.tolist()) if trusted[i]}
         sel = [(j, pos[h]) for j, h in enumerate(hosts) if h in pos]
         if not sel:
@@ -640,14 +506,12 @@ class Analyzer:
 
     # -- per-tick arrays -----------------------------------------------------------------------
 
-    def _now_arrays(self, window: np.ndarray, column: np.ndarray, det: DetectorOutput) -> dict[str, np.ndarray]:
+    def _now_arrays(self, window: np.ndarray, column: np.ndarray, det: DetectorOutput) -> ModelsNow:
         """Driver values at their lags, expected values, spreads, residuals and maturity of every model."""
         p = self._packed
         h = p.rows.shape[0]
         if h == 0:
-            e = np.zeros(0)
-            return {"x": np.zeros((0, 1)), "expected": e, "sigma": e, "rz": e, "mature": e.astype(bool),
-                    "x_now": np.zeros((0, 1))}
+            return ModelsNow.empty()
         w_len = window.shape[1]
         col = w_len - 1 - p.lags
         x = np.full(p.drivers.shape, np.nan)
@@ -671,8 +535,8 @@ class Analyzer:
         values = column[p.rows] if column.shape[0] else np.full(h, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             rz = (values - expected) / sigma
-        base = self._base[p.drivers] if self._base.shape[0] else np.full(p.drivers.shape, np.nan)
-        settled = (self.ticks - self._packed_changed) >= self.min_support
+        base = self._memory.base[p.drivers] if self._memory.base.shape[0] else np.full(p.drivers.shape, np.nan)
+        settled = p.settled(self.ticks, self.min_support)
         mature = settled.copy()
         # Support is only worth checking where the verdict matters: a residual or a detector score of note.
         dscore = det.score[p.rows] if det.score.shape[0] else np.zeros(h)
@@ -682,8 +546,7 @@ class Analyzer:
             mature[look] = self._supported(window, x[look], base[look], col[look], look)
         x_now = window[p.drivers, -1]
         x_now = np.where(np.isnan(x_now), x, x_now)
-        return {"x": x, "expected": expected, "sigma": sigma, "rz": rz, "mature": mature, "x_now": x_now,
-                "step": step, "base": base}
+        return ModelsNow(x, expected, sigma, rz, mature, x_now, base)
 
     def _supported(self, window: np.ndarray, x: np.ndarray, base: np.ndarray, col: np.ndarray,
                    sel: np.ndarray) -> np.ndarray:
@@ -708,11 +571,11 @@ class Analyzer:
         return float(seg[-1]) if seg.shape[0] else float("nan")
 
     def _base_of(self, row: int | None) -> float:
-        if row is None or row >= self._base.shape[0]:
+        if row is None or row >= self._memory.base.shape[0]:
             return float("nan")
-        return float(self._base[row])
+        return float(self._memory.base[row])
 
-    def _campaign_lift(self, topo: _Topology, ci: int, window: np.ndarray) -> float:
+    def _campaign_lift(self, topo: Topology, ci: int, window: np.ndarray) -> float:
         c = self.campaigns[ci]
         cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
         visitors = self._latest(window, cr)
@@ -721,8 +584,8 @@ class Analyzer:
         del c
         return lift(float("nan"), float("nan"), visitors, self._base_of(cr))
 
-    def _campaign_states(self, topo: _Topology, window: np.ndarray,
-                         now: dict[str, np.ndarray], details: bool = True) -> list[CampaignState]:
+    def _campaign_states(self, topo: Topology, window: np.ndarray,
+                         now: ModelsNow, details: bool = True) -> list[CampaignState]:
         p = self._packed
         pos = p.pos
         head, secs = self._capacities(now) if details else (np.zeros(0), np.zeros(0))
@@ -734,7 +597,7 @@ class Analyzer:
                 _kind, host, metric = topo.parts[hr]
                 assert tr is not None  # a campaign lands on host rows only through its traffic row
                 i = pos.get(hr)
-                model = self._pair_models.get((tr, hr))
+                model = self._memory.pair_models.get((tr, hr))
                 if i is None or model is None:
                     pairs.append(PairState(c.name, host, metric, None, float("nan"), float("nan"), UNKNOWN))
                     continue
@@ -742,130 +605,50 @@ class Analyzer:
                 if head[i] == head[i]:
                     m = p.models[i]
                     j = m.drivers.index(tr)
-                    x_now = now["x_now"][i]
+                    x_now = now.x_now[i]
                     others = float(np.dot(p.coefs[i], x_now) - p.coefs[i, j] * x_now[j])
                     at_limit = (float(p.limit[i]) - m.intercept - others) / float(p.coefs[i, j])
                     cap = Capacity(float(p.limit[i]), at_limit, float(head[i]), float(secs[i]),
                                    float(p.growth[i, j]))
                 pairs.append(PairState(c.name, host, metric, model, model.lag_ticks * self.tick,
-                                       float(now["expected"][i]), cap, float(now["sigma"][i]),
-                                       bool(now["mature"][i])))
+                                       float(now.expected[i]), cap, float(now.sigma[i]),
+                                       bool(now.mature[i])))
             lifted = self._campaign_lift(topo, ci, window)
             if lifted == lifted and lifted >= LIFTED:
-                self._lifted_since.setdefault(ci, self.ticks)
+                self._memory.lifted_since.setdefault(ci, self.ticks)
             elif not (lifted == lifted and lifted >= 0.5 * (1.0 + LIFTED)):  # hysteresis: a dip is no new launch
-                self._lifted_since.pop(ci, None)
+                self._memory.lifted_since.pop(ci, None)
             out.append(CampaignState(c.name, self._latest(window, cr), self._base_of(cr), lifted,
-                                     self._growth.get(cr, float("nan")) if cr is not None else float("nan"),
+                                     self._memory.growth.get(cr, float("nan")) if cr is not None else float("nan"),
                                      tuple(pairs)))
         return out
 
-    def _capacities(self, now: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _capacities(self, now: ModelsNow) -> tuple[np.ndarray, np.ndarray]:
         """Headroom (traffic multiple) and seconds to each modelled row's limit; NaN where unknown."""
         p = self._packed
-        contrib = np.sum(p.coefs * now["x_now"], axis=1)
+        contrib = np.sum(p.coefs * now.x_now, axis=1)
         ok = p.usable & ~np.isnan(p.limit)
         with np.errstate(invalid="ignore", divide="ignore"):
             head = np.where(ok & (contrib > 0), np.maximum((p.limit - p.intercept) / contrib, 0.0), np.nan)
         secs = np.full(head.shape[0], np.nan)
         if ok.any():
-            secs[ok] = seconds_to_level_many(p.intercept[ok], p.coefs[ok], now["x_now"][ok], p.growth[ok],
+            secs[ok] = seconds_to_level_many(p.intercept[ok], p.coefs[ok], now.x_now[ok], p.growth[ok],
                                              p.limit[ok])
         return head, secs
 
-    def _forecasts(self, now: dict[str, np.ndarray], column: np.ndarray) -> ForecastTable:
+    def _forecasts(self, now: ModelsNow, column: np.ndarray) -> ForecastTable:
         p = self._packed
         values = column[p.rows] if column.shape[0] else np.full(p.rows.shape[0], np.nan)
-        settled = (self.ticks - self._packed_changed) >= self.min_support
-        return ForecastTable(p.pos, p.intercept, p.coefs, now["x_now"], p.growth, values, p.usable & settled)
+        settled = p.settled(self.ticks, self.min_support)
+        return ForecastTable(p.pos, p.intercept, p.coefs, now.x_now, p.growth, values, p.usable & settled)
 
-    # -- explanations ---------------------------------------------------------------------------
-
-    def _explain(self, row: int, name: str, column: np.ndarray, det: DetectorOutput, topo: _Topology,
-                 now: dict[str, np.ndarray], campaigns: list[CampaignState]
-                 ) -> tuple[str, tuple[Cause, str | None] | None]:
-        kind, who, metric = split_series(name)
-        value = float(column[row])
-        label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
-        z, base, what = float(det.z[row]), float(det.expected[row]), self.baseline_label
-        held = self._episodes.departure(row, value)
-        slow = self._slow_now
-        if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(det.score[row]):
-            # the practical score leads: against the level of the last hour, not the one learned since
-            base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
-        elif held is not None:  # a sustained departure: against the level it left, not the one learned since
-            base, z, what = held[0], held[1], "level before it started"
-        if z == z:
-            side = "above" if z >= 0 else "below"
-            head = f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
-        else:
-            head = label
-        if kind != "host":
-            lifted = next((c.lift for c in campaigns if c.name == who), float("nan"))
-            extra = f" (lift {lifted:.1f}x)" if lifted == lifted and kind == "campaign" else ""
-            return head + extra, None
-        cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
-        if not cis:
-            return head + "; no campaign lands on this host; unexplained", (Cause.UNEXPLAINED, None)
-        lifts = {ci: campaigns[ci].lift for ci in cis}
-        top = max(cis, key=lambda ci: lifts[ci] if lifts[ci] == lifts[ci] else 0.0)
-        top_lift = lifts[top]
-        lifted = top_lift == top_lift and top_lift >= LIFTED
-        top_name = self.campaigns[top].name
-        p = self._packed
-        i = p.pos.get(row)
-        if i is not None and p.usable[i]:
-            m = p.models[i]
-            rz = float(now["rz"][i])
-            model_txt = (f"expected {format_value(metric, float(now['expected'][i]))} at "
-                         f"{self._traffic_text(m, now['x'][i], topo, lifts)}")
-            if bool(now["mature"][i]) and rz == rz:
-                if abs(rz) < self.residual_limit:
-                    if not any(v == v and v >= STILL_LIFTED for v in lifts.values()):
-                        # traffic is back at its baseline: no campaign to credit (hours after one faded)
-                        return f"{label} — {model_txt}; as expected at baseline traffic", None
-                    return f"{label} — {model_txt}; explained", (Cause.CAMPAIGN, self._name_for(m, topo, lifts))
-                side = "above" if rz > 0 else "below"
-                return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",
-                        (Cause.UNEXPLAINED, None))
-            if lifted and rz >= self.residual_limit:
-                # Still learning, but far above the model and above what the traffic lift could drive even
-                # if all of the host's load at baseline traffic grew with it: load = idle + k * traffic grows
-                # at most in proportion to traffic
-                at_base = float(p.intercept[i] + np.sum(p.coefs[i] * now["base"][i]))
-                if at_base > 0 and value > at_base * top_lift:
-                    return (f"{label} — {model_txt}; {rz:.1f}σ above the load model (still learning) and above "
-                            f"{format_value(metric, at_base * top_lift)}, its load at baseline traffic times the "
-                            f"{top_lift:.1f}x lift; unexplained", (Cause.UNEXPLAINED, None))
-            if lifted and self.ticks - self._lifted_since.get(top, self.ticks) <= self.learn_ticks:
-                return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
-                        f"{top_name} is {top_lift:.1f}x its baseline; likely explained", (Cause.CAMPAIGN, top_name))
-        if lifted and self.ticks - self._lifted_since.get(top, self.ticks) <= self.learn_ticks:
-            return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline (load model still "
-                    f"learning); likely explained", (Cause.CAMPAIGN, top_name))
-        if lifted:
-            return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline but load does not follow "
-                    f"it (no usable load model); unexplained", (Cause.UNEXPLAINED, None))
-        lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if top_lift == top_lift else "traffic unknown"
-        return f"{head}; {lift_txt}, no usable load model; unexplained", (Cause.UNEXPLAINED, None)
-
-    def _name_for(self, m: HostModel, topo: _Topology, lifts: dict[int, float]) -> str:
-        """The campaign to credit: the most lifted one among those driving the largest contribution."""
-        cis = [ci for ci in lifts if topo.driver_of[ci] in m.drivers]
-        best = max(cis, key=lambda ci: lifts[ci] if lifts[ci] == lifts[ci] else 0.0)
-        return self.campaigns[best].name
-
-    def _traffic_text(self, m: HostModel, x: np.ndarray, topo: _Topology, lifts: dict[int, float]) -> str:
-        parts = []
-        for j, d in enumerate(m.drivers):
-            cis = [ci for ci in lifts if topo.driver_of[ci] == d]
-            names = " + ".join(self.campaigns[ci].name for ci in cis)
-            own = any(topo.campaign_rows[ci] == d for ci in cis)
-            lag = format_duration(m.lags[j] * self.tick)
-            visitors = format_number(float(x[j])) if x[j] == x[j] else "–"
-            where = f"from {names}" if own else f"on {names}'s site"
-            parts.append(f"{visitors} visitors {where} (lag {lag})")
-        return " and ".join(parts)
+    def _facts(self, column: np.ndarray, det: DetectorOutput, topo: Topology, now: ModelsNow,
+               campaigns: list[CampaignState]) -> TickFacts:
+        """What this tick's explanations read (see explain.py)."""
+        return TickFacts(column, det, topo, self._packed, now, tuple(c.name for c in self.campaigns),
+                         tuple(c.lift for c in campaigns), self._memory.lifted_since, self.ticks, self.tick,
+                         self.learn_ticks, self.residual_limit, self.baseline_label, self._episodes, self._slow_now,
+                         self._sig, self._bursts)
 
     # -- evicted series ------------------------------------------------------------------------
 
@@ -883,21 +666,9 @@ class Analyzer:
             part.forget_rows(rows)
         if self.groups is not None:
             self.groups.forget_rows(rows)
-        gone = set(rows.tolist())
-        per_row: tuple[dict[int, Any], ...] = (self._changed_at, self._models, self._fitted_x, self._noise,
-                                               self._stats_at, self._searched_at, self._last_fit, self._growth)
-        for table in per_row:
-            for r in gone.intersection(table):
-                del table[r]
-        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self._lags, self._curves, self._pair_models)
-        for pairs in per_pair:
-            for key in [k for k in pairs if k[0] in gone or k[1] in gone]:
-                del pairs[key]
-        self._moved -= gone
-        self._base[rows[rows < self._base.shape[0]]] = np.nan
+        self._memory.forget(set(rows.tolist()), rows)
         if np.isin(self._packed.rows, rows).any():  # packed again from the models left at the next refit
-            self._packed = _Packed.build([])
-            self._packed_changed = np.zeros(0, dtype=np.int64)
+            self._packed = PackedModels.build([])
         self._topo = None
 
 

@@ -1,0 +1,162 @@
+"""The analyzer's state, typed: load models packed as arrays, which rows drive which, what it remembers
+between ticks, and what the models say at one tick.
+
+Rows are store rows (one per series). H is the number of packed host models, K the most drivers (traffic
+series) any of them has: a model with fewer drivers is padded with its first driver at coefficient 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .correlation import HostModel, LoadModel
+
+
+@dataclass
+class PackedModels:
+    """Host models as padded arrays (H rows × K drivers) so that each tick is a few vector operations."""
+
+    models: list[HostModel]
+    rows: np.ndarray  # [H] intp: the host row of each model
+    drivers: np.ndarray  # [H, K] intp: driver (traffic) rows
+    lags: np.ndarray  # [H, K] intp: each driver's lag in ticks
+    coefs: np.ndarray  # [H, K] float: load per unit of traffic (0 for padding)
+    x_mean: np.ndarray  # [H, K] float: mean traffic of the fit window
+    cov: np.ndarray  # [H, K+1, K+1] float: (X'X)^-1 of the centred design [1, x - x_mean], for the spread
+    intercept: np.ndarray  # [H] float: load at no traffic
+    sigma: np.ndarray  # [H] float: residual sd of the fit
+    usable: np.ndarray  # [H] bool: the fit is good enough to explain load with
+    limit: np.ndarray  # [H] float: the saturation level of each row's metric (NaN: none)
+    growth: np.ndarray  # [H, K] float: traffic growth per second of each driver (0 for padding)
+    pos: dict[int, int]  # host row -> index into the arrays
+    changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] tick each model last moved
+
+    @classmethod
+    def build(cls, models: list[HostModel], limits: Mapping[int, float] | None = None,
+              growth: Mapping[int, float] | None = None) -> PackedModels:
+        h = len(models)
+        k = max((len(m.drivers) for m in models), default=1)
+        drivers = np.zeros((h, k), dtype=np.intp)
+        lags = np.zeros((h, k), dtype=np.intp)
+        coefs = np.zeros((h, k))
+        x_mean = np.zeros((h, k))
+        cov = np.zeros((h, k + 1, k + 1))
+        grow = np.zeros((h, k))
+        for i, m in enumerate(models):
+            j = len(m.drivers)
+            drivers[i, :j], drivers[i, j:] = m.drivers, m.drivers[0]
+            lags[i, :j], lags[i, j:] = m.lags, m.lags[0]
+            coefs[i, :j] = m.coefs
+            x_mean[i, :j] = m.x_mean
+            cov[i, : j + 1, : j + 1] = m.cov
+            if growth is not None:
+                grow[i, :j] = [growth.get(d, float("nan")) for d in m.drivers]
+        limit = np.array([(limits or {}).get(m.row, float("nan")) for m in models], dtype=np.float64)
+        return cls(models, np.array([m.row for m in models], dtype=np.intp), drivers, lags, coefs, x_mean, cov,
+                   np.array([m.intercept for m in models]), np.array([m.resid_sigma for m in models]),
+                   np.array([m.usable for m in models], dtype=bool), limit, grow,
+                   {m.row: i for i, m in enumerate(models)})
+
+    def update(self, models: Sequence[HostModel | None], growth: Mapping[int, float],
+               refreshed: Sequence[int]) -> bool:
+        """Write refitted models (and refreshed traffic growth) in place; False when a rebuild is needed
+        (a model appeared or vanished, or has more drivers than the arrays hold)."""
+        k = self.coefs.shape[1]
+        if any(m is None or m.row not in self.pos or len(m.drivers) > k for m in models):
+            return False
+        for m in models:
+            assert m is not None
+            i, j = self.pos[m.row], len(m.drivers)
+            self.models[i] = m
+            self.drivers[i, :j], self.drivers[i, j:] = m.drivers, m.drivers[0]
+            self.lags[i, :j], self.lags[i, j:] = m.lags, m.lags[0]
+            self.coefs[i] = 0.0
+            self.coefs[i, :j] = m.coefs
+            self.x_mean[i] = 0.0
+            self.x_mean[i, :j] = m.x_mean
+            self.cov[i] = 0.0
+            self.cov[i, : j + 1, : j + 1] = m.cov
+            self.intercept[i], self.sigma[i], self.usable[i] = m.intercept, m.resid_sigma, m.usable
+        if refreshed:
+            g = np.array([growth.get(int(d), np.nan) for d in self.drivers.ravel()]).reshape(self.drivers.shape)
+            self.growth = np.where(self.coefs != 0, g, 0.0)
+        return True
+
+    def settled(self, ticks: int, min_support: int) -> np.ndarray:
+        """[H] bool: each model has stayed put for at least `min_support` ticks."""
+        return (ticks - self.changed) >= min_support
+
+
+@dataclass
+class Topology:
+    """Which rows drive which host rows, derived from the campaign specs and the current series index."""
+
+    size: int  # number of series names it was built from
+    campaign_rows: list[int | None]  # per campaign: its own (visitors) row
+    driver_of: list[int | None]  # per campaign: the traffic row its hosts follow
+    host_drivers: dict[int, tuple[int, ...]]  # host row -> driver rows
+    host_campaigns: dict[int, tuple[int, ...]]  # host row -> indices of campaigns landing on it
+    host_of: dict[str, list[int]]  # host name -> campaign indices
+    drivers: list[int]
+    parts: dict[int, tuple[str, str, str]]  # host row -> (kind, host, metric)
+    campaign_hosts: list[list[int]]  # per campaign: the host rows it lands on
+
+
+@dataclass
+class FitMemory:
+    """What the analyzer remembers between ticks about load models and the traffic that drives them.
+
+    Keys are store rows (host rows, traffic rows), (driver row, host row) pairs, or campaign indices;
+    `forget` drops rows that were evicted or handed to a new series."""
+
+    models: dict[int, HostModel | None] = field(default_factory=dict)  # host row -> last fit (None: no model)
+    pair_models: dict[tuple[int, int], LoadModel] = field(default_factory=dict)  # (driver, host) -> one driver's part
+    lags: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)  # (driver, host) -> (lag, corr)
+    # (driver, host) -> (lag evidence accumulated over refits, the tick it was last added to)
+    curves: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict)
+    changed_at: dict[int, int] = field(default_factory=dict)  # host row -> tick its model last moved
+    last_fit: dict[int, int] = field(default_factory=dict)  # host row -> tick of its last refit
+    searched_at: dict[int, int] = field(default_factory=dict)  # host row -> tick its lags were last searched
+    stats_at: dict[int, int] = field(default_factory=dict)  # traffic row -> tick its statistics were refreshed
+    fitted_x: dict[int, float] = field(default_factory=dict)  # driver row -> traffic level counted as unmoved
+    noise: dict[int, float] = field(default_factory=dict)  # traffic row -> sd of a 3-sample mean
+    growth: dict[int, float] = field(default_factory=dict)  # traffic row -> growth per second
+    base: np.ndarray = field(default_factory=lambda: np.zeros(0))  # by store row: traffic baseline (NaN: unknown)
+    moved: set[int] = field(default_factory=set)  # driver rows whose traffic moved this tick
+    lifted_since: dict[int, int] = field(default_factory=dict)  # campaign index -> tick its traffic lifted
+
+    def forget(self, gone: set[int], rows: np.ndarray) -> None:
+        """Drop everything about `gone` (the same rows as the array `rows`)."""
+        per_row: tuple[dict[int, Any], ...] = (self.changed_at, self.models, self.fitted_x, self.noise,
+                                                  self.stats_at, self.searched_at, self.last_fit, self.growth)
+        for table in per_row:
+            for r in gone.intersection(table):
+                del table[r]
+        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self.lags, self.curves, self.pair_models)
+        for pairs in per_pair:
+            for key in [k for k in pairs if k[0] in gone or k[1] in gone]:
+                del pairs[key]
+        self.moved -= gone
+        self.base[rows[rows < self.base.shape[0]]] = np.nan
+
+
+@dataclass(frozen=True, slots=True)
+class ModelsNow:
+    """What every packed load model says at one tick; index i is PackedModels row i."""
+
+    x: np.ndarray  # [H, K] float: each driver's traffic at its lag (the latest sample at or just before it)
+    expected: np.ndarray  # [H] float: the host value the model expects from that traffic
+    sigma: np.ndarray  # [H] float: the spread of that expectation (residual, leverage and traffic trend)
+    rz: np.ndarray  # [H] float: (value - expected) / sigma; NaN where the value is missing
+    mature: np.ndarray  # [H] bool: settled, and has seen traffic near its current level long enough to vouch
+    x_now: np.ndarray  # [H, K] float: each driver's latest traffic (x where the latest sample is missing)
+    base: np.ndarray  # [H, K] float: each driver's traffic baseline (NaN: unknown)
+
+    @classmethod
+    def empty(cls) -> ModelsNow:
+        e = np.zeros(0)
+        return cls(np.zeros((0, 1)), e, e, e, e.astype(bool), np.zeros((0, 1)), np.zeros((0, 1)))
