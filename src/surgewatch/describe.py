@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from .model import split_series
@@ -40,7 +41,7 @@ def metric_label(metric: str) -> str:
 
 def format_value(metric: str, value: float) -> str:
     """A value in the metric's natural unit: 92%, 1.2M/s, 3.14, 4,100."""
-    if value != value:
+    if math.isnan(value):
         return "–"
     if metric.endswith("percent"):
         return f"{value:.0f}%" if abs(value) >= 10 else f"{value:.1f}%"

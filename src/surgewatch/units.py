@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -20,7 +21,7 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Format seconds compactly: 45s, 3m10s, 2h05m, 3d4h."""
-    if seconds != seconds:
+    if math.isnan(seconds):
         return "?"
     s = round(abs(seconds))
     sign = "-" if seconds < 0 else ""
@@ -35,7 +36,7 @@ def format_duration(seconds: float) -> str:
 
 def format_bytes(n: float, suffix: str = "") -> str:
     """Format a byte count or rate with binary prefixes: 1.2K, 34M, 5.0G."""
-    if n != n:
+    if math.isnan(n):
         return "–"
     units = ["", "K", "M", "G", "T", "P"]
     value = float(n)
@@ -50,7 +51,7 @@ def format_bytes(n: float, suffix: str = "") -> str:
 
 def format_number(x: float) -> str:
     """Format a count with thousands separators, or a short float."""
-    if x != x:
+    if math.isnan(x):
         return "–"
     if abs(x) >= 100 or float(x).is_integer():
         return f"{x:,.0f}"

@@ -286,7 +286,7 @@ class RuleEngine:
         explanation: str | None = None
         if analysis is not None and row < analysis.expected.shape[0]:
             e = float(analysis.expected[row])
-            alert.expected = e if e == e else None
+            alert.expected = e if not math.isnan(e) else None
             explanation = analysis.explanation.get(row)
             if explanation is not None:
                 alert.cause, alert.campaign = analysis.cause.get(row, (None, None))

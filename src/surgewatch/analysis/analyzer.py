@@ -337,7 +337,7 @@ class Analyzer:
                 now = float(np.nanmean(window[d, -3:]))
             last = self._memory.fitted_x.get(d)
             noise = self._memory.noise.get(d, 0.0)
-            if now == now and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
+            if not math.isnan(now) and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
                 moved.add(d)
         self._memory.moved = moved
         if not moved:
@@ -602,7 +602,7 @@ class Analyzer:
                     pairs.append(PairState(c.name, host, metric, None, float("nan"), float("nan"), UNKNOWN))
                     continue
                 cap = UNKNOWN
-                if head[i] == head[i]:
+                if not math.isnan(head[i]):
                     m = p.models[i]
                     j = m.drivers.index(tr)
                     x_now = now.x_now[i]
@@ -614,9 +614,9 @@ class Analyzer:
                                        float(now.expected[i]), cap, float(now.sigma[i]),
                                        bool(now.mature[i])))
             lifted = self._campaign_lift(topo, ci, window)
-            if lifted == lifted and lifted >= LIFTED:
+            if not math.isnan(lifted) and lifted >= LIFTED:
                 self._memory.lifted_since.setdefault(ci, self.ticks)
-            elif not (lifted == lifted and lifted >= 0.5 * (1.0 + LIFTED)):  # hysteresis: a dip is no new launch
+            elif math.isnan(lifted) or lifted < 0.5 * (1.0 + LIFTED):  # hysteresis: a dip is no new launch
                 self._memory.lifted_since.pop(ci, None)
             out.append(CampaignState(c.name, self._latest(window, cr), self._base_of(cr), lifted,
                                      self._memory.growth.get(cr, float("nan")) if cr is not None else float("nan"),
