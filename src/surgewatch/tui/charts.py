@@ -81,7 +81,7 @@ def _style(s: Style | str) -> Style:
 
 def _level(v: float, lo: float, hi: float, steps: int) -> int:
     """A value's height in 0..steps sub-rows."""
-    if v != v:
+    if math.isnan(v):
         return -1
     return round((min(max(v, lo), hi) - lo) / (hi - lo) * steps)
 
@@ -112,8 +112,8 @@ def plot(ts: np.ndarray, values: np.ndarray, width: int, height: int, t0: float,
     dlo = float(finite.min()) if finite.size else math.nan
     dhi = float(finite.max()) if finite.size else math.nan
     if b_hi is not None and not np.all(np.isnan(b_hi)):
-        dhi = float(np.nanmax([dhi, np.nanmax(b_hi)])) if dhi == dhi else float(np.nanmax(b_hi))
-        dlo = float(np.nanmin([dlo, np.nanmin(b_lo)])) if dlo == dlo else float(np.nanmin(b_lo))  # type: ignore[arg-type]
+        dhi = float(np.nanmax([dhi, np.nanmax(b_hi)])) if not math.isnan(dhi) else float(np.nanmax(b_hi))
+        dlo = float(np.nanmin([dlo, np.nanmin(b_lo)])) if not math.isnan(dlo) else float(np.nanmin(b_lo))  # type: ignore[arg-type]
     y0, y1 = nice_range(dlo if lo is None else lo, dhi if hi is None else hi)
     steps = h * sub_y
     # Cell grid: characters and background flags.
@@ -223,7 +223,7 @@ def gauge(frac: float, width: int, mode: str = "braille") -> str:
     so the bar's length reads from across a room (ASCII: `#` and `.`)."""
     if width <= 0:
         return ""
-    if frac != frac:
+    if math.isnan(frac):
         return ("?" + "." * (width - 1)) if mode == "ascii" else "?" + "░" * (width - 1)
     f = min(max(frac, 0.0), 1.0)
     if mode == "ascii":

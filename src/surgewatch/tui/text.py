@@ -59,10 +59,10 @@ def baseline_range(values: Sequence[float], baseline: float, floor: float = 0.8,
                    min_lift: float = 2.0) -> tuple[float, float]:
     """A sparkline's lo..hi relative to a baseline: the baseline sits near the bottom and the top is at least
     `min_lift` times it, so a flat series draws flat and low and a lift climbs (rather than a solid bar)."""
-    finite = [v for v in values if v == v]
+    finite = [v for v in values if not math.isnan(v)]
     if not finite:
         return 0.0, 1.0
-    if not (baseline == baseline and baseline > 0):
+    if math.isnan(baseline) or baseline <= 0:
         baseline = sorted(finite)[len(finite) // 2]  # no baseline yet: the median stands in
     if baseline <= 0:
         return 0.0, max(max(finite), 1.0)

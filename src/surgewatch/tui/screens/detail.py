@@ -31,13 +31,13 @@ METRIC_ORDER = ("cpu.percent", "mem.percent", "load.1", "load.5", "load.15", "ne
 
 def model_text(p: PairView) -> str:
     """`cpu = 5.0 + 0.020·visitors (r² 0.91)` or `no model yet`."""
-    if p.slope != p.slope:
+    if math.isnan(p.slope):
         return "no model yet"
     return f"{metric_label(p.metric)} = {p.intercept:.3g} + {p.slope:.3g}·visitors (r² {p.r2:.2f})"
 
 
 def forecast_text(headroom: float, seconds_to_limit: float) -> str:
-    if headroom != headroom:
+    if math.isnan(headroom):
         return "headroom unknown"
     when = f"limit in {format_duration(seconds_to_limit)}" if math.isfinite(seconds_to_limit) else "not rising"
     return f"headroom {headroom:.1f}x, {when}"
@@ -81,15 +81,15 @@ def pair_lines(pairs: tuple[PairView, ...], width: int, sty: Styler) -> Text:
     for p in pairs:
         out.append("\n")
         out.append(literal(p.host, 18), style=sty("head"))
-        lag = format_duration(p.lag_seconds) if p.lag_seconds == p.lag_seconds else "?"
+        lag = format_duration(p.lag_seconds) if not math.isnan(p.lag_seconds) else "?"
         out.append(f" {metric_label(p.metric)}  lag {lag}  ")
         out.append(model_text(p))
         if width < 130:
             out.append("\n    ")
-        if p.expected_now == p.expected_now:
+        if not math.isnan(p.expected_now):
             out.append(f"  expect {format_value(p.metric, p.expected_now)}", style=sty("muted"))
         out.append("  " + forecast_text(p.headroom, p.seconds_to_limit),
-                   style=sty("warn") if p.headroom == p.headroom and p.headroom < 1.2 else "")
+                   style=sty("warn") if not math.isnan(p.headroom) and p.headroom < 1.2 else "")
     return out
 
 
@@ -272,7 +272,7 @@ class HostScreen(ChartScreen):
             title = Text.assemble((metric_label(metric) + " ", sty("head")),
                                   (format_value(metric, h.metrics.get(metric, math.nan)), ""),
                                   no_wrap=True, overflow="ellipsis")
-            if band is not None and band[1].size and band[1][-1] == band[1][-1]:
+            if band is not None and band[1].size and not math.isnan(band[1][-1]):
                 title.append(f"  expected {format_value(metric, float(band[1][-1]))}–"
                              f"{format_value(metric, float(band[2][-1]))}", style=sty("muted"))
             score = h.scores.get(metric)
@@ -302,7 +302,7 @@ def host_header(h: HostView, sty: Styler) -> Text:
     out.append(f"  {state}", style=sty("muted") if state == "stale" else sty(state))
     out.append(f"  campaigns: {literal(', '.join(h.campaigns) or 'none', 40)}",
                style=sty("traffic") if h.campaigns else sty("muted"))
-    if h.headroom == h.headroom:
+    if not math.isnan(h.headroom):
         out.append(f"  headroom {headroom_text(h)}")
     if h.stale or h.error:
         out.append(f"\nerror: {literal(h.error or 'no data', 200)}", style=sty("crit"))

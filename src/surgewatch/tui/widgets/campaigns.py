@@ -18,7 +18,7 @@ _ASCII_ARROWS = {"↑": "^", "↗": "/", "↓": "v", "↘": "\\", "→": "-", "�
 
 def trend_arrow(growth_per_s: float, ascii_only: bool = False) -> str:
     """↑ ↗ → ↘ ↓ from the traffic's exponential growth rate (per minute thresholds)."""
-    if growth_per_s != growth_per_s:
+    if math.isnan(growth_per_s):
         arrow = "·"
     else:
         per_min = growth_per_s * 60
@@ -60,7 +60,7 @@ def campaign_lines(campaigns: Sequence[CampaignView], width: int, now: float, as
         row = [Text("\n"), Text("▶ " if cursor == i else "  ", style=sty("accent")),
                name_cell(c.name, name_w, sty("head") if lifted else "", c.demo, sty("badge")),
                cell(format_number(c.visitors) if not math.isnan(c.visitors) else "–", 8, right=True),
-               cell(f"{c.lift:.1f}x" if c.lift == c.lift else "–", 6, lift_style, right=True),
+               cell(f"{c.lift:.1f}x" if not math.isnan(c.lift) else "–", 6, lift_style, right=True),
                cell(f"{c.expected_lift:.1f}x" if c.expected_lift else "–", 5,
                     sty("warn") if behind else sty("muted"), right=True),
                cell(trend_arrow(c.growth_per_s, ascii_only), 2), cell(live_text(c, now), 8, right=True)]
@@ -81,7 +81,7 @@ class CampaignStrip(ListPanel):
 
 def append_lift_and_live(out: Text, c: CampaignView, now: float, sty: Styler) -> None:
     """A campaign header's tail, shared by the detail screen and the wall: lift against plan, time since launch."""
-    lift = f"{c.lift:.1f}x" if c.lift == c.lift else "–"
+    lift = f"{c.lift:.1f}x" if not math.isnan(c.lift) else "–"
     plan = f"{c.expected_lift:.1f}x" if c.expected_lift else "–"
     out.append(f"  lift {lift} (plan {plan})", style=sty("traffic"))
     if c.expected_visitors is not None:

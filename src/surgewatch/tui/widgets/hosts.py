@@ -46,7 +46,7 @@ Row = HostView | GroupRow
 
 def level(value: float, warn: float, crit: float) -> str:
     """ok / warn / crit for a value against two levels ("muted" when unknown)."""
-    if value != value:
+    if math.isnan(value):
         return "muted"
     return "crit" if value >= crit else "warn" if value >= warn else "ok"
 
@@ -57,14 +57,14 @@ def health(h: HostView) -> str:
         return "stale"
     m = h.metrics
     levels = {level(m.get("cpu.percent", math.nan), 70, 90), level(m.get("mem.percent", math.nan), 80, 90)}
-    if h.headroom == h.headroom and h.headroom < 1.2:
+    if not math.isnan(h.headroom) and h.headroom < 1.2:
         levels.add("warn")
     return "crit" if "crit" in levels else "warn" if "warn" in levels else "ok"
 
 
 def headroom_text(h: HostView) -> str:
     """`1.4x 12m` (headroom over the campaign-driven load, time to saturation), or `–`."""
-    if h.headroom != h.headroom:
+    if math.isnan(h.headroom):
         return "–"
     when = format_duration(h.seconds_to_limit) if math.isfinite(h.seconds_to_limit) else "ok"
     return f"{h.headroom:.1f}x {when}"
@@ -137,7 +137,7 @@ def host_lines(hosts: Sequence[Row], width: int, ascii_only: bool = False,
                cell(format_value("cpu.percent", cpu), 4, sty(level(cpu, 70, 90)), right=True),
                cell(format_value("mem.percent", mem), 4, sty(level(mem, 80, 90)), right=True),
                cell(format_value("load.1", m.get("load.1", math.nan)), 5, right=True),
-               cell(f"{format_bytes(rx)}/{format_bytes(tx)}" if rx == rx else "–", 11, right=True),
+               cell(f"{format_bytes(rx)}/{format_bytes(tx)}" if not math.isnan(rx) else "–", 11, right=True),
                cell(headroom_text(h), 9, sty("warn") if state == "warn" and h.headroom < 1.2 else "", right=True)]
         if camp_w:
             row.append(cell(", ".join(h.campaigns) or "–", camp_w, sty("traffic") if h.campaigns else sty("muted")))

@@ -34,11 +34,11 @@ def probe_lines(values: Mapping[str, float], width: int, ascii_only: bool = Fals
     for name, m in probes.items():
         up = m.get("up", math.nan)
         status, lat = m.get("status", math.nan), m.get("latency_ms", math.nan)
-        down = up == up and up < 0.5
+        down = not math.isnan(up) and up < 0.5
         glyph = ("X" if down else "o") if ascii_only else ("✖" if down else "●")
         detail = "down" if down else " ".join(p for p in (
-            f"{status:.0f}" if status == status and status > 0 else "",
-            f"{lat:.0f}ms" if lat == lat else "") if p) or "–"
+            f"{status:.0f}" if not math.isnan(status) and status > 0 else "",
+            f"{lat:.0f}ms" if not math.isnan(lat) else "") if p) or "–"
         label = literal(name, 24)
         item_len = 2 + len(glyph) + 1 + len(label) + 1 + len(detail)
         if col + item_len > width and col > 6:

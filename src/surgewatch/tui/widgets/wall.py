@@ -167,9 +167,9 @@ def _traffic_top(values: np.ndarray, baseline: float) -> float | None:
     """The traffic chart's top: at least twice the baseline, so steady traffic draws mid-height, not at the top."""
     seen = values[~np.isnan(values)]
     top = float(seen.max()) if seen.size else math.nan
-    if baseline == baseline and baseline > 0:
-        top = max(top, 2.0 * baseline) if top == top else 2.0 * baseline
-    return top if top == top else None
+    if not math.isnan(baseline) and baseline > 0:
+        top = max(top, 2.0 * baseline) if not math.isnan(top) else 2.0 * baseline
+    return top if not math.isnan(top) else None
 
 
 def _pct(v: float) -> str:
@@ -221,7 +221,7 @@ def gauges(loads: Sequence[LoadLine], width: int, mode: str, sty: Styler) -> Tex
         out.append(f" {format_value('cpu.percent', cpu):>4}")
         room = headroom_text(h)
         out.append("\nheadroom ", style=sty("muted"))
-        out.append(room, style=sty("warn") if h.headroom == h.headroom and h.headroom < 1.2 else "")
+        out.append(room, style=sty("warn") if not math.isnan(h.headroom) and h.headroom < 1.2 else "")
         out.append("\n")
     return out
 
@@ -285,7 +285,7 @@ def render_panel(p: WallPanel, width: int, height: int, t0: float, t1: float, no
             label = Text.assemble((literal(h.name, 24), sty("head")),
                                   f" CPU {format_value('cpu.percent', cpu)}", no_wrap=True)
             band = ld.band
-            if band is not None and band[1].size and band[1][-1] == band[1][-1]:
+            if band is not None and band[1].size and not math.isnan(band[1][-1]):
                 label.append(f"  expected {band[1][-1]:.0f}–{band[2][-1]:.0f}%", style=sty("muted"))
             rows = each - 1 + (extra if p.traffic is None and ld is loads[0] else 0)
             line = ChartStyles(line=sty(level(cpu, 70, 90)), band=sty("band"), axis=sty("muted"),
