@@ -922,7 +922,7 @@ class Engine:
                 src = health.get(src_name)
             values = {m: last[i] for m, i in metrics.items()}
             host_spark = {m: spark_of[metrics[m]] for m in HOST_SPARK_METRICS if m in metrics}
-            sc = {m: v for m, i in metrics.items() if i < len(score_of) and (v := score_of[i]) == v}
+            sc = {m: v for m, i in metrics.items() if i < len(score_of) and not math.isnan(v := score_of[i])}
             cap = cap_by_host.get(who, (math.nan, math.nan))
             host_views.append(HostView(
                 name=who, demo=self.is_demo(f"host:{who}/"), stale=bool(src.stale(now)) if src else False,

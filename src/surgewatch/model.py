@@ -154,8 +154,8 @@ class AlertEvent:
             "rule": self.rule,
             "severity": str(self.severity),
             "series": self.series,
-            "value": _finite_or_none(self.value),
-            "expected": _finite_or_none(self.expected),
+            "value": finite_or_none(self.value),
+            "expected": finite_or_none(self.expected),
             "summary": self.summary,
             "explanation": self.explanation,
             "fingerprint": self.fingerprint,
@@ -176,7 +176,8 @@ class AlertEvent:
         return doc
 
 
-def _finite_or_none(x: float | None) -> float | None:
+def finite_or_none(x: float | None) -> float | None:
+    """A number as JSON carries it: rounded to 6 decimals, None for a missing, NaN or infinite one."""
     if x is None or not math.isfinite(x):
         return None
     return round(float(x), 6)

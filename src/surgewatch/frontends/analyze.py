@@ -260,10 +260,8 @@ class Report:
     models: list[LearnedModel] | None = None  # what a daemon would keep in its models file (analysis/loadmodels.py)
 
     def to_json(self) -> dict[str, Any]:
+        from ..model import finite_or_none as num
         from ..model import rfc3339
-
-        def num(x: float) -> float | None:
-            return None if not math.isfinite(x) else round(x, 6)
 
         def when(t: float) -> str | None:
             return rfc3339(t) if math.isfinite(t) else None
@@ -276,7 +274,7 @@ class Report:
                        "lag_seconds": num(p.lag_seconds), "slope": num(p.slope), "intercept": num(p.intercept),
                        "r2": num(p.r2), "headroom": num(p.headroom),
                        "seconds_to_limit": num(p.seconds_to_limit),  # null: never (see saturates) or unknown
-                       "saturates": None if p.seconds_to_limit != p.seconds_to_limit
+                       "saturates": None if math.isnan(p.seconds_to_limit)
                        else not math.isinf(p.seconds_to_limit),
                        "usable": p.usable} for p in self.pairs],
             "anomalies": [{"ts": rfc3339(a.ts), "end": rfc3339(a.end), "series": a.series,
@@ -306,11 +304,11 @@ class Report:
             rows = [("campaign", "host", "metric", "lag", "model", "r2", "headroom", "to limit")]
             for p in self.pairs:
                 model = (f"{format_value(p.metric, p.intercept)} + {p.slope:.4g}·visitors"
-                         if p.slope == p.slope else "no model")
-                head = f"{p.headroom:.1f}x" if p.headroom == p.headroom else "unknown"
+                         if not math.isnan(p.slope) else "no model")
+                head = f"{p.headroom:.1f}x" if not math.isnan(p.headroom) else "unknown"
                 secs = ("never" if math.isinf(p.seconds_to_limit) else format_duration(p.seconds_to_limit)) \
-                    if p.seconds_to_limit == p.seconds_to_limit else "unknown"
-                r2 = f"{p.r2:.2f}" + ("" if p.usable else " (poor)") if p.r2 == p.r2 else "–"
+                    if not math.isnan(p.seconds_to_limit) else "unknown"
+                r2 = f"{p.r2:.2f}" + ("" if p.usable else " (poor)") if not math.isnan(p.r2) else "–"
                 rows.append((p.campaign, p.host, p.metric, format_duration(p.lag_seconds), model, r2, head, secs))
             out.extend(_table(rows))
         else:
@@ -371,7 +369,7 @@ def _better(p: PairState, than: PairReport) -> bool:
         return False
     if m.usable != than.usable:
         return m.usable
-    return not m.r2 < than.r2 if than.r2 == than.r2 else True
+    return not m.r2 < than.r2 if not math.isnan(than.r2) else True
 
 
 def _pair_report(p: PairState) -> PairReport:

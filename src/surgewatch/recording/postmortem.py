@@ -152,7 +152,7 @@ def gather(path: str, start: float | None = None, end: float | None = None) -> R
                         f.lag, f.slope, f.r2 = p.lag_seconds, p.model.slope, p.model.r2
                     h = p.capacity.headroom
                     f.headroom = h
-                    if h == h and not (f.min_headroom <= h):
+                    if not math.isnan(h) and not (f.min_headroom <= h):
                         f.min_headroom, f.min_headroom_at = h, driver.position
                     if k % every == 0:
                         f.headroom_ts.append(driver.position)
@@ -461,7 +461,7 @@ def line_chart(title: str, ts: np.ndarray, lines: dict[str, np.ndarray], alerts:
         segs: list[str] = []
         cur: list[str] = []
         for a, b in zip(pt.tolist(), pv.tolist(), strict=True):
-            if b != b:
+            if math.isnan(b):
                 if cur:
                     segs.append(" ".join(cur))
                 cur = []

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..analysis import LIFTED
-from ..model import AlertEvent, Annotation
+from ..model import AlertEvent, Annotation, finite_or_none
 from ..redact import redact_config_text
 from .format import (
     BACKFILL,
@@ -481,7 +481,8 @@ class Recorder:
             else:
                 self._surging.discard(c.name)
             doc = {"campaign": c.name, "event": "surge-start" if surging else "surge-end",
-                   "visitors": _num(c.visitors), "baseline": _num(c.baseline), "lift": _num(c.lift)}
+                   "visitors": finite_or_none(c.visitors), "baseline": finite_or_none(c.baseline),
+                   "lift": finite_or_none(c.lift)}
             batch.events.append((ts, "campaign", json.dumps(doc)))
 
     def _annotation_events(self, engine: EngineView, ts: float, batch: _Batch) -> None:
@@ -536,7 +537,3 @@ def attach_recorder(engine: Engine) -> Recorder | None:
 
 def _no_source(name: str) -> str | None:
     return None
-
-
-def _num(x: float) -> float | None:
-    return None if x != x or x in (float("inf"), float("-inf")) else round(float(x), 6)
