@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -551,7 +552,7 @@ class _Table:
             return default
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise self.fail(key, f"{key} must be a number, got {_show(v)}")
-        if v != v:
+        if math.isnan(v):
             raise self.fail(key, f"{key} must be a number, got nan")
         if minimum is not None and v < minimum:
             raise self.fail(key, f"{key} must be at least {minimum:g}, got {v:g}")

@@ -7,6 +7,7 @@ prometheus_client's parser (a node_exporter page is ~1,000 lines; parsing all of
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -184,7 +185,7 @@ class NodeMetricsMapper:
 
 def _percent(frac: float) -> float:
     """A busy share as a percentage; NaN stays NaN (a NaN counter is not 100 %: the collector rejects it)."""
-    return frac if frac != frac else 100.0 * max(0.0, min(1.0, frac))
+    return frac if math.isnan(frac) else 100.0 * max(0.0, min(1.0, frac))
 
 
 def _not_loopback(device: str) -> bool:
