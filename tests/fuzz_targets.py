@@ -91,7 +91,7 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == math.inf else "-inf" if v == -math.inf else repr(v))
+        return "nan" if math.isnan(v) else ("inf" if v == math.inf else "-inf" if v == -math.inf else repr(v))
     if isinstance(v, int):
         return str(v)
     if isinstance(v, list):
