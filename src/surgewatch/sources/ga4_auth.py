@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from .analytics import scrub
+from ..redact import scrub
 from .base import SourceError
 
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
