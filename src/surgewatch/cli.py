@@ -28,7 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
      "name it as the likely cause (a running daemon picks it up within a second)"),
     ("plan", "surgewatch.frontends.plancmd", "predict a campaign's peak load per host and the hosts it needs: exit "
      "0 fits, 1 tight, 2 saturates, 3 unknown"),
-    ("replay", "surgewatch.recording.replaycmd", "play a recording through analysis and rules again"),
+    ("replay", "surgewatch.tui.replaycmd", "play a recording through analysis and rules again"),
     ("export", "surgewatch.recording.exportcmd", "write a recording's samples as CSV or JSON"),
     ("report", "surgewatch.recording.report", "write a post-mortem HTML page from a recording"),
     ("serve", "surgewatch.tui.serve", "serve the dashboard to browsers (off loopback only with a token)"),

@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..units import parse_duration
+
+if TYPE_CHECKING:
+    from .replay import ReplayDriver
 
 
 def parse_time(text: str, origin: float | None = None) -> float:
@@ -78,7 +82,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="no UI: alert events as JSON lines on stdout, timestamps from the recording")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, dashboard: Callable[[ReplayDriver], int] | None = None) -> int:
+    """Play the recording: headless (alert events as JSON lines), or on `dashboard`, which the UI layer passes
+    (tui/replaycmd.py: nothing below the UI imports Textual); without one the replay runs headless."""
+    if dashboard is None:
+        args.headless = True
     from ..scenarios import resolve
 
     args.file = resolve(args.file)
@@ -115,12 +123,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         for note in driver.notes:
             print(f"surgewatch: replay: warning: {note}", file=sys.stderr)
-        if args.headless:
+        if args.headless or dashboard is None:
             min_sev = min((s.min_severity for s in stdout_sinks), default=None)
             return asyncio.run(_headless(driver, min_sev))
-        from ..tui.replay import run_replay_dashboard
-
-        return run_replay_dashboard(driver)
+        return dashboard(driver)
 
 
 async def _headless(driver: object, min_severity: object) -> int:
