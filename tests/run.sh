@@ -31,4 +31,5 @@ if command -v npm >/dev/null 2>&1; then
 fi
 .venv/bin/ruff check src tests
 .venv/bin/mypy
+.venv/bin/lint-imports --no-logo --no-cache  # architecture contracts: pyproject.toml [tool.importlinter]
 exec .venv/bin/python -m pytest -q "$@"
