@@ -6,6 +6,9 @@ sooner for hosts whose traffic moved; between refits the expected value, its spr
 computed for all modelled rows at once. An anomalous host value is *explained* when traffic carries it (the
 residual against a mature model is small, or traffic is clearly lifted while the model is still learning) and
 *unexplained* otherwise.
+
+The state it keeps is typed in state.py (packed models, topology, what it remembers between ticks, each tick's
+model arrays); the sentences and the causes they name are written by explain.py.
 """
 
 from __future__ import annotations
@@ -223,13 +226,13 @@ class Analyzer:
         cause: dict[int, tuple[Cause, str | None]] = {}
         explanation: dict[int, str] = {}
         hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
-        facts: TickFacts | None = None
-        for r in hot.tolist():
-            facts = facts or self._facts(column, det, topo, now, campaigns)
-            text, c = qualify(r, *explain(r, names[r], facts), size, facts)
-            explanation[r] = text
-            if c is not None:
-                cause[r] = c
+        if hot.shape[0]:
+            facts = self._facts(column, det, topo, now, campaigns)
+            for r in hot.tolist():
+                text, c = qualify(r, *explain(r, names[r], facts), size, facts)
+                explanation[r] = text
+                if c is not None:
+                    cause[r] = c
         if self.groups is not None:  # hosts off their group's level: before schedules, which still explain them
             score = self.groups.step(ts, names, index, column, window_ts, window, score, cause, explanation,
                                      campaigns, residual_z, details)
