@@ -206,7 +206,7 @@ class RuleEngine:
             raw = data.score()[rows]
             hold = raw >= rule.threshold * ANOMALY_CLEAR_FRACTION
             if rule.anomaly == "unexplained":  # explained (campaign, schedule, recurring) ends it
-                hold &= ~np.isin(data.causes()[rows], (1, 3, 4))
+                hold &= ~np.isin(data.causes()[rows], (CauseCode.CAMPAIGN, CauseCode.SCHEDULE, CauseCode.RECURRING))
             return hold, ~np.isnan(raw)
         if kind == "preflight":  # holds until launch, or until the plan no longer reaches the level
             return data.preflight(rule.preflight_above or 0.0, rule.within or PREFLIGHT_WITHIN, rows), \
