@@ -96,9 +96,9 @@ class TickData:
     def causes(self) -> np.ndarray:
         """Each row's CauseCode (NONE where no cause is known)."""
         if self._causes is None:
-            c = np.full(self.n, CauseCode.NONE, dtype=np.int8)
+            c = np.full(self.n, CauseCode.NONE.value, dtype=np.int8)
             if self.analysis is not None and self.analysis.cause:
-                items = [(r, cause.code) for r, (cause, _c) in self.analysis.cause.items()
+                items = [(r, cause.code.value) for r, (cause, _c) in self.analysis.cause.items()
                          if r < self.n]
                 if items:
                     rows, codes = zip(*items, strict=True)
