@@ -9,7 +9,9 @@ import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
 from ..analysis.preflight import Preflight
-from ..model import CauseCode
+from ..model import Cause, CauseCode
+
+_CODES = {c: c.code.value for c in Cause}  # plain ints for the array (see CauseCode)
 
 
 class TickData:
@@ -98,7 +100,7 @@ class TickData:
         if self._causes is None:
             c = np.full(self.n, CauseCode.NONE.value, dtype=np.int8)
             if self.analysis is not None and self.analysis.cause:
-                items = [(r, cause.code.value) for r, (cause, _c) in self.analysis.cause.items()
+                items = [(r, _CODES[cause]) for r, (cause, _c) in self.analysis.cause.items()
                          if r < self.n]
                 if items:
                     rows, codes = zip(*items, strict=True)
