@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# The campaign fields a [[campaign_feed]] event or item can carry ([campaign_feed.fields] maps them to other names):
+# here, not in sources/feed_kinds.py, so that the feed fetchers need not import the kinds module that builds them.
+FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
+               "status")
+
 _KEY_RE = re.compile(r"^(?P<kind>[a-z]+):(?P<name>[^/]+)/(?P<metric>.+)$")
 
 

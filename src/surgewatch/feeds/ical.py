@@ -23,13 +23,15 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import CampaignConfig
 from ..sources.base import SourceError
-from ..sources.feed_kinds import IcalFeedConfig
 from ..sources.http import HttpPoller
 from .base import CANCELLED, FeedResult, campaign_name, host_list
+
+if TYPE_CHECKING:  # the kinds module imports this one when it builds a feed
+    from ..sources.feed_kinds import IcalFeedConfig
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_OCCURRENCES = 2000  # a daily event over a long window is capped here (one notice)

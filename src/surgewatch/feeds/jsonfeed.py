@@ -8,13 +8,16 @@ is "cancelled"/"canceled" is dropped.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import CampaignConfig
+from ..model import FEED_FIELDS
 from ..sources.base import SourceError
-from ..sources.feed_kinds import FEED_FIELDS, JsonFeedConfig
 from ..sources.http import HttpPoller, as_number, dig
 from .base import CANCELLED, FeedResult, campaign_name, host_list
+
+if TYPE_CHECKING:  # the kinds module imports this one when it builds a feed
+    from ..sources.feed_kinds import JsonFeedConfig
 
 
 def _time(value: Any, what: str) -> float:

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import statistics
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import CampaignConfig
 from ..sources.base import SourceError
-from ..sources.feed_kinds import MailchimpFeedConfig
 from ..sources.http import HttpPoller
 from .base import FeedResult, campaign_name
+
+if TYPE_CHECKING:  # the kinds module imports this one when it builds a feed
+    from ..sources.feed_kinds import MailchimpFeedConfig
 
 FIELDS = ("campaigns.id,campaigns.status,campaigns.send_time,campaigns.settings.title,"
           "campaigns.settings.subject_line,campaigns.recipients.recipient_count,campaigns.recipients.list_id,"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import plugins as opt
+from ..model import FEED_FIELDS
 from ..plugins import Endpoint, HttpOptions, Kind, OptionError
 
 if TYPE_CHECKING:
@@ -21,9 +22,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound="CampaignFeedConfig")
 
-# The campaign fields a feed event or item can carry ([campaign_feed.fields] maps them to other names).
-FEED_FIELDS = ("name", "start", "end", "hosts", "traffic", "utm_campaign", "expected_lift", "expected_visitors",
-               "status")
 
 
 @dataclass(frozen=True)
