@@ -213,7 +213,7 @@ async def test_with_no_campaign_the_wall_shows_the_worst_host_group(fleet: Engin
 def _host(name: str, cpu: float, group: str | None = None, score: float = math.nan,
           headroom: float = math.nan) -> HostView:
     return HostView(name=name, demo=False, stale=False, error=None, metrics={"cpu.percent": cpu}, spark={},
-                    scores={"cpu.percent": score} if score == score else {}, campaigns=(), headroom=headroom,
+                    scores={"cpu.percent": score} if not math.isnan(score) else {}, campaigns=(), headroom=headroom,
                     group=group)
 
 

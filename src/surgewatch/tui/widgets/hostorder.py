@@ -28,11 +28,11 @@ def matcher(text: str) -> Callable[[str], bool]:
 
 def anomaly(h: HostView) -> float:
     """The host's highest anomaly score over its metrics (0 without any)."""
-    return max((s for s in h.scores.values() if s == s), default=0.0)
+    return max((s for s in h.scores.values() if not math.isnan(s)), default=0.0)
 
 
 def _nan_last(v: float, sign: float) -> float:
-    return math.inf if v != v else sign * v
+    return math.inf if math.isnan(v) else sign * v
 
 
 def sort_key(sort: str) -> Callable[[HostView], tuple[float | str, ...]]:
