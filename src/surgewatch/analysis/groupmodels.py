@@ -321,14 +321,14 @@ class GroupModels:
         out = []
         for ci, (own, site) in enumerate(topo.traffic_rows):
             known = campaigns[ci].lift if ci < len(campaigns) else float("nan")
-            if known != known:
+            if math.isnan(known):
                 nan = float("nan")
                 camp = (self._lagged(window, own, 0), self._base.get(own, nan)) if own is not None else (nan, nan)
                 if site is not None and site != own:
                     known = lift(self._lagged(window, site, 0), self._base.get(site, nan), *camp)
                 else:
                     known = lift(nan, nan, *camp)
-            out.append(known if known == known else 0.0)
+            out.append(known if not math.isnan(known) else 0.0)
             self._lift_now[ci] = out[-1]
             if out[-1] >= LIFTED:
                 self._lifted_since.setdefault(ci, self._ticks)
@@ -392,7 +392,7 @@ class GroupModels:
     def _gm_size(self, g: int, value: float, expected: float) -> float:
         """A group-metric's departure in its unit (as Significance.size for one of its rows), without arrays."""
         r = int(self._topo.pad[g, 0]) if self._topo is not None else -1
-        if r < 0 or r >= self._sig.kind.shape[0] or value != value or expected != expected:
+        if r < 0 or r >= self._sig.kind.shape[0] or math.isnan(value) or math.isnan(expected):
             return float("nan")
         d = value - expected
         kind = int(self._sig.kind[r])
@@ -429,7 +429,7 @@ class GroupModels:
             else:
                 off[g] = True
             carried = self._gm_size(g, expected, m.intercept)
-            if carried == carried and carried >= floor and carried > carried_best[g]:
+            if not math.isnan(carried) and carried >= floor and carried > carried_best[g]:
                 carried_best[g] = carried
                 out[g] = (e, x, expected)
         self._off = np.where(off & ~fits, self._off + 1, 0)
@@ -570,7 +570,7 @@ class GroupModels:
                 m = models[e]
                 usable = m is not None and m.usable
                 cap = UNKNOWN
-                if usable and head[e] == head[e]:
+                if usable and not math.isnan(head[e]):
                     assert m is not None
                     cap = Capacity(float(topo.cg_limit[e]), (float(topo.cg_limit[e]) - m.intercept) / m.slope,
                                    float(head[e]), float(secs[e]), float(growth[e]))

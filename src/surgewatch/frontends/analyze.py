@@ -284,7 +284,7 @@ class Report:
             "groups": [{"campaign": g.campaign, "group": g.group, "metric": g.metric, "hosts": g.hosts,
                         "lag_seconds": num(g.lag_seconds), "slope": num(g.slope), "intercept": num(g.intercept),
                         "r2": num(g.r2), "headroom": num(g.headroom), "seconds_to_limit": num(g.seconds_to_limit),
-                        "saturates": None if g.seconds_to_limit != g.seconds_to_limit
+                        "saturates": None if math.isnan(g.seconds_to_limit)
                         else not math.isinf(g.seconds_to_limit),
                         "usable": g.usable, "departing": g.departing} for g in self.groups or ()],
             "models": [m.to_json() for m in self.models or ()],
@@ -320,12 +320,12 @@ class Report:
                                              "headroom", "to limit", "above group")]
             for g in self.groups:
                 model = (f"{format_value(g.metric, g.intercept)} + {g.slope:.4g}·visitors"
-                         if g.slope == g.slope else "no model")
-                head = f"{g.headroom:.1f}x" if g.headroom == g.headroom else "unknown"
+                         if not math.isnan(g.slope) else "no model")
+                head = f"{g.headroom:.1f}x" if not math.isnan(g.headroom) else "unknown"
                 secs = ("never" if math.isinf(g.seconds_to_limit) else format_duration(g.seconds_to_limit)) \
-                    if g.seconds_to_limit == g.seconds_to_limit else "unknown"
-                r2 = f"{g.r2:.2f}" + ("" if g.usable else " (poor)") if g.r2 == g.r2 else "–"
-                lag = format_duration(g.lag_seconds) if g.lag_seconds == g.lag_seconds else "–"
+                    if not math.isnan(g.seconds_to_limit) else "unknown"
+                r2 = f"{g.r2:.2f}" + ("" if g.usable else " (poor)") if not math.isnan(g.r2) else "–"
+                lag = format_duration(g.lag_seconds) if not math.isnan(g.lag_seconds) else "–"
                 grows.append((g.campaign, g.group, g.metric, str(g.hosts), lag, model, r2, head, secs,
                               ", ".join(g.departing) or "none"))
             out.extend(_table(grows))

@@ -102,14 +102,14 @@ def group_lines(groups: tuple[GroupView, ...], sty: Styler) -> Text:
         out.append("group ", style=sty("muted"))
         out.append(literal(g.group, 18), style=sty("head"))
         out.append(f" ({g.hosts} hosts) {metric_label(g.metric)} {format_value(g.metric, g.median_now)}")
-        if g.slope == g.slope:
-            lag = format_duration(g.lag_seconds) if g.lag_seconds == g.lag_seconds else "?"
+        if not math.isnan(g.slope):
+            lag = format_duration(g.lag_seconds) if not math.isnan(g.lag_seconds) else "?"
             restored = ", saved" if g.restored else ""
             out.append(f"  lag {lag}  {g.intercept:.3g} + {g.slope:.3g}·visitors (r² {g.r2:.2f}{restored})  ")
         else:
             out.append("  no group model yet  ", style=sty("muted"))
         out.append(forecast_text(g.headroom, g.seconds_to_limit),
-                   style=sty("warn") if g.headroom == g.headroom and g.headroom < 1.2 else "")
+                   style=sty("warn") if not math.isnan(g.headroom) and g.headroom < 1.2 else "")
         if g.departing:
             out.append("  above group: " + ", ".join(literal(h, 18) for h in g.departing[:3])
                        + (f" +{len(g.departing) - 3}" if len(g.departing) > 3 else ""), style=sty("crit"))
