@@ -1,11 +1,14 @@
 """CPU seconds per minute and peak RSS of `surgewatch --headless` next to glances, measured in the same run.
 
-Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH]
+Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH] [--runs N] [--against OTHER_CHECKOUT]
 
 Both run side by side for the same wall-clock window at a 1 s interval: surgewatch on its built-in default
 (this host + the DEMO host and campaign) with `[monitor] interval = "1s"`, glances as
 `glances --stdout cpu.total,mem.percent,load -t 1` with the offline config beside this file (its defaults send
 traffic off loopback). CPU is user+system time of the process and its children from /proc; peak RSS is VmHWM.
+With `--against DIR` (another checkout, e.g. an export of main) that checkout's daemon runs too, in the same
+window, so before and after see the same machine load. With `--runs N` the window is repeated N times and every
+figure is shown as min–median–max, with the surgewatch/glances CPU ratio taken within each run.
 Prints a table; nothing is asserted.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,14 +48,18 @@ def default_config_at_1s(directory: Path) -> Path:
 
     text = DEFAULT_TOML.format(interval="1s", for_cpu="30s", for_mem="1m", for_anomaly="10s")
     text = text.replace("[monitor]\n", f'[monitor]\nstate_dir = "{directory / "state"}"\n', 1)
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "default-1s.toml"
     path.write_text(text)
     return path
 
 
-def measure(cmds: dict[str, list[str]], seconds: float, settle: float) -> dict[str, tuple[float, float, float]]:
+def measure(cmds: dict[str, list[str]], seconds: float, settle: float,
+            envs: dict[str, dict[str, str] | None] | None = None) -> dict[str, tuple[float, float, float]]:
     """Start all commands, wait `settle`, then measure CPU over `seconds`; returns name → (cpu/min, startup cpu, MB)."""
-    procs = {n: subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n, c in cmds.items()}
+    envs = envs or {}
+    procs = {n: subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=envs.get(n))
+             for n, c in cmds.items()}
     try:
         time.sleep(settle)
         start = {n: cpu_seconds(p.pid) for n, p in procs.items()}
@@ -76,31 +84,67 @@ def measure(cmds: dict[str, list[str]], seconds: float, settle: float) -> dict[s
                 p.kill()
 
 
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """min–median–max of a row's runs."""
+    values = [v for v in values if v == v]
+    if not values:
+        return "–"
+    return "–".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def surgewatch_command(root: Path | None, cfg: Path) -> tuple[list[str], dict[str, str] | None]:
+    """The daemon of this checkout (its installed command), or of `root` through its src/ on PYTHONPATH."""
+    if root is None:
+        exe = shutil.which("surgewatch") or str(Path(sys.executable).with_name("surgewatch"))
+        return [exe, "--headless", "--config", str(cfg)], None
+    env = dict(os.environ, PYTHONPATH=f"{root / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return [sys.executable, "-m", "surgewatch", "--headless", "--config", str(cfg)], env
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=5.0, help="seconds of start-up excluded from the steady state")
     ap.add_argument("--glances", default=shutil.which("glances") or "/tmp/glances-venv/bin/glances")
+    ap.add_argument("--runs", type=int, default=1, help="measuring windows, min–median–max shown (default 1)")
+    ap.add_argument("--against", metavar="DIR", help="another checkout whose daemon runs in the same window")
     args = ap.parse_args()
+    this = "surgewatch --headless (default, 1 s)"
+    other = f"  the same, {args.against}"
+    glances = "glances --stdout cpu.total,mem.percent,load -t 1"
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    ratios: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = default_config_at_1s(Path(tmp))
-        exe = shutil.which("surgewatch") or str(Path(sys.executable).with_name("surgewatch"))
-        cmds = {"surgewatch --headless (default, 1 s)": [exe, "--headless", "--config", str(cfg)]}
+        cmds: dict[str, list[str]] = {}
+        envs: dict[str, dict[str, str] | None] = {}
+        cfg = default_config_at_1s(Path(tmp) / "this")
+        cmds[this], envs[this] = surgewatch_command(None, cfg)
+        if args.against:
+            cfg_other = default_config_at_1s(Path(tmp) / "against")
+            cmds[other], envs[other] = surgewatch_command(Path(args.against).resolve(), cfg_other)
         if Path(args.glances).exists():
-            cmds["glances --stdout cpu.total,mem.percent,load -t 1"] = [
+            cmds[glances] = [
                 args.glances, "-C", str(HERE / "glances-offline.conf"), "--disable-check-update",
                 "--disable-plugin", "ip,ports,cloud,wifi", "--stdout", "cpu.total,mem.percent,load", "-t", "1"]
         else:
             print(f"(glances not found at {args.glances}: pip install glances to compare)")
-        results = measure(cmds, args.seconds, args.settle)
-    print(f"\nside by side, {args.seconds:.0f} s after {args.settle:.0f} s of start-up, 1 s interval\n")
-    print(f"| {'process':52} | CPU s/min (steady) | start-up CPU s | peak RSS MB |")
-    print(f"|{'-' * 54}|-------------------:|---------------:|------------:|")
-    for name, (per_min, startup, mb) in results.items():
-        print(f"| {name:52} | {per_min:18.2f} | {startup:14.2f} | {mb:11.1f} |")
-    names = list(results)
-    if len(names) == 2 and results[names[1]][0] > 0:
-        print(f"\nsurgewatch / glances CPU ratio: {results[names[0]][0] / results[names[1]][0]:.2f}")
+        for _ in range(args.runs):
+            results = measure(cmds, args.seconds, args.settle, envs)
+            for name, figures in results.items():
+                rows.setdefault(name, []).append(figures)
+            if glances in results and results[glances][0] > 0:
+                for name in (this, other):
+                    if name in results:
+                        ratios.setdefault(name, []).append(results[name][0] / results[glances][0])
+    runs = f"{args.runs} runs, min–median–max" if args.runs > 1 else "one run"
+    print(f"\nside by side, {args.seconds:.0f} s after {args.settle:.0f} s of start-up, 1 s interval ({runs}; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)\n")
+    print(f"| {'process':52} | CPU s/min (steady) | start-up CPU s | peak RSS MB | CPU / glances |")
+    print(f"|{'-' * 54}|-------------------:|---------------:|------------:|--------------:|")
+    for name, figures in rows.items():
+        per_min, startup, mb = ([f[k] for f in figures] for k in range(3))
+        print(f"| {name:52} | {spread(per_min):>18} | {spread(startup):>14} | {spread(mb, '{:.1f}'):>11} "
+              f"| {spread(ratios.get(name, [])):>13} |")
     return 0
 
 
