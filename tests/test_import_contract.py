@@ -78,3 +78,43 @@ def test_headless_path_loads_without_textual() -> None:
             "surgewatch.frontends.check, surgewatch.tui.replaycmd; print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "False"
+
+
+# What the built-in default config (this host + the DEMO host and campaign, stdout sink) must run without:
+# the UI, HTTP clients and the HTTP sources/sinks' code, recording, the /metrics exporter, report templates,
+# cron parsing (only configs with [[schedule]] need it). Each is imported where a config uses it.
+NOT_FOR_THE_DEFAULT_DAEMON = ("textual", "rich", "jinja2", "httpx", "aiohttp", "croniter", "dateutil",
+                              "surgewatch.tui", "surgewatch.recording", "surgewatch.export",
+                              "surgewatch.httpclient", "surgewatch.sources.http", "surgewatch.sources.promql",
+                              "surgewatch.sources.prometheus", "surgewatch.sources.analytics")
+
+DAEMON_CHILD = """
+import json, os, signal, sys, threading
+from surgewatch.cli import build_parser
+from surgewatch.frontends.headless import run_headless
+args = build_parser().parse_args(["--headless", "--demo-speed", "4"])
+threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+code = run_headless(args, hard_exit=False)
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+
+def test_the_default_daemon_runs_without_ui_http_recording_or_cron_modules(tmp_path: Path) -> None:
+    import json
+    import os
+
+    out = tmp_path / "modules.json"
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    env.pop("STATE_DIRECTORY", None)
+    proc = subprocess.run([sys.executable, "-c", DAEMON_CHILD, str(out)], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert "started:" in proc.stderr, proc.stderr
+    result = json.loads(out.read_text())
+    modules = set(result["modules"])
+    assert result["code"] == 0
+    # it ran: the local and demo sources, the analysis and the rules were loaded and used
+    assert {"psutil", "surgewatch.sources.local", "surgewatch.analysis.analyzer", "surgewatch.alerting.rules"} \
+        <= modules
+    loaded = sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in NOT_FOR_THE_DEFAULT_DAEMON))
+    assert loaded == []

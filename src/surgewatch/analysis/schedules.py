@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from ..model import glob_match
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -58,6 +56,8 @@ def _label(name: str, start: float, end: float, tz: tzinfo) -> str:
 
 def check_cron(expr: str) -> str | None:
     """None if croniter accepts `expr`, else the reason in a few words."""
+    from croniter import croniter  # lazy: ~2 MB and 45 modules, only for configs with [[schedule]]
+
     try:
         croniter(expr, datetime(2026, 1, 1, tzinfo=UTC_ZONE))
     except (ValueError, KeyError, TypeError) as exc:
@@ -104,6 +104,8 @@ class ScheduleCalendar:
         return best
 
     def _compute(self, s: ScheduleSpec, ts: float) -> _Cached:
+        from croniter import croniter  # lazy, as in check_cron
+
         # get_prev from just after ts so that a fire exactly at ts counts as the current window's start
         it = croniter(s.cron, datetime.fromtimestamp(ts + 1.0, self.tz))
         prev = float(it.get_prev(float))
