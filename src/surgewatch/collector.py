@@ -63,6 +63,10 @@ class Collector:
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._loop(s), name=f"poll {s.name}") for s in self.sources]
 
+    def answered(self) -> bool:
+        """Whether every source has finished a poll (with a reading or an error)."""
+        return all(h.ok or h.error is not None for h in self.health.values())
+
     async def poll_once(self, source: Source) -> bool:
         """Poll one source now; record the reading or the error. True on success."""
         h = self.health[source.name]

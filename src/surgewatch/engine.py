@@ -87,6 +87,10 @@ class EngineOptions:
     # Learned load models: reloaded from and saved to the state dir's models.json. None: only with the real wall
     # clock (a replay or a test with an injected clock neither reads nor writes them, so it stays reproducible).
     keep_models: bool | None = None
+    # The dashboard: the first tick publishes values without analysis, and analysis starts (warmed on the
+    # backfilled history and that tick) at the next one, so the first frame does not wait for warming it.
+    # Not with a recording, whose replay must see the analysis the live run had.
+    defer_analysis: bool = False
 
 
 class EngineView(Protocol):
@@ -229,6 +233,7 @@ class Engine:
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
+        self._analysis_deferred = opts.defer_analysis and not config.monitor.record
 
     def rebuild(self, config: Config | None = None, sources: Sequence[Source] | None = None) -> None:
         """Start over as a new Engine would (every part fresh, from `config`, default the current one, and
@@ -533,7 +538,8 @@ class Engine:
     def backfill(self, ts: Sequence[float], merged: Mapping[str, Sequence[float]]) -> None:
         """Put past ticks into the store and warm analysis on them (the demo's history, a replay's)."""
         self.store.backfill(ts, dict(merged))
-        self.analyzer.warm(self.store.last_n(len(ts))[1])
+        if not self._analysis_deferred:  # else warmed when analysis starts, on this and the first live tick
+            self.analyzer.warm(self.store.last_n(len(ts))[1])
         self._tell("on_backfill", self.clock(), ts, merged)
 
     async def run(self, until: asyncio.Event | None = None) -> None:
@@ -544,9 +550,10 @@ class Engine:
         self.dispatcher.start()
         try:
             # Scheduled on the monotonic clock: a wall-clock step neither stalls ticks nor bursts them.
-            # First tick as soon as the first polls had a moment to land.
+            # First tick as soon as every source has answered once, or after 0.3 s (one tick if shorter).
             mono = self.monotonic
-            next_tick = mono() + min(0.3, self.tick_seconds)
+            await self._first_polls(stop, min(0.3, self.tick_seconds))
+            next_tick = mono()
             while not stop.is_set():
                 delay = next_tick - mono()
                 if delay > 0:
@@ -562,6 +569,13 @@ class Engine:
                     next_tick = late + self.tick_seconds
         finally:
             self._running = False
+
+    async def _first_polls(self, stop: asyncio.Event, limit: float) -> None:
+        """Wait up to `limit` seconds (real time, checked every 10 ms) for every source's first answer."""
+        for _ in range(max(1, round(limit / 0.01))):
+            if stop.is_set() or self.collector.answered():
+                return
+            await asyncio.sleep(0.01)
 
     async def shutdown(self, drain_seconds: float = 2.0) -> None:
         """Stop polling and deliver what is queued (bounded); close listeners (a recording's last commit)."""
@@ -602,13 +616,18 @@ class Engine:
         column = store.append(now, rows, values)
         if self.annotations is not None and self.annotations.refresh():
             self.declared.set_annotations(self.annotations.items())
-        ts_win, win = store.last_n(self.analyzer.fit_ticks)
-        if self.analyzer.groups is not None and (store.ticks - self._groups_at >= GROUPS_EVERY_TICKS
-                                                 or store.version != self._groups_version):
-            self._groups_at, self._groups_version = store.ticks, store.version
-            self._refresh_sources()  # which source reports each new host (its group comes with the source)
-            self.analyzer.groups.set_groups(self.group_map())
-        analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
+        if self._analysis_deferred and self.last_tick is not None:  # the second tick: analysis starts
+            self._analysis_deferred = False
+            self.analyzer.warm(store.last_n(store.ticks)[1][:, :-1])
+        analysis = None
+        if not self._analysis_deferred:
+            ts_win, win = store.last_n(self.analyzer.fit_ticks)
+            if self.analyzer.groups is not None and (store.ticks - self._groups_at >= GROUPS_EVERY_TICKS
+                                                     or store.version != self._groups_version):
+                self._groups_at, self._groups_version = store.ticks, store.version
+                self._refresh_sources()  # which source reports each new host (its group comes with the source)
+                self.analyzer.groups.set_groups(self.group_map())
+            analysis = self.analyzer.step(now, store.names, store.index, column, ts_win, win)
         self.last_analysis = analysis
         self.keep_models()
         self._refresh_sources()

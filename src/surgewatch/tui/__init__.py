@@ -37,7 +37,8 @@ def run_dashboard(args: argparse.Namespace) -> int:
         return 2
     config = dashboard_config(config, viewer=bool(getattr(args, "viewer", False)))
     try:
-        engine = Engine(config, EngineOptions(demo_speed=args.demo_speed, top_processes=10))
+        # analysis starts at the second tick: the first frame shows every value without waiting for it
+        engine = Engine(config, EngineOptions(demo_speed=args.demo_speed, top_processes=10, defer_analysis=True))
         if config.monitor.record:
             from ..recording.writer import attach_recorder
 
