@@ -14,8 +14,6 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "surgewatch"
 
 
@@ -40,6 +38,8 @@ def resolve_state_dir(configured: str | None, config_path: str | None = None,
     xdg = env.get("XDG_STATE_HOME", "")
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / APP_NAME
+    import platformdirs  # lazy: only when neither the config nor the environment names the directory
+
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
 
 
