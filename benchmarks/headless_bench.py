@@ -1,6 +1,7 @@
 """CPU seconds per minute and peak RSS of `surgewatch --headless` next to glances, measured in the same run.
 
 Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH] [--runs N] [--against OTHER_CHECKOUT]
+                                           [--floor] [--profile SECONDS]
 
 Both run side by side for the same wall-clock window at a 1 s interval: surgewatch on its built-in default
 (this host + the DEMO host and campaign) with `[monitor] interval = "1s"`, glances as
@@ -9,7 +10,9 @@ traffic off loopback). CPU is user+system time of the process and its children f
 With `--against DIR` (another checkout, e.g. an export of main) that checkout's daemon runs too, in the same
 window, so before and after see the same machine load. With `--runs N` the window is repeated N times and every
 figure is shown as min–median–max, with the surgewatch/glances CPU ratio taken within each run.
-Prints a table; nothing is asserted.
+`--floor` adds the RSS of a fresh interpreter after each step of the daemon's imports (what no config can
+shed: Python, asyncio with ssl, numpy). `--profile SECONDS` instead runs the daemon in this process under
+cProfile and prints where its CPU goes. Prints a table; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -101,6 +104,60 @@ def surgewatch_command(root: Path | None, cfg: Path) -> tuple[list[str], dict[st
     return [sys.executable, "-m", "surgewatch", "--headless", "--config", str(cfg)], env
 
 
+FLOOR_STEPS = [("python", ""), ("+ asyncio (with ssl)", "import asyncio"), ("+ numpy", "import numpy"),
+               ("+ psutil, sqlite3", "import psutil, sqlite3"),
+               ("+ the daemon's modules", "import surgewatch.engine, surgewatch.frontends.headless")]
+
+
+def rss_floor() -> list[tuple[str, float]]:
+    """RSS (MB) of a fresh interpreter after each step of the daemon's imports, each in a new process."""
+    out = []
+    code = ""
+    for label, stmt in FLOOR_STEPS:
+        code += stmt + "\n"
+        probe = code + "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
+        env = dict(os.environ, PYTHONPATH=f"{HERE.parent / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        kb = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+        out.append((label, int(kb.stdout.split()[-1]) / 1024))
+    return out
+
+
+def profile_daemon(cfg: Path, seconds: float, top: int = 30) -> None:
+    """The daemon in this process under cProfile for `seconds` after 5 s of start-up: where its CPU goes."""
+    import asyncio
+    import cProfile
+    import pstats
+
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from surgewatch.defaults import resolve_config
+    from surgewatch.frontends.headless import Daemon
+
+    daemon = Daemon(resolve_config(str(cfg)), str(cfg), 1.0)
+    prof = cProfile.Profile()
+
+    async def run() -> float:
+        task = asyncio.ensure_future(daemon.main())
+        await asyncio.sleep(5.0)
+        c0 = time.process_time()
+        prof.enable()
+        await asyncio.sleep(seconds)
+        prof.disable()
+        used = time.process_time() - c0
+        daemon.stop.set()
+        await asyncio.wait([task], timeout=5)
+        return used
+
+    saved = sys.stdout
+    with open(os.devnull, "w") as devnull:
+        sys.stdout = devnull  # the daemon's JSON lines
+        try:
+            used = asyncio.run(run())
+        finally:
+            sys.stdout = saved
+    print(f"\nCPU {used * 60 / seconds:.2f} s/min under the profiler; top {top} by cumulative time:\n")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -108,7 +165,13 @@ def main() -> int:
     ap.add_argument("--glances", default=shutil.which("glances") or "/tmp/glances-venv/bin/glances")
     ap.add_argument("--runs", type=int, default=1, help="measuring windows, min–median–max shown (default 1)")
     ap.add_argument("--against", metavar="DIR", help="another checkout whose daemon runs in the same window")
+    ap.add_argument("--floor", action="store_true", help="also the RSS of the daemon's imports, step by step")
+    ap.add_argument("--profile", type=float, metavar="SECONDS", help="instead: profile the daemon in-process")
     args = ap.parse_args()
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            profile_daemon(default_config_at_1s(Path(tmp)), args.profile)
+        return 0
     this = "surgewatch --headless (default, 1 s)"
     other = f"  the same, {args.against}"
     glances = "glances --stdout cpu.total,mem.percent,load -t 1"
@@ -145,6 +208,10 @@ def main() -> int:
         per_min, startup, mb = ([f[k] for f in figures] for k in range(3))
         print(f"| {name:52} | {spread(per_min):>18} | {spread(startup):>14} | {spread(mb, '{:.1f}'):>11} "
               f"| {spread(ratios.get(name, [])):>13} |")
+    if args.floor:
+        print("\nRSS after the daemon's imports, step by step (fresh interpreters, MB):\n")
+        for label, mb in rss_floor():
+            print(f"  {label:28} {mb:6.1f}")
     return 0
 
 
