@@ -137,3 +137,29 @@ def test_rows_grow_by_a_quarter_once_the_store_is_large() -> None:
     store.append(1.0, rows, np.zeros(3000))
     store.append(2.0, store.rows([f"s{i}" for i in range(3001)]), np.zeros(3001))
     assert store.fine.rows == 3750  # not 6,000
+
+
+def test_a_backfill_into_an_empty_store_holds_what_appending_each_tick_would() -> None:
+    rng = np.random.default_rng(7)
+    names = [f"host:h{i}/cpu.percent" for i in range(20)]  # more than the rings' first 16 rows
+    n = 437  # not a whole number of coarse steps
+    ts = [1000.0 + 2.0 * k for k in range(n)]
+    values = rng.normal(50, 10, (len(names), n))
+    values[rng.random(values.shape) < 0.1] = np.nan
+    values[3] = np.nan  # a series with no value at all
+    filled, appended = SeriesStore(tick=2.0, history=6 * 3600), SeriesStore(tick=2.0, history=6 * 3600)
+    filled.backfill(ts, {name: values[i].tolist() for i, name in enumerate(names)})
+    rows = appended.rows(names)
+    for k, t in enumerate(ts):
+        appended.append(t, rows, values[:, k])
+    for store in (filled, appended):  # and live ticks after it, one with a new series
+        store.append(ts[-1] + 2.0, store.rows([names[0], "host:new/cpu.percent"]), np.array([1.0, 2.0]))
+    assert filled.names == appended.names and filled.ticks == appended.ticks
+    for a, b in ((filled.fine, appended.fine), (filled.coarse, appended.coarse)):
+        assert a.count == b.count and a.end == b.end
+        np.testing.assert_array_equal(a.ts, b.ts)
+        np.testing.assert_array_equal(a.data[: len(names) + 1], b.data[: len(names) + 1])
+    n_rows = len(filled)
+    np.testing.assert_array_equal(filled.last_value[:n_rows], appended.last_value[:n_rows])
+    np.testing.assert_array_equal(filled.last_ts[:n_rows], appended.last_ts[:n_rows])
+    np.testing.assert_array_equal(filled.seen_tick[:n_rows], appended.seen_tick[:n_rows])

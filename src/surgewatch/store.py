@@ -253,8 +253,39 @@ class SeriesStore:
         """Append past ticks in order (used before live polling starts, e.g. the demo's history)."""
         rows = self.rows(values.keys())
         matrix = np.array([list(v) for v in values.values()], dtype=np.float64)
+        if self._fill_empty(np.asarray(ts, dtype=np.float64), rows, matrix):
+            return
         for k, t in enumerate(ts):
             self.append(float(t), rows, matrix[:, k])
+
+    def _fill_empty(self, ts: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> bool:
+        """`backfill` into an empty store in one go (what appending column by column gives, at a dashboard's
+        start-up without a thousand appends); False, doing nothing, where that is not the simple case."""
+        fine, n = self.fine, ts.shape[0]
+        if fine.count or not 0 < n <= fine.capacity or not rows.shape[0] or rows.min() < 0 \
+                or matrix.shape != (rows.shape[0], n) or (np.diff(ts) < 0).any():
+            return False
+        size = len(self.names)
+        block = np.full((size, n), np.nan)
+        block[rows] = matrix
+        fine.grow(size)
+        fine.data[:size, :n] = block  # an empty ring is written from its first column (see Ring.append)
+        fine.ts[:n] = ts
+        fine.count = fine.end = n
+        self.seen_tick[rows] = n
+        valid = ~np.isnan(block)
+        last = n - 1 - np.argmax(valid[:, ::-1], axis=1)
+        seen = valid.any(axis=1)
+        self.last_value[:size][seen] = block[seen, last[seen]]
+        self.last_ts[:size][seen] = ts[last[seen]]
+        per = self._per_coarse
+        with np.errstate(invalid="ignore"):
+            for end in range(per, n + 1, per):  # a coarse column per `per` fine ones, as append makes them
+                part = block[:, end - per:end]
+                counts = np.sum(~np.isnan(part), axis=1)
+                self.coarse.append(float(ts[end - 1]), np.where(counts > 0, np.nansum(part, axis=1) /
+                                                                 np.maximum(counts, 1), np.nan))
+        return True
 
     def window(self, seconds: float | None = None, names: Sequence[str] | None = None) -> Window:
         """The last `seconds` of history (None: everything) from the finest tier that covers it.
