@@ -550,8 +550,10 @@ class Engine:
         self.dispatcher.start()
         try:
             # Scheduled on the monotonic clock: a wall-clock step neither stalls ticks nor bursts them.
-            # First tick as soon as every source has answered once, or after 0.3 s (one tick if shorter).
+            # First tick as soon as every source has answered once, or after 0.3 s (one tick if shorter); the
+            # ticks after it keep the beat of that 0.3 s mark, so the second one may come a little later.
             mono = self.monotonic
+            beat = mono() + min(0.3, self.tick_seconds)
             await self._first_polls(stop, min(0.3, self.tick_seconds))
             next_tick = mono()
             while not stop.is_set():
@@ -563,7 +565,7 @@ class Engine:
                     except TimeoutError:
                         pass
                 self.tick(self.clock())
-                next_tick += self.tick_seconds
+                next_tick = max(next_tick, beat) + self.tick_seconds
                 late = mono()
                 if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
                     next_tick = late + self.tick_seconds
