@@ -638,7 +638,8 @@ class Engine:
             fresh = (now - store.last_ts[:n]) <= self._stale_after[:n]
         values_now = np.where(fresh, store.last_value[:n], np.nan)
         stale = self._stale_rows(now)
-        self._update_preflights(now, analysis)
+        if analysis is not None:  # none on a dashboard's first tick (defer_analysis)
+            self._update_preflights(now, analysis)
         events = self.rules.evaluate(now, store.names, store.version, values_now, analysis, stale)
         self.last_tick = now
         self._ticks += 1
