@@ -89,11 +89,24 @@ NOT_FOR_THE_DEFAULT_DAEMON = ("textual", "rich", "jinja2", "httpx", "aiohttp", "
                               "surgewatch.sources.prometheus", "surgewatch.sources.analytics")
 
 DAEMON_CHILD = """
-import json, os, signal, sys, threading
+import json, logging, os, signal, sys, threading, time
 from surgewatch.cli import build_parser
 from surgewatch.frontends.headless import run_headless
+started = threading.Event()
+
+class Started(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("started:"):
+            started.set()
+
+def stop_after_some_ticks():
+    started.wait(60)
+    time.sleep(2.0)  # four ticks at 0.5 s
+    os.kill(os.getpid(), signal.SIGTERM)
+
+logging.getLogger("surgewatch.headless").addHandler(Started())
+threading.Thread(target=stop_after_some_ticks, daemon=True).start()
 args = build_parser().parse_args(["--headless", "--demo-speed", "4"])
-threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
 code = run_headless(args, hard_exit=False)
 with open(sys.argv[1], "w") as f:
     json.dump({"code": code, "modules": sorted(sys.modules)}, f)
@@ -108,7 +121,7 @@ def test_the_default_daemon_runs_without_ui_http_recording_or_cron_modules(tmp_p
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
     env.pop("STATE_DIRECTORY", None)
     proc = subprocess.run([sys.executable, "-c", DAEMON_CHILD, str(out)], capture_output=True, text=True,
-                          timeout=60, env=env)
+                          timeout=120, env=env)
     assert "started:" in proc.stderr, proc.stderr
     result = json.loads(out.read_text())
     modules = set(result["modules"])
