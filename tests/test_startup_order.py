@@ -15,6 +15,7 @@ import numpy as np
 from surgewatch.alerting.dispatch import build_dispatcher
 from surgewatch.config import parse_config
 from surgewatch.engine import Engine
+from surgewatch.recording.writer import attach_recorder
 from surgewatch.snapshot import Snapshot
 from surgewatch.sources.base import Reading
 from tui_demo import FakeClock, advance, demo_engine
@@ -28,6 +29,7 @@ def deferred_demo(tmp_path: Path, record: Path | None = None) -> Engine:
         cfg = dataclasses.replace(cfg, monitor=dataclasses.replace(cfg.monitor, record=str(record)))
     engine = Engine(cfg, dataclasses.replace(eager.options, clock=FakeClock(), defer_analysis=True,
                                              dispatcher=build_dispatcher(cfg, tmp_path / "deferred")))
+    attach_recorder(engine)  # as the dashboard does (nothing without `record`)
     engine.backfill_demo()
     return engine
 
@@ -54,6 +56,7 @@ async def test_an_engine_that_records_analyses_from_the_first_tick(tmp_path: Pat
     try:
         await advance(engine, engine.tick_seconds)
         assert engine.last_analysis is not None  # a replay of the recording sees what the live run saw
+        assert (tmp_path / "run.swrec").stat().st_size > 0
     finally:
         await engine.shutdown(0.1)
 
