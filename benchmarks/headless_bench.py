@@ -18,6 +18,7 @@ cProfile and prints where its CPU goes. Prints a table; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -89,7 +90,7 @@ def measure(cmds: dict[str, list[str]], seconds: float, settle: float,
 
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     """min–median–max of a row's runs."""
-    values = [v for v in values if v == v]
+    values = [v for v in values if not math.isnan(v)]
     if not values:
         return "–"
     return "–".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
