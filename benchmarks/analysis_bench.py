@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis_scenarios import OpsRates, evaluate_many, evaluate_ops, make_scenario, ops_scenario
+from tests.support.analysis_scenarios import OpsRates, evaluate_many, evaluate_ops, make_scenario, ops_scenario
+
 from surgewatch.analysis.analyzer import Analyzer, CampaignSpec, default_detector
 from surgewatch.model import rfc3339
 

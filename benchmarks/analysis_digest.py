@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis_scenarios import make_scenario, ops_scenario
+from tests.support.analysis_scenarios import make_scenario, ops_scenario
+
 from surgewatch.analysis.analyzer import AnalysisResult, Analyzer, default_detector, replay
 
 LEVELS = (50.0, 90.0)

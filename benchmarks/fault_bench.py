@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/fault_bench.py [--outage 180] [--kills 20] [--fault-seconds 30] [--quick]
 
-Cases (the short versions run in tests/test_delivery_faults.py; both use tests/faultkit.py):
+Cases (the short versions run in tests/integration/test_delivery_faults.py; both use tests/support/faultkit.py):
 - webhook down for --outage seconds while 10 alerts/s keep coming, then back (default retry policy: 1 s
   doubling to a 60 s cap), one loopback receiver;
 - kill -9 of a real `surgewatch --headless` --kills times, each at a random moment while it delivers to a
@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests")]
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent)]
 
-import faultkit  # noqa: E402
+from tests.support import faultkit  # noqa: E402
+
 from surgewatch.alerting.dispatch import RetryPolicy  # noqa: E402
 
 

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from servers import CannedHttpServer  # noqa: E402
+from tests.support.servers import CannedHttpServer  # noqa: E402
+
 from surgewatch.config import parse_config  # noqa: E402
 from surgewatch.feeds import build_feed  # noqa: E402
 

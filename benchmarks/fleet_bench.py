@@ -41,11 +41,11 @@ from typing import Any
 import psutil
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests"), str(HERE)]
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent), str(HERE)]
 
 from fleet_exporter import CAMPAIGNS, GROUPS, host_names  # noqa: E402
+from tests.support.servers import free_port, prometheus_query, require_binary, start_process, wait_until  # noqa: E402
 
-from servers import free_port, prometheus_query, require_binary, start_process, wait_until  # noqa: E402
 from surgewatch.config import load_config  # noqa: E402
 from surgewatch.engine import Engine  # noqa: E402
 from surgewatch.units import parse_duration  # noqa: E402

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/fuzz_bench.py [--examples N] [--only NAME] [--seed S]
 
-The targets are tests/fuzz_targets.py's (the fast test run uses the same ones with a few dozen examples): the
+The targets are tests/support/fuzz_targets.py's (the fast test run uses the same ones with a few dozen examples): the
 config loader, Prometheus text and PromQL JSON and the analytics vendors' JSON shapes polled through the
 collector from a loopback server, access-log lines, CSV for `analyze`, and recordings for `replay` and
 `report`. A "traceback" is any failure other than the project's one-line errors (see fuzz_targets.Crash); the
@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-
-from fuzz_targets import TARGETS, Crash, close_http_fuzz, quiet_logs  # noqa: E402
+from tests.support.fuzz_targets import TARGETS, Crash, close_http_fuzz, quiet_logs  # noqa: E402
 
 SLOW = {"analytics JSON", "recordings (replay, report)", "PromQL JSON", "Prometheus text", "CSV for analyze"}
 

@@ -1,7 +1,7 @@
 """Campaign × host-group models at fleet scale: what they add to one analysis tick, and whether they find the host
 that leaves its group.
 
-A synthetic fleet (tests/analysis_scenarios.py `fleet_scenario`): N hosts in G groups behind balancers, one
+A synthetic fleet (tests/support/analysis_scenarios.py `fleet_scenario`): N hosts in G groups behind balancers, one
 campaign's traffic per group, five modelled metrics per host, one host per group running 35 CPU points above its
 peers from a random tick after the launch. Two analyzers run side by side on the same ticks: one with group models
 (analysis/groupmodels.py), one without; the table gives per-tick times (min, median, max) over the measured ticks,
@@ -19,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis_scenarios import fleet_scenario
+from tests.support.analysis_scenarios import fleet_scenario
+
 from surgewatch.analysis.analyzer import MODELLED_METRICS, Analyzer, CampaignSpec, default_detector
 from surgewatch.analysis.groupmodels import GroupModels
 

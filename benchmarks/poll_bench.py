@@ -32,11 +32,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import httpx  # noqa: E402
+from tests.support.servers import start_nginx  # noqa: E402
 
-from servers import start_nginx  # noqa: E402
 from surgewatch.httpclient import new_client  # noqa: E402
 from surgewatch.sources.http import HttpPoller  # noqa: E402
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-from cdp import Browser  # noqa: E402  (the tests' CDP client)
+from tests.support.cdp import Browser  # noqa: E402  (the tests' CDP client)
 
 
 def tree(pid: int) -> list[int]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a real Umami (npm `umami` 2.10.0, a Next.js app) for tests/test_umami_real.py, from the npm registry only,
+# Builds a real Umami (npm `umami` 2.10.0, a Next.js app) for tests/integration/test_umami_real.py, from the npm registry only,
 # into ~/.cache/surgewatch-tests/umami (or $SURGEWATCH_UMAMI_HOME), outside the repository. Idempotent: a marker
 # file says the build is done. Needs node + npm; the test itself needs PostgreSQL (tests/run.sh installs both).
 #

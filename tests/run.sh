@@ -15,7 +15,7 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends prometheus-node-exporter prometheus prometheus-alertmanager \
       nginx tmux wrk librsvg2-bin chromium postgresql openssl >/dev/null  # openssl: the HTTPS tests make a throwaway CA
-    # node + npm build the real Umami server for tests/test_umami_real.py (kept if the machine already has them).
+    # node + npm build the real Umami server for tests/integration/test_umami_real.py (kept if the machine already has them).
     command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   else
     echo "warning: missing ${need[*]} (not root or no apt-get): tests that need them are skipped" >&2
@@ -27,7 +27,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e ".[test]"
 # A real Umami (npm) built once into ~/.cache/surgewatch-tests/umami; its tests are skipped when this cannot run.
 if command -v npm >/dev/null 2>&1; then
-  bash tests/install_umami.sh || echo "warning: Umami could not be built: tests/test_umami_real.py is skipped" >&2
+  bash tests/install_umami.sh || echo "warning: Umami could not be built: tests/integration/test_umami_real.py is skipped" >&2
 fi
 .venv/bin/ruff check src tests
 .venv/bin/mypy

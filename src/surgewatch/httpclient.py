@@ -305,7 +305,7 @@ class PollTransport(AiohttpTransport):
             ssl=self._ssl,
         )
         # aiohttp makes each connection's protocol with this factory (a documented-by-code attribute, pinned
-        # by tests/test_http_wire.py: an unasked-for response on an idle connection must close it).
+        # by tests/integration/test_http_wire.py: an unasked-for response on an idle connection must close it).
         connector._factory = functools.partial(  # type: ignore[assignment]
             _OneAnswerPerRequest, loop=asyncio.get_running_loop())
         return aiohttp.ClientSession(

@@ -17,7 +17,7 @@ other key: a key that another kind of the section takes is refused as "KEY only 
 a key no kind takes as "unknown key 'KEY'".
 
 Adding a kind is one module (its options, its build function, `KINDS = [Kind(...)]`) plus one line in its
-section's list in surgewatch.registry (kind name → that module); tests/test_plugins.py adds one in a test.
+section's list in surgewatch.registry (kind name → that module); tests/integration/test_plugins.py adds one in a test.
 Option groups several kinds share are one helper (`tls()` reads ca_file, tls_verify, cert_file and key_file
 into one TlsConfig). Nothing here imports the rest of surgewatch.
 """

@@ -1,0 +1,1 @@
+"""surgewatch's tests: unit/, integration/ (real servers on loopback), tui/."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests and benchmarks: servers on loopback, fakes, scenario builders, the demo engine."""

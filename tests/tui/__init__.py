@@ -1,0 +1,1 @@
+"""Tests of the dashboard (Textual pilot, SVG snapshots, tmux, Chromium)."""

@@ -1,0 +1,1 @@
+"""Tests without servers or a terminal."""
