@@ -92,8 +92,10 @@ class ContextDetector:
             hist[:, :old], counts[:old] = self.hist, self.counts
         self.n, self.lo, self.hi, self.q, self.first, self.orient = n, lo, hi, q, first, orient
         self.hist, self.counts = hist, counts
-        self._base = (np.arange(rows, dtype=np.int64) << self.table_bits)[:, None]  # first slot of each series
+        self._base = np.arange(rows, dtype=np.uint64) << np.uint64(self.table_bits)  # first slot of each series
+        self._neg = orient < 0  # mirrored series
         self._rows = rows
+        self._settled = False  # every row has its orientation and min_points samples (rechecked when not)
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
@@ -101,11 +103,13 @@ class ContextDetector:
         self.n[rows], self.lo[rows], self.hi[rows], self.q[rows] = 0.0, np.inf, -np.inf, 1.0
         self.first[rows], self.orient[rows] = np.nan, 0.0
         self.hist[:, rows], self.counts[rows] = 0, 0
+        self._neg[rows] = False
+        self._settled = False
         if self.onset is not None:
             self.onset.forget_rows(rows)
 
     def _symbols(self, x: np.ndarray, gaps: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 orient: np.ndarray) -> np.ndarray:
+                 neg: np.ndarray) -> np.ndarray:
         """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b."""
         with np.errstate(all="ignore"):
             below, above = x - lo, hi - x  # swap exactly under negation
@@ -119,7 +123,7 @@ class ContextDetector:
             # (small integers: exact in floating point)
             sym = b * -2.0
             sym += self.levels - 1
-            sym *= (below < above) == (orient < 0)  # levels - 1 - b where so, else b
+            sym *= (below < above) == neg  # levels - 1 - b where so, else b
             sym += b
             middle = below == above  # the middle is its own mirror
             middle |= ~(span > 0)
@@ -136,17 +140,22 @@ class ContextDetector:
         The same under x -> a·x + b (a != 0): the nearer end of the range is the one exceeded.
         """
         x = np.asarray(values, dtype=np.float64)
-        rows = x.shape[0]
-        k = min(rows, self._rows)
-        out = np.zeros(rows)
+        out = np.zeros(x.shape[0])
+        rows, far = self.outside(x)
+        out[rows] = far
+        return out
+
+    def outside(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`beyond` where it is not 0 (few rows): their indices and values, given the float64 values."""
+        k = min(x.shape[0], self._rows)
         lo, hi, xs = self.lo[:k], self.hi[:k], x[:k]
         with np.errstate(all="ignore"):
             far = np.maximum(xs - hi, lo - xs)
-            np.maximum(far, 0.0, out=far)
-            far /= hi - lo
-        ok = np.isfinite(far) & (self.n[:k] >= self.min_points) & (hi > lo)  # NaN or ±inf: missing
-        np.copyto(out[:k], far, where=ok)
-        return out
+            rows = np.flatnonzero(far > 0)  # outside the range (or no range yet); NaN is not
+            lo, hi = lo[rows], hi[rows]
+            far = far[rows] / (hi - lo)
+        ok = np.isfinite(far) & (self.n[rows] >= self.min_points) & (hi > lo)  # NaN or ±inf: missing
+        return rows[ok], far[ok]
 
     def _count(self, pos: np.ndarray, valid: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """The counts at `pos` ([series, slot] flat indices), then each valid series' counts + 1 (at most 65535).
@@ -183,24 +192,31 @@ class ContextDetector:
         if rows > self._rows:
             self._alloc(rows)
         n, lo, hi, q = self.n[:rows], self.lo[:rows], self.hi[:rows], self.q[:rows]
-        orient = self.orient[:rows]
-        new = np.flatnonzero(orient == 0)  # no change seen yet (few once series have history)
+        orient, neg = self.orient[:rows], self._neg[:rows]
+        none = np.zeros(0, dtype=np.intp)
+        new = young = none
+        if not self._settled:
+            new = np.flatnonzero(orient == 0)  # no change seen yet (few once series have history)
+            young = np.flatnonzero(n < self.min_points)
+            self._settled = not new.size and not young.size and rows == self._rows  # until rows are forgotten
         if new.size:
             xv, vn, first = x[new], valid[new], self.first[new]
             first = np.where(vn & (n[new] == 0), xv, first)
             self.first[new] = first
             with np.errstate(invalid="ignore"):
                 orient[new] = np.where(vn, np.sign(np.nan_to_num(xv - first)), 0.0)
+            neg[new] = orient[new] < 0
         xs = x
         if gaps.size:
             xs = x.copy()
             xs[gaps] = np.nan
         lo2 = np.fmin(lo, xs)
         hi2 = np.fmax(hi, xs)
-        sym = self._symbols(x, gaps, lo2, hi2, orient)
+        sym = self._symbols(x, gaps, lo2, hi2, neg)
         hist = self.hist[:, :rows]
         shift = np.uint64(64 - self.table_bits)
         pos = np.empty((rows, 2 * len(self.orders)), dtype=np.int64)  # a series' slots side by side
+        base = self._base[:rows]
         tagged = sym << np.uint64(40)
         h = np.zeros(rows, dtype=np.uint64)
         done, col = 0, 0
@@ -213,14 +229,13 @@ class ContextDetector:
             key = h + salt
             key *= _MULT
             key >>= shift
-            pos[:, col] = key  # the context
+            np.add(key, base, out=pos[:, col], casting="unsafe")  # the context
             key = h ^ tagged
             key += salt
             key *= _MULT
             key >>= shift
-            pos[:, col + 1] = key  # context and symbol
+            np.add(key, base, out=pos[:, col + 1], casting="unsafe")  # context and symbol
             col += 2
-        pos += self._base[:rows]
         counts = self._count(pos, valid)
         c_ctx, c_joint = counts[:, 0::2].astype(np.float64), counts[:, 1::2].astype(np.float64)
         np.minimum(c_joint, c_ctx, out=c_joint)
@@ -235,19 +250,18 @@ class ContextDetector:
         ratio = surprise / q
         ratio *= ratio
         raw = ratio / (ratio + self.k * self.k)
-        young = np.flatnonzero(n < self.min_points)
         raw[young] = raw[gaps] = 0.0
         score = self.onset(raw, valid) if self.onset is not None else raw
         # -- learn (the counts are learned in _count) -------------------------------------------------
         exceed = surprise > q
         still = np.union1d(gaps, young[n[young] < 1]) if young.size else gaps  # q does not move
-        kept, raised = q[still], q[exceed] * self._q_up
-        q *= self._q_down
-        q[exceed] = raised
+        kept = q[still]
+        q *= np.where(exceed, self._q_up, self._q_down)  # the same products as by index
         q[still] = kept
         np.maximum(q, 1e-3, out=q)
         missed = hist[:, gaps]
-        hist[:-1] = hist[1:].copy()
+        for j in range(self.depth - 1):
+            hist[j] = hist[j + 1]
         hist[-1] = sym
         hist[:, gaps] = missed
         lo[:], hi[:] = lo2, hi2

@@ -47,8 +47,9 @@ class Onset:
         for name in ("peak", "pending", "age", "last"):
             getattr(self, name)[rows] = 0
 
-    def __call__(self, raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """The emitted scores of this tick's raw scores (one per series); learns where `valid`."""
+    def __call__(self, raw: np.ndarray, valid: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
+        """The emitted scores of this tick's raw scores (one per series); learns where `valid`
+        (`gaps`: the indices where not, when the caller has them)."""
         rows = raw.shape[0]
         self.grow(rows)
         peak = self.peak[:rows] * self.decay
@@ -59,7 +60,8 @@ class Onset:
         # Only rows following a burst or beating their peak change more than their peak and last score
         # (few on most ticks): the rules run on those rows alone.
         pending, age, last = self.pending[:rows], self.age[:rows], self.last[:rows]
-        gaps = np.flatnonzero(~valid)
+        if gaps is None:
+            gaps = np.flatnonzero(~valid)
         score = raw * self.damp
         new_peak = peak
         act = np.flatnonzero((pending > 0) | (raw > peak))

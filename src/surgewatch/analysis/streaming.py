@@ -151,6 +151,7 @@ class SurgeDetector:
 
     # -- state -------------------------------------------------------------------------------------
     _VECTORS = ("n", "level", "scale", "longrun")
+    _none = np.zeros(0, dtype=np.intp)
     n: np.ndarray  # valid samples seen
     level: np.ndarray
     scale: np.ndarray  # EW mean absolute residual (clipped updates)
@@ -207,6 +208,7 @@ class SurgeDetector:
         self._all_profiled = bool(self._profiled.all())
         self._index = np.arange(rows)
         self._rows = rows
+        self._settled = False  # every row has min_points samples (rechecked while not)
 
     # -- one tick ----------------------------------------------------------------------------------
     # Every step is computed for all rows and then undone on the few exceptional ones (missing samples, new
@@ -224,7 +226,10 @@ class SurgeDetector:
             self._alloc(rows)
         n, level, scale = self.n[:rows], self.level[:rows], self.scale[:rows]
         longrun, smooth, q = self.longrun[:rows], self.smooth[:, :rows], self.q[:, :rows]
-        young = np.flatnonzero(n < self.min_points)  # no score yet (few once series have history)
+        young = self._none
+        if not self._settled:
+            young = np.flatnonzero(n < self.min_points)  # no score yet (few once series have history)
+            self._settled = not young.size and rows == self._rows  # until rows are forgotten
         not_ready = np.union1d(gaps, young) if young.size else gaps
         empty = young[n[young] == 0]  # no sample yet
         unseen = np.union1d(gaps, empty) if empty.size else gaps  # nothing to learn from
@@ -280,7 +285,7 @@ class SurgeDetector:
                     shift = np.maximum(up, down)
                     np.maximum(raw, self._mapped(shift / cus[2]), out=raw)
             raw[not_ready] = 0.0
-            score = self._onset(raw, valid) if self.onset else raw
+            score = self._onset(raw, valid, gaps) if self.onset else raw
             score[gaps] = np.nan
             sigma = sc * _SIGMA_PER_MAD
             z = r / sigma  # x/0 -> ±inf
@@ -298,7 +303,7 @@ class SurgeDetector:
             most = 1.0 / max(float(n1.min(initial=1.0)), 1.0)
             inv = 1.0 / np.maximum(n1, 1.0) if most > min(self.alpha, self.floor_alpha) else most
             rate: float | np.ndarray = self.alpha if most <= self.alpha else np.maximum(inv, self.alpha)
-            no_scale = np.flatnonzero(scale <= 0)
+            no_scale = self._none if scale.min(initial=1.0) > 0 else np.flatnonzero(scale <= 0)
             lim = self.clip * scale
             lim[no_scale] = np.inf
             step = np.maximum(r, -lim)
@@ -328,7 +333,8 @@ class SurgeDetector:
                 d *= g
                 d += offset
                 cap = self.scale_clip * spread
-                cap[np.flatnonzero(~(spread > 0))] = np.inf
+                if not spread.min(initial=1.0) > 0:  # (NaN too)
+                    cap[np.flatnonzero(~(spread > 0))] = np.inf
                 np.minimum(ar, cap, out=cap)
                 cap -= spread
                 cap *= g
@@ -350,9 +356,7 @@ class SurgeDetector:
             level[:], scale[:], longrun[:], smooth[:] = new_level, new_scale, new_long, sm
             exceed = dev > q
             kept = q[:, not_ready]
-            raised = q[exceed] * self._q_up
-            q *= self._q_down
-            q[exceed] = raised
+            q *= np.where(exceed, self._q_up, self._q_down)  # the same products as by index
             q[:, not_ready] = kept
             np.maximum(q, 1.0, out=q)
             if self.cusum:
@@ -361,9 +365,7 @@ class SurgeDetector:
                 qc = cus[2]
                 exceed = shift > qc
                 kept = qc[not_ready]
-                raised = qc[exceed] * self._q_up
-                qc *= self._q_down
-                qc[exceed] = raised
+                qc *= np.where(exceed, self._q_up, self._q_down)
                 qc[not_ready] = kept
                 np.maximum(qc, 1.0, out=qc)
             n[:] = n1
@@ -375,6 +377,7 @@ class SurgeDetector:
         rows = rows[rows < self._rows]
         for name in self._VECTORS:
             getattr(self, name)[rows] = 0.0
+        self._settled = False
         self.smooth[:, rows] = 0.0
         self.q[:, rows] = self._q0
         self.cus[:2, rows], self.cus[2, rows] = 0.0, self._q0
@@ -385,7 +388,8 @@ class SurgeDetector:
     def _mapped(self, ratio: np.ndarray) -> np.ndarray:
         """Deviation over its running quantile -> [0, 1] as r²/(r²+k²) (infinite -> 1); overwrites `ratio`."""
         np.multiply(ratio, ratio, out=ratio)
-        out = ratio / (ratio + self.k * self.k)
+        out = ratio + self.k * self.k
+        np.divide(ratio, out, out=out)
         return np.fmin(out, 1.0, out=out)  # inf / inf -> 1 (the rest is at most 1 already)
 
     def warm(self, history: np.ndarray) -> None:
@@ -427,7 +431,7 @@ class SurgeContextDetector:
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) with every part, then let them learn."""
         x = np.asarray(values, dtype=np.float64)
-        far = self.context.beyond(x)  # judged against the range before this value
+        beyond, far = self.context.outside(x)  # judged against the range before this value (few rows)
         valid = np.isfinite(x)
         gaps = np.flatnonzero(~valid)
         out = self.surge.step(x, valid, gaps)
@@ -435,11 +439,10 @@ class SurgeContextDetector:
         ctx *= self.weight
         best = np.maximum(out.score, ctx)  # both NaN exactly where the sample is missing
         if self.extreme > 0:
-            beyond = np.flatnonzero(far)  # few: 0 inside the range so far
-            f2 = far[beyond] * far[beyond]
+            f2 = far * far
             best[beyond] = np.maximum(best[beyond], self.extreme * f2 / (f2 + self._k2))
         best[gaps] = 0.0
-        score = self._onset(best, valid)
+        score = self._onset(best, valid, gaps)
         score[gaps] = np.nan
         return DetectorOutput(score, out.z, out.expected, out.low, out.high)
 
