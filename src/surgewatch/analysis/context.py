@@ -157,24 +157,24 @@ class ContextDetector:
         ok = np.isfinite(far) & (self.n[rows] >= self.min_points) & (hi > lo)  # NaN or ±inf: missing
         return rows[ok], far[ok]
 
-    def _count(self, pos: np.ndarray, valid: np.ndarray, chunk: int = 2048) -> np.ndarray:
-        """The counts at `pos` ([series, slot] flat indices), then each valid series' counts + 1 (at most 65535).
+    def _count(self, pos: np.ndarray, gaps: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """The counts at `pos` ([series, slot] flat indices), then each series' counts + 1 (at most 65535)
+        except on the rows in `gaps` (missing samples), whose counts are written back unchanged.
 
-        Each series has its own slots, so a missing sample's counts are rewritten unchanged, and two slots of
-        one series that coincide get the same count + 1. In chunks of series: the table's rows just read
-        are still in cache when they are written.
+        Each series has its own slots, so two slots of one series that coincide get the same count + 1. In
+        chunks of series: the table's rows just read are still in cache when they are written.
         """
         flat = self.counts.reshape(-1)
         out = np.empty(pos.shape, dtype=np.uint16)
-        add = valid.astype(np.uint16)[:, None]
-        lim = np.uint16(65535) - add  # 65534 + 1 where learned, unchanged where not
         for a in range(0, pos.shape[0], chunk):
             at = pos[a:a + chunk]
-            c = flat.take(at, mode="clip")  # in range by construction; "clip" skips the checks
-            out[a:a + chunk] = c
-            np.minimum(c, lim[a:a + chunk], out=c)
-            c += add[a:a + chunk]
+            now = out[a:a + chunk]
+            flat.take(at, mode="clip", out=now)  # in range by construction; "clip" skips the checks
+            c = np.minimum(now, 65534)
+            c += 1
             flat[at] = c
+        if gaps.size:
+            flat[pos[gaps]] = out[gaps]
         return out
 
     def update(self, values: np.ndarray) -> DetectorOutput:
@@ -236,17 +236,18 @@ class ContextDetector:
             key >>= shift
             np.add(key, base, out=pos[:, col + 1], casting="unsafe")  # context and symbol
             col += 2
-        counts = self._count(pos, valid)
-        c_ctx, c_joint = counts[:, 0::2].astype(np.float64), counts[:, 1::2].astype(np.float64)
+        counts = np.empty((pos.shape[1], rows))  # slot-major: each row contiguous
+        counts[...] = self._count(pos, gaps).T
+        c_ctx, c_joint = counts[0::2], counts[1::2]
         np.minimum(c_joint, c_ctx, out=c_joint)
         c_joint += self.prior
         c_ctx += self.prior * self.levels
         c_joint /= c_ctx
         np.log(c_joint, out=c_joint)
-        surprise = c_joint[:, 0].copy()
-        for i in range(1, c_joint.shape[1]):  # the mean over orders, summed in order
-            surprise += c_joint[:, i]
-        surprise /= -c_joint.shape[1]
+        surprise = c_joint[0].copy()
+        for i in range(1, c_joint.shape[0]):  # the mean over orders, summed in order
+            surprise += c_joint[i]
+        surprise /= -c_joint.shape[0]
         ratio = surprise / q
         ratio *= ratio
         raw = ratio / (ratio + self.k * self.k)
