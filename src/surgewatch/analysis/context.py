@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detectors import DetectorOutput
+from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
@@ -257,7 +257,7 @@ class ContextDetector:
         exceed = surprise > q
         still = np.union1d(gaps, young[n[young] < 1]) if young.size else gaps  # q does not move
         kept = q[still]
-        q *= np.where(exceed, self._q_up, self._q_down)  # the same products as by index
+        track_quantile(q, exceed, self._q_up, self._q_down)
         q[still] = kept
         np.maximum(q, 1e-3, out=q)
         missed = hist[:, gaps]

@@ -26,6 +26,21 @@ class DetectorOutput:
     high: np.ndarray
 
 
+def track_quantile(q: np.ndarray, exceed: np.ndarray, up: float, down: float) -> None:
+    """A running high quantile's multiplicative step, in place: `q` times `up` where `exceed`, `down` elsewhere.
+
+    Exceedances are rare (the quantile is high), so they are raised by index after one product over all.
+    """
+    if q.flags.c_contiguous and exceed.flags.c_contiguous:
+        hit = np.flatnonzero(exceed)
+        flat = q.reshape(-1)  # a view of a contiguous array
+        raised = flat[hit] * up
+        q *= down
+        flat[hit] = raised
+    else:
+        q *= np.where(exceed, up, down)
+
+
 class StreamingDetector(Protocol):
     """A detector that sees one value per series per tick; rows may be added between ticks."""
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .context import ContextDetector
-from .detectors import DetectorOutput
+from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
 
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
@@ -332,9 +332,7 @@ class SurgeDetector:
                 np.minimum(d, lim2, out=d)
                 d *= g
                 d += offset
-                cap = self.scale_clip * spread
-                if not spread.min(initial=1.0) > 0:  # (NaN too)
-                    cap[np.flatnonzero(~(spread > 0))] = np.inf
+                cap = np.where(spread > 0, self.scale_clip * spread, np.inf)
                 np.minimum(ar, cap, out=cap)
                 cap -= spread
                 cap *= g
@@ -356,7 +354,7 @@ class SurgeDetector:
             level[:], scale[:], longrun[:], smooth[:] = new_level, new_scale, new_long, sm
             exceed = dev > q
             kept = q[:, not_ready]
-            q *= np.where(exceed, self._q_up, self._q_down)  # the same products as by index
+            track_quantile(q, exceed, self._q_up, self._q_down)
             q[:, not_ready] = kept
             np.maximum(q, 1.0, out=q)
             if self.cusum:
@@ -365,7 +363,7 @@ class SurgeDetector:
                 qc = cus[2]
                 exceed = shift > qc
                 kept = qc[not_ready]
-                qc *= np.where(exceed, self._q_up, self._q_down)
+                track_quantile(qc, exceed, self._q_up, self._q_down)
                 qc[not_ready] = kept
                 np.maximum(qc, 1.0, out=qc)
             n[:] = n1
