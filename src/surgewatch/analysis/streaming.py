@@ -254,9 +254,10 @@ class SurgeDetector:
             r = x - expected
             r[gaps] = 0.0
             sc = np.maximum(base, longrun if self.floor == 1.0 else self.floor * longrun)
-            sm = self._keep * smooth
-            sm += self._alphas * r
-            dev = np.abs(sm)
+            kept_smooth = smooth[:, unseen]
+            smooth *= self._keep  # in place; the rows with nothing to learn are put back below
+            smooth += self._alphas * r
+            dev = np.abs(smooth)
             dev *= self._gain
             dev /= sc  # 0/0 -> nan (no deviation), x/0 -> inf
             np.fmax(dev, 0.0, out=dev)  # nan -> 0
@@ -350,8 +351,8 @@ class SurgeDetector:
             new_level[unseen] = level[unseen]
             new_level[empty] = x[empty]  # the first sample is the level (NaN stays the previous level)
             new_level[gaps] = level[gaps]
-            new_scale[unseen], new_long[unseen], sm[:, unseen] = scale[unseen], longrun[unseen], smooth[:, unseen]
-            level[:], scale[:], longrun[:], smooth[:] = new_level, new_scale, new_long, sm
+            new_scale[unseen], new_long[unseen], smooth[:, unseen] = scale[unseen], longrun[unseen], kept_smooth
+            level[:], scale[:], longrun[:] = new_level, new_scale, new_long
             exceed = dev > q
             kept = q[:, not_ready]
             track_quantile(q, exceed, self._q_up, self._q_down)
