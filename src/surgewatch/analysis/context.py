@@ -29,6 +29,7 @@ class ContextDetector:
     """Surprise of each value given its recent context of discretised values, for many series at once."""
 
     name = "context"
+    MAX_SLOT_TABLE = 1 << 16  # rows of the slot table at most (more contexts: hashed on every tick)
 
     def __init__(
         self,
@@ -63,6 +64,16 @@ class ContextDetector:
         self.onset = Onset(refractory, damp, burst) if onset else None
         self._q_up = float(np.exp(quantile_rate * quantile))
         self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
+        # Every series' slots of every (context, symbol) from a small table when there are few contexts (the
+        # same numbers as hashing each tick): symbols are 0..levels, so a context of k symbols and a symbol
+        # have (levels + 1)^(k + 1) values, 2,197 with the defaults.
+        radix = levels + 1
+        self._radix = [np.uint64(radix ** (j + 1)) for j in range(self.orders[-1])]
+        self._slots: np.ndarray | None = None
+        if radix ** (self.orders[-1] + 1) <= self.MAX_SLOT_TABLE:
+            code = np.arange(radix ** (self.orders[-1] + 1), dtype=np.uint64)
+            newest = [code // r % np.uint64(radix) for r in self._radix]
+            self._slots = self._keys(newest, code % np.uint64(radix))
         self._rows = 0
         self._alloc(0)
 
@@ -93,6 +104,7 @@ class ContextDetector:
         self.n, self.lo, self.hi, self.q, self.first, self.orient = n, lo, hi, q, first, orient
         self.hist, self.counts = hist, counts
         self._base = np.arange(rows, dtype=np.uint64) << np.uint64(self.table_bits)  # first slot of each series
+        self._base_slots = np.repeat(self._base.astype(np.int64), 2 * len(self.orders))  # [series, slot] flat
         self._neg = orient < 0  # mirrored series
         self._rows = rows
         self._settled = False  # every row has its orientation and min_points samples (rechecked when not)
@@ -157,7 +169,33 @@ class ContextDetector:
         ok = np.isfinite(far) & (self.n[rows] >= self.min_points) & (hi > lo)  # NaN or ±inf: missing
         return rows[ok], far[ok]
 
-    def _count(self, pos: np.ndarray, gaps: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    def _keys(self, newest: list[np.ndarray], sym: np.ndarray) -> np.ndarray:
+        """The slots in a series' part of the table ([value, slot]): per order k, of the context (the k
+        `newest` symbols before, newest first) and of the context with `sym`, by Fibonacci hashing."""
+        shift = np.uint64(64 - self.table_bits)
+        pos = np.empty((sym.shape[0], 2 * len(self.orders)), dtype=np.int64)  # a value's slots side by side
+        tagged = sym << np.uint64(40)
+        h = np.zeros(sym.shape[0], dtype=np.uint64)
+        done, col = 0, 0
+        for k in self.orders:
+            for j in range(done, k):  # extend the context hash by one more (older) symbol
+                h ^= newest[j]
+                h *= _MULT
+            done = k
+            salt = np.uint64(k + 1)
+            key = h + salt
+            key *= _MULT
+            key >>= shift
+            pos[:, col] = key  # the context
+            key = h ^ tagged
+            key += salt
+            key *= _MULT
+            key >>= shift
+            pos[:, col + 1] = key  # context and symbol
+            col += 2
+        return pos
+
+    def _count(self, pos: np.ndarray, gaps: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """The counts at `pos` ([series, slot] flat indices), then each series' counts + 1 (at most 65535)
         except on the rows in `gaps` (missing samples), whose counts are written back unchanged.
 
@@ -214,28 +252,16 @@ class ContextDetector:
         hi2 = np.fmax(hi, xs)
         sym = self._symbols(x, gaps, lo2, hi2, neg)
         hist = self.hist[:, :rows]
-        shift = np.uint64(64 - self.table_bits)
-        pos = np.empty((rows, 2 * len(self.orders)), dtype=np.int64)  # a series' slots side by side
-        base = self._base[:rows]
-        tagged = sym << np.uint64(40)
-        h = np.zeros(rows, dtype=np.uint64)
-        done, col = 0, 0
-        for k in self.orders:
-            for j in range(done, k):  # extend the context hash by one more (older) symbol
-                h ^= hist[self.depth - 1 - j]
-                h *= _MULT
-            done = k
-            salt = np.uint64(k + 1)
-            key = h + salt
-            key *= _MULT
-            key >>= shift
-            np.add(key, base, out=pos[:, col], casting="unsafe")  # the context
-            key = h ^ tagged
-            key += salt
-            key *= _MULT
-            key >>= shift
-            np.add(key, base, out=pos[:, col + 1], casting="unsafe")  # context and symbol
-            col += 2
+        if self._slots is not None:  # every context and symbol's slots looked up at once
+            code = sym.copy()
+            for j, radix in enumerate(self._radix):  # sym + B·newest + B²·the one before + ...
+                code += hist[self.depth - 1 - j] * radix
+            pos = self._slots.take(code.astype(np.intp), axis=0)
+            flat = pos.reshape(-1)  # a view
+            flat += self._base_slots[:pos.size]
+        else:
+            pos = self._keys([hist[self.depth - 1 - j] for j in range(self.orders[-1])], sym)
+            pos += self._base[:rows, None].astype(np.int64)
         counts = np.empty((pos.shape[1], rows))  # slot-major: each row contiguous
         counts[...] = self._count(pos, gaps).T
         c_ctx, c_joint = counts[0::2], counts[1::2]
