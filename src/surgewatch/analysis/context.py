@@ -120,9 +120,11 @@ class ContextDetector:
         if self.onset is not None:
             self.onset.forget_rows(rows)
 
-    def _symbols(self, x: np.ndarray, gaps: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 neg: np.ndarray) -> np.ndarray:
-        """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b."""
+    def _symbols(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b.
+
+        A missing value gets the middle symbol (its context and counts do not move, see `step`).
+        """
         with np.errstate(all="ignore"):
             below, above = x - lo, hi - x  # swap exactly under negation
             span = below + above
@@ -140,7 +142,6 @@ class ContextDetector:
             middle = below == above  # the middle is its own mirror
             middle |= ~(span > 0)
             sym[middle] = (self.levels - 1) // 2
-        sym[gaps] = 0.0
         out = sym.astype(np.uint64)
         out += np.uint64(1)
         return out
@@ -245,12 +246,12 @@ class ContextDetector:
                 orient[new] = np.where(vn, np.sign(np.nan_to_num(xv - first)), 0.0)
             neg[new] = orient[new] < 0
         xs = x
-        if gaps.size:
+        if gaps.size and not np.isnan(x[gaps]).all():  # ±inf: missing too
             xs = x.copy()
             xs[gaps] = np.nan
-        lo2 = np.fmin(lo, xs)
-        hi2 = np.fmax(hi, xs)
-        sym = self._symbols(x, gaps, lo2, hi2, neg)
+        np.fmin(lo, xs, out=lo)  # the range so far, this value included (`outside` saw the one before)
+        np.fmax(hi, xs, out=hi)
+        sym = self._symbols(x, lo, hi, neg)
         hist = self.hist[:, :rows]
         if self._slots is not None:  # every context and symbol's slots looked up at once
             code = sym.copy()
@@ -291,7 +292,6 @@ class ContextDetector:
             hist[j] = hist[j + 1]
         hist[-1] = sym
         hist[:, gaps] = missed
-        lo[:], hi[:] = lo2, hi2
         n += valid
         score[gaps] = np.nan
         return score

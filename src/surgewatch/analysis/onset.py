@@ -52,8 +52,8 @@ class Onset:
         (`gaps`: the indices where not, when the caller has them)."""
         rows = raw.shape[0]
         self.grow(rows)
-        peak = self.peak[:rows] * self.decay
         if self.burst == 0:
+            peak = self.peak[:rows] * self.decay
             score = np.where(raw > peak, raw, raw * self.damp)
             self.peak[:rows] = np.where(valid, np.maximum(peak, raw), self.peak[:rows])
             return score
@@ -62,6 +62,9 @@ class Onset:
         pending, age, last = self.pending[:rows], self.age[:rows], self.last[:rows]
         if gaps is None:
             gaps = np.flatnonzero(~valid)
+        peak = self.peak[:rows]
+        kept_peak = peak[gaps]
+        peak *= self.decay  # in place; put back on missing samples below
         score = raw * self.damp
         new_peak = peak
         act = np.flatnonzero((pending > 0) | (raw > peak))
@@ -79,8 +82,7 @@ class Onset:
             pending[act] = np.where(rising, np.maximum(pend, rw), np.where(start, rw, 0.0))
             age[act] = np.where(rising, ag + 1, np.where(start, 1, 0))
             pending[keep], age[keep] = saved
-        new_peak[gaps] = self.peak[gaps]
-        self.peak[:rows] = new_peak
+        new_peak[gaps] = kept_peak
         kept = last[gaps]
         last[:] = raw
         last[gaps] = kept

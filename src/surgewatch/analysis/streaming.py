@@ -436,7 +436,7 @@ class SurgeContextDetector:
         out = self.surge.step(x, valid, gaps)
         ctx = self.context.step(x, valid, gaps)
         ctx *= self.weight
-        best = np.maximum(out.score, ctx)  # both NaN exactly where the sample is missing
+        best = np.maximum(out.score, ctx, out=ctx)  # both NaN exactly where the sample is missing
         if self.extreme > 0:
             f2 = far * far
             best[beyond] = np.maximum(best[beyond], self.extreme * f2 / (f2 + self._k2))
