@@ -120,7 +120,8 @@ class ContextDetector:
         if self.onset is not None:
             self.onset.forget_rows(rows)
 
-    def _symbols(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    def _symbols(self, x: np.ndarray, gaps: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 neg: np.ndarray) -> np.ndarray:
         """Each value's symbol (1..levels) in the range lo..hi (which includes it), the same under x -> a·x + b.
 
         A missing value gets the middle symbol (its context and counts do not move, see `step`).
@@ -139,9 +140,8 @@ class ContextDetector:
             sym += self.levels - 1
             sym *= (below < above) == neg  # levels - 1 - b where so, else b
             sym += b
-            middle = below == above  # the middle is its own mirror
-            middle |= ~(span > 0)
-            sym[middle] = (self.levels - 1) // 2
+            middle = below == above  # the middle is its own mirror (so is an empty range: a value alone)
+            sym[middle] = sym[gaps] = (self.levels - 1) // 2
         out = sym.astype(np.uint64)
         out += np.uint64(1)
         return out
@@ -251,7 +251,7 @@ class ContextDetector:
             xs[gaps] = np.nan
         np.fmin(lo, xs, out=lo)  # the range so far, this value included (`outside` saw the one before)
         np.fmax(hi, xs, out=hi)
-        sym = self._symbols(x, lo, hi, neg)
+        sym = self._symbols(x, gaps, lo, hi, neg)
         hist = self.hist[:, :rows]
         if self._slots is not None:  # every context and symbol's slots looked up at once
             code = sym.copy()
