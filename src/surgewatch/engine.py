@@ -32,13 +32,13 @@ import numpy as np
 from .alerting.dispatch import Dispatcher, build_dispatcher
 from .alerting.rules import RuleEngine
 from .alerting.silences import Silence, SilenceStore
-from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec, default_detector
+from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec, CampaignState, default_detector
 from .analysis.correlation import baseline
 from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector
 from .analysis.groupmodels import GroupModels
 from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from, plan_facts
-from .analysis.plan import ModelFact, rule_limits
+from .analysis.plan import rule_limits
 from .analysis.preflight import Preflight, Upcoming, facts_of, preflights, worst
 from .analysis.significance import floors_of
 from .annotations import AnnotationStore
@@ -205,7 +205,7 @@ class Engine:
         self._feed_warned: set[str] = set()
         self.preflights: list[Preflight] = []  # scheduled campaigns' plans (analysis/preflight.py)
         self._preflight_at = -math.inf
-        self._model_facts: list[ModelFact] = []  # the load models of the last analysis that had campaigns
+        self._model_states: Sequence[CampaignState] = ()  # the campaigns of the last analysis that had some
         keep = opts.keep_models if opts.keep_models is not None else real
         self.models: ModelStore | None = ModelStore.in_state_dir(
             resolve_state_dir(config.monitor.state_dir, config.path), clock=self.clock).load() if keep else None
@@ -686,10 +686,7 @@ class Engine:
         upcoming = [c for c in self.config.campaigns if c.start is not None and c.start > now
                     and (c.expected_lift or c.expected_visitors is not None)]
         if analysis.campaigns:
-            index = self.store.index  # models are of the site's traffic where that series exists (analyzer.py)
-            drivers = {c.name: "site" if series("traffic", c.traffic, "visitors") in index else "campaign"
-                       for c in self.config.campaigns}
-            self._model_facts = facts_of(analysis.campaigns, drivers)
+            self._model_states = analysis.campaigns  # turned into plan inputs only when planning (not per tick)
         if not upcoming:
             if self.preflights:
                 self.preflights, self.rules.preflights = [], {}
@@ -712,7 +709,11 @@ class Engine:
             return []
         groups = {h.name: h.group for h in self.config.hosts if h.group}
         # the live models first; the kept ones (a restart, a campaign no longer configured) fill the gaps
-        facts = self._model_facts + (plan_facts(self.models.models()) if self.models is not None else [])
+        index = self.store.index  # models are of the site's traffic where that series exists (analyzer.py)
+        drivers = {c.name: "site" if series("traffic", c.traffic, "visitors") in index else "campaign"
+                   for c in self.config.campaigns}
+        facts = facts_of(self._model_states, drivers) + (
+            plan_facts(self.models.models()) if self.models is not None else [])
         if now is None:
             return preflights(ups, facts, min(u.start for u in ups) - 1.0,
                               rule_limits(self.config.rules), groups, horizon=math.inf)

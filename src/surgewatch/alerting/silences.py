@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import glob_match
+from ..statedir import write_atomic
 
 FILE_NAME = "silences.json"
 LOCK_NAME = "silences.lock"
@@ -205,17 +205,6 @@ class SilenceStore:
                 "silences": [asdict(s) for s in sorted(doc["silences"].values(), key=lambda s: s.created)],
                 "acks": doc["acks"]}
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".silences-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(body, f, indent=1, ensure_ascii=False)
-                    f.write("\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.path, json.dumps(body, indent=1, ensure_ascii=False) + "\n")
         except OSError as exc:
             raise SilenceError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
