@@ -125,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if module is not None:
             return int(importlib.import_module(module).run(args))
         if args.headless:
+            from .lean import asyncio_without_ssl
+
+            asyncio_without_ssl()  # OpenSSL only once a source or sink speaks TLS (issue 14: the small end's RSS)
             from .frontends.headless import run_headless
 
             return run_headless(args)

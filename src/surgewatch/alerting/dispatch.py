@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import random
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from ..clock import elapsed_clock
 from ..config import Config, SinkConfig
-from ..model import AlertEvent
+from ..model import AlertEvent, short_digest
 from ..statedir import StateDirError, ensure_state_dir, resolve_state_dir
 from .outbox import Entry, Outbox, OutboxError, SinkBacklog
 from .sinks import BellSink, Sink, SinkError, build_sink
@@ -142,7 +141,7 @@ def sink_id(cfg: SinkConfig) -> str:
     """A stable outbox id for a configured sink: its kind plus a one-way hash of where it delivers."""
     url, path, command = cfg.delivers_to()
     where = "\x00".join([url, path, *command])
-    return f"{cfg.kind}-{hashlib.sha1(where.encode()).hexdigest()[:10]}"
+    return f"{cfg.kind}-{short_digest(where, 10)}"
 
 
 def unique_ids(cfgs: Sequence[SinkConfig]) -> list[str]:

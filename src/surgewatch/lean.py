@@ -1,0 +1,79 @@
+"""asyncio without ssl until something needs TLS: the headless daemon's start-up imports.
+
+`import asyncio` imports `ssl`, which maps OpenSSL's libssl and libcrypto: about 4.5 MB of a single-host
+daemon's RSS (issue 14), for a config whose sources and sinks are all on this host and never speak TLS.
+`asyncio_without_ssl()` imports asyncio while `ssl` cannot be found (asyncio then holds `ssl = None`, as on a
+Python built without it), and arranges that the first `import ssl` afterwards, from whichever module (the http
+client for the first http(s) source or sink, at start or after a reload, or a library), also hands the module to
+asyncio's modules. So TLS works exactly as before; it is only paid for when something uses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
+
+
+def asyncio_without_ssl() -> bool:
+    """Import asyncio without ssl (True), or do nothing if either is already imported (False)."""
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        return False
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # `import ssl` raises ImportError while this is set
+    try:
+        import asyncio  # noqa: F401
+    finally:
+        del sys.modules["ssl"]
+    sys.meta_path.insert(0, SslForAsyncio())
+    return True
+
+
+def hand_ssl_to_asyncio(ssl: ModuleType) -> None:
+    """Give asyncio's modules that were imported without ssl the module now imported."""
+    handed = []
+    for name, module in list(sys.modules.items()):
+        if (name == "asyncio" or name.startswith("asyncio.")) and getattr(module, "ssl", False) is None:
+            setattr(module, "ssl", ssl)  # noqa: B010 (a module global asyncio reads at each TLS call)
+            handed.append(name)
+    # sslproto also derives names from ssl as it is imported (SSLAgainErrors): run it again. Its classes are
+    # looked up through the module at each TLS connection, and none was made without ssl.
+    if "asyncio.sslproto" in handed:
+        importlib.reload(sys.modules["asyncio.sslproto"])
+
+
+class SslForAsyncio:
+    """A meta path finder (duck-typed: importlib.abc would import importlib.resources). It finds nothing itself:
+    on the first `import ssl` it removes itself and wraps the real loader so that the module reaches asyncio too."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if fullname != "ssl":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("ssl")
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = cast("Loader", ThenHandToAsyncio(spec.loader))
+        return spec
+
+
+class ThenHandToAsyncio:
+    """The real loader of `ssl`, followed by `hand_ssl_to_asyncio` (a Loader, duck-typed like the finder)."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        hand_ssl_to_asyncio(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ... for tracebacks and inspect
+        return getattr(self.loader, name)

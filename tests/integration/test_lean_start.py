@@ -1,0 +1,126 @@
+"""What the headless daemon imports before it is useful (issue 14: the small end's RSS).
+
+A daemon whose sources and sinks are all on this host never loads OpenSSL (ssl, or hashlib's libcrypto), the
+HTTP stack or the UI; and TLS still works the moment something needs it after asyncio was imported without ssl.
+Runtime: about 4 s (two daemons for about a second each, one nginx with a throwaway CA).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import make_test_pki, start_nginx_tls
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Top-level modules a local daemon must not load: OpenSSL (libssl and libcrypto: ~4.5 MB RSS), the HTTP clients,
+# the UI, and the libraries of sources, feeds and reports a local config does not use.
+NOT_FOR_A_LOCAL_DAEMON = {"ssl", "_ssl", "_hashlib", "hashlib", "hmac", "secrets", "httpx", "httpcore",
+                          "httpx_aiohttp", "aiohttp", "textual", "rich", "textual_serve", "jinja2", "google",
+                          "icalendar", "recurring_ical_events", "croniter", "prometheus_client", "platformdirs"}
+
+# Runs the real command line in-process and, after the first ticks, writes the loaded modules to a file and
+# stops the daemon with SIGTERM as a service manager would.
+PROBE = """
+import json, os, signal, sys, threading, time
+out = sys.argv[1]
+def probe():
+    time.sleep(float(os.environ.get("PROBE_AFTER", "1.5")))
+    with open(out, "w") as f:
+        json.dump(sorted(sys.modules), f)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=probe, daemon=True).start()
+from surgewatch.cli import main
+raise SystemExit(main(sys.argv[2:]))
+"""
+
+LOCAL_ONLY = """
+[monitor]
+interval = "250ms"
+state_dir = "{state}"
+
+[[host]]
+name = "local"
+source = "local"
+
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 90
+for = "30s"
+
+[[sink]]
+kind = "stdout"
+"""
+
+
+def daemon_modules(tmp_path: Path, *args: str) -> set[str]:
+    out = tmp_path / "modules.json"
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "xdg-state"), PYTHONPATH=str(ROOT / "src"))
+    run = subprocess.run([sys.executable, "-c", PROBE, str(out), "--headless", *args], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "started:" in run.stderr and "stopped" in run.stderr, run.stderr
+    return set(json.loads(out.read_text()))
+
+
+@pytest.mark.parametrize("config", ["local-only file", "built-in default"])
+def test_a_local_daemon_loads_no_openssl_http_client_or_ui(tmp_path: Path, config: str) -> None:
+    if config == "local-only file":
+        cfg = tmp_path / "local.toml"
+        cfg.write_text(LOCAL_ONLY.format(state=tmp_path / "state"))
+        modules = daemon_modules(tmp_path, "--config", str(cfg))
+    else:  # this host and the DEMO host and campaign: analysis, campaign rules, the demo source
+        modules = daemon_modules(tmp_path)
+    assert {"surgewatch.engine", "surgewatch.sources.local", "asyncio", "numpy"} <= modules  # it did run
+    assert sorted(m for m in modules if m.split(".")[0] in NOT_FOR_A_LOCAL_DAEMON) == []
+
+
+def test_a_daemon_started_without_ssl_still_gets_it_for_the_first_https_source(tmp_path: Path) -> None:
+    """asyncio imported without ssl, then an https poll through the http client: asyncio's modules get the ssl
+    module at its first import, so the verified handshake and the certificate error lines are as before."""
+    pki = make_test_pki(tmp_path / "pki")
+    code = """
+import json, sys
+from surgewatch.lean import asyncio_without_ssl
+assert asyncio_without_ssl() and "ssl" not in sys.modules
+import asyncio
+assert asyncio.base_events.ssl is None and asyncio.sslproto.ssl is None
+from surgewatch.config import TlsConfig
+from surgewatch.sources.base import SourceError
+from surgewatch.sources.http import HttpPoller
+
+async def get(url, tls):
+    p = HttpPoller(label="traffic:shop", timeout=3.0, retries=0, tls=tls)
+    try:
+        return await p.get_json(url + "/stats.json")
+    except SourceError as exc:
+        return str(exc)
+    finally:
+        await p.aclose()
+
+url, ca = sys.argv[1], sys.argv[2]
+good = asyncio.run(get(url, TlsConfig(ca_file=ca)))
+refused = asyncio.run(get(url, None))
+print(json.dumps([good, refused, asyncio.base_events.ssl is sys.modules["ssl"],
+                  asyncio.sslproto.ssl is sys.modules["ssl"], asyncio.selector_events.ssl is sys.modules["ssl"]]))
+"""
+    with start_nginx_tls(tmp_path / "nginx", pki) as nginx:
+        (nginx.workdir / "html" / "stats.json").write_text(json.dumps({"visitors": 42}))
+        url = nginx.extra["https"]["good"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        run = subprocess.run([sys.executable, "-c", code, url, str(pki["ca"])], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    good, refused, *handed = json.loads(run.stdout)
+    assert good == {"visitors": 42}
+    port = url.rsplit(":", 1)[1]
+    assert refused == (f"traffic:shop: TLS certificate of 127.0.0.1:{port} is signed by an unknown CA "
+                       f"(set ca_file to the CA that signed it) (GET {url}/stats.json)")
+    assert handed == [True, True, True]
