@@ -124,10 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if module is not None:
             return int(importlib.import_module(module).run(args))
-        if args.headless:
-            from .lean import asyncio_without_ssl
+        # The daemon and the dashboard: OpenSSL only once a source or sink speaks TLS (issue 14: the small end's
+        # RSS), and no cyclic garbage collection until they are up (issue 16: the first frame).
+        from .lean import asyncio_without_ssl, pause_gc
 
-            asyncio_without_ssl()  # OpenSSL only once a source or sink speaks TLS (issue 14: the small end's RSS)
+        pause_gc()
+        asyncio_without_ssl()
+        if args.headless:
             from .frontends.headless import run_headless
 
             return run_headless(args)

@@ -1,4 +1,5 @@
-"""asyncio without ssl until something needs TLS: the headless daemon's start-up imports.
+"""What the program does before it is useful: asyncio without ssl until something needs TLS, and no cyclic
+garbage collection while starting.
 
 `import asyncio` imports `ssl`, which maps OpenSSL's libssl and libcrypto: about 4.5 MB of a single-host
 daemon's RSS (issue 14), for a config whose sources and sinks are all on this host and never speak TLS.
@@ -10,6 +11,7 @@ asyncio's modules. So TLS works exactly as before; it is only paid for when some
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import sys
@@ -19,6 +21,26 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
+
+
+_gc_paused = False
+
+
+def pause_gc() -> None:
+    """No cyclic collection until `resume_gc()` (does nothing if the collector is off already)."""
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def resume_gc() -> None:
+    """Freeze what start-up made and collect cycles again, if `pause_gc()` stopped it (otherwise nothing)."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
 
 
 def asyncio_without_ssl() -> bool:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Config, ConfigError, SinkConfig
 from ..defaults import resolve_config
+from ..lean import resume_gc
 from ..logs import setup_logging
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         log.info("started: %d sources, %d rules, tick %.3gs, pid %d", len(engine.source_health()),
                  len(self.config.rules), engine.tick_seconds, os.getpid())
+        resume_gc()  # paused by the command line for start-up
         try:
             await engine.run(self.stop)
         finally:

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widget import AwaitMount
 
 from ..engine import Engine
+from ..lean import resume_gc
 from ..snapshot import AlertView, CampaignView, HostView, Snapshot
 from ..store import Window
 from ..textsafe import one_line
@@ -169,6 +170,7 @@ class SurgewatchApp(App[int]):
         elif self.run_engine:
             self.run_worker(self.engine.run(self._stop), name="engine", exclusive=True)
         self._watch_terminal()
+        self.set_timer(5.0, resume_gc)  # a first snapshot that is slow to come does not keep it paused
 
     def _engine_stopped(self, task: asyncio.Task[None]) -> None:
         """An engine that stops on its own failed: leave (the caller reports its error)."""
@@ -238,6 +240,7 @@ class SurgewatchApp(App[int]):
             return
         self._last_draw = snap.ts
         self.redraw()
+        self.call_after_refresh(resume_gc)  # the first frame is out: collect cycles again (lean.py)
 
     def _rotate(self, snap: Snapshot) -> None:
         """Wall mode: move the focus on (by engine time, so a driven clock drives it), or hold it on an alert."""
