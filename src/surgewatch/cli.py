@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .lean import asyncio_without_ssl, pause_gc, resume_gc
 from .textsafe import SafeStream
 
 # (name, module, one-line help). Keep names: users' scripts call them.
@@ -126,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(importlib.import_module(module).run(args))
         # The daemon and the dashboard: OpenSSL only once a source or sink speaks TLS (issue 14: the small end's
         # RSS), and no cyclic garbage collection until they are up (issue 16: the first frame).
-        from .lean import asyncio_without_ssl, pause_gc
-
         pause_gc()
         asyncio_without_ssl()
         if args.headless:
@@ -143,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     finally:
+        resume_gc(freeze=False)  # a frontend that returned early (a bad config) leaves nothing paused
         sys.stdout, sys.stderr = saved
 
 

@@ -34,12 +34,14 @@ def pause_gc() -> None:
         _gc_paused = True
 
 
-def resume_gc() -> None:
-    """Freeze what start-up made and collect cycles again, if `pause_gc()` stopped it (otherwise nothing)."""
+def resume_gc(freeze: bool = True) -> None:
+    """Freeze what start-up made (unless told not to) and collect cycles again, if `pause_gc()` stopped it
+    (otherwise nothing)."""
     global _gc_paused
     if _gc_paused:
         _gc_paused = False
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         gc.enable()
 
 

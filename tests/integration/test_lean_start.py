@@ -126,3 +126,22 @@ print(json.dumps([good, refused, asyncio.base_events.ssl is sys.modules["ssl"],
     assert refused == (f"traffic:shop: TLS certificate of 127.0.0.1:{port} is signed by an unknown CA "
                        f"(set ca_file to the CA that signed it) (GET {url}/stats.json)")
     assert handed == [True, True, True]
+
+
+@pytest.mark.parametrize("frontend", [["--headless"], []])
+def test_a_bad_config_still_gets_its_one_line_and_leaves_the_collector_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], frontend: list[str]) -> None:
+    """The command line pauses cyclic garbage collection for start-up; a frontend that returns early on a bad
+    config gives the same one-line error and exit 2, and the collector is on again afterwards (nothing frozen)."""
+    import gc
+
+    from surgewatch.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[monitor]\ninterval = 5\n")
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    assert main([*frontend, "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interval must be a duration" in err and "Traceback" not in err
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
