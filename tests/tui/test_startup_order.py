@@ -98,3 +98,27 @@ async def test_a_source_that_never_answers_does_not_hold_back_the_first_tick(tmp
         await engine.shutdown(0.1)
     assert snap.values["host:quick/cpu.percent"] == 12.0
     assert "host:silent/cpu.percent" not in snap.values
+
+
+async def test_the_collector_paused_for_start_up_is_on_again_once_the_first_frame_is_out(tmp_path: Path) -> None:
+    """The command line pauses cyclic garbage collection for start-up (lean.pause_gc); the dashboard turns it
+    back on after drawing its first snapshot, with what start-up made frozen out of later collections."""
+    import gc
+
+    from surgewatch.lean import pause_gc, resume_gc
+    from tests.support.tui_demo import make_app
+
+    engine = demo_engine(tmp_path)
+    app = make_app(engine)
+    frozen = gc.get_freeze_count()
+    pause_gc()
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert not gc.isenabled()  # composed, nothing drawn from a snapshot yet
+            await advance(engine, 1)  # a tick: its snapshot is drawn
+            await pilot.pause()
+            await pilot.pause()
+            assert gc.isenabled() and gc.get_freeze_count() > frozen
+    finally:
+        resume_gc(freeze=False)
+        gc.unfreeze()
