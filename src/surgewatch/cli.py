@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     finally:
-        resume_gc(freeze=False)  # a frontend that returned early (a bad config) leaves nothing paused
+        resume_gc()  # a frontend that returned early (a bad config) leaves nothing paused
         sys.stdout, sys.stderr = saved
 
 

@@ -7,6 +7,12 @@ daemon's RSS (issue 14), for a config whose sources and sinks are all on this ho
 Python built without it), and arranges that the first `import ssl` afterwards, from whichever module (the http
 client for the first http(s) source or sink, at start or after a reload, or a library), also hands the module to
 asyncio's modules. So TLS works exactly as before; it is only paid for when something uses it.
+
+Start-up imports and builds a hundred thousand long-lived objects (modules, classes, functions) and almost no
+cyclic garbage, yet the cyclic collector runs a hundred times over them meanwhile (~7% of the imports' CPU).
+`pause_gc()` turns it off for start-up; `resume_gc()` turns it back on once the program is up (the daemon
+started, the dashboard's first frame drawn). Not `gc.freeze()` as well: it saved no measurable CPU per minute, and
+a frozen start-up object that later becomes cyclic garbage (an analyzer replaced on reload) would never be freed.
 """
 
 from __future__ import annotations
@@ -34,14 +40,11 @@ def pause_gc() -> None:
         _gc_paused = True
 
 
-def resume_gc(freeze: bool = True) -> None:
-    """Freeze what start-up made (unless told not to) and collect cycles again, if `pause_gc()` stopped it
-    (otherwise nothing)."""
+def resume_gc() -> None:
+    """Collect cycles again, if `pause_gc()` stopped it (otherwise nothing)."""
     global _gc_paused
     if _gc_paused:
         _gc_paused = False
-        if freeze:
-            gc.freeze()
         gc.enable()
 
 
