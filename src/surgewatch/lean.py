@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import importlib.util
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -75,31 +74,37 @@ def hand_ssl_to_asyncio(ssl: ModuleType) -> None:
 
 
 class SslForAsyncio:
-    """A meta path finder (duck-typed: importlib.abc would import importlib.resources). It finds nothing itself:
-    on the first `import ssl` it removes itself and wraps the real loader so that the module reaches asyncio too."""
+    """A meta path finder (duck-typed: importlib.abc would import importlib.resources). For `ssl` it asks the
+    finders after it and wraps the loader they give so that the module, once loaded, reaches asyncio too; it
+    leaves the path then (a `find_spec("ssl")` that loads nothing leaves it in place)."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         if fullname != "ssl":
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("ssl")
-        if spec is None or spec.loader is None:
-            return spec
-        spec.loader = cast("Loader", ThenHandToAsyncio(spec.loader))
-        return spec
+        for finder in [f for f in sys.meta_path if f is not self]:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = cast("Loader", ThenHandToAsyncio(spec.loader, self))
+                return spec
+        return None
 
 
 class ThenHandToAsyncio:
     """The real loader of `ssl`, followed by `hand_ssl_to_asyncio` (a Loader, duck-typed like the finder)."""
 
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, finder: SslForAsyncio) -> None:
         self.loader = loader
+        self.finder = finder
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
         hand_ssl_to_asyncio(module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ... for tracebacks and inspect

@@ -86,7 +86,8 @@ def test_a_local_daemon_loads_no_openssl_http_client_or_ui(tmp_path: Path, confi
 
 def test_a_daemon_started_without_ssl_still_gets_it_for_the_first_https_source(tmp_path: Path) -> None:
     """asyncio imported without ssl, then an https poll through the http client: asyncio's modules get the ssl
-    module at its first import, so the verified handshake and the certificate error lines are as before."""
+    module at its first import (not at a mere look-up), so the verified handshake and the certificate error
+    lines are as before."""
     pki = make_test_pki(tmp_path / "pki")
     code = """
 import json, sys
@@ -94,6 +95,8 @@ from surgewatch.lean import asyncio_without_ssl
 assert asyncio_without_ssl() and "ssl" not in sys.modules
 import asyncio
 assert asyncio.base_events.ssl is None and asyncio.sslproto.ssl is None
+import importlib.util
+assert importlib.util.find_spec("ssl") is not None and "ssl" not in sys.modules  # a library probing for ssl
 from surgewatch.config import TlsConfig
 from surgewatch.sources.base import SourceError
 from surgewatch.sources.http import HttpPoller
