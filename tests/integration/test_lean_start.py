@@ -31,7 +31,19 @@ NOT_FOR_A_LOCAL_DAEMON = (*OPENSSL, *NOT_FOR_THE_DEFAULT_DAEMON, "platformdirs",
 PROBE = """
 import json, os, signal, sys, threading, time
 out = sys.argv[1]
+started = threading.Event()
+class Tee:  # the daemon's log goes to stderr: see its "started:" line, however loaded the machine is
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        if "started:" in text:
+            started.set()
+        return self.stream.write(text)
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+sys.stderr = Tee(sys.stderr)
 def probe():
+    started.wait(50)
     time.sleep(float(os.environ.get("PROBE_AFTER", "1.5")))
     with open(out, "w") as f:
         json.dump(sorted(sys.modules), f)
