@@ -18,8 +18,12 @@ Prometheus), the tick and its parts (store, detector, campaign analysis = the an
 detector, rules), RSS, and CPU seconds per minute (process user+system over the window). The first ticks
 (until the store and detector have their working size) are left out: see --warmup.
 
+With `--against DIR` the daemon of another checkout (e.g. `git worktree add ../base main`) runs beside this
+one's, both polling the same Prometheus in the same window (each with its own state dir), so a change is
+measured side by side on a noisy machine; `--no-engine` skips step 2.
+
 Run: PYTHONPATH=src .venv/bin/python benchmarks/fleet_bench.py [--sizes 100,1000,3000] [--minutes 3]
-     [--interval 15s] [--backfill-hours 24] [--no-daemon] [--keep DIR]
+     [--interval 15s] [--backfill-hours 24] [--no-daemon] [--no-engine] [--against DIR] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 import psutil
 
 HERE = Path(__file__).resolve().parent
+CHECKOUTS: dict[str, Path] = {"this": HERE.parent}  # daemon label → the checkout it runs from (--against adds one)
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent), str(HERE)]
 
 from fleet_exporter import CAMPAIGNS, GROUPS, host_names  # noqa: E402
@@ -196,28 +201,52 @@ async def run_engine(config_path: Path, minutes: float, warmup: float) -> dict[s
             "errors": {h.name: h.error for h in engine.collector.health.values() if h.error}}
 
 
-def run_daemon(config_path: Path, minutes: float, warmup: float, workdir: Path) -> dict[str, Any]:
-    """`surgewatch --headless` on the same config: RSS samples and CPU seconds per minute."""
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
-    with open(workdir / "daemon.log", "wb") as log:
-        p = subprocess.Popen([sys.executable, "-m", "surgewatch", "--headless", "--config", str(config_path)],
-                             stdout=log, stderr=subprocess.STDOUT, env=env)
+def peak_rss(pid: int) -> float:
+    """The process's peak RSS so far in MiB (VmHWM: transient peaks between samples count too)."""
     try:
-        proc = psutil.Process(p.pid)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def run_daemons(configs: dict[str, Path], minutes: float, warmup: float, workdir: Path) -> dict[str, dict[str, Any]]:
+    """`surgewatch --headless` of each checkout (label → its config, whose parent dir is the checkout's key in
+    CHECKOUTS) side by side in the same window: RSS samples, peak RSS and CPU seconds per minute."""
+    procs: dict[str, tuple[subprocess.Popen[bytes], psutil.Process]] = {}
+    try:
+        for label, config_path in configs.items():
+            env = dict(os.environ, PYTHONPATH=str(CHECKOUTS[label] / "src"))
+            with open(workdir / f"daemon-{label}.log", "wb") as log:
+                p = subprocess.Popen([sys.executable, "-m", "surgewatch", "--headless", "--config", str(config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+            procs[label] = (p, psutil.Process(p.pid))
         time.sleep(warmup)
-        c0, t0 = proc.cpu_times(), time.monotonic()
-        rss = []
+        c0 = {label: proc.cpu_times() for label, (_, proc) in procs.items()}
+        t0 = time.monotonic()
+        rss: dict[str, list[float]] = {label: [] for label in procs}
         end = t0 + minutes * 60.0
-        while time.monotonic() < end and p.poll() is None:
-            time.sleep(min(5.0, end - time.monotonic()))
-            rss.append(proc.memory_info().rss / 2**20)
-        c1, elapsed = proc.cpu_times(), time.monotonic() - t0
-        return {"rss": rss, "cpu_s_per_min": (c1.user + c1.system - c0.user - c0.system) / elapsed * 60.0,
-                "exit": p.poll()}
+        while time.monotonic() < end and all(p.poll() is None for p, _ in procs.values()):
+            time.sleep(min(2.0, max(0.0, end - time.monotonic())))
+            for label, (p, proc) in procs.items():
+                if p.poll() is None:
+                    rss[label].append(proc.memory_info().rss / 2**20)
+        elapsed = time.monotonic() - t0
+        out = {}
+        for label, (p, proc) in procs.items():
+            alive = p.poll() is None
+            c1 = proc.cpu_times() if alive else c0[label]
+            out[label] = {"rss": rss[label], "peak": peak_rss(p.pid) if alive else float("nan"),
+                          "cpu_s_per_min": (c1.user + c1.system - c0[label].user - c0[label].system) / elapsed * 60.0,
+                          "exit": p.poll()}
+        return out
     finally:
-        if p.poll() is None:
-            p.terminate()
-            p.wait(10)
+        for p, _ in procs.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
 
 
 def start_fleet(hosts: int, workdir: Path, backfill_hours: float, step: float,
@@ -302,13 +331,23 @@ def one_size(hosts: int, args: argparse.Namespace, root: Path) -> dict[str, Any]
         state = workdir / "state"
         state.mkdir()
         config.write_text(surgewatch_config(url, hosts, interval, state))
-        print(f"   engine in process for {args.minutes:g} min after {warmup:g} s ...", file=sys.stderr, flush=True)
-        engine = asyncio.run(run_engine(config, args.minutes, warmup))
-        daemon = None
+        engine = None
+        if args.engine:
+            print(f"   engine in process for {args.minutes:g} min after {warmup:g} s ...", file=sys.stderr,
+                  flush=True)
+            engine = asyncio.run(run_engine(config, args.minutes, warmup))
+        daemons = {}
         if args.daemon:
-            print(f"   surgewatch --headless for {args.minutes:g} min ...", file=sys.stderr, flush=True)
-            daemon = run_daemon(config, args.minutes, warmup, workdir)
-        return {"hosts": hosts, "engine": engine, "daemon": daemon, "timings": timings}
+            configs = {"this": config}
+            if args.against is not None:  # the other checkout's daemon: same fleet and window, its own state dir
+                other = workdir / "against"
+                (other / "state").mkdir(parents=True)
+                configs["against"] = other / "surgewatch.toml"
+                configs["against"].write_text(surgewatch_config(url, hosts, interval, other / "state"))
+            print(f"   surgewatch --headless ({', '.join(configs)}) for {args.minutes:g} min ...", file=sys.stderr,
+                  flush=True)
+            daemons = run_daemons(configs, args.minutes, warmup, workdir)
+        return {"hosts": hosts, "engine": engine, "daemons": daemons, "timings": timings}
     finally:
         if prom is not None:
             prom.stop()
@@ -329,8 +368,17 @@ def main() -> None:
     ap.add_argument("--backfill-hours", type=float, default=24.0, help="history written by promtool (0: none)")
     ap.add_argument("--backfill-step", type=float, default=300.0, help="seconds between backfilled samples")
     ap.add_argument("--no-daemon", dest="daemon", action="store_false", help="skip the --headless run")
+    ap.add_argument("--no-engine", dest="engine", action="store_false",
+                    help="skip the in-process engine run (only the daemons' RSS and CPU)")
+    ap.add_argument("--against", type=Path, metavar="DIR",
+                    help="also run the daemon of the checkout in DIR (e.g. a worktree of main) side by side, "
+                         "polling the same Prometheus in the same window")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
     args = ap.parse_args()
+    if args.against is not None:
+        if not (args.against / "src" / "surgewatch").is_dir():
+            ap.error(f"--against {args.against}: no src/surgewatch there (give a checkout of surgewatch)")
+        CHECKOUTS["against"] = args.against.resolve()
     signal.signal(signal.SIGTERM, _interrupted)  # stop Prometheus and the exporter (by PID) on the way out
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     root = args.keep or Path(tempfile.mkdtemp(prefix="fleet-bench-"))
@@ -362,27 +410,29 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ("RSS MB", lambda r: spread(r["engine"]["rss"], "{:.0f}")),
         ("CPU s/min", lambda r: f"{r['engine']['cpu_s_per_min']:.2f}"),
     ]
-    table = [[name for name, _ in cols]] + [[f(r) for _, f in cols] for r in results]
-    widths = [max(len(row[k]) for row in table) for k in range(len(cols))]
-    for row in table:
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
-    if any(r["daemon"] for r in results):
-        print("\nsurgewatch --headless on the same config (a user's view):")
-        print(f"{'hosts':>6}  {'RSS MB':>12}  {'CPU s/min':>9}  {'% of a core':>11}")
+    engines = [r for r in results if r["engine"]]
+    if engines:
+        table = [[name for name, _ in cols]] + [[f(r) for _, f in cols] for r in engines]
+        widths = [max(len(row[k]) for row in table) for k in range(len(cols))]
+        for row in table:
+            print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    if any(r["daemons"] for r in results):
+        print("\nsurgewatch --headless on the same config (a user's view; RSS sampled every 2 s, peak = VmHWM):")
+        print(f"{'hosts':>6}  {'checkout':<40}  {'RSS MB':>12}  {'peak MB':>7}  {'CPU s/min':>9}  {'% of a core':>11}")
         for r in results:
-            d = r["daemon"]
-            if d:
-                print(f"{r['hosts']:>6,}  {spread(d['rss'], '{:.0f}'):>12}  {d['cpu_s_per_min']:>9.2f}  "
-                      f"{d['cpu_s_per_min'] / 60 * 100:>10.1f}%" + (f"  (exited {d['exit']})" if d["exit"] else ""))
+            for label, d in r["daemons"].items():
+                where = str(CHECKOUTS[label])[-40:]
+                print(f"{r['hosts']:>6,}  {where:<40}  {spread(d['rss'], '{:.0f}'):>12}  {d['peak']:>7.0f}  "
+                      f"{d['cpu_s_per_min']:>9.2f}  {d['cpu_s_per_min'] / 60 * 100:>10.1f}%"
+                      + (f"  (exited {d['exit']})" if d["exit"] else ""))
     for r in results:
         t = r["timings"]
         if t:
             print(f"backfill {r['hosts']:,} hosts: {t.get('samples', 0):,.0f} samples ({args.backfill_hours:g} h "
                   f"every {args.backfill_step:g} s) written in {t.get('write_s', 0):.0f} s, promtool "
                   f"{t.get('promtool_s', 0):.0f} s; hosts with a sample 12 h ago: {t.get('hosts_12h_ago', 0):,.0f}")
-        if r["engine"]["errors"]:
+        if r["engine"] and r["engine"]["errors"]:
             print(f"source errors at {r['hosts']:,} hosts: {r['engine']['errors']}")
-
 
 if __name__ == "__main__":
     main()
