@@ -539,7 +539,7 @@ class Engine:
         """Put past ticks into the store and warm analysis on them (the demo's history, a replay's)."""
         self.store.backfill(ts, dict(merged))
         if not self._analysis_deferred:  # else warmed when analysis starts, on this and the first live tick
-            self.analyzer.warm(self.store.last_n(len(ts))[1])
+            self.analyzer.warm(self.store.last_n(len(ts))[1].astype(np.float64))  # as live ticks' columns are
         self._tell("on_backfill", self.clock(), ts, merged)
 
     async def run(self, until: asyncio.Event | None = None) -> None:
@@ -620,7 +620,7 @@ class Engine:
             self.declared.set_annotations(self.annotations.items())
         if self._analysis_deferred and self.last_tick is not None:  # the second tick: analysis starts
             self._analysis_deferred = False
-            self.analyzer.warm(store.last_n(store.ticks)[1][:, :-1])
+            self.analyzer.warm(store.last_n(store.ticks)[1][:, :-1].astype(np.float64))  # as live columns are
         analysis = None
         if not self._analysis_deferred:
             ts_win, win = store.last_n(self.analyzer.fit_ticks)
@@ -879,10 +879,11 @@ class Engine:
         """host → metric → store row, rebuilt only when series were added or evicted."""
         if self._hosts_cache[0] != self.store.version:
             hosts: dict[str, dict[str, int]] = {}
+            metrics: dict[str, str] = {}  # one string per metric name, not one per series (10,000 in a fleet)
             for i, name in enumerate(self.store.names):
                 kind, who, metric = split_series(name)
                 if kind == "host":
-                    hosts.setdefault(who, {})[metric] = i
+                    hosts.setdefault(who, {})[metrics.setdefault(metric, metric)] = i
             self._hosts_cache = (self.store.version, hosts)
         return self._hosts_cache[1]
 

@@ -1,15 +1,23 @@
 """Numpy ring buffers: one row per series, one column per tick, plus a coarse tier for long history.
 
-Each ring is a tenth wider than its capacity: columns are written once, left to right, and when the
-buffer is full the last `capacity - 1` columns move back to its start (every tenth of capacity ticks),
-so any window of up to `capacity` columns is a contiguous, zero-copy view. The coarse tier keeps its
-per-step means as float32: long history at half the memory (7 significant digits is plenty for a chart).
+Each ring is a twentieth wider than its capacity: columns are written once, left to right, and when the
+buffer is full the last `capacity - 1` columns move back to its start (every twentieth of capacity ticks),
+so any window of up to `capacity` columns is a contiguous, zero-copy view. Both tiers keep float32 (7
+significant digits; at a 15 s tick 10,000 series hold an hour at tick resolution and six hours of per-minute
+means in 24 MiB, 35 MiB in float64 with a tenth of slack); the latest value of each series is kept exactly
+(float64) beside them.
+
+Rows live in an address-space reservation (an anonymous mapping) about twice the rows in use: the rows
+beyond those in use are never written, so they cost no memory, and new series within it take rows without
+copying the ring (a fleet whose answers land over several ticks neither doubles its rings nor copies tens
+of megabytes at once). Only past the reservation is a larger one mapped and the rows copied.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import mmap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,8 +26,9 @@ import numpy as np
 log = logging.getLogger("surgewatch.store")
 
 DEFAULT_MAX_SERIES = 20_000
-SLACK = 0.1  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
-GROW_DOUBLING_UNTIL = 1024  # rows grow by doubling up to here, then by a quarter (a fleet is not over-allocated)
+SLACK = 0.05  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
+GROW_DOUBLING_UNTIL = 1024  # per-row arrays grow by doubling up to here, then by a quarter
+VALUES = np.float32  # what both tiers hold (see the module's docstring)
 
 
 def grown_size(current: int, needed: int, limit: int | None = None) -> int:
@@ -30,29 +39,52 @@ def grown_size(current: int, needed: int, limit: int | None = None) -> int:
     return max(needed, step)
 
 
-class Ring:
-    """A fixed-capacity ring of columns (ticks) × rows (series), readable as zero-copy windows."""
+def reserve_rows(rows: int, width: int, dtype: type[np.floating]) -> np.ndarray:
+    """A rows × width array in a fresh anonymous mapping: zero pages that cost no memory until written."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = mmap.mmap(-1, max(1, rows * width * itemsize))
+    return np.frombuffer(buf, dtype=dtype, count=rows * width).reshape(rows, width)
 
-    def __init__(self, capacity: int, rows: int = 16, dtype: type[np.floating] = np.float64) -> None:
+
+class Ring:
+    """A fixed-capacity ring of columns (ticks) × rows (series), readable as zero-copy windows.
+
+    `data` is the rows in use (every one written: NaN where nothing arrived); they sit at the start of a larger
+    reservation (`reserved` rows) whose other rows are never touched until a new series takes them."""
+
+    def __init__(self, capacity: int, rows: int = 16, dtype: type[np.floating] = VALUES) -> None:
         self.capacity = max(2, int(capacity))
         self.width = self.capacity + max(1, int(self.capacity * SLACK))
-        self.data = np.full((rows, self.width), np.nan, dtype=dtype)
+        self.max_rows: int | None = None  # growth stops here (the store's max_series)
+        self._buf = reserve_rows(max(1, rows), self.width, dtype)
+        self.data = self._buf[:rows]
+        self.data.fill(np.nan)
         self.ts = np.full(self.width, np.nan)
         self.count = 0  # columns ever appended
         self.end = 0  # the buffer column after the last one written
-        self.max_rows: int | None = None  # growth stops here (the store's max_series)
 
     @property
     def rows(self) -> int:
         return self.data.shape[0]
 
+    @property
+    def reserved(self) -> int:
+        """Rows that fit without copying the ring (only those in use are resident)."""
+        return self._buf.shape[0]
+
     def grow(self, rows: int) -> None:
-        """Make room for at least `rows` series (new rows empty)."""
-        if rows <= self.rows:
+        """Make room for at least `rows` series (new rows empty): within the reservation in place, past it by
+        mapping one twice the size (at most max_rows, never fewer than asked) and copying the rows in use."""
+        have = self.rows
+        if rows <= have:
             return
-        data = np.full((grown_size(self.rows, rows, self.max_rows), self.width), np.nan, dtype=self.data.dtype)
-        data[: self.rows] = self.data
-        self.data = data
+        if rows > self.reserved:
+            size = max(rows, 2 * rows if self.max_rows is None else min(2 * rows, self.max_rows))
+            buf = reserve_rows(size, self.width, self._buf.dtype.type)
+            buf[:have] = self.data
+            self._buf = buf
+        self.data = self._buf[:rows]
+        self.data[have:] = np.nan
 
     def append(self, ts: float, column: np.ndarray) -> None:
         """Append one column; `column` has one value per row in use (NaN where nothing arrived)."""
@@ -121,7 +153,7 @@ class SeriesStore:
         fine_span = min(fine_span, history)
         self.fine = Ring(int(np.ceil(fine_span / tick)) + 1)
         self.coarse_step = max(coarse_step, tick)
-        self.coarse = Ring(int(np.ceil(history / self.coarse_step)) + 1, dtype=np.float32)
+        self.coarse = Ring(int(np.ceil(history / self.coarse_step)) + 1)
         self._per_coarse = max(1, round(self.coarse_step / tick))
         self.index: dict[str, int] = {}
         self.names: list[str] = []
@@ -242,11 +274,7 @@ class SeriesStore:
         self.last_ts[:n][valid] = ts
         if self.fine.count % self._per_coarse == 0:
             _, block = self.fine.window(self._per_coarse)
-            with np.errstate(invalid="ignore"):
-                counts = np.sum(~np.isnan(block[:n]), axis=1)
-                sums = np.nansum(block[:n], axis=1)
-                means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-            self.coarse.append(ts, means)
+            self.coarse.append(ts, _means(block[:n]))
         return column
 
     def backfill(self, ts: Sequence[float], values: dict[str, Sequence[float]]) -> None:
@@ -270,6 +298,7 @@ class SeriesStore:
         block[rows] = matrix
         fine.grow(size)
         fine.data[:size, :n] = block  # an empty ring is written from its first column (see Ring.append)
+        held = fine.data[:size, :n]  # the coarse means are of what the fine tier holds, as append takes them
         fine.ts[:n] = ts
         fine.count = fine.end = n
         self.seen_tick[rows] = n
@@ -279,12 +308,8 @@ class SeriesStore:
         self.last_value[:size][seen] = block[seen, last[seen]]
         self.last_ts[:size][seen] = ts[last[seen]]
         per = self._per_coarse
-        with np.errstate(invalid="ignore"):
-            for end in range(per, n + 1, per):  # a coarse column per `per` fine ones, as append makes them
-                part = block[:, end - per:end]
-                counts = np.sum(~np.isnan(part), axis=1)
-                self.coarse.append(float(ts[end - 1]), np.where(counts > 0, np.nansum(part, axis=1) /
-                                                                 np.maximum(counts, 1), np.nan))
+        for end in range(per, n + 1, per):  # a coarse column per `per` fine ones, as append makes them
+            self.coarse.append(float(ts[end - 1]), _means(held[:, end - per:end]))
         return True
 
     def window(self, seconds: float | None = None, names: Sequence[str] | None = None) -> Window:
@@ -318,6 +343,14 @@ class SeriesStore:
     @property
     def ticks(self) -> int:
         return self.fine.count
+
+
+def _means(block: np.ndarray) -> np.ndarray:
+    """Each row's mean over its non-missing values (NaN where none), summed in float64."""
+    with np.errstate(invalid="ignore"):
+        counts = np.sum(~np.isnan(block), axis=1)
+        sums = np.nansum(block, axis=1, dtype=np.float64)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def _grown(a: np.ndarray, size: int, fill: float) -> np.ndarray:

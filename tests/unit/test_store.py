@@ -121,22 +121,41 @@ def test_windows_stay_right_across_many_moves_back_of_the_columns() -> None:
             assert ts.tolist() == want and data[0].tolist() == want
 
 
-def test_a_fleet_of_10000_series_holds_six_hours_in_under_40_mib() -> None:
+def test_a_fleet_of_10000_series_holds_six_hours_in_under_25_mib() -> None:
     store = SeriesStore(tick=15.0, history=6 * 3600)
     rows = store.rows([f"host:web-{i:04d}/m{j}" for i in range(1000) for j in range(10)])
     for t in range(8):  # two coarse (1-minute) columns
         store.append(15.0 * t, rows, np.ones(rows.shape[0]))
     held = store.fine.data.nbytes + store.coarse.data.nbytes
-    assert held < 40 * 2**20  # 35 MiB; was 92 MiB with doubled rings and float64 history
+    assert held < 25 * 2**20  # 24 MiB; 35 MiB with a float64 fine tier and a tenth of slack, 92 MiB doubled
     assert store.coarse.data.dtype == np.float32 and store.window(None).values.shape == (10_000, 2)
 
 
-def test_rows_grow_by_a_quarter_once_the_store_is_large() -> None:
+def test_new_series_within_the_reservation_take_rows_without_copying_the_ring() -> None:
     store = SeriesStore(tick=1.0, history=600)
     rows = store.rows([f"s{i}" for i in range(3000)])
-    store.append(1.0, rows, np.zeros(3000))
-    store.append(2.0, store.rows([f"s{i}" for i in range(3001)]), np.zeros(3001))
-    assert store.fine.rows == 3750  # not 6,000
+    store.append(1.0, rows, np.arange(3000.0))
+    before = store.fine.data
+    assert store.fine.rows == 3000 and store.fine.reserved >= 6000  # reserved rows are never written
+    store.append(2.0, store.rows([f"s{i}" for i in range(3001)]), np.arange(3001.0))
+    assert store.fine.rows == 3001  # exactly the rows in use, not a quarter more
+    assert np.shares_memory(before, store.fine.data)  # the same buffer: nothing copied
+    window = store.window(10)
+    assert np.isnan(window.values[3000, 0]) and window.values[3000, 1] == 3000.0  # the new row: empty before
+    assert window.values[2999].tolist() == [2999.0, 2999.0]
+
+
+def test_past_the_reservation_the_rows_move_to_a_larger_one_with_their_history() -> None:
+    ring = Ring(capacity=5, rows=2)
+    ring.max_rows = 50
+    for t in range(7):  # past one move back of the columns
+        ring.append(float(t), np.array([float(t), -float(t)]))
+    ring.append(7.0, np.arange(30.0))  # 30 rows: a reservation of min(60, max_rows) rows
+    assert ring.rows == 30 and ring.reserved == 50
+    ts, data = ring.window(5)
+    assert ts.tolist() == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert data[0].tolist() == [3.0, 4.0, 5.0, 6.0, 0.0] and data[1].tolist() == [-3.0, -4.0, -5.0, -6.0, 1.0]
+    assert np.isnan(data[2:, :-1]).all() and data[2:, -1].tolist() == list(range(2, 30))
 
 
 def test_a_backfill_into_an_empty_store_holds_what_appending_each_tick_would() -> None:
