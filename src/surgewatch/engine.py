@@ -48,7 +48,7 @@ from .config import CampaignConfig, Config, SinkConfig
 from .feeds.base import merge_campaigns
 from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, series, split_series
-from .snapshot import AlertView, CampaignView, GroupView, HostView, PairView, Snapshot, SourceView
+from .snapshot import AlertView, CampaignView, GroupView, HostView, PairView, RecentValues, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
@@ -934,7 +934,9 @@ class Engine:
         last = store.last_value[:n].tolist()
         score_of = scores.tolist()
         spark_rows = [i for metrics in hosts.values() for m in HOST_SPARK_METRICS if (i := metrics.get(m)) is not None]
-        spark_of = dict(zip(spark_rows, map(tuple, recent[spark_rows].tolist()), strict=True))
+        sparks = recent[spark_rows]  # one copy shared by every host's RecentValues (tuples made when drawn)
+        sparks.flags.writeable = False
+        k = 0
         health = self.collector.health
         host_views = []
         for who, metrics in hosts.items():
@@ -945,7 +947,9 @@ class Engine:
                     store.names[i] for i in metrics.values())), "")
                 src = health.get(src_name)
             values = {m: last[i] for m, i in metrics.items()}
-            host_spark = {m: spark_of[metrics[m]] for m in HOST_SPARK_METRICS if m in metrics}
+            at = {m: k + j for j, m in enumerate(m for m in HOST_SPARK_METRICS if m in metrics)}
+            k += len(at)
+            host_spark = RecentValues(sparks, at)
             sc = {m: v for m, i in metrics.items() if i < len(score_of) and not math.isnan(v := score_of[i])}
             cap = cap_by_host.get(who, (math.nan, math.nan))
             host_views.append(HostView(

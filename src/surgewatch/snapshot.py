@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .model import AlertEvent, Annotation, Cause
+
+
+class RecentValues(Mapping[str, tuple[float, ...]]):
+    """Some series' recent values by metric, read from one array that every host of a snapshot shares: a tuple
+    is made only when asked for (a fleet's dashboard draws the sparklines of the rows on screen, not of 1,000
+    hosts × 4 metrics × 60 points, which as Python floats would be ~6 MB per snapshot)."""
+
+    __slots__ = ("_rows", "_values")
+
+    def __init__(self, values: np.ndarray, rows: Mapping[str, int]) -> None:
+        self._values = values  # [row, time], not changed after (a copy taken for the snapshot)
+        self._rows = rows
+
+    def __getitem__(self, metric: str) -> tuple[float, ...]:
+        return tuple(self._values[self._rows[metric]].tolist())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +59,7 @@ class HostView:
     stale: bool
     error: str | None
     metrics: dict[str, float]
-    spark: dict[str, tuple[float, ...]]
+    spark: Mapping[str, tuple[float, ...]]  # a dict, or RecentValues (what the engine gives)
     scores: dict[str, float]
     campaigns: tuple[str, ...]
     headroom: float = float("nan")

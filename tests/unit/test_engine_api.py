@@ -197,3 +197,17 @@ def test_a_replay_seeking_back_keeps_its_subscribers_and_sends_one_snapshot_per_
     left = d.timeline.size - d.index
     d.play_all()  # the same subscribers hear every tick left, and events flow again after seeking
     assert len(snaps) == 2 + left and snaps[-1].ts == d.end and "cpu-high" in fired
+
+
+def test_a_snapshots_host_sparklines_are_the_recent_values_and_stay_as_they_were_after_more_ticks(
+        tmp_path: Path) -> None:
+    engine = make(tmp_path)
+    for k in range(5):
+        engine.tick(T0 + k, {CPU: 10.0 + k, "host:web-1/mem.percent": 50.0 - k, "host:web-1/disk.read_bps": 1.0})
+    host = engine.snapshot().hosts[0]
+    assert dict(host.spark) == {"cpu.percent": (10.0, 11.0, 12.0, 13.0, 14.0),
+                                "mem.percent": (50.0, 49.0, 48.0, 47.0, 46.0)}  # sparks of the spark metrics only
+    assert host.spark.get("load.1", ()) == () and len(host.spark) == 2
+    engine.tick(T0 + 5, {CPU: 99.0})
+    assert host.spark["cpu.percent"] == (10.0, 11.0, 12.0, 13.0, 14.0)  # a snapshot is not changed by later ticks
+    assert engine.snapshot().hosts[0].spark["cpu.percent"][-2:] == (14.0, 99.0)
