@@ -41,8 +41,11 @@ def grown_size(current: int, needed: int, limit: int | None = None) -> int:
 
 def reserve_rows(rows: int, width: int, dtype: type[np.floating]) -> np.ndarray:
     """A rows × width array in a fresh anonymous mapping: zero pages that cost no memory until written."""
-    itemsize = np.dtype(dtype).itemsize
-    buf = mmap.mmap(-1, max(1, rows * width * itemsize))
+    size = max(1, rows * width * np.dtype(dtype).itemsize)
+    if hasattr(mmap, "MAP_PRIVATE"):  # POSIX: private (as malloc's), not shared with a forked child
+        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    else:
+        buf = mmap.mmap(-1, size)
     return np.frombuffer(buf, dtype=dtype, count=rows * width).reshape(rows, width)
 
 
