@@ -182,3 +182,51 @@ def test_a_backfill_into_an_empty_store_holds_what_appending_each_tick_would() -
     np.testing.assert_array_equal(filled.last_value[:n_rows], appended.last_value[:n_rows])
     np.testing.assert_array_equal(filled.last_ts[:n_rows], appended.last_ts[:n_rows])
     np.testing.assert_array_equal(filled.seen_tick[:n_rows], appended.seen_tick[:n_rows])
+
+
+def _resident_kib(array: np.ndarray) -> tuple[int, int] | None:
+    """(resident, size) in KiB of the memory mapping that holds `array` (Linux), None elsewhere."""
+    address = array.__array_interface__["data"][0]
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()  # noqa: SIM115 (read whole at once)
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and ":" not in head:  # a mapping's first line: start-end perms ...
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside, size = start <= address < end, (end - start) // 1024
+        elif inside and head == "Rss:":
+            return int(line.split()[1]), size
+    return None
+
+
+def test_reserved_rows_that_no_series_uses_cost_no_memory() -> None:
+    ring = Ring(capacity=1000, rows=1)  # a row is ~4 KiB (one page)
+    ring.max_rows = 40_000
+    ring.append(0.0, np.arange(10_000.0))  # 10,000 rows in use of a reservation of 20,000 (~80 MiB mapped)
+    assert ring.rows == 10_000 and ring.reserved == 20_000
+    got = _resident_kib(ring.data)
+    if got is None:
+        return  # no /proc: the reservation is still right, only its residency is not visible here
+    resident, size = got
+    assert size >= 20_000 * ring.width * 4 // 1024  # the whole reservation is mapped ...
+    assert resident < 0.6 * size  # ... and only the rows in use (half of it) are resident
+
+
+def test_the_tiers_hold_float32_and_the_latest_value_stays_exact() -> None:
+    store = SeriesStore(tick=1.0, history=600)
+    _tick(store, 1.0, {"host:a/mem.available_bytes": 16_123_456_789.0, "host:a/cpu.percent": 42.1})
+    assert store.fine.data.dtype == np.float32 and store.coarse.data.dtype == np.float32
+    assert store.latest("host:a/mem.available_bytes") == 16_123_456_789.0 and store.latest("host:a/cpu.percent") == 42.1
+    held = store.window(10).values[:, -1]
+    assert held.tolist() == [float(np.float32(16_123_456_789.0)), float(np.float32(42.1))]
+    assert abs(held[0] / 16_123_456_789.0 - 1) < 1e-7  # 7 significant digits
+
+
+def test_a_lowered_max_series_still_lets_held_rows_grow_to_what_is_asked() -> None:
+    ring = Ring(capacity=4, rows=2)
+    ring.max_rows = 3  # lowered below what is asked next: never fewer rows than asked
+    ring.append(0.0, np.arange(5.0))
+    assert ring.rows == 5 and ring.reserved == 5 and ring.window(1)[1][:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
