@@ -552,25 +552,55 @@ class Engine:
             # Scheduled on the monotonic clock: a wall-clock step neither stalls ticks nor bursts them.
             # First tick as soon as every source has answered once, or after 0.3 s (one tick if shorter); the
             # ticks after it keep the beat of that 0.3 s mark, so the second one may come a little later.
-            mono = self.monotonic
-            beat = mono() + min(0.3, self.tick_seconds)
+            beat = self.monotonic() + min(0.3, self.tick_seconds)
             await self._first_polls(stop, min(0.3, self.tick_seconds))
-            next_tick = mono()
-            while not stop.is_set():
-                delay = next_tick - mono()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(stop.wait(), timeout=delay)
-                        break
-                    except TimeoutError:
-                        pass
-                self.tick(self.clock())
-                next_tick = max(next_tick, beat) + self.tick_seconds
-                late = mono()
-                if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
-                    next_tick = late + self.tick_seconds
+            if not stop.is_set():
+                await self._tick_until(stop, beat)
         finally:
             self._running = False
+
+    async def _tick_until(self, stop: asyncio.Event, beat: float) -> None:
+        """Tick now, then every tick_seconds on the beat of `beat`, until `stop` is set. Each tick runs straight
+        from its timer (one wake-up of the event loop a tick, not the several of a task waiting with a timeout);
+        a tick that raises ends the run with its exception, as a cancelled run ends at once."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        stopper = asyncio.ensure_future(stop.wait())  # one waiter for the whole run
+
+        def stopped(_task: object) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        stopper.add_done_callback(stopped)
+        mono = self.monotonic
+        next_tick = mono()
+        timer: asyncio.Handle | None = None
+
+        def on_timer() -> None:
+            nonlocal next_tick, timer
+            if done.done():
+                return
+            if stop.is_set():
+                done.set_result(None)
+                return
+            try:
+                self.tick(self.clock())
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            next_tick = max(next_tick, beat) + self.tick_seconds
+            late = mono()
+            if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
+                next_tick = late + self.tick_seconds
+            timer = loop.call_later(next_tick - late, on_timer)
+
+        timer = loop.call_soon(on_timer)
+        try:
+            await done
+        finally:
+            if timer is not None:
+                timer.cancel()
+            stopper.cancel()
 
     async def _first_polls(self, stop: asyncio.Event, limit: float) -> None:
         """Wait up to `limit` seconds (real time, checked every 10 ms) for every source's first answer."""

@@ -154,6 +154,11 @@ class LocalHostSource:
         rows.sort(key=lambda r: (r["cpu"], r["mem"]), reverse=True)
         return rows[: self.top_processes]
 
+    def poll_now(self) -> Reading | None:
+        """The reading on the spot (a fraction of a millisecond), or None while processes are listed: that
+        takes a thread (see poll)."""
+        return None if self.top_processes else self.sample()
+
     async def poll(self) -> Reading:
         if self.top_processes:
             return await asyncio.to_thread(self.sample)
