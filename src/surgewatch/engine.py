@@ -48,6 +48,7 @@ from .config import CampaignConfig, Config, SinkConfig
 from .feeds.base import merge_campaigns
 from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, series, split_series
+from .needed import needed_key, needed_series
 from .snapshot import AlertView, CampaignView, GroupView, HostView, PairView, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
@@ -91,6 +92,9 @@ class EngineOptions:
     # backfilled history and that tick) at the next one, so the first frame does not wait for warming it.
     # Not with a recording, whose replay must see the analysis the live run had.
     defer_analysis: bool = False
+    # Sources read only the series the config needs (surgewatch.needed): the headless daemon, which shows nothing
+    # but alerts (all series still, with [export] or a recording).
+    only_needed: bool = False
 
 
 class EngineView(Protocol):
@@ -192,8 +196,7 @@ class Engine:
         self.monotonic = opts.monotonic or (time.monotonic if real else opts.elapsed or opts.clock)
         self.tick_seconds = config.monitor.interval
         self._insecure_tls = frozenset(config.insecure_tls())
-        build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
-        self.sources = list(sources) if sources is not None else build_sources(config, build)
+        self.sources = list(sources) if sources is not None else build_sources(config, self._build_options(config))
         self.collector = Collector(self.sources, clock=self.clock)
         self.store = SeriesStore(self.tick_seconds, config.monitor.history, max_series=config.monitor.max_series)
         self.detector_name = opts.detector or config.monitor.detector
@@ -234,6 +237,11 @@ class Engine:
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
         self._analysis_deferred = opts.defer_analysis and not config.monitor.record
+
+    def _build_options(self, config: Config) -> BuildOptions:
+        opts = self.options
+        return BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes,
+                            wanted=needed_series(config) if opts.only_needed else None)
 
     def rebuild(self, config: Config | None = None, sources: Sequence[Source] | None = None) -> None:
         """Start over as a new Engine would (every part fresh, from `config`, default the current one, and
@@ -472,10 +480,9 @@ class Engine:
             log.warning("reload: [monitor] interval and history changes take effect after a restart")
         sources = None
         if (config.hosts, config.probes, config.traffic, config.campaign_feeds) != (
-                self.config.hosts, self.config.probes, self.config.traffic, self.config.campaign_feeds):
-            opts = self.options
-            build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
-            sources = build_sources(config, build)  # may raise: nothing has changed yet
+                self.config.hosts, self.config.probes, self.config.traffic, self.config.campaign_feeds) or (
+                self.options.only_needed and needed_key(config) != needed_key(self.config)):
+            sources = build_sources(config, self._build_options(config))  # may raise: nothing has changed yet
         sink_cfgs = list(config.sinks) or list(self.options.default_sinks)
         if sink_cfgs != (list(self.config.sinks) or list(self.options.default_sinks)):
             await self.dispatcher.reconfigure(sink_cfgs)

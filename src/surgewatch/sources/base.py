@@ -121,6 +121,8 @@ class BuildOptions:
     wall_clock: Callable[[], float] = time.time
     top_processes: int = 0
     demo_seed: int = 7  # used unless a demo [[host]] or [[traffic]] sets `seed`
+    # Which series anything needs (surgewatch.needed); None: all. A source may skip reading the others.
+    wanted: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)

@@ -46,17 +46,25 @@ def _busy_fraction(prev: Any, cur: Any) -> float | None:
 
 
 SLOW_GAUGES_EVERY = 5.0  # seconds between reads of swap and the process count (they cost most, move least)
+# What each read yields (cpu.coreN.percent come with "cpu" when wanted); a source reads only groups it reports.
+GROUPS = {"cpu": ("cpu.percent",), "mem": ("mem.percent", "mem.available_bytes"), "swap": ("swap.percent",),
+          "procs": ("procs.count",), "load": ("load.1", "load.5", "load.15"),
+          "disk": ("disk.read_bps", "disk.write_bps"), "net": ("net.rx_bps", "net.tx_bps")}
+METRICS = tuple(m for metrics in GROUPS.values() for m in metrics)
+SLOW = frozenset({"swap", "procs"})
 
 
 class LocalHostSource:
     """Polls this host through psutil; rates come from counter deltas between polls.
 
     Swap use and the process count are read at most every SLOW_GAUGES_EVERY seconds and reported on every
-    poll in between (the last value read), so a fast interval does not pay for them each time.
+    poll in between (the last value read), so a fast interval does not pay for them each time. With `wanted`
+    (a predicate on series names, see surgewatch.needed) only the wanted series are read and reported: the
+    total CPU alone is one line of /proc/stat rather than one per core.
     """
 
     def __init__(self, host: str, interval: float, timeout: float, clock: Callable[[], float] = time.monotonic,
-                 top_processes: int = 0) -> None:
+                 top_processes: int = 0, wanted: Callable[[str], bool] | None = None) -> None:
         self.name = f"host:{host}"
         self.host = host
         self.interval = interval
@@ -71,61 +79,92 @@ class LocalHostSource:
         self._slow: dict[str, float] = {}
         self._slow_at = float("-inf")
         self._disks: dict[str, bool] = {}  # disk name -> whole device (partitions are not summed)
+        self._only: frozenset[str] | None = None  # the series reported (None: all)
+        if wanted is not None:
+            cores = [self._key(f"cpu.core{i}.percent") for i in range(os.cpu_count() or 1)]
+            load = [self._key(m) for m in ("load.1", "load.5", "load.15")]
+            only = {k for k in (self._key(m) for m in METRICS) if wanted(k)}
+            if any(wanted(k) for k in cores) or only.intersection(load):  # the cores set the load floors
+                only.update(cores)
+            self._only = frozenset(only)
+        self._reads = {group for group, metrics in GROUPS.items()
+                       if self._only is None or any(self._key(m) in self._only for m in metrics)}
+        self._cores = self._only is None or self._key("cpu.core0.percent") in self._only
+        if self._cores:
+            self._reads.add("cpu")
 
     def _key(self, metric: str) -> str:
         return series("host", self.host, metric)
 
     def sample(self) -> Reading:
-        """One synchronous reading (cheap: well under a millisecond without processes)."""
+        """One synchronous reading (cheap: well under a millisecond without processes), of the wanted series."""
         now = self._clock()
         out: dict[str, float] = {}
+        reads = self._reads
         try:
-            cores = psutil.cpu_times(percpu=True)
-            cpu = type(cores[0])._make(map(sum, zip(*cores, strict=True)))  # the total is the sum of the cores
-            if self._cpu_prev is not None:
-                frac = _busy_fraction(self._cpu_prev, cpu)
-                if frac is not None:
-                    out[self._key("cpu.percent")] = 100.0 * frac
-            if self._cores_prev is not None and len(self._cores_prev) == len(cores):
-                for i, (a, b) in enumerate(zip(self._cores_prev, cores, strict=True)):
-                    frac = _busy_fraction(a, b)
-                    if frac is not None:
-                        out[self._key(f"cpu.core{i}.percent")] = 100.0 * frac
-            self._cpu_prev, self._cores_prev = cpu, cores
-
-            vm = psutil.virtual_memory()
-            out[self._key("mem.percent")] = float(vm.percent)
-            out[self._key("mem.available_bytes")] = float(vm.available)
-            if now - self._slow_at >= SLOW_GAUGES_EVERY or now < self._slow_at:
-                self._slow = {self._key("swap.percent"): float(psutil.swap_memory().percent),
-                              self._key("procs.count"): float(len(psutil.pids()))}
+            if "cpu" in reads:
+                self._cpu(out)
+            if "mem" in reads:
+                vm = psutil.virtual_memory()
+                out[self._key("mem.percent")] = float(vm.percent)
+                out[self._key("mem.available_bytes")] = float(vm.available)
+            if reads.intersection(SLOW) and (now - self._slow_at >= SLOW_GAUGES_EVERY or now < self._slow_at):
+                self._slow = {}
+                if "swap" in reads:
+                    self._slow[self._key("swap.percent")] = float(psutil.swap_memory().percent)
+                if "procs" in reads:
+                    self._slow[self._key("procs.count")] = float(len(psutil.pids()))
                 self._slow_at = now
             out.update(self._slow)
-            try:
-                l1, l5, l15 = os.getloadavg()
-                out[self._key("load.1")], out[self._key("load.5")], out[self._key("load.15")] = l1, l5, l15
-            except OSError:
-                pass
-            disks = psutil.disk_io_counters(perdisk=True, nowrap=False)  # resets: CounterRates handles them
-            if disks:
-                whole = [c for name, c in disks.items() if self._whole_disk(name)]
-                for metric, field in (("disk.read_bps", "read_bytes"), ("disk.write_bps", "write_bytes")):
-                    r = self._rates.rate(metric, float(sum(getattr(c, field) for c in whole)), now)
+            if "load" in reads:
+                try:
+                    l1, l5, l15 = os.getloadavg()
+                    out[self._key("load.1")], out[self._key("load.5")], out[self._key("load.15")] = l1, l5, l15
+                except OSError:
+                    pass
+            if "disk" in reads:
+                disks = psutil.disk_io_counters(perdisk=True, nowrap=False)  # resets: CounterRates handles them
+                if disks:
+                    whole = [c for name, c in disks.items() if self._whole_disk(name)]
+                    for metric, field in (("disk.read_bps", "read_bytes"), ("disk.write_bps", "write_bytes")):
+                        r = self._rates.rate(metric, float(sum(getattr(c, field) for c in whole)), now)
+                        if r is not None:
+                            out[self._key(metric)] = r
+            if "net" in reads:
+                nics = psutil.net_io_counters(pernic=True, nowrap=False)
+                rx = float(sum(c.bytes_recv for n, c in nics.items() if n != "lo"))
+                tx = float(sum(c.bytes_sent for n, c in nics.items() if n != "lo"))
+                for metric, value in (("net.rx_bps", rx), ("net.tx_bps", tx)):
+                    r = self._rates.rate(metric, value, now)
                     if r is not None:
                         out[self._key(metric)] = r
-            nics = psutil.net_io_counters(pernic=True, nowrap=False)
-            rx = float(sum(c.bytes_recv for n, c in nics.items() if n != "lo"))
-            tx = float(sum(c.bytes_sent for n, c in nics.items() if n != "lo"))
-            for metric, value in (("net.rx_bps", rx), ("net.tx_bps", tx)):
-                r = self._rates.rate(metric, value, now)
-                if r is not None:
-                    out[self._key(metric)] = r
         except (OSError, psutil.Error) as exc:
             raise SourceError(f"psutil: {exc}") from None
+        if self._only is not None:
+            out = {k: v for k, v in out.items() if k in self._only}
         details: dict[str, Any] = {}
         if self.top_processes:
             details["top_processes"] = self._top()
         return Reading(out, details)
+
+    def _cpu(self, out: dict[str, float]) -> None:
+        """CPU busy % since the previous poll: the total, and each core's when the cores are wanted (the total
+        is then their sum, read at the same moment)."""
+        if self._cores:
+            cores = psutil.cpu_times(percpu=True)
+            cpu = type(cores[0])._make(map(sum, zip(*cores, strict=True)))
+        else:
+            cores, cpu = None, psutil.cpu_times()
+        if self._cpu_prev is not None:
+            frac = _busy_fraction(self._cpu_prev, cpu)
+            if frac is not None:
+                out[self._key("cpu.percent")] = 100.0 * frac
+        if cores is not None and self._cores_prev is not None and len(self._cores_prev) == len(cores):
+            for i, (a, b) in enumerate(zip(self._cores_prev, cores, strict=True)):
+                frac = _busy_fraction(a, b)
+                if frac is not None:
+                    out[self._key(f"cpu.core{i}.percent")] = 100.0 * frac
+        self._cpu_prev, self._cores_prev = cpu, cores
 
     def _whole_disk(self, name: str) -> bool:
         """Whether a disk counts in the total, as in psutil's totals: on Linux whole devices, not their
