@@ -236,6 +236,8 @@ class Engine:
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
+        self._evict_key: tuple[object, ...] = ()  # what the eviction due time was computed for (see _evict_idle)
+        self._evict_due = -math.inf  # store tick count from which a series can be due for eviction
         self._analysis_deferred = opts.defer_analysis and not config.monitor.record
 
     def _build_options(self, config: Config) -> BuildOptions:
@@ -864,20 +866,29 @@ class Engine:
     def _evict_idle(self, now: float) -> None:
         """Forget series not seen for their eviction time, everywhere they are held (memory stays flat under
         series churn). Series of a source that is failing now, wholly or in part, are kept: they come back
-        with it."""
+        with it. Looked at only from the first tick at which a series can be due (or when series, their
+        eviction times or the failing sources changed), not every tick."""
         store = self.store
         n = len(store)
         if not n:
             return
+        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok or h.partial]
+        key = (store.version, self._source_version, tuple(failing))
+        if key == self._evict_key and store.ticks < self._evict_due:
+            return
         limit = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         m = min(n, self._evict_ticks.shape[0])
         limit[:m] = self._evict_ticks[:m]
-        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok or h.partial]
         if failing:
             limit[:m][np.isin(self._row_source[:m], failing)] = np.iinfo(np.int64).max
         rows, names = store.evict_idle(limit)
         if rows.shape[0]:
             self.forget_series(rows, names, now)
+        # the earliest tick count at which a held series can be idle past its limit (seen_tick only grows)
+        held = np.fromiter(store.index.values(), dtype=np.intp, count=len(store.index))
+        due = (store.seen_tick[held].astype(np.float64) + limit[held]).min() + 1 if held.shape[0] else math.inf
+        self._evict_due = due
+        self._evict_key = (store.version, self._source_version, tuple(failing))
 
     def forget_series(self, rows: np.ndarray, names: Sequence[str], now: float) -> None:
         """Drop evicted series (already freed in the store) from every part that holds them."""
