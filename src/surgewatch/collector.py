@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -60,37 +61,59 @@ class Collector:
         self.health = {s.name: SourceHealth(s.name, s.interval, s.demo) for s in self.sources}
         self.pending: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._timers: dict[float, asyncio.TimerHandle] = {}  # per interval: the next poll of its Immediate sources
+        self._timers: dict[float, asyncio.Handle] = {}  # per interval: the next poll of its Immediate sources
         self._due: dict[str, float] = {}  # Immediate sources backing off: loop time of their next poll
+        self._polled: dict[str, float] = {}  # driven Immediate sources: loop time of their last poll
         self._handed_off: dict[str, asyncio.Task[bool]] = {}  # Immediate sources whose poll went to a task
+        self._driven: tuple[Source, ...] = ()  # Immediate sources polled by poll_driven (see start)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self.on_error: Callable[[str, str], None] | None = None
         self._rejected_seen: dict[str, frozenset[str]] = {}  # per source: the series whose values it rejected last
 
-    def start(self) -> None:
+    def start(self, driven: float | None = None) -> None:
         """Start polling (call inside the running event loop): a task per source that waits on I/O, a shared
-        timer per interval for the Immediate ones, their first polls at once."""
+        timer per interval for the Immediate ones, their first polls at once. With `driven` (the engine's tick),
+        the Immediate sources with that interval get no timer: poll_driven() polls them right before each tick,
+        so a tick and its polls are one wake-up."""
         if self._started:
             return
         self._started = True
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         batches: dict[float, list[Source]] = {}
         for s in self.sources:
             if isinstance(s, Immediate):
                 batches.setdefault(s.interval, []).append(s)
             else:
-                self._tasks.append(asyncio.create_task(self._loop(s), name=f"poll {s.name}"))
+                self._tasks.append(asyncio.create_task(self._loop_of(s), name=f"poll {s.name}"))
         now = loop.time()
         for interval, group in batches.items():
-            self._timers[interval] = loop.call_at(now, self._poll_batch, loop, now, interval, tuple(group))
+            if interval == driven:
+                self._driven = tuple(group)
+                self._timers[-interval] = loop.call_soon(self._poll_group, self._driven, now)  # the first polls
+            else:
+                self._timers[interval] = loop.call_at(now, self._poll_batch, loop, now, interval, tuple(group))
+
+    def poll_driven(self) -> None:
+        """Poll the driven Immediate sources (see start) that are due: half an interval or more since their last
+        poll and past their back-off (less half an interval), so polls keep the ticks' beat."""
+        if not self._driven or self._loop is None:
+            return
+        now = self._loop.time()
+        due = [s for s in self._driven if now - self._polled.get(s.name, -math.inf) >= s.interval / 2
+               and self._due.get(s.name, now) - s.interval / 2 <= now]
+        self._poll_group(due, now)
+
+    def _poll_group(self, group: Sequence[Source], now: float) -> None:
+        for s in group:
+            if s.name not in self._handed_off:
+                self._poll_immediate(s, now)
 
     def _poll_batch(self, loop: asyncio.AbstractEventLoop, when: float, interval: float,
                     group: tuple[Source, ...]) -> None:
         """The timer of the Immediate sources with one interval: poll those due, then set the next beat."""
         now = loop.time()
-        for s in group:
-            if s.name not in self._handed_off and self._due.get(s.name, now) <= now + 1e-3:
-                self._poll_immediate(s, now)
+        self._poll_group([s for s in group if self._due.get(s.name, now) <= now + 1e-3], now)
         nxt = when + interval
         if nxt <= loop.time():  # fell behind (suspend, overload): the next beat counts from now
             nxt = loop.time() + interval
@@ -101,6 +124,7 @@ class Collector:
         h = self.health[source.name]
         start = self.clock()
         mono = time.monotonic()
+        self._polled[source.name] = now
         try:
             reading = source.poll_now()  # type: ignore[attr-defined]  # an Immediate source (see start)
         except Exception as exc:
@@ -116,7 +140,7 @@ class Collector:
             h.last_attempt = start
             h.polls += 1
             self._take(h, reading, mono, start)
-        if h.consecutive_failures > 1:  # back off as _loop does: polled at the first beat after this
+        if h.consecutive_failures > 1:  # back off as _loop_of does: polled at the first beat after this
             self._due[source.name] = now + self._backoff(source, h)
         else:
             self._due.pop(source.name, None)
@@ -192,7 +216,7 @@ class Collector:
             if self.on_error:
                 self.on_error(h.name, message)
 
-    async def _loop(self, source: Source) -> None:
+    async def _loop_of(self, source: Source) -> None:
         # Spread first polls a little so many sources do not fire in the same millisecond.
         await asyncio.sleep(random.uniform(0, min(0.05, source.interval / 10)))
         while True:
@@ -231,6 +255,7 @@ class Collector:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
         self._handed_off = {}
+        self._driven = ()
         self._started = False
         for s in self.sources:
             try:

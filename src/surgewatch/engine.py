@@ -496,7 +496,7 @@ class Engine:
             self.demo_prefixes = {s.name + "/" for s in sources if s.demo}
             self._series_source, self._source_version = {}, (-1, -1)
             if self._running:
-                self.collector.start()
+                self.collector.start(driven=self.tick_seconds)
             try:
                 await asyncio.wait_for(old.stop(), 2.0)
             except TimeoutError:
@@ -555,7 +555,7 @@ class Engine:
         """Run ticks until `until` is set (or the task is cancelled)."""
         stop = until or asyncio.Event()
         self._running = True
-        self.collector.start()
+        self.collector.start(driven=self.tick_seconds)
         self.dispatcher.start()
         try:
             # Scheduled on the monotonic clock: a wall-clock step neither stalls ticks nor bursts them.
@@ -593,6 +593,7 @@ class Engine:
                 done.set_result(None)
                 return
             try:
+                self.collector.poll_driven()  # this machine's and the demo's polls: in this wake-up, first
                 self.tick(self.clock())
             except Exception as exc:
                 done.set_exception(exc)

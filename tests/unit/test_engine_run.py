@@ -81,3 +81,22 @@ async def test_a_tick_that_raises_ends_the_run_with_its_exception(tmp_path: Path
         await asyncio.wait_for(engine.run(asyncio.Event()), 3.0)
     await engine.shutdown(0.1)
     assert calls[0] == 3
+
+
+async def test_immediate_sources_with_the_tick_interval_are_polled_right_before_each_tick(tmp_path: Path) -> None:
+    cfg = parse_config(f'[monitor]\ninterval = "100ms"\nstate_dir = "{tmp_path}"\n', "<test>")
+    src = Quick()
+    src.interval = 0.1  # the tick's: driven by the ticks, no timer of its own
+    engine = Engine(cfg, sources=[src])
+    polls_at_tick: list[int] = []
+    engine.subscribe(lambda _snap: polls_at_tick.append(engine.source_health()["host:quick"].polls))
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    await asyncio.sleep(0.75)
+    stop.set()
+    await asyncio.wait_for(task, 2.0)
+    await engine.shutdown(0.1)
+    assert polls_at_tick[0] == 1  # the first poll at start, the first tick right after it
+    # then one poll per tick, each taken just before it (the second tick, 0.3 s on, polls again)
+    assert [b - a for a, b in itertools.pairwise(polls_at_tick[1:])] == [1] * (len(polls_at_tick) - 2)
+    assert polls_at_tick[1] == 2
