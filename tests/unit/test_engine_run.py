@@ -34,16 +34,20 @@ def _engine(tmp_path: Path, interval: str) -> Engine:
     return Engine(cfg, sources=[Quick()])
 
 
+async def _run_for(engine: Engine, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 2.0)
+    await engine.shutdown(0.1)
+
+
 async def test_ticks_keep_their_beat_and_see_the_polls(tmp_path: Path) -> None:
     engine = _engine(tmp_path, "100ms")
     seen: list[tuple[float, Snapshot]] = []
     engine.subscribe(lambda snap: seen.append((time.monotonic(), snap)))
-    stop = asyncio.Event()
-    task = asyncio.create_task(engine.run(stop))
-    await asyncio.sleep(0.75)
-    stop.set()
-    await asyncio.wait_for(task, 2.0)
-    await engine.shutdown(0.1)
+    await _run_for(engine, 0.75)
     assert 5 <= len(seen) <= 9  # the first at once, the rest 100 ms apart from the 0.3 s mark
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen[1:])]
     assert all(0.05 <= g <= 0.2 for g in gaps), gaps
@@ -90,12 +94,7 @@ async def test_immediate_sources_with_the_tick_interval_are_polled_right_before_
     engine = Engine(cfg, sources=[src])
     polls_at_tick: list[int] = []
     engine.subscribe(lambda _snap: polls_at_tick.append(engine.source_health()["host:quick"].polls))
-    stop = asyncio.Event()
-    task = asyncio.create_task(engine.run(stop))
-    await asyncio.sleep(0.75)
-    stop.set()
-    await asyncio.wait_for(task, 2.0)
-    await engine.shutdown(0.1)
+    await _run_for(engine, 0.75)
     assert polls_at_tick[0] == 1  # the first poll at start, the first tick right after it
     # then one poll per tick, each taken just before it (the second tick, 0.3 s on, polls again)
     assert [b - a for a, b in itertools.pairwise(polls_at_tick[1:])] == [1] * (len(polls_at_tick) - 2)
