@@ -236,6 +236,7 @@ class Engine:
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
+        self._rows_cache: tuple[tuple[str, ...], int, np.ndarray] = ((), -1, np.zeros(0, dtype=np.intp))
         self._evict_key: tuple[object, ...] = ()  # what the eviction due time was computed for (see _evict_idle)
         self._evict_due = -math.inf  # store tick count from which a series can be due for eviction
         self._analysis_deferred = opts.defer_analysis and not config.monitor.record
@@ -642,7 +643,7 @@ class Engine:
         store = self.store
         self._evict_idle(now)  # first, so that new series can take the freed rows
         if readings:
-            rows = store.rows(readings.keys())
+            rows = self._rows_of(readings)
             values = np.fromiter(readings.values(), dtype=np.float64, count=len(readings))
             if store.dropped and (rows < 0).any():  # new series beyond max_series: not held anywhere
                 keep = rows >= 0
@@ -696,6 +697,18 @@ class Engine:
         if not self._held:
             self.publish()
         return events
+
+    def _rows_of(self, readings: Mapping[str, float]) -> np.ndarray:
+        """The store rows of a tick's readings: those of the previous tick when the same series arrived in the same
+        order and the store's series have not changed since (every tick of a steady config), else the store's."""
+        names = tuple(readings)
+        cached_names, version, rows = self._rows_cache
+        if names == cached_names and version == self.store.version:
+            return rows
+        rows = self.store.rows(names)
+        if rows.shape[0] and rows.min() >= 0:  # none refused by the cap (a raised cap takes them next time)
+            self._rows_cache = (names, self.store.version, rows)
+        return rows
 
     def publish(self) -> None:
         """Send every subscriber a fresh snapshot (none is built when nobody subscribes)."""

@@ -99,3 +99,16 @@ async def test_immediate_sources_with_the_tick_interval_are_polled_right_before_
     # then one poll per tick, each taken just before it (the second tick, 0.3 s on, polls again)
     assert [b - a for a, b in itertools.pairwise(polls_at_tick[1:])] == [1] * (len(polls_at_tick) - 2)
     assert polls_at_tick[1] == 2
+
+
+def test_each_value_lands_in_its_own_row_whatever_the_order_and_set_of_series(tmp_path: Path) -> None:
+    engine = _engine(tmp_path, "1s")
+    t = 1_800_000_000.0
+    steps = [{"host:a/x": 1.0, "host:b/x": 2.0}, {"host:a/x": 3.0, "host:b/x": 4.0},
+             {"host:b/x": 5.0, "host:a/x": 6.0}, {"host:a/x": 7.0, "host:c/x": 8.0, "host:b/x": 9.0},
+             {"host:a/x": 10.0, "host:c/x": 11.0, "host:b/x": 12.0}]
+    for readings in steps:
+        t += 1.0
+        engine.tick(t, readings)
+        names, values, _stale = engine.current_values(t)
+        assert {n: v for n, v in zip(names, values.tolist(), strict=True) if n in readings} == readings

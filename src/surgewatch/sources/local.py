@@ -145,6 +145,7 @@ class LocalHostSource:
         self._slow_at = float("-inf")
         self._disks: dict[str, bool] = {}  # disk name -> whole device (partitions are not summed)
         self._proc = ProcReader()
+        self._keys: dict[str, str] = {}  # metric -> series name, made once
         self._only: frozenset[str] | None = None  # the series reported (None: all)
         if wanted is not None:
             cores = [self._key(f"cpu.core{i}.percent") for i in range(os.cpu_count() or 1)]
@@ -160,7 +161,10 @@ class LocalHostSource:
             self._reads.add("cpu")
 
     def _key(self, metric: str) -> str:
-        return series("host", self.host, metric)
+        key = self._keys.get(metric)
+        if key is None:
+            key = self._keys[metric] = series("host", self.host, metric)
+        return key
 
     def sample(self) -> Reading:
         """One synchronous reading (cheap: well under a millisecond without processes), of the wanted series."""
