@@ -83,13 +83,15 @@ def test_proc_reader_gives_psutils_numbers() -> None:
         mine, theirs = reader.cpu_times(), psutil.cpu_times()
         assert type(mine) is type(theirs) and mine._fields == theirs._fields
         assert all(abs(a - b) <= 1.0 for a, b in zip(mine, theirs, strict=True))  # read a moment apart
+        total, idle = reader.cpu_totals() or (0.0, 0.0)
+        assert abs(total - sum(theirs)) <= 1.0 and abs(idle - theirs.idle - theirs.iowait) <= 1.0
         mem = reader.memory()
         vm = psutil.virtual_memory()
         assert mem is not None and abs(mem[0] - vm.percent) <= 1.0 and abs(mem[1] - vm.available) < 2**28
         assert mem[0] == round(mem[0], 1)  # psutil's rounding
     finally:
         reader.close()
-    assert reader.cpu_times() is None and reader.memory() is None  # closed: psutil answers
+    assert reader.cpu_times() is None and reader.cpu_totals() is None and reader.memory() is None  # psutil's
 
 
 def test_an_odd_meminfo_is_left_to_psutil_and_the_source_keeps_reporting() -> None:

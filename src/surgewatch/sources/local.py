@@ -38,11 +38,20 @@ class CounterRates:
 
 def _busy_fraction(prev: Any, cur: Any) -> float | None:
     """CPU busy share between two psutil cpu_times samples (idle and iowait count as not busy)."""
-    total = sum(cur) - sum(prev)
+    return _busy_share(_totals(prev), _totals(cur))
+
+
+def _totals(times: Any) -> tuple[float, float]:
+    """(all CPU time, idle and iowait time) of a psutil cpu_times sample."""
+    return sum(times), times.idle + getattr(times, "iowait", 0.0)
+
+
+def _busy_share(prev: tuple[float, float], cur: tuple[float, float]) -> float | None:
+    """CPU busy share between two (total, not busy) CPU time pairs; None without time passed or with a NaN."""
+    total = cur[0] - prev[0]
     if total <= 0:
         return None
-    idle = (cur.idle - prev.idle) + (getattr(cur, "iowait", 0.0) - getattr(prev, "iowait", 0.0))
-    busy = 1.0 - idle / total
+    busy = 1.0 - (cur[1] - prev[1]) / total
     return max(0.0, min(1.0, busy)) if math.isfinite(busy) else None  # min(1, NaN) would say 100 %
 
 
@@ -78,25 +87,41 @@ class ProcReader:
 
     def cpu_times(self) -> Any:
         """As psutil.cpu_times(), or None."""
+        line = self._cpu_line()
+        if line is None:
+            return None
+        ticks = self._ticks
+        return self._cputimes._make([float(x) / ticks for x in line])
+
+    def cpu_totals(self) -> tuple[float, float] | None:
+        """(all CPU time, idle and iowait time) in seconds, as _totals(psutil.cpu_times()) gives them, or None."""
+        line = self._cpu_line()
+        if line is None:
+            return None
+        ticks = self._ticks
+        return sum(map(int, line)) / ticks, (int(line[3]) + int(line[4])) / ticks  # idle, iowait
+
+    def _cpu_line(self) -> list[bytes] | None:
+        """The fields of /proc/stat's total line that psutil reads."""
         head = self._head(self._stat)
         if head is None:
             return None
         line = head.split(b"\n", 1)[0].split()
         n = len(self._cputimes._fields)
-        if len(line) < n + 1 or line[0] != b"cpu":
+        if len(line) < n + 1 or line[0] != b"cpu" or n < 5:
             return None
-        ticks = self._ticks
-        return self._cputimes._make([float(x) / ticks for x in line[1:n + 1]])
+        return line[1:n + 1]
 
     def memory(self) -> tuple[float, float] | None:
         """(percent, available bytes) as psutil.virtual_memory() gives them, or None."""
         head = self._head(self._meminfo)
         if head is None:
             return None
+        parts = head.split(None, 9)  # MemTotal: N kB MemFree: N kB MemAvailable: N kB ...
+        if len(parts) < 9 or parts[0] != b"MemTotal:" or parts[6] != b"MemAvailable:":
+            return None
         try:
-            total = int(head[head.index(b"MemTotal:") + 9:head.index(b"kB")]) * 1024
-            at = head.index(b"MemAvailable:") + 13
-            avail = int(head[at:head.index(b"kB", at)]) * 1024
+            total, avail = int(parts[1]) * 1024, int(parts[7]) * 1024
         except ValueError:
             return None
         if not 0 < avail <= total:  # psutil estimates or clamps these: let it
@@ -138,7 +163,7 @@ class LocalHostSource:
         self.top_processes = top_processes
         self._clock = clock
         self._rates = CounterRates()
-        self._cpu_prev: Any = None
+        self._cpu_prev: tuple[float, float] | None = None  # (total, not busy) CPU seconds
         self._cores_prev: list[Any] | None = None
         self._procs: dict[int, psutil.Process] = {}
         self._slow: dict[str, float] = {}
@@ -224,11 +249,11 @@ class LocalHostSource:
         is then their sum, read at the same moment)."""
         if self._cores:
             cores = psutil.cpu_times(percpu=True)
-            cpu = type(cores[0])._make(map(sum, zip(*cores, strict=True)))
+            cpu = _totals(type(cores[0])._make(map(sum, zip(*cores, strict=True))))
         else:
-            cores, cpu = None, self._proc.cpu_times() or psutil.cpu_times()
+            cores, cpu = None, self._proc.cpu_totals() or _totals(psutil.cpu_times())
         if self._cpu_prev is not None:
-            frac = _busy_fraction(self._cpu_prev, cpu)
+            frac = _busy_share(self._cpu_prev, cpu)
             if frac is not None:
                 out[self._key("cpu.percent")] = 100.0 * frac
         if cores is not None and self._cores_prev is not None and len(self._cores_prev) == len(cores):
