@@ -65,11 +65,13 @@ class ProcReader:
         self._stat: io.FileIO | None = None
         self._meminfo: io.FileIO | None = None
         self._cputimes: Any = None
+        self._fields = 0
         self._ticks = 100.0
         if not sys.platform.startswith("linux"):
             return
         try:
-            self._cputimes = type(psutil.cpu_times())  # psutil's fields for this kernel
+            sample = psutil.cpu_times()
+            self._cputimes, self._fields = type(sample), len(sample)  # psutil's fields for this kernel
             self._ticks = float(os.sysconf("SC_CLK_TCK"))
             self._stat = io.FileIO("/proc/stat")
             self._meminfo = io.FileIO("/proc/meminfo")
@@ -91,7 +93,7 @@ class ProcReader:
         if line is None:
             return None
         ticks = self._ticks
-        return self._cputimes._make([float(x) / ticks for x in line])
+        return self._cputimes(*[float(x) / ticks for x in line])
 
     def cpu_totals(self) -> tuple[float, float] | None:
         """(all CPU time, idle and iowait time) in seconds, as _totals(psutil.cpu_times()) gives them, or None."""
@@ -107,7 +109,7 @@ class ProcReader:
         if head is None:
             return None
         line = head.split(b"\n", 1)[0].split()
-        n = len(self._cputimes._fields)
+        n = self._fields
         if len(line) < n + 1 or line[0] != b"cpu" or n < 5:
             return None
         return line[1:n + 1]
