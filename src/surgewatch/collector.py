@@ -105,9 +105,13 @@ class Collector:
         self._poll_group(due, now)
 
     def _poll_group(self, group: Sequence[Source], now: float) -> None:
+        """Poll these Immediate sources one after the other (a fraction of a millisecond: one wall time for all)."""
+        if not group:
+            return
+        start = self.clock()
         for s in group:
             if s.name not in self._handed_off:
-                self._poll_immediate(s, now)
+                self._poll_immediate(s, now, start)
 
     def _poll_batch(self, loop: asyncio.AbstractEventLoop, when: float, interval: float,
                     group: tuple[Source, ...]) -> None:
@@ -119,10 +123,10 @@ class Collector:
             nxt = loop.time() + interval
         self._timers[interval] = loop.call_at(nxt, self._poll_batch, loop, nxt, interval, group)
 
-    def _poll_immediate(self, source: Source, now: float) -> None:
-        """One poll of an Immediate source on the spot (handed to a task when it says it cannot answer now)."""
+    def _poll_immediate(self, source: Source, now: float, start: float) -> None:
+        """One poll of an Immediate source on the spot (handed to a task when it says it cannot answer now);
+        `now` in loop time, `start` in wall time."""
         h = self.health[source.name]
-        start = self.clock()
         mono = time.monotonic()
         self._polled[source.name] = now
         try:
