@@ -93,3 +93,13 @@ async def test_without_only_needed_every_series_is_read(tmp_path: Path) -> None:
     got = await _poll_twice(engine)
     assert {"host:here/net.rx_bps", "host:here/mem.percent", "host:here/cpu.core0.percent"} <= got
     await engine.shutdown(0.1)
+
+
+async def test_a_reload_that_adds_an_export_reads_every_series_again(tmp_path: Path) -> None:
+    cfg = parse_config(RULES.format(state=tmp_path), str(tmp_path / "c.toml"))
+    engine = Engine(cfg, EngineOptions(only_needed=True))
+    assert await _poll_twice(engine) == {"host:here/cpu.percent"}
+    text = RULES.format(state=tmp_path) + '\n[export]\nlisten = "127.0.0.1:0"\n'
+    await engine.reload(parse_config(text, str(tmp_path / "c.toml")))
+    assert {"host:here/net.rx_bps", "host:here/mem.percent", "host:here/load.1"} <= await _poll_twice(engine)
+    await engine.shutdown(0.1)
