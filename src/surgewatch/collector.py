@@ -3,19 +3,24 @@
 A poll is scheduled only after the previous one finished (no pile-up). A failing or slow source marks
 itself stale with its error text and never delays the others. Readings land in `pending`, which the
 engine drains once per tick.
+
+Sources that answer on the spot (sources.base.Immediate: this machine, the demo) need no task: one timer per
+interval polls all of them together on a fixed beat, so a daemon watching only this machine wakes once a second
+for its polls rather than once per source (each wake-up of a task costs more than such a poll).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sources.base import Source, SourceError
+from .sources.base import Immediate, Reading, Source, SourceError
 from .sources.sanity import screen
 
 log = logging.getLogger("surgewatch.collector")
@@ -56,12 +61,93 @@ class Collector:
         self.health = {s.name: SourceHealth(s.name, s.interval, s.demo) for s in self.sources}
         self.pending: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._timers: dict[float, asyncio.Handle] = {}  # per interval: the next poll of its Immediate sources
+        self._due: dict[str, float] = {}  # Immediate sources backing off: loop time of their next poll
+        self._polled: dict[str, float] = {}  # driven Immediate sources: loop time of their last poll
+        self._handed_off: dict[str, asyncio.Task[bool]] = {}  # Immediate sources whose poll went to a task
+        self._driven: tuple[Source, ...] = ()  # Immediate sources polled by poll_driven (see start)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
         self.on_error: Callable[[str, str], None] | None = None
         self._rejected_seen: dict[str, frozenset[str]] = {}  # per source: the series whose values it rejected last
 
-    def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._loop(s), name=f"poll {s.name}") for s in self.sources]
+    def start(self, driven: float | None = None) -> None:
+        """Start polling (call inside the running event loop): a task per source that waits on I/O, a shared
+        timer per interval for the Immediate ones, their first polls at once. With `driven` (the engine's tick),
+        the Immediate sources with that interval get no timer: poll_driven() polls them right before each tick,
+        so a tick and its polls are one wake-up."""
+        if self._started:
+            return
+        self._started = True
+        self._loop = loop = asyncio.get_running_loop()
+        batches: dict[float, list[Source]] = {}
+        for s in self.sources:
+            if isinstance(s, Immediate):
+                batches.setdefault(s.interval, []).append(s)
+            else:
+                self._tasks.append(asyncio.create_task(self._loop_of(s), name=f"poll {s.name}"))
+        now = loop.time()
+        for interval, group in batches.items():
+            if interval == driven:
+                self._driven = tuple(group)
+                self._timers[-interval] = loop.call_soon(self._poll_group, self._driven, now)  # the first polls
+            else:
+                self._timers[interval] = loop.call_at(now, self._poll_batch, loop, now, interval, tuple(group))
+
+    def poll_driven(self) -> None:
+        """Poll the driven Immediate sources (see start) that are due: half an interval or more since their last
+        poll and past their back-off (less half an interval), so polls keep the ticks' beat."""
+        if not self._driven or self._loop is None:
+            return
+        now = self._loop.time()
+        due = [s for s in self._driven if now - self._polled.get(s.name, -math.inf) >= s.interval / 2
+               and self._due.get(s.name, now) - s.interval / 2 <= now]
+        self._poll_group(due, now)
+
+    def _poll_group(self, group: Sequence[Source], now: float) -> None:
+        """Poll these Immediate sources one after the other (a fraction of a millisecond: one wall time for all)."""
+        if not group:
+            return
+        start = self.clock()
+        for s in group:
+            if s.name not in self._handed_off:
+                self._poll_immediate(s, now, start)
+
+    def _poll_batch(self, loop: asyncio.AbstractEventLoop, when: float, interval: float,
+                    group: tuple[Source, ...]) -> None:
+        """The timer of the Immediate sources with one interval: poll those due, then set the next beat."""
+        now = loop.time()
+        self._poll_group([s for s in group if self._due.get(s.name, now) <= now + 1e-3], now)
+        nxt = when + interval
+        if nxt <= loop.time():  # fell behind (suspend, overload): the next beat counts from now
+            nxt = loop.time() + interval
+        self._timers[interval] = loop.call_at(nxt, self._poll_batch, loop, nxt, interval, group)
+
+    def _poll_immediate(self, source: Source, now: float, start: float) -> None:
+        """One poll of an Immediate source on the spot (handed to a task when it says it cannot answer now);
+        `now` in loop time, `start` in wall time."""
+        h = self.health[source.name]
+        mono = time.monotonic()
+        self._polled[source.name] = now
+        try:
+            reading = source.poll_now()  # type: ignore[attr-defined]  # an Immediate source (see start)
+        except Exception as exc:
+            h.last_attempt = start
+            h.polls += 1
+            self._failed(h, exc)
+        else:
+            if reading is None:
+                task = asyncio.create_task(self.poll_once(source), name=f"poll {source.name}")
+                self._handed_off[source.name] = task
+                task.add_done_callback(lambda _t: self._handed_off.pop(source.name, None))
+                return
+            h.last_attempt = start
+            h.polls += 1
+            self._take(h, reading, mono, start)
+        if h.consecutive_failures > 1:  # back off as _loop_of does: polled at the first beat after this
+            self._due[source.name] = now + self._backoff(source, h)
+        else:
+            self._due.pop(source.name, None)
 
     def answered(self) -> bool:
         """Whether every source has finished a poll (with a reading or an error)."""
@@ -80,19 +166,29 @@ class Collector:
         except TimeoutError:
             self._fail(h, f"timed out after {source.timeout:g}s")
             return False
-        except SourceError as exc:
+        except Exception as exc:
+            self._failed(h, exc)
+            return False
+        return self._take(h, reading, mono)
+
+    def _failed(self, h: SourceHealth, exc: Exception) -> None:
+        """A poll raised: its one-line message, or for a bug in one source (which must not stop the others)
+        the traceback in the log and its type and text as the error."""
+        if isinstance(exc, SourceError):
             self._fail(h, str(exc) or exc.__class__.__name__)
-            return False
-        except Exception as exc:  # a bug in one source must not stop the others
-            log.exception("source %s crashed", source.name)
-            self._fail(h, f"internal error: {exc.__class__.__name__}: {exc}")
-            return False
+            return
+        log.error("source %s crashed", h.name, exc_info=exc)
+        self._fail(h, f"internal error: {exc.__class__.__name__}: {exc}")
+
+    def _take(self, h: SourceHealth, reading: Reading, mono: float, at: float | None = None) -> bool:
+        """Keep a reading's plausible values (see sources.sanity); True unless nothing was left. `at`: the
+        time of success (default now)."""
         values, rejected = screen(reading.values)
         if rejected and not self._rejected(h, rejected, values):
             return False
         h.last_latency = time.monotonic() - mono
         h.ok, h.error = True, None
-        h.last_success = self.clock()
+        h.last_success = self.clock() if at is None else at
         h.consecutive_failures = 0
         self.pending.update(values)
         h.series.update(values)
@@ -124,18 +220,21 @@ class Collector:
             if self.on_error:
                 self.on_error(h.name, message)
 
-    async def _loop(self, source: Source) -> None:
+    async def _loop_of(self, source: Source) -> None:
         # Spread first polls a little so many sources do not fire in the same millisecond.
         await asyncio.sleep(random.uniform(0, min(0.05, source.interval / 10)))
         while True:
             started = time.monotonic()
             await self.poll_once(source)
             h = self.health[source.name]
-            delay = source.interval
-            if h.consecutive_failures > 1:  # back off a failing endpoint, capped at 60 s
-                delay = min(60.0, source.interval * 2 ** min(h.consecutive_failures - 1, 6))
-                delay *= random.uniform(0.9, 1.1)
+            delay = self._backoff(source, h) if h.consecutive_failures > 1 else source.interval
             await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
+
+    @staticmethod
+    def _backoff(source: Source, h: SourceHealth) -> float:
+        """Seconds before polling a source that failed more than once again: doubling, capped at 60 s."""
+        delay = min(60.0, source.interval * 2 ** min(h.consecutive_failures - 1, 6))
+        return delay * random.uniform(0.9, 1.1)
 
     def shift_time(self, delta: float) -> None:
         """Move every held wall time by `delta` seconds (the wall clock was stepped; see clock.py)."""
@@ -151,10 +250,17 @@ class Collector:
         return out
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers = {}
+        tasks = [*self._tasks, *self._handed_off.values()]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+        self._handed_off = {}
+        self._driven = ()
+        self._started = False
         for s in self.sources:
             try:
                 await s.close()

@@ -48,6 +48,7 @@ from .config import CampaignConfig, Config, SinkConfig
 from .feeds.base import merge_campaigns
 from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, series, split_series
+from .needed import needed_key, needed_series
 from .snapshot import AlertView, CampaignView, GroupView, HostView, PairView, RecentValues, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
@@ -91,6 +92,9 @@ class EngineOptions:
     # backfilled history and that tick) at the next one, so the first frame does not wait for warming it.
     # Not with a recording, whose replay must see the analysis the live run had.
     defer_analysis: bool = False
+    # Sources read only the series the config needs (surgewatch.needed): the headless daemon, which shows nothing
+    # but alerts (all series still, with [export] or a recording).
+    only_needed: bool = False
 
 
 class EngineView(Protocol):
@@ -192,8 +196,7 @@ class Engine:
         self.monotonic = opts.monotonic or (time.monotonic if real else opts.elapsed or opts.clock)
         self.tick_seconds = config.monitor.interval
         self._insecure_tls = frozenset(config.insecure_tls())
-        build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
-        self.sources = list(sources) if sources is not None else build_sources(config, build)
+        self.sources = list(sources) if sources is not None else build_sources(config, self._build_options(config))
         self.collector = Collector(self.sources, clock=self.clock)
         self.store = SeriesStore(self.tick_seconds, config.monitor.history, max_series=config.monitor.max_series)
         self.detector_name = opts.detector or config.monitor.detector
@@ -233,7 +236,15 @@ class Engine:
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
+        self._rows_cache: tuple[tuple[str, ...], int, np.ndarray] = ((), -1, np.zeros(0, dtype=np.intp))
+        self._evict_key: tuple[object, ...] = ()  # what the eviction due time was computed for (see _evict_idle)
+        self._evict_due = -math.inf  # store tick count from which a series can be due for eviction
         self._analysis_deferred = opts.defer_analysis and not config.monitor.record
+
+    def _build_options(self, config: Config) -> BuildOptions:
+        opts = self.options
+        return BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes,
+                            wanted=needed_series(config) if opts.only_needed else None)
 
     def rebuild(self, config: Config | None = None, sources: Sequence[Source] | None = None) -> None:
         """Start over as a new Engine would (every part fresh, from `config`, default the current one, and
@@ -472,10 +483,9 @@ class Engine:
             log.warning("reload: [monitor] interval and history changes take effect after a restart")
         sources = None
         if (config.hosts, config.probes, config.traffic, config.campaign_feeds) != (
-                self.config.hosts, self.config.probes, self.config.traffic, self.config.campaign_feeds):
-            opts = self.options
-            build = BuildOptions(demo_speed=opts.demo_speed, wall_clock=opts.clock, top_processes=opts.top_processes)
-            sources = build_sources(config, build)  # may raise: nothing has changed yet
+                self.config.hosts, self.config.probes, self.config.traffic, self.config.campaign_feeds) or (
+                self.options.only_needed and needed_key(config) != needed_key(self.config)):
+            sources = build_sources(config, self._build_options(config))  # may raise: nothing has changed yet
         sink_cfgs = list(config.sinks) or list(self.options.default_sinks)
         if sink_cfgs != (list(self.config.sinks) or list(self.options.default_sinks)):
             await self.dispatcher.reconfigure(sink_cfgs)
@@ -487,7 +497,7 @@ class Engine:
             self.demo_prefixes = {s.name + "/" for s in sources if s.demo}
             self._series_source, self._source_version = {}, (-1, -1)
             if self._running:
-                self.collector.start()
+                self.collector.start(driven=self.tick_seconds)
             try:
                 await asyncio.wait_for(old.stop(), 2.0)
             except TimeoutError:
@@ -546,31 +556,62 @@ class Engine:
         """Run ticks until `until` is set (or the task is cancelled)."""
         stop = until or asyncio.Event()
         self._running = True
-        self.collector.start()
+        self.collector.start(driven=self.tick_seconds)
         self.dispatcher.start()
         try:
             # Scheduled on the monotonic clock: a wall-clock step neither stalls ticks nor bursts them.
             # First tick as soon as every source has answered once, or after 0.3 s (one tick if shorter); the
             # ticks after it keep the beat of that 0.3 s mark, so the second one may come a little later.
-            mono = self.monotonic
-            beat = mono() + min(0.3, self.tick_seconds)
+            beat = self.monotonic() + min(0.3, self.tick_seconds)
             await self._first_polls(stop, min(0.3, self.tick_seconds))
-            next_tick = mono()
-            while not stop.is_set():
-                delay = next_tick - mono()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(stop.wait(), timeout=delay)
-                        break
-                    except TimeoutError:
-                        pass
-                self.tick(self.clock())
-                next_tick = max(next_tick, beat) + self.tick_seconds
-                late = mono()
-                if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
-                    next_tick = late + self.tick_seconds
+            if not stop.is_set():
+                await self._tick_until(stop, beat)
         finally:
             self._running = False
+
+    async def _tick_until(self, stop: asyncio.Event, beat: float) -> None:
+        """Tick now, then every tick_seconds on the beat of `beat`, until `stop` is set. Each tick runs straight
+        from its timer (one wake-up of the event loop a tick, not the several of a task waiting with a timeout);
+        a tick that raises ends the run with its exception, as a cancelled run ends at once."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        stopper = asyncio.ensure_future(stop.wait())  # one waiter for the whole run
+
+        def stopped(_task: object) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        stopper.add_done_callback(stopped)
+        mono = self.monotonic
+        next_tick = mono()
+        timer: asyncio.Handle | None = None
+
+        def on_timer() -> None:
+            nonlocal next_tick, timer
+            if done.done():
+                return
+            if stop.is_set():
+                done.set_result(None)
+                return
+            try:
+                self.collector.poll_driven()  # this machine's and the demo's polls: in this wake-up, first
+                self.tick(self.clock())
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            next_tick = max(next_tick, beat) + self.tick_seconds
+            late = mono()
+            if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
+                next_tick = late + self.tick_seconds
+            timer = loop.call_later(next_tick - late, on_timer)
+
+        timer = loop.call_soon(on_timer)
+        try:
+            await done
+        finally:
+            if timer is not None:
+                timer.cancel()
+            stopper.cancel()
 
     async def _first_polls(self, stop: asyncio.Event, limit: float) -> None:
         """Wait up to `limit` seconds (real time, checked every 10 ms) for every source's first answer."""
@@ -602,7 +643,7 @@ class Engine:
         store = self.store
         self._evict_idle(now)  # first, so that new series can take the freed rows
         if readings:
-            rows = store.rows(readings.keys())
+            rows = self._rows_of(readings)
             values = np.fromiter(readings.values(), dtype=np.float64, count=len(readings))
             if store.dropped and (rows < 0).any():  # new series beyond max_series: not held anywhere
                 keep = rows >= 0
@@ -656,6 +697,18 @@ class Engine:
         if not self._held:
             self.publish()
         return events
+
+    def _rows_of(self, readings: Mapping[str, float]) -> np.ndarray:
+        """The store rows of a tick's readings: those of the previous tick when the same series arrived in the same
+        order and the store's series have not changed since (every tick of a steady config), else the store's."""
+        names = tuple(readings)
+        cached_names, version, rows = self._rows_cache
+        if names == cached_names and version == self.store.version:
+            return rows
+        rows = self.store.rows(names)
+        if rows.shape[0] and rows.min() >= 0:  # none refused by the cap (a raised cap takes them next time)
+            self._rows_cache = (names, self.store.version, rows)
+        return rows
 
     def publish(self) -> None:
         """Send every subscriber a fresh snapshot (none is built when nobody subscribes)."""
@@ -827,20 +880,29 @@ class Engine:
     def _evict_idle(self, now: float) -> None:
         """Forget series not seen for their eviction time, everywhere they are held (memory stays flat under
         series churn). Series of a source that is failing now, wholly or in part, are kept: they come back
-        with it."""
+        with it. Looked at only from the first tick at which a series can be due (or when series, their
+        eviction times or the failing sources changed), not every tick."""
         store = self.store
         n = len(store)
         if not n:
             return
+        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok or h.partial]
+        key = (store.version, self._source_version, tuple(failing))
+        if key == self._evict_key and store.ticks < self._evict_due:
+            return
         limit = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         m = min(n, self._evict_ticks.shape[0])
         limit[:m] = self._evict_ticks[:m]
-        failing = [k for k, h in enumerate(self.collector.health.values()) if not h.ok or h.partial]
         if failing:
             limit[:m][np.isin(self._row_source[:m], failing)] = np.iinfo(np.int64).max
         rows, names = store.evict_idle(limit)
         if rows.shape[0]:
             self.forget_series(rows, names, now)
+        # the earliest tick count at which a held series can be idle past its limit (seen_tick only grows)
+        held = np.fromiter(store.index.values(), dtype=np.intp, count=len(store.index))
+        due = (store.seen_tick[held].astype(np.float64) + limit[held]).min() + 1 if held.shape[0] else math.inf
+        self._evict_due = due
+        self._evict_key = (store.version, self._source_version, tuple(failing))
 
     def forget_series(self, rows: np.ndarray, names: Sequence[str], now: float) -> None:
         """Drop evicted series (already freed in the store) from every part that holds them."""

@@ -71,3 +71,44 @@ def test_disk_rates_sum_whole_devices_as_psutil_totals_do() -> None:
     mine = sum(c.read_bytes for name, c in per.items() if src._whole_disk(name))
     if total is not None:  # a machine without disks has no total
         assert abs(mine - total.read_bytes) <= 16 * 1024 * 1024  # the two reads are a moment apart
+
+
+def test_proc_reader_gives_psutils_numbers() -> None:
+    import psutil
+
+    from surgewatch.sources.local import ProcReader
+
+    reader = ProcReader()
+    try:
+        mine, theirs = reader.cpu_times(), psutil.cpu_times()
+        assert type(mine) is type(theirs) and mine._fields == theirs._fields
+        assert all(abs(a - b) <= 1.0 for a, b in zip(mine, theirs, strict=True))  # read a moment apart
+        total, idle = reader.cpu_totals() or (0.0, 0.0)
+        assert abs(total - sum(theirs)) <= 1.0 and abs(idle - theirs.idle - theirs.iowait) <= 1.0
+        mem = reader.memory()
+        vm = psutil.virtual_memory()
+        assert mem is not None and abs(mem[0] - vm.percent) <= 1.0 and abs(mem[1] - vm.available) < 2**28
+        assert mem[0] == round(mem[0], 1)  # psutil's rounding
+    finally:
+        reader.close()
+    assert reader.cpu_times() is None and reader.cpu_totals() is None and reader.memory() is None  # psutil's
+
+
+def test_an_odd_meminfo_is_left_to_psutil_and_the_source_keeps_reporting() -> None:
+    from surgewatch.sources.local import ProcReader
+
+    class Odd(ProcReader):
+        def _head(self, f: object) -> bytes | None:
+            return b"MemTotal:  1000 kB\nMemFree:  10 kB\n"  # an old kernel: no MemAvailable
+
+    assert Odd().memory() is None
+    t = [100.0]
+    src = LocalHostSource("here", 1.0, 1.0, clock=lambda: t[0],
+                          wanted=lambda name: name.endswith(("/cpu.percent", "/mem.percent")))
+    src._proc.close()  # as after a failed read: psutil from now on
+    src.sample()
+    t[0] += 1.0
+    time.sleep(0.02)
+    values = src.sample().values
+    assert set(values) == {"host:here/cpu.percent", "host:here/mem.percent"}
+    assert 0.0 <= values["host:here/mem.percent"] <= 100.0

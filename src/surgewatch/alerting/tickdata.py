@@ -73,11 +73,15 @@ class TickData:
     def score(self) -> np.ndarray:
         """Anomaly score by row (NaN where unknown), padded to the store's size."""
         if self._score is None:
-            s = np.full(self.n, np.nan)
-            if self.analysis is not None:
-                m = min(self.n, self.analysis.score.shape[0])
-                s[:m] = self.analysis.score[:m]
-            self._score = s
+            a = self.analysis
+            if a is not None and a.score.shape[0] >= self.n:
+                self._score = a.score[:self.n]  # a view: nothing here writes to it
+            else:
+                s = np.full(self.n, np.nan)
+                if a is not None:
+                    m = min(self.n, a.score.shape[0])
+                    s[:m] = a.score[:m]
+                self._score = s
         return self._score
 
     def significant(self, rows: np.ndarray, floor: float | None) -> np.ndarray:

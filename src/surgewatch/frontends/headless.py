@@ -115,7 +115,7 @@ class Daemon:
 
         try:
             self.engine = engine = Engine(self.config, EngineOptions(
-                demo_speed=self.demo_speed, default_sinks=[SinkConfig(kind="stdout")]))
+                demo_speed=self.demo_speed, default_sinks=[SinkConfig(kind="stdout")], only_needed=True))
         except (StateDirError, OutboxError) as exc:
             log.error("%s", exc)
             return 2

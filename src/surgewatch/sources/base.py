@@ -51,6 +51,18 @@ class Source(Protocol):
         ...
 
 
+@runtime_checkable
+class Immediate(Protocol):
+    """A source whose reading needs no waiting (it reads this machine, or computes it): the collector takes it
+    on the spot from one timer shared by every such source with the same interval, with no task, timeout or
+    extra wake-up of its own. `poll_now` raises SourceError as `poll` does, and returns None when this poll
+    has to go through `poll()` after all (e.g. it has work for a thread)."""
+
+    def poll_now(self) -> Reading | None:
+        """The reading now, or None: poll() instead."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Backfill:
     """Past samples a source can supply at start-up (the demo's history): ts and values by series."""
@@ -109,6 +121,8 @@ class BuildOptions:
     wall_clock: Callable[[], float] = time.time
     top_processes: int = 0
     demo_seed: int = 7  # used unless a demo [[host]] or [[traffic]] sets `seed`
+    # Which series anything needs (surgewatch.needed); None: all. A source may skip reading the others.
+    wanted: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)

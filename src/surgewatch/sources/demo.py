@@ -174,8 +174,12 @@ class _DemoSource:
     def _values(self, t: Time) -> dict[str, Time]:
         raise NotImplementedError
 
-    async def poll(self) -> Reading:
+    def poll_now(self) -> Reading:
+        """The scenario's values now (computed, no I/O)."""
         return Reading({k: float(v) for k, v in self._values(self.clock.now()).items()})
+
+    async def poll(self) -> Reading:
+        return self.poll_now()
 
     def backfill(self, wall_ts: Sequence[float]) -> Backfill:
         """The history before the demo opened, at the given wall-clock times."""

@@ -21,7 +21,8 @@ def _local(cfg: HostConfig, ctx: SourceContext) -> Source:
     """This machine, through psutil: no keys of its own (its options are HostConfig)."""
     from .local import LocalHostSource
 
-    return LocalHostSource(cfg.name, ctx.interval, ctx.timeout, top_processes=ctx.options.top_processes)
+    return LocalHostSource(cfg.name, ctx.interval, ctx.timeout, top_processes=ctx.options.top_processes,
+                           wanted=ctx.options.wanted)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,6 +33,8 @@ def reject_reason(name: str, value: float) -> str | None:
         return "not a finite number"
     if abs(value) > MAX_MAGNITUDE:
         return f"beyond any real metric (|value| > {MAX_MAGNITUDE:g})"
+    if 0 <= value <= 100 + PERCENT_SLACK:  # most readings: no need to look at the metric's name
+        return None
     metric = name.rsplit("/", 1)[-1]
     if value < 0 and _NON_NEGATIVE_RE.search(metric):
         return "negative, which this metric cannot be"
