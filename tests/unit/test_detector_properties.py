@@ -88,7 +88,7 @@ def test_scores_barely_change_under_any_positive_scale_and_shift(
     x = synthetic(seed, 400, 24)
     a = run(make_streaming_detector(name, 24), x[:, None])
     b = run(make_streaming_detector(name, 24), (scale * x + shift)[:, None])
-    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, b, atol=1e-5)  # state relative to the level is float32 (eps 6e-8)
 
 
 @settings(max_examples=30, deadline=None)

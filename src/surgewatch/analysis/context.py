@@ -61,7 +61,7 @@ class ContextDetector:
         self.prior = prior
         self.k = k
         self.min_points = min_points
-        self.onset = Onset(refractory, damp, burst) if onset else None
+        self.onset = Onset(refractory, damp, burst, dtype=np.float32) if onset else None
         self._q_up = float(np.exp(quantile_rate * quantile))
         self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
         # Every series' slots of every (context, symbol) from a small table when there are few contexts (the
@@ -94,7 +94,7 @@ class ContextDetector:
         hi = np.full(rows, -np.inf)
         first = np.full(rows, np.nan)
         orient = np.zeros(rows)
-        q = np.ones(rows)
+        q = np.ones(rows, dtype=np.float32)  # the surprise and its calibration are float32
         hist = np.zeros((self.depth, rows), dtype=np.uint64)
         counts = np.zeros((rows, 1 << self.table_bits), dtype=np.uint16)
         if old:
@@ -220,13 +220,13 @@ class ContextDetector:
         """Judge this tick's values (NaN = no sample) given their contexts, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
         valid = np.isfinite(x)
-        score = self.step(x, valid, np.flatnonzero(~valid))
+        score = self.step(x, valid, np.flatnonzero(~valid)).astype(np.float64)
         nan = np.full(x.shape[0], np.nan)
         return DetectorOutput(score, nan, nan, nan.copy(), nan.copy())
 
     def step(self, x: np.ndarray, valid: np.ndarray, gaps: np.ndarray) -> np.ndarray:
-        """`update`'s score (NaN where no sample), given the float64 values, where they are finite and
-        the indices where they are not."""
+        """`update`'s score (float32, NaN where no sample), given the float64 values, where they are finite
+        and the indices where they are not."""
         rows = x.shape[0]
         if rows > self._rows:
             self._alloc(rows)
@@ -263,7 +263,7 @@ class ContextDetector:
         else:
             pos = self._keys([hist[self.depth - 1 - j] for j in range(self.orders[-1])], sym)
             pos += self._base[:rows, None].astype(np.int64)
-        counts = np.empty((pos.shape[1], rows))  # slot-major: each row contiguous
+        counts = np.empty((pos.shape[1], rows), dtype=np.float32)  # slot-major: each row contiguous
         counts[...] = self._count(pos, gaps).T
         c_ctx, c_joint = counts[0::2], counts[1::2]
         np.minimum(c_joint, c_ctx, out=c_joint)

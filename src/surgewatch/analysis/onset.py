@@ -20,15 +20,17 @@ import numpy as np
 class Onset:
     """Per-series onset state for many series at once."""
 
-    def __init__(self, refractory: float = 200.0, damp: float = 0.2, burst: int = 0) -> None:
-        """`refractory`: half-life in ticks of the peak a new burst must beat; `damp`: factor on repeats."""
+    def __init__(self, refractory: float = 200.0, damp: float = 0.2, burst: int = 0,
+                 dtype: type[np.floating] = np.float64) -> None:
+        """`refractory`: half-life in ticks of the peak a new burst must beat; `damp`: factor on repeats;
+        `dtype`: of the scores kept (that of the raw scores given)."""
         self.decay = 0.5 ** (1.0 / refractory) if refractory > 0 else 0.0
         self.damp = damp
         self.burst = max(int(burst), 0)
-        self.peak = np.zeros(0)
-        self.pending = np.zeros(0)  # top of the burst being followed (0 = none)
-        self.age = np.zeros(0, dtype=np.int64)
-        self.last = np.zeros(0)  # previous raw score
+        self.peak = np.zeros(0, dtype=dtype)
+        self.pending = np.zeros(0, dtype=dtype)  # top of the burst being followed (0 = none)
+        self.age = np.zeros(0, dtype=np.int32)
+        self.last = np.zeros(0, dtype=dtype)  # previous raw score
 
     def grow(self, rows: int) -> None:
         """Make room for `rows` series, new ones start with no history."""

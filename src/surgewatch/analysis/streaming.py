@@ -38,7 +38,7 @@ Invariant under x -> a·x + b (a != 0) up to rounding: every quantity is a ratio
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from .context import ContextDetector
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
 
+_F = np.float32  # the dtype of everything relative to a series' level (see SurgeDetector._VECTORS)
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
 WARM_TICKS = 120  # past ticks `warm` learns from (each costs one update): 4x the points before a score
 
@@ -118,7 +119,7 @@ class SurgeDetector:
             raise ValueError("weights must be positive, one per smooth_alphas entry")
         if cusum < 0 or cusum_clip <= 0 or cusum_cap <= 0:
             raise ValueError("cusum must be >= 0, cusum_clip and cusum_cap > 0")
-        self._weights = None if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
+        self._weights = None if weights is None else np.asarray(weights, dtype=_F)[:, None]
         self.cusum = cusum
         self.cusum_clip = cusum_clip
         self.cusum_cap = cusum_cap
@@ -130,9 +131,9 @@ class SurgeDetector:
         self.floor = floor
         self.floor_alpha = floor_alpha
         sa = np.asarray(smooth_alphas, dtype=np.float64)[:, None]
-        self._alphas = sa
-        self._keep = 1.0 - sa
-        self._gain = np.sqrt((2.0 - sa) / sa)  # a smoothed white residual has sd / gain
+        self._alphas = sa.astype(_F)
+        self._keep = (1.0 - sa).astype(_F)
+        self._gain = np.sqrt((2.0 - sa) / sa).astype(_F)  # a smoothed white residual has sd / gain
         self.quantile = quantile
         self.quantile_rate = quantile_rate
         self.k = k
@@ -142,7 +143,7 @@ class SurgeDetector:
         self.max_bins = max_bins
         self.seasonal_scale = seasonal_scale
         self._q0 = max(initial_quantile, 1.0)
-        self._onset = Onset(refractory, damp, burst)
+        self._onset = Onset(refractory, damp, burst, dtype=_F)
         # multiplicative quantile tracking: up on an exceedance, down otherwise; balanced at `quantile`
         self._q_up = float(np.exp(quantile_rate * quantile))
         self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
@@ -150,9 +151,11 @@ class SurgeDetector:
         self._alloc(0)
 
     # -- state -------------------------------------------------------------------------------------
-    _VECTORS = ("n", "level", "scale", "longrun")
+    # The level is float64 (a series' values may sit far from 0: residuals are taken in float64); every
+    # other quantity is relative to it and float32: half the memory and about half the arithmetic.
+    _VECTORS: ClassVar[dict[str, type[np.floating]]] = {"n": _F, "level": np.float64, "scale": _F, "longrun": _F}
     _none = np.zeros(0, dtype=np.intp)
-    n: np.ndarray  # valid samples seen
+    n: np.ndarray  # valid samples seen (float32: exact to 16.7 million, then saturates: only 1/n uses it)
     level: np.ndarray
     scale: np.ndarray  # EW mean absolute residual (clipped updates)
     longrun: np.ndarray  # slow EW mean absolute residual (unclipped): the scale floor
@@ -160,15 +163,15 @@ class SurgeDetector:
     def _alloc(self, rows: int) -> None:
         """Grow every per-series array to `rows` series, keeping the state of the existing ones."""
         old = self._rows
-        for name in self._VECTORS:
-            out = np.zeros(rows)
+        for name, dtype in self._VECTORS.items():
+            out = np.zeros(rows, dtype=dtype)
             if old:
                 out[:old] = getattr(self, name)[:old]
             setattr(self, name, out)
         n_stats = self._alphas.shape[0]
-        smooth = np.zeros((n_stats, rows))  # smoothed residuals
-        q = np.full((n_stats, rows), self._q0)  # each deviation's running high quantile (>= 1)
-        cus = np.zeros((3, rows))  # CUSUM: upward sum, downward sum, running high quantile
+        smooth = np.zeros((n_stats, rows), dtype=_F)  # smoothed residuals
+        q = np.full((n_stats, rows), self._q0, dtype=_F)  # each deviation's running high quantile (>= 1)
+        cus = np.zeros((3, rows), dtype=_F)  # CUSUM: upward sum, downward sum, running high quantile
         cus[2] = self._q0
         clock = np.zeros(rows, dtype=np.int64)
         period = np.zeros(rows, dtype=np.int64)
@@ -203,7 +206,7 @@ class SurgeDetector:
         # one period for all: every series is in the same daily bin at every tick (one contiguous slice)
         self._aligned = bool(rows) and bool((period == period[0]).all())
         self._seasonal = bool((self.period > 0).any())
-        self._per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0)
+        self._per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0).astype(_F)
         self._profiled = period > 0
         self._all_profiled = bool(self._profiled.all())
         self._index = np.arange(rows)
@@ -217,10 +220,13 @@ class SurgeDetector:
         """Judge this tick's values (NaN = no sample) against each series' past, then learn from them."""
         x = np.asarray(values, dtype=np.float64)
         valid = np.isfinite(x)  # NaN (and ±inf) = no sample
-        return self.step(x, valid, np.flatnonzero(~valid))
+        out = self.step(x, valid, np.flatnonzero(~valid))
+        return DetectorOutput(out.score.astype(np.float64), out.z.astype(np.float64), out.expected, out.low,
+                              out.high)
 
     def step(self, x: np.ndarray, valid: np.ndarray, gaps: np.ndarray) -> DetectorOutput:
-        """`update` given the float64 values, where they are finite and the indices where they are not."""
+        """`update` given the float64 values, where they are finite and the indices where they are not (score
+        and z in float32, the rest float64)."""
         rows = x.shape[0]
         if rows > self._rows:
             self._alloc(rows)
@@ -251,7 +257,7 @@ class SurgeDetector:
                     base = np.where(visits >= 3, spread, scale)
             else:
                 expected = level.copy()
-            r = x - expected
+            r = (x - expected).astype(_F)  # the residual, float64 until it is relative to the level
             r[gaps] = 0.0
             sc = np.maximum(base, longrun if self.floor == 1.0 else self.floor * longrun)
             kept_smooth = smooth[:, unseen]
@@ -327,8 +333,7 @@ class SurgeDetector:
                 g = visits + 1.0
                 np.divide(1.0, g, out=g)
                 np.maximum(g, self._per_day[:rows], out=g)
-                d = x - new_level
-                d -= offset
+                d = r - step  # x - new_level - offset (float32: relative to the level)
                 np.maximum(d, -lim2, out=d)
                 np.minimum(d, lim2, out=d)
                 d *= g
@@ -425,7 +430,7 @@ class SurgeContextDetector:
         self.weight = weight
         self.extreme = extreme
         self._k2 = extreme_k * extreme_k
-        self._onset = Onset(refractory, damp, burst)
+        self._onset = Onset(refractory, damp, burst, dtype=_F)
 
     def update(self, values: np.ndarray) -> DetectorOutput:
         """Judge this tick's values (NaN = no sample) with every part, then let them learn."""
@@ -441,9 +446,9 @@ class SurgeContextDetector:
             f2 = far * far
             best[beyond] = np.maximum(best[beyond], self.extreme * f2 / (f2 + self._k2))
         best[gaps] = 0.0
-        score = self._onset(best, valid, gaps)
+        score = self._onset(best, valid, gaps).astype(np.float64)
         score[gaps] = np.nan
-        return DetectorOutput(score, out.z, out.expected, out.low, out.high)
+        return DetectorOutput(score, out.z.astype(np.float64), out.expected, out.low, out.high)
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""
