@@ -193,6 +193,6 @@ def test_fine_ticks_share_a_bounded_daily_profile() -> None:
     x = 50 + 10 * np.sin(2 * np.pi * t / per_day)
     for v in x:
         det.update(np.array([v]))
-    assert det.cells.shape == (96, 3, 1)  # bins, fields, series
+    assert det.cells.shape == (96, 2, 1) and det.visits.shape == (96, 1)  # bins, fields, series
     nxt = 50 + 10 * np.sin(2 * np.pi * len(t) / per_day)
     assert abs(det.update(np.array([nxt])).expected[0] - nxt) < 1.5

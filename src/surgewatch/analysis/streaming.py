@@ -119,7 +119,15 @@ class SurgeDetector:
             raise ValueError("weights must be positive, one per smooth_alphas entry")
         if cusum < 0 or cusum_clip <= 0 or cusum_cap <= 0:
             raise ValueError("cusum must be >= 0, cusum_clip and cusum_cap > 0")
-        self._weights = None if weights is None else np.asarray(weights, dtype=_F)[:, None]
+        # the smoothed deviations by weight: (weight, their rows), rows of one weight next to each other
+        ws = [1.0] * len(smooth_alphas) if weights is None else [float(w) for w in weights]
+        self._groups: list[tuple[float, slice]] = []
+        for i, w in enumerate(ws):
+            if self._groups and self._groups[-1][0] == w:
+                self._groups[-1] = (w, slice(self._groups[-1][1].start, i + 1))
+            else:
+                self._groups.append((w, slice(i, i + 1)))
+        self._cusum_alone = 1.0 not in ws
         self.cusum = cusum
         self.cusum_clip = cusum_clip
         self.cusum_cap = cusum_cap
@@ -184,9 +192,10 @@ class SurgeDetector:
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
-        # bin-major: each field of one bin of every series is contiguous; float32: a day of 5-minute bins for
-        # 10,000 series is 33 MiB (66 in float64), NAB scores unchanged
-        cells = np.zeros((width, 3, rows), dtype=np.float32)
+        # bin-major: each field of one bin of every series is contiguous; float32 offsets and scales and uint16
+        # counts: a day of 5-minute bins for 10,000 series is 27.5 MiB (66 in float64), NAB scores unchanged
+        cells = np.zeros((width, 2, rows), dtype=_F)
+        visits = np.zeros((width, rows), dtype=np.uint16)
         if old:
             smooth[:, :old] = self.smooth[:, :old]
             q[:, :old] = self.q[:, :old]
@@ -195,14 +204,18 @@ class SurgeDetector:
             clock[old:] = self.clock[0]  # new series join the time of day of the existing ones
             w0 = self.cells.shape[0]
             cells[:w0, :, :old] = self.cells[:, :, :old]
+            visits[:w0, :old] = self.visits[:, :old]
         self.smooth: np.ndarray = smooth
         self.q: np.ndarray = q
         self.cus: np.ndarray = cus
         self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
         self.period: np.ndarray = period
         self.bins: np.ndarray = bins
-        # per daily bin, field and series; fields: offset from the level, days seen, EW mean absolute residual
+        # per daily bin, field and series; fields: offset from the level, EW mean absolute residual
         self.cells: np.ndarray = cells
+        # per daily bin and series: samples seen, at most 65,535 (only 1 / (visits + 1) above the per-day rate
+        # and `visits >= 3` use it: the same numbers for ticks down to 23 ms)
+        self.visits: np.ndarray = visits
         # one period for all: every series is in the same daily bin at every tick (one contiguous slice)
         self._aligned = bool(rows) and bool((period == period[0]).all())
         self._seasonal = bool((self.period > 0).any())
@@ -245,58 +258,74 @@ class SurgeDetector:
                 if self._aligned and rows == self._rows:
                     p0 = int(self.period[0])
                     phase: int | np.ndarray = int(self.clock[0] % p0) * int(self.bins[0]) // p0
-                    cell = self.cells[phase, :, :rows]  # a view, written back in place
+                    cell = self.cells[phase, :, :rows]  # views, written back in place
+                    visits = self.visits[phase, :rows]
                 else:
                     p = np.maximum(self.period[:rows], 1)
                     idx = self._index[:rows]
                     phase = (self.clock[:rows] % p) * self.bins[:rows] // p
-                    cell = self.cells[phase, :, idx].T  # a copy, written back at the end
-                offset, visits, spread = cell[0], cell[1], cell[2]
+                    cell = self.cells[phase, :, idx].T  # copies, written back at the end
+                    visits = self.visits[phase, idx]
+                offset, spread = cell[0], cell[1]
                 expected = level + offset
-                if self.seasonal_scale:
-                    base = np.where(visits >= 3, spread, scale)
+                if self.seasonal_scale:  # the bin's own scale once it holds 3 samples (by index: np.where is slow)
+                    few = np.flatnonzero(visits < 3)
+                    if few.size < rows:
+                        base = spread.copy()
+                        base[few] = scale[few]
             else:
                 expected = level.copy()
             r = (x - expected).astype(_F)  # the residual, float64 until it is relative to the level
             r[gaps] = 0.0
             sc = np.maximum(base, longrun if self.floor == 1.0 else self.floor * longrun)
+            some_zero = not sc.min(initial=1.0) > 0  # a zero scale (or NaN): 0/0 below, made 0
             kept_smooth = smooth[:, unseen]
             smooth *= self._keep  # in place; the rows with nothing to learn are put back below
             smooth += self._alphas * r
             dev = np.abs(smooth)
             dev *= self._gain
             dev /= sc  # 0/0 -> nan (no deviation), x/0 -> inf
-            np.fmax(dev, 0.0, out=dev)  # nan -> 0
+            if some_zero:
+                np.fmax(dev, 0.0, out=dev)  # nan -> 0
             ratio = dev / q
-            if self._weights is None and not self.cusum:
-                raw = self._mapped(ratio.max(axis=0))
-            else:
-                raw = self._mapped(ratio)
-                if self._weights is not None:
-                    raw *= self._weights
-                raw = raw.max(axis=0)
-                if self.cusum:
-                    cus = self.cus[:, :rows]
-                    zc = r / sc
+            if self.cusum:
+                cus = self.cus[:, :rows]
+                zc = r / sc
+                if some_zero:
                     zc[np.isnan(zc)] = 0.0  # 0/0: no deviation
-                    np.maximum(zc, -self.cusum_clip, out=zc)  # x/0 -> ±clip
-                    np.minimum(zc, self.cusum_clip, out=zc)
-                    up = cus[0] + zc
-                    up -= self.cusum
-                    np.maximum(up, 0.0, out=up)
-                    np.minimum(up, self.cusum_cap, out=up)
-                    down = cus[1] - zc
-                    down -= self.cusum
-                    np.maximum(down, 0.0, out=down)
-                    np.minimum(down, self.cusum_cap, out=down)
-                    shift = np.maximum(up, down)
-                    np.maximum(raw, self._mapped(shift / cus[2]), out=raw)
+                np.maximum(zc, -self.cusum_clip, out=zc)  # x/0 -> ±clip
+                np.minimum(zc, self.cusum_clip, out=zc)
+                up = cus[0] + zc
+                up -= self.cusum
+                np.maximum(up, 0.0, out=up)
+                np.minimum(up, self.cusum_cap, out=up)
+                down = cus[1] - zc
+                down -= self.cusum
+                np.maximum(down, 0.0, out=down)
+                np.minimum(down, self.cusum_cap, out=down)
+                shift = np.maximum(up, down)
+                shift_ratio = shift / cus[2]
+            # the largest weighted mapped ratio; the map is increasing, so per weight only the largest ratio
+            # is mapped (the CUSUM's has weight 1)
+            raw = None
+            for w, part in self._groups:
+                top = ratio[part].max(axis=0) if part.stop - part.start > 1 else ratio[part.start]
+                if self.cusum and w == 1.0:
+                    np.maximum(top, shift_ratio, out=top)
+                m = self._mapped(top)
+                if w != 1.0:
+                    m *= w
+                raw = m if raw is None else np.maximum(raw, m, out=raw)
+            if self.cusum and self._cusum_alone:
+                np.maximum(raw, self._mapped(shift_ratio), out=raw)
+            assert raw is not None
             raw[not_ready] = 0.0
             score = self._onset(raw, valid, gaps) if self.onset else raw
             score[gaps] = np.nan
             sigma = sc * _SIGMA_PER_MAD
             z = r / sigma  # x/0 -> ±inf
-            z[np.isnan(z)] = 0.0  # 0/0
+            if some_zero:
+                z[np.isnan(z)] = 0.0  # 0/0
             band = self.band * sigma
             low = expected - band
             high = expected + band
@@ -330,7 +359,8 @@ class SurgeDetector:
                 # the daily profile learns the part of the deviation the level does not explain, and
                 # the residual scale at this time of day; gamma is per day, so with several samples
                 # per bin each one moves it less
-                g = visits + 1.0
+                g = visits.astype(_F)
+                g += 1.0
                 np.divide(1.0, g, out=g)
                 np.maximum(g, self._per_day[:rows], out=g)
                 d = r - step  # x - new_level - offset (float32: relative to the level)
@@ -338,12 +368,14 @@ class SurgeDetector:
                 np.minimum(d, lim2, out=d)
                 d *= g
                 d += offset
-                cap = np.where(spread > 0, self.scale_clip * spread, np.inf)
+                cap = self.scale_clip * spread
+                cap[np.flatnonzero(spread <= 0)] = np.inf  # no spread yet: no cap (by index: np.where is slow)
                 np.minimum(ar, cap, out=cap)
                 cap -= spread
                 cap *= g
                 cap += spread
-                counted = visits + 1.0
+                counted = np.minimum(visits, 65534)
+                counted += 1
                 if self._all_profiled:
                     stay, idle = unseen, gaps
                 else:
@@ -353,6 +385,7 @@ class SurgeDetector:
                 offset[:], spread[:], visits[:] = d, cap, counted
                 if not isinstance(phase, int):
                     self.cells[phase, :, idx] = cell.T
+                    self.visits[phase, idx] = visits
             new_level[unseen] = level[unseen]
             new_level[empty] = x[empty]  # the first sample is the level (NaN stays the previous level)
             new_level[gaps] = level[gaps]
@@ -387,6 +420,7 @@ class SurgeDetector:
         self.cus[:2, rows], self.cus[2, rows] = 0.0, self._q0
         # the clock is the time of day, shared by every series (a new one joins it, as in _alloc)
         self.cells[:, :, rows] = 0.0
+        self.visits[:, rows] = 0
         self._onset.forget_rows(rows)
 
     def _mapped(self, ratio: np.ndarray) -> np.ndarray:
