@@ -307,7 +307,7 @@ class SurgeDetector:
                 shift_ratio = shift / cus[2]
             # the largest weighted mapped ratio; the map is increasing, so per weight only the largest ratio
             # is mapped (the CUSUM's has weight 1)
-            raw = None
+            parts = []
             for w, part in self._groups:
                 top = ratio[part].max(axis=0) if part.stop - part.start > 1 else ratio[part.start]
                 if self.cusum and w == 1.0:
@@ -315,10 +315,12 @@ class SurgeDetector:
                 m = self._mapped(top)
                 if w != 1.0:
                     m *= w
-                raw = m if raw is None else np.maximum(raw, m, out=raw)
+                parts.append(m)
             if self.cusum and self._cusum_alone:
-                np.maximum(raw, self._mapped(shift_ratio), out=raw)
-            assert raw is not None
+                parts.append(self._mapped(shift_ratio))
+            raw = parts[0]
+            for m in parts[1:]:
+                np.maximum(raw, m, out=raw)
             raw[not_ready] = 0.0
             score = self._onset(raw, valid, gaps) if self.onset else raw
             score[gaps] = np.nan
