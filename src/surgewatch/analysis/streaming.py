@@ -328,7 +328,7 @@ class SurgeDetector:
             z = r / sigma  # x/0 -> ±inf
             if some_zero:
                 z[np.isnan(z)] = 0.0  # 0/0
-            band = self.band * sigma
+            band = (self.band * sigma).astype(np.float64)  # cast once for both
             low = expected - band
             high = expected + band
             z[not_ready] = low[not_ready] = high[not_ready] = np.nan
