@@ -309,7 +309,11 @@ class SurgeDetector:
             # is mapped (the CUSUM's has weight 1)
             parts = []
             for w, part in self._groups:
-                top = ratio[part].max(axis=0) if part.stop - part.start > 1 else ratio[part.start]
+                top = ratio[part.start]  # a view: the map overwrites it
+                if part.stop - part.start > 1:  # pairwise: a reduction over a short first axis is slow
+                    top = np.maximum(top, ratio[part.start + 1])
+                    for i in range(part.start + 2, part.stop):
+                        np.maximum(top, ratio[i], out=top)
                 if self.cusum and w == 1.0:
                     np.maximum(top, shift_ratio, out=top)
                 m = self._mapped(top)
