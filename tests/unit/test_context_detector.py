@@ -216,3 +216,29 @@ def test_surge_context_series_added_between_ticks_start_fresh_and_leave_others_a
     alone = scores(make_streaming_detector("surge-context", 24), x[:, None])[:, 0]
     np.testing.assert_array_equal([g[0] for g in grown], alone)
     np.testing.assert_array_equal([g[1] for g in grown[200:]], alone[:200])
+
+
+def test_a_series_far_from_zero_scores_like_the_same_series_near_zero() -> None:
+    # the level stays float64 (only what is relative to it is float32): 1e9 + unit noise loses nothing
+    x = 10 + np.random.default_rng(3).normal(size=800)
+    x[700] += 8
+    near = scores(make_streaming_detector("surge-context", 288), x[:, None])
+    far = scores(make_streaming_detector("surge-context", 288), (x + 1e9)[:, None])
+    np.testing.assert_allclose(far, near, atol=1e-5)
+
+
+def test_daily_profile_and_context_counts_take_at_most_4_kb_per_series() -> None:
+    det = make_streaming_detector("surge-context", 288)
+    det.update(np.zeros(1000))
+    assert isinstance(det, SurgeContextDetector)
+    big = det.surge.cells.nbytes + det.surge.visits.nbytes + det.context.counts.nbytes
+    assert big <= 4096 * 1000  # float32 profile, uint16 visit counts, 512 uint16 context slots
+
+
+def test_daily_profile_visit_counts_saturate_instead_of_wrapping() -> None:
+    det = SurgeDetector(1)
+    det.update(np.array([1.0]))
+    det.visits[:] = 65534
+    for _ in range(3):
+        det.update(np.array([1.0]))
+    assert det.visits[0, 0] == 65535
