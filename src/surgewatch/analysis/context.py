@@ -209,8 +209,8 @@ class ContextDetector:
             at = pos[a:a + chunk]
             now = out[a:a + chunk]
             flat.take(at, mode="clip", out=now)  # in range by construction; "clip" skips the checks
-            c = np.minimum(now, 65534)
-            c += 1
+            c = now + 1  # saturating: 65535 + 1 wraps to 0, and the maximum puts 65535 back (faster than a
+            np.maximum(c, now, out=c)  # minimum with a number)
             flat[at] = c
         if gaps.size:
             flat[pos[gaps]] = out[gaps]

@@ -293,16 +293,14 @@ class SurgeDetector:
                 zc = r / sc
                 if some_zero:
                     zc[np.isnan(zc)] = 0.0  # 0/0: no deviation
-                np.maximum(zc, -self.cusum_clip, out=zc)  # x/0 -> ±clip
-                np.minimum(zc, self.cusum_clip, out=zc)
+                # one pass (np.maximum and np.minimum with a number are slower than a clip with two)
+                np.clip(zc, -self.cusum_clip, self.cusum_clip, out=zc)  # x/0 -> ±clip
                 up = cus[0] + zc
                 up -= self.cusum
-                np.maximum(up, 0.0, out=up)
-                np.minimum(up, self.cusum_cap, out=up)
+                np.clip(up, 0.0, self.cusum_cap, out=up)
                 down = cus[1] - zc
                 down -= self.cusum
-                np.maximum(down, 0.0, out=down)
-                np.minimum(down, self.cusum_cap, out=down)
+                np.clip(down, 0.0, self.cusum_cap, out=down)
                 shift = np.maximum(up, down)
                 shift_ratio = shift / cus[2]
             # the largest weighted mapped ratio; the map is increasing, so per weight only the largest ratio
@@ -380,8 +378,8 @@ class SurgeDetector:
                 cap -= spread
                 cap *= g
                 cap += spread
-                counted = np.minimum(visits, 65534)
-                counted += 1
+                counted = visits + 1  # saturating: 65535 + 1 wraps to 0, and the maximum puts 65535 back
+                np.maximum(counted, visits, out=counted)
                 if self._all_profiled:
                     stay, idle = unseen, gaps
                 else:
