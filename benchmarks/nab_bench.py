@@ -138,7 +138,7 @@ def ablation(series: list, ss: ScoredSet) -> list[str]:
                 ("no spike weights", {**full, "surge_weights": None}), ("no CUSUM", {**full, "cusum": 0.0}),
                 ("no context", {**full, "weight": 0.0}),
                 ("none of the three", {**full, "extreme": 0.0, "surge_weights": None, "cusum": 0.0}),
-                ("half the hash table", {**full, "table_bits": 9})]
+                ("1,024 table slots", {**full, "table_bits": 10})]
     lines = ["surge-context ablation (standard profile)"]
     for label, kwargs in variants:
         scores = run_surge_context(series, **kwargs)
