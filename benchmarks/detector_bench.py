@@ -15,6 +15,8 @@ Prints, per detector and checkout, milliseconds per tick over all timed ticks of
 in wall time and in the thread's CPU time (which leaves out waiting for a core on a shared machine, not the
 cache misses others cause), the range of the per-run wall medians and of the per-run CPU medians, and the
 memory of the detector's state (every numpy array it holds, after the warm-up).
+With --day, instead: the resident memory the default detector adds to a process after a full day of 15 s ticks
+for `--series` series (every bin of the daily profile written, as in a daemon that has run for a day), per checkout.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -90,6 +93,22 @@ def compare(a: np.ndarray, b: np.ndarray) -> str:
             f"{int((a[both] >= 0.5).sum())} vs {int((b[both] >= 0.5).sum())}")
 
 
+def day_rss(series: int) -> float:
+    """MB of resident memory the default detector adds after a day of 15 s ticks (every daily bin touched)."""
+    from surgewatch.analysis.registry import make_detector
+
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+    noise = np.random.default_rng(0).normal(size=(64, series))
+    before = rss()
+    det = make_detector("surge-context", 15.0)
+    for t in range(86400 // 15 + 10):
+        det.update(noise[t % 64] + 0.01 * (t % 97))
+    return rss() - before
+
+
 def run_one(src: Path, name: str, series: int, ticks: int, save: str = "") -> dict[str, object]:
     """One run in a fresh process importing surgewatch from `src`."""
     cmd = [sys.executable, __file__, "--worker", str(src), "--detectors", name, "--series", str(series),
@@ -108,12 +127,22 @@ def main() -> int:
     ap.add_argument("--against", metavar="SRC_DIR", help="another checkout's src directory, run side by side")
     ap.add_argument("--worker", metavar="SRC_DIR", help=argparse.SUPPRESS)
     ap.add_argument("--save", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--day", action="store_true",
+                    help="resident memory of the default detector after a day of 15 s ticks")
     args = ap.parse_args()
     if args.worker:
         sys.path.insert(0, args.worker)
-        print(json.dumps(worker(args.detectors, args.series, args.ticks, args.save)))
+        print(json.dumps(day_rss(args.series) if args.day else worker(args.detectors, args.series, args.ticks,
+                                                                         args.save)))
         return 0
     checkouts = [("this", SRC)] + ([("against", Path(args.against).resolve())] if args.against else [])
+    if args.day:
+        for label, src in checkouts:
+            cmd = [sys.executable, __file__, "--worker", str(src), "--day", "--series", str(args.series)]
+            mb = float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+            print(f"{label:<10}the default detector adds {mb:6.1f} MB resident after a day of 15 s ticks for "
+                  f"{args.series:,} series", flush=True)
+        return 0
     print(f"Detector ms per tick, {args.series:,} series, {args.runs} runs x {args.ticks} ticks each "
           f"(after a day of warm-up; 1% missing samples){', runs interleaved' if args.against else ''}")
     print(f"{'':<26}{'wall ms per tick':^24}{'':<19}{'CPU ms per tick':^24}")
