@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,16 +79,49 @@ class PairState:
     mature: bool = False
 
 
+class LazyPairs:
+    """A campaign's per-host pairs, built on first read from what the tick knew (most ticks nobody reads them)."""
+
+    __slots__ = ("_build", "_pairs")
+
+    def __init__(self, pairs: tuple[PairState, ...] | Callable[[], tuple[PairState, ...]] = ()) -> None:
+        self._build: Callable[[], tuple[PairState, ...]] | None = None
+        self._pairs: tuple[PairState, ...] | None = None
+        if callable(pairs):
+            self._build = pairs
+        else:
+            self._pairs = tuple(pairs)
+
+    def get(self) -> tuple[PairState, ...]:
+        if self._pairs is None:
+            assert self._build is not None
+            self._pairs, self._build = self._build(), None
+        return self._pairs
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyPairs) and self.get() == other.get()
+
+    def __hash__(self) -> int:
+        return hash(self.get())
+
+    def __repr__(self) -> str:
+        return repr(self.get())
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignState:
-    """A campaign now: visitors, baselines, lift and trend, and its per-host models."""
+    """A campaign now: visitors, baselines, lift and trend, and its per-host models (`pairs`)."""
 
     name: str
     visitors: float
     baseline: float
     lift: float
     growth_per_s: float
-    pairs: tuple[PairState, ...] = ()
+    lazy_pairs: LazyPairs = field(default_factory=LazyPairs)
+
+    @property
+    def pairs(self) -> tuple[PairState, ...]:
+        return self.lazy_pairs.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,8 +380,9 @@ class Analyzer:
         if not moved:
             return due
         last_fit = self._memory.last_fit
-        return due + [h for h in hosts if h not in due
-                      and self.ticks - last_fit.get(h, -99) >= 2 and moved.intersection(topo.host_drivers[h])]
+        in_due = set(due)
+        return due + [h for h in hosts if h not in in_due
+                      and self.ticks - last_fit.get(h, -99) >= 2 and not moved.isdisjoint(topo.host_drivers[h])]
 
     def _refit(self, topo: Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
         w = window[:, -self.fit_ticks:]
@@ -402,13 +437,6 @@ class Analyzer:
         changed_at = self._memory.changed_at
         self._packed.changed = np.array([changed_at.get(int(r), self.ticks) for r in self._packed.rows],
                                         dtype=np.int64)
-        for h in hosts:
-            m = self._memory.models.get(h)
-            for d in topo.host_drivers[h]:
-                self._memory.pair_models.pop((d, h), None)
-            if m is not None:
-                for j, d in enumerate(m.drivers):
-                    self._memory.pair_models[(d, h)] = m.pair_model(j)
 
     def _traffic_stats(self, rows: list[int], wts: np.ndarray, w: np.ndarray) -> None:
         """Baseline, growth rate and sample noise of traffic rows from the fit window."""
@@ -589,55 +617,59 @@ class Analyzer:
 
     def _campaign_states(self, topo: Topology, window: np.ndarray,
                          now: ModelsNow, details: bool = True) -> list[CampaignState]:
-        p = self._packed
-        pos = p.pos
-        head, secs = self._capacities(now) if details else (np.zeros(0), np.zeros(0))
         out = []
+        pairs_of = self._pairs_builder(topo, now) if details else None
         for ci, c in enumerate(self.campaigns):
-            cr, tr = topo.campaign_rows[ci], topo.driver_of[ci]
-            pairs = []
-            for hr in topo.campaign_hosts[ci] if details else ():
-                _kind, host, metric = topo.parts[hr]
-                assert tr is not None  # a campaign lands on host rows only through its traffic row
-                i = pos.get(hr)
-                model = self._memory.pair_models.get((tr, hr))
-                if i is None or model is None:
-                    pairs.append(PairState(c.name, host, metric, None, float("nan"), float("nan"), UNKNOWN))
-                    continue
-                cap = UNKNOWN
-                if not math.isnan(head[i]):
-                    m = p.models[i]
-                    j = m.drivers.index(tr)
-                    x_now = now.x_now[i]
-                    others = float(np.dot(p.coefs[i], x_now) - p.coefs[i, j] * x_now[j])
-                    at_limit = (float(p.limit[i]) - m.intercept - others) / float(p.coefs[i, j])
-                    cap = Capacity(float(p.limit[i]), at_limit, float(head[i]), float(secs[i]),
-                                   float(p.growth[i, j]))
-                pairs.append(PairState(c.name, host, metric, model, model.lag_ticks * self.tick,
-                                       float(now.expected[i]), cap, float(now.sigma[i]),
-                                       bool(now.mature[i])))
+            cr = topo.campaign_rows[ci]
             lifted = self._campaign_lift(topo, ci, window)
             if not math.isnan(lifted) and lifted >= LIFTED:
                 self._memory.lifted_since.setdefault(ci, self.ticks)
             elif math.isnan(lifted) or lifted < 0.5 * (1.0 + LIFTED):  # hysteresis: a dip is no new launch
                 self._memory.lifted_since.pop(ci, None)
+            pairs = LazyPairs(partial(pairs_of, ci)) if pairs_of is not None and topo.campaign_hosts[ci] \
+                else LazyPairs()
             out.append(CampaignState(c.name, self._latest(window, cr), self._base_of(cr), lifted,
                                      self._memory.growth.get(cr, float("nan")) if cr is not None else float("nan"),
-                                     tuple(pairs)))
+                                     pairs))
         return out
 
-    def _capacities(self, now: ModelsNow) -> tuple[np.ndarray, np.ndarray]:
-        """Headroom (traffic multiple) and seconds to each modelled row's limit; NaN where unknown."""
+    def _pairs_builder(self, topo: Topology, now: ModelsNow) -> Callable[[int], tuple[PairState, ...]]:
+        """A function of a campaign index giving its per-host pairs at this tick. What it reads is copied now
+        (refits write the packed models in place), the pairs themselves are built only when read."""
         p = self._packed
-        contrib = np.sum(p.coefs * now.x_now, axis=1)
-        ok = p.usable & ~np.isnan(p.limit)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            head = np.where(ok & (contrib > 0), np.maximum((p.limit - p.intercept) / contrib, 0.0), np.nan)
-        secs = np.full(head.shape[0], np.nan)
-        if ok.any():
-            secs[ok] = seconds_to_level_many(p.intercept[ok], p.coefs[ok], now.x_now[ok], p.growth[ok],
-                                             p.limit[ok])
-        return head, secs
+        pos, models, tick = p.pos, list(p.models), self.tick
+        coefs, intercept, usable, limit, growth = (p.coefs.copy(), p.intercept.copy(), p.usable.copy(), p.limit,
+                                                   p.growth)
+        campaigns, parts = self.campaigns, topo.parts
+        caps: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def build(ci: int) -> tuple[PairState, ...]:
+            c, tr = campaigns[ci], topo.driver_of[ci]
+            assert tr is not None  # a campaign lands on host rows only through its traffic row
+            if not caps:
+                caps.append(_capacities(coefs, intercept, usable, limit, growth, now.x_now))
+            head, secs = caps[0]
+            pairs = []
+            for hr in topo.campaign_hosts[ci]:
+                _kind, host, metric = parts[hr]
+                i = pos.get(hr)
+                m = models[i] if i is not None else None
+                if i is None or m is None or tr not in m.drivers:
+                    pairs.append(PairState(c.name, host, metric, None, float("nan"), float("nan"), UNKNOWN))
+                    continue
+                j = m.drivers.index(tr)
+                model = m.pair_model(j)
+                cap = UNKNOWN
+                if not math.isnan(head[i]):
+                    x_now = now.x_now[i]
+                    others = float(np.dot(coefs[i], x_now) - coefs[i, j] * x_now[j])
+                    at_limit = (float(limit[i]) - m.intercept - others) / float(coefs[i, j])
+                    cap = Capacity(float(limit[i]), at_limit, float(head[i]), float(secs[i]), float(growth[i, j]))
+                pairs.append(PairState(c.name, host, metric, model, model.lag_ticks * tick,
+                                       float(now.expected[i]), cap, float(now.sigma[i]), bool(now.mature[i])))
+            return tuple(pairs)
+
+        return build
 
     def _forecasts(self, now: ModelsNow, column: np.ndarray) -> ForecastTable:
         p = self._packed
@@ -673,6 +705,19 @@ class Analyzer:
         if np.isin(self._packed.rows, rows).any():  # packed again from the models left at the next refit
             self._packed = PackedModels.build([])
         self._topo = None
+
+
+def _capacities(coefs: np.ndarray, intercept: np.ndarray, usable: np.ndarray, limit: np.ndarray,
+                growth: np.ndarray, x_now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Headroom (traffic multiple) and seconds to each packed model's limit; NaN where unknown."""
+    contrib = np.sum(coefs * x_now, axis=1)
+    ok = usable & ~np.isnan(limit)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        head = np.where(ok & (contrib > 0), np.maximum((limit - intercept) / contrib, 0.0), np.nan)
+    secs = np.full(head.shape[0], np.nan)
+    if ok.any():
+        secs[ok] = seconds_to_level_many(intercept[ok], coefs[ok], x_now[ok], growth[ok], limit[ok])
+    return head, secs
 
 
 def _same_model(old: HostModel | None, new: HostModel | None) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .correlation import HostModel, LoadModel
+from .correlation import HostModel
 
 
 @dataclass
@@ -114,7 +114,6 @@ class FitMemory:
     `forget` drops rows that were evicted or handed to a new series."""
 
     models: dict[int, HostModel | None] = field(default_factory=dict)  # host row -> last fit (None: no model)
-    pair_models: dict[tuple[int, int], LoadModel] = field(default_factory=dict)  # (driver, host) -> one driver's part
     lags: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)  # (driver, host) -> (lag, corr)
     # (driver, host) -> (lag evidence accumulated over refits, the tick it was last added to)
     curves: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict)
@@ -136,7 +135,7 @@ class FitMemory:
         for table in per_row:
             for r in gone.intersection(table):
                 del table[r]
-        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self.lags, self.curves, self.pair_models)
+        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self.lags, self.curves)
         for pairs in per_pair:
             for key in [k for k in pairs if k[0] in gone or k[1] in gone]:
                 del pairs[key]

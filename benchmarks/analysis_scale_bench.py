@@ -1,0 +1,203 @@
+"""Where an analysis tick goes at fleet scale (or at the small end), part by part, beside another checkout.
+
+In this process, no servers: the fleet of `fleet_exporter.py` (its model: 10 host groups, one campaign per
+group, a day cycle, per-host noise, a few hosts with an incident of their own) is stepped tick by tick into the
+series a `promql` host source and `promql` traffic sources give the engine (10 metrics per host, each group's
+site traffic and campaign visitors: 10,020 series at 1,000 hosts). The analyzer is built as the engine builds it
+(the default detector, campaign × host-group models, the campaigns landing on their groups' hosts) and steps a
+sliding window of `fit_ticks` like the engine's store gives it. After `--warm` ticks the campaigns launch, one a
+minute, and `--ticks` ticks are measured.
+
+With `--against DIR` (another checkout, e.g. /work/main) that checkout's analysis steps the same ticks in the same
+process, alternately (each package is copied to a temporary directory under its own name), and every tick's
+scores, causes and explanations are compared: a tick where they differ is reported.
+
+Prints, per side, min–median–max ms per tick of the whole step, the detector, campaign analysis (the step less
+the detector) and its parts (refit, per-tick model arrays, episodes, campaign states, group models, ...).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py [--hosts 1000] [--tick 15]
+        [--ticks 200] [--warm 200] [--against /work/main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE)]
+
+from fleet_exporter import CAMPAIGNS, GROUPS, FleetModel  # noqa: E402
+
+METRICS = ("cpu.percent", "mem.percent", "mem.available_bytes", "load.1", "load.5", "load.15", "net.rx_bps",
+           "net.tx_bps", "disk.read_bps", "disk.write_bps")
+# analyzer methods timed on their own (each call's ms, summed per tick)
+ANALYZER_PARTS = ("_topology", "_due_hosts", "_refit", "_now_arrays", "_campaign_states", "_episode_step", "_facts",
+                  "_forecasts")
+
+
+def fleet_values(hosts: int, tick: float, ticks: int, launch_tick: int) -> tuple[list[str], np.ndarray,
+                                                                                  dict[str, str]]:
+    """Series names, values [series, ticks] and each host's group, as the engine's store would hold them."""
+    t0 = 1_800_000_000.0
+    model = FleetModel(hosts, t0, launch_at=t0 + launch_tick * tick)
+    names = [f"host:{h}/{m}" for m in METRICS for h in model.names]
+    names += [f"traffic:{g}/visitors" for g in GROUPS] + [f"campaign:{c.replace('_', '-')}/visitors"
+                                                          for c in CAMPAIGNS]
+    out = np.empty((len(names), ticks))
+    prev = None
+    for k in range(ticks):
+        t = t0 + k * tick
+        model.advance(t)
+        counters = np.stack([model.rx, model.tx, model.read, model.written])
+        rates = (counters - prev) / tick if prev is not None else np.zeros_like(counters)
+        prev = counters.copy()
+        mem = np.clip(model.mem_base + 0.25 * model.busy, 0.05, 0.97)
+        cols = [100.0 * model.busy, 100.0 * mem, model.mem_total * (1.0 - mem), model.load[0], model.load[1],
+                model.load[2], rates[0], rates[1], rates[2], rates[3]]
+        out[:, k] = np.concatenate([*cols, model.visitors, model.campaign_visitors(t)])
+    groups = {h: GROUPS[g] for h, g in zip(model.names, model.group.tolist(), strict=True)}
+    return names, out, groups
+
+
+def load_side(src: Path, as_name: str, tmp: Path) -> dict[str, ModuleType]:
+    shutil.copytree(src / "surgewatch", tmp / as_name)
+    return {m: importlib.import_module(f"{as_name}.analysis.{m}") for m in ("analyzer", "groupmodels")}
+
+
+def build(mods: dict[str, ModuleType], tick: float, groups: dict[str, str]) -> Any:
+    """An analyzer as Engine.build_analyzer makes it, for the fleet's campaigns (one per group)."""
+    a = mods["analyzer"]
+    specs = []
+    for g, c in zip(GROUPS, CAMPAIGNS, strict=True):
+        name = c.replace("_", "-")
+        specs.append(a.CampaignSpec(name, f"campaign:{name}/visitors", f"traffic:{g}/visitors",
+                                    tuple(h for h, hg in groups.items() if hg == g)))
+    an = a.Analyzer(a.default_detector(tick), specs, tick)
+    an.groups = mods["groupmodels"].GroupModels.for_analyzer(an)
+    an.groups.set_groups(groups)
+    return an
+
+
+class Timer:
+    """Wraps methods of an object (on the instance: the class is untouched) and sums their ms per tick."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, float] = {}
+        self.ticks: dict[str, list[float]] = {}
+
+    def wrap(self, owner: Any, attr: str, label: str) -> None:
+        inner = getattr(owner, attr)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.now[label] = self.now.get(label, 0.0) + (time.perf_counter() - t0) * 1000
+
+        setattr(owner, attr, timed)
+
+    def end_tick(self, labels: list[str], keep: bool) -> None:
+        if keep:
+            for label in labels:
+                self.ticks.setdefault(label, []).append(self.now.get(label, 0.0))
+        self.now = {}
+
+
+def spread(xs: list[float]) -> str:
+    return f"{min(xs):7.2f} {statistics.median(xs):7.2f} {max(xs):7.2f}" if xs else "      –"
+
+
+def same(a: Any, b: Any, states: bool) -> bool:
+    """Same scores, causes and explanations (and with `states`, the same campaign states with their pairs)."""
+    causes = [{r: (c.value, n) for r, (c, n) in x.cause.items()} for x in (a, b)]
+    return (np.array_equal(a.score, b.score, equal_nan=True) and a.explanation == b.explanation
+            and causes[0] == causes[1] and (not states or _states(a) == _states(b)))
+
+
+def _states(res: Any) -> str:
+    return repr([(c.name, c.visitors, c.baseline, c.lift, c.growth_per_s, c.pairs) for c in res.campaigns])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--tick", type=float, default=15.0, help="seconds per tick (the engine's interval)")
+    ap.add_argument("--ticks", type=int, default=200, help="measured ticks (the campaigns launch at the first)")
+    ap.add_argument("--warm", type=int, default=200, help="ticks before measuring (at least the fit window)")
+    ap.add_argument("--against", type=Path, help="another checkout (its src/) stepped beside this one")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile this side's measured ticks "
+                    "and print the top N functions by own time")
+    args = ap.parse_args()
+    names, values, groups = fleet_values(args.hosts, args.tick, args.warm + args.ticks, args.warm)
+    index = {n: i for i, n in enumerate(names)}
+    ts = 1_800_000_000.0 + args.tick * np.arange(values.shape[1])
+    tmp = Path(tempfile.mkdtemp())
+    sys.path.insert(0, str(tmp))
+    try:
+        sides = {"this": load_side(ROOT / "src", "sw_this", tmp)}
+        if args.against:
+            sides["against"] = load_side(args.against.resolve() / "src", "sw_against", tmp)
+        ans = {s: build(m, args.tick, groups) for s, m in sides.items()}
+        timers = {s: Timer() for s in ans}
+        labels = ["step", "detector", "campaign analysis", *ANALYZER_PARTS, "groups.step"]
+        for s, an in ans.items():
+            tm = timers[s]
+            tm.wrap(an, "step", "step")
+            tm.wrap(an.detector, "update", "detector")
+            for part in ANALYZER_PARTS:
+                if hasattr(an, part):
+                    tm.wrap(an, part, part)
+            tm.wrap(an.groups, "step", "groups.step")
+        fit = ans["this"].fit_ticks
+        differ = []
+        order = list(ans)
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        for t in range(values.shape[1]):
+            lo = max(0, t + 1 - fit)
+            res = {}
+            for s in order if t % 2 == 0 else order[::-1]:
+                profiled = args.profile and s == "this" and t >= args.warm
+                if profiled:
+                    prof.enable()
+                res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], values[:, lo: t + 1])
+                if profiled:
+                    prof.disable()
+                tm = timers[s]
+                tm.now["campaign analysis"] = tm.now.get("step", 0.0) - tm.now.get("detector", 0.0)
+                tm.end_tick(labels, t >= args.warm)
+            if len(res) == 2 and not same(res["this"], res["against"], t % 10 == 0):
+                differ.append(t)
+        print(f"{args.hosts} hosts, {len(names)} series, {len(CAMPAIGNS)} campaigns on {len(GROUPS)} groups, "
+              f"{args.tick:g} s tick, {args.ticks} ticks measured after {args.warm} (ms per tick, min median max)")
+        print(f"  {'part':<20}" + "".join(f" {s + ' (min med max)':>24}" for s in ans))
+        for label in labels:
+            print(f"  {label:<20}" + "".join(f" {spread(timers[s].ticks.get(label, [])):>24}" for s in ans))
+        hot = sum(len(r) for r in [res["this"].explanation])
+        print(f"  last tick: {hot} rows explained")
+        if args.against:
+            print("  conclusions: " + ("identical on every tick" if not differ else
+                                       f"DIFFER on {len(differ)} ticks, first {differ[:5]}"))
+        if args.profile:
+            pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
