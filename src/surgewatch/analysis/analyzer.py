@@ -470,15 +470,21 @@ class Analyzer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
-        for i, (d, h) in enumerate(pairs):
-            curve = var[px[i]] * np.nan_to_num(corr[i], nan=0.0)
-            prev = self._memory.curves.get((d, h))
-            if prev is not None:
-                curve = curve + prev[0] * math.exp(-(self.ticks - prev[1]) / self.fit_ticks)
-            self._memory.curves[(d, h)] = (curve, self.ticks)
-            if np.any(curve != 0):
-                lag = int(np.argmax(curve))
-                self._memory.lags[(d, h)] = (lag, float(corr[i, lag]))
+        curves = var[px][:, None] * np.nan_to_num(corr, nan=0.0)
+        memory, ticks = self._memory, self.ticks
+        had = [(i, c) for i, c in enumerate(memory.curves.get(pair) for pair in pairs) if c is not None]
+        if had:
+            at = [i for i, _ in had]
+            kept = np.stack([c[0] for _, c in had])
+            decay = np.array([math.exp(-(ticks - c[1]) / self.fit_ticks) for _, c in had])
+            curves[at] = curves[at] + kept * decay[:, None]
+        lag = np.argmax(curves, axis=1)
+        some = np.any(curves != 0, axis=1).tolist()
+        at_lag = corr[np.arange(len(pairs)), lag].tolist()
+        for i, (pair, lg) in enumerate(zip(pairs, lag.tolist(), strict=True)):
+            memory.curves[pair] = (curves[i], ticks)
+            if some[i]:
+                memory.lags[pair] = (lg, at_lag[i])
 
     def _partial(self, w: np.ndarray, y: np.ndarray, d: int, h: int) -> np.ndarray:
         """Load of host row h minus what the drivers other than d explain in its current model."""
@@ -727,6 +733,10 @@ def _same_model(old: HostModel | None, new: HostModel | None) -> bool:
         return False
     if any(abs(a - b) > 1 for a, b in zip(old.lags, new.lags, strict=True)):
         return False
+    if len(new.drivers) == 1:  # the usual case, in plain floats (the same arithmetic as `expected`)
+        oc, nc, oi, ni, s = float(old.coefs[0]), float(new.coefs[0]), old.intercept, new.intercept, new.resid_sigma
+        return all(abs((oi + oc * x) - (ni + nc * x)) <= s
+                   for x in (float(new.x_mean[0]), float(new.x_max[0]), float(old.x_max[0])))
     probes = (new.x_mean, new.x_max, old.x_max)
     return all(abs(old.expected(x) - new.expected(x)) <= new.resid_sigma for x in probes)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,14 +74,8 @@ class HostModel:
     x_mean: np.ndarray  # fitted means of the drivers
     cov: np.ndarray  # (X'X)^-1 of the centred design [1, x - x_mean], for prediction spread
     x_max: np.ndarray  # largest fitted value of each driver
-    coef_se: np.ndarray = field(init=False)
-    usable: bool = field(init=False)  # a clear, positive relation to every driver, on enough points
-
-    def __post_init__(self) -> None:
-        se = self.resid_sigma * np.sqrt(np.maximum(np.diag(self.cov)[1:], 0.0))
-        object.__setattr__(self, "coef_se", se)
-        object.__setattr__(self, "usable", bool(self.n >= MIN_POINTS and self.r2 >= MIN_R2
-                                                and np.all(self.coefs > 0) and np.all(self.coefs > MIN_T * se)))
+    coef_se: np.ndarray  # standard error of each coefficient
+    usable: bool  # a clear, positive relation to every driver, on enough points (see `usable_fits`)
 
     def expected(self, x: np.ndarray) -> float:
         """Expected load for driver values x (one per driver, each taken at its lag)."""
@@ -247,17 +241,30 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
         rms = np.sqrt(ss_res / np.maximum(n - k - 1, 1))
     sigma = np.maximum(np.maximum(sigma, 0.8 * rms), 1e-9 * (np.abs(y_mean) + 1.0))
     x_max = np.where(w[:, None, :] > 0, xs, -np.inf).max(axis=2)
+    r2 = np.maximum(r2, 0.0)
+    coefs = beta[:, 1:]
+    se = sigma[:, None] * np.sqrt(np.maximum(np.diagonal(inv, axis1=1, axis2=2)[:, 1:], 0.0))
+    usable = usable_fits(n, r2, coefs, se)
     out: list[HostModel | None] = []
+    rows_l, drivers_l, lags_l = host_rows.tolist(), drivers.tolist(), lags.tolist()
+    r2_l, sigma_l, n_l, usable_l = r2.tolist(), sigma.tolist(), n.tolist(), usable.tolist()
     for i in range(g):
-        if n[i] < 10:
+        if n_l[i] < 10:
             out.append(None)
             continue
-        coefs = beta[i, 1:].copy()
-        intercept = float(y_mean[i] + beta[i, 0] - np.dot(coefs, x_mean[i]))
-        out.append(HostModel(int(host_rows[i]), tuple(int(d) for d in drivers[i]),
-                             tuple(int(v) for v in lags[i]), coefs, intercept, float(max(r2[i], 0.0)),
-                             float(sigma[i]), int(n[i]), x_mean[i].copy(), inv[i].copy(), x_max[i].copy()))
+        c = coefs[i].copy()
+        intercept = float(y_mean[i] + beta[i, 0] - np.dot(c, x_mean[i]))
+        out.append(HostModel(rows_l[i], tuple(drivers_l[i]), tuple(lags_l[i]), c, intercept, r2_l[i], sigma_l[i],
+                             int(n_l[i]), x_mean[i].copy(), inv[i].copy(), x_max[i].copy(), se[i].copy(),
+                             usable_l[i]))
     return out
+
+
+def usable_fits(n: np.ndarray, r2: np.ndarray, coefs: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """[G] bool: fits good enough to explain load with traffic: enough points, a fair r², and every coefficient
+    positive and clearly above its standard error."""
+    return ((n >= MIN_POINTS) & (r2 >= MIN_R2) & np.all(coefs > 0, axis=1)
+            & np.all(coefs > MIN_T * se, axis=1))
 
 
 def fit_load_model(traffic: np.ndarray, load: np.ndarray, max_lag: int) -> LoadModel | None:

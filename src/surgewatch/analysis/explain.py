@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,6 +52,7 @@ class TickFacts:
     slow: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # hour-long baseline, its z, the practical score
     sig: Significance
     bursts: RecurringBursts
+    words: dict[tuple[int, int, tuple[int, ...]], str] = field(default_factory=dict)  # phrases written this tick
 
 
 def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
@@ -59,27 +60,29 @@ def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
     kind, who, metric = split_series(name)
     value = float(f.column[row])
     label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
-    z, base, what = float(f.det.z[row]), float(f.det.expected[row]), f.baseline_label
-    held = f.episodes.departure(row, value)
-    slow = f.slow
-    if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(f.det.score[row]):
-        # the practical score leads: against the level of the last hour, not the one learned since
-        base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
-    elif held is not None:  # a sustained departure: against the level it left, not the one learned since
-        base, z, what = held[0], held[1], "level before it started"
-    if not math.isnan(z):
-        side = "above" if z >= 0 else "below"
-        head = f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
-    else:
-        head = label
+
+    def head_text() -> str:  # the value against the level it left (not needed when a mature model speaks)
+        z, base, what = float(f.det.z[row]), float(f.det.expected[row]), f.baseline_label
+        held = f.episodes.departure(row, value)
+        slow = f.slow
+        if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(f.det.score[row]):
+            # the practical score leads: against the level of the last hour, not the one learned since
+            base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
+        elif held is not None:  # a sustained departure: against the level it left, not the one learned since
+            base, z, what = held[0], held[1], "level before it started"
+        if not math.isnan(z):
+            side = "above" if z >= 0 else "below"
+            return f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
+        return label
+
     if kind != "host":
         lifted = next((lf for nm, lf in zip(f.campaign_names, f.lifts, strict=True) if nm == who), float("nan"))
         extra = f" (lift {lifted:.1f}x)" if not math.isnan(lifted) and kind == "campaign" else ""
-        return head + extra, None
+        return head_text() + extra, None
     topo = f.topo
     cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
     if not cis:
-        return head + "; no campaign lands on this host; unexplained", (Cause.UNEXPLAINED, None)
+        return head_text() + "; no campaign lands on this host; unexplained", (Cause.UNEXPLAINED, None)
     lifts = {ci: f.lifts[ci] for ci in cis}
     top = max(cis, key=lambda ci: _or_zero(lifts[ci]))
     top_lift = lifts[top]
@@ -115,13 +118,13 @@ def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
             return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
                     f"{top_name} is {top_lift:.1f}x its baseline; likely explained", (Cause.CAMPAIGN, top_name))
     if learning:
-        return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline (load model still "
+        return (f"{head_text()}; traffic from {top_name} is {top_lift:.1f}x its baseline (load model still "
                 f"learning); likely explained", (Cause.CAMPAIGN, top_name))
     if lifted:
-        return (f"{head}; traffic from {top_name} is {top_lift:.1f}x its baseline but load does not follow "
+        return (f"{head_text()}; traffic from {top_name} is {top_lift:.1f}x its baseline but load does not follow "
                 f"it (no usable load model); unexplained", (Cause.UNEXPLAINED, None))
     lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if not math.isnan(top_lift) else "traffic unknown"
-    return f"{head}; {lift_txt}, no usable load model; unexplained", (Cause.UNEXPLAINED, None)
+    return f"{head_text()}; {lift_txt}, no usable load model; unexplained", (Cause.UNEXPLAINED, None)
 
 
 def qualify(row: int, text: str, c: Verdict | None, size: np.ndarray, f: TickFacts
@@ -175,14 +178,18 @@ def _name_for(m: HostModel, f: TickFacts, lifts: dict[int, float]) -> str:
 
 
 def _traffic_text(m: HostModel, x: np.ndarray, f: TickFacts, lifts: dict[int, float]) -> str:
-    topo = f.topo
     parts = []
     for j, d in enumerate(m.drivers):
-        cis = [ci for ci in lifts if topo.driver_of[ci] == d]
-        names = " + ".join(f.campaign_names[ci] for ci in cis)
-        own = any(topo.campaign_rows[ci] == d for ci in cis)
-        lag = format_duration(m.lags[j] * f.tick)
+        key = (d, m.lags[j], tuple(lifts))
+        where = f.words.get(key)
+        if where is None:  # the same for every host of a campaign: written once a tick
+            topo = f.topo
+            cis = [ci for ci in lifts if topo.driver_of[ci] == d]
+            names = " + ".join(f.campaign_names[ci] for ci in cis)
+            own = any(topo.campaign_rows[ci] == d for ci in cis)
+            lag = format_duration(m.lags[j] * f.tick)
+            where = f.words[key] = f"visitors from {names} (lag {lag})" if own else \
+                f"visitors on {names}'s site (lag {lag})"
         visitors = format_number(float(x[j])) if not math.isnan(x[j]) else "–"
-        where = f"from {names}" if own else f"on {names}'s site"
-        parts.append(f"{visitors} visitors {where} (lag {lag})")
+        parts.append(f"{visitors} {where}")
     return " and ".join(parts)

@@ -68,8 +68,24 @@ class PackedModels:
         k = self.coefs.shape[1]
         if any(m is None or m.row not in self.pos or len(m.drivers) > k for m in models):
             return False
-        for m in models:
-            assert m is not None
+        full = [m for m in models if m is not None and len(m.drivers) == k]
+        if full:  # models with every driver slot filled: written all at once
+            idx = np.array([self.pos[m.row] for m in full], dtype=np.intp)
+            for i, m in zip(idx.tolist(), full, strict=True):
+                self.models[i] = m
+            self.drivers[idx] = [m.drivers for m in full]
+            self.lags[idx] = [m.lags for m in full]
+            self.coefs[idx] = np.stack([m.coefs for m in full])
+            self.x_mean[idx] = np.stack([m.x_mean for m in full])
+            self.cov[idx] = np.stack([m.cov for m in full])
+            self.intercept[idx] = [m.intercept for m in full]
+            self.sigma[idx] = [m.resid_sigma for m in full]
+            self.usable[idx] = [m.usable for m in full]
+        for part in models:
+            assert part is not None
+            if len(part.drivers) == k:
+                continue
+            m = part
             i, j = self.pos[m.row], len(m.drivers)
             self.models[i] = m
             self.drivers[i, :j], self.drivers[i, j:] = m.drivers, m.drivers[0]
@@ -82,7 +98,9 @@ class PackedModels:
             self.cov[i, : j + 1, : j + 1] = m.cov
             self.intercept[i], self.sigma[i], self.usable[i] = m.intercept, m.resid_sigma, m.usable
         if refreshed:
-            g = np.array([growth.get(int(d), np.nan) for d in self.drivers.ravel()]).reshape(self.drivers.shape)
+            rows, at = np.unique(self.drivers, return_inverse=True)
+            g = np.array([growth.get(d, np.nan) for d in rows.tolist()], dtype=np.float64)[at]
+            g = g.reshape(self.drivers.shape)
             self.growth = np.where(self.coefs != 0, g, 0.0)
         return True
 
