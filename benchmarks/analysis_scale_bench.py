@@ -8,6 +8,11 @@ site traffic and campaign visitors: 10,020 series at 1,000 hosts). The analyzer 
 sliding window of `fit_ticks` like the engine's store gives it. After `--warm` ticks the campaigns launch, one a
 minute, and `--ticks` ticks are measured.
 
+With `--demo` it is the small end instead: the built-in default's series at a 1 s tick (the DEMO host and campaign
+from sources/demo.py, and ten series of this host that no campaign lands on), with the demo's half hour of
+backfilled history warmed in first, measured from `--demo-from` seconds of scenario time (-175: the minute the
+daemon's CPU is measured in by headless_bench.py, before the launch; 0: the launch).
+
 With `--against DIR` (another checkout, e.g. /work/main) that checkout's analysis steps the same ticks in the same
 process, alternately (each package is copied to a temporary directory under its own name), and every tick's
 scores, causes and explanations are compared: a tick where they differ is reported.
@@ -16,7 +21,8 @@ Prints, per side, min–median–max ms per tick of the whole step, the detector
 the detector) and its parts (refit, per-tick model arrays, episodes, campaign states, group models, ...).
 
     PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py [--hosts 1000] [--tick 15]
-        [--ticks 200] [--warm 200] [--against /work/main]
+        [--ticks 200] [--warm 200] [--against /work/main] [--profile N]
+    PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py --demo [--demo-from -175] [--ticks 600]
 """
 
 from __future__ import annotations
@@ -71,19 +77,39 @@ def fleet_values(hosts: int, tick: float, ticks: int, launch_tick: int) -> tuple
     return names, out, groups
 
 
+def demo_values(start: float, ticks: int, history: int) -> tuple[list[str], np.ndarray]:
+    """The built-in default's series at 1 s from scenario time `start - history` (DEMO host and traffic, and ten
+    slowly wandering series of a local host)."""
+    from surgewatch.sources.demo import DemoScenario
+
+    sc = DemoScenario()
+    t = start - history + np.arange(history + ticks, dtype=np.float64)
+    rows = {f"host:demo-web/{m}": v for m, v in sc.host(t).items()}
+    rows["traffic:demo-site/visitors"] = sc.site_visitors(t)
+    rows["campaign:demo-launch/visitors"] = sc.campaign_visitors(t)
+    rng = np.random.default_rng(3)
+    for m in ("cpu.percent", "mem.percent", "load.1", "load.5", "load.15", "net.rx_bps", "net.tx_bps",
+              "disk.read_bps", "disk.write_bps", "procs.count"):
+        rows[f"host:local/{m}"] = 20.0 + np.cumsum(rng.normal(0, 0.02, t.shape[0])) + rng.normal(0, 0.5, t.shape[0])
+    return list(rows), np.vstack(list(rows.values()))
+
+
 def load_side(src: Path, as_name: str, tmp: Path) -> dict[str, ModuleType]:
     shutil.copytree(src / "surgewatch", tmp / as_name)
     return {m: importlib.import_module(f"{as_name}.analysis.{m}") for m in ("analyzer", "groupmodels")}
 
 
-def build(mods: dict[str, ModuleType], tick: float, groups: dict[str, str]) -> Any:
-    """An analyzer as Engine.build_analyzer makes it, for the fleet's campaigns (one per group)."""
+def build(mods: dict[str, ModuleType], tick: float, groups: dict[str, str], demo: bool = False) -> Any:
+    """An analyzer as Engine.build_analyzer makes it, for the fleet's campaigns (one per group), or the demo's."""
     a = mods["analyzer"]
     specs = []
     for g, c in zip(GROUPS, CAMPAIGNS, strict=True):
         name = c.replace("_", "-")
         specs.append(a.CampaignSpec(name, f"campaign:{name}/visitors", f"traffic:{g}/visitors",
                                     tuple(h for h, hg in groups.items() if hg == g)))
+    if demo:
+        specs = [a.CampaignSpec("demo-launch", "campaign:demo-launch/visitors", "traffic:demo-site/visitors",
+                                ("demo-web",), expected_lift=4.0)]
     an = a.Analyzer(a.default_detector(tick), specs, tick)
     an.groups = mods["groupmodels"].GroupModels.for_analyzer(an)
     an.groups.set_groups(groups)
@@ -91,7 +117,8 @@ def build(mods: dict[str, ModuleType], tick: float, groups: dict[str, str]) -> A
 
 
 class Timer:
-    """Wraps methods of an object (on the instance: the class is untouched) and sums their ms per tick."""
+    """Wraps methods of an object (on the instance: the class is untouched) and sums their CPU ms per tick (this
+    thread's CPU time: what a loaded machine takes from the process in between does not count)."""
 
     def __init__(self) -> None:
         self.now: dict[str, float] = {}
@@ -101,11 +128,11 @@ class Timer:
         inner = getattr(owner, attr)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.now[label] = self.now.get(label, 0.0) + (time.perf_counter() - t0) * 1000
+                self.now[label] = self.now.get(label, 0.0) + (time.thread_time() - t0) * 1000
 
         setattr(owner, attr, timed)
 
@@ -117,7 +144,9 @@ class Timer:
 
 
 def spread(xs: list[float]) -> str:
-    return f"{min(xs):7.2f} {statistics.median(xs):7.2f} {max(xs):7.2f}" if xs else "      –"
+    """min median max (mean) of per-tick ms."""
+    return (f"{min(xs):6.2f} {statistics.median(xs):6.2f} {max(xs):6.2f} ({statistics.mean(xs):6.3f})" if xs
+            else "–")
 
 
 def same(a: Any, b: Any, states: bool) -> bool:
@@ -137,11 +166,17 @@ def main() -> None:
     ap.add_argument("--tick", type=float, default=15.0, help="seconds per tick (the engine's interval)")
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks (the campaigns launch at the first)")
     ap.add_argument("--warm", type=int, default=200, help="ticks before measuring (at least the fit window)")
+    ap.add_argument("--demo", action="store_true", help="the small end: the built-in default at 1 s")
+    ap.add_argument("--demo-from", type=float, default=-175.0, help="scenario seconds where measuring starts")
     ap.add_argument("--against", type=Path, help="another checkout (its src/) stepped beside this one")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile this side's measured ticks "
                     "and print the top N functions by own time")
     args = ap.parse_args()
-    names, values, groups = fleet_values(args.hosts, args.tick, args.warm + args.ticks, args.warm)
+    if args.demo:
+        args.tick, args.warm, groups = 1.0, 1800, {}
+        names, values = demo_values(args.demo_from, args.ticks, args.warm)
+    else:
+        names, values, groups = fleet_values(args.hosts, args.tick, args.warm + args.ticks, args.warm)
     index = {n: i for i, n in enumerate(names)}
     ts = 1_800_000_000.0 + args.tick * np.arange(values.shape[1])
     tmp = Path(tempfile.mkdtemp())
@@ -150,9 +185,9 @@ def main() -> None:
         sides = {"this": load_side(ROOT / "src", "sw_this", tmp)}
         if args.against:
             sides["against"] = load_side(args.against.resolve() / "src", "sw_against", tmp)
-        ans = {s: build(m, args.tick, groups) for s, m in sides.items()}
+        ans = {s: build(m, args.tick, groups, args.demo) for s, m in sides.items()}
         timers = {s: Timer() for s in ans}
-        labels = ["step", "detector", "campaign analysis", *ANALYZER_PARTS, "groups.step"]
+        labels = ["step", "detector", "campaign analysis", *ANALYZER_PARTS, "explain", "groups.step"]
         for s, an in ans.items():
             tm = timers[s]
             tm.wrap(an, "step", "step")
@@ -161,14 +196,22 @@ def main() -> None:
                 if hasattr(an, part):
                     tm.wrap(an, part, part)
             tm.wrap(an.groups, "step", "groups.step")
+            tm.wrap(sides[s]["analyzer"], "explain", "explain")  # the hot rows' sentences (explain + qualify)
+            tm.wrap(sides[s]["analyzer"], "qualify", "explain")
         fit = ans["this"].fit_ticks
+        first = 0
+        if args.demo:  # the daemon warms analysis on the demo's backfilled history, then ticks on
+            for side, an in ans.items():
+                an.warm(values[:, : args.warm])
+                timers[side].now = {}
+            first = args.warm
         differ = []
         order = list(ans)
         import cProfile
         import pstats
 
         prof = cProfile.Profile()
-        for t in range(values.shape[1]):
+        for t in range(first, values.shape[1]):
             lo = max(0, t + 1 - fit)
             res = {}
             for s in order if t % 2 == 0 else order[::-1]:
@@ -183,13 +226,17 @@ def main() -> None:
                 tm.end_tick(labels, t >= args.warm)
             if len(res) == 2 and not same(res["this"], res["against"], t % 10 == 0):
                 differ.append(t)
-        print(f"{args.hosts} hosts, {len(names)} series, {len(CAMPAIGNS)} campaigns on {len(GROUPS)} groups, "
-              f"{args.tick:g} s tick, {args.ticks} ticks measured after {args.warm} (ms per tick, min median max)")
-        print(f"  {'part':<20}" + "".join(f" {s + ' (min med max)':>24}" for s in ans))
+        what = (f"the built-in default (DEMO host and campaign, a local host) from scenario time {args.demo_from:g} s"
+                if args.demo else f"{args.hosts} hosts, {len(CAMPAIGNS)} campaigns on {len(GROUPS)} groups")
+        print(f"{what}, {len(names)} series, {args.tick:g} s tick, {args.ticks} ticks measured after {args.warm} "
+              f"(CPU ms per tick, min median max (mean); mean campaign analysis at the end)")
+        print(f"  {'part':<20}" + "".join(f" {s + ' min med max (mean)':>32}" for s in ans))
         for label in labels:
-            print(f"  {label:<20}" + "".join(f" {spread(timers[s].ticks.get(label, [])):>24}" for s in ans))
-        hot = sum(len(r) for r in [res["this"].explanation])
-        print(f"  last tick: {hot} rows explained")
+            print(f"  {label:<20}" + "".join(f" {spread(timers[s].ticks.get(label, [])):>32}" for s in ans))
+        means = "  ".join(f"{s} {statistics.mean(timers[s].ticks['campaign analysis']):.3f} ms "
+                          f"({statistics.mean(timers[s].ticks['campaign analysis']) * 60 / args.tick / 1000:.4f} "
+                          f"CPU-s/min)" for s in ans)
+        print(f"  campaign analysis, mean: {means}")
         if args.against:
             print("  conclusions: " + ("identical on every tick" if not differ else
                                        f"DIFFER on {len(differ)} ticks, first {differ[:5]}"))

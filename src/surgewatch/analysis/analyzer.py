@@ -49,6 +49,12 @@ MIN_SUPPORT_SECONDS, MIN_SUPPORT_TICKS = 60.0, (10, 30)
 LEARN_SECONDS, LEARN_TICKS = 600.0, (100, 300)
 TREND_TICKS = 5
 STAGGER_ROWS = 32  # host rows per refit phase before refits are spread over the refit cadence
+# While traffic holds still, models are refitted on the cadence but no more often than this: at a 1 s tick ten
+# new points of a half-hour window tell a model nothing (traffic that moves is refitted on sooner, as ever).
+CALM_REFIT_SECONDS = 60.0
+# Whether traffic moved is judged on its mean over this long (at least 3 samples): at a 1 s tick three samples
+# of a few visitors a second wander past any threshold every few seconds, and each time every model refits.
+MOVE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +209,8 @@ class Analyzer:
         self.tick = tick
         self.report_score = report_score
         self.refit_every = max(1, refit_every)
+        self.calm_every = max(self.refit_every, math.ceil(CALM_REFIT_SECONDS / tick - 1e-9))  # ticks between refits
+        self.move_span = max(3, math.ceil(MOVE_SECONDS / tick - 1e-9))  # samples in the mean that says it moved
         # at least 120 ticks: at a 60 s tick half an hour is too little to see a launch against its baseline
         self.fit_ticks = max(120, int(fit_window / tick))
         self.max_lag_ticks = max(1, min(int(max_lag / tick), self.fit_ticks // 3))
@@ -364,14 +372,14 @@ class Analyzer:
             return hosts
         # The cadence is staggered across ticks only when there are enough host rows for it to smooth the
         # per-tick cost (a fleet); a handful of rows is refitted together, paying the fixed cost once.
-        phases = max(1, min(self.refit_every, len(hosts) // STAGGER_ROWS))
-        phase = self.ticks % self.refit_every
+        phases = max(1, min(self.calm_every, len(hosts) // STAGGER_ROWS))
+        phase = self.ticks % self.calm_every
         due = [h for i, h in enumerate(hosts) if i % phases == phase] if phase < phases else []
         moved = set()
         for d in topo.drivers:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                now = float(np.nanmean(window[d, -3:]))
+                now = float(np.nanmean(window[d, -self.move_span:]))
             last = self._memory.fitted_x.get(d)
             noise = self._memory.noise.get(d, 0.0)
             if not math.isnan(now) and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
@@ -425,10 +433,10 @@ class Analyzer:
         if rows:
             self._traffic_stats(rows, wts, w)
         for d in drivers:  # the traffic level that counts as "moved" is reset when it moved, or each cadence
-            if d in self._memory.moved or d not in self._memory.fitted_x or self.ticks % self.refit_every == 0:
+            if d in self._memory.moved or d not in self._memory.fitted_x or self.ticks % self.calm_every == 0:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    self._memory.fitted_x[d] = float(np.nanmean(w[d, -3:]))
+                    self._memory.fitted_x[d] = float(np.nanmean(w[d, -self.move_span:]))
         if not self._packed.update([self._memory.models.get(h) for h in hosts], self._memory.growth, rows):
             live = [m for m in self._memory.models.values() if m is not None]
             limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
@@ -447,8 +455,9 @@ class Analyzer:
             self._memory.growth[r] = _growth_rate(wts[-recent:], w[r, -recent:])
             diffs = np.diff(w[r, -120:])
             diffs = diffs[~np.isnan(diffs)]
-            # sd of a 3-sample mean, from the tick-to-tick differences (robust to the odd jump)
-            self._memory.noise[r] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(6.0)) if diffs.size else 0.0
+            # sd of a move_span-sample mean, from the tick-to-tick differences (robust to the odd jump)
+            self._memory.noise[r] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(2.0 * self.move_span)) \
+                if diffs.size else 0.0
 
     def _search_lags(self, topo: Topology, hosts: list[int], w: np.ndarray, masked: np.ndarray,
                      masked_rows: list[int], partial: bool) -> None:
