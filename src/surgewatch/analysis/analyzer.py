@@ -48,6 +48,7 @@ MIN_SUPPORT_SECONDS, MIN_SUPPORT_TICKS = 60.0, (10, 30)
 # After a launch, this long without a usable model means load does not follow traffic.
 LEARN_SECONDS, LEARN_TICKS = 600.0, (100, 300)
 TREND_TICKS = 5
+_TREND_OFFSETS = np.arange(-2 * TREND_TICKS + 1, 1)
 STAGGER_ROWS = 32  # host rows per refit phase before refits are spread over the refit cadence
 # While traffic holds still, models are refitted on the cadence but no more often than this: at a 1 s tick ten
 # new points of a half-hour window tell a model nothing (traffic that moves is refitted on sooner, as ever).
@@ -224,6 +225,7 @@ class Analyzer:
         self._ts = 0.0
         self._host_mask = np.zeros(0, dtype=bool)
         self._topo: Topology | None = None
+        self._phase_cache: tuple[Topology, list[int], list[list[int]]] | None = None
         self._memory = FitMemory()
         self._packed = PackedModels.build([])
         self.declared: DeclaredCauses | None = None  # schedules and annotations (see declared.py), set by callers
@@ -366,20 +368,18 @@ class Analyzer:
         """Host rows to refit this tick: all on the cadence, and those whose traffic moved over 10%."""
         if window.shape[1] < 3 * self.max_lag_ticks // 2 + 10 and window.shape[1] < 40:
             return []
-        hosts = list(topo.host_drivers)
+        hosts, by_phase = self._phases(topo)
         self._memory.moved = set()
         if not self._memory.last_fit:
             return hosts
-        # The cadence is staggered across ticks only when there are enough host rows for it to smooth the
-        # per-tick cost (a fleet); a handful of rows is refitted together, paying the fixed cost once.
-        phases = max(1, min(self.calm_every, len(hosts) // STAGGER_ROWS))
         phase = self.ticks % self.calm_every
-        due = [h for i, h in enumerate(hosts) if i % phases == phase] if phase < phases else []
+        due = by_phase[phase] if phase < len(by_phase) else []
         moved = set()
-        for d in topo.drivers:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                now = float(np.nanmean(window[d, -self.move_span:]))
+        span = window[topo.drivers, -self.move_span:]
+        have = ~np.isnan(span)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of what is there (NaN: nothing)
+            means = (np.where(have, span, 0.0).sum(axis=1) / have.sum(axis=1)).tolist()
+        for d, now in zip(topo.drivers, means, strict=True):
             last = self._memory.fitted_x.get(d)
             noise = self._memory.noise.get(d, 0.0)
             if not math.isnan(now) and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
@@ -391,6 +391,17 @@ class Analyzer:
         in_due = set(due)
         return due + [h for h in hosts if h not in in_due
                       and self.ticks - last_fit.get(h, -99) >= 2 and not moved.isdisjoint(topo.host_drivers[h])]
+
+    def _phases(self, topo: Topology) -> tuple[list[int], list[list[int]]]:
+        """The modelled host rows, and those refitted at each phase of the calm cadence (kept per topology).
+
+        The cadence is staggered across ticks only when there are enough host rows for it to smooth the
+        per-tick cost (a fleet); a handful of rows is refitted together, paying the fixed cost once."""
+        if self._phase_cache is None or self._phase_cache[0] is not topo:
+            hosts = list(topo.host_drivers)
+            phases = max(1, min(self.calm_every, len(hosts) // STAGGER_ROWS))
+            self._phase_cache = (topo, hosts, [hosts[p::phases] for p in range(phases)])
+        return self._phase_cache[1], self._phase_cache[2]
 
     def _refit(self, topo: Topology, hosts: list[int], window_ts: np.ndarray, window: np.ndarray) -> None:
         w = window[:, -self.fit_ticks:]
@@ -560,20 +571,18 @@ class Analyzer:
             return ModelsNow.empty()
         w_len = window.shape[1]
         col = w_len - 1 - p.lags
-        x = np.full(p.drivers.shape, np.nan)
-        for back in (2, 1, 0):  # the latest sample at or just before the lag
-            c = col - back
-            v = window[p.drivers, np.clip(c, 0, w_len - 1)]
-            x = np.where((c >= 0) & ~np.isnan(v), v, x)
         k = TREND_TICKS
-        offs = np.arange(-2 * k + 1, 1)
-        idx = col[:, :, None] + offs
+        idx = col[:, :, None] + _TREND_OFFSETS
         seg = window[p.drivers[:, :, None], np.clip(idx, 0, w_len - 1)]
-        seg = np.where(idx >= 0, seg, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            step = np.abs(np.nanmean(seg[:, :, k:], axis=2) - np.nanmean(seg[:, :, :k], axis=2)) / k
-        step = np.nan_to_num(step, nan=0.0)
+        seg[idx < 0] = np.nan
+        have = ~np.isnan(seg)
+        # the latest sample at or just before the lag (of the last three)
+        x = np.where(have[:, :, -1], seg[:, :, -1], np.where(have[:, :, -2], seg[:, :, -2], seg[:, :, -3]))
+        # traffic's step per tick over the trend window: the mean of its later half less its earlier half's
+        halves = (h, seg.shape[1], 2, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(have, seg, 0.0).reshape(halves).sum(axis=3) / have.reshape(halves).sum(axis=3)
+        step = np.nan_to_num(np.abs(mean[:, :, 1] - mean[:, :, 0]) / k, nan=0.0)
         expected = p.intercept + np.sum(p.coefs * x, axis=1)
         a = np.concatenate([np.ones((h, 1)), x - p.x_mean], axis=1)
         lev = 1.0 + np.maximum(np.einsum("hi,hij,hj->h", a, p.cov, a), 0.0)

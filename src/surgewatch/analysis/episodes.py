@@ -54,6 +54,8 @@ class Episodes:
         base, sigma, start = self.base[:rows], self.sigma[:rows], self.start[:rows]
         held_score, since = self.score[:rows], self.since[:rows]
         active = ~np.isnan(base)
+        if not start_ok.any() and not active.any():  # no episode held and none starting: the scores as they are
+            return score, active
         valid = np.isfinite(value)
         with np.errstate(invalid="ignore"):
             dev = value - base
