@@ -269,7 +269,7 @@ class Analyzer:
         score, size = self._episode_step(column, det, score, expected, modelled)
         cause: dict[int, tuple[Cause, str | None]] = {}
         explanation: dict[int, str] = {}
-        hot = np.flatnonzero(np.nan_to_num(score, nan=0.0) >= self.report_score)
+        hot = np.flatnonzero(np.where(np.isnan(score), 0.0, score) >= self.report_score)
         if hot.shape[0]:
             facts = self._facts(column, det, topo, now, campaigns)
             for r in hot.tolist():
@@ -317,7 +317,7 @@ class Analyzer:
         score = np.fmax(score, np.where(np.isnan(score), np.nan, practical))
         with np.errstate(invalid="ignore"):
             significant = np.abs(size) >= floor
-        start_ok = (np.nan_to_num(score, nan=0.0) >= self.report_score) & significant & hosts
+        start_ok = (np.where(np.isnan(score), 0.0, score) >= self.report_score) & significant & hosts
         start_ok &= modelled | (size > 0)  # no episode held for a drop on a host without a load model
         score, _held = self._episodes.step(self.ticks, column, score, det.expected, det.z, start_ok)
         z = np.where(modelled | np.isnan(slow_z), det.z, slow_z)
@@ -448,14 +448,17 @@ class Analyzer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     self._memory.fitted_x[d] = float(np.nanmean(w[d, -self.move_span:]))
-        if not self._packed.update([self._memory.models.get(h) for h in hosts], self._memory.growth, rows):
+        changed_at = self._memory.changed_at
+        if self._packed.update([self._memory.models.get(h) for h in hosts], self._memory.growth, rows):
+            at = [self._packed.pos[h] for h in hosts]
+            self._packed.changed[at] = [changed_at.get(h, self.ticks) for h in hosts]
+        else:
             live = [m for m in self._memory.models.values() if m is not None]
             limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
                       if m.row in topo.parts and topo.parts[m.row][2] in self.limits}
             self._packed = PackedModels.build(live, limits, self._memory.growth)
-        changed_at = self._memory.changed_at
-        self._packed.changed = np.array([changed_at.get(int(r), self.ticks) for r in self._packed.rows],
-                                        dtype=np.int64)
+            self._packed.changed = np.array([changed_at.get(int(r), self.ticks) for r in self._packed.rows],
+                                            dtype=np.int64)
 
     def _traffic_stats(self, rows: list[int], wts: np.ndarray, w: np.ndarray) -> None:
         """Baseline, growth rate and sample noise of traffic rows from the fit window."""

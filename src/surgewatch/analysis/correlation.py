@@ -245,6 +245,12 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
     coefs = beta[:, 1:]
     se = sigma[:, None] * np.sqrt(np.maximum(np.diagonal(inv, axis1=1, axis2=2)[:, 1:], 0.0))
     usable = usable_fits(n, r2, coefs, se)
+    # each model's arrays are rows of these (fresh arrays, never written again)
+    coefs, x_mean, inv, x_max, se = (np.array(a, copy=True) for a in (coefs, x_mean, inv, x_max, se))
+    if k == 1:  # the dot product of one driver is one product
+        intercept = (y_mean + beta[:, 0] - coefs[:, 0] * x_mean[:, 0]).tolist()
+    else:
+        intercept = [float(y_mean[i] + beta[i, 0] - np.dot(coefs[i], x_mean[i])) for i in range(g)]
     out: list[HostModel | None] = []
     rows_l, drivers_l, lags_l = host_rows.tolist(), drivers.tolist(), lags.tolist()
     r2_l, sigma_l, n_l, usable_l = r2.tolist(), sigma.tolist(), n.tolist(), usable.tolist()
@@ -252,11 +258,8 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
         if n_l[i] < 10:
             out.append(None)
             continue
-        c = coefs[i].copy()
-        intercept = float(y_mean[i] + beta[i, 0] - np.dot(c, x_mean[i]))
-        out.append(HostModel(rows_l[i], tuple(drivers_l[i]), tuple(lags_l[i]), c, intercept, r2_l[i], sigma_l[i],
-                             int(n_l[i]), x_mean[i].copy(), inv[i].copy(), x_max[i].copy(), se[i].copy(),
-                             usable_l[i]))
+        out.append(HostModel(rows_l[i], tuple(drivers_l[i]), tuple(lags_l[i]), coefs[i], intercept[i], r2_l[i],
+                             sigma_l[i], int(n_l[i]), x_mean[i], inv[i], x_max[i], se[i], usable_l[i]))
     return out
 
 
