@@ -59,7 +59,7 @@ class LoadModel:
         return self.n >= MIN_POINTS and self.r2 >= MIN_R2 and self.slope > 0 and t_ok
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: a refit makes thousands, and a frozen init costs 3x (never written)
 class HostModel:
     """One host metric explained by its drivers: load ≈ intercept + Σ coefs[d] · x[d](t − lags[d])."""
 

@@ -29,6 +29,8 @@ from .state import ModelsNow, PackedModels, Topology
 STILL_LIFTED = 1.2  # a load model credits a campaign only while some traffic is at least this far above baseline
 
 Verdict = tuple[Cause, str | None]  # the cause, and the campaign it names (None: none)
+# per set of campaigns on a host: lifts by campaign, the top lift, lifted, its name, still learning, any still lifted
+Campaigns = tuple[dict[int, float], float, bool, str, bool, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class TickFacts:
     sig: Significance
     bursts: RecurringBursts
     words: dict[tuple[int, int, tuple[int, ...]], str] = field(default_factory=dict)  # phrases written this tick
+    campaigns_of: dict[tuple[int, ...], Campaigns] = field(default_factory=dict)  # see _campaigns_of
 
 
 def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
@@ -83,14 +86,9 @@ def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
     cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
     if not cis:
         return head_text() + "; no campaign lands on this host; unexplained", (Cause.UNEXPLAINED, None)
-    lifts = {ci: f.lifts[ci] for ci in cis}
-    top = max(cis, key=lambda ci: _or_zero(lifts[ci]))
-    top_lift = lifts[top]
-    lifted = not math.isnan(top_lift) and top_lift >= LIFTED
-    top_name = f.campaign_names[top]
+    lifts, top_lift, lifted, top_name, learning, still = f.campaigns_of.get(cis) or _campaigns_of(cis, f)
     p, now = f.packed, f.now
     i = p.pos.get(row)
-    learning = lifted and f.ticks - f.lifted_since.get(top, f.ticks) <= f.learn_ticks
     if i is not None and p.usable[i]:
         m = p.models[i]
         rz = float(now.rz[i])
@@ -98,7 +96,7 @@ def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
                      f"{_traffic_text(m, now.x[i], f, lifts)}")
         if bool(now.mature[i]) and not math.isnan(rz):
             if abs(rz) < f.residual_limit:
-                if not any(not math.isnan(v) and v >= STILL_LIFTED for v in lifts.values()):
+                if not still:
                     # traffic is back at its baseline: no campaign to credit (hours after one faded)
                     return f"{label} — {model_txt}; as expected at baseline traffic", None
                 return f"{label} — {model_txt}; explained", (Cause.CAMPAIGN, _name_for(m, f, lifts))
@@ -152,6 +150,20 @@ def qualify(row: int, text: str, c: Verdict | None, size: np.ndarray, f: TickFac
     if rec is not None:
         verdict = f"{rec.text()}; {verdict}"
     return (f"{head}; {verdict}" if verdict else head), c
+
+
+def _campaigns_of(cis: tuple[int, ...], f: TickFacts) -> Campaigns:
+    """What the campaigns landing on a host say this tick: their lifts, the top one's lift, whether it is
+    lifted, its name, whether its model may still be learning, and whether any traffic is still lifted
+    (the same for every host of those campaigns: worked out once a tick)."""
+    lifts = {ci: f.lifts[ci] for ci in cis}
+    top = max(cis, key=lambda ci: _or_zero(lifts[ci]))
+    top_lift = lifts[top]
+    lifted = not math.isnan(top_lift) and top_lift >= LIFTED
+    learning = lifted and f.ticks - f.lifted_since.get(top, f.ticks) <= f.learn_ticks
+    still = any(not math.isnan(v) and v >= STILL_LIFTED for v in lifts.values())
+    out = f.campaigns_of[cis] = (lifts, top_lift, lifted, f.campaign_names[top], learning, still)
+    return out
 
 
 def _or_zero(lift: float) -> float:
