@@ -534,10 +534,12 @@ class Analyzer:
         for _k, hs in groups.items():
             drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
             lags = np.array([[self._memory.lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
-            for h, m in zip(hs, fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags), strict=True):
-                if not _same_model(self._memory.models.get(h), m):
+            fitted = fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags)
+            models = self._memory.models
+            for h, m, same in zip(hs, fitted, _same_models([models.get(h) for h in hs], fitted), strict=True):
+                if not same:
                     self._memory.changed_at[h] = self.ticks
-                self._memory.models[h] = m
+                models[h] = m
 
     def _masked_load(self, w: np.ndarray, hosts: list[int]) -> np.ndarray:
         """Host rows of the window with points far off their current model blanked, so that a burst of
@@ -745,6 +747,30 @@ def _capacities(coefs: np.ndarray, intercept: np.ndarray, usable: np.ndarray, li
     if ok.any():
         secs[ok] = seconds_to_level_many(intercept[ok], coefs[ok], x_now[ok], growth[ok], limit[ok])
     return head, secs
+
+
+def _same_models(olds: Sequence[HostModel | None], news: Sequence[HostModel | None]) -> list[bool]:
+    """`_same_model` of each pair; one-driver models (the usual case) compared all at once."""
+    one: list[int] = []
+    rows: list[tuple[float, ...]] = []
+    for i, (o, n) in enumerate(zip(olds, news, strict=True)):
+        if (o is not None and n is not None and len(n.drivers) == 1 and o.drivers == n.drivers
+                and abs(o.lags[0] - n.lags[0]) <= 1):
+            one.append(i)
+            rows.append((o.intercept, o.coefs[0], o.x_max[0], n.intercept, n.coefs[0], n.x_mean[0], n.x_max[0],
+                         n.resid_sigma))
+    out = [False] * len(news)
+    if one:
+        oi, oc, ox, ni, nc, nm, nx, sigma = np.array(rows, dtype=np.float64).T
+        ok = np.ones(len(one), dtype=bool)
+        for x in (nm, nx, ox):  # predictions within one sigma over the fitted traffic range
+            ok &= np.abs((oi + oc * x) - (ni + nc * x)) <= sigma
+        for i, same in zip(one, ok.tolist(), strict=True):
+            out[i] = same
+    for i, (o, n) in enumerate(zip(olds, news, strict=True)):
+        if n is not None and len(n.drivers) != 1:
+            out[i] = _same_model(o, n)
+    return out
 
 
 def _same_model(old: HostModel | None, new: HostModel | None) -> bool:
