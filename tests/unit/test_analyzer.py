@@ -177,3 +177,47 @@ def test_a_forgotten_row_taken_by_a_new_host_is_modelled_under_its_new_name() ->
                             sc.ts[lo: t + 1], window)
     hosts = {p.host for p in res.campaigns[0].pairs if p.model is not None}
     assert hosts == {"web-0", "web-9"}
+
+
+def _counting_refits(analyzer: Analyzer) -> list[int]:
+    """Wrap the analyzer's refit (on the instance) to record the tick of each call."""
+    ticks: list[int] = []
+    inner = analyzer._refit
+
+    def counted(*args: object) -> None:
+        ticks.append(analyzer.ticks)
+        inner(*args)  # type: ignore[arg-type]
+
+    analyzer._refit = counted  # type: ignore[method-assign]
+    return ticks
+
+
+def test_calm_traffic_at_a_one_second_tick_refits_about_once_a_minute() -> None:
+    sc = DemoScenario()
+    t = np.arange(-2400.0, -180.0, 1.0)  # the demo's baseline: traffic wanders with its noise, no launch
+    host = sc.host(t)
+    names = ["traffic:site/visitors", "campaign:launch/visitors", "host:web/cpu.percent"]
+    values = np.vstack([sc.site_visitors(t), sc.campaign_visitors(t), host["cpu.percent"]])
+    analyzer = Analyzer(default_detector(1.0), [CampaignSpec("launch", names[1], names[0], ("web",))], 1.0)
+    refits = _counting_refits(analyzer)
+    for _ in replay(analyzer, t + 1_800_000_000.0, names, values):
+        pass
+    late = [k for k in refits if k > 1200]  # after the first 20 minutes (the window filling, the first fits)
+    minutes = (len(t) - 1200) / 60.0
+    assert late and len(late) <= 2.0 * minutes, (len(late), minutes)  # at a 10-tick cadence: 6 a minute
+
+
+def test_a_campaign_states_pairs_are_those_of_its_tick_when_read_later() -> None:
+    ts, names, values, specs = _demo(-1500.0, 600.0)
+    index = {n: i for i, n in enumerate(names)}
+    a, b = (Analyzer(default_detector(TICK), specs, TICK) for _ in range(2))
+    mid = values.shape[1] - 60  # during the launch: refits follow, models move
+    early = None
+    for k in range(values.shape[1]):
+        lo = max(0, k + 1 - a.fit_ticks)
+        ra = a.step(float(ts[k]), names, index, values[:, k], ts[lo:k + 1], values[:, lo:k + 1])
+        rb = b.step(float(ts[k]), names, index, values[:, k], ts[lo:k + 1], values[:, lo:k + 1])
+        if k == mid:
+            early, expected = ra, repr(rb.campaigns[0].pairs)  # b's read at once, a's only at the end
+    assert early is not None and early.campaigns[0].pairs and repr(early.campaigns[0].pairs) == expected
+    assert repr(ra.campaigns[0].pairs) != expected  # the later tick says something else
