@@ -56,6 +56,7 @@ class TickFacts:
     bursts: RecurringBursts
     words: dict[tuple[int, int, tuple[int, ...]], str] = field(default_factory=dict)  # phrases written this tick
     campaigns_of: dict[tuple[int, ...], Campaigns] = field(default_factory=dict)  # see _campaigns_of
+    credit: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = field(default_factory=dict)  # see _name_for
 
 
 def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
@@ -184,9 +185,13 @@ def _at_usual_level(row: int, floor: float, f: TickFacts) -> bool:
 
 def _name_for(m: HostModel, f: TickFacts, lifts: dict[int, float]) -> str:
     """The campaign to credit: the most lifted one among those driving the largest contribution."""
-    cis = [ci for ci in lifts if f.topo.driver_of[ci] in m.drivers]
-    best = max(cis, key=lambda ci: _or_zero(lifts[ci]))
-    return f.campaign_names[best]
+    key = (m.drivers, tuple(lifts))
+    name = f.credit.get(key)
+    if name is None:  # the same for every host of those campaigns: worked out once a tick
+        cis = [ci for ci in lifts if f.topo.driver_of[ci] in m.drivers]
+        best = max(cis, key=lambda ci: _or_zero(lifts[ci]))
+        name = f.credit[key] = f.campaign_names[best]
+    return name
 
 
 def _traffic_text(m: HostModel, x: np.ndarray, f: TickFacts, lifts: dict[int, float]) -> str:
