@@ -149,11 +149,14 @@ def spread(xs: list[float]) -> str:
             else "–")
 
 
+def causes(res: Any) -> dict[int, tuple[str, str | None]]:
+    return {r: (c.value, n) for r, (c, n) in res.cause.items()}
+
+
 def same(a: Any, b: Any, states: bool) -> bool:
     """Same scores, causes and explanations (and with `states`, the same campaign states with their pairs)."""
-    causes = [{r: (c.value, n) for r, (c, n) in x.cause.items()} for x in (a, b)]
     return (np.array_equal(a.score, b.score, equal_nan=True) and a.explanation == b.explanation
-            and causes[0] == causes[1] and (not states or _states(a) == _states(b)))
+            and causes(a) == causes(b) and (not states or _states(a) == _states(b)))
 
 
 def _states(res: Any) -> str:
@@ -206,7 +209,8 @@ def main() -> None:
                 an.warm(values[:, : args.warm])
                 timers[side].now = {}
             first = args.warm
-        differ = []
+        differ: list[int] = []
+        verdicts: list[tuple[int, list[Any]]] = []
         order = list(ans)
         import cProfile
         import pstats
@@ -230,6 +234,10 @@ def main() -> None:
                 tm.end_tick(labels, t >= args.warm)
             if len(res) == 2 and not same(res["this"], res["against"], t % 10 == 0):
                 differ.append(t)
+                ca, cb = causes(res["this"]), causes(res["against"])
+                if ca != cb:  # a conclusion differs: which rows, and what each side said
+                    rows = sorted(r for r in set(ca) | set(cb) if ca.get(r) != cb.get(r))
+                    verdicts.append((t, [(names[r], ca.get(r), cb.get(r)) for r in rows]))
         what = (f"the built-in default (DEMO host and campaign, a local host) from scenario time {args.demo_from:g} s"
                 if args.demo else f"{args.hosts} hosts, {len(CAMPAIGNS)} campaigns on {len(GROUPS)} groups")
         print(f"{what}, {len(names)} series, {args.tick:g} s tick, {args.ticks} ticks measured after {args.warm} "
@@ -242,8 +250,12 @@ def main() -> None:
                           f"CPU-s/min)" for s in ans)
         print(f"  campaign analysis, mean: {means}")
         if args.against:
-            print("  conclusions: " + ("identical on every tick" if not differ else
-                                       f"DIFFER on {len(differ)} ticks, first {differ[:5]}"))
+            print("  scores, causes, explanations, campaign states: " + (
+                "identical on every tick" if not differ else f"differ on {len(differ)} ticks, first {differ[:5]}"))
+            print(f"  causes (explained / unexplained / ...): the same on {values.shape[1] - first - len(verdicts)} of "
+                  f"{values.shape[1] - first} ticks")
+            for t, rows in verdicts[:5]:
+                print(f"    tick {t}: " + "; ".join(f"{n}: {a} here, {b} there" for n, a, b in rows[:3]))
         if args.profile:
             pstats.Stats(prof).sort_stats(args.sort).print_stats(args.profile)
     finally:
