@@ -407,8 +407,9 @@ class Analyzer:
         w = window[:, -self.fit_ticks:]
         wts = window_ts[-self.fit_ticks:]
         # Lags are stable: they are searched again every few cadences, or sooner when traffic moved.
-        search = [h for h in hosts if self.ticks - self._memory.searched_at.get(h, -10**9) >= 3 * self.refit_every
-                  or self._memory.moved.intersection(topo.host_drivers[h])]
+        searched_at, moved, every = self._memory.searched_at, self._memory.moved, 3 * self.refit_every
+        search = [h for h in hosts if self.ticks - searched_at.get(h, -10**9) >= every
+                  or not moved.isdisjoint(topo.host_drivers[h])]
         for h in search:
             self._memory.searched_at[h] = self.ticks
         masked = self._masked_load(w, search) if search else w[:0]
@@ -549,7 +550,7 @@ class Analyzer:
         if p.rows.shape[0] == 0:
             return y
         trusted = p.usable & p.settled(self.ticks, self.min_support)
-        pos = {int(r): i for i, r in enumerate(p.rows.tolist()) if trusted[i]}
+        pos = {r: i for i, (r, ok) in enumerate(zip(p.rows.tolist(), trusted.tolist(), strict=True)) if ok}
         sel = [(j, pos[h]) for j, h in enumerate(hosts) if h in pos]
         if not sel:
             return y
