@@ -192,7 +192,7 @@ def _counting_refits(analyzer: Analyzer) -> list[int]:
     return ticks
 
 
-def test_calm_traffic_at_a_one_second_tick_refits_about_once_a_minute() -> None:
+def test_calm_traffic_at_a_one_second_tick_refits_at_most_about_every_20_seconds() -> None:
     sc = DemoScenario()
     t = np.arange(-2400.0, -180.0, 1.0)  # the demo's baseline: traffic wanders with its noise, no launch
     host = sc.host(t)
@@ -204,7 +204,7 @@ def test_calm_traffic_at_a_one_second_tick_refits_about_once_a_minute() -> None:
         pass
     late = [k for k in refits if k > 1200]  # after the first 20 minutes (the window filling, the first fits)
     minutes = (len(t) - 1200) / 60.0
-    assert late and len(late) <= 2.0 * minutes, (len(late), minutes)  # at a 10-tick cadence: 6 a minute
+    assert late and len(late) <= 4.0 * minutes, (len(late), minutes)  # at a 10-tick cadence: 6 or more a minute
 
 
 def test_a_campaign_states_pairs_are_those_of_its_tick_when_read_later() -> None:

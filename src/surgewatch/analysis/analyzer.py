@@ -51,11 +51,13 @@ TREND_TICKS = 5
 _TREND_OFFSETS = np.arange(-2 * TREND_TICKS + 1, 1)
 STAGGER_ROWS = 32  # host rows per refit phase before refits are spread over the refit cadence
 # While traffic holds still, models are refitted on the cadence but no more often than this: at a 1 s tick ten
-# new points of a half-hour window tell a model nothing (traffic that moves is refitted on sooner, as ever).
-CALM_REFIT_SECONDS = 60.0
-# Whether traffic moved is judged on its mean over this long (at least 3 samples): at a 1 s tick three samples
-# of a few visitors a second wander past any threshold every few seconds, and each time every model refits.
-MOVE_SECONDS = 10.0
+# new points of a half-hour window tell a model little (traffic that moves is refitted on sooner, as ever). From a
+# 2 s tick on, the cadence is what it was.
+CALM_REFIT_SECONDS = 20.0
+# Whether traffic moved is judged on its mean over this long (at least 3 samples, as from a 2 s tick on): at a 1 s
+# tick three samples of a few visitors a second wander past the threshold every few seconds, and each time every
+# model on that traffic refits.
+MOVE_SECONDS = 6.0
 
 
 @dataclass(frozen=True, slots=True)
