@@ -206,6 +206,7 @@ def main() -> None:
                     tm.wrap(an, part, part)
             tm.wrap(an.groups, "step", "groups.step")
         fit = ans["this"].fit_ticks
+        held = values.astype(np.float32)  # the window as the engine's store holds it; the tick's column in float64
         first = 0
         if args.demo:  # the daemon warms analysis on the demo's backfilled history, then ticks on
             for side, an in ans.items():
@@ -226,7 +227,7 @@ def main() -> None:
                 profiled = args.profile and s == "this" and t >= args.warm
                 if profiled:
                     prof.enable()
-                res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], values[:, lo: t + 1])
+                res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], held[:, lo: t + 1])
                 if profiled:
                     prof.disable()
                 tm = timers[s]

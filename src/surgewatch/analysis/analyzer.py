@@ -380,7 +380,7 @@ class Analyzer:
         span = window[topo.drivers, -self.move_span:]
         have = ~np.isnan(span)
         with np.errstate(invalid="ignore", divide="ignore"):  # the mean of what is there (NaN: nothing)
-            means = (np.where(have, span, 0.0).sum(axis=1) / have.sum(axis=1)).tolist()
+            means = (np.where(have, span, 0.0).sum(axis=1) / have.sum(axis=1)).astype(span.dtype, copy=False).tolist()
         for d, now in zip(topo.drivers, means, strict=True):
             last = self._memory.fitted_x.get(d)
             noise = self._memory.noise.get(d, 0.0)
@@ -589,7 +589,9 @@ class Analyzer:
         # traffic's step per tick over the trend window: the mean of its later half less its earlier half's
         halves = (h, seg.shape[1], 2, k)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(have, seg, 0.0).reshape(halves).sum(axis=3) / have.reshape(halves).sum(axis=3)
+            # in the window's precision, as np.nanmean gives it (the store keeps float32)
+            mean = (np.where(have, seg, 0.0).reshape(halves).sum(axis=3) / have.reshape(halves).sum(axis=3)).astype(
+                seg.dtype, copy=False)
         step = np.nan_to_num(np.abs(mean[:, :, 1] - mean[:, :, 0]) / k, nan=0.0)
         expected = p.intercept + np.sum(p.coefs * x, axis=1)
         a = np.concatenate([np.ones((h, 1)), x - p.x_mean], axis=1)
