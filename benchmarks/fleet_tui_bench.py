@@ -14,7 +14,9 @@ Measured per run:
   from before the key; each kind of key is pressed `--presses` times per run. The engine keeps ticking
   meanwhile (a press that meets a tick waits for it, as a user's would).
 Printed as min–median–max over all runs. With `--against DIR` (another checkout, e.g. /work/main) both are
-measured in interleaved runs; the keys this branch added are pressed in this checkout only.
+measured in interleaved runs (`--base-keys`: the other checkout predates the grid's keys: only down and page
+down are pressed there). Enter is timed twice: to the first change (the host screen's header) and to its charts
+being drawn (their time axis).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ ROOT = HERE.parent
 GROUPS = 10
 HOST_ROW = re.compile(r"[●▲✖○] web-\d{4}[^\n]*?\d+%")
 STATUS = re.compile(r"sources \d+/\d+ up")
+SGR = re.compile(r"\x1b\[[0-9;:]*m")  # colours and attributes in a styled capture
+CHART_AXIS = re.compile(r"-\d+m .*now *$", re.M)  # a chart's time axis (-15m … now): the host screen's charts
 
 # Which of our metrics a default promql query asks for: a distinctive piece of its text, checked in order.
 _QUERY_METRIC = (("node_cpu_seconds_total{mode=~", "cpu.percent"), ("MemTotal", "mem.percent"),
@@ -162,14 +166,25 @@ class Pane:
 
     def press(self, key: str, timeout: float = 3.0) -> float | None:
         """Seconds from sending `key` to the screen differing from before it (None: it did not change)."""
+        return self.press_until(key, None, timeout)[0]
+
+    def press_until(self, key: str, pattern: re.Pattern[str] | None,
+                    timeout: float = 3.0) -> tuple[float | None, float | None]:
+        """Seconds from sending `key` to the screen differing from before it, and to it matching `pattern`
+        (None: not within `timeout`)."""
         before = self.screen(styled=True)
         t0 = time.monotonic()
         subprocess.run([*self.tmux, "send-keys", "-t", "b", key], check=True)
-        while time.monotonic() - t0 < timeout:
-            if self.screen(styled=True) != before:
-                return time.monotonic() - t0
+        changed = matched = None
+        while time.monotonic() - t0 < timeout and (changed is None or (pattern is not None and matched is None)):
+            now = self.screen(styled=True)
+            took = time.monotonic() - t0
+            if changed is None and now != before:
+                changed = took
+            if pattern is not None and matched is None and pattern.search(SGR.sub("", now)):
+                matched = took
             time.sleep(0.002)
-        return None
+        return changed, matched
 
     def rss_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) of the dashboard in MB."""
@@ -183,11 +198,14 @@ class Pane:
         self.socket.unlink(missing_ok=True)  # tmux leaves its private server's socket behind
 
 
-# (label, keys pressed in order; the label's figure is the first key's, the rest put the screen back)
-NEW_KEYS = [("o: next sort order", ["o"]), ("g: group by host group on/off", ["g"]),
-            ("/ then a letter: filter narrows", ["/", "7"]), ("escape: filter cleared", ["Escape"]),
+# (label, keys pressed in order; the label's figure is the first key's, the rest put the screen back). Grouping
+# is switched on and off again, so that enter always opens a host (on a group's header row it folds the group).
+NEW_KEYS = [("o: next sort order", ["o"]), ("g: group by host group on", ["g"]), ("g: grouping off again", ["g"]),
+            ("/ then a letter: filter narrows", ["/", "7"]),
+            ("escape: filter cleared (incl. 100 ms ESCDELAY)", ["Escape"]),
             ("enter: open the host under the cursor", ["Enter"]), ("1: back to the overview", ["1"])]
 COMMON_KEYS = [("down: cursor moves", ["Down"]), ("pagedown: a page of hosts", ["PageDown"])]
+ENTER_CHARTS = "  enter: ... until its charts are drawn (ms)"
 
 
 def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str], presses: int,
@@ -205,7 +223,11 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
         out["  peak RSS, VmHWM (MB)"] = [hwm]
         for _ in range(presses):
             for label, keys in COMMON_KEYS + (NEW_KEYS if new_keys else []):
-                took = pane.press(keys[0])
+                charts = None
+                if keys[0] == "Enter":
+                    took, charts = pane.press_until("Enter", CHART_AXIS)
+                else:
+                    took = pane.press(keys[0])
                 for key in keys[1:]:
                     took2 = pane.press(key)
                     if label.startswith("/"):
@@ -213,6 +235,8 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
                 out.setdefault(f"{label} (ms)", [])
                 if took is not None:
                     out[f"{label} (ms)"].append(took * 1000)
+                if keys[0] == "Enter":  # its second figure, right after it
+                    out.setdefault(ENTER_CHARTS, []).extend([charts * 1000] if charts is not None else [])
                 time.sleep(0.05)
             pane.press("Escape")
             pane.press("Home")
@@ -229,6 +253,8 @@ def main() -> int:
     ap.add_argument("--presses", type=int, default=8, help="presses of each key per run (default 8)")
     ap.add_argument("--against", metavar="DIR", help="another checkout measured in interleaved runs")
     ap.add_argument("--size", default="80x24", help="terminal size (default 80x24)")
+    ap.add_argument("--base-keys", action="store_true",
+                    help="press only down and page down in the --against checkout (one without o, g, / ...)")
     args = ap.parse_args()
     cols, rows = (int(x) for x in args.size.split("x"))
     roots = {"this": ROOT} | ({"against": Path(args.against).resolve()} if args.against else {})
@@ -247,7 +273,8 @@ def main() -> int:
             pane.close()
         for _ in range(args.runs):
             for who, root in roots.items():
-                for k, v in one_run(root, config, (cols, rows), env, args.presses, who == "this").items():
+                for k, v in one_run(root, config, (cols, rows), env, args.presses,
+                                  who == "this" or not args.base_keys).items():
                     res[who].setdefault(k, []).extend(v)
     finally:
         server.close()
