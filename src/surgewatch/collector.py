@@ -151,7 +151,11 @@ class Collector:
 
     def answered(self) -> bool:
         """Whether every source has finished a poll (with a reading or an error)."""
-        return all(h.ok or h.error is not None for h in self.health.values())
+        return not self.unanswered()
+
+    def unanswered(self) -> list[str]:
+        """The sources that have not finished a poll yet (neither a reading nor an error)."""
+        return [name for name, h in self.health.items() if not (h.ok or h.error is not None)]
 
     async def poll_once(self, source: Source) -> bool:
         """Poll one source now; record the reading or the error. True on success."""

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -66,6 +66,10 @@ EVICT_INTERVALS = 10  # without [monitor] evict_after, a series unseen for 10 of
 HOST_SPARK_METRICS = ("cpu.percent", "mem.percent", "load.1", "net.rx_bps")
 PREFLIGHT_EVERY = 30.0  # seconds between plans of the scheduled campaigns (they change with the models)
 MODELS_SAVE_SECONDS = 60.0  # learned load models are written to the state dir at most this often (and at shutdown)
+SNAPSHOT_SLICE = 100  # hosts per slice of a snapshot built between ticks (publish_soon)
+EAGER_TICKS = 2  # the first ticks, and a late source's first answer's, publish at once, not in slices
+CATCH_UP_CHECK = 0.02  # seconds between looks for a late source's first answer (first interval only)
+SNAPSHOT_PAUSE = 0.001  # seconds the event loop is left between slices (all that is ready runs, keys first)
 GROUPS_EVERY_TICKS = 30  # host → group is re-read this often (fleet sources report groups with their polls)
 
 
@@ -240,6 +244,10 @@ class Engine:
         self._evict_key: tuple[object, ...] = ()  # what the eviction due time was computed for (see _evict_idle)
         self._evict_due = -math.inf  # store tick count from which a series can be due for eviction
         self._analysis_deferred = opts.defer_analysis and not config.monitor.record
+        self._stored_readings = False  # a tick has stored values (deferred analysis starts at the tick after)
+        self._catching_up = False  # the tick running is a late source's first answer's (see run)
+        self._slices: Generator[None, None, Snapshot] | None = None  # a snapshot being built (publish_soon)
+        self._slice_handle: asyncio.Handle | None = None
 
     def _build_options(self, config: Config) -> BuildOptions:
         opts = self.options
@@ -586,16 +594,48 @@ class Engine:
         next_tick = mono()
         timer: asyncio.Handle | None = None
 
+        # A source that has not answered by the first tick (a fleet's Prometheus, a slow API) gets a tick of its
+        # own as soon as its first answer lands, within the first interval, rather than a full interval later.
+        late_sources: list[str] = []
+        catch_up: asyncio.Handle | None = None
+
+        def live_tick(catching_up: bool = False) -> None:
+            self.finish_publishing()  # a snapshot still being built goes out before the store moves on
+            self._catching_up = catching_up
+            try:
+                self.tick(self.clock(), publish=False)
+            finally:
+                self._catching_up = False
+            if not self._held:
+                self.publish_soon(now=catching_up or self._ticks <= EAGER_TICKS)
+
+        def on_catch_up() -> None:
+            nonlocal late_sources, catch_up
+            catch_up = None
+            if done.done() or stop.is_set() or not late_sources:
+                return
+            health = self.collector.health
+            if any((h := health.get(name)) is not None and (h.ok or h.error is not None) for name in late_sources):
+                late_sources = self.collector.unanswered()
+                try:
+                    live_tick(catching_up=True)  # off the beat: the next tick keeps it
+                except Exception as exc:
+                    done.set_exception(exc)
+                    return
+            if late_sources and mono() + CATCH_UP_CHECK < next_tick:
+                catch_up = loop.call_later(CATCH_UP_CHECK, on_catch_up)
+
         def on_timer() -> None:
-            nonlocal next_tick, timer
+            nonlocal next_tick, timer, late_sources, catch_up
             if done.done():
                 return
             if stop.is_set():
                 done.set_result(None)
                 return
+            first = self.last_tick is None
             try:
                 self.collector.poll_driven()  # this machine's and the demo's polls: in this wake-up, first
-                self.tick(self.clock())
+                live_tick()
             except Exception as exc:
                 done.set_exception(exc)
                 return
@@ -604,14 +644,19 @@ class Engine:
             if next_tick < late:  # fell behind (suspend, overload): one tick now, then on the beat again
                 next_tick = late + self.tick_seconds
             timer = loop.call_later(next_tick - late, on_timer)
+            late_sources = self.collector.unanswered() if first else []
+            if late_sources:
+                catch_up = loop.call_later(CATCH_UP_CHECK, on_catch_up)
 
         timer = loop.call_soon(on_timer)
         try:
             await done
         finally:
-            if timer is not None:
-                timer.cancel()
+            for handle in (timer, catch_up):
+                if handle is not None:
+                    handle.cancel()
             stopper.cancel()
+            self.finish_publishing()
 
     async def _first_polls(self, stop: asyncio.Event, limit: float) -> None:
         """Wait up to `limit` seconds (real time, checked every 10 ms) for every source's first answer."""
@@ -633,9 +678,11 @@ class Engine:
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, now: float, readings: Mapping[str, float] | None = None) -> list[AlertEvent]:
+    def tick(self, now: float, readings: Mapping[str, float] | None = None, *,
+             publish: bool = True) -> list[AlertEvent]:
         """Append what arrived since the last tick (or `readings`: a replay's recorded ones), analyse it,
-        evaluate rules and publish to subscribers and listeners."""
+        evaluate rules and publish to subscribers and listeners (`publish=False`: not to subscribers; the caller
+        publishes, see `publish_async`)."""
         if readings is None:
             readings = self.collector.drain()
         if self.config.campaign_feeds:
@@ -659,7 +706,8 @@ class Engine:
         column = store.append(now, rows, values)
         if self.annotations is not None and self.annotations.refresh():
             self.declared.set_annotations(self.annotations.items())
-        if self._analysis_deferred and self.last_tick is not None:  # the second tick: analysis starts
+        # analysis starts at the tick on the beat after the first one that stored values
+        if self._analysis_deferred and self._stored_readings and not self._catching_up:
             self._analysis_deferred = False
             self.analyzer.warm(store.last_n(store.ticks)[1][:, :-1].astype(np.float64))  # as live columns are
         analysis = None
@@ -684,6 +732,7 @@ class Engine:
         events = self.rules.evaluate(now, store.names, store.version, values_now, analysis, stale)
         self.last_tick = now
         self._ticks += 1
+        self._stored_readings = self._stored_readings or bool(rows.shape[0])
         if self._listeners:
             self._tell("on_tick", now, rows, values, events)
         if events:
@@ -694,7 +743,7 @@ class Engine:
                     on_events(events)
                 except Exception as exc:
                     self._drop(on_events, "alert events callback", exc)
-        if not self._held:
+        if not self._held and publish:
             self.publish()
         return events
 
@@ -710,11 +759,11 @@ class Engine:
             self._rows_cache = (names, self.store.version, rows)
         return rows
 
-    def publish(self) -> None:
-        """Send every subscriber a fresh snapshot (none is built when nobody subscribes)."""
+    def publish(self, snap: Snapshot | None = None) -> None:
+        """Send every subscriber a fresh snapshot, or `snap` (none is built when nobody subscribes)."""
         if not self._subscribers:
             return
-        snap = self.snapshot()
+        snap = snap if snap is not None else self.snapshot()
         for on_snapshot in tuple(self._subscribers):
             try:
                 on_snapshot(snap)
@@ -951,6 +1000,56 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         """The current state as plain data (cheap: a few hundred values)."""
+        slices = self._snapshot_slices()
+        while True:
+            try:
+                next(slices)
+            except StopIteration as done:
+                return done.value
+
+    def publish_soon(self, now: bool = False) -> None:
+        """`publish`, the snapshot built SNAPSHOT_SLICE hosts at a time, each slice in its own turn of the event
+        loop (at 1,000 hosts a snapshot costs 30-150 ms: a dashboard's key press waits for one slice, not all of
+        it). `now`: at once (starting up, a first frame waits for it). A snapshot still being built is finished
+        first; so is one when a tick comes (finish_publishing): no tick moves the store under a half-built one."""
+        self.finish_publishing()
+        if not self._subscribers:
+            return
+        if now:
+            self.publish()
+            return
+        self._slices = self._snapshot_slices()
+        self._slice_handle = asyncio.get_running_loop().call_soon(self._next_slice)
+
+    def _next_slice(self) -> None:
+        slices = self._slices
+        if slices is None:
+            return
+        try:
+            next(slices)
+        except StopIteration as done:
+            self._slices = self._slice_handle = None
+            self.publish(done.value)
+            return
+        self._slice_handle = asyncio.get_running_loop().call_later(SNAPSHOT_PAUSE, self._next_slice)
+
+    def finish_publishing(self) -> None:
+        """Build the rest of a snapshot being built in slices, at once, and publish it."""
+        slices, handle = self._slices, self._slice_handle
+        if slices is None:
+            return
+        self._slices = self._slice_handle = None
+        if handle is not None:
+            handle.cancel()
+        while True:
+            try:
+                next(slices)
+            except StopIteration as done:
+                self.publish(done.value)
+                return
+
+    def _snapshot_slices(self) -> Generator[None, None, Snapshot]:
+        """Build the snapshot, yielding after every SNAPSHOT_SLICE hosts; its value (StopIteration) is it."""
         now = self.last_tick or self.clock()
         store = self.store
         analysis = self.last_analysis
@@ -1001,7 +1100,9 @@ class Engine:
         k = 0
         health = self.collector.health
         host_views = []
-        for who, metrics in hosts.items():
+        for k, (who, metrics) in enumerate(hosts.items()):
+            if k and not k % SNAPSHOT_SLICE:
+                yield
             src_name = f"host:{who}"
             src = health.get(src_name)
             if src is None:  # a host found through a fleet source (e.g. PromQL): take that source's health
@@ -1030,6 +1131,7 @@ class Engine:
             SourceView(h.name, h.demo, h.ok, h.stale(now), h.error, h.last_success, h.last_latency, h.interval,
                        h.polls, h.failures, insecure_tls=h.name in self._insecure_tls) for h in health.values())
         latest = {name: last[i] for i, name in enumerate(store.names) if name}
+        yield
         return Snapshot(ts=now, tick=store.ticks, interval=self.tick_seconds, hosts=tuple(host_views),
                         campaigns=tuple(campaign_views), alerts=alerts, events=tuple(self.events),
                         sources=sources, values=latest, annotations=self.declared.annotations)
