@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from surgewatch.engine import Engine, EngineOptions
 from surgewatch.snapshot import HostView
 from surgewatch.sources.base import Reading
 from surgewatch.tui.app import SurgewatchApp
-from surgewatch.tui.widgets.hostorder import grouped, host_rows, matcher, worst_group
+from surgewatch.tui.widgets.hostorder import anomaly, grouped, host_rows, matcher, worst_group
 from surgewatch.tui.widgets.hosts import GroupRow, row_key
 from tests.support.tui_demo import FakeClock, advance, screen_text, two_campaign_engine, use_utc
 
@@ -235,6 +236,14 @@ def test_hosts_without_a_group_come_last_and_the_worst_group_is_the_one_with_the
     by_name = host_rows([_host("b1", 10, "b"), _host("b2", 95, "b")], "name", "group")
     assert [r.name for r in by_name] == ["b", "b1", "b2"]  # in name order, the header still names the worst
     assert isinstance(by_name[0], GroupRow) and by_name[0].worst is not None and by_name[0].worst.name == "b2"
+
+
+def test_a_hosts_anomaly_is_its_highest_score_whatever_order_and_nan_its_scores_come_in() -> None:
+    nan = math.nan
+    for scores, top in (({}, 0.0), ({"a": nan}, 0.0), ({"a": nan, "b": 0.4, "c": 0.9}, 0.9),
+                        ({"a": 0.9, "b": nan, "c": 0.4}, 0.9), ({"a": 0.2, "b": 0.7}, 0.7)):
+        h = dataclasses.replace(_host("h", 50), scores=scores)
+        assert anomaly(h) == top
 
 
 def test_the_filter_is_a_substring_or_a_glob_either_way_case_insensitive() -> None:

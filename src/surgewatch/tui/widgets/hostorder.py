@@ -28,7 +28,8 @@ def matcher(text: str) -> Callable[[str], bool]:
 
 def anomaly(h: HostView) -> float:
     """The host's highest anomaly score over its metrics (0 without any)."""
-    return max((s for s in h.scores.values() if not math.isnan(s)), default=0.0)
+    top = max(h.scores.values(), default=0.0)  # NaN only when the first is NaN (NaN never compares greater)
+    return top if not math.isnan(top) else max((s for s in h.scores.values() if not math.isnan(s)), default=0.0)
 
 
 def _nan_last(v: float, sign: float) -> float:
@@ -82,32 +83,38 @@ def median_cpu(hosts: Iterable[HostView]) -> float:
     return math.nan if not n else cpus[mid] if n % 2 else (cpus[mid - 1] + cpus[mid]) / 2
 
 
-def grouped(hosts: Sequence[HostView], sort: str, by: str) -> list[tuple[str | None, list[HostView]]]:
-    """Hosts in groups, each group's hosts in `sort` order, the groups by their first host (the worst group
-    first when sorting by worst), hosts without a group last."""
+def grouped(hosts: Sequence[HostView], sort: str, by: str,
+            key: Callable[[HostView], tuple[float | str, ...]] | None = None
+            ) -> list[tuple[str | None, list[HostView]]]:
+    """Hosts in groups, each group's hosts in `sort` order (`key`: its sort key, when already known), the
+    groups by their first host (the worst group first when sorting by worst), hosts without a group last."""
     if by == "campaign":
         groups: dict[str | None, list[HostView]] = {}
         for h in hosts:
             groups.setdefault(group_of(h, by), []).append(h)
     else:
         groups = dict(by_group(hosts))
-    key = sort_key(sort)
+    key = key or sort_key(sort)
     parts = [(name, sorted(members, key=key)) for name, members in groups.items()]
     return sorted(parts, key=lambda p: (p[0] is None, key(p[1][0]), p[0] or ""))
 
 
 def host_rows(hosts: Sequence[HostView], sort: str, by: str = "none",
               collapsed: frozenset[str] = frozenset()) -> list[Row]:
-    """The grid's rows: hosts in `sort` order, or under group header rows (a collapsed group shows its header)."""
+    """The grid's rows: hosts in `sort` order, or under group header rows (a collapsed group shows its header).
+    Each host's sort keys are worked out once (at 1,000 hosts they are most of the cost)."""
     if by == "none":
         return list(order_hosts(hosts, sort))
+    worst_of = {id(h): k for h, k in zip(hosts, map(sort_key("worst"), hosts), strict=True)}
+    key_of = worst_of if sort == "worst" else {id(h): k for h, k in zip(hosts, map(sort_key(sort), hosts),
+                                                                            strict=True)}
+    ok = _RANK["ok"]
     rows: list[Row] = []
-    worst = sort_key("worst")
-    for name, members in grouped(hosts, sort, by):
+    for name, members in grouped(hosts, sort, by, lambda h: key_of[id(h)]):
         label = name if name is not None else NO_GROUP.get(by, "none")
         shut = label in collapsed
-        problems = sum(1 for h in members if health(h) != "ok")
-        rows.append(GroupRow(label, len(members), min(members, key=worst) if members else None,
+        problems = sum(1 for h in members if worst_of[id(h)][0] != ok)  # the worst key starts with the health
+        rows.append(GroupRow(label, len(members), min(members, key=lambda h: worst_of[id(h)]) if members else None,
                              median_cpu(members), problems, shut))
         if not shut:
             rows.extend(members)
