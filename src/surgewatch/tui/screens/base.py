@@ -38,7 +38,11 @@ class DashScreen(Screen[None]):
             panel.invalidate()
 
     def on_mount(self) -> None:
-        self.redraw()  # the first frame already carries data
+        self.first_redraw()
+
+    def first_redraw(self) -> None:
+        """The screen's first drawing, when mounted: the first frame already carries data."""
+        self.redraw()
 
     def on_screen_resume(self) -> None:
         self._redraw_soon()

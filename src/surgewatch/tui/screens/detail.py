@@ -120,6 +120,7 @@ class ChartScreen(DashScreen):
     """Shared parts of the detail screens: a scrolling column of charts kept in step with the data."""
 
     info_first = False  # the text panel above the charts (host: top processes) or below them (campaign: models)
+    _charts_later = False  # during the first drawing: the charts come a frame later (first_redraw)
 
     BINDINGS: ClassVar = [
         Binding("escape", "app.show('overview')", "Back"),
@@ -152,16 +153,32 @@ class ChartScreen(DashScreen):
     def on_mount(self) -> None:
         self.body.focus()
 
+    def first_redraw(self) -> None:
+        """Header, text and status line at once, the charts (mounting them is the slow part) once that frame is
+        painted: the key that opened the screen shows its answer sooner."""
+        self._charts_later = True
+        try:
+            self.redraw()
+        finally:
+            self._charts_later = False
+        self.call_after_refresh(self._redraw_if_mounted)
+
     def sync_charts(self, names: list[str]) -> list[Chart]:
-        """One Chart per name, in order (mounting and removing widgets only when the list changed)."""
+        """One Chart per name, in order. The charts shown are kept and take the new names (another host's
+        metrics): only the difference in number is mounted or removed (mounting is most of a screen change)."""
+        if self._charts_later:
+            return []
         if list(self.charts) != names and self.body.is_mounted:
-            for chart in self.charts.values():
+            kept = list(self.charts.values())[: len(names)]
+            for chart in list(self.charts.values())[len(names):]:
                 chart.remove()
-            self.charts = {n: Chart() for n in names}
-            if self.info_first:
-                self.body.mount_all(self.charts.values(), after=self.info)
-            else:
-                self.body.mount_all(self.charts.values(), before=self.info)
+            new = [Chart() for _ in range(len(names) - len(kept))]
+            if new and kept:
+                self.body.mount_all(new, after=kept[-1])
+            elif new:
+                self.body.mount_all(new, **({"after": self.info} if self.info_first else {"before": self.info}))
+            self.charts = dict(zip(names, kept + new, strict=True))
+            self.body.scroll_home(animate=False)
         return list(self.charts.values())
 
     def action_scroll(self, step: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -21,6 +22,7 @@ from ..widgets.wallarea import WallPanels, columns_for, is_wall
 from .base import DashScreen
 
 TIGHT_BELOW = 30  # terminal rows under which the overview drops the gaps between its panels
+WARM_AFTER = 2.0  # seconds after the first host rows: the detail screens' module is imported then
 WALL_ALERT_ROWS = 6  # alert lines kept at wall sizes (the charts take the rest)
 
 
@@ -56,6 +58,7 @@ class OverviewScreen(DashScreen):
         self._rows_key: object = None
         self._rows_snap: object = None
         self._rows: list[Row] = []
+        self._warming = False  # the detail screens' module is imported while idle once hosts are shown
 
     def compose(self) -> ComposeResult:
         # Decided before the panels are styled: adding the class later restyles the whole screen.
@@ -160,9 +163,16 @@ class OverviewScreen(DashScreen):
                 grid.grouping = "none"
             rows = host_rows(hosts, grid.order, grid.grouping, frozenset(grid.collapsed))
             self._rows_snap, self._rows = app.snapshot, rows
+            if rows and not self._warming:
+                self._warming = True
+                self.set_timer(WARM_AFTER, self._warm_detail_screens)
             self._rows_key = (key[0], grid.order, grid.grouping, key[3])
             grid.set_keys([row_key(r) for r in rows])
         return self._rows
+
+    def _warm_detail_screens(self) -> None:
+        """Import the host and campaign screens' module now, while nothing happens, not when enter is pressed."""
+        importlib.import_module(".detail", __package__)
 
     def _show_hosts(self, rows: list[Row], width: int, room: int) -> None:
         """The rows of the grid that fit `room` lines around the cursor (only those are drawn)."""
