@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from surgewatch.engine import Engine, EngineOptions
 from surgewatch.snapshot import HostView
 from surgewatch.sources.base import Reading
 from surgewatch.tui.app import SurgewatchApp
+from surgewatch.tui.screens import overview
+from surgewatch.tui.screens.detail import HostScreen
 from surgewatch.tui.widgets.hostorder import anomaly, grouped, host_rows, matcher, worst_group
 from surgewatch.tui.widgets.hosts import GroupRow, row_key
 from tests.support.tui_demo import FakeClock, advance, screen_text, two_campaign_engine, use_utc
@@ -188,6 +192,39 @@ async def test_the_host_screen_opens_on_the_worst_host_and_right_goes_to_the_nex
         await pilot.press("l")
         await pilot.pause()
         assert app.current_host().name == "web-0733"  # type: ignore[union-attr]
+
+
+async def test_the_next_host_reuses_the_host_screens_charts_and_shows_its_own_series(fleet: Engine) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HostScreen)
+        before = list(screen.charts.values())
+        assert list(screen.charts) == ["host:web-0417/cpu.percent", "host:web-0417/mem.percent"]
+        await pilot.press("l")
+        await pilot.pause()
+        assert list(screen.charts) == ["host:web-0733/cpu.percent", "host:web-0733/mem.percent"]
+        assert list(screen.charts.values()) == before  # the same widgets: nothing mounted for the next host
+        assert all(c.data is not None and c.data.key[-1] == name for name, c in screen.charts.items())
+        assert "web-0733" in screen_text(app) and "CPU 93%" in screen_text(app)
+
+
+async def test_once_host_rows_are_shown_the_detail_screens_load_and_long_lived_objects_leave_the_gc(
+        fleet: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(overview, "WARM_AFTER", 0.05)
+    monkeypatch.delitem(sys.modules, "surgewatch.tui.screens.detail")
+    gc.unfreeze()
+    app = SurgewatchApp(fleet, run_engine=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.pause(0.3)
+            assert "surgewatch.tui.screens.detail" in sys.modules
+            assert gc.get_freeze_count() > 0  # full collections no longer walk the dashboard's own objects
+    finally:
+        gc.unfreeze()
 
 
 async def test_a_filter_that_matches_no_host_says_so_in_one_clear_line(fleet: Engine) -> None:
