@@ -211,9 +211,10 @@ async def test_the_next_host_reuses_the_host_screens_charts_and_shows_its_own_se
         assert "web-0733" in screen_text(app) and "CPU 93%" in screen_text(app)
 
 
-async def test_once_host_rows_are_shown_the_detail_screens_load_and_long_lived_objects_leave_the_gc(
+async def test_once_host_rows_are_shown_the_host_screen_is_built_unseen_and_long_lived_objects_leave_gc(
         fleet: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(overview, "WARM_AFTER", 0.05)
+    monkeypatch.setattr(overview, "WARM_STEP", 0.05)
     monkeypatch.delitem(sys.modules, "surgewatch.tui.screens.detail")
     gc.unfreeze()
     app = SurgewatchApp(fleet, run_engine=False)
@@ -223,6 +224,10 @@ async def test_once_host_rows_are_shown_the_detail_screens_load_and_long_lived_o
             await pilot.pause(0.3)
             assert "surgewatch.tui.screens.detail" in sys.modules
             assert gc.get_freeze_count() > 0  # full collections no longer walk the dashboard's own objects
+            assert app.current_mode == "overview" and isinstance(app.screen, overview.OverviewScreen)
+            await pilot.press("3")  # the host screen, built meanwhile, opens on the worst host
+            await pilot.pause()
+            assert app.current_mode == "host" and "web-0417" in screen_text(app)
     finally:
         gc.unfreeze()
 

@@ -23,7 +23,8 @@ from ..widgets.wallarea import WallPanels, columns_for, is_wall
 from .base import DashScreen
 
 TIGHT_BELOW = 30  # terminal rows under which the overview drops the gaps between its panels
-WARM_AFTER = 2.0  # seconds after the first host rows: the detail screens' module is imported then
+WARM_AFTER = 2.0  # seconds after the first host rows: the detail screens are made ready then
+WARM_STEP = 0.3  # seconds between the steps of that
 WALL_ALERT_ROWS = 6  # alert lines kept at wall sizes (the charts take the rest)
 
 
@@ -172,11 +173,22 @@ class OverviewScreen(DashScreen):
         return self._rows
 
     def _warm_detail_screens(self) -> None:
-        """Once the dashboard has settled (first host rows shown, nothing happening): import the host and campaign
-        screens' module now rather than when enter is pressed, and set aside what lives as long as the dashboard
-        (modules, widgets, the store's index) from the garbage collector's full passes, which otherwise walk it
-        all every few seconds at fleet scale (70-100 ms on the event loop, keys waiting)."""
+        """Once the dashboard has settled (first host rows shown, nothing happening), in three steps a moment
+        apart (a key pressed meanwhile waits for one): build the host screen now rather than when enter is
+        pressed (there and back within one call: nothing is painted in between), and set aside what lives as long
+        as the dashboard (modules, widgets, the store's index) from the garbage collector's full passes, which
+        otherwise walk it all every few seconds at fleet scale (70-100 ms on the event loop, keys waiting)."""
         importlib.import_module(".detail", __package__)
+        self.set_timer(WARM_STEP, self._build_host_screen)
+        self.set_timer(2 * WARM_STEP, self._freeze_long_lived)
+
+    def _build_host_screen(self) -> None:
+        app = self.dash
+        if app.screen is self and app.current_mode == "overview":
+            app.switch_mode("host")
+            app.switch_mode("overview")
+
+    def _freeze_long_lived(self) -> None:
         gc.collect()
         gc.freeze()
 
