@@ -180,9 +180,12 @@ class OverviewScreen(DashScreen):
         otherwise walk it all every few seconds at fleet scale (70-100 ms on the event loop, keys waiting)."""
         importlib.import_module(".detail", __package__)
         self.set_timer(WARM_STEP, self._build_host_screen)
-        self.set_timer(2 * WARM_STEP, self._freeze_long_lived)
+        self.set_timer(2 * WARM_STEP, self._build_host_screen)
+        self.set_timer(3 * WARM_STEP, self._freeze_long_lived)
 
     def _build_host_screen(self) -> None:
+        """There and back: the first time composes the host screen; the second, once it is mounted, has Textual
+        bring its styles up to date (a screen shown for the first time re-reads the whole CSS, ~100 ms)."""
         app = self.dash
         if app.screen is self and app.current_mode == "overview":
             app.switch_mode("host")
