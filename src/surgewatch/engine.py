@@ -246,6 +246,7 @@ class Engine:
         self._analysis_deferred = opts.defer_analysis and not config.monitor.record
         self._stored_readings = False  # a tick has stored values (deferred analysis starts at the tick after)
         self._catching_up = False  # the tick running is a late source's first answer's (see run)
+        self._live_tick = False  # the tick running is run's: it publishes after the tick (publish_soon)
         self._slices: Generator[None, None, Snapshot] | None = None  # a snapshot being built (publish_soon)
         self._slice_handle: asyncio.Handle | None = None
 
@@ -601,11 +602,11 @@ class Engine:
 
         def live_tick(catching_up: bool = False) -> None:
             self.finish_publishing()  # a snapshot still being built goes out before the store moves on
-            self._catching_up = catching_up
+            self._catching_up, self._live_tick = catching_up, True
             try:
-                self.tick(self.clock(), publish=False)
+                self.tick(self.clock())
             finally:
-                self._catching_up = False
+                self._catching_up = self._live_tick = False
             if not self._held:
                 self.publish_soon(now=catching_up or self._ticks <= EAGER_TICKS)
 
@@ -678,11 +679,10 @@ class Engine:
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, now: float, readings: Mapping[str, float] | None = None, *,
-             publish: bool = True) -> list[AlertEvent]:
+    def tick(self, now: float, readings: Mapping[str, float] | None = None) -> list[AlertEvent]:
         """Append what arrived since the last tick (or `readings`: a replay's recorded ones), analyse it,
-        evaluate rules and publish to subscribers and listeners (`publish=False`: not to subscribers; the caller
-        publishes, see `publish_async`)."""
+        evaluate rules and publish to subscribers and listeners (a live tick of `run` publishes after it, see
+        `publish_soon`)."""
         if readings is None:
             readings = self.collector.drain()
         if self.config.campaign_feeds:
@@ -743,7 +743,7 @@ class Engine:
                     on_events(events)
                 except Exception as exc:
                     self._drop(on_events, "alert events callback", exc)
-        if not self._held and publish:
+        if not self._held and not self._live_tick:
             self.publish()
         return events
 

@@ -67,7 +67,7 @@ async def test_a_snapshot_published_between_ticks_leaves_the_event_loop_free_bet
     hosts = 5 * SNAPSHOT_SLICE
     engine = fleet_engine(tmp_path, hosts=hosts, delay=0.0)
     await engine.collector.poll_once(engine.sources[0])
-    engine.tick(time.time(), publish=False)
+    engine.tick(time.time())
     published: list[Snapshot] = []
     engine.subscribe(published.append)
     turns = 0
@@ -96,7 +96,7 @@ async def test_a_snapshot_published_between_ticks_leaves_the_event_loop_free_bet
 async def test_a_tick_finishes_a_snapshot_still_being_built_before_it_moves_the_store(tmp_path: Path) -> None:
     engine = fleet_engine(tmp_path, hosts=3 * SNAPSHOT_SLICE, delay=0.0)
     await engine.collector.poll_once(engine.sources[0])
-    engine.tick(time.time(), publish=False)
+    engine.tick(time.time())
     published: list[Snapshot] = []
     engine.subscribe(published.append)
     engine.publish_soon()
