@@ -1100,8 +1100,8 @@ class Engine:
         k = 0
         health = self.collector.health
         host_views = []
-        for k, (who, metrics) in enumerate(hosts.items()):
-            if k and not k % SNAPSHOT_SLICE:
+        for count, (who, metrics) in enumerate(hosts.items()):
+            if count and not count % SNAPSHOT_SLICE:
                 yield
             src_name = f"host:{who}"
             src = health.get(src_name)

@@ -91,6 +91,8 @@ async def test_a_snapshot_published_between_ticks_leaves_the_event_loop_free_bet
     other.cancel()
     assert len(published) == 1 and during >= hosts // SNAPSHOT_SLICE
     assert published[0].hosts == engine.snapshot().hosts  # the same snapshot as one built at once
+    last = {h.name: h.spark["cpu.percent"][-1] for h in published[0].hosts}
+    assert last == {h.name: h.metrics["cpu.percent"] for h in published[0].hosts}  # each host its own series
 
 
 async def test_a_tick_finishes_a_snapshot_still_being_built_before_it_moves_the_store(tmp_path: Path) -> None:
