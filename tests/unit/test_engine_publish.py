@@ -29,7 +29,9 @@ class SlowFleet:
 
     async def poll(self) -> Reading:
         await asyncio.sleep(self.delay)
-        return Reading({f"host:web-{i:04d}/cpu.percent": 20.0 + i % 50 for i in range(self.hosts)})
+        values = {f"host:web-{i:04d}/cpu.percent": 20.0 + i % 50 for i in range(self.hosts)}
+        values |= {f"host:web-{i:04d}/mem.percent": 90.0 - i % 40 for i in range(self.hosts)}
+        return Reading(values)
 
     async def close(self) -> None:
         return None
@@ -91,8 +93,9 @@ async def test_a_snapshot_published_between_ticks_leaves_the_event_loop_free_bet
     other.cancel()
     assert len(published) == 1 and during >= hosts // SNAPSHOT_SLICE
     assert published[0].hosts == engine.snapshot().hosts  # the same snapshot as one built at once
-    last = {h.name: h.spark["cpu.percent"][-1] for h in published[0].hosts}
-    assert last == {h.name: h.metrics["cpu.percent"] for h in published[0].hosts}  # each host its own series
+    for metric in ("cpu.percent", "mem.percent"):  # each host's sparklines are its own series'
+        last = {h.name: h.spark[metric][-1] for h in published[0].hosts}
+        assert last == {h.name: h.metrics[metric] for h in published[0].hosts}
 
 
 async def test_a_tick_finishes_a_snapshot_still_being_built_before_it_moves_the_store(tmp_path: Path) -> None:
