@@ -220,8 +220,10 @@ async def test_once_host_rows_are_shown_the_host_screen_is_built_unseen_and_long
     app = SurgewatchApp(fleet, run_engine=False)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            await pilot.pause(0.3)
+            for _ in range(60):  # the steps are 50 ms apart here; up to 3 s on a loaded machine
+                await pilot.pause(0.05)
+                if gc.get_freeze_count():
+                    break
             assert "surgewatch.tui.screens.detail" in sys.modules
             assert gc.get_freeze_count() > 0  # full collections no longer walk the dashboard's own objects
             assert app.current_mode == "overview" and isinstance(app.screen, overview.OverviewScreen)
