@@ -270,8 +270,15 @@ class AnnotationStore:
     def _ensure_file(self) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # SQLite's journal takes this mode too
+            if self.path.exists():
+                return
+            # O_EXCL: an existing file is never opened here. Closing any descriptor of a file drops every
+            # POSIX lock this process holds on it, so opening and closing the database while another thread
+            # is inside a transaction let a second process write at the same time ("disk I/O error").
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)  # the journal takes this mode
             os.close(fd)
+        except FileExistsError:
+            return
         except OSError as exc:
             raise AnnotationError(f"state dir {self.dir}: cannot write annotations: {exc.strerror or exc}") from None
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -64,6 +66,32 @@ def test_concurrent_writers_from_threads_and_processes_lose_nothing(tmp_path: Pa
     texts = sorted(a.text for a in store.read())
     assert len(texts) == 43 and len(set(texts)) == 43
     assert len({a.id for a in store.read()}) == 43
+
+
+def test_an_add_waiting_behind_a_transaction_does_not_drop_its_lock_for_other_processes(tmp_path: Path) -> None:
+    # POSIX locks belong to the process: opening and closing the database file in one thread releases the
+    # lock another thread's transaction holds, and a second process then writes into that transaction.
+    state = tmp_path / "state"
+    store = AnnotationStore(state)
+    store.add(validate("first"), "test")
+    holder = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    waiting = threading.Thread(target=lambda: AnnotationStore(state).add(validate("second"), "test"))
+    waiting.start()
+    try:
+        time.sleep(0.3)  # the thread is now waiting on the busy timeout
+        probe = ("import sqlite3, sys\n"
+                 "db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)\n"
+                 "try:\n    db.execute('BEGIN IMMEDIATE')\nexcept sqlite3.OperationalError as e:\n    print(e)\n"
+                 "else:\n    print('got the lock')\n")
+        out = subprocess.run([sys.executable, "-c", probe, str(state / DB_NAME)], capture_output=True, text=True,
+                             timeout=60).stdout.strip()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        waiting.join(timeout=30)
+    assert out == "database is locked"
+    assert sorted(a.text for a in store.read()) == ["first", "second"]
 
 
 def test_a_corrupt_file_is_moved_aside_with_one_warning_line(tmp_path: Path,

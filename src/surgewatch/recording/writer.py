@@ -108,8 +108,10 @@ def connect(path: str) -> sqlite3.Connection:
     The file is created 0600 (an existing one is made so): it holds the config, and samples and alerts may be
     sensitive. SQLite gives its -wal and -shm files the database file's mode.
     """
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try:  # O_EXCL: never open and close an existing database here, which would drop this process's locks on it
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     except OSError as exc:
         raise sqlite3.OperationalError(f"cannot create the file: {exc.strerror or exc}") from None
     with contextlib.suppress(OSError):  # an existing file we do not own keeps its mode
