@@ -110,6 +110,8 @@ async def test_alertmanager_receives_firing_then_resolved_with_labels(
         left = await wait_for(lambda: [a["labels"]["series"] for a in am_alerts(url, "cpu-high")] == [camp]
                               and am_alerts(url, "cpu-high"))
         assert left[0]["status"]["state"] == "active"
-        assert [a.fingerprint for a in d.outbox.active(d._lanes[0].id)] == [fingerprint("cpu-high", camp)]
+        # the outbox records the delivery once the POST has returned, a moment after Alertmanager shows it
+        await wait_for(lambda: [a.fingerprint for a in d.outbox.active(d._lanes[0].id)]
+                       == [fingerprint("cpu-high", camp)])
     finally:
         await d.drain(2)
