@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -259,11 +260,19 @@ def test_a_live_headless_recording_replays_to_the_same_alert_lines(tmp_path: Pat
     live = subprocess.Popen([sys.executable, "-m", "surgewatch", "--headless", "--demo-speed", "120",
                              "--record", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
-    time.sleep(4.5)  # the demo launches its campaign about 1.5 s in at this speed
+    assert live.stdout is not None
+    live_lines: list[str] = []
+    reader = threading.Thread(target=lambda: live_lines.extend(line.rstrip("\n") for line in live.stdout or ()))
+    reader.start()
+    # the demo launches its campaign about 1.5 s in at this speed; a loaded machine starts slower
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any('"campaign-surge"' in line for line in list(live_lines)):
+        time.sleep(0.1)
+    time.sleep(0.5)
     live.send_signal(signal.SIGINT)
-    out, err = live.communicate(timeout=20)
+    err = live.communicate(timeout=20)[1]
+    reader.join(timeout=20)
     assert live.returncode == 0, err
-    live_lines = out.splitlines()
     assert any(json.loads(line)["rule"] == "campaign-surge" for line in live_lines)
     replay = subprocess.run([sys.executable, "-m", "surgewatch", "replay", str(path), "--headless"],
                             capture_output=True, text=True, env=env, timeout=60)
