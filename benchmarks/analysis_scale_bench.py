@@ -157,8 +157,9 @@ def causes(res: Any) -> dict[int, tuple[str, str | None]]:
 
 
 def same(a: Any, b: Any, states: bool) -> bool:
-    """Same scores, causes and explanations (and with `states`, the same campaign states with their pairs)."""
-    return (np.array_equal(a.score, b.score, equal_nan=True) and a.explanation == b.explanation
+    """Same scores, causes and explanations (every one read: written now if not yet) and with `states`, the same
+    campaign states with their pairs."""
+    return (np.array_equal(a.score, b.score, equal_nan=True) and dict(a.explanation) == dict(b.explanation)
             and causes(a) == causes(b) and (not states or _states(a) == _states(b)))
 
 
@@ -206,7 +207,7 @@ def main() -> None:
                     tm.wrap(an, part, part)
             tm.wrap(an.groups, "step", "groups.step")
         fit = ans["this"].fit_ticks
-        held = values.astype(np.float32)  # the window as the engine's store holds it; the tick's column in float64
+        window = values.astype(np.float32)  # the window as the engine's store holds it; the tick's column in float64
         first = 0
         if args.demo:  # the daemon warms analysis on the demo's backfilled history, then ticks on
             for side, an in ans.items():
@@ -220,6 +221,17 @@ def main() -> None:
         import pstats
 
         prof = cProfile.Profile()
+        def compare(t: int, res: dict[str, Any]) -> None:
+            if len(res) == 2 and not same(res["this"], res["against"], t % 10 == 0):
+                differ.append(t)
+                ca, cb = causes(res["this"]), causes(res["against"])
+                if ca != cb:  # a conclusion differs: which rows, and what each side said
+                    rows = sorted(r for r in set(ca) | set(cb) if ca.get(r) != cb.get(r))
+                    verdicts.append((t, [(names[r], ca.get(r), cb.get(r)) for r in rows]))
+
+        # each tick's results are compared after the next tick has stepped: explanations are written when first
+        # read, from what their tick knew, and must not pick up what later ticks changed
+        held: tuple[int, dict[str, Any]] | None = None
         for t in range(first, values.shape[1]):
             lo = max(0, t + 1 - fit)
             res = {}
@@ -227,7 +239,7 @@ def main() -> None:
                 profiled = args.profile and s == "this" and t >= args.warm
                 if profiled:
                     prof.enable()
-                res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], held[:, lo: t + 1])
+                res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], window[:, lo: t + 1])
                 if profiled:
                     prof.disable()
                 tm = timers[s]
@@ -236,12 +248,11 @@ def main() -> None:
                 tm.now["explain, rest"] = tm.now["campaign analysis"] - sum(
                     tm.now.get(part, 0.0) for part in (*ANALYZER_PARTS, "groups.step"))
                 tm.end_tick(labels, t >= args.warm)
-            if len(res) == 2 and not same(res["this"], res["against"], t % 10 == 0):
-                differ.append(t)
-                ca, cb = causes(res["this"]), causes(res["against"])
-                if ca != cb:  # a conclusion differs: which rows, and what each side said
-                    rows = sorted(r for r in set(ca) | set(cb) if ca.get(r) != cb.get(r))
-                    verdicts.append((t, [(names[r], ca.get(r), cb.get(r)) for r in rows]))
+            if held is not None:
+                compare(*held)
+            held = (t, res)
+        if held is not None:
+            compare(*held)
         what = (f"the built-in default (DEMO host and campaign, a local host) from scenario time {args.demo_from:g} s"
                 if args.demo else f"{args.hosts} hosts, {len(CAMPAIGNS)} campaigns on {len(GROUPS)} groups")
         print(f"{what}, {len(names)} series, {args.tick:g} s tick, {args.ticks} ticks measured after {args.warm} "

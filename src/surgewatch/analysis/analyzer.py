@@ -30,7 +30,7 @@ from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_c
 from .declared import DeclaredCauses
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .episodes import HOLD_SECONDS, Episodes
-from .explain import TickFacts, explain, qualify
+from .explain import Explanations, TickFacts, qualify_verdict, read
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 from .recurring import RecurringBursts
@@ -170,7 +170,8 @@ class AnalysisResult:
     score: np.ndarray  # the detector's score, raised where a load model's residual is anomalous
     expected: np.ndarray  # the detector's expected value, or the load model's where one applies
     cause: dict[int, tuple[Cause, str | None]] = field(default_factory=dict)
-    explanation: dict[int, str] = field(default_factory=dict)
+    # each anomalous row's sentence (an `Explanations`: written when first read)
+    explanation: Mapping[int, str] = field(default_factory=dict)
     campaigns: tuple[CampaignState, ...] = ()
     forecasts: ForecastTable | None = None
     residual_z: dict[int, float] = field(default_factory=dict)
@@ -229,6 +230,7 @@ class Analyzer:
         self._topo: Topology | None = None
         self._phase_cache: tuple[Topology, list[int], list[list[int]]] | None = None
         self._memory = FitMemory()
+        self._parts: dict[str, tuple[str, str, str]] = {}  # split_series of anomalous rows' names (per topology)
         self._packed = PackedModels.build([])
         self.declared: DeclaredCauses | None = None  # schedules and annotations (see declared.py), set by callers
         self.groups: GroupModels | None = None  # campaign × host-group models (see groupmodels.py), set by callers
@@ -270,13 +272,14 @@ class Analyzer:
         campaigns = self._campaign_states(topo, window, now, details)
         score, size = self._episode_step(column, det, score, expected, modelled)
         cause: dict[int, tuple[Cause, str | None]] = {}
-        explanation: dict[int, str] = {}
+        explanation = Explanations()
         hot = np.flatnonzero(np.where(np.isnan(score), 0.0, score) >= self.report_score)
         if hot.shape[0]:
             facts = self._facts(column, det, topo, now, campaigns)
-            for r in hot.tolist():
-                text, c = qualify(r, *explain(r, names[r], facts), size, facts)
-                explanation[r] = text
+            for r in hot.tolist():  # verdicts now, sentences when something reads them
+                reading = read(r, names[r], facts)
+                c, q = qualify_verdict(r, reading.verdict, size, facts)
+                explanation.defer(r, reading, q)
                 if c is not None:
                     cause[r] = c
         if self.groups is not None:  # hosts off their group's level: before schedules, which still explain them
@@ -362,6 +365,7 @@ class Analyzer:
                               [[h for h, cs in host_campaigns.items() if ci in cs]
                                for ci in range(len(self.campaigns))])
         self._memory.last_fit = {}  # new rows: refit everything now
+        self._parts = {}
         self._sig = Significance.build(names, self.floors)
         self._host_mask = np.array([split_series(n)[0] == "host" for n in names], dtype=bool)
         return self._topo
@@ -717,7 +721,7 @@ class Analyzer:
         return TickFacts(column, det, topo, self._packed, now, tuple(c.name for c in self.campaigns),
                          tuple(c.lift for c in campaigns), self._memory.lifted_since, self.ticks, self.tick,
                          self.learn_ticks, self.residual_limit, self.baseline_label, self._episodes, self._slow_now,
-                         self._sig, self._bursts)
+                         self._sig, self._bursts, parts=self._parts)
 
     # -- evicted series ------------------------------------------------------------------------
 

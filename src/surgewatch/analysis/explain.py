@@ -1,17 +1,23 @@
 """The sentence that explains an anomalous series, and the cause it names.
 
-`explain` writes the head (the value against the level it left) and the load models' verdict: explained by a
-campaign whose traffic carries the load, likely explained while a model still learns a launch, or unexplained.
-`qualify` then puts the departure's size in its unit before the verdict, says when it is below the floor, and
-calls an unexplained burst that recurs on its own period `recurring`. Both read one tick's facts (`TickFacts`),
-which the analyzer builds after scoring the tick.
+`read` reaches the load models' verdict on an anomalous row: explained by a campaign whose traffic carries the
+load, likely explained while a model still learns a launch, or unexplained; `qualify_verdict` then calls an
+unexplained burst that recurs on its own period `recurring`, or one where the load is at its usual level not an
+incident. Both keep the numbers the sentence is written from, so that the sentence itself (`words`, then
+`qualified`: the value against the level it left, the departure's size in its unit before the verdict, its floor
+when below it) is written only when something reads it: `Explanations` is the tick's mapping of row to sentence,
+holding what each is written from until then (a fleet's launch has thousands of anomalous rows a tick, and most
+ticks nobody reads their sentences). Everything mutable between ticks is read when the verdict is reached, so a
+sentence read later is the one the tick would have written. Both read one tick's facts (`TickFacts`), which the
+analyzer builds after scoring the tick.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +28,7 @@ from . import LIFTED
 from .correlation import HostModel
 from .detectors import DetectorOutput
 from .episodes import Episodes
-from .recurring import RecurringBursts
+from .recurring import Recurrence, RecurringBursts
 from .significance import RELATIVE, Significance, describe_size
 from .state import ModelsNow, PackedModels, Topology
 
@@ -31,6 +37,14 @@ STILL_LIFTED = 1.2  # a load model credits a campaign only while some traffic is
 Verdict = tuple[Cause, str | None]  # the cause, and the campaign it names (None: none)
 # per set of campaigns on a host: lifts by campaign, the top lift, lifted, its name, still learning, any still lifted
 Campaigns = tuple[dict[int, float], float, bool, str, bool, bool]
+Head = tuple[float, float, str]  # the value against the level it left: z, that level, what the level is
+
+# what an explanation says (the form of its sentence)
+(_OTHER, _NO_CAMPAIGN, _AT_BASELINE, _EXPLAINED, _OFF_MODEL, _ABOVE_LIFT, _LEARNING_MODEL, _LEARNING,
+ _NOT_FOLLOWING, _NO_MODEL) = range(10)
+# how qualify_verdict qualifies it
+_BELOW_FLOOR, _USUAL_LEVEL, _ORDINARY, _PLAIN = range(4)
+Qualifier = tuple[int, int, float, float, Recurrence | None]  # how, size kind, size, floor, recurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,100 +71,227 @@ class TickFacts:
     words: dict[tuple[int, int, tuple[int, ...]], str] = field(default_factory=dict)  # phrases written this tick
     campaigns_of: dict[tuple[int, ...], Campaigns] = field(default_factory=dict)  # see _campaigns_of
     credit: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = field(default_factory=dict)  # see _name_for
+    parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # split_series of names read this tick
+
+
+class Reading:
+    """The verdict on an anomalous row and what its sentence is written from (`words`)."""
+
+    __slots__ = ("form", "metric", "more", "value", "verdict", "who")
+
+    def __init__(self, verdict: Verdict | None, form: int, who: str, metric: str, value: float,
+                 more: tuple[Any, ...]) -> None:
+        self.verdict = verdict
+        self.form = form
+        self.who = who
+        self.metric = metric
+        self.value = value
+        self.more = more
 
 
 def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
     """The explanation of an anomalous row and its cause (None for traffic rows, and load at baseline)."""
-    kind, who, metric = split_series(name)
+    r = read(row, name, f)
+    return words(r), r.verdict
+
+
+def read(row: int, name: str, f: TickFacts) -> Reading:
+    """The verdict on an anomalous row (None for traffic rows, and load at baseline), with the numbers its
+    sentence is written from."""
+    parts = f.parts.get(name)
+    if parts is None:
+        parts = f.parts[name] = split_series(name)
+    kind, who, metric = parts
     value = float(f.column[row])
-    label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
-
-    def head_text() -> str:  # the value against the level it left (not needed when a mature model speaks)
-        z, base, what = float(f.det.z[row]), float(f.det.expected[row]), f.baseline_label
-        held = f.episodes.departure(row, value)
-        slow = f.slow
-        if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(f.det.score[row]):
-            # the practical score leads: against the level of the last hour, not the one learned since
-            base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
-        elif held is not None:  # a sustained departure: against the level it left, not the one learned since
-            base, z, what = held[0], held[1], "level before it started"
-        if not math.isnan(z):
-            side = "above" if z >= 0 else "below"
-            return f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
-        return label
-
     if kind != "host":
         lifted = next((lf for nm, lf in zip(f.campaign_names, f.lifts, strict=True) if nm == who), float("nan"))
-        extra = f" (lift {lifted:.1f}x)" if not math.isnan(lifted) and kind == "campaign" else ""
-        return head_text() + extra, None
+        return Reading(None, _OTHER, who, metric, value, (_head(row, value, f), lifted, kind))
     topo = f.topo
     cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
     if not cis:
-        return head_text() + "; no campaign lands on this host; unexplained", (Cause.UNEXPLAINED, None)
+        return Reading((Cause.UNEXPLAINED, None), _NO_CAMPAIGN, who, metric, value, (_head(row, value, f),))
     lifts, top_lift, lifted, top_name, learning, still = f.campaigns_of.get(cis) or _campaigns_of(cis, f)
     p, now = f.packed, f.now
     i = p.pos.get(row)
     if i is not None and p.usable[i]:
         m = p.models[i]
         rz = float(now.rz[i])
-        model_txt = (f"expected {format_value(metric, float(now.expected[i]))} at "
-                     f"{_traffic_text(m, now.x[i], f, lifts)}")
+        model = (m, float(now.expected[i]), now.x[i], f, lifts)
         if bool(now.mature[i]) and not math.isnan(rz):
             if abs(rz) < f.residual_limit:
                 if not still:
                     # traffic is back at its baseline: no campaign to credit (hours after one faded)
-                    return f"{label} — {model_txt}; as expected at baseline traffic", None
-                return f"{label} — {model_txt}; explained", (Cause.CAMPAIGN, _name_for(m, f, lifts))
-            side = "above" if rz > 0 else "below"
-            return (f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained",
-                    (Cause.UNEXPLAINED, None))
+                    return Reading(None, _AT_BASELINE, who, metric, value, model)
+                return Reading((Cause.CAMPAIGN, _name_for(m, f, lifts)), _EXPLAINED, who, metric, value, model)
+            return Reading((Cause.UNEXPLAINED, None), _OFF_MODEL, who, metric, value, (*model, rz))
         if lifted and rz >= f.residual_limit:
             # Still learning, but far above the model and above what the traffic lift could drive even
             # if all of the host's load at baseline traffic grew with it: load = idle + k * traffic grows
             # at most in proportion to traffic
             at_base = float(p.intercept[i] + np.sum(p.coefs[i] * now.base[i]))
             if at_base > 0 and value > at_base * top_lift:
-                return (f"{label} — {model_txt}; {rz:.1f}σ above the load model (still learning) and above "
-                        f"{format_value(metric, at_base * top_lift)}, its load at baseline traffic times the "
-                        f"{top_lift:.1f}x lift; unexplained", (Cause.UNEXPLAINED, None))
+                return Reading((Cause.UNEXPLAINED, None), _ABOVE_LIFT, who, metric, value,
+                               (*model, rz, at_base, top_lift))
         if learning:
-            return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
-                    f"{top_name} is {top_lift:.1f}x its baseline; likely explained", (Cause.CAMPAIGN, top_name))
+            return Reading((Cause.CAMPAIGN, top_name), _LEARNING_MODEL, who, metric, value,
+                           (*model, top_name, top_lift))
     if learning:
-        return (f"{head_text()}; traffic from {top_name} is {top_lift:.1f}x its baseline (load model still "
-                f"learning); likely explained", (Cause.CAMPAIGN, top_name))
+        return Reading((Cause.CAMPAIGN, top_name), _LEARNING, who, metric, value,
+                       (_head(row, value, f), top_name, top_lift))
     if lifted:
-        return (f"{head_text()}; traffic from {top_name} is {top_lift:.1f}x its baseline but load does not follow "
-                f"it (no usable load model); unexplained", (Cause.UNEXPLAINED, None))
-    lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if not math.isnan(top_lift) else "traffic unknown"
-    return f"{head_text()}; {lift_txt}, no usable load model; unexplained", (Cause.UNEXPLAINED, None)
+        return Reading((Cause.UNEXPLAINED, None), _NOT_FOLLOWING, who, metric, value,
+                       (_head(row, value, f), top_name, top_lift))
+    return Reading((Cause.UNEXPLAINED, None), _NO_MODEL, who, metric, value, (_head(row, value, f), top_lift))
+
+
+def words(r: Reading) -> str:
+    """The sentence of a reading (before `qualified`)."""
+    form, metric, more = r.form, r.metric, r.more
+    label = f"{r.who} {metric_label(metric)} {format_value(metric, r.value)}"
+    if form >= _LEARNING or form <= _NO_CAMPAIGN:  # forms that start with the value against the level it left
+        head = _head_text(label, metric, more[0])
+        if form == _OTHER:
+            _h, lifted, kind = more
+            return head + (f" (lift {lifted:.1f}x)" if not math.isnan(lifted) and kind == "campaign" else "")
+        if form == _NO_CAMPAIGN:
+            return head + "; no campaign lands on this host; unexplained"
+        if form == _LEARNING:
+            return (f"{head}; traffic from {more[1]} is {more[2]:.1f}x its baseline (load model still "
+                    f"learning); likely explained")
+        if form == _NOT_FOLLOWING:
+            return (f"{head}; traffic from {more[1]} is {more[2]:.1f}x its baseline but load does not follow "
+                    f"it (no usable load model); unexplained")
+        top_lift = more[1]
+        lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if not math.isnan(top_lift) else "traffic unknown"
+        return f"{head}; {lift_txt}, no usable load model; unexplained"
+    m, expected, x, f, lifts = more[:5]
+    model_txt = f"expected {format_value(metric, expected)} at {_traffic_text(m, x, f, lifts)}"
+    if form == _AT_BASELINE:
+        return f"{label} — {model_txt}; as expected at baseline traffic"
+    if form == _EXPLAINED:
+        return f"{label} — {model_txt}; explained"
+    if form == _OFF_MODEL:
+        rz = more[5]
+        side = "above" if rz > 0 else "below"
+        return f"{label} — {model_txt}; {abs(rz):.1f}σ {side} the load model; unexplained"
+    if form == _ABOVE_LIFT:
+        rz, at_base, top_lift = more[5:]
+        return (f"{label} — {model_txt}; {rz:.1f}σ above the load model (still learning) and above "
+                f"{format_value(metric, at_base * top_lift)}, its load at baseline traffic times the "
+                f"{top_lift:.1f}x lift; unexplained")
+    top_name, top_lift = more[5:]  # _LEARNING_MODEL
+    return (f"{label} — {model_txt} (model still learning this traffic level); traffic from "
+            f"{top_name} is {top_lift:.1f}x its baseline; likely explained")
+
+
+def _head(row: int, value: float, f: TickFacts) -> Head:
+    """The value against the level it left (not needed when a mature model speaks): read now, since episodes
+    move on."""
+    z, base, what = float(f.det.z[row]), float(f.det.expected[row]), f.baseline_label
+    held = f.episodes.departure(row, value)
+    slow = f.slow
+    if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(f.det.score[row]):
+        # the practical score leads: against the level of the last hour, not the one learned since
+        base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
+    elif held is not None:  # a sustained departure: against the level it left, not the one learned since
+        base, z, what = held[0], held[1], "level before it started"
+    return z, base, what
+
+
+def _head_text(label: str, metric: str, head: Head) -> str:
+    z, base, what = head
+    if not math.isnan(z):
+        side = "above" if z >= 0 else "below"
+        return f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
+    return label
 
 
 def qualify(row: int, text: str, c: Verdict | None, size: np.ndarray, f: TickFacts
             ) -> tuple[str, Verdict | None]:
     """Put the departure's size (and its floor when below it) before the verdict of an explanation, and
     call an unexplained burst that recurs on its own period `recurring`."""
+    c, q = qualify_verdict(row, c, size, f)
+    return qualified(text, q), c
+
+
+def qualify_verdict(row: int, c: Verdict | None, size: np.ndarray, f: TickFacts) -> tuple[Verdict | None,
+                                                                                          Qualifier]:
+    """`qualify`'s verdict, and what `qualified` needs to write its words."""
     sig = f.sig
     kind = int(sig.kind[row]) if row < sig.kind.shape[0] else RELATIVE
     floor = float(sig.floor[row]) if row < sig.floor.shape[0] else 0.0
     s = float(size[row])
+    if not math.isnan(s) and abs(s) < floor:  # the reason no anomaly rule fires on it
+        return c, (_BELOW_FLOOR, kind, s, floor, None)
+    unexplained = c is not None and c[0] == Cause.UNEXPLAINED
+    rec = f.bursts.verdict.get(row) if unexplained else None
+    if unexplained and _at_usual_level(row, floor, f):
+        # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
+        return None, (_USUAL_LEVEL, kind, s, floor, None)
+    if rec is not None and rec.ordinary:
+        return (Cause.RECURRING, None), (_ORDINARY, kind, s, floor, rec)
+    return c, (_PLAIN, kind, s, floor, rec)
+
+
+def qualified(text: str, q: Qualifier) -> str:
+    """`qualify`'s words: the departure's size (and its floor when below it) before the verdict."""
+    how, kind, s, floor, rec = q
     head, sep, verdict = text.rpartition("; ")
     if not sep:
         head, verdict = text, ""
-    if not math.isnan(s) and abs(s) < floor:  # the reason no anomaly rule fires on it
+    if how == _BELOW_FLOOR:
         return (f"{head} ({describe_size(kind, s, floor)}); {verdict}" if verdict else
-                f"{head} ({describe_size(kind, s, floor)})"), c
+                f"{head} ({describe_size(kind, s, floor)})")
     if not math.isnan(s):
         head = f"{head} ({describe_size(kind, s)})"
-    rec = f.bursts.verdict.get(row) if c is not None and c[0] == Cause.UNEXPLAINED else None
-    if c is not None and c[0] == Cause.UNEXPLAINED and _at_usual_level(row, floor, f):
-        # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
-        return f"{head}; load is at its usual level, traffic is not reaching it; not an incident", None
-    if rec is not None and rec.ordinary:
-        return f"{head}; {rec.text()}", (Cause.RECURRING, None)
+    if how == _USUAL_LEVEL:
+        return f"{head}; load is at its usual level, traffic is not reaching it; not an incident"
+    if how == _ORDINARY:
+        assert rec is not None
+        return f"{head}; {rec.text()}"
     if rec is not None:
         verdict = f"{rec.text()}; {verdict}"
-    return (f"{head}; {verdict}" if verdict else head), c
+    return f"{head}; {verdict}" if verdict else head
+
+
+class Explanations(MutableMapping[int, str]):
+    """A tick's explanations by row. Rows from `defer` hold their reading until their sentence is first read
+    (then it is written, once); rows set to a string (group models, schedules, annotations) hold that string.
+    Iteration keeps the order rows were added, as a dict."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[int, str | tuple[Reading, Qualifier]] = {}
+
+    def defer(self, row: int, reading: Reading, q: Qualifier) -> None:
+        """The row's explanation is `qualified(words(reading), q)`, written when read."""
+        self._rows[row] = (reading, q)
+
+    def __getitem__(self, row: int) -> str:
+        v = self._rows[row]
+        if isinstance(v, str):
+            return v
+        text = self._rows[row] = qualified(words(v[0]), v[1])
+        return text
+
+    def __setitem__(self, row: int, text: str) -> None:
+        self._rows[row] = text
+
+    def __delitem__(self, row: int) -> None:
+        del self._rows[row]
+
+    def __contains__(self, row: object) -> bool:
+        return row in self._rows
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
 
 
 def _campaigns_of(cis: tuple[int, ...], f: TickFacts) -> Campaigns:

@@ -25,7 +25,7 @@ per group (else it pools the window with one `np.add.reduceat`). Pure numpy, no 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -255,7 +255,7 @@ class GroupModels:
 
     def step(self, ts: float, names: Sequence[str], index: Mapping[str, int], column: np.ndarray,
              window_ts: np.ndarray, window: np.ndarray, score: np.ndarray,
-             cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str],
+             cause: dict[int, tuple[Cause, str | None]], explanation: MutableMapping[int, str],
              campaigns: Sequence[CampaignState], residual_z: Mapping[int, float], details: bool = True) -> np.ndarray:
         """Check grouped hosts against their groups (changing `cause` and `explanation` in place) and return the
         scores with departures raised; refit group models when due; `states` then holds every group's state."""
@@ -343,7 +343,7 @@ class GroupModels:
         return f"its group {group} runs at {format_value(metric, level)} {when} (median of {count} hosts"
 
     def _departures(self, topo: _Topo, column: np.ndarray, score: np.ndarray,
-                    cause: dict[int, tuple[Cause, str | None]], explanation: dict[int, str], med: np.ndarray,
+                    cause: dict[int, tuple[Cause, str | None]], explanation: MutableMapping[int, str], med: np.ndarray,
                     spread: np.ndarray, count: np.ndarray) -> np.ndarray:
         rows = topo.rows[topo.rows < column.shape[0]]
         self._above = np.zeros(rows.shape[0], dtype=bool)
@@ -444,7 +444,7 @@ class GroupModels:
         return out
 
     def _explained_by_group(self, topo: _Topo, column: np.ndarray, cause: dict[int, tuple[Cause, str | None]],
-                            explanation: dict[int, str], med: np.ndarray, count: np.ndarray,
+                            explanation: MutableMapping[int, str], med: np.ndarray, count: np.ndarray,
                             residual_z: Mapping[int, float],
                             verdicts: list[tuple[int, float, float] | int | None]) -> None:
         """Hot hosts called unexplained for want of a usable model of their own (a host that just joined, a
