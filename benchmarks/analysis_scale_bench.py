@@ -54,6 +54,8 @@ METRICS = ("cpu.percent", "mem.percent", "mem.available_bytes", "load.1", "load.
 # analyzer methods timed on their own (each call's ms, summed per tick)
 ANALYZER_PARTS = ("_topology", "_due_hosts", "_refit", "_now_arrays", "_campaign_states", "_episode_step", "_facts",
                   "_forecasts")
+# parts of _refit, timed on their own too (within _refit's time: not subtracted again)
+REFIT_PARTS = ("_search_lags", "_fit", "_masked_load", "_traffic_stats")
 
 
 def fleet_values(hosts: int, tick: float, ticks: int, launch_tick: int) -> tuple[list[str], np.ndarray,
@@ -139,6 +141,16 @@ class Timer:
 
         setattr(owner, attr, timed)
 
+    def count(self, owner: Any, attr: str, label: str, of: Any) -> None:
+        """Also sum `of(*args)` of each call per tick (a count, shown in the ms columns)."""
+        inner = getattr(owner, attr)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.now[label] = self.now.get(label, 0.0) + of(*args)
+            return inner(*args, **kwargs)
+
+        setattr(owner, attr, counted)
+
     def end_tick(self, labels: list[str], keep: bool) -> None:
         if keep:
             for label in labels:
@@ -178,6 +190,8 @@ def main() -> None:
     ap.add_argument("--demo", action="store_true", help="the small end: the built-in default at 1 s")
     ap.add_argument("--demo-from", type=float, default=-175.0, help="scenario seconds where measuring starts")
     ap.add_argument("--against", type=Path, help="another checkout (its src/) stepped beside this one")
+    ap.add_argument("--refit-budget", type=int, default=0, metavar="ROWS", help="this side refits at most ROWS host "
+                    "rows a tick (Analyzer(refit_budget=...); 0: no limit, as the engine)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile this side's measured ticks "
                     "and print the top N functions by own time")
     args = ap.parse_args()
@@ -196,8 +210,11 @@ def main() -> None:
         if args.against:
             sides["against"] = load_side(args.against.resolve() / "src", "sw_against", tmp)
         ans = {s: build(m, args.tick, groups, args.demo) for s, m in sides.items()}
+        if args.refit_budget:
+            ans["this"].refit_budget = args.refit_budget
         timers = {s: Timer() for s in ans}
-        labels = ["step", "detector", "campaign analysis", *ANALYZER_PARTS, "groups.step", "explain, rest"]
+        labels = ["step", "detector", "campaign analysis", *ANALYZER_PARTS, *(f"  {p}" for p in REFIT_PARTS),
+                  "groups.step", "explain, rest", "rows refitted"]
         for s, an in ans.items():
             tm = timers[s]
             tm.wrap(an, "step", "step")
@@ -205,6 +222,10 @@ def main() -> None:
             for part in ANALYZER_PARTS:
                 if hasattr(an, part):
                     tm.wrap(an, part, part)
+            for part in REFIT_PARTS:
+                if hasattr(an, part):
+                    tm.wrap(an, part, f"  {part}")
+            tm.count(an, "_refit", "rows refitted", lambda _topo, hosts, *_rest: len(hosts))
             tm.wrap(an.groups, "step", "groups.step")
         fit = ans["this"].fit_ticks
         window = values.astype(np.float32)  # the window as the engine's store holds it; the tick's column in float64

@@ -30,7 +30,7 @@ from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_c
 from .declared import DeclaredCauses
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .episodes import HOLD_SECONDS, Episodes
-from .explain import Explanations, TickFacts, qualify_verdict, read
+from .explain import Explanations, TickFacts, judge
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 from .recurring import RecurringBursts
@@ -201,8 +201,14 @@ class Analyzer:
     def __init__(self, detector: StreamingDetector, campaigns: Sequence[CampaignSpec], tick: float,
                  report_score: float = 0.5, refit_every: int = 10, fit_window: float = 1800.0,
                  max_lag: float = 300.0, metrics: Sequence[str] | None = MODELLED_METRICS,
-                 limits: Mapping[str, float] | None = None, floors: Floors | None = None) -> None:
+                 limits: Mapping[str, float] | None = None, floors: Floors | None = None,
+                 refit_budget: int = 0) -> None:
         self.detector = detector
+        # Host rows refitted per tick at most (0: no limit). When campaigns launch, every host of a moving campaign
+        # is due every other tick; with a budget the rest wait in a backlog (moved traffic first, then oldest) and
+        # no tick's refits cost more than the budget's worth. Off by default: a model left stale at a launch calls
+        # load it would have learned unexplained (analysis_scale_bench.py --refit-budget shows how often).
+        self.refit_budget = max(0, refit_budget)
         self.floors = floors or Floors()
         self._sig = Significance.build([], self.floors)
         self._episodes = Episodes(int(np.clip(HOLD_SECONDS / tick, 10, 10**6)))
@@ -276,9 +282,7 @@ class Analyzer:
         hot = np.flatnonzero(np.where(np.isnan(score), 0.0, score) >= self.report_score)
         if hot.shape[0]:
             facts = self._facts(column, det, topo, now, campaigns)
-            for r in hot.tolist():  # verdicts now, sentences when something reads them
-                reading = read(r, names[r], facts)
-                c, q = qualify_verdict(r, reading.verdict, size, facts)
+            for r, c, reading, q in judge(hot, names, size, facts):  # verdicts now, sentences when read
                 explanation.defer(r, reading, q)
                 if c is not None:
                     cause[r] = c
@@ -377,6 +381,7 @@ class Analyzer:
         hosts, by_phase = self._phases(topo)
         self._memory.moved = set()
         if not self._memory.last_fit:
+            self._memory.backlog = {}
             return hosts
         phase = self.ticks % self.calm_every
         due = by_phase[phase] if phase < len(by_phase) else []
@@ -391,12 +396,31 @@ class Analyzer:
             if not math.isnan(now) and (last is None or abs(now - last) > max(0.1 * abs(last), 3.0 * noise, 1e-9)):
                 moved.add(d)
         self._memory.moved = moved
-        if not moved:
+        if moved:
+            last_fit = self._memory.last_fit
+            in_due = set(due)
+            due = due + [h for h in hosts if h not in in_due and self.ticks - last_fit.get(h, -99) >= 2
+                         and not moved.isdisjoint(topo.host_drivers[h])]
+        return self._within_budget(topo, due)
+
+    def _within_budget(self, topo: Topology, due: list[int]) -> list[int]:
+        """The host rows to refit this tick: all that are due while they fit the budget (or there is none);
+        else the budget's worth, the rest kept in the backlog for the next ticks."""
+        backlog, moved, budget = self._memory.backlog, self._memory.moved, self.refit_budget
+        if budget <= 0 or (not backlog and len(due) <= budget):
             return due
-        last_fit = self._memory.last_fit
-        in_due = set(due)
-        return due + [h for h in hosts if h not in in_due
-                      and self.ticks - last_fit.get(h, -99) >= 2 and not moved.isdisjoint(topo.host_drivers[h])]
+        for h in due:
+            was = backlog.get(h)
+            now_moved = not moved.isdisjoint(topo.host_drivers[h])
+            backlog[h] = (was[0], was[1] or now_moved) if was is not None else (self.ticks, now_moved)
+        # rows whose traffic moved first (a stale model at a launch would call its load unexplained), then those
+        # waiting longest, then by row: the calm cadence's refits are what waits
+        take = sorted(backlog, key=lambda h: (not backlog[h][1], backlog[h][0], h))[:budget] \
+            if len(backlog) > budget else list(backlog)
+        self._memory.search_now = {h for h in take if backlog[h][1]}
+        for h in take:
+            del backlog[h]
+        return take
 
     def _phases(self, topo: Topology) -> tuple[list[int], list[list[int]]]:
         """The modelled host rows, and those refitted at each phase of the calm cadence (kept per topology).
@@ -414,8 +438,10 @@ class Analyzer:
         wts = window_ts[-self.fit_ticks:]
         # Lags are stable: they are searched again every few cadences, or sooner when traffic moved.
         searched_at, moved, every = self._memory.searched_at, self._memory.moved, 3 * self.refit_every
+        late = self._memory.search_now  # rows whose traffic moved while they waited in the backlog
         search = [h for h in hosts if self.ticks - searched_at.get(h, -10**9) >= every
-                  or not moved.isdisjoint(topo.host_drivers[h])]
+                  or not moved.isdisjoint(topo.host_drivers[h]) or h in late]
+        self._memory.search_now = set()
         for h in search:
             self._memory.searched_at[h] = self.ticks
         masked = self._masked_load(w, search) if search else w[:0]

@@ -89,35 +89,65 @@ class Reading:
         self.more = more
 
 
-def explain(row: int, name: str, f: TickFacts) -> tuple[str, Verdict | None]:
-    """The explanation of an anomalous row and its cause (None for traffic rows, and load at baseline)."""
-    r = read(row, name, f)
-    return words(r), r.verdict
+def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
+          ) -> Iterator[tuple[int, Verdict | None, Reading, Qualifier]]:
+    """The verdict on each anomalous row (None for traffic rows, load at baseline, and load at its usual level)
+    with what its sentence is written from: `qualified(words(reading), qualifier)`. Each row's numbers are
+    gathered from the tick's arrays at once."""
+    value = f.column[rows].tolist()
+    det = f.det
+    z, base, score = det.z[rows].tolist(), det.expected[rows].tolist(), det.score[rows].tolist()
+    slow = f.slow or (np.zeros(0), np.zeros(0), np.zeros(0))
+    slow_base, slow_z, slow_score = (_at(a, rows, float("nan")) for a in slow)
+    kind, floor, sz = _at(f.sig.kind, rows, RELATIVE), _at(f.sig.floor, rows, 0.0), size[rows].tolist()
+    p, now = f.packed, f.now
+    rl = rows.tolist()
+    pos = [p.pos.get(r, -1) for r in rl]
+    at = np.array(pos, dtype=np.intp)
+    usable, rz, expected, mature = (_at(a, at, a.dtype.type(0)) for a in (p.usable, now.rz, now.expected, now.mature))
+    for k, r in enumerate(rl):
+        reading = _read(r, names[r], f, value[k], pos[k], usable[k], rz[k], expected[k], mature[k],
+                        (z[k], base[k], score[k], slow_base[k], slow_z[k], slow_score[k]))
+        c, q = qualify_verdict(r, reading.verdict, value[k], kind[k], floor[k], sz[k], f)
+        yield r, c, reading, q
 
 
-def read(row: int, name: str, f: TickFacts) -> Reading:
-    """The verdict on an anomalous row (None for traffic rows, and load at baseline), with the numbers its
-    sentence is written from."""
+def _at(a: np.ndarray, idx: np.ndarray, fill: Any) -> list[Any]:
+    """a[idx] as a list, `fill` where idx is negative or past a's end."""
+    ok = (idx >= 0) & (idx < a.shape[0])
+    if ok.all():
+        return a[idx].tolist()
+    out = [fill] * idx.shape[0]
+    for k, v in zip(np.flatnonzero(ok).tolist(), a[idx[ok]].tolist(), strict=True):
+        out[k] = v
+    return out
+
+
+Gathered = tuple[float, float, float, float, float, float]  # det z, expected, score; slow level, z, score
+
+
+def _read(row: int, name: str, f: TickFacts, value: float, i: int, usable: bool, rz: float, expected: float,
+          mature: bool, g: Gathered) -> Reading:
+    """The verdict on one anomalous row (None for traffic rows, and load at baseline), with the numbers its
+    sentence is written from; `i` is its packed model (-1: none) and the rest that model's and the detector's
+    numbers now."""
     parts = f.parts.get(name)
     if parts is None:
         parts = f.parts[name] = split_series(name)
     kind, who, metric = parts
-    value = float(f.column[row])
     if kind != "host":
         lifted = next((lf for nm, lf in zip(f.campaign_names, f.lifts, strict=True) if nm == who), float("nan"))
-        return Reading(None, _OTHER, who, metric, value, (_head(row, value, f), lifted, kind))
+        return Reading(None, _OTHER, who, metric, value, (_head(row, value, g, f), lifted, kind))
     topo = f.topo
     cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
     if not cis:
-        return Reading((Cause.UNEXPLAINED, None), _NO_CAMPAIGN, who, metric, value, (_head(row, value, f),))
+        return Reading((Cause.UNEXPLAINED, None), _NO_CAMPAIGN, who, metric, value, (_head(row, value, g, f),))
     lifts, top_lift, lifted, top_name, learning, still = f.campaigns_of.get(cis) or _campaigns_of(cis, f)
-    p, now = f.packed, f.now
-    i = p.pos.get(row)
-    if i is not None and p.usable[i]:
+    if i >= 0 and usable:
+        p, now = f.packed, f.now
         m = p.models[i]
-        rz = float(now.rz[i])
-        model = (m, float(now.expected[i]), now.x[i], f, lifts)
-        if bool(now.mature[i]) and not math.isnan(rz):
+        model = (m, expected, now.x[i], f, lifts)
+        if mature and not math.isnan(rz):
             if abs(rz) < f.residual_limit:
                 if not still:
                     # traffic is back at its baseline: no campaign to credit (hours after one faded)
@@ -137,11 +167,11 @@ def read(row: int, name: str, f: TickFacts) -> Reading:
                            (*model, top_name, top_lift))
     if learning:
         return Reading((Cause.CAMPAIGN, top_name), _LEARNING, who, metric, value,
-                       (_head(row, value, f), top_name, top_lift))
+                       (_head(row, value, g, f), top_name, top_lift))
     if lifted:
         return Reading((Cause.UNEXPLAINED, None), _NOT_FOLLOWING, who, metric, value,
-                       (_head(row, value, f), top_name, top_lift))
-    return Reading((Cause.UNEXPLAINED, None), _NO_MODEL, who, metric, value, (_head(row, value, f), top_lift))
+                       (_head(row, value, g, f), top_name, top_lift))
+    return Reading((Cause.UNEXPLAINED, None), _NO_MODEL, who, metric, value, (_head(row, value, g, f), top_lift))
 
 
 def words(r: Reading) -> str:
@@ -184,15 +214,15 @@ def words(r: Reading) -> str:
             f"{top_name} is {top_lift:.1f}x its baseline; likely explained")
 
 
-def _head(row: int, value: float, f: TickFacts) -> Head:
+def _head(row: int, value: float, g: Gathered, f: TickFacts) -> Head:
     """The value against the level it left (not needed when a mature model speaks): read now, since episodes
     move on."""
-    z, base, what = float(f.det.z[row]), float(f.det.expected[row]), f.baseline_label
+    z, base, score, slow_base, slow_z, slow_score = g
+    what = f.baseline_label
     held = f.episodes.departure(row, value)
-    slow = f.slow
-    if slow is not None and row < slow[2].shape[0] and slow[2][row] > float(f.det.score[row]):
+    if slow_score > score:  # (NaN without a slow baseline for the row)
         # the practical score leads: against the level of the last hour, not the one learned since
-        base, z, what = float(slow[0][row]), float(slow[1][row]), "level over the last hour"
+        base, z, what = slow_base, slow_z, "level over the last hour"
     elif held is not None:  # a sustained departure: against the level it left, not the one learned since
         base, z, what = held[0], held[1], "level before it started"
     return z, base, what
@@ -206,26 +236,16 @@ def _head_text(label: str, metric: str, head: Head) -> str:
     return label
 
 
-def qualify(row: int, text: str, c: Verdict | None, size: np.ndarray, f: TickFacts
-            ) -> tuple[str, Verdict | None]:
-    """Put the departure's size (and its floor when below it) before the verdict of an explanation, and
-    call an unexplained burst that recurs on its own period `recurring`."""
-    c, q = qualify_verdict(row, c, size, f)
-    return qualified(text, q), c
-
-
-def qualify_verdict(row: int, c: Verdict | None, size: np.ndarray, f: TickFacts) -> tuple[Verdict | None,
-                                                                                          Qualifier]:
-    """`qualify`'s verdict, and what `qualified` needs to write its words."""
-    sig = f.sig
-    kind = int(sig.kind[row]) if row < sig.kind.shape[0] else RELATIVE
-    floor = float(sig.floor[row]) if row < sig.floor.shape[0] else 0.0
-    s = float(size[row])
+def qualify_verdict(row: int, c: Verdict | None, value: float, kind: int, floor: float, s: float, f: TickFacts
+                    ) -> tuple[Verdict | None, Qualifier]:
+    """Call an unexplained burst that recurs on its own period `recurring`, and one where load is at its usual
+    level not an incident; and what `qualified` needs to write the departure's size (`s`, of `kind`) and its
+    floor before the verdict."""
     if not math.isnan(s) and abs(s) < floor:  # the reason no anomaly rule fires on it
         return c, (_BELOW_FLOOR, kind, s, floor, None)
     unexplained = c is not None and c[0] == Cause.UNEXPLAINED
     rec = f.bursts.verdict.get(row) if unexplained else None
-    if unexplained and _at_usual_level(row, floor, f):
+    if unexplained and _at_usual_level(row, value, floor, f):
         # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
         return None, (_USUAL_LEVEL, kind, s, floor, None)
     if rec is not None and rec.ordinary:
@@ -234,7 +254,8 @@ def qualify_verdict(row: int, c: Verdict | None, size: np.ndarray, f: TickFacts)
 
 
 def qualified(text: str, q: Qualifier) -> str:
-    """`qualify`'s words: the departure's size (and its floor when below it) before the verdict."""
+    """The words of `qualify_verdict`'s verdict on a sentence: the departure's size (and its floor when below
+    it) before the verdict."""
     how, kind, s, floor, rec = q
     head, sep, verdict = text.rpartition("; ")
     if not sep:
@@ -312,12 +333,11 @@ def _or_zero(lift: float) -> float:
     return 0.0 if math.isnan(lift) else lift
 
 
-def _at_usual_level(row: int, floor: float, f: TickFacts) -> bool:
+def _at_usual_level(row: int, value: float, floor: float, f: TickFacts) -> bool:
     """Whether a row off its load model is still within its floor of the level it had before the episode
     began: the traffic moved, the load did not (bots, cached pages), unlike an outage where load drops."""
     if row not in f.packed.pos:
         return False
-    value = float(f.column[row])
     held = f.episodes.departure(row, value)
     if held is None:
         return False

@@ -37,7 +37,7 @@ from ..units import format_duration, format_number
 from .correlation import LoadModel, baselines, best_lags, fit_host_models, lag_correlations, lift
 from .detectors import z_to_score
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, growth_rate, seconds_to_level_many
-from .significance import LOAD, POINTS, Floors, Significance, describe_size
+from .significance import Floors, Significance, describe_size
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer, CampaignSpec, CampaignState
@@ -392,11 +392,9 @@ class GroupModels:
     def _gm_size(self, g: int, value: float, expected: float) -> float:
         """A group-metric's departure in its unit (as Significance.size for one of its rows), without arrays."""
         r = int(self._topo.pad[g, 0]) if self._topo is not None else -1
-        if r < 0 or r >= self._sig.kind.shape[0] or math.isnan(value) or math.isnan(expected):
+        if r < 0 or math.isnan(value) or math.isnan(expected):
             return float("nan")
-        d = value - expected
-        kind = int(self._sig.kind[r])
-        return d if kind == POINTS else d / float(self._sig.cores[r]) if kind == LOAD else d / max(abs(expected), 1.0)
+        return self._sig.size_of(r, value, expected)
 
     def _gm_floor(self, g: int) -> float:
         r = int(self._topo.pad[g, 0]) if self._topo is not None else -1

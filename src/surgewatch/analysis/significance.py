@@ -103,9 +103,11 @@ class Significance:
 
     def size_of(self, row: int, value: float, expected: float) -> float:
         """`size` of one row's value."""
-        v, e = np.full(row + 1, np.nan), np.full(row + 1, np.nan)
-        v[row], e[row] = value, expected
-        return float(self.size(v, e)[row]) if row < self.kind.shape[0] else float("nan")
+        if row >= self.kind.shape[0]:
+            return float("nan")
+        d = value - expected  # in plain floats, the same arithmetic as `size`
+        kind = int(self.kind[row])
+        return d if kind == POINTS else d / float(self.cores[row]) if kind == LOAD else d / max(abs(expected), 1.0)
 
     def size(self, value: np.ndarray, expected: np.ndarray) -> np.ndarray:
         """Signed departure of `value` from `expected` in each row's unit (NaN where either is unknown)."""

@@ -145,11 +145,16 @@ class FitMemory:
     base: np.ndarray = field(default_factory=lambda: np.zeros(0))  # by store row: traffic baseline (NaN: unknown)
     moved: set[int] = field(default_factory=set)  # driver rows whose traffic moved this tick
     lifted_since: dict[int, int] = field(default_factory=dict)  # campaign index -> tick its traffic lifted
+    # host rows due for a refit that the per-tick budget left for a later tick -> (the tick they were due, whether
+    # their traffic had moved: their lags are searched again when they are refitted)
+    backlog: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    search_now: set[int] = field(default_factory=set)  # backlog rows refitted this tick whose traffic had moved
 
     def forget(self, gone: set[int], rows: np.ndarray) -> None:
         """Drop everything about `gone` (the same rows as the array `rows`)."""
         per_row: tuple[dict[int, Any], ...] = (self.changed_at, self.models, self.fitted_x, self.noise,
-                                                  self.stats_at, self.searched_at, self.last_fit, self.growth)
+                                                  self.stats_at, self.searched_at, self.last_fit, self.growth,
+                                                  self.backlog)
         for table in per_row:
             for r in gone.intersection(table):
                 del table[r]
@@ -158,6 +163,7 @@ class FitMemory:
             for key in [k for k in pairs if k[0] in gone or k[1] in gone]:
                 del pairs[key]
         self.moved -= gone
+        self.search_now -= gone
         self.base[rows[rows < self.base.shape[0]]] = np.nan
 
 
