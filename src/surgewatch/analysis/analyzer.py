@@ -282,10 +282,7 @@ class Analyzer:
         hot = np.flatnonzero(np.where(np.isnan(score), 0.0, score) >= self.report_score)
         if hot.shape[0]:
             facts = self._facts(column, det, topo, now, campaigns)
-            for r, c, reading, q in judge(hot, names, size, facts):  # verdicts now, sentences when read
-                explanation.defer(r, reading, q)
-                if c is not None:
-                    cause[r] = c
+            judge(hot, names, size, facts, explanation, cause)  # verdicts now, sentences when read
         if self.groups is not None:  # hosts off their group's level: before schedules, which still explain them
             score = self.groups.step(ts, names, index, column, window_ts, window, score, cause, explanation,
                                      campaigns, residual_z, details)

@@ -136,23 +136,37 @@ def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: n
     w = x.shape[1]
     size = _fft_size(w + max_lag + 1)
 
-    def spectra(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def spectra(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The spectra of each row centred, squared, and of each distinct mask of where it has values (most
+        rows have the same mask, all there: its spectrum is taken once), with each row's mask index."""
         m = ~np.isnan(a)
         with np.errstate(invalid="ignore"):
             cnt = np.maximum(m.sum(axis=1, keepdims=True), 1)
             mean = np.where(m, a, 0.0).sum(axis=1, keepdims=True) / cnt
         a0 = np.where(m, a - mean, 0.0)
-        f = np.fft.rfft(np.stack([a0, a0 * a0, m.astype(np.float64)]), n=size, axis=2)
-        return f[0], f[1], f[2]
+        gaps = ~m.all(axis=1)  # rows with a gap keep their own mask; the others share the full one (index 0)
+        which = np.where(gaps, np.cumsum(gaps), 0)
+        masks = np.concatenate([np.ones((1, a.shape[1]), dtype=bool), m[gaps]])
+        f = np.fft.rfft(np.stack([a0, a0 * a0]), n=size, axis=2)
+        return f[0], f[1], np.fft.rfft(masks.astype(np.float64), n=size, axis=1), which
 
-    fx, fxx, fmx = spectra(x)
-    fy, fyy, fmy = spectra(y)
-    cx, cxx, cmx = np.conj(fx[pair_x]), np.conj(fxx[pair_x]), np.conj(fmx[pair_x])
-    by, byy, bmy = fy[pair_y], fyy[pair_y], fmy[pair_y]
-    # sum_t a[t] b[t + k] = irfft(conj(A) · B)[k]: x leads y by k.
-    prods = np.stack([cmx * bmy, cx * bmy, cmx * by, cxx * bmy, cmx * byy, cx * by])
-    sums = np.fft.irfft(prods, n=size, axis=2)[:, :, : max_lag + 1]
-    n, sx, sy, sxx, syy, sxy = sums
+    fx, fxx, fmx, mx = spectra(x)
+    fy, fyy, fmy, my = spectra(y)
+    cx, cxx = np.conj(fx[pair_x]), np.conj(fxx[pair_x])
+    by, byy = fy[pair_y], fyy[pair_y]
+    # sum_t a[t] b[t + k] = irfft(conj(A) · B)[k]: x leads y by k. The sums that read y only through its mask
+    # (the count, x's sum and x's sum of squares) are the same for pairs of one x row and one y mask: taken once.
+    combo = pair_x * fmy.shape[0] + my[pair_y]
+    uniq, at = np.unique(combo, return_inverse=True)
+    ux, umy = uniq // fmy.shape[0], uniq % fmy.shape[0]
+    cmx_u, bmy_u = np.conj(fmx[mx[ux]]), fmy[umy]
+    by_mask = np.fft.irfft(np.stack([cmx_u * bmy_u, np.conj(fx[ux]) * bmy_u, np.conj(fxx[ux]) * bmy_u]), n=size,
+                           axis=2)[:, at.reshape(-1), : max_lag + 1]
+    cmx = np.conj(fmx[mx[pair_x]])
+    own = np.fft.irfft(np.stack([cmx * by, cmx * byy, cx * by]), n=size, axis=2)[:, :, : max_lag + 1]
+    n, sx, sxx = by_mask
+    sy, syy, sxy = own
+    del cxx
     n = np.rint(n)
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sxy - sx * sy / n

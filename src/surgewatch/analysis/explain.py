@@ -1,15 +1,15 @@
 """The sentence that explains an anomalous series, and the cause it names.
 
-`read` reaches the load models' verdict on an anomalous row: explained by a campaign whose traffic carries the
+`judge` reaches the verdict on each anomalous row of a tick: explained by a campaign whose traffic carries the
 load, likely explained while a model still learns a launch, or unexplained; `qualify_verdict` then calls an
-unexplained burst that recurs on its own period `recurring`, or one where the load is at its usual level not an
-incident. Both keep the numbers the sentence is written from, so that the sentence itself (`words`, then
-`qualified`: the value against the level it left, the departure's size in its unit before the verdict, its floor
-when below it) is written only when something reads it: `Explanations` is the tick's mapping of row to sentence,
-holding what each is written from until then (a fleet's launch has thousands of anomalous rows a tick, and most
-ticks nobody reads their sentences). Everything mutable between ticks is read when the verdict is reached, so a
-sentence read later is the one the tick would have written. Both read one tick's facts (`TickFacts`), which the
-analyzer builds after scoring the tick.
+unexplained burst that recurs on its own period `recurring`, and one where load is at its usual level not an
+incident. The verdict is kept with the numbers its sentence is written from, and the sentence itself (`words`,
+then `qualified`: the value against the level it left, the model's expectation, the departure's size in its unit
+before the verdict, its floor when below it) is written only when something reads it: the tick's
+`Explanations` maps each row to its sentence (a fleet's launch has thousands of anomalous rows a tick, and most
+ticks nobody reads their sentences). What changes from tick to tick (episodes, refitted models) is read with the
+verdict, so a sentence read later is the one its tick would have written. Both read one tick's facts
+(`TickFacts`), which the analyzer builds after scoring the tick.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from .state import ModelsNow, PackedModels, Topology
 STILL_LIFTED = 1.2  # a load model credits a campaign only while some traffic is at least this far above baseline
 
 Verdict = tuple[Cause, str | None]  # the cause, and the campaign it names (None: none)
-# per set of campaigns on a host: lifts by campaign, the top lift, lifted, its name, still learning, any still lifted
-Campaigns = tuple[dict[int, float], float, bool, str, bool, bool]
+# per set of campaigns on a host: lifts by campaign, the top lift, lifted, its name, still learning, any still
+# lifted, and the campaigns as a key (those of the lifts, in order)
+Campaigns = tuple[dict[int, float], float, bool, str, bool, bool, tuple[int, ...]]
 Head = tuple[float, float, str]  # the value against the level it left: z, that level, what the level is
 
 # what an explanation says (the form of its sentence)
@@ -74,26 +75,17 @@ class TickFacts:
     parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # split_series of names read this tick
 
 
-class Reading:
-    """The verdict on an anomalous row and what its sentence is written from (`words`)."""
-
-    __slots__ = ("form", "metric", "more", "value", "verdict", "who")
-
-    def __init__(self, verdict: Verdict | None, form: int, who: str, metric: str, value: float,
-                 more: tuple[Any, ...]) -> None:
-        self.verdict = verdict
-        self.form = form
-        self.who = who
-        self.metric = metric
-        self.value = value
-        self.more = more
+# The verdict on an anomalous row and what its sentence is written from (`words`): the verdict, the form of the
+# sentence, the host (or campaign, site), the metric, the value, and the form's numbers
+Reading = tuple[Verdict | None, int, str, str, float, tuple[Any, ...]]
 
 
-def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
-          ) -> Iterator[tuple[int, Verdict | None, Reading, Qualifier]]:
-    """The verdict on each anomalous row (None for traffic rows, load at baseline, and load at its usual level)
-    with what its sentence is written from: `qualified(words(reading), qualifier)`. Each row's numbers are
-    gathered from the tick's arrays at once."""
+def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts, out: Explanations,
+          cause: dict[int, Verdict]) -> None:
+    """The verdict on each anomalous row into `cause` (none for traffic rows, load at baseline, and load at its
+    usual level), and into `out` what its sentence is written from: `qualified(words(reading), qualifier)`.
+    Each row's numbers are gathered from the tick's arrays at once; the usual verdict (a mature load model
+    explains the load) is reached inline."""
     value = f.column[rows].tolist()
     det = f.det
     z, base, score = det.z[rows].tolist(), det.expected[rows].tolist(), det.score[rows].tolist()
@@ -102,14 +94,38 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
     kind, floor, sz = _at(f.sig.kind, rows, RELATIVE), _at(f.sig.floor, rows, 0.0), size[rows].tolist()
     p, now = f.packed, f.now
     rl = rows.tolist()
+    q: Qualifier
     pos = [p.pos.get(r, -1) for r in rl]
     at = np.array(pos, dtype=np.intp)
     usable, rz, expected, mature = (_at(a, at, a.dtype.type(0)) for a in (p.usable, now.rz, now.expected, now.mature))
+    parts_of, host_campaigns, host_of, campaigns_of = f.parts, f.topo.host_campaigns, f.topo.host_of, f.campaigns_of
+    models, limit, pending = p.models, f.residual_limit, out.pending
     for k, r in enumerate(rl):
-        reading = _read(r, names[r], f, value[k], pos[k], usable[k], rz[k], expected[k], mature[k],
+        name = names[r]
+        parts = parts_of.get(name)
+        if parts is None:
+            parts = parts_of[name] = split_series(name)
+        i, v, e = pos[k], value[k], rz[k]
+        if parts[0] == "host" and i >= 0 and usable[k] and mature[k] and abs(e) < limit:  # (False for NaN)
+            cis = host_campaigns.get(r) or tuple(host_of.get(parts[1], ()))
+            if cis:  # a mature model explains the load (or it is at baseline traffic): as _read, inline
+                camp = campaigns_of.get(cis) or _campaigns_of(cis, f)
+                m = models[i]
+                model = (m, expected[k], i, f, camp[0])
+                s, fl = sz[k], floor[k]
+                q = (_BELOW_FLOOR if abs(s) < fl else _PLAIN, kind[k], s, fl, None)  # (_PLAIN for a NaN size)
+                if camp[5]:
+                    verdict = cause[r] = (Cause.CAMPAIGN, _name_for(m, f, camp[0], camp[6]))
+                    pending[r] = ((verdict, _EXPLAINED, parts[1], parts[2], v, model), q)
+                else:
+                    pending[r] = ((None, _AT_BASELINE, parts[1], parts[2], v, model), q)
+                continue
+        reading = _read(r, parts, f, v, i, usable[k], e, expected[k], mature[k],
                         (z[k], base[k], score[k], slow_base[k], slow_z[k], slow_score[k]))
-        c, q = qualify_verdict(r, reading.verdict, value[k], kind[k], floor[k], sz[k], f)
-        yield r, c, reading, q
+        c, q = qualify_verdict(r, reading[0], v, kind[k], floor[k], sz[k], f)
+        pending[r] = (reading, q)
+        if c is not None:
+            cause[r] = c
 
 
 def _at(a: np.ndarray, idx: np.ndarray, fill: Any) -> list[Any]:
@@ -126,58 +142,55 @@ def _at(a: np.ndarray, idx: np.ndarray, fill: Any) -> list[Any]:
 Gathered = tuple[float, float, float, float, float, float]  # det z, expected, score; slow level, z, score
 
 
-def _read(row: int, name: str, f: TickFacts, value: float, i: int, usable: bool, rz: float, expected: float,
-          mature: bool, g: Gathered) -> Reading:
+def _read(row: int, parts: tuple[str, str, str], f: TickFacts, value: float, i: int, usable: bool, rz: float,
+          expected: float, mature: bool, g: Gathered) -> Reading:
     """The verdict on one anomalous row (None for traffic rows, and load at baseline), with the numbers its
     sentence is written from; `i` is its packed model (-1: none) and the rest that model's and the detector's
     numbers now."""
-    parts = f.parts.get(name)
-    if parts is None:
-        parts = f.parts[name] = split_series(name)
     kind, who, metric = parts
     if kind != "host":
         lifted = next((lf for nm, lf in zip(f.campaign_names, f.lifts, strict=True) if nm == who), float("nan"))
-        return Reading(None, _OTHER, who, metric, value, (_head(row, value, g, f), lifted, kind))
+        return (None, _OTHER, who, metric, value, (_head(row, value, g, f), lifted, kind))
     topo = f.topo
     cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
     if not cis:
-        return Reading((Cause.UNEXPLAINED, None), _NO_CAMPAIGN, who, metric, value, (_head(row, value, g, f),))
-    lifts, top_lift, lifted, top_name, learning, still = f.campaigns_of.get(cis) or _campaigns_of(cis, f)
+        return ((Cause.UNEXPLAINED, None), _NO_CAMPAIGN, who, metric, value, (_head(row, value, g, f),))
+    lifts, top_lift, lifted, top_name, learning, still, key = f.campaigns_of.get(cis) or _campaigns_of(cis, f)
     if i >= 0 and usable:
         p, now = f.packed, f.now
         m = p.models[i]
-        model = (m, expected, now.x[i], f, lifts)
+        model = (m, expected, i, f, lifts)
         if mature and not math.isnan(rz):
             if abs(rz) < f.residual_limit:
                 if not still:
                     # traffic is back at its baseline: no campaign to credit (hours after one faded)
-                    return Reading(None, _AT_BASELINE, who, metric, value, model)
-                return Reading((Cause.CAMPAIGN, _name_for(m, f, lifts)), _EXPLAINED, who, metric, value, model)
-            return Reading((Cause.UNEXPLAINED, None), _OFF_MODEL, who, metric, value, (*model, rz))
+                    return (None, _AT_BASELINE, who, metric, value, model)
+                return ((Cause.CAMPAIGN, _name_for(m, f, lifts, key)), _EXPLAINED, who, metric, value, model)
+            return ((Cause.UNEXPLAINED, None), _OFF_MODEL, who, metric, value, (*model, rz))
         if lifted and rz >= f.residual_limit:
             # Still learning, but far above the model and above what the traffic lift could drive even
             # if all of the host's load at baseline traffic grew with it: load = idle + k * traffic grows
             # at most in proportion to traffic
             at_base = float(p.intercept[i] + np.sum(p.coefs[i] * now.base[i]))
             if at_base > 0 and value > at_base * top_lift:
-                return Reading((Cause.UNEXPLAINED, None), _ABOVE_LIFT, who, metric, value,
+                return ((Cause.UNEXPLAINED, None), _ABOVE_LIFT, who, metric, value,
                                (*model, rz, at_base, top_lift))
         if learning:
-            return Reading((Cause.CAMPAIGN, top_name), _LEARNING_MODEL, who, metric, value,
+            return ((Cause.CAMPAIGN, top_name), _LEARNING_MODEL, who, metric, value,
                            (*model, top_name, top_lift))
     if learning:
-        return Reading((Cause.CAMPAIGN, top_name), _LEARNING, who, metric, value,
+        return ((Cause.CAMPAIGN, top_name), _LEARNING, who, metric, value,
                        (_head(row, value, g, f), top_name, top_lift))
     if lifted:
-        return Reading((Cause.UNEXPLAINED, None), _NOT_FOLLOWING, who, metric, value,
+        return ((Cause.UNEXPLAINED, None), _NOT_FOLLOWING, who, metric, value,
                        (_head(row, value, g, f), top_name, top_lift))
-    return Reading((Cause.UNEXPLAINED, None), _NO_MODEL, who, metric, value, (_head(row, value, g, f), top_lift))
+    return ((Cause.UNEXPLAINED, None), _NO_MODEL, who, metric, value, (_head(row, value, g, f), top_lift))
 
 
 def words(r: Reading) -> str:
     """The sentence of a reading (before `qualified`)."""
-    form, metric, more = r.form, r.metric, r.more
-    label = f"{r.who} {metric_label(metric)} {format_value(metric, r.value)}"
+    _verdict, form, who, metric, value, more = r
+    label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
     if form >= _LEARNING or form <= _NO_CAMPAIGN:  # forms that start with the value against the level it left
         head = _head_text(label, metric, more[0])
         if form == _OTHER:
@@ -194,8 +207,8 @@ def words(r: Reading) -> str:
         top_lift = more[1]
         lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if not math.isnan(top_lift) else "traffic unknown"
         return f"{head}; {lift_txt}, no usable load model; unexplained"
-    m, expected, x, f, lifts = more[:5]
-    model_txt = f"expected {format_value(metric, expected)} at {_traffic_text(m, x, f, lifts)}"
+    m, expected, i, f, lifts = more[:5]
+    model_txt = f"expected {format_value(metric, expected)} at {_traffic_text(m, f.now.x[i], f, lifts)}"
     if form == _AT_BASELINE:
         return f"{label} — {model_txt}; as expected at baseline traffic"
     if form == _EXPLAINED:
@@ -276,40 +289,37 @@ def qualified(text: str, q: Qualifier) -> str:
 
 
 class Explanations(MutableMapping[int, str]):
-    """A tick's explanations by row. Rows from `defer` hold their reading until their sentence is first read
-    (then it is written, once); rows set to a string (group models, schedules, annotations) hold that string.
-    Iteration keeps the order rows were added, as a dict."""
+    """A tick's explanations by row. Rows `judge` put in `pending` hold their reading until their sentence is
+    first read (then it is written, once); rows set to a string (group models, schedules, annotations) hold that
+    string. Iteration keeps the order rows were added, as a dict."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("pending",)
 
     def __init__(self) -> None:
-        self._rows: dict[int, str | tuple[Reading, Qualifier]] = {}
-
-    def defer(self, row: int, reading: Reading, q: Qualifier) -> None:
-        """The row's explanation is `qualified(words(reading), q)`, written when read."""
-        self._rows[row] = (reading, q)
+        # row -> its sentence, or what it is written from: qualified(words(reading), qualifier)
+        self.pending: dict[int, str | tuple[Reading, Qualifier]] = {}
 
     def __getitem__(self, row: int) -> str:
-        v = self._rows[row]
+        v = self.pending[row]
         if isinstance(v, str):
             return v
-        text = self._rows[row] = qualified(words(v[0]), v[1])
+        text = self.pending[row] = qualified(words(v[0]), v[1])
         return text
 
     def __setitem__(self, row: int, text: str) -> None:
-        self._rows[row] = text
+        self.pending[row] = text
 
     def __delitem__(self, row: int) -> None:
-        del self._rows[row]
+        del self.pending[row]
 
     def __contains__(self, row: object) -> bool:
-        return row in self._rows
+        return row in self.pending
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._rows)
+        return iter(self.pending)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self.pending)
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
@@ -325,7 +335,7 @@ def _campaigns_of(cis: tuple[int, ...], f: TickFacts) -> Campaigns:
     lifted = not math.isnan(top_lift) and top_lift >= LIFTED
     learning = lifted and f.ticks - f.lifted_since.get(top, f.ticks) <= f.learn_ticks
     still = any(not math.isnan(v) and v >= STILL_LIFTED for v in lifts.values())
-    out = f.campaigns_of[cis] = (lifts, top_lift, lifted, f.campaign_names[top], learning, still)
+    out = f.campaigns_of[cis] = (lifts, top_lift, lifted, f.campaign_names[top], learning, still, tuple(lifts))
     return out
 
 
@@ -344,13 +354,14 @@ def _at_usual_level(row: int, value: float, floor: float, f: TickFacts) -> bool:
     return abs(f.sig.size_of(row, value, held[0])) < floor
 
 
-def _name_for(m: HostModel, f: TickFacts, lifts: dict[int, float]) -> str:
-    """The campaign to credit: the most lifted one among those driving the largest contribution."""
-    key = (m.drivers, tuple(lifts))
+def _name_for(m: HostModel, f: TickFacts, lifts: dict[int, float], cis: tuple[int, ...]) -> str:
+    """The campaign to credit: the most lifted one among those driving the largest contribution (`cis`: the
+    campaigns of `lifts`)."""
+    key = (m.drivers, cis)
     name = f.credit.get(key)
     if name is None:  # the same for every host of those campaigns: worked out once a tick
-        cis = [ci for ci in lifts if f.topo.driver_of[ci] in m.drivers]
-        best = max(cis, key=lambda ci: _or_zero(lifts[ci]))
+        driving = [ci for ci in lifts if f.topo.driver_of[ci] in m.drivers]
+        best = max(driving, key=lambda ci: _or_zero(lifts[ci]))
         name = f.credit[key] = f.campaign_names[best]
     return name
 
