@@ -71,13 +71,17 @@ class TickFacts:
     bursts: RecurringBursts
     words: dict[tuple[int, int, tuple[int, ...]], str] = field(default_factory=dict)  # phrases written this tick
     campaigns_of: dict[tuple[int, ...], Campaigns] = field(default_factory=dict)  # see _campaigns_of
-    credit: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = field(default_factory=dict)  # see _name_for
+    credit: dict[tuple[tuple[int, ...], tuple[int, ...]], Verdict] = field(default_factory=dict)  # see _name_for
+    named: dict[str, Verdict] = field(default_factory=dict)  # see _campaign
     parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # split_series of names read this tick
 
 
-# The verdict on an anomalous row and what its sentence is written from (`words`): the verdict, the form of the
-# sentence, the host (or campaign, site), the metric, the value, and the form's numbers
-Reading = tuple[Verdict | None, int, str, str, float, tuple[Any, ...]]
+# What the sentence of an anomalous row is written from (`words`), in one flat tuple (thousands a tick are kept
+# until read: one object each): the form of the sentence, the host (or campaign, site), the metric, the value,
+# the `Qualifier` (5 items), then the form's numbers
+Reading = tuple[Any, ...]
+_UNEXPLAINED: Verdict = (Cause.UNEXPLAINED, None)
+_RECURRING: Verdict = (Cause.RECURRING, None)
 
 
 def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts, out: Explanations,
@@ -94,7 +98,6 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
     kind, floor, sz = _at(f.sig.kind, rows, RELATIVE), _at(f.sig.floor, rows, 0.0), size[rows].tolist()
     p, now = f.packed, f.now
     rl = rows.tolist()
-    q: Qualifier
     pos = [p.pos.get(r, -1) for r in rl]
     at = np.array(pos, dtype=np.intp)
     usable, rz, expected, mature = (_at(a, at, a.dtype.type(0)) for a in (p.usable, now.rz, now.expected, now.mature))
@@ -111,19 +114,20 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
             if cis:  # a mature model explains the load (or it is at baseline traffic): as _read, inline
                 camp = campaigns_of.get(cis) or _campaigns_of(cis, f)
                 m = models[i]
-                model = (m, expected[k], i, f, camp[0])
                 s, fl = sz[k], floor[k]
-                q = (_BELOW_FLOOR if abs(s) < fl else _PLAIN, kind[k], s, fl, None)  # (_PLAIN for a NaN size)
+                how = _BELOW_FLOOR if abs(s) < fl else _PLAIN  # (_PLAIN for a NaN size)
                 if camp[5]:
-                    verdict = cause[r] = (Cause.CAMPAIGN, _name_for(m, f, camp[0], camp[6]))
-                    pending[r] = ((verdict, _EXPLAINED, parts[1], parts[2], v, model), q)
+                    cause[r] = _name_for(m, f, camp[0], camp[6])
+                    pending[r] = (_EXPLAINED, parts[1], parts[2], v, how, kind[k], s, fl, None, m, expected[k], i,
+                                  f, camp[0])
                 else:
-                    pending[r] = ((None, _AT_BASELINE, parts[1], parts[2], v, model), q)
+                    pending[r] = (_AT_BASELINE, parts[1], parts[2], v, how, kind[k], s, fl, None, m, expected[k],
+                                  i, f, camp[0])
                 continue
-        reading = _read(r, parts, f, v, i, usable[k], e, expected[k], mature[k],
-                        (z[k], base[k], score[k], slow_base[k], slow_z[k], slow_score[k]))
-        c, q = qualify_verdict(r, reading[0], v, kind[k], floor[k], sz[k], f)
-        pending[r] = (reading, q)
+        verdict, form, more = _read(r, parts, f, v, i, usable[k], e, expected[k], mature[k],
+                                    (z[k], base[k], score[k], slow_base[k], slow_z[k], slow_score[k]))
+        c, q = qualify_verdict(r, verdict, v, kind[k], floor[k], sz[k], f)
+        pending[r] = (form, parts[1], parts[2], v, *q, *more)
         if c is not None:
             cause[r] = c
 
@@ -143,18 +147,18 @@ Gathered = tuple[float, float, float, float, float, float]  # det z, expected, s
 
 
 def _read(row: int, parts: tuple[str, str, str], f: TickFacts, value: float, i: int, usable: bool, rz: float,
-          expected: float, mature: bool, g: Gathered) -> Reading:
-    """The verdict on one anomalous row (None for traffic rows, and load at baseline), with the numbers its
-    sentence is written from; `i` is its packed model (-1: none) and the rest that model's and the detector's
-    numbers now."""
-    kind, who, metric = parts
+          expected: float, mature: bool, g: Gathered) -> tuple[Verdict | None, int, tuple[Any, ...]]:
+    """The verdict on one anomalous row (None for traffic rows, and load at baseline), the form of its sentence
+    and the numbers it is written from; `i` is its packed model (-1: none) and the rest that model's and the
+    detector's numbers now."""
+    kind, who, _metric = parts
     if kind != "host":
         lifted = next((lf for nm, lf in zip(f.campaign_names, f.lifts, strict=True) if nm == who), float("nan"))
-        return (None, _OTHER, who, metric, value, (_head(row, value, g, f), lifted, kind))
+        return None, _OTHER, (*_head(row, value, g, f), lifted, kind)
     topo = f.topo
     cis = topo.host_campaigns.get(row) or tuple(topo.host_of.get(who, ()))
     if not cis:
-        return ((Cause.UNEXPLAINED, None), _NO_CAMPAIGN, who, metric, value, (_head(row, value, g, f),))
+        return _UNEXPLAINED, _NO_CAMPAIGN, _head(row, value, g, f)
     lifts, top_lift, lifted, top_name, learning, still, key = f.campaigns_of.get(cis) or _campaigns_of(cis, f)
     if i >= 0 and usable:
         p, now = f.packed, f.now
@@ -164,47 +168,44 @@ def _read(row: int, parts: tuple[str, str, str], f: TickFacts, value: float, i: 
             if abs(rz) < f.residual_limit:
                 if not still:
                     # traffic is back at its baseline: no campaign to credit (hours after one faded)
-                    return (None, _AT_BASELINE, who, metric, value, model)
-                return ((Cause.CAMPAIGN, _name_for(m, f, lifts, key)), _EXPLAINED, who, metric, value, model)
-            return ((Cause.UNEXPLAINED, None), _OFF_MODEL, who, metric, value, (*model, rz))
+                    return None, _AT_BASELINE, model
+                return _name_for(m, f, lifts, key), _EXPLAINED, model
+            return _UNEXPLAINED, _OFF_MODEL, (*model, rz)
         if lifted and rz >= f.residual_limit:
             # Still learning, but far above the model and above what the traffic lift could drive even
             # if all of the host's load at baseline traffic grew with it: load = idle + k * traffic grows
             # at most in proportion to traffic
             at_base = float(p.intercept[i] + np.sum(p.coefs[i] * now.base[i]))
             if at_base > 0 and value > at_base * top_lift:
-                return ((Cause.UNEXPLAINED, None), _ABOVE_LIFT, who, metric, value,
-                               (*model, rz, at_base, top_lift))
+                return _UNEXPLAINED, _ABOVE_LIFT, (*model, rz, at_base, top_lift)
         if learning:
-            return ((Cause.CAMPAIGN, top_name), _LEARNING_MODEL, who, metric, value,
-                           (*model, top_name, top_lift))
+            return _campaign(top_name, f), _LEARNING_MODEL, (*model, top_name, top_lift)
     if learning:
-        return ((Cause.CAMPAIGN, top_name), _LEARNING, who, metric, value,
-                       (_head(row, value, g, f), top_name, top_lift))
+        return _campaign(top_name, f), _LEARNING, (*_head(row, value, g, f), top_name, top_lift)
     if lifted:
-        return ((Cause.UNEXPLAINED, None), _NOT_FOLLOWING, who, metric, value,
-                       (_head(row, value, g, f), top_name, top_lift))
-    return ((Cause.UNEXPLAINED, None), _NO_MODEL, who, metric, value, (_head(row, value, g, f), top_lift))
+        return _UNEXPLAINED, _NOT_FOLLOWING, (*_head(row, value, g, f), top_name, top_lift)
+    return _UNEXPLAINED, _NO_MODEL, (*_head(row, value, g, f), top_lift)
 
 
 def words(r: Reading) -> str:
     """The sentence of a reading (before `qualified`)."""
-    _verdict, form, who, metric, value, more = r
+    form, who, metric, value = r[:4]
+    more = r[9:]
     label = f"{who} {metric_label(metric)} {format_value(metric, value)}"
     if form >= _LEARNING or form <= _NO_CAMPAIGN:  # forms that start with the value against the level it left
-        head = _head_text(label, metric, more[0])
+        head = _head_text(label, metric, more[0], more[1], more[2])
         if form == _OTHER:
-            _h, lifted, kind = more
+            lifted, kind = more[3:]
             return head + (f" (lift {lifted:.1f}x)" if not math.isnan(lifted) and kind == "campaign" else "")
         if form == _NO_CAMPAIGN:
             return head + "; no campaign lands on this host; unexplained"
         if form == _LEARNING:
-            return (f"{head}; traffic from {more[1]} is {more[2]:.1f}x its baseline (load model still "
+            return (f"{head}; traffic from {more[3]} is {more[4]:.1f}x its baseline (load model still "
                     f"learning); likely explained")
         if form == _NOT_FOLLOWING:
-            return (f"{head}; traffic from {more[1]} is {more[2]:.1f}x its baseline but load does not follow "
+            return (f"{head}; traffic from {more[3]} is {more[4]:.1f}x its baseline but load does not follow "
                     f"it (no usable load model); unexplained")
-        top_lift = more[1]
+        top_lift = more[3]
         lift_txt = f"traffic only {100 * (top_lift - 1):+.0f}%" if not math.isnan(top_lift) else "traffic unknown"
         return f"{head}; {lift_txt}, no usable load model; unexplained"
     m, expected, i, f, lifts = more[:5]
@@ -241,8 +242,7 @@ def _head(row: int, value: float, g: Gathered, f: TickFacts) -> Head:
     return z, base, what
 
 
-def _head_text(label: str, metric: str, head: Head) -> str:
-    z, base, what = head
+def _head_text(label: str, metric: str, z: float, base: float, what: str) -> str:
     if not math.isnan(z):
         side = "above" if z >= 0 else "below"
         return f"{label} is {abs(z):.1f}σ {side} its {what} {format_value(metric, base)}"
@@ -262,7 +262,7 @@ def qualify_verdict(row: int, c: Verdict | None, value: float, kind: int, floor:
         # off its load model, yet where the host usually is: traffic that costs nothing (bots, cache hits)
         return None, (_USUAL_LEVEL, kind, s, floor, None)
     if rec is not None and rec.ordinary:
-        return (Cause.RECURRING, None), (_ORDINARY, kind, s, floor, rec)
+        return _RECURRING, (_ORDINARY, kind, s, floor, rec)
     return c, (_PLAIN, kind, s, floor, rec)
 
 
@@ -296,14 +296,14 @@ class Explanations(MutableMapping[int, str]):
     __slots__ = ("pending",)
 
     def __init__(self) -> None:
-        # row -> its sentence, or what it is written from: qualified(words(reading), qualifier)
-        self.pending: dict[int, str | tuple[Reading, Qualifier]] = {}
+        # row -> its sentence, or what it is written from: qualified(words(reading), reading's qualifier)
+        self.pending: dict[int, str | Reading] = {}
 
     def __getitem__(self, row: int) -> str:
         v = self.pending[row]
         if isinstance(v, str):
             return v
-        text = self.pending[row] = qualified(words(v[0]), v[1])
+        text = self.pending[row] = qualified(words(v), v[4:9])
         return text
 
     def __setitem__(self, row: int, text: str) -> None:
@@ -354,16 +354,24 @@ def _at_usual_level(row: int, value: float, floor: float, f: TickFacts) -> bool:
     return abs(f.sig.size_of(row, value, held[0])) < floor
 
 
-def _name_for(m: HostModel, f: TickFacts, lifts: dict[int, float], cis: tuple[int, ...]) -> str:
+def _name_for(m: HostModel, f: TickFacts, lifts: dict[int, float], cis: tuple[int, ...]) -> Verdict:
     """The campaign to credit: the most lifted one among those driving the largest contribution (`cis`: the
     campaigns of `lifts`)."""
     key = (m.drivers, cis)
-    name = f.credit.get(key)
-    if name is None:  # the same for every host of those campaigns: worked out once a tick
+    verdict = f.credit.get(key)
+    if verdict is None:  # the same for every host of those campaigns: worked out once a tick
         driving = [ci for ci in lifts if f.topo.driver_of[ci] in m.drivers]
         best = max(driving, key=lambda ci: _or_zero(lifts[ci]))
-        name = f.credit[key] = f.campaign_names[best]
-    return name
+        verdict = f.credit[key] = _campaign(f.campaign_names[best], f)
+    return verdict
+
+
+def _campaign(name: str, f: TickFacts) -> Verdict:
+    """(CAMPAIGN, name), one tuple per campaign a tick (they are kept with every row it explains)."""
+    verdict = f.named.get(name)
+    if verdict is None:
+        verdict = f.named[name] = (Cause.CAMPAIGN, name)
+    return verdict
 
 
 def _traffic_text(m: HostModel, x: np.ndarray, f: TickFacts, lifts: dict[int, float]) -> str:
