@@ -44,6 +44,25 @@ def test_lag_correlations_equal_pearson_per_lag_with_gaps() -> None:
         assert corr[0, k] == pytest.approx(_direct_corr(x, y, k), abs=1e-9)
 
 
+def test_pairs_sharing_a_gap_free_mask_correlate_as_each_pair_alone() -> None:
+    # most load rows have no gap and share one mask: the sums that read y only through its mask are taken once
+    # per traffic row and mask, and must give each pair what it gets on its own (and Pearson per lag)
+    rng = np.random.default_rng(8)
+    x = rng.normal(50, 10, (3, 200)).cumsum(axis=1) / 10 + 500.0
+    x[2, rng.random(200) < 0.05] = np.nan  # one traffic row with gaps
+    px = np.array([0, 1, 2, 0, 1, 2, 0])
+    y = np.vstack([0.3 * _lagged(x[d], 5 + j) + rng.normal(0, 1, 200) for j, d in enumerate(px.tolist())])
+    y[3, rng.random(200) < 0.1] = np.nan  # two load rows with gaps of their own
+    y[5, :40] = np.nan
+    py = np.arange(px.shape[0])
+    together = lag_correlations(x, y, px, py, 15)
+    for j in py.tolist():
+        alone = lag_correlations(x[px[j]][None], y[j][None], np.array([0]), np.array([0]), 15)
+        np.testing.assert_array_equal(together[j], alone[0])
+        for k in (0, 5 + j, 15):
+            assert together[j, k] == pytest.approx(_direct_corr(x[px[j]], y[j], k), abs=1e-9)
+
+
 def test_lags_found_for_many_pairs_at_once() -> None:
     rng = np.random.default_rng(5)
     drivers = np.vstack([_launch(rng, 900, 400 + 50 * d) for d in range(3)])
