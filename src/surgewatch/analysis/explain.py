@@ -109,13 +109,15 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
         if parts is None:
             parts = parts_of[name] = split_series(name)
         i, v, e = pos[k], value[k], rz[k]
-        if parts[0] == "host" and i >= 0 and usable[k] and mature[k] and abs(e) < limit:  # (False for NaN)
-            cis = host_campaigns.get(r) or tuple(host_of.get(parts[1], ()))
-            if cis:  # a mature model explains the load (or it is at baseline traffic): as _read, inline
-                camp = campaigns_of.get(cis) or _campaigns_of(cis, f)
+        cis = (host_campaigns.get(r) or tuple(host_of.get(parts[1], ()))) if parts[0] == "host" else ()
+        if cis:  # the usual verdicts at a launch, as _read reaches them, inline
+            camp = campaigns_of.get(cis) or _campaigns_of(cis, f)
+            modelled = i >= 0 and usable[k]
+            s, fl = sz[k], floor[k]
+            how = _BELOW_FLOOR if abs(s) < fl else _PLAIN  # (_PLAIN for a NaN size)
+            if modelled and mature[k] and abs(e) < limit:  # (False for NaN)
+                # a mature model explains the load (or it is at baseline traffic)
                 m = models[i]
-                s, fl = sz[k], floor[k]
-                how = _BELOW_FLOOR if abs(s) < fl else _PLAIN  # (_PLAIN for a NaN size)
                 if camp[5]:
                     cause[r] = _name_for(m, f, camp[0], camp[6])
                     pending[r] = (_EXPLAINED, parts[1], parts[2], v, how, kind[k], s, fl, None, m, expected[k], i,
@@ -123,6 +125,18 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
                 else:
                     pending[r] = (_AT_BASELINE, parts[1], parts[2], v, how, kind[k], s, fl, None, m, expected[k],
                                   i, f, camp[0])
+                continue
+            if camp[4] and modelled and not (mature[k] and not math.isnan(e)) and not (camp[2] and e >= limit):
+                # the model still learns a launch and the load is not beyond what the lift could drive
+                cause[r] = _campaign(camp[3], f)
+                pending[r] = (_LEARNING_MODEL, parts[1], parts[2], v, how, kind[k], s, fl, None, models[i],
+                              expected[k], i, f, camp[0], camp[3], camp[1])
+                continue
+            if camp[4] and not modelled:  # no usable model yet, while a launch is young
+                cause[r] = _campaign(camp[3], f)
+                pending[r] = (_LEARNING, parts[1], parts[2], v, how, kind[k], s, fl, None,
+                              *_head(r, v, (z[k], base[k], score[k], slow_base[k], slow_z[k], slow_score[k]), f),
+                              camp[3], camp[1])
                 continue
         verdict, form, more = _read(r, parts, f, v, i, usable[k], e, expected[k], mature[k],
                                     (z[k], base[k], score[k], slow_base[k], slow_z[k], slow_score[k]))
