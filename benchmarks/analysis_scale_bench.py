@@ -16,15 +16,19 @@ daemon's CPU is measured in by headless_bench.py, before the launch; 0: the laun
 With `--against DIR` (another checkout, e.g. /work/main) that checkout's analysis steps the same ticks in the same
 process, alternately (each package is copied to a temporary directory under its own name), and every tick's
 scores, causes and explanations (every 10th tick the campaign states with their pairs too) are compared: the
-ticks where they differ are counted, and the ticks where a cause (the conclusion) differs are shown.
+ticks where they differ are counted, and the ticks where a cause (the conclusion) differs are shown. Each tick's
+results are compared after the next tick has stepped, every explanation read then: sentences are written when
+first read, and must be those their tick would have written. With `--refit-budget ROWS` this side refits at most
+ROWS host rows a tick (`Analyzer(refit_budget=...)`, off in the engine): the comparison shows what that changes.
 
 Prints, per side, CPU ms per tick (this thread's CPU time: min, median, max and mean) of the whole step, the
 detector, campaign analysis (the step less the detector) and its parts (refit, per-tick model arrays, episodes,
-campaign states, group models; "explain, rest" is what no part covers, the hot rows' sentences mostly). With
+campaign states, group models; "explain, rest" is what no part covers, the hot rows' verdicts mostly), the parts
+of a refit (lag search, fit, masking, traffic statistics: within refit's time) and the host rows refitted. With
 `--profile N` the measured ticks of this side also run under cProfile and its top N functions are printed.
 
     PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py [--hosts 1000] [--tick 15] [--calm]
-        [--ticks 200] [--warm 200] [--against /work/main] [--profile N] [--sort cumulative]
+        [--ticks 200] [--warm 200] [--against /work/main] [--refit-budget ROWS] [--profile N] [--sort cumulative]
     PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py --demo [--demo-from -175] [--ticks 600]
 """
 
