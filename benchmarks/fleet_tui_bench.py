@@ -1,7 +1,7 @@
 """Dashboard at fleet scale: first frame, memory and key press → screen change with 1,000 hosts, in tmux.
 
-    .venv/bin/python benchmarks/fleet_tui_bench.py [--hosts 1000] [--runs 3] [--presses 8]
-                                                   [--against OTHER_CHECKOUT] [--size 80x24]
+    .venv/bin/python benchmarks/fleet_tui_bench.py [--hosts 1000] [--runs 3] [--presses 8] [--tick-presses 8]
+                                                   [--against OTHER_CHECKOUT] [--size 80x24] [--busy N]
 
 A loopback server (127.0.0.1, a free port) answers the `promql` host source's instant queries the way
 Prometheus does, for `--hosts` hosts in 10 groups (`job` label), values moving on every poll and a few hot
@@ -12,8 +12,14 @@ Measured per run:
 - RSS (VmRSS, and the peak VmHWM) once three ticks have been drawn;
 - key → screen: a key is sent with `tmux send-keys` and the pane is read (`capture-pane`) until it differs
   from before the key; each kind of key is pressed `--presses` times per run. The engine keeps ticking
-  meanwhile (a press that meets a tick waits for it, as a user's would).
-Printed as min–median–max over all runs. With `--against DIR` (another checkout, e.g. /work/main) both are
+  meanwhile (a press that meets a tick waits for it, as a user's would);
+- key during the busy part of a cycle: `--tick-presses` presses of down per run, each sent a set time after one
+  of the dashboard's polls was answered, the times swept evenly over the 0.6 s in which the answers are decoded,
+  the tick runs and its snapshot is built and drawn; timed to the cursor being on another host (the tick's own
+  redraw changes the screen too, so "the screen differs" would end the wait early).
+Printed as min–median–max over all runs, with the 95th percentile where a row has 20 values or more, and the
+load average at each run's start (`--busy N`: N processes spinning on the CPU meanwhile, a loaded machine on
+demand). With `--against DIR` (another checkout, e.g. /work/main) both are
 measured in interleaved runs (`--base-keys`: the other checkout predates the grid's keys: only down and page
 down are pressed there). Enter is timed twice: to the first change (the host screen's header) and to its charts
 being drawn (their time axis).
@@ -29,6 +35,7 @@ import os
 import random
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +53,7 @@ GROUPS = 10
 HOST_ROW = re.compile(r"[●▲✖○] web-\d{4}[^\n]*?\d+%")
 STATUS = re.compile(r"sources \d+/\d+ up")
 SGR = re.compile(r"\x1b\[[0-9;:]*m")  # colours and attributes in a styled capture
+CURSOR_BG = re.compile(r"48;2;(\d+;\d+;\d+)m(web-\d{4})")  # a host name right after a background colour
 CHART_AXIS = re.compile(r"-\d+m .*now *$", re.M)  # a chart's time axis (-15m … now): the host screen's charts
 
 # Which of our metrics a default promql query asks for: a distinctive piece of its text, checked in order.
@@ -65,6 +73,7 @@ class FleetQueryServer:
         self.hot = set(self.rng.sample(range(hosts), min(hosts, 7)))  # a few hosts run hot
         self.lock = threading.Lock()
         self.cache: dict[str, tuple[float, str]] = {}
+        self.answers: list[float] = []  # when each query was answered (monotonic): the dashboard's polls
         fleet = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,6 +90,7 @@ class FleetQueryServer:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                fleet.answers.append(time.monotonic())
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -108,6 +118,17 @@ class FleetQueryServer:
         result = [{"metric": {"instance": f"web-{i:04d}", "job": f"pool-{i % GROUPS}"},
                    "value": [t, f"{self.value(metric, i, t):.3f}"]} for i in range(self.hosts)]
         return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    def next_poll(self, timeout: float = 12.0) -> float | None:
+        """Wait for the dashboard's next poll to be answered (its queries within 0.5 s): when its last answer
+        went out (monotonic), None if none came within `timeout`."""
+        seen = len(self.answers)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if len(self.answers) > seen and time.monotonic() - self.answers[-1] > 0.5:
+                return self.answers[-1]
+            time.sleep(0.01)
+        return None
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -186,6 +207,25 @@ class Pane:
             time.sleep(0.002)
         return changed, matched
 
+    def cursor(self) -> str | None:
+        """The host under the grid's cursor: the one name whose background colour no other host row has."""
+        seen: dict[str, list[str]] = {}
+        for bg, name in CURSOR_BG.findall(self.screen(styled=True)):
+            seen.setdefault(bg, []).append(name)
+        return next((names[0] for names in seen.values() if len(names) == 1), None)
+
+    def press_moves_cursor(self, key: str, timeout: float = 3.0) -> float | None:
+        """Seconds from sending `key` to the cursor being on another host (a tick's redraw does not count)."""
+        before = self.cursor()
+        t0 = time.monotonic()
+        subprocess.run([*self.tmux, "send-keys", "-t", "b", key], check=True)
+        while time.monotonic() - t0 < timeout:
+            now = self.cursor()
+            if now is not None and now != before:
+                return time.monotonic() - t0
+            time.sleep(0.002)
+        return None
+
     def rss_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) of the dashboard in MB."""
         fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines()
@@ -206,10 +246,12 @@ NEW_KEYS = [("o: next sort order", ["o"]), ("g: group by host group on", ["g"]),
             ("enter: open the host under the cursor", ["Enter"]), ("1: back to the overview", ["1"])]
 COMMON_KEYS = [("down: cursor moves", ["Down"]), ("pagedown: a page of hosts", ["PageDown"])]
 ENTER_CHARTS = "  enter: ... until its charts are drawn (ms)"
+AT_TICK = "down sent 0-600 ms after the fleet's answers: cursor moved (ms)"
+AT_TICK_SPAN = 0.6  # seconds after a poll's answers swept by those presses: decoding, tick, snapshot, redraw
 
 
 def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str], presses: int,
-            new_keys: bool) -> dict[str, list[float]]:
+            new_keys: bool, server: FleetQueryServer, tick_presses: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     pane = Pane(root, config, size, env)
     try:
@@ -240,10 +282,32 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
                 time.sleep(0.05)
             pane.press("Escape")
             pane.press("Home")
+        out[AT_TICK] = []
+        for i in range(tick_presses):  # the busy part of each 5 s cycle, swept in even steps
+            answered = server.next_poll()
+            if answered is None:
+                break
+            time.sleep(max(0.0, answered + AT_TICK_SPAN * i / max(1, tick_presses - 1) - time.monotonic()))
+            took = pane.press_moves_cursor("Down")
+            if took is not None:
+                out[AT_TICK].append(took * 1000)
         out["RSS after the key presses (MB)"] = [pane.rss_mb()[0]]
     finally:
         pane.close()
     return out
+
+
+def spread95(values: list[float], fmt: str) -> str:
+    """min–median–max, and the 95th percentile where there are 20 values or more."""
+    out = spread(values, fmt)
+    if len(values) >= 20:
+        out += " p95 " + fmt.format(statistics.quantiles(values, n=20, method="inclusive")[-1])
+    return out
+
+
+def busy_loops(count: int) -> list[subprocess.Popen[bytes]]:
+    """`count` processes spinning on the CPU (a loaded machine on demand); killed by the caller."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
 def main() -> int:
@@ -253,14 +317,20 @@ def main() -> int:
     ap.add_argument("--presses", type=int, default=8, help="presses of each key per run (default 8)")
     ap.add_argument("--against", metavar="DIR", help="another checkout measured in interleaved runs")
     ap.add_argument("--size", default="80x24", help="terminal size (default 80x24)")
+    ap.add_argument("--tick-presses", type=int, default=8,
+                    help="presses of down per run timed from a poll's answers through the tick (default 8)")
     ap.add_argument("--base-keys", action="store_true",
                     help="press only down and page down in the --against checkout (one without o, g, / ...)")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="N processes spinning on the CPU while measuring (a loaded machine; default 0)")
     args = ap.parse_args()
     cols, rows = (int(x) for x in args.size.split("x"))
     roots = {"this": ROOT} | ({"against": Path(args.against).resolve()} if args.against else {})
     state = Path(tempfile.mkdtemp(prefix="sw-fleet-bench-"))
     server = FleetQueryServer(args.hosts)
     res: dict[str, dict[str, list[float]]] = {k: {} for k in roots}
+    loads: list[float] = []
+    busy = busy_loops(args.busy)
     try:
         config = state / "fleet.toml"
         config.write_text(config_text(server.url, state / "state"))
@@ -273,22 +343,28 @@ def main() -> int:
             pane.close()
         for _ in range(args.runs):
             for who, root in roots.items():
+                loads.append(os.getloadavg()[0])
                 for k, v in one_run(root, config, (cols, rows), env, args.presses,
-                                  who == "this" or not args.base_keys).items():
+                                    who == "this" or not args.base_keys, server, args.tick_presses).items():
                     res[who].setdefault(k, []).extend(v)
     finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
         server.close()
+    loads.append(os.getloadavg()[0])
     rows_out = list(res["this"])
     w0 = max(len(r) for r in rows_out)
     heads = list(roots)
-    print(f"{'measure (min–median–max)':<{w0}}  " + "  ".join(f"{h:>17}" for h in heads))
-    print(f"{'-' * w0}  " + "  ".join("-" * 17 for _ in heads))
+    print(f"{'measure (min–median–max, p95)':<{w0}}  " + "  ".join(f"{h:>26}" for h in heads))
+    print(f"{'-' * w0}  " + "  ".join("-" * 26 for _ in heads))
     for row in rows_out:
         fmt = "{:.2f}" if row.endswith("(s)") else "{:.0f}"
-        print(f"{row:<{w0}}  " + "  ".join(f"{spread(res[h].get(row, []), fmt):>17}" for h in heads))
+        print(f"{row:<{w0}}  " + "  ".join(f"{spread95(res[h].get(row, []), fmt):>26}" for h in heads))
     print(f"{args.hosts} hosts through the promql source at a 5 s interval, {cols}x{rows} tmux; {args.runs} runs per "
           f"checkout ({', '.join(f'{k} = {v}' for k, v in roots.items())}), {args.presses} presses of each key per "
-          f"run; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+          f"run, {args.tick_presses} timed from a poll; {os.cpu_count()} CPUs, {args.busy} busy loops, load average "
+          f"(1 min, at each run's start and the end) {spread(loads, '{:.1f}')}")
     return 0
 
 
