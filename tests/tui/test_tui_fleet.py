@@ -11,17 +11,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 
 from surgewatch.alerting.dispatch import build_dispatcher
 from surgewatch.config import parse_config
 from surgewatch.engine import Engine, EngineOptions
-from surgewatch.snapshot import HostView
+from surgewatch.snapshot import HostView, Snapshot
 from surgewatch.sources.base import Reading
 from surgewatch.tui.app import SurgewatchApp
+from surgewatch.tui.messages import SnapshotReady
 from surgewatch.tui.screens import overview
 from surgewatch.tui.screens.detail import HostScreen
 from surgewatch.tui.widgets.hostorder import anomaly, grouped, host_rows, matcher, worst_group
-from surgewatch.tui.widgets.hosts import GroupRow, row_key
+from surgewatch.tui.widgets.hosts import GroupRow, host_lines, row_key
 from tests.support.tui_demo import FakeClock, advance, screen_text, two_campaign_engine, use_utc
 
 HOSTS = 1000
@@ -294,3 +296,66 @@ def test_the_filter_is_a_substring_or_a_glob_either_way_case_insensitive() -> No
     assert matcher("WEB-04")("web-0417") and not matcher("web-04")("db-04")
     assert matcher("web-0?1*")("web-0417") and not matcher("web-0?1*")("web-0427")
     assert matcher("")("anything") and matcher("[dw]*-9")("db-9")
+
+
+def with_hot_host(snap: Snapshot, name: str, cpu: float) -> Snapshot:
+    """`snap` a tick later, with `name` running at `cpu`."""
+    hosts = tuple(dataclasses.replace(h, metrics={**h.metrics, "cpu.percent": cpu}) if h.name == name else h
+                  for h in snap.hosts)
+    return dataclasses.replace(snap, ts=snap.ts + 1, hosts=hosts)
+
+
+async def test_a_fleets_new_snapshot_is_sorted_in_slices_and_a_key_pressed_meanwhile_moves_on_the_rows_shown(
+        fleet: Engine) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, overview.OverviewScreen)
+        old = app.snapshot
+        assert old is not None and host_names(screen_text(app))[0] == "web-0417"
+        app.on_snapshot_ready(SnapshotReady(with_hot_host(old, "web-0005", 99.0), None))
+        assert app.snapshot is old  # not shown until its rows are sorted, a slice per turn of the event loop
+        screen.hosts.action_move(1)  # a key meanwhile: handled at once, on the rows shown
+        assert app.snapshot is old and screen.hosts.selected == "web-0733"
+        for _ in range(40):
+            await pilot.pause(0.01)
+            if app.snapshot is not old:
+                break
+        assert app.snapshot is not old
+        await pilot.pause()
+        assert host_names(screen_text(app))[:3] == ["web-0005", "web-0417", "web-0733"]
+        assert screen.hosts.selected == "web-0733"  # the cursor stays on its host
+
+
+async def test_a_new_order_chosen_while_a_snapshot_is_prepared_is_the_order_it_is_shown_in(fleet: Engine) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, overview.OverviewScreen) and app.snapshot is not None
+        old = app.snapshot
+        app.on_snapshot_ready(SnapshotReady(with_hot_host(old, "web-0005", 99.0), None))
+        for _ in range(4):  # anomaly, headroom, CPU, name: pressed before the preparation is done
+            screen.hosts.action_next_order()
+        for _ in range(40):
+            await pilot.pause(0.01)
+            if app.snapshot is not old:
+                break
+        await pilot.pause()
+        text = screen_text(app)
+        assert "HOST ↓name" in text and host_names(text)[:2] == ["web-0000", "web-0001"]
+        assert "web-0005" in host_names(text)
+
+
+def test_grid_lines_made_with_a_line_cache_equal_those_made_without_and_are_made_once(fleet: Engine) -> None:
+    rows = host_rows(fleet.snapshot().hosts, "worst", "group")[:12]  # a group header and host rows
+    cache: dict[int, Text] = {}
+    for cursor in (None, 0, 3, 3):
+        cached = host_lines(rows, 80, cursor=cursor, cache=cache)
+        fresh = host_lines(rows, 80, cursor=cursor)
+        assert (cached.plain, cached.spans) == (fresh.plain, fresh.spans)
+    assert len(cache) == len(rows)
+    made = dict(cache)
+    host_lines(rows, 80, cursor=5, cache=cache)
+    assert all(cache[k] is made[k] for k in made)  # the cursor's highlight did not change a cached line

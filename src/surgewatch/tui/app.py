@@ -11,7 +11,7 @@ import signal
 import sys
 import termios
 import threading
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +42,7 @@ WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, N
 log = logging.getLogger("surgewatch.tui")
 SCREENS = ("overview", "campaign", "host", "alerts", "sources")
 CHART_MODES = ("braille", "block", "ascii")
+PREPARE_PAUSE = 0.001  # seconds the event loop is left between the slices of a snapshot's preparation
 
 
 # The overview is imported with the app; the other screens when first shown (a faster first frame).
@@ -137,6 +138,8 @@ class SurgewatchApp(App[int]):
         self._frame_every = 5.0 if low_bandwidth else 0.0
         self._bands = BandHistory(engine.history_capacity)
         self._hung_up = False
+        self._preparing: tuple[Snapshot, Generator[None, None, None]] | None = None  # a snapshot being prepared
+        self._prepare_handle: asyncio.Handle | None = None
         engine.list_top_processes(False)  # costs ~14 ms a poll: only while the host screen shows them
         for base in themes.EXTRA_BASES:
             self.register_theme(base)
@@ -213,6 +216,9 @@ class SurgewatchApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._stop.set()
+        self._preparing = None
+        if self._prepare_handle is not None:
+            self._prepare_handle.cancel()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         self.engine.unsubscribe(self._post_snapshot)
@@ -234,6 +240,34 @@ class SurgewatchApp(App[int]):
             self._bands.record(snap.ts, message.band[0], message.band[1], engine.series_names(), engine.row_of)
         if self.paused:
             return
+        skip = bool(self._frame_every and snap.ts - self._last_draw < self._frame_every)
+        screen = self.screen if self._screen_stack else None
+        steps = (screen.prepare(snap) if not skip and isinstance(screen, DashScreen) and screen.is_mounted
+                 else None)
+        if steps is None:
+            self._show_snapshot(snap)
+            return
+        # A fleet: the screen's work for the new snapshot (sorting 1,000 hosts) runs in slices, keys handled in
+        # between on what is shown; the snapshot is shown once it is done (a newer one replaces it).
+        self._preparing = (snap, steps)
+        if self._prepare_handle is None:
+            self._prepare_handle = asyncio.get_running_loop().call_soon(self._prepare_step)
+
+    def _prepare_step(self) -> None:
+        self._prepare_handle = None
+        if self._preparing is None:
+            return
+        snap, steps = self._preparing
+        try:
+            next(steps)
+        except StopIteration:
+            self._preparing = None
+            if not self.paused and self.is_running:
+                self._show_snapshot(snap)
+            return
+        self._prepare_handle = asyncio.get_running_loop().call_later(PREPARE_PAUSE, self._prepare_step)
+
+    def _show_snapshot(self, snap: Snapshot) -> None:
         self.snapshot = snap
         self._rotate(snap)
         if self._frame_every and snap.ts - self._last_draw < self._frame_every:
@@ -277,9 +311,15 @@ class SurgewatchApp(App[int]):
         snap = self.snapshot
         return [c for c in snap.campaigns if self._matches(c.name)] if snap else []
 
-    def visible_hosts(self) -> list[HostView]:
-        snap = self.snapshot
-        return [h for h in snap.hosts if self._matches(h.name, *h.campaigns, h.group or "")] if snap else []
+    def visible_hosts(self, snap: Snapshot | None = None) -> list[HostView]:
+        """The hosts of `snap` (default the shown snapshot) that the filter lets through."""
+        snap = snap if snap is not None else self.snapshot
+        if snap is None:
+            return []
+        if not self.filter_text:
+            return list(snap.hosts)
+        match = matcher(self.filter_text)  # made once, not once per host
+        return [h for h in snap.hosts if match(h.name) or any(map(match, h.campaigns)) or match(h.group or "")]
 
     def current_campaign(self) -> CampaignView | None:
         items = self.visible_campaigns() or (list(self.snapshot.campaigns) if self.snapshot else [])

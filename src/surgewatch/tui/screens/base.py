@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
@@ -10,6 +11,7 @@ from ..widgets.panel import Palette, TextPanel
 from ..widgets.status import StatusLine, status_text
 
 if TYPE_CHECKING:
+    from ...snapshot import Snapshot
     from ..app import SurgewatchApp
 
 
@@ -20,6 +22,7 @@ class DashScreen(Screen[None]):
         super().__init__()
         self.palette = Palette()
         self._redraw_pending = False
+        self._status: list[StatusLine] | None = None  # found once mounted (a query walks the whole screen)
 
     @property
     def dash(self) -> SurgewatchApp:
@@ -28,9 +31,19 @@ class DashScreen(Screen[None]):
     def redraw(self) -> None:
         """Show the app's current snapshot (subclasses draw their panels, then call this for the status line)."""
         app = self.dash
-        for status in self.query(StatusLine):
+        statuses = self._status
+        if statuses is None:
+            statuses = list(self.query(StatusLine))
+            if self.is_mounted and statuses:
+                self._status = statuses
+        for status in statuses:
             status.show(status_text(app.snapshot, app.paused, self.size.width, app.window_label,
                                     app.filter_text, status.sty))
+
+    def prepare(self, snap: Snapshot) -> Generator[None, None, None] | None:
+        """Work a new snapshot needs before it is shown, in steps the app runs a turn of the event loop apart
+        (keys pressed meanwhile are handled on what is shown); None: nothing worth spreading out."""
+        return None
 
     def invalidate(self) -> None:
         """Forget cached text so the next redraw repaints everything (theme or mode changed)."""

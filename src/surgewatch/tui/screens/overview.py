@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import gc
 import importlib
+from collections.abc import Generator
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input
 
+from ...snapshot import Snapshot
 from ..text import literal
 from ..widgets.alerts import AlertFeed, alert_lines
 from ..widgets.campaigns import CampaignStrip, campaign_lines
 from ..widgets.footer import KeyFooter
-from ..widgets.hostorder import groupings_available, host_rows
+from ..widgets.hostorder import finish, groupings_available, host_row_steps
 from ..widgets.hosts import GROUP_KEY, NO_HOSTS, SORT_LABELS, SORTS, HostGrid, Row, host_lines, row_key
 from ..widgets.panel import ListPanel
 from ..widgets.probes import ProbesPanel, probe_lines
@@ -26,6 +29,7 @@ TIGHT_BELOW = 30  # terminal rows under which the overview drops the gaps betwee
 WARM_AFTER = 2.0  # seconds after the first host rows: the detail screens are made ready then
 WARM_STEP = 0.3  # seconds between the steps of that
 WALL_ALERT_ROWS = 6  # alert lines kept at wall sizes (the charts take the rest)
+ROWS_SLICE = 200  # hosts' sort keys worked out per turn of the event loop when a new snapshot comes (prepare)
 
 
 def window_rows(count: int, cursor: int, room: int) -> tuple[int, int]:
@@ -60,6 +64,12 @@ class OverviewScreen(DashScreen):
         self._rows_key: object = None
         self._rows_snap: object = None
         self._rows: list[Row] = []
+        # what prepare made: (snapshot, rows key, rows, their keys)
+        self._prepared: tuple[object, object, list[Row], list[str]] | None = None
+        self._lines: dict[int, Text] = {}  # the grid's lines made for `_rows`, by row id (host_lines' cache)
+        self._lines_key: object = None
+        self._lines_rows: list[Row] | None = None  # the rows those lines are of (held: their ids stay theirs)
+        self._probes: tuple[object, Snapshot, Text] | None = None  # (what for, its snapshot, the probes' line)
         self._warming = False  # the detail screens' module is imported while idle once hosts are shown
 
     def compose(self) -> ComposeResult:
@@ -102,7 +112,7 @@ class OverviewScreen(DashScreen):
             campaigns = app.visible_campaigns()
             hosts = self.host_rows()
             self.campaigns.set_keys([c.name for c in campaigns])
-            probe_text = probe_lines(snap.values, width, app.ascii_only, sty)
+            probe_text = self._probe_text(snap, width)
             self.probes.set_class(not probe_text.plain, "-empty")
             probe_h = probe_text.plain.count("\n") + 1 if probe_text.plain else 0
             gaps = 0 if tight else 3
@@ -153,23 +163,63 @@ class OverviewScreen(DashScreen):
         self.wall.set_panels(lambda: build_panels(app, snap, sty, columns), columns, t0, t1, snap.ts,
                              app.chart_mode, focus, key)
 
+    def invalidate(self) -> None:
+        self._lines_rows = self._probes = None
+        super().invalidate()
+
+    def _probe_text(self, snap: Snapshot, width: int) -> Text:
+        """The probes' line, made once per snapshot and width (it looks through every value: 10,000 in a fleet)."""
+        app = self.dash
+        key = (width, app.ascii_only, app.theme_name)
+        if self._probes is None or self._probes[0] != key or self._probes[1] is not snap:
+            self._probes = (key, snap, probe_lines(snap.values, width, app.ascii_only, self.campaigns.sty))
+        return self._probes[2]
+
+    def _rows_key_now(self) -> tuple[object, ...]:
+        grid = self.hosts
+        return (self.dash.filter_text, grid.order, grid.grouping, frozenset(grid.collapsed))
+
+    def _row_steps(self, snap: Snapshot | None, step: int = 0) -> Generator[None, None, list[Row]]:
+        """The grid's rows for `snap` and the current filter, order and grouping, yielding every `step` hosts."""
+        app, grid = self.dash, self.hosts
+        grid.groupings = groupings_available(snap.hosts if snap else ())
+        if grid.grouping not in grid.groupings:
+            grid.grouping = "none"
+        return host_row_steps(app.visible_hosts(snap), grid.order, grid.grouping, frozenset(grid.collapsed),
+                              step)
+
+    def prepare(self, snap: Snapshot) -> Generator[None, None, None] | None:
+        """A fleet's new snapshot: its host rows sorted in slices of ROWS_SLICE hosts, a turn of the event loop
+        between them (a key pressed meanwhile is handled on the rows shown), before the app shows it."""
+        if len(snap.hosts) <= ROWS_SLICE or is_wall(*self.size):
+            return None
+        return self._prepare(snap)
+
+    def _prepare(self, snap: Snapshot) -> Generator[None, None, None]:
+        key = self._rows_key_now()
+        rows = yield from self._row_steps(snap, ROWS_SLICE)
+        yield
+        if self._rows_key_now() == key:  # else a key changed the order meanwhile: made again when shown
+            self._prepared = (snap, key, rows, [row_key(r) for r in rows])
+
     def host_rows(self) -> list[Row]:
         """The grid's rows for the current snapshot, filter, order and grouping (made once per change of any:
-        moving the cursor through 1,000 hosts reuses them)."""
+        moving the cursor through 1,000 hosts reuses them; a new snapshot's may have been prepared)."""
         app, grid = self.dash, self.hosts
-        key = (app.filter_text, grid.order, grid.grouping, frozenset(grid.collapsed))
+        key = self._rows_key_now()
         if key != self._rows_key or app.snapshot is not self._rows_snap:
-            hosts = app.visible_hosts()
-            grid.groupings = groupings_available(app.snapshot.hosts if app.snapshot else ())
-            if grid.grouping not in grid.groupings:
-                grid.grouping = "none"
-            rows = host_rows(hosts, grid.order, grid.grouping, frozenset(grid.collapsed))
+            prepared, self._prepared = self._prepared, None
+            if prepared is not None and prepared[0] is app.snapshot and prepared[1] == key:
+                rows, keys = prepared[2], prepared[3]
+            else:
+                rows = finish(self._row_steps(app.snapshot))
+                keys = [row_key(r) for r in rows]
             self._rows_snap, self._rows = app.snapshot, rows
             if rows and not self._warming:
                 self._warming = True
                 self.set_timer(WARM_AFTER, self._warm_detail_screens)
-            self._rows_key = (key[0], grid.order, grid.grouping, key[3])
-            grid.set_keys([row_key(r) for r in rows])
+            self._rows_key = self._rows_key_now()
+            grid.set_keys(keys)
         return self._rows
 
     def _warm_detail_screens(self) -> None:
@@ -203,8 +253,12 @@ class OverviewScreen(DashScreen):
         empty = NO_HOSTS
         if not rows and app.filter_text and app.snapshot is not None and app.snapshot.hosts:
             empty = f"no hosts match {literal(app.filter_text, 30)!r} (esc clears the filter)"
+        lines_key = (width, app.ascii_only, app.theme_name)
+        if rows is not self._lines_rows or lines_key != self._lines_key:  # rows, width or style changed
+            self._lines_rows, self._lines_key, self._lines = rows, lines_key, {}
         grid.show(host_lines(rows[hs:he], width, app.ascii_only, grid.sty, self._cursor(grid, hs),
-                             order="" if grid.order == SORTS[0] else SORT_LABELS[grid.order], empty=empty))
+                             order="" if grid.order == SORTS[0] else SORT_LABELS[grid.order], empty=empty,
+                             cache=self._lines))
         grid.header = 1 - hs
 
     def _cursor(self, panel: ListPanel, start: int) -> int | None:

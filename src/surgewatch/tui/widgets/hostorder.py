@@ -5,7 +5,7 @@ groups (host group or campaign) under a header row with the group's worst host a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from fnmatch import fnmatchcase
 
 from ...hostgroups import by_group
@@ -101,13 +101,40 @@ def grouped(hosts: Sequence[HostView], sort: str, by: str,
 
 def host_rows(hosts: Sequence[HostView], sort: str, by: str = "none",
               collapsed: frozenset[str] = frozenset()) -> list[Row]:
-    """The grid's rows: hosts in `sort` order, or under group header rows (a collapsed group shows its header).
-    Each host's sort keys are worked out once (at 1,000 hosts they are most of the cost)."""
+    """The grid's rows: hosts in `sort` order, or under group header rows (a collapsed group shows its header)."""
+    return finish(host_row_steps(hosts, sort, by, collapsed))
+
+
+def finish(steps: Generator[None, None, list[Row]]) -> list[Row]:
+    """Run `host_row_steps` to the end at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def host_row_steps(hosts: Sequence[HostView], sort: str, by: str = "none",
+                   collapsed: frozenset[str] = frozenset(), step: int = 0) -> Generator[None, None, list[Row]]:
+    """`host_rows`, yielding after every `step` hosts' sort keys (0: never), so that a caller can let keys
+    be handled in between; its value (StopIteration) is the rows. Each host's sort keys are worked out once
+    (at 1,000 hosts they are most of the cost)."""
+    own = sort_key(sort)
+    worst = own if sort == "worst" else sort_key("worst")
+    keys: list[tuple[float | str, ...]] = []
+    worst_keys: list[tuple[float | str, ...]] = []
+    size = step or max(1, len(hosts))
+    for start in range(0, len(hosts), size):
+        chunk = hosts[start:start + size]
+        keys.extend(map(own, chunk))
+        if by != "none" and worst is not own:
+            worst_keys.extend(map(worst, chunk))
+        if step:
+            yield  # after the last slice too: the sort below is a step of its own
     if by == "none":
-        return list(order_hosts(hosts, sort))
-    worst_of = {id(h): k for h, k in zip(hosts, map(sort_key("worst"), hosts), strict=True)}
-    key_of = worst_of if sort == "worst" else {id(h): k for h, k in zip(hosts, map(sort_key(sort), hosts),
-                                                                            strict=True)}
+        return [hosts[i] for i in sorted(range(len(hosts)), key=keys.__getitem__)]
+    key_of = {id(h): k for h, k in zip(hosts, keys, strict=True)}
+    worst_of = key_of if worst is own else {id(h): k for h, k in zip(hosts, worst_keys, strict=True)}
     ok = _RANK["ok"]
     rows: list[Row] = []
     for name, members in grouped(hosts, sort, by, lambda h: key_of[id(h)]):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 
@@ -97,16 +98,25 @@ def group_line(g: GroupRow, width: int, ascii_only: bool, sty: Styler) -> Text:
 
 def host_lines(hosts: Sequence[Row], width: int, ascii_only: bool = False,
                sty: Styler = fallback_styler, cursor: int | None = None, *, order: str = "",
-               empty: str = NO_HOSTS) -> Text:
+               empty: str = NO_HOSTS, cache: dict[int, Text] | None = None) -> Text:
     """The host table sized to `width`: narrow terminals drop the campaign column and shorten the sparkline.
     Group header rows (GroupRow) span the table; `order` names a sort other than the default in the header;
-    `empty` is the line shown when there is no row."""
+    `empty` is the line shown when there is no row. `cache`: lines already made for these same row objects at
+    this width and style, by `id` (the caller empties it when any of those change): moving the cursor through
+    a fleet then makes only the rows it has not shown yet."""
     wide = width >= 110
     name_w = 18 if wide else 14
     camp_w = 16 if wide else 0
     fixed = 2 + name_w + 1 + 5 + 5 + 6 + 12 + 10 + (camp_w + 1 if camp_w else 0)
     spark_w = max(0, min(60, width - fixed - 1))
-    glyphs = ASCII_GLYPHS if ascii_only else HEALTH_GLYPHS
+    styles: dict[str, Style] = {}
+
+    def st(name: str) -> Style:  # a theme's style is looked up once per table, not once per cell
+        found = styles.get(name)
+        if found is None:
+            found = styles[name] = sty(name)
+        return found
+
     out = Text(no_wrap=True, overflow="crop")
     arrow = "v" if ascii_only else "↓"
     head = [Text("  "), cell(f"HOST {arrow}{order}" if order else "HOST", name_w),
@@ -116,41 +126,53 @@ def host_lines(hosts: Sequence[Row], width: int, ascii_only: bool = False,
         head.append(cell("CAMPAIGN", camp_w))
     if spark_w >= 6:
         head.append(Text("CPU".ljust(spark_w)))
-    out.append_text(Text.assemble(*head, style=sty("head")))
+    out.append_text(Text.assemble(*head, style=st("head")))
     if not hosts:
-        out.append(f"\n  {empty}", style=sty("muted"))
+        out.append(f"\n  {empty}", style=st("muted"))
     for i, h in enumerate(hosts):
-        if isinstance(h, GroupRow):
-            line = Text("\n")
-            line.append_text(group_line(h, width, ascii_only, sty))
-            if cursor == i:
-                line.stylize(sty("cursor"), 1)
-            out.append_text(line)
-            continue
-        m = h.metrics
-        cpu, mem = m.get("cpu.percent", math.nan), m.get("mem.percent", math.nan)
-        rx, tx = m.get("net.rx_bps", math.nan), m.get("net.tx_bps", math.nan)
-        state = health(h)
-        state_style = sty("muted") if state == "stale" else sty(state)
-        row = [Text("\n"), Text(glyphs[state] + " ", style=state_style),
-               name_cell(h.name, name_w, sty("muted") if h.stale else "", h.demo, sty("badge")),
-               cell(format_value("cpu.percent", cpu), 4, sty(level(cpu, 70, 90)), right=True),
-               cell(format_value("mem.percent", mem), 4, sty(level(mem, 80, 90)), right=True),
-               cell(format_value("load.1", m.get("load.1", math.nan)), 5, right=True),
-               cell(f"{format_bytes(rx)}/{format_bytes(tx)}" if not math.isnan(rx) else "–", 11, right=True),
-               cell(headroom_text(h), 9, sty("warn") if state == "warn" and h.headroom < 1.2 else "", right=True)]
-        if camp_w:
-            row.append(cell(", ".join(h.campaigns) or "–", camp_w, sty("traffic") if h.campaigns else sty("muted")))
-        if h.stale:
-            row.append(Text(literal(f"stale: {h.error or 'no data'}", max(8, spark_w)), style=sty("crit")))
-        elif spark_w >= 6:
-            row.append(Text(sparkline(h.spark.get("cpu.percent", ()), spark_w, 0.0, 100.0, ascii_only),
-                            style=sty(level(cpu, 70, 90))))
-        line = Text.assemble(*row)
+        line = cache.get(id(h)) if cache is not None else None
+        if line is None:
+            line = (group_row_line(h, width, ascii_only, st) if isinstance(h, GroupRow)
+                    else host_row_line(h, name_w, camp_w, spark_w, ascii_only, st))
+            if cache is not None:
+                cache[id(h)] = line
         if cursor == i:
-            line.stylize(sty("cursor"), 1)
+            line = line.copy()
+            line.stylize(st("cursor"), 1)
         out.append_text(line)
     return out
+
+
+def group_row_line(g: GroupRow, width: int, ascii_only: bool, sty: Styler) -> Text:
+    """A group header's line in the table (starting with its line break)."""
+    line = Text("\n")
+    line.append_text(group_line(g, width, ascii_only, sty))
+    return line
+
+
+def host_row_line(h: HostView, name_w: int, camp_w: int, spark_w: int, ascii_only: bool, sty: Styler) -> Text:
+    """A host's line in the table (starting with its line break)."""
+    glyphs = ASCII_GLYPHS if ascii_only else HEALTH_GLYPHS
+    m = h.metrics
+    cpu, mem = m.get("cpu.percent", math.nan), m.get("mem.percent", math.nan)
+    rx, tx = m.get("net.rx_bps", math.nan), m.get("net.tx_bps", math.nan)
+    state = health(h)
+    state_style = sty("muted") if state == "stale" else sty(state)
+    row = [Text("\n"), Text(glyphs[state] + " ", style=state_style),
+           name_cell(h.name, name_w, sty("muted") if h.stale else "", h.demo, sty("badge")),
+           cell(format_value("cpu.percent", cpu), 4, sty(level(cpu, 70, 90)), right=True),
+           cell(format_value("mem.percent", mem), 4, sty(level(mem, 80, 90)), right=True),
+           cell(format_value("load.1", m.get("load.1", math.nan)), 5, right=True),
+           cell(f"{format_bytes(rx)}/{format_bytes(tx)}" if not math.isnan(rx) else "–", 11, right=True),
+           cell(headroom_text(h), 9, sty("warn") if state == "warn" and h.headroom < 1.2 else "", right=True)]
+    if camp_w:
+        row.append(cell(", ".join(h.campaigns) or "–", camp_w, sty("traffic") if h.campaigns else sty("muted")))
+    if h.stale:
+        row.append(Text(literal(f"stale: {h.error or 'no data'}", max(8, spark_w)), style=sty("crit")))
+    elif spark_w >= 6:
+        row.append(Text(sparkline(h.spark.get("cpu.percent", ()), spark_w, 0.0, 100.0, ascii_only),
+                        style=sty(level(cpu, 70, 90))))
+    return Text.assemble(*row)
 
 
 class HostGrid(ListPanel):
