@@ -238,13 +238,18 @@ class Pane:
         self.socket.unlink(missing_ok=True)  # tmux leaves its private server's socket behind
 
 
-# (label, keys pressed in order; the label's figure is the first key's, the rest put the screen back). Grouping
-# is switched on and off again, so that enter always opens a host (on a group's header row it folds the group).
-NEW_KEYS = [("o: next sort order", ["o"]), ("g: group by host group on", ["g"]), ("g: grouping off again", ["g"]),
-            ("/ then a letter: filter narrows", ["/", "7"]),
-            ("escape: filter cleared (incl. 100 ms ESCDELAY)", ["Escape"]),
-            ("enter: open the host under the cursor", ["Enter"]), ("1: back to the overview", ["1"])]
-COMMON_KEYS = [("down: cursor moves", ["Down"]), ("pagedown: a page of hosts", ["PageDown"])]
+# (label, keys pressed in order, which of them the label's figure is; the keys after it put the screen back).
+# Grouping is switched on and off again, so that enter always opens a host (on a group's header it folds it).
+Keys = tuple[str, list[str], int]
+NEW_KEYS: list[Keys] = [
+    ("o: next sort order", ["o"], 0), ("g: group by host group on", ["g"], 0), ("g: grouping off again", ["g"], 0),
+    ("/ then a letter: filter narrows", ["/", "7"], 1),
+    ("escape: filter cleared (incl. 100 ms ESCDELAY)", ["Escape"], 0),
+    ("enter: open the host under the cursor", ["Enter"], 0), ("1: back to the overview", ["1"], 0)]
+# Backspace, esc's twin without ESCDELAY: pressed where the checkout has it (its overview binds it).
+BACK_KEYS: list[Keys] = [("backspace: a kept filter cleared", ["/", "7", "Enter", "BSpace"], 3),
+                         ("backspace: back from the host screen", ["Enter", "BSpace"], 1)]
+COMMON_KEYS: list[Keys] = [("down: cursor moves", ["Down"], 0), ("pagedown: a page of hosts", ["PageDown"], 0)]
 ENTER_CHARTS = "  enter: ... until its charts are drawn (ms)"
 AT_TICK = "down sent 0-600 ms after the fleet's answers: cursor moved (ms)"
 AT_TICK_SPAN = 0.6  # seconds after a poll's answers swept by those presses: decoding, tick, snapshot, redraw
@@ -263,21 +268,20 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
         rss, hwm = pane.rss_mb()
         out["RSS after three ticks (MB)"] = [rss]
         out["  peak RSS, VmHWM (MB)"] = [hwm]
+        back = "backspace" in (root / "src/surgewatch/tui/screens/overview.py").read_text()
         for _ in range(presses):
-            for label, keys in COMMON_KEYS + (NEW_KEYS if new_keys else []):
-                charts = None
-                if keys[0] == "Enter":
-                    took, charts = pane.press_until("Enter", CHART_AXIS)
-                else:
-                    took = pane.press(keys[0])
-                for key in keys[1:]:
-                    took2 = pane.press(key)
-                    if label.startswith("/"):
-                        took = took2  # the letter narrowing the list is what is timed
+            for label, keys, timed in COMMON_KEYS + (NEW_KEYS if new_keys else []) + (BACK_KEYS if back else []):
+                charts = took = None
+                for k, key in enumerate(keys):
+                    if key == "Enter" and k == timed:
+                        took, charts = pane.press_until("Enter", CHART_AXIS)
+                    else:
+                        took_k = pane.press(key)
+                        took = took_k if k == timed else took
                 out.setdefault(f"{label} (ms)", [])
                 if took is not None:
                     out[f"{label} (ms)"].append(took * 1000)
-                if keys[0] == "Enter":  # its second figure, right after it
+                if keys[timed] == "Enter":  # its second figure, right after it
                     out.setdefault(ENTER_CHARTS, []).extend([charts * 1000] if charts is not None else [])
                 time.sleep(0.05)
             pane.press("Escape")

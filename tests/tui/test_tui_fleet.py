@@ -359,3 +359,23 @@ def test_grid_lines_made_with_a_line_cache_equal_those_made_without_and_are_made
     made = dict(cache)
     host_lines(rows, 80, cursor=5, cache=cache)
     assert all(cache[k] is made[k] for k in made)  # the cursor's highlight did not change a cached line
+
+
+async def test_backspace_edits_the_filter_while_typing_then_clears_a_kept_filter_and_leaves_a_detail_screen(
+        fleet: Engine) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", *"web-07*x", "backspace")  # typing: backspace takes the x off
+        await pilot.pause()
+        assert app.filter_text == "web-07*"
+        await pilot.press("enter", "backspace")  # the filter kept, the grid focused: backspace clears it
+        await pilot.pause()
+        assert app.filter_text == "" and host_names(screen_text(app))[0] == "web-0417"
+        for screen in ("3", "4", "5"):  # host, alerts, sources: backspace goes back, as esc does
+            await pilot.press(screen)
+            await pilot.pause()
+            assert app.current_mode != "overview"
+            await pilot.press("backspace")
+            await pilot.pause()
+            assert app.current_mode == "overview"

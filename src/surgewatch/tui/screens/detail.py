@@ -124,6 +124,7 @@ class ChartScreen(DashScreen):
 
     BINDINGS: ClassVar = [
         Binding("escape", "app.show('overview')", "Back"),
+        Binding("backspace", "app.show('overview')", "Back", show=False),  # no ESCDELAY wait (README)
         Binding("left,h", "step(-1)", "Prev", show=False),
         Binding("right,l", "step(1)", "Next", show=False),
         Binding("up,k", "scroll(-1)", "Up", show=False),

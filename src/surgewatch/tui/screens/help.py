@@ -18,6 +18,7 @@ KEYS = [
     ("←→ / h l", "previous / next campaign or host on detail screens"),
     ("enter", "open the selected campaign or host; silence the selected alert"),
     ("esc", "back to the overview / close / clear the filter"),
+    ("backspace", "the same as esc on the screens, without esc's 100 ms wait (ESCDELAY)"),
     ("/", "filter hosts and campaigns: a name part or a glob (web-04*); enter on one match opens it"),
     ("o", "host order: worst first · anomaly score · headroom · CPU · name"),
     ("g", "host rows grouped by host group · by campaign · not grouped; enter folds a group"),

@@ -60,6 +60,7 @@ class AlertsScreen(DashScreen):
 
     BINDINGS: ClassVar = [
         Binding("escape", "app.show('overview')", "Back"),
+        Binding("backspace", "app.show('overview')", "Back", show=False),  # no ESCDELAY wait (README)
         Binding("x", "remove_silence", "Unsilence"),
     ]
     DEFAULT_CSS = """
@@ -154,7 +155,8 @@ def source_lines(sources: Sequence[SourceView], now: float, width: int, sty: Sty
 class SourcesScreen(DashScreen):
     """Screen 5: every source with its state, last success, last error and poll latency."""
 
-    BINDINGS: ClassVar = [Binding("escape", "app.show('overview')", "Back")]
+    BINDINGS: ClassVar = [Binding("escape", "app.show('overview')", "Back"),
+                          Binding("backspace", "app.show('overview')", "Back", show=False)]
     DEFAULT_CSS = "SourcesScreen #src-body { height: 1fr; padding: 0 1; }"
 
     def compose(self) -> ComposeResult:
