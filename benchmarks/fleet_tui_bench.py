@@ -226,6 +226,11 @@ class Pane:
             time.sleep(0.002)
         return None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the dashboard so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) of the dashboard in MB."""
         fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines()
@@ -264,7 +269,11 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
         first = pane.wait_for(HOST_ROW, 30)
         out["first frame drawn, status line shown (s)"] = [drawn] if drawn is not None else []
         out["first frame with host rows (s)"] = [first] if first is not None else []
-        time.sleep(16)  # three 5 s ticks drawn
+        time.sleep(1)  # past the first host rows' frames
+        cpu0, t0 = pane.cpu_seconds(), time.monotonic()
+        time.sleep(15)  # three 5 s ticks drawn
+        out["CPU without keys, 15 s of ticks (CPU-s/min)"] = [
+            (pane.cpu_seconds() - cpu0) * 60 / (time.monotonic() - t0)]
         rss, hwm = pane.rss_mb()
         out["RSS after three ticks (MB)"] = [rss]
         out["  peak RSS, VmHWM (MB)"] = [hwm]
@@ -363,7 +372,7 @@ def main() -> int:
     print(f"{'measure (min–median–max, p95)':<{w0}}  " + "  ".join(f"{h:>26}" for h in heads))
     print(f"{'-' * w0}  " + "  ".join("-" * 26 for _ in heads))
     for row in rows_out:
-        fmt = "{:.2f}" if row.endswith("(s)") else "{:.0f}"
+        fmt = "{:.2f}" if row.endswith(("(s)", "(CPU-s/min)")) else "{:.0f}"
         print(f"{row:<{w0}}  " + "  ".join(f"{spread95(res[h].get(row, []), fmt):>26}" for h in heads))
     print(f"{args.hosts} hosts through the promql source at a 5 s interval, {cols}x{rows} tmux; {args.runs} runs per "
           f"checkout ({', '.join(f'{k} = {v}' for k, v in roots.items())}), {args.presses} presses of each key per "

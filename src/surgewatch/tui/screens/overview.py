@@ -66,8 +66,8 @@ class OverviewScreen(DashScreen):
         self._rows_key: object = None
         self._rows_snap: object = None
         self._rows: list[Row] = []
-        # what prepare made: (snapshot, rows key, rows, their keys)
-        self._prepared: tuple[object, object, list[Row], list[str]] | None = None
+        # what prepare made: (snapshot, rows key, rows, their keys, lines made of them, for which width and style)
+        self._prepared: tuple[object, object, list[Row], list[str], dict[int, Text], object] | None = None
         self._lines: dict[int, Text] = {}  # the grid's lines made for `_rows`, by row id (host_lines' cache)
         self._lines_key: object = None
         self._lines_rows: list[Row] | None = None  # the rows those lines are of (held: their ids stay theirs)
@@ -201,8 +201,21 @@ class OverviewScreen(DashScreen):
         key = self._rows_key_now()
         rows = yield from self._row_steps(snap, ROWS_SLICE)
         yield
-        if self._rows_key_now() == key:  # else a key changed the order meanwhile: made again when shown
-            self._prepared = (snap, key, rows, [row_key(r) for r in rows])
+        if self._rows_key_now() != key:  # a key changed the order meanwhile: the rows are made when shown
+            return
+        keys = [row_key(r) for r in rows]
+        yield
+        # and the lines the grid will show (around the cursor's host), and the probes' line
+        app, grid = self.dash, self.hosts
+        width = max(20, self.size.width)
+        chosen = grid.selected
+        cursor = keys.index(chosen) if chosen in keys else min(grid.cursor, len(keys) - 1)
+        hs, he = window_rows(len(rows), max(0, cursor), grid.page)
+        lines: dict[int, Text] = {}
+        host_lines(rows[hs:he], width, app.ascii_only, grid.sty, cache=lines)
+        self._probe_text(snap, width)
+        if self._rows_key_now() == key:
+            self._prepared = (snap, key, rows, keys, lines, (width, app.ascii_only, app.theme_name))
 
     def host_rows(self) -> list[Row]:
         """The grid's rows for the current snapshot, filter, order and grouping (made once per change of any:
@@ -213,6 +226,7 @@ class OverviewScreen(DashScreen):
             prepared, self._prepared = self._prepared, None
             if prepared is not None and prepared[0] is app.snapshot and prepared[1] == key:
                 rows, keys = prepared[2], prepared[3]
+                self._lines_rows, self._lines, self._lines_key = rows, prepared[4], prepared[5]
             else:
                 rows = finish(self._row_steps(app.snapshot))
                 keys = [row_key(r) for r in rows]
