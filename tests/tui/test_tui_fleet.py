@@ -8,6 +8,7 @@ import dataclasses
 import gc
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -379,3 +380,27 @@ async def test_backspace_edits_the_filter_while_typing_then_clears_a_kept_filter
             await pilot.press("backspace")
             await pilot.pause()
             assert app.current_mode == "overview"
+
+
+async def test_a_snapshot_whose_preparation_fails_is_still_shown_and_the_failure_logged_in_one_line(
+        fleet: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        old = app.snapshot
+        assert old is not None
+
+        def broken(self: overview.OverviewScreen, snap: Snapshot) -> Iterator[None]:
+            yield
+            raise KeyError("boom")
+
+        monkeypatch.setattr(overview.OverviewScreen, "_prepare", broken)
+        app.on_snapshot_ready(SnapshotReady(with_hot_host(old, "web-0005", 99.0), None))
+        for _ in range(40):
+            await pilot.pause(0.01)
+            if app.snapshot is not old:
+                break
+        await pilot.pause()
+        assert host_names(screen_text(app))[0] == "web-0005"  # shown, its rows made when drawn
+        lines = [r.getMessage() for r in caplog.records if "preparing a snapshot failed" in r.getMessage()]
+        assert lines == ["preparing a snapshot failed, shown without: KeyError: 'boom'"]

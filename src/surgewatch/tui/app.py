@@ -260,8 +260,11 @@ class SurgewatchApp(App[int]):
         snap, steps = self._preparing
         try:
             next(steps)
-        except StopIteration:
+        except Exception as exc:  # done (StopIteration), or a bug: the snapshot is shown as it would be unprepared
             self._preparing = None
+            if not isinstance(exc, StopIteration):
+                log.warning("%s", one_line(f"preparing a snapshot failed, shown without: {type(exc).__name__}: "
+                                           f"{exc}"))
             if not self.paused and self.is_running:
                 self._show_snapshot(snap)
             return
