@@ -35,6 +35,7 @@ import os
 import random
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,10 +51,12 @@ from tui_bench import end_process, spread
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GROUPS = 10
+SORTS = 5  # host orders `o` cycles through
 HOST_ROW = re.compile(r"[●▲✖○] web-\d{4}[^\n]*?\d+%")
 STATUS = re.compile(r"sources \d+/\d+ up")
 SGR = re.compile(r"\x1b\[[0-9;:]*m")  # colours and attributes in a styled capture
-CURSOR_BG = re.compile(r"48;2;(\d+;\d+;\d+)m(web-\d{4})")  # a host name right after a background colour
+HOST_LINE = re.compile(r"^(.*?)(web-\d{4})", re.M)  # a host row up to its name, in a styled capture
+BACKGROUND = re.compile(r"48;2;(\d+;\d+;\d+)m")  # a background colour
 CHART_AXIS = re.compile(r"-\d+m .*now *$", re.M)  # a chart's time axis (-15m … now): the host screen's charts
 
 # Which of our metrics a default promql query asks for: a distinctive piece of its text, checked in order.
@@ -210,9 +213,10 @@ class Pane:
     def cursor(self) -> str | None:
         """The host under the grid's cursor: the one name whose background colour no other host row has."""
         seen: dict[str, list[str]] = {}
-        for bg, name in CURSOR_BG.findall(self.screen(styled=True)):
-            seen.setdefault(bg, []).append(name)
-        return next((names[0] for names in seen.values() if len(names) == 1), None)
+        for before, name in HOST_LINE.findall(self.screen(styled=True)):
+            bg = BACKGROUND.findall(before)
+            seen.setdefault(bg[-1] if bg else "", []).append(name)
+        return next((names[0] for bg, names in seen.items() if bg and len(names) == 1), None)
 
     def press_moves_cursor(self, key: str, timeout: float = 3.0) -> float | None:
         """Seconds from sending `key` to the cursor being on another host (a tick's redraw does not count)."""
@@ -295,6 +299,9 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
                 time.sleep(0.05)
             pane.press("Escape")
             pane.press("Home")
+        for _ in range(SORTS):  # back to the default order (worst first: the most sorting a tick brings)
+            if "HOST ↓" in pane.screen():
+                pane.press("o")
         out[AT_TICK] = []
         for i in range(tick_presses):  # the busy part of each 5 s cycle, swept in even steps
             answered = server.next_poll()
@@ -306,6 +313,8 @@ def one_run(root: Path, config: Path, size: tuple[int, int], env: dict[str, str]
                 out[AT_TICK].append(took * 1000)
             else:
                 print(f"{root}: a down sent after a poll did not move the cursor within 3 s", file=sys.stderr)
+                if os.environ.get("FLEET_BENCH_DEBUG"):
+                    print(pane.screen(styled=True), file=sys.stderr)
         out["RSS after the key presses (MB)"] = [pane.rss_mb()[0]]
     finally:
         pane.close()
@@ -340,6 +349,7 @@ def main() -> int:
     ap.add_argument("--busy", type=int, default=0, metavar="N",
                     help="N processes spinning on the CPU while measuring (a loaded machine; default 0)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the finally blocks still clean up
     cols, rows = (int(x) for x in args.size.split("x"))
     roots = {"this": ROOT} | {f"against{i + 1 if i else ''}": Path(d).resolve() for i, d in enumerate(args.against)}
     state = Path(tempfile.mkdtemp(prefix="sw-fleet-bench-"))
