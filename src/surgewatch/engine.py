@@ -45,7 +45,6 @@ from .annotations import AnnotationStore
 from .clock import SteppedClock
 from .collector import Collector, SourceHealth
 from .config import CampaignConfig, Config, SinkConfig
-from .feeds.base import merge_campaigns
 from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, series, split_series
 from .needed import needed_key, needed_series
@@ -276,6 +275,8 @@ class Engine:
         return specs
 
     def _merged_campaigns(self, lists: tuple[object, ...]) -> tuple[CampaignConfig, ...]:
+        from .feeds.base import merge_campaigns  # only a config with campaign feeds (issue 14: the small end)
+
         feeds = [c for c in lists if isinstance(c, tuple)]
         return merge_campaigns(self._config_campaigns, feeds, self._feed_warned)
 
@@ -299,6 +300,8 @@ class Engine:
                            declared: Sequence[CampaignConfig] | None = None) -> None:
         """Campaigns from feeds as a recording kept them (a replay does not poll feeds): the [[campaign]] tables
         (`declared`, default the config's) plus these; analysis is rebuilt when they changed."""
+        from .feeds.base import merge_campaigns
+
         base = self._config_campaigns if declared is None else declared
         merged = merge_campaigns(base, [campaigns], self._feed_warned)
         if merged != self.config.campaigns:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,11 +53,25 @@ def ensure_state_dir(path: Path) -> Path:
     if not path.is_dir():
         raise StateDirError(f"state dir {path}: exists and is not a directory")
     try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
-            pass
+        fd, name = _create_unique(path, ".probe-", "")
+        os.close(fd)
+        os.unlink(path / name)
     except OSError as exc:
         raise StateDirError(f"state dir {path}: not writable: {exc.strerror or exc}") from None
     return path
+
+
+def _create_unique(directory: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new file of a random name in `directory`, open for writing (mode 0600): what tempfile.mkstemp does,
+    without importing tempfile (it imports shutil, which maps libbz2 and liblzma: 0.4 MB of a small daemon's RSS
+    for a probe and the models file, issue 14). OSError when it cannot."""
+    for _ in range(100):
+        name = f"{prefix}{os.urandom(6).hex()}{suffix}"
+        try:
+            return os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unused name in {directory}")
 
 
 def state_dir_for(configured: str | None, config_path: str | None = None) -> Path:
@@ -69,7 +82,8 @@ def state_dir_for(configured: str | None, config_path: str | None = None) -> Pat
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace `path` with `text` so that a reader sees the old file or the new one, never half of one (a temporary
     file in the same directory, fsynced, then renamed); OSError when it cannot."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    fd, name = _create_unique(path.parent, f".{path.name}-", ".tmp")
+    tmp = path.parent / name
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

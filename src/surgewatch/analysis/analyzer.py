@@ -34,6 +34,7 @@ from .explain import Explanations, TickFacts, judge
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 from .recurring import RecurringBursts
+from .rowstats import median_of
 from .significance import Floors, Significance
 from .state import FitMemory, ModelsNow, PackedModels, Topology
 
@@ -500,7 +501,7 @@ class Analyzer:
             diffs = np.diff(w[r, -120:])
             diffs = diffs[~np.isnan(diffs)]
             # sd of a move_span-sample mean, from the tick-to-tick differences (robust to the odd jump)
-            self._memory.noise[r] = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(2.0 * self.move_span)) \
+            self._memory.noise[r] = float(1.4826 * median_of(np.abs(diffs)) / np.sqrt(2.0 * self.move_span)) \
                 if diffs.size else 0.0
 
     def _search_lags(self, topo: Topology, hosts: list[int], w: np.ndarray, masked: np.ndarray,

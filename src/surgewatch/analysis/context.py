@@ -21,6 +21,7 @@ import numpy as np
 
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
+from .rowstats import union_rows
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
 
@@ -282,7 +283,7 @@ class ContextDetector:
         score = self.onset(raw, valid) if self.onset is not None else raw
         # -- learn (the counts are learned in _count) -------------------------------------------------
         exceed = surprise > q
-        still = np.union1d(gaps, young[n[young] < 1]) if young.size else gaps  # q does not move
+        still = union_rows(gaps, young[n[young] < 1]) if young.size else gaps  # q does not move
         kept = q[still]
         track_quantile(q, exceed, self._q_up, self._q_down)
         q[still] = kept

@@ -11,12 +11,12 @@ and keeps what is needed to predict a new value with an honest spread.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .detectors import MAD_TO_SIGMA
+from .rowstats import nanpercentile_rows, percentile_of
 
 MIN_POINTS = 30  # a model needs this many fitted points to be used at all
 MIN_R2 = 0.6  # ... and at least this fit quality
@@ -299,16 +299,14 @@ def baseline(values: np.ndarray, quantile: float = 20.0) -> float:
     v = values[~np.isnan(values)]
     if v.shape[0] == 0:
         return float("nan")
-    return float(np.percentile(v, quantile))
+    return percentile_of(v, quantile)
 
 
 def baselines(window: np.ndarray, quantile: float = 20.0) -> np.ndarray:
     """`baseline` of every row of a [series, W] window at once."""
     if window.shape[1] == 0 or window.shape[0] == 0:
         return np.full(window.shape[0], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanpercentile(window, quantile, axis=1)
+    return nanpercentile_rows(window, quantile)
 
 
 def lift(site_now: float, site_base: float, campaign_now: float, campaign_base: float) -> float:

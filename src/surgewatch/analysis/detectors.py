@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .rowstats import distinct
+
 MAD_TO_SIGMA = 1.4826
 
 
@@ -77,7 +79,7 @@ def robust_stats(window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     n = window.shape[1] - np.count_nonzero(gaps, axis=1)
     med = np.full(window.shape[0], np.nan)
     sigma = med.copy()
-    counts = np.unique(n)
+    counts = distinct(n)
     if counts.shape[0] > 8:  # ragged gaps everywhere: one sort beats many small selections
         s = np.sort(window, axis=1)
         med = _row_median(s, n)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..units import format_duration
+from .rowstats import median_of
 
 KEEP_SECONDS = 22 * 86400.0  # a weekly job needs its last three runs
 MAX_STARTS = 512
@@ -137,6 +138,6 @@ class RecurringBursts:
                 matched = s_ok[[j, *hits]]
                 if not ordinary and matched.max() > self.larger * matched.min():
                     continue  # a far larger burst needs a consistent schedule of smaller ones behind it
-                return Recurrence(period, (float(t_ok[hits[0]]), float(t_ok[j])), float(np.median(matched)), size,
+                return Recurrence(period, (float(t_ok[hits[0]]), float(t_ok[j])), float(median_of(matched)), size,
                                   ordinary)
         return None

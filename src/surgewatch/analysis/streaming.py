@@ -45,6 +45,7 @@ import numpy as np
 from .context import ContextDetector
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
+from .rowstats import union_rows
 
 _F = np.float32  # the dtype of everything relative to a series' level (see SurgeDetector._VECTORS)
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
@@ -249,9 +250,9 @@ class SurgeDetector:
         if not self._settled:
             young = np.flatnonzero(n < self.min_points)  # no score yet (few once series have history)
             self._settled = not young.size and rows == self._rows  # until rows are forgotten
-        not_ready = np.union1d(gaps, young) if young.size else gaps
+        not_ready = union_rows(gaps, young) if young.size else gaps
         empty = young[n[young] == 0]  # no sample yet
-        unseen = np.union1d(gaps, empty) if empty.size else gaps  # nothing to learn from
+        unseen = union_rows(gaps, empty) if empty.size else gaps  # nothing to learn from
         with np.errstate(all="ignore"):
             base = scale
             if self._seasonal:
@@ -384,7 +385,7 @@ class SurgeDetector:
                     stay, idle = unseen, gaps
                 else:
                     flat = np.flatnonzero(~self._profiled[:rows])
-                    stay, idle = np.union1d(unseen, flat), np.union1d(gaps, flat)
+                    stay, idle = union_rows(unseen, flat), union_rows(gaps, flat)
                 d[stay], cap[stay], counted[idle] = offset[stay], spread[stay], visits[idle]
                 offset[:], spread[:], visits[:] = d, cap, counted
                 if not isinstance(phase, int):
