@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,29 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 
 WALL_DEFAULT = 15.0
+
+
+def terminal_columns() -> int:
+    """The width help is wrapped to, as shutil.get_terminal_size gives it ($COLUMNS, else the terminal's, else
+    80): asked here because argparse's formatter imports shutil for it, and shutil imports bz2 and lzma (their
+    libraries are 0.3 MB of the daemon's RSS, issue 14), at every add_argument."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter with the width found without shutil (see terminal_columns)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_columns() - 2)  # argparse keeps two columns free, as here
 
 
 def positive_float(text: str) -> float:
@@ -88,6 +112,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="surgewatch",
         description="Campaign traffic and server health on one terminal screen.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"surgewatch {__version__}")
     add_run_arguments(parser)
@@ -101,7 +126,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         help="stderr log format in --headless (default plain)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
         if name == command:
             importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
