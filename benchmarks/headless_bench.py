@@ -1,7 +1,7 @@
 """CPU seconds per minute and peak RSS of `surgewatch --headless` next to glances, measured in the same run.
 
 Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH] [--runs N] [--against OTHER_CHECKOUT]
-                                           [--floor] [--profile SECONDS]
+                                           [--floor] [--profile SECONDS] [--memory SECONDS]
 
 Both run side by side for the same wall-clock window at a 1 s interval: surgewatch on its built-in default
 (this host + the DEMO host and campaign) with `[monitor] interval = "1s"`, glances as
@@ -13,6 +13,9 @@ figure is shown as min–median–max, with the surgewatch/glances CPU ratio tak
 `--floor` adds the RSS of a fresh interpreter after each step of the daemon's imports (what no config can
 shed: Python, asyncio (without ssl, as the daemon imports it), numpy; and asyncio with ssl for reference).
 `--profile SECONDS` instead runs the daemon in this process under cProfile and prints where its CPU goes.
+`--memory SECONDS` instead starts the daemon, and after SECONDS prints its resident memory by mapping from
+/proc/PID/smaps (each library's code and data touched, the malloc heap, anonymous mappings: Python's object arenas,
+numpy's larger arrays, the store's rings) next to its peak.
 Prints a table; nothing is asserted.
 """
 
@@ -163,6 +166,60 @@ def profile_daemon(cfg: Path, seconds: float, top: int = 30) -> None:
     pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
 
 
+NUMPY_LIBS = ("_multiarray_umath", "openblas", "libgfortran", "libquadmath", "_pocketfft", "_umath_linalg",
+              "libstdc++")  # (numpy 2's C++ core maps libstdc++)
+
+
+def memory_map(pid: int) -> list[tuple[str, float, float]]:
+    """(mapping group, resident MB, of it anonymous MB) of a live process, largest first."""
+    groups: dict[str, list[float]] = {}
+    name = "?"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            path = head[5] if len(head) > 5 else ""
+            base = path.rsplit("/", 1)[-1]
+            if not path:
+                name = "anonymous mappings (Python's object arenas, numpy's larger arrays, the store's rings)"
+            elif path == "[heap]":
+                name = "malloc heap (Python's larger objects, numpy's smaller arrays)"
+            elif path.startswith("["):
+                name = path
+            elif any(k in base for k in NUMPY_LIBS):
+                name = f"numpy: {base.split('.')[0].split('-')[0]}"
+            elif "libpython" in base:
+                name = "libpython"
+            else:
+                name = "other files (libc, libm, sqlite, psutil, extension modules, locale...)"
+            groups.setdefault(name, [0.0, 0.0])
+        elif line.startswith("Rss:"):
+            groups[name][0] += int(line.split()[1]) / 1024
+        elif line.startswith("Anonymous:"):
+            groups[name][1] += int(line.split()[1]) / 1024
+    return sorted(((n, r, a) for n, (r, a) in groups.items()), key=lambda g: -g[1])
+
+
+def print_memory(cfg: Path, seconds: float) -> None:
+    """The daemon's resident memory by mapping after `seconds`, next to its current and peak RSS."""
+    cmd, env = surgewatch_command(None, cfg)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        time.sleep(seconds)
+        rows = memory_map(proc.pid)
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines())
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    rss, peak = (int(status[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+    print(f"\n`surgewatch --headless` (default, 1 s) after {seconds:.0f} s: RSS {rss:.1f} MB, peak {peak:.1f} MB, "
+          f"{status['Threads'].strip()} threads\n")
+    print(f"| {'mapping':88} | resident MB | of it anonymous |")
+    print(f"|{'-' * 90}|------------:|----------------:|")
+    for name, rss, anon in rows:
+        if rss >= 0.05:
+            print(f"| {name:88} | {rss:11.1f} | {anon:15.1f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -172,7 +229,12 @@ def main() -> int:
     ap.add_argument("--against", metavar="DIR", help="another checkout whose daemon runs in the same window")
     ap.add_argument("--floor", action="store_true", help="also the RSS of the daemon's imports, step by step")
     ap.add_argument("--profile", type=float, metavar="SECONDS", help="instead: profile the daemon in-process")
+    ap.add_argument("--memory", type=float, metavar="SECONDS", help="instead: the daemon's memory by mapping")
     args = ap.parse_args()
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_memory(default_config_at_1s(Path(tmp)), args.memory)
+        return 0
     if args.profile:
         with tempfile.TemporaryDirectory() as tmp:
             profile_daemon(default_config_at_1s(Path(tmp)), args.profile)
