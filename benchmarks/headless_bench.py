@@ -1,7 +1,7 @@
 """CPU seconds per minute and peak RSS of `surgewatch --headless` next to glances, measured in the same run.
 
 Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH] [--runs N] [--against OTHER_CHECKOUT]
-                                           [--floor] [--profile SECONDS] [--memory SECONDS]
+                                           [--floor] [--profile SECONDS] [--memory SECONDS] [--parts SECONDS]
 
 Both run side by side for the same wall-clock window at a 1 s interval: surgewatch on its built-in default
 (this host + the DEMO host and campaign) with `[monitor] interval = "1s"`, glances as
@@ -13,6 +13,8 @@ figure is shown as min–median–max, with the surgewatch/glances CPU ratio tak
 `--floor` adds the RSS of a fresh interpreter after each step of the daemon's imports (what no config can
 shed: Python, asyncio (without ssl, as the daemon imports it), numpy; and asyncio with ssl for reference).
 `--profile SECONDS` instead runs the daemon in this process under cProfile and prints where its CPU goes.
+`--parts SECONDS` instead runs the daemon in this process and prints its CPU per minute by part of the tick
+(thread CPU clock around each part: far less overhead than the profiler), the polls and the rest (event loop).
 `--memory SECONDS` instead starts the daemon, and after SECONDS prints its resident memory by mapping from
 /proc/PID/smaps (each library's code and data touched, the malloc heap, anonymous mappings: Python's object arenas,
 numpy's larger arrays, the store's rings) next to its peak.
@@ -30,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -128,6 +132,72 @@ def rss_floor(steps: list[tuple[str, str]] = FLOOR_STEPS) -> list[tuple[str, flo
         kb = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
         out.append((label, int(kb.stdout.split()[-1]) / 1024))
     return out
+
+
+# (module, class, method, label): the parts of a tick timed by `--parts` (nested labels are parts of the one above)
+PARTS = [("surgewatch.collector", "Collector", "poll_driven", "polls (this host, the demo)"),
+         ("surgewatch.engine", "Engine", "tick", "tick"),
+         ("surgewatch.analysis.analyzer", "Analyzer", "step", "tick: analysis"),
+         ("surgewatch.analysis.streaming", "SurgeContextDetector", "update", "tick: analysis: the detector"),
+         ("surgewatch.store", "SeriesStore", "append", "tick: store"),
+         ("surgewatch.alerting.rules", "RuleEngine", "evaluate", "tick: rules"),
+         ("surgewatch.annotations", "AnnotationStore", "refresh", "tick: annotation file check"),
+         ("surgewatch.engine", "Engine", "_evict_idle", "tick: eviction"),
+         ("surgewatch.engine", "Engine", "keep_models", "tick: load models kept")]
+
+
+def cpu_by_part(cfg: Path, seconds: float) -> None:
+    """The daemon in this process for `seconds` after 5 s of start-up: CPU per minute of each part of PARTS."""
+    import asyncio
+    import importlib
+
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from surgewatch.defaults import resolve_config
+    from surgewatch.frontends.headless import Daemon
+
+    used: dict[str, float] = {}
+    timing = [False]
+
+    def timed(f: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def part(*a: Any, **k: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                if timing[0]:
+                    used[label] = used.get(label, 0.0) + time.thread_time() - t
+        return part
+
+    for module, cls, method, label in PARTS:
+        owner = getattr(importlib.import_module(module), cls)
+        setattr(owner, method, timed(getattr(owner, method), label))
+    daemon = Daemon(resolve_config(str(cfg)), str(cfg), 1.0)
+
+    async def run() -> tuple[float, float]:
+        task = asyncio.ensure_future(daemon.main())
+        await asyncio.sleep(5.0)
+        timing[0], c0, w0 = True, time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        timing[0] = False
+        total, elapsed = time.process_time() - c0, time.monotonic() - w0
+        daemon.stop.set()
+        await asyncio.wait([task], timeout=5)
+        return total, elapsed
+
+    saved = sys.stdout
+    with open(os.devnull, "w") as devnull:
+        sys.stdout = devnull  # the daemon's JSON lines
+        try:
+            total, elapsed = asyncio.run(run())
+        finally:
+            sys.stdout = saved
+    per_min = 60.0 / elapsed
+    print(f"\nCPU-s per minute of the daemon in this process over {elapsed:.0f} s (load average "
+          f"{os.getloadavg()[0]:.1f}): {total * per_min:.4f}\n")
+    for _module, _cls, _method, label in PARTS:
+        print(f"  {label:40} {used.get(label, 0.0) * per_min:.4f}")
+    outside = total - used.get("tick", 0.0) - used.get(PARTS[0][3], 0.0)
+    print(f"  {'the rest (event loop, timers, signals)':40} {outside * per_min:.4f}")
 
 
 def profile_daemon(cfg: Path, seconds: float, top: int = 30) -> None:
@@ -230,7 +300,12 @@ def main() -> int:
     ap.add_argument("--floor", action="store_true", help="also the RSS of the daemon's imports, step by step")
     ap.add_argument("--profile", type=float, metavar="SECONDS", help="instead: profile the daemon in-process")
     ap.add_argument("--memory", type=float, metavar="SECONDS", help="instead: the daemon's memory by mapping")
+    ap.add_argument("--parts", type=float, metavar="SECONDS", help="instead: the daemon's CPU by part of the tick")
     args = ap.parse_args()
+    if args.parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            cpu_by_part(default_config_at_1s(Path(tmp)), args.parts)
+        return 0
     if args.memory:
         with tempfile.TemporaryDirectory() as tmp:
             print_memory(default_config_at_1s(Path(tmp)), args.memory)
