@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,7 +224,10 @@ class Collector:
                 self.on_error(h.name, message)
 
     async def _loop_of(self, source: Source) -> None:
-        # Spread first polls a little so many sources do not fire in the same millisecond.
+        # Spread first polls a little so many sources do not fire in the same millisecond. (random only where it is
+        # used: sources polled on their own loop, and back-off; a local daemon never loads it, issue 14.)
+        import random
+
         await asyncio.sleep(random.uniform(0, min(0.05, source.interval / 10)))
         while True:
             started = time.monotonic()
@@ -237,6 +239,8 @@ class Collector:
     @staticmethod
     def _backoff(source: Source, h: SourceHealth) -> float:
         """Seconds before polling a source that failed more than once again: doubling, capped at 60 s."""
+        import random
+
         delay = min(60.0, source.interval * 2 ** min(h.consecutive_failures - 1, 6))
         return delay * random.uniform(0.9, 1.1)
 

@@ -38,8 +38,6 @@ from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector
 from .analysis.groupmodels import GroupModels
 from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from, plan_facts
-from .analysis.plan import rule_limits
-from .analysis.preflight import Preflight, Upcoming, facts_of, preflights, worst
 from .analysis.significance import floors_of
 from .annotations import AnnotationStore
 from .clock import SteppedClock
@@ -48,7 +46,6 @@ from .config import CampaignConfig, Config, SinkConfig
 from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, series, split_series
 from .needed import needed_key, needed_series
-from .snapshot import AlertView, CampaignView, GroupView, HostView, PairView, RecentValues, Snapshot, SourceView
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
@@ -57,6 +54,8 @@ from .store import SeriesStore, Window
 if TYPE_CHECKING:
     from .alerting.outbox import SinkBacklog
     from .alerting.rules import ActiveAlert
+    from .analysis.preflight import Preflight
+    from .snapshot import GroupView, Snapshot
 
 log = logging.getLogger("surgewatch.engine")
 
@@ -808,6 +807,10 @@ class Engine:
     def plan_campaigns(self, campaigns: Sequence[CampaignConfig], now: float | None = None) -> list[Preflight]:
         """Plans of these campaigns (those with an expected size) from the load models learned so far; with
         `now`, only those starting within the pre-flight horizon after it, else all at their start."""
+        # the planner, only for a config with scheduled campaigns (issue 14: the small end imports what it uses)
+        from .analysis.plan import rule_limits
+        from .analysis.preflight import Upcoming, facts_of, preflights
+
         ups = [Upcoming(c.name, c.start, tuple(c.hosts), c.expected_lift, c.expected_visitors,
                         self._site_baseline(c.traffic)) for c in campaigns if c.start is not None]
         if not ups:
@@ -889,6 +892,8 @@ class Engine:
 
     def _group_views(self) -> dict[str, list[GroupView]]:
         """Per campaign: its host groups' shared models, headroom and departing hosts (groupmodels.py)."""
+        from .snapshot import GroupView  # snapshots only for a frontend that subscribes (not the plain daemon)
+
         out: dict[str, list[GroupView]] = {}
         groups = self.analyzer.groups
         for g in groups.states if groups is not None else ():
@@ -1053,6 +1058,9 @@ class Engine:
 
     def _snapshot_slices(self) -> Generator[None, None, Snapshot]:
         """Build the snapshot, yielding after every SNAPSHOT_SLICE hosts; its value (StopIteration) is it."""
+        from .analysis.preflight import worst
+        from .snapshot import AlertView, CampaignView, HostView, PairView, RecentValues, Snapshot, SourceView
+
         now = self.last_tick or self.clock()
         store = self.store
         analysis = self.last_analysis

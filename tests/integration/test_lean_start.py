@@ -25,10 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENSSL = ("ssl", "_ssl", "_hashlib", "hashlib", "hmac", "secrets")
 NOT_FOR_A_LOCAL_DAEMON = (*OPENSSL, *NOT_FOR_THE_DEFAULT_DAEMON, "platformdirs", "prometheus_client", "google",
                           "icalendar", "jinja2")
-# ... nor what the analysis and the state dir only seemed to need: numpy.ma (np.unique, np.percentile and np.median
-# import it; analysis/rowstats.py does their arithmetic), tempfile and through it shutil, bz2 and lzma (statedir.py
-# makes its own unique files), and the campaign-feed modules without a [[campaign_feed]]: 1.3 MB of RSS together
-NOT_FOR_A_SMALL_DAEMON = ("numpy.ma", "tempfile", "shutil", "bz2", "lzma", "surgewatch.feeds")
+# ... nor what the analysis, the state dir and the command line only seemed to need: numpy.ma (np.unique,
+# np.percentile and np.median import it; analysis/rowstats.py does their arithmetic), tempfile and through it shutil,
+# bz2 and lzma (statedir.py makes its own unique files; cli.py wraps help without shutil), the campaign-feed modules
+# without a [[campaign_feed]], the planner without a scheduled campaign, snapshots nobody subscribes to, and random
+# before a source or a delivery fails (its back-off jitter) or a source polls on its own loop
+NOT_FOR_A_SMALL_DAEMON = ("numpy.ma", "tempfile", "shutil", "bz2", "lzma", "surgewatch.feeds", "surgewatch.snapshot",
+                          "surgewatch.analysis.plan", "surgewatch.analysis.preflight", "random")
 
 # Runs the real command line in-process and, after the first ticks, writes the loaded modules to a file and
 # stops the daemon with SIGTERM as a service manager would.

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,8 @@ class RetryPolicy:
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the n-th consecutive failure (n >= 1)."""
+        import random  # only once a delivery failed (issue 14: the small end loads what it uses)
+
         d = min(self.cap, self.base * self.factor ** max(0, failures - 1))
         return d * (1.0 + self.jitter * (2.0 * random.random() - 1.0))
 

@@ -18,11 +18,11 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
-from ..analysis.preflight import Preflight
 from ..config import RuleConfig
 from ..describe import format_value, metric_label
 from ..model import AlertEvent, AlertState, Cause, CauseCode, fingerprint, split_series
@@ -30,6 +30,9 @@ from ..units import format_duration
 from .notify import Current, Notifier
 from .silences import Silence, SilenceError, SilenceStore
 from .tickdata import TickData
+
+if TYPE_CHECKING:
+    from ..analysis.preflight import Preflight  # plans arrive only with scheduled campaigns
 
 log = logging.getLogger("surgewatch.alerting")
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..analysis.analyzer import AnalysisResult
-from ..analysis.preflight import Preflight
 from ..model import Cause, CauseCode
+
+if TYPE_CHECKING:
+    from ..analysis.preflight import Preflight  # plans arrive only with scheduled campaigns
 
 _CODES = {c: c.code.value for c in Cause}  # plain ints for the array (see CauseCode)
 

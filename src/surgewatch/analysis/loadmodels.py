@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..statedir import write_atomic
 from .correlation import MIN_POINTS, MIN_R2, LoadModel
-from .plan import ModelFact
 
 if TYPE_CHECKING:
     from .analyzer import CampaignSpec, CampaignState
+    from .plan import ModelFact
 
 log = logging.getLogger("surgewatch.models")
 
@@ -246,6 +246,8 @@ def learned_from(campaigns: Iterable[CampaignState], specs: Iterable[CampaignSpe
 
 def plan_facts(models: Iterable[LearnedModel]) -> list[ModelFact]:
     """The kept per-host models as plan inputs (`surgewatch plan --from-state`, pre-flight after a restart)."""
+    from .plan import ModelFact  # the planner only when planning (issue 14: a daemon without scheduled campaigns)
+
     return [ModelFact(m.campaign, m.target, m.metric, m.lag_seconds, m.slope, m.intercept, m.r2, m.usable,
                       m.learned_at, "site" if m.traffic.startswith("traffic:") else "campaign")
             for m in models if m.scope == HOST]
