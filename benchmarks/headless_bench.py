@@ -11,7 +11,7 @@ With `--against DIR` (another checkout, e.g. an export of main) that checkout's 
 window, so before and after see the same machine load. With `--runs N` the window is repeated N times and every
 figure is shown as min–median–max, with the surgewatch/glances CPU ratio taken within each run.
 `--floor` adds the RSS of a fresh interpreter after each step of the daemon's imports (what no config can
-shed: Python, asyncio (without ssl, as the daemon imports it), numpy; and asyncio with ssl for reference).
+shed: Python, asyncio (without ssl, as the daemon imports it), numpy, sqlite3; and asyncio with ssl for reference).
 `--profile SECONDS` instead runs the daemon in this process under cProfile and prints where its CPU goes.
 `--parts SECONDS` instead runs the daemon in this process and prints its CPU per minute by part of the tick
 (thread CPU clock around each part: far less overhead than the profiler), the polls and the rest (event loop).
@@ -117,7 +117,7 @@ FLOOR_STEPS = [("python", ""),
                ("+ asyncio (no ssl, as it starts)", "from surgewatch.lean import asyncio_without_ssl\n"
                 "asyncio_without_ssl()"),
                ("+ numpy", "import numpy"),
-               ("+ psutil, sqlite3", "import psutil, sqlite3"),
+               ("+ sqlite3 (psutil only to read more than the default)", "import sqlite3"),
                ("+ the daemon's modules", "import surgewatch.engine, surgewatch.frontends.headless")]
 
 

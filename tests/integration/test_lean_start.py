@@ -29,9 +29,10 @@ NOT_FOR_A_LOCAL_DAEMON = (*OPENSSL, *NOT_FOR_THE_DEFAULT_DAEMON, "platformdirs",
 # np.percentile and np.median import it; analysis/rowstats.py does their arithmetic), tempfile and through it shutil,
 # bz2 and lzma (statedir.py makes its own unique files; cli.py wraps help without shutil), the campaign-feed modules
 # without a [[campaign_feed]], the planner without a scheduled campaign, snapshots nobody subscribes to, and random
-# before a source or a delivery fails (its back-off jitter) or a source polls on its own loop
+# before a source or a delivery fails (its back-off jitter) or a source polls on its own loop, and psutil for this
+# host's total CPU and memory (read from /proc)
 NOT_FOR_A_SMALL_DAEMON = ("numpy.ma", "tempfile", "shutil", "bz2", "lzma", "surgewatch.feeds", "surgewatch.snapshot",
-                          "surgewatch.analysis.plan", "surgewatch.analysis.preflight", "random")
+                          "surgewatch.analysis.plan", "surgewatch.analysis.preflight", "random", "psutil")
 
 # Runs the real command line in-process and, after the first ticks, writes the loaded modules to a file and
 # stops the daemon with SIGTERM as a service manager would.

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from surgewatch.sources.local import CounterRates, LocalHostSource
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_first_sight_of_a_counter_yields_no_rate() -> None:
@@ -113,3 +120,22 @@ def test_an_odd_meminfo_is_left_to_psutil_and_the_source_keeps_reporting() -> No
     values = src.sample().values
     assert set(values) == {"host:here/cpu.percent", "host:here/mem.percent"}
     assert 0.0 <= values["host:here/mem.percent"] <= 100.0
+
+
+@pytest.mark.parametrize(("metrics", "imports_psutil"), [(("cpu.percent", "mem.percent"), False),
+                                                         (("load.1",), True),  # the cores set its floors
+                                                         (("cpu.percent", "net.rx_bps"), True),
+                                                         (("swap.percent",), True)])
+def test_psutil_is_imported_only_for_what_proc_does_not_answer(metrics: tuple[str, ...], imports_psutil: bool) -> None:
+    """Total CPU and memory come from /proc: psutil (1 MB of a small daemon's RSS) is imported only by a source
+    that reads more (load brings the per-core CPU, its floors), or when /proc cannot answer."""
+    code = ("import sys, time\nfrom surgewatch.sources.local import LocalHostSource\n"
+            f"src = LocalHostSource('here', 1.0, 1.0, wanted=lambda name: name.endswith({metrics!r}))\n"
+            "src.sample(); time.sleep(0.05); values = src.sample().values\n"
+            "print('psutil' in sys.modules, sorted(values))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    loaded, reported = run.stdout.split(" ", 1)
+    assert loaded == str(imports_psutil)
+    assert all(f"host:here/{m}" in reported for m in metrics if m != "net.rx_bps")  # (a rate needs two reads)

@@ -1,4 +1,9 @@
-"""This machine's health through psutil: CPU, memory, swap, load, disk and network rates, processes."""
+"""This machine's health through psutil: CPU, memory, swap, load, disk and network rates, processes.
+
+psutil is imported at its first use: a config that reads only this host's total CPU and memory gets them from /proc
+(ProcReader) and never loads it (about 1 MB of a small daemon's RSS, issue 14) unless /proc cannot answer; per-core
+CPU (which a wanted load brings, for its floors), swap, the process count, disks, network and top processes ask it.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,26 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from ..model import series
 from .base import Reading, SourceError
+
+if TYPE_CHECKING:
+    import psutil as psutil_module
+
+
+def _psutil() -> Any:
+    """psutil, imported at the first call (see the module's docstring)."""
+    import psutil
+
+    return psutil
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """What a read raises that becomes a SourceError: OSError, and psutil's errors once psutil is in use."""
+    loaded = sys.modules.get("psutil")
+    return (OSError,) if loaded is None else (OSError, loaded.Error)
 
 
 class CounterRates:
@@ -70,12 +89,14 @@ class ProcReader:
         if not sys.platform.startswith("linux"):
             return
         try:
-            sample = psutil.cpu_times()
-            self._cputimes, self._fields = type(sample), len(sample)  # psutil's fields for this kernel
-            self._ticks = float(os.sysconf("SC_CLK_TCK"))
             self._stat = io.FileIO("/proc/stat")
             self._meminfo = io.FileIO("/proc/meminfo")
-        except (OSError, ValueError, psutil.Error):
+            # psutil's fields for this kernel, as it counts them: user ... softirq, then steal, guest and guest_nice
+            # when the total line has that many values
+            values = len(os.pread(self._stat.fileno(), 1024, 0).split(b"\n", 1)[0].split()) - 1
+            self._fields = 7 + (values >= 8) + (values >= 9) + (values >= 10)
+            self._ticks = float(os.sysconf("SC_CLK_TCK"))
+        except (OSError, ValueError):
             self.close()
 
     def _head(self, f: io.FileIO | None) -> bytes | None:
@@ -92,6 +113,8 @@ class ProcReader:
         line = self._cpu_line()
         if line is None:
             return None
+        if self._cputimes is None:
+            self._cputimes = type(_psutil().cpu_times())  # psutil's named tuple (this one is for comparing)
         ticks = self._ticks
         return self._cputimes(*[float(x) / ticks for x in line])
 
@@ -167,7 +190,7 @@ class LocalHostSource:
         self._rates = CounterRates()
         self._cpu_prev: tuple[float, float] | None = None  # (total, not busy) CPU seconds
         self._cores_prev: list[Any] | None = None
-        self._procs: dict[int, psutil.Process] = {}
+        self._procs: dict[int, psutil_module.Process] = {}
         self._slow: dict[str, float] = {}
         self._slow_at = float("-inf")
         self._disks: dict[str, bool] = {}  # disk name -> whole device (partitions are not summed)
@@ -204,15 +227,15 @@ class LocalHostSource:
             if "mem" in reads:
                 mem = self._proc.memory()
                 if mem is None:
-                    vm = psutil.virtual_memory()
+                    vm = _psutil().virtual_memory()
                     mem = float(vm.percent), float(vm.available)
                 out[self._key("mem.percent")], out[self._key("mem.available_bytes")] = mem
             if reads.intersection(SLOW) and (now - self._slow_at >= SLOW_GAUGES_EVERY or now < self._slow_at):
                 self._slow = {}
                 if "swap" in reads:
-                    self._slow[self._key("swap.percent")] = float(psutil.swap_memory().percent)
+                    self._slow[self._key("swap.percent")] = float(_psutil().swap_memory().percent)
                 if "procs" in reads:
-                    self._slow[self._key("procs.count")] = float(len(psutil.pids()))
+                    self._slow[self._key("procs.count")] = float(len(_psutil().pids()))
                 self._slow_at = now
             out.update(self._slow)
             if "load" in reads:
@@ -222,7 +245,7 @@ class LocalHostSource:
                 except OSError:
                     pass
             if "disk" in reads:
-                disks = psutil.disk_io_counters(perdisk=True, nowrap=False)  # resets: CounterRates handles them
+                disks = _psutil().disk_io_counters(perdisk=True, nowrap=False)  # resets: CounterRates handles them
                 if disks:
                     whole = [c for name, c in disks.items() if self._whole_disk(name)]
                     for metric, field in (("disk.read_bps", "read_bytes"), ("disk.write_bps", "write_bytes")):
@@ -230,14 +253,14 @@ class LocalHostSource:
                         if r is not None:
                             out[self._key(metric)] = r
             if "net" in reads:
-                nics = psutil.net_io_counters(pernic=True, nowrap=False)
+                nics = _psutil().net_io_counters(pernic=True, nowrap=False)
                 rx = float(sum(c.bytes_recv for n, c in nics.items() if n != "lo"))
                 tx = float(sum(c.bytes_sent for n, c in nics.items() if n != "lo"))
                 for metric, value in (("net.rx_bps", rx), ("net.tx_bps", tx)):
                     r = self._rates.rate(metric, value, now)
                     if r is not None:
                         out[self._key(metric)] = r
-        except (OSError, psutil.Error) as exc:
+        except _errors() as exc:
             raise SourceError(f"psutil: {exc}") from None
         if self._only is not None:
             out = {k: v for k, v in out.items() if k in self._only}
@@ -250,10 +273,10 @@ class LocalHostSource:
         """CPU busy % since the previous poll: the total, and each core's when the cores are wanted (the total
         is then their sum, read at the same moment)."""
         if self._cores:
-            cores = psutil.cpu_times(percpu=True)
+            cores = _psutil().cpu_times(percpu=True)
             cpu = _totals(type(cores[0])._make(map(sum, zip(*cores, strict=True))))
         else:
-            cores, cpu = None, self._proc.cpu_totals() or _totals(psutil.cpu_times())
+            cores, cpu = None, self._proc.cpu_totals() or _totals(_psutil().cpu_times())
         if self._cpu_prev is not None:
             frac = _busy_share(self._cpu_prev, cpu)
             if frac is not None:
@@ -276,9 +299,10 @@ class LocalHostSource:
 
     def _top(self) -> list[dict[str, Any]]:
         """The busiest processes by CPU since the previous call (name, pid, cpu %, memory %)."""
-        seen: dict[int, psutil.Process] = {}
+        ps = _psutil()
+        seen: dict[int, psutil_module.Process] = {}
         rows: list[dict[str, Any]] = []
-        for proc in psutil.process_iter():
+        for proc in ps.process_iter():
             pid = proc.pid
             p = self._procs.get(pid, proc)
             seen[pid] = p
@@ -286,7 +310,7 @@ class LocalHostSource:
                 with p.oneshot():
                     cpu = p.cpu_percent(None)
                     rows.append({"pid": pid, "name": p.name(), "cpu": cpu, "mem": p.memory_percent()})
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            except (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess):
                 continue
         self._procs = seen
         rows.sort(key=lambda r: (r["cpu"], r["mem"]), reverse=True)
