@@ -117,7 +117,7 @@ FLOOR_STEPS = [("python", ""),
                ("+ asyncio (no ssl, as it starts)", "from surgewatch.lean import asyncio_without_ssl\n"
                 "asyncio_without_ssl()"),
                ("+ numpy", "import numpy"),
-               ("+ sqlite3 (psutil only to read more than the default)", "import sqlite3"),
+               ("+ sqlite3 (psutil only if needed)", "import sqlite3"),
                ("+ the daemon's modules", "import surgewatch.engine, surgewatch.frontends.headless")]
 
 
