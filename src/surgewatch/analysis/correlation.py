@@ -160,12 +160,17 @@ def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: n
     uniq, at = np.unique(combo, return_inverse=True)
     ux, umy = uniq // fmy.shape[0], uniq % fmy.shape[0]
     cmx_u, bmy_u = np.conj(fmx[mx[ux]]), fmy[umy]
-    by_mask = np.fft.irfft(np.stack([cmx_u * bmy_u, np.conj(fx[ux]) * bmy_u, np.conj(fxx[ux]) * bmy_u]), n=size,
-                           axis=2)[:, at.reshape(-1), : max_lag + 1]
+    rows = at.reshape(-1)
+
+    def lagged(product: np.ndarray, take: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The first max_lag+1 sums of one product's inverse transform, for the rows `take`: one sum at a time,
+        as the stacked products and transforms were a transient megabyte of a small daemon (issue 14)."""
+        return np.fft.irfft(product, n=size, axis=1)[take, : max_lag + 1].copy()
+
+    n, sx, sxx = lagged(cmx_u * bmy_u, rows), lagged(np.conj(fx[ux]) * bmy_u, rows), \
+        lagged(np.conj(fxx[ux]) * bmy_u, rows)
     cmx = np.conj(fmx[mx[pair_x]])
-    own = np.fft.irfft(np.stack([cmx * by, cmx * byy, cx * by]), n=size, axis=2)[:, :, : max_lag + 1]
-    n, sx, sxx = by_mask
-    sy, syy, sxy = own
+    sy, syy, sxy = lagged(cmx * by), lagged(cmx * byy), lagged(cx * by)
     del cxx
     n = np.rint(n)
     with np.errstate(invalid="ignore", divide="ignore"):
