@@ -22,14 +22,22 @@ With `--against DIR` the daemon of another checkout (e.g. `git worktree add ../b
 one's, both polling the same Prometheus in the same window (each with its own state dir), so a change is
 measured side by side on a noisy machine; `--no-engine` skips step 2.
 
+With `--day` (no Prometheus): a day-old daemon. `fleet_day.py` drives the engine in process through
+`--hours` (24) simulated hours of ticks at the interval, on this config and these source classes answered from
+the same fleet model, with `--churn` (10 %) of the hosts replaced per hour; VmRSS and VmHWM after 2 minutes and
+every `--every` hours, for this checkout and the `--against` one at the same time (`--repeat` runs each).
+
 Run: PYTHONPATH=src .venv/bin/python benchmarks/fleet_bench.py [--sizes 100,1000,3000] [--minutes 3]
      [--interval 15s] [--backfill-hours 24] [--no-daemon] [--no-engine] [--against DIR] [--keep DIR]
+     PYTHONPATH=src .venv/bin/python benchmarks/fleet_bench.py --day --sizes 1000 [--hours 24] [--churn 0.10]
+     [--every 1] [--repeat 1] [--against DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -48,7 +56,7 @@ HERE = Path(__file__).resolve().parent
 CHECKOUTS: dict[str, Path] = {"this": HERE.parent}  # daemon label → the checkout it runs from (--against adds one)
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent), str(HERE)]
 
-from fleet_exporter import CAMPAIGNS, GROUPS, host_names  # noqa: E402
+from fleet_day import surgewatch_config  # noqa: E402
 from tests.support.servers import free_port, prometheus_query, require_binary, start_process, wait_until  # noqa: E402
 
 from surgewatch.config import load_config  # noqa: E402
@@ -65,68 +73,6 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{port}"]
 """
-
-
-def surgewatch_config(prom: str, hosts: int, interval: str, state: Path) -> str:
-    """The config a user would write for this fleet (only the URL differs for a real Prometheus/Thanos/Mimir)."""
-    names = host_names(hosts)
-    parts = [f"""[monitor]
-interval = "{interval}"
-state_dir = "{state}"
-timeout = "10s"
-max_series = {max(20_000, hosts * 10 + 1_000)}   # the default 20,000 holds 1,900 hosts x 10 metrics
-
-[[host]]
-name = "fleet"
-source = "promql"
-url = "{prom}"
-group_label = "job"
-"""]
-    for g in GROUPS:
-        parts.append(f"""
-[[traffic]]
-name = "{g}"
-source = "promql"
-url = "{prom}"
-query = 'sum by (utm_campaign) (rate(campaign_requests_total{{group="{g}"}}[1m]))'
-campaign_label = "utm_campaign"
-""")
-    for k, (g, c) in enumerate(zip(GROUPS, CAMPAIGNS, strict=True)):
-        group_hosts = ", ".join(f'"{n}"' for i, n in enumerate(names) if i % len(GROUPS) == k)
-        parts.append(f"""
-[[campaign]]
-name = "{c.replace('_', '-')}"
-traffic = "{g}"
-utm_campaign = "{c}"
-hosts = [{group_hosts}]
-""")
-    parts.append(f"""
-[[rule]]
-name = "cpu-high"
-series = "host:*/cpu.percent"
-above = 90
-clear = 80
-for = "1m"
-severity = "critical"
-
-[[rule]]
-name = "unexplained-load"
-series = "host:*/cpu.percent"
-anomaly = "unexplained"
-for = "30s"
-severity = "warning"
-
-[[rule]]
-name = "saturation-soon"
-series = "host:*/cpu.percent"
-forecast_above = 90
-within = "15m"
-
-[[sink]]
-kind = "file"
-path = "{state / 'alerts.jsonl'}"
-""")
-    return "".join(parts)
 
 
 class Phases:
@@ -355,6 +301,62 @@ def one_size(hosts: int, args: argparse.Namespace, root: Path) -> dict[str, Any]
         exporter.wait(10)
 
 
+def day_runs(hosts: int, args: argparse.Namespace) -> dict[str, list[list[dict[str, Any]]]]:
+    """`--day`: `fleet_day.py` for each checkout at once (same simulated fleet, day and churn), `--repeat` times;
+    checkout label → per run, its samples."""
+    out: dict[str, list[list[dict[str, Any]]]] = {label: [] for label in CHECKOUTS}
+    argv = ["--hosts", str(hosts), "--hours", f"{args.hours:g}", "--churn", f"{args.churn:g}", "--interval",
+            f"{parse_duration(args.interval):g}", "--every", f"{args.every * 3600:g}"]
+    for run in range(args.repeat):
+        print(f"-- {hosts} hosts, simulated day {run + 1}/{args.repeat} ({', '.join(CHECKOUTS)} at once) ...",
+              file=sys.stderr, flush=True)
+        procs = {label: subprocess.Popen([sys.executable, str(HERE / "fleet_day.py"), "--src", str(where / "src"),
+                                          *argv], stdout=subprocess.PIPE, text=True)
+                 for label, where in CHECKOUTS.items()}
+        try:
+            for label, p in procs.items():
+                stdout, _ = p.communicate()
+                if p.returncode:
+                    raise RuntimeError(f"fleet_day.py for {label} exited {p.returncode}")
+                samples = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+                for e in (s["errors"] for s in samples if "errors" in s):
+                    print(f"   {label}: source errors: {e}", file=sys.stderr)
+                out[label].append([s for s in samples if "rss" in s])
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.terminate()
+                    p.wait(10)
+    return out
+
+
+def day_report(hosts: int, runs: dict[str, list[list[dict[str, Any]]]], args: argparse.Namespace) -> None:
+    print(f"fleet_bench --day: {hosts:,} hosts, {args.hours:g} simulated hours of {args.interval} ticks, "
+          f"{args.churn * 100:g} % of the hosts replaced per hour; the engine in process (fleet_day.py); "
+          f"MiB, min–median–max of {args.repeat} run(s)")
+    labels = list(runs)
+    head = f"{'at':>7}  " + "  ".join(f"{'RSS ' + lb:>17}  {'VmHWM ' + lb:>17}  {'tick ms ' + lb:>17}"
+                                      for lb in labels) + f"  {'series':>7}  {'hosts':>6}  {'evicted':>7}"
+    print(head)
+    first = runs[labels[0]]
+    for i, row in enumerate(first[0]):
+        cells = []
+        for lb in labels:
+            at = [r[i] for r in runs[lb] if i < len(r)]
+            cells.append(f"{spread([a['rss'] for a in at]):>17}  {spread([a['hwm'] for a in at]):>17}  "
+                         f"{spread([a['tick_ms'] for a in at], '{:.0f}'):>17}")
+        h = row["hours"]
+        at_label = f"{h * 60:.0f} min" if h < 1 else f"{h:g} h"
+        print(f"{at_label:>7}  " + "  ".join(cells) + f"  {row['series']:>7,}  {row['hosts']:>6,}  "
+              f"{row['evicted']:>7,}")
+    for lb in labels:
+        last = runs[lb][0][-1]
+        if "bytes" in last:
+            b = last["bytes"]
+            print(f"{lb}: numpy arrays held at the end: detector {b['detector'] / 2**20:.1f} MiB, analyzer (all) "
+                  f"{b['analyzer'] / 2**20:.1f}, store {b['store'] / 2**20:.1f}; {last['real_s']:.0f} s real")
+
+
 def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -373,6 +375,13 @@ def main() -> None:
     ap.add_argument("--against", type=Path, metavar="DIR",
                     help="also run the daemon of the checkout in DIR (e.g. a worktree of main) side by side, "
                          "polling the same Prometheus in the same window")
+    ap.add_argument("--day", action="store_true",
+                    help="instead of Prometheus: a simulated day of ticks in process (fleet_day.py), RSS and VmHWM "
+                         "every --every hours, with --churn of the hosts replaced per hour")
+    ap.add_argument("--hours", type=float, default=24.0, help="--day: simulated hours (default 24)")
+    ap.add_argument("--churn", type=float, default=0.10, help="--day: fraction of hosts replaced per hour (0.10)")
+    ap.add_argument("--every", type=float, default=1.0, help="--day: simulated hours between samples (1)")
+    ap.add_argument("--repeat", type=int, default=1, help="--day: runs per checkout (min–median–max)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
     args = ap.parse_args()
     if args.against is not None:
@@ -381,6 +390,10 @@ def main() -> None:
         CHECKOUTS["against"] = args.against.resolve()
     signal.signal(signal.SIGTERM, _interrupted)  # stop Prometheus and the exporter (by PID) on the way out
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if args.day:
+        for hosts in sizes:
+            day_report(hosts, day_runs(hosts, args), args)
+        return
     root = args.keep or Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     results = []
     try:

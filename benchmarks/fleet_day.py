@@ -15,7 +15,7 @@ over the day, so new hosts join their campaign's analysis as a fleet's would.
 
 It prints one JSON line per sample: after `--first` ticks (2 minutes: `fleet_bench.py`'s live figure) and every
 `--every` simulated seconds: VmRSS and VmHWM (MiB), series and store rows held, series evicted so far, the tick's
-median ms since the last sample; the last line adds the bytes of the numpy arrays of the detector, the store and
+median ms since the last sample, the process' CPU seconds so far; the last line adds the bytes of the numpy arrays of the detector, the store and
 the analyzer (each array once).
 
 Run (normally through `fleet_bench.py --day`): python benchmarks/fleet_day.py --src DIR/src [--hosts 1000]
@@ -147,7 +147,7 @@ class Fleet:
         self.base = host_names(hosts)
         self.groups = [GROUPS[i % len(GROUPS)] for i in range(hosts)]
         self.t0, self.churn, self.hosts = t0, churn, hosts
-        self.generations = int(math.ceil(hours * churn)) + 1
+        self.generations = math.ceil(hours * churn) + 1
         self.names = list(self.base)
         self.prev = self.counters()
         self.values: dict[str, Any] = {}
@@ -192,8 +192,8 @@ class Fleet:
 def simulated_prometheus(fleet: Fleet, clock: Any, label: str, base_url: str) -> Any:
     """An HttpPoller whose requests are answered as Prometheus would, from the fleet model, without a socket."""
     import httpx
-
     from fleet_exporter import CAMPAIGNS, GROUPS
+
     from surgewatch.sources.http import HttpPoller, HttpResponse
     from surgewatch.sources.promql import default_queries
 
@@ -222,11 +222,12 @@ def simulated_prometheus(fleet: Fleet, clock: Any, label: str, base_url: str) ->
     return SimulatedPrometheus(label=label, base_url=base_url, timeout=10.0)
 
 
-async def day(hosts: int, hours: float, churn: float, interval: float, every: float, first: int) -> None:
+async def day(hosts: int, hours: float, churn: float, interval: float, every: float, first: int,
+              trace: int = 0) -> None:
     import numpy as np
+    from fleet_exporter import GROUPS
 
     import surgewatch.httpclient  # noqa: F401  the daemon's HTTP client libraries (aiohttp, httpx) are resident
-    from fleet_exporter import GROUPS
     from surgewatch.alerting.dispatch import build_dispatcher
     from surgewatch.config import parse_config
     from surgewatch.engine import Engine, EngineOptions
@@ -269,7 +270,12 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                 "series": store.live, "rows": len(store), "evicted": engine.evicted,
                 "hosts": len({n.split("/")[0] for n in store.index if n.startswith("host:")}),
                 "tick_ms": statistics.median(tick_ms) if tick_ms else math.nan,
-                "real_s": time.monotonic() - started}
+                "real_s": time.monotonic() - started, "cpu_s": time.process_time()}
+            if final and trace:
+                import tracemalloc
+
+                top = tracemalloc.take_snapshot().statistics("lineno")[:trace]
+                out["tracemalloc"] = [(str(st.traceback[0]), round(st.size / 2**20, 2)) for st in top]
             if final:
                 out["bytes"] = {"detector": array_bytes(engine.analyzer.detector), "store": array_bytes(store),
                                 "analyzer": array_bytes(engine.analyzer)}
@@ -285,7 +291,7 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
             engine.tick(now[0])
             tick_ms.append((time.perf_counter() - c0) * 1000)
             await asyncio.sleep(0)  # the outbox worker delivers between ticks
-            if k == first or k % per_sample == 0 or k == ticks:
+            if k in (first, ticks) or k % per_sample == 0:
                 sample(k, final=k == ticks)
         errors = {h.name: h.error for h in engine.collector.health.values() if h.error}
         if errors:
@@ -303,10 +309,16 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=15.0, help="tick and poll interval, seconds")
     ap.add_argument("--every", type=float, default=3600.0, help="simulated seconds between samples")
     ap.add_argument("--first", type=int, default=8, help="also sample after this many ticks (2 min at 15 s)")
+    ap.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                    help="trace allocations (slower) and add the N largest allocation sites to the last sample")
     args = ap.parse_args()
     sys.path[:0] = [str(args.src.resolve()), str(HERE)]
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    asyncio.run(day(args.hosts, args.hours, args.churn, args.interval, args.every, args.first))
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+    asyncio.run(day(args.hosts, args.hours, args.churn, args.interval, args.every, args.first, args.tracemalloc))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ Rows live in an address-space reservation (an anonymous mapping) about twice the
 beyond those in use are never written, so they cost no memory, and new series within it take rows without
 copying the ring (a fleet whose answers land over several ticks neither doubles its rings nor copies tens
 of megabytes at once). Only past the reservation is a larger one mapped and the rows copied.
+
+Once the store holds a fleet (FLEET_ROWS series), glibc's malloc is told to keep mapping large blocks
+(`hold_mmap_threshold`): series-sized arrays (the analysis' windows, the detector's state when it grows) then
+come and go as mappings, instead of being carved out of the heap, where, once freed, they leave holes the process
+keeps (a daemon watching 1,000 hosts for a day held 20-40 MB more without it, see fleet_bench.py --day).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 import mmap
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +35,34 @@ DEFAULT_MAX_SERIES = 20_000
 SLACK = 0.05  # spare columns per ring, as a fraction of its capacity: memory vs. how often columns move back
 GROW_DOUBLING_UNTIL = 1024  # per-row arrays grow by doubling up to here, then by a quarter
 VALUES = np.float32  # what both tiers hold (see the module's docstring)
+FLEET_ROWS = 2_000  # from this many series on, malloc keeps mapping large blocks (hold_mmap_threshold)
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial threshold: blocks this large and larger are mappings
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+_held = False
+
+
+def hold_mmap_threshold() -> bool:
+    """Fix glibc malloc's mmap threshold at MMAP_THRESHOLD (once per process; False where there is no glibc).
+
+    glibc starts at 128 KiB but raises the threshold to the size of each mapped block freed (up to 32 MiB), so
+    a process that frees one series-sized array carves every later one, up to that size, from the heap; freed
+    in another order than allocated, they leave holes the heap never gives back. A fixed threshold also stops
+    that raising (mallopt(3)). A block of 128 KiB or more then costs a mapping and its page faults (~2 ms for a
+    20 MB array), a few per tick at most.
+    """
+    global _held
+    if _held:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # only here: a fleet-sized process (the small end never maps it)
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    _held = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))  # 0: not glibc's (musl's does nothing)
+    return _held
 
 
 def grown_size(current: int, needed: int, limit: int | None = None) -> int:
@@ -196,6 +230,8 @@ class SeriesStore:
             else:
                 r = len(self.names)
                 self.names.append(name)
+                if r == FLEET_ROWS:
+                    hold_mmap_threshold()
                 if r >= self.last_value.shape[0]:
                     grow = grown_size(self.last_value.shape[0], r + 1, self.max_series)
                     self.last_value = _grown(self.last_value, grow, np.nan)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import platform
+import subprocess
+import sys
 
-from surgewatch.store import Ring, SeriesStore
+import numpy as np
+import pytest
+
+from surgewatch.store import FLEET_ROWS, Ring, SeriesStore
 
 
 def test_window_is_a_view_not_a_copy_even_after_wrapping() -> None:
@@ -230,3 +236,38 @@ def test_a_lowered_max_series_still_lets_held_rows_grow_to_what_is_asked() -> No
     ring.max_rows = 3  # lowered below what is asked next: never fewer rows than asked
     ring.append(0.0, np.arange(5.0))
     assert ring.rows == 5 and ring.reserved == 5 and ring.window(1)[1][:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+HEAP_PROBE = r"""
+import sys
+import numpy as np
+from surgewatch.store import SeriesStore
+
+def heap_kib():
+    kib = 0
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = line.split()[0].split("-")
+            kib += (int(hi, 16) - int(lo, 16)) // 1024
+    return kib
+
+store = SeriesStore(tick=15.0, history=3600)
+store.rows([f"host:web-{i}/cpu.percent" for i in range(int(sys.argv[1]))])
+freed = np.ones((24 << 20) // 8)  # a mapped 24 MiB block, freed: glibc would raise its threshold to its size
+del freed
+before = heap_kib()
+kept = np.ones((8 << 20) // 8)
+print(heap_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's malloc")
+def test_a_store_holding_a_fleet_keeps_large_arrays_out_of_the_heap() -> None:
+    def heap_growth(series: int) -> int:
+        out = subprocess.run([sys.executable, "-c", HEAP_PROBE, str(series)], capture_output=True, text=True,
+                             check=True, env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")})
+        return int(out.stdout.split()[-1])
+
+    assert heap_growth(100) >= 6 * 1024  # a few series: glibc's own rule, the 8 MiB array is carved from the heap
+    assert heap_growth(FLEET_ROWS + 1) < 1024  # a fleet: it is a mapping of its own, given back when freed
