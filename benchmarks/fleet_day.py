@@ -15,8 +15,8 @@ over the day, so new hosts join their campaign's analysis as a fleet's would.
 
 It prints one JSON line per sample: after `--first` ticks (2 minutes: `fleet_bench.py`'s live figure) and every
 `--every` simulated seconds: VmRSS and VmHWM (MiB), series and store rows held, series evicted so far, the tick's
-median ms since the last sample, the process' CPU seconds so far; the last line adds the bytes of the numpy arrays of the detector, the store and
-the analyzer (each array once).
+median ms since the last sample, the process' CPU seconds so far and the interpreter's allocated blocks (Python
+objects); the last line adds the bytes of the numpy arrays held by the detector, the store and the analyzer.
 
 Run (normally through `fleet_bench.py --day`): python benchmarks/fleet_day.py --src DIR/src [--hosts 1000]
     [--hours 24] [--churn 0.10] [--interval 15] [--every 3600]
@@ -270,15 +270,17 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                 "series": store.live, "rows": len(store), "evicted": engine.evicted,
                 "hosts": len({n.split("/")[0] for n in store.index if n.startswith("host:")}),
                 "tick_ms": statistics.median(tick_ms) if tick_ms else math.nan,
-                "real_s": time.monotonic() - started, "cpu_s": time.process_time()}
+                "real_s": time.monotonic() - started, "cpu_s": time.process_time(),
+                "py_blocks": sys.getallocatedblocks()}
             if final and trace:
                 import tracemalloc
 
                 top = tracemalloc.take_snapshot().statistics("lineno")[:trace]
                 out["tracemalloc"] = [(str(st.traceback[0]), round(st.size / 2**20, 2)) for st in top]
-            if final:
-                out["bytes"] = {"detector": array_bytes(engine.analyzer.detector), "store": array_bytes(store),
-                                "analyzer": array_bytes(engine.analyzer)}
+            if final:  # the store's rings are views of their reservations: the rows in use count
+                rings = sum(r.data.nbytes for r in (store.fine, store.coarse))
+                out["bytes"] = {"detector": array_bytes(engine.analyzer.detector),
+                                "store": rings + array_bytes(store), "analyzer": array_bytes(engine.analyzer)}
             print(json.dumps(out), flush=True)
             tick_ms.clear()
 
