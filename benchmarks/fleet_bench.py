@@ -333,18 +333,21 @@ def day_runs(hosts: int, args: argparse.Namespace) -> dict[str, list[list[dict[s
 def day_report(hosts: int, runs: dict[str, list[list[dict[str, Any]]]], args: argparse.Namespace) -> None:
     print(f"fleet_bench --day: {hosts:,} hosts, {args.hours:g} simulated hours of {args.interval} ticks, "
           f"{args.churn * 100:g} % of the hosts replaced per hour; the engine in process (fleet_day.py); "
-          f"MiB, min–median–max of {args.repeat} run(s)")
+          f"MiB" + (f", min–median–max of {args.repeat} runs" if args.repeat > 1 else ""))
     labels = list(runs)
-    head = f"{'at':>7}  " + "  ".join(f"{'RSS ' + lb:>17}  {'VmHWM ' + lb:>17}  {'tick ms ' + lb:>17}"
-                                      for lb in labels) + f"  {'series':>7}  {'hosts':>6}  {'evicted':>7}"
-    print(head)
-    first = runs[labels[0]]
-    for i, row in enumerate(first[0]):
+    w = 17 if args.repeat > 1 else 9
+
+    def cell(values: list[float], fmt: str = "{:.1f}") -> str:
+        return (spread(values, fmt) if len(values) > 1 else fmt.format(values[0]) if values else "-").rjust(w)
+
+    print(f"{'at':>7}  " + "  ".join(f"{'RSS ' + lb:>{w}}  {'VmHWM':>{w}}  {'tick ms':>{w}}" for lb in labels)
+          + f"  {'series':>7}  {'hosts':>6}  {'evicted':>7}")
+    for i, row in enumerate(runs[labels[0]][0]):
         cells = []
         for lb in labels:
             at = [r[i] for r in runs[lb] if i < len(r)]
-            cells.append(f"{spread([a['rss'] for a in at]):>17}  {spread([a['hwm'] for a in at]):>17}  "
-                         f"{spread([a['tick_ms'] for a in at], '{:.0f}'):>17}")
+            cells.append(f"{cell([a['rss'] for a in at])}  {cell([a['hwm'] for a in at])}  "
+                         f"{cell([a['tick_ms'] for a in at], '{:.0f}')}")
         h = row["hours"]
         at_label = f"{h * 60:.0f} min" if h < 1 else f"{h:g} h"
         print(f"{at_label:>7}  " + "  ".join(cells) + f"  {row['series']:>7,}  {row['hosts']:>6,}  "
@@ -353,8 +356,10 @@ def day_report(hosts: int, runs: dict[str, list[list[dict[str, Any]]]], args: ar
         last = runs[lb][0][-1]
         if "bytes" in last:
             b = last["bytes"]
-            print(f"{lb}: numpy arrays held at the end: detector {b['detector'] / 2**20:.1f} MiB, analyzer (all) "
-                  f"{b['analyzer'] / 2**20:.1f}, store {b['store'] / 2**20:.1f}; {last['real_s']:.0f} s real")
+            print(f"{lb}: numpy arrays held at the end: detector {b['detector'] / 2**20:.1f} MiB, analyzer (with the "
+                  f"detector) {b['analyzer'] / 2**20:.1f}, store {b['store'] / 2**20:.1f}; {last['real_s']:.0f} s "
+                  f"real" + (f", {last['cpu_s'] / last['ticks'] * 1000:.0f} ms CPU per tick" if "cpu_s" in last
+                             else ""))
 
 
 def _interrupted(signum: int, frame: Any) -> None:
