@@ -77,3 +77,34 @@ def test_a_budgeted_refit_schedule_converges_to_the_same_models() -> None:
     # from the same window, so the models are the same
     assert _models(budgeted[-1]) == _models(full[-1])
     assert [r.cause for r in budgeted[-20:]] == [r.cause for r in full[-20:]]
+
+
+def _run(analyzer: Analyzer, ts: np.ndarray, names: list[str], values: np.ndarray, rows_at: dict[int, int]) -> list:
+    """Step through the ticks; `rows_at` maps a tick to how many rows (series) exist from then on."""
+    out, n = [], len(names)
+    for t in range(ts.shape[0]):
+        n = rows_at.get(t, n)
+        lo = max(0, t + 1 - analyzer.fit_ticks)
+        index = {name: i for i, name in enumerate(names[:n])}
+        out.append(analyzer.step(float(ts[t]), names[:n], index, values[:n, t].copy(), ts[lo: t + 1],
+                                 values[:n, lo: t + 1].astype(np.float32)))
+    return out
+
+
+def test_a_host_joining_the_fleet_is_fitted_without_refitting_the_others() -> None:
+    tick = 15.0
+    ts, names, values, specs = _fleet(9, 320, tick)  # web-8 (the last two rows) joins at 285, between calm refits
+    steady = _run(Analyzer(default_detector(tick), specs, tick), ts, names[:-2], values[:-2], {})
+    joined = _run(Analyzer(default_detector(tick), specs, tick), ts, names, values,
+                  {0: len(names) - 2, 285: len(names)})
+
+    def fitted(res: object, host: str) -> list[tuple[str, int, float, float, int] | None]:
+        return [(m, p.lag_ticks, p.slope, p.intercept, p.n) if p is not None else None
+                for h, m, p in _models(res) if h == host]
+
+    others = [f"web-{h}" for h in range(8)]
+    # the others keep the models (and the refit cadence) they had: a join does not refit the fleet
+    for t in range(285, 320):
+        assert [fitted(joined[t], h) for h in others] == [fitted(steady[t], h) for h in others], t
+    # while the newcomer gets models as soon as it has the history a fit needs
+    assert all(f is not None for f in fitted(joined[-1], "web-8")) and fitted(joined[-1], "web-8")

@@ -235,6 +235,7 @@ class Analyzer:
         self._ts = 0.0
         self._host_mask = np.zeros(0, dtype=bool)
         self._topo: Topology | None = None
+        self._built: Topology | None = None  # the last topology built (kept when forget_rows drops _topo)
         self._phase_cache: tuple[Topology, list[int], list[list[int]]] | None = None
         self._memory = FitMemory()
         self._parts: dict[str, tuple[str, str, str]] = {}  # split_series of anomalous rows' names (per topology)
@@ -361,12 +362,20 @@ class Analyzer:
                     host_drivers.setdefault(hr, set()).add(tr)
                     host_campaigns.setdefault(hr, []).append(ci)
         drivers = sorted({d for d in driver_of if d is not None})
-        self._topo = Topology(len(names), campaign_rows, driver_of,
-                              {h: tuple(sorted(d)) for h, d in host_drivers.items()},
-                              {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers, parts,
-                              [[h for h, cs in host_campaigns.items() if ci in cs]
-                               for ci in range(len(self.campaigns))])
-        self._memory.last_fit = {}  # new rows: refit everything now
+        before = self._built
+        self._topo = self._built = Topology(len(names), campaign_rows, driver_of,
+                                            {h: tuple(sorted(d)) for h, d in host_drivers.items()},
+                                            {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers,
+                                            parts, [[h for h, cs in host_campaigns.items() if ci in cs]
+                                                    for ci in range(len(self.campaigns))])
+        # A host row whose series and drivers are unchanged keeps its model and its place in the calm cadence;
+        # the others (new rows, rows another series took, rows whose traffic appeared or went) are refitted at
+        # the next step. A fleet with churn gains a host every few ticks: refitting all of them each time made
+        # those ticks hundreds of milliseconds.
+        kept = self._topo.host_drivers
+        self._memory.last_fit = {h: t for h, t in self._memory.last_fit.items()
+                                 if before is not None and h in kept and before.host_drivers.get(h) == kept[h]
+                                 and before.parts.get(h) == parts.get(h)}
         self._parts = {}
         self._sig = Significance.build(names, self.floors)
         self._host_mask = np.array([split_series(n)[0] == "host" for n in names], dtype=bool)
@@ -383,6 +392,10 @@ class Analyzer:
             return hosts
         phase = self.ticks % self.calm_every
         due = by_phase[phase] if phase < len(by_phase) else []
+        last_fit = self._memory.last_fit
+        if len(last_fit) < len(hosts):  # rows new to the topology: fitted now
+            in_phase = set(due)
+            due = due + [h for h in hosts if h not in last_fit and h not in in_phase]
         moved = set()
         span = window[topo.drivers, -self.move_span:]
         have = ~np.isnan(span)
