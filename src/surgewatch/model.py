@@ -10,6 +10,7 @@ import enum
 import fnmatch
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,11 +53,26 @@ def series(kind: str, name: str, metric: str) -> str:
     return f"{kind}:{name}/{metric}"
 
 
+SPLIT_CACHE = 1 << 15  # series names whose parts are kept; the cache starts over when it is full
+
+
 def split_series(text: str) -> tuple[str, str, str]:
-    """Split `KIND:NAME/METRIC` into its three parts (metric may be empty if malformed)."""
-    kind, _, rest = text.partition(":")
-    name, _, metric = rest.partition("/")
-    return kind, name, metric
+    """Split `KIND:NAME/METRIC` into its three parts (metric may be empty if malformed).
+
+    The parts are kept per name: a fleet's analysis splits every name again whenever a host joins or leaves
+    (ten thousand names, several times a tick with churn), and the same tuple is then shared by everything that
+    holds it. Kinds and metrics are interned (a fleet has a dozen of each)."""
+    got = _SPLIT.get(text)
+    if got is None:
+        kind, _, rest = text.partition(":")
+        name, _, metric = rest.partition("/")
+        if len(_SPLIT) >= SPLIT_CACHE:
+            _SPLIT.clear()
+        got = _SPLIT[text] = (sys.intern(kind), name, sys.intern(metric))
+    return got
+
+
+_SPLIT: dict[str, tuple[str, str, str]] = {}
 
 
 def glob_match(pattern: str, text: str) -> bool:

@@ -23,3 +23,16 @@ def test_alert_json_carries_the_cause_name_not_its_code() -> None:
                     "s", "e", "fp", 1_800_000_000.0, cause=Cause.UNEXPLAINED)
     doc = json.loads(json.dumps(ev.to_json()))
     assert doc["cause"] == "unexplained" and doc["severity"] == "warning"
+
+
+def test_series_names_split_the_same_however_many_are_kept() -> None:
+    from surgewatch import model
+
+    names = [f"host:web-{i}/cpu.core{i % 7}.percent" for i in range(model.SPLIT_CACHE + 500)]
+    for _ in range(2):  # the second pass reads what the first kept (and what it had to start over without)
+        for i, name in enumerate(names):
+            assert model.split_series(name) == ("host", f"web-{i}", f"cpu.core{i % 7}.percent")
+    assert model.split_series("malformed") == ("malformed", "", "")
+    assert model.split_series("traffic:site") == ("traffic", "site", "")
+    # the parts of a metric are one string object however many hosts report it
+    assert model.split_series(names[0])[2] is model.split_series(names[7])[2]

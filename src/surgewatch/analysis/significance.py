@@ -83,14 +83,18 @@ class Significance:
         """Kinds and floors of `names`; a host's cores are counted from its `cpu.coreN.percent` series."""
         cores: dict[str, int] = {}
         parts = [split_series(n) for n in names]
+        # what depends on the metric alone, once per distinct metric (a fleet has thousands of names, a dozen
+        # metrics): its kind, its physical range, whether it is a core's CPU
+        per_metric = {m: (metric_kind(m), physical_range(m), _CORE.match(m) is not None)
+                      for m in {m for _k, _w, m in parts}}
         for _kind, who, metric in parts:
-            if _CORE.match(metric):
+            if per_metric[metric][2]:
                 cores[who] = cores.get(who, 0) + 1
-        kind = np.array([metric_kind(m) for _k, _w, m in parts], dtype=np.int8)
+        kind = np.array([per_metric[m][0] for _k, _w, m in parts], dtype=np.int8)
         per_row = np.array([max(cores.get(w, 1), 1) if k == LOAD else 1
                             for (_x, w, _m), k in zip(parts, kind.tolist(), strict=True)], dtype=np.float64)
         table = np.array([floors.points, floors.load, floors.relative])
-        bounds = np.array([physical_range(m) for _k, _w, m in parts], dtype=np.float64).reshape(-1, 2)
+        bounds = np.array([per_metric[m][1] for _k, _w, m in parts], dtype=np.float64).reshape(-1, 2)
         return cls(kind, per_row, table[kind] if kind.size else np.zeros(0), bounds[:, 0].copy(),
                    bounds[:, 1].copy())
 

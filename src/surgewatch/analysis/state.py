@@ -46,15 +46,23 @@ class PackedModels:
         x_mean = np.zeros((h, k))
         cov = np.zeros((h, k + 1, k + 1))
         grow = np.zeros((h, k))
+        by_width: dict[int, list[int]] = {}
         for i, m in enumerate(models):
-            j = len(m.drivers)
-            drivers[i, :j], drivers[i, j:] = m.drivers, m.drivers[0]
-            lags[i, :j], lags[i, j:] = m.lags, m.lags[0]
-            coefs[i, :j] = m.coefs
-            x_mean[i, :j] = m.x_mean
-            cov[i, : j + 1, : j + 1] = m.cov
+            by_width.setdefault(len(m.drivers), []).append(i)
+        for j, at in by_width.items():  # the models with j drivers written at once (a fleet has thousands)
+            sel = [models[i] for i in at]
+            ia = np.array(at, dtype=np.intp)
+            d = np.array([m.drivers for m in sel], dtype=np.intp).reshape(len(sel), j)
+            lg = np.array([m.lags for m in sel], dtype=np.intp).reshape(len(sel), j)
+            drivers[ia, :j], drivers[ia, j:] = d, d[:, :1]
+            lags[ia, :j], lags[ia, j:] = lg, lg[:, :1]
+            coefs[ia, :j] = np.array([m.coefs for m in sel], dtype=np.float64).reshape(len(sel), j)
+            x_mean[ia, :j] = np.array([m.x_mean for m in sel], dtype=np.float64).reshape(len(sel), j)
+            cov[ia, : j + 1, : j + 1] = np.array([m.cov for m in sel], dtype=np.float64).reshape(len(sel), j + 1,
+                                                                                                  j + 1)
             if growth is not None:
-                grow[i, :j] = [growth.get(d, float("nan")) for d in m.drivers]
+                grow[ia, :j] = np.array([[growth.get(x, float("nan")) for x in m.drivers] for m in sel],
+                                        dtype=np.float64).reshape(len(sel), j)
         limit = np.array([(limits or {}).get(m.row, float("nan")) for m in models], dtype=np.float64)
         return cls(models, np.array([m.row for m in models], dtype=np.intp), drivers, lags, coefs, x_mean, cov,
                    np.array([m.intercept for m in models]), np.array([m.resid_sigma for m in models]),
