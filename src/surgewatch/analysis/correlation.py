@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .detectors import MAD_TO_SIGMA
 from .rowstats import nanpercentile_rows, percentile_of
@@ -191,19 +192,29 @@ def best_lags(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isfinite(peak), lag, -1), np.where(np.isfinite(peak), peak, np.nan)
 
 
-def _solve(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched weighted least squares: beta [G, k] and (A'WA)^-1 [G, k, k] for design a [G, T, k]."""
+def _gram_inverse(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(A'WA + ridge)^-1 [G, k, k] of designs a [G, T, k] with weights w [G, T]."""
     aw = a * w[:, :, None]
     g = np.einsum("gti,gtj->gij", aw, a)
-    rhs = np.einsum("gti,gt->gi", aw, y)
     k = a.shape[2]
     ridge = 1e-12 * np.maximum(np.trace(g, axis1=1, axis2=2), 1e-300)[:, None, None] * np.eye(k)
-    inv = np.linalg.pinv(g + ridge)
-    return np.einsum("gij,gj->gi", inv, rhs), inv
+    return np.linalg.pinv(g + ridge)
+
+
+def _design(xs: np.ndarray, x_mean: np.ndarray) -> np.ndarray:
+    """The centred design [1, x - x_mean] [G, T, k+1] of drivers xs [G, k, T] (laid out time-major per column)."""
+    a = np.empty((xs.shape[0], xs.shape[1] + 1, xs.shape[2]))
+    a[:, 0] = 1.0
+    np.subtract(xs, x_mean[:, :, None], out=a[:, 1:])
+    return a.transpose(0, 2, 1)
 
 
 def _masked_median(v: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Median of each row of v over its valid entries (NaN for an empty row)."""
+    if valid.shape[1] and valid.all():  # every entry valid (the usual case): the same numbers, fewer passes
+        s = np.sort(v, axis=1)
+        lo, hi = (v.shape[1] - 1) // 2, v.shape[1] // 2
+        return 0.5 * (s[:, lo] + s[:, hi])
     n = valid.sum(axis=1)
     s = np.sort(np.where(valid, v, np.inf), axis=1)
     lo = np.clip((n - 1) // 2, 0, None)[:, None]
@@ -220,38 +231,81 @@ def _masked_mad_sigma(r: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.nan_to_num(MAD_TO_SIGMA * mad, nan=0.0)
 
 
+def _shared_designs(drivers: np.ndarray, lags: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that share a design (the same drivers at the same lags, every point present): one row of each, and
+    each row's index into those. Hosts behind one campaign's traffic mostly share one; a row with a gap has its
+    own."""
+    gaps = ~valid.all(axis=1)
+    key = np.concatenate([drivers, lags, np.where(gaps, np.arange(1, gaps.shape[0] + 1), 0)[:, None]], axis=1,
+                         dtype=np.int64)
+    as_bytes = key.view(np.dtype((np.void, key.dtype.itemsize * key.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+def _lagged_drivers(window: np.ndarray, drivers: np.ndarray, lags: np.ndarray, first_col: int) -> np.ndarray:
+    """[G, k, T]: each row's drivers at their lags, window[d, first_col - lag:][:T] (T = W - first_col); each
+    distinct driver row is read once."""
+    distinct, at = np.unique(drivers, return_inverse=True)
+    spans = sliding_window_view(window[distinct], window.shape[1] - first_col, axis=1)
+    return spans[at.reshape(drivers.shape), first_col - lags]
+
+
 def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarray, lags: np.ndarray,
-                    trims: int = 1, trim_sigma: float = 3.0) -> list[HostModel | None]:
+                    trims: int = 1, trim_sigma: float = 3.0, start: int | None = None) -> list[HostModel | None]:
     """Fit every host row against its k drivers at their lags (all rows share k; drivers/lags are [G, k]).
 
-    `window` is [series, W] (oldest first). Returns one HostModel per host row, None when fewer than ten
-    points overlap."""
+    `window` is [series, W] (oldest first); the fit reads columns from `start` on (default: the largest lag, so
+    that every row of a batch reads the same columns). Returns one HostModel per host row, None when fewer than
+    ten points overlap.
+
+    Each row's numbers are those of fitting it alone (from the same `start`), to the bit: rows that share a
+    design (hosts on one campaign's traffic at the same lag, with the same points present) share the normal
+    equations' inverse, taken once; the trimming pass refits only the rows it trimmed (for the others it would
+    repeat the first pass exactly)."""
     g, k = drivers.shape
     if g == 0:
         return []
-    w_len = window.shape[1]
-    max_lag = int(lags.max(initial=0))
-    t = np.arange(max_lag, w_len)
-    y = window[host_rows][:, t]  # [G, T]
-    xs = window[drivers[:, :, None], t[None, None, :] - lags[:, :, None]]  # [G, k, T]
+    first_col = int(lags.max(initial=0)) if start is None else start
+    if int(lags.max(initial=0)) > first_col:
+        raise ValueError(f"fit from column {first_col}: a lag of {int(lags.max())} reaches before the window")
+    if first_col >= window.shape[1]:
+        return [None] * g
+    y = window[host_rows, first_col:]  # [G, T]
+    xs = _lagged_drivers(window, drivers, lags, first_col)
     valid = ~np.isnan(y) & ~np.isnan(xs).any(axis=1)
     y = np.where(valid, y, 0.0)
     xs = np.where(valid[:, None, :], xs, 0.0)
     w = valid.astype(np.float64)
     cnt = np.maximum(w.sum(axis=1), 1.0)
-    for _ in range(trims + 1):
-        x_mean = (xs * w[:, None, :]).sum(axis=2) / cnt[:, None]
-        y_mean = (y * w).sum(axis=1) / cnt
-        a = np.concatenate([np.ones((g, 1, y.shape[1])), xs - x_mean[:, :, None]], axis=1).transpose(0, 2, 1)
-        beta, inv = _solve(a, y - y_mean[:, None], w)
-        resid = (y - y_mean[:, None]) - np.einsum("gti,gi->gt", a, beta)
-        sigma = _masked_mad_sigma(resid, w)
-        if _ == trims:
-            break
-        keep = valid & (np.abs(resid) <= trim_sigma * np.maximum(sigma, 1e-12)[:, None])
+    # the first pass: every row, one inverse per shared design
+    x_mean = (xs * w[:, None, :]).sum(axis=2) / cnt[:, None]
+    y_mean = (y * w).sum(axis=1) / cnt
+    a = _design(xs, x_mean)
+    first, which = _shared_designs(drivers, lags, valid)
+    inv = _gram_inverse(_design(xs[first], x_mean[first]), w[first])[which]
+    beta, resid = _solved(a, w, y, y_mean, inv)
+    sigma = _masked_mad_sigma(resid, w)
+    redo = np.arange(g)
+    for _ in range(trims):  # the trimming passes: only rows whose points changed are fitted again
+        keep = valid[redo] & (np.abs(resid[redo]) <= trim_sigma * np.maximum(sigma[redo], 1e-12)[:, None])
         enough = keep.sum(axis=1) >= max(10, k + 2)
-        w = np.where(enough[:, None], keep, w > 0).astype(np.float64)
-        cnt = np.maximum(w.sum(axis=1), 1.0)
+        w_old = w[redo]
+        w_new = np.where(enough[:, None], keep, w_old > 0).astype(np.float64)
+        moved = (w_new != w_old).any(axis=1)
+        redo, w_new = redo[moved], w_new[moved]
+        if redo.shape[0] == 0:
+            break
+        w[redo] = w_new
+        cnt_r = np.maximum(w_new.sum(axis=1), 1.0)
+        xs_r, y_r = xs[redo], y[redo]
+        x_mean_r = (xs_r * w_new[:, None, :]).sum(axis=2) / cnt_r[:, None]
+        y_mean_r = (y_r * w_new).sum(axis=1) / cnt_r
+        a_r = _design(xs_r, x_mean_r)
+        inv_r = _gram_inverse(a_r, w_new)
+        beta_r, resid_r = _solved(a_r, w_new, y_r, y_mean_r, inv_r)
+        x_mean[redo], y_mean[redo], inv[redo], beta[redo], resid[redo] = x_mean_r, y_mean_r, inv_r, beta_r, resid_r
+        sigma[redo] = _masked_mad_sigma(resid_r, w_new)
     n = w.sum(axis=1)
     ss_res = (resid**2 * w).sum(axis=1)
     ss_tot = (((y - y_mean[:, None]) ** 2) * w).sum(axis=1)
@@ -271,15 +325,28 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
     else:
         intercept = [float(y_mean[i] + beta[i, 0] - np.dot(coefs[i], x_mean[i])) for i in range(g)]
     out: list[HostModel | None] = []
-    rows_l, drivers_l, lags_l = host_rows.tolist(), drivers.tolist(), lags.tolist()
-    r2_l, sigma_l, n_l, usable_l = r2.tolist(), sigma.tolist(), n.tolist(), usable.tolist()
-    for i in range(g):
-        if n_l[i] < 10:
+    drivers_l, lags_l = drivers.tolist(), lags.tolist()
+    seen: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per distinct drivers (or lags) of the batch
+    for i, (row, r2_i, sigma_i, n_i, usable_i, c, xm, iv, xx, s) in enumerate(zip(
+            host_rows.tolist(), r2.tolist(), sigma.tolist(), n.tolist(), usable.tolist(), coefs, x_mean, inv,
+            x_max, se, strict=True)):
+        if n_i < 10:
             out.append(None)
             continue
-        out.append(HostModel(rows_l[i], tuple(drivers_l[i]), tuple(lags_l[i]), coefs[i], intercept[i], r2_l[i],
-                             sigma_l[i], int(n_l[i]), x_mean[i], inv[i], x_max[i], se[i], usable_l[i]))
+        d, lg = tuple(drivers_l[i]), tuple(lags_l[i])
+        out.append(HostModel(row, seen.setdefault(d, d), seen.setdefault(lg, lg), c, intercept[i], r2_i, sigma_i,
+                             int(n_i), xm, iv, xx, s, usable_i))
     return out
+
+
+def _solved(a: np.ndarray, w: np.ndarray, y: np.ndarray, y_mean: np.ndarray, inv: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients [G, k] of the weighted least squares of y - y_mean on designs a given their inverses, and
+    the residuals [G, T]."""
+    yc = y - y_mean[:, None]
+    rhs = np.einsum("gti,gt->gi", a if bool(np.all(w == 1.0)) else a * w[:, :, None], yc)  # (a · 1 is a)
+    beta = np.einsum("gij,gj->gi", inv, rhs)
+    return beta, yc - np.einsum("gti,gi->gt", a, beta)
 
 
 def usable_fits(n: np.ndarray, r2: np.ndarray, coefs: np.ndarray, se: np.ndarray) -> np.ndarray:
