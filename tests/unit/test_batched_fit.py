@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from surgewatch.analysis.correlation import HostModel, fit_host_models
+from surgewatch.analysis.analyzer import _same_model, _same_models
+from surgewatch.analysis.correlation import HostModel, fit_host_models, fit_hosts
 
 FIELDS = ("row", "drivers", "lags", "coefs", "intercept", "r2", "resid_sigma", "n", "x_mean", "cov", "x_max",
           "coef_se", "usable")
@@ -94,3 +95,25 @@ def test_fit_start_before_a_lag_is_refused_and_past_the_window_fits_nothing() ->
     with pytest.raises(ValueError, match="reaches before the window"):
         fit_host_models(window, rows, drivers, lags, start=int(lags.max()) - 1)
     assert fit_host_models(window, rows, drivers, lags, start=window.shape[1]) == [None] * rows.shape[0]
+
+
+def test_refit_compares_one_driver_models_from_the_fits_arrays_as_model_by_model() -> None:
+    """Whether a refit left each model where it was (which restarts its maturity clock): the same answer from the
+    batch's arrays as from the models one by one, with olds missing, on another driver, a lag or two away."""
+    window, rows, drivers, lags, _ = _fleet(6, np.float32)
+    with np.errstate(all="ignore"):  # the row with too few points has none at all this early
+        before = fit_host_models(window[:, :75], rows, drivers, lags)
+    shifted = lags.copy()
+    shifted[::4] += 1  # a lag one tick away: comparable
+    shifted[1::9] += 2  # two ticks away: a new model
+    moved = drivers.copy()
+    moved[2::10] = (moved[2::10] + 1) % 3  # another driver: a new model
+    fits = fit_hosts(window, rows, moved, shifted)
+    news = fits.models()
+    olds: list[HostModel | None] = list(before)
+    olds[5] = None
+    batched = _same_models(olds, news, fits)
+    one_by_one = [_same_model(o, n) for o, n in zip(olds, news, strict=True)]
+    assert batched == one_by_one
+    assert any(batched) and not all(batched)
+    assert not batched[5] and not batched[-2]  # no old model; no new model (too few points)

@@ -26,7 +26,7 @@ from ..model import Cause, split_series
 from ..units import format_duration
 from . import DEFAULT_LIVE_DETECTOR, LIFTED
 from .baseline import SlowBaseline
-from .correlation import HostModel, LoadModel, baselines, fit_host_models, lag_correlations, lift
+from .correlation import HostFits, HostModel, LoadModel, baselines, fit_hosts, lag_correlations, lift
 from .declared import DeclaredCauses
 from .detectors import DetectorOutput, StreamingDetector, z_to_score
 from .episodes import HOLD_SECONDS, Episodes
@@ -578,9 +578,10 @@ class Analyzer:
         for _k, hs in groups.items():
             drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
             lags = np.array([[self._memory.lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
-            fitted = fit_host_models(w, np.array(hs, dtype=np.intp), drv, lags)
+            fits = fit_hosts(w, np.array(hs, dtype=np.intp), drv, lags)
+            fitted = fits.models()
             models = self._memory.models
-            for h, m, same in zip(hs, fitted, _same_models([models.get(h) for h in hs], fitted), strict=True):
+            for h, m, same in zip(hs, fitted, _same_models([models.get(h) for h in hs], fitted, fits), strict=True):
                 if not same:
                     self._memory.changed_at[h] = self.ticks
                 models[h] = m
@@ -795,8 +796,12 @@ def _capacities(coefs: np.ndarray, intercept: np.ndarray, usable: np.ndarray, li
     return head, secs
 
 
-def _same_models(olds: Sequence[HostModel | None], news: Sequence[HostModel | None]) -> list[bool]:
-    """`_same_model` of each pair; one-driver models (the usual case) compared all at once."""
+def _same_models(olds: Sequence[HostModel | None], news: Sequence[HostModel | None],
+                 fits: HostFits | None = None) -> list[bool]:
+    """`_same_model` of each pair; one-driver models (the usual case) compared all at once (from the fits'
+    arrays when `news` are the models of one-driver `fits`)."""
+    if fits is not None and fits.drivers.shape[1] == 1:
+        return _same_one_driver(olds, fits)
     one: list[int] = []
     rows: list[tuple[float, ...]] = []
     for i, (o, n) in enumerate(zip(olds, news, strict=True)):
@@ -817,6 +822,29 @@ def _same_models(olds: Sequence[HostModel | None], news: Sequence[HostModel | No
         if n is not None and len(n.drivers) != 1:
             out[i] = _same_model(o, n)
     return out
+
+
+def _same_one_driver(olds: Sequence[HostModel | None], fits: HostFits) -> list[bool]:
+    """`_same_model` of each old model and row of one-driver fits, all at once (the same arithmetic)."""
+    at: list[int] = []
+    old: list[HostModel] = []
+    for j, o in enumerate(olds):
+        if o is not None and len(o.drivers) == 1:
+            at.append(j)
+            old.append(o)
+    out = np.zeros(len(olds), dtype=bool)
+    if at:
+        i = np.array(at, dtype=np.intp)
+        oi = np.array([o.intercept for o in old], dtype=np.float64)
+        oc = np.concatenate([o.coefs for o in old]).astype(np.float64)
+        ox = np.concatenate([o.x_max for o in old]).astype(np.float64)
+        ok = (fits.fitted[i] & (np.array([o.drivers[0] for o in old]) == fits.drivers[i, 0])
+              & (np.abs(np.array([o.lags[0] for o in old]) - fits.lags[i, 0]) <= 1))
+        ni, nc, sigma = fits.intercept[i], fits.coefs[i, 0].astype(np.float64), fits.sigma[i]
+        for x in (fits.x_mean[i, 0].astype(np.float64), fits.x_max[i, 0].astype(np.float64), ox):
+            ok &= np.abs((oi + oc * x) - (ni + nc * x)) <= sigma  # predictions within one sigma over the range
+        out[i] = ok
+    return out.tolist()
 
 
 def _same_model(old: HostModel | None, new: HostModel | None) -> bool:

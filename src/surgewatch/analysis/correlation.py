@@ -100,6 +100,54 @@ class HostModel:
                          self.n, float(self.x_mean[d]), x_ss, float(self.coef_se[d]), float(self.x_max[d]))
 
 
+@dataclass(frozen=True, slots=True)
+class HostFits:
+    """A batch of fitted host rows as arrays (row i is host row rows[i]; G rows, k drivers each): what
+    `fit_hosts` gives, and `models()` the HostModel of each (None for a row fitted on fewer than ten points)."""
+
+    rows: np.ndarray  # [G] intp
+    drivers: np.ndarray  # [G, k] intp
+    lags: np.ndarray  # [G, k] intp
+    coefs: np.ndarray  # [G, k]
+    intercept: np.ndarray  # [G]
+    r2: np.ndarray  # [G]
+    sigma: np.ndarray  # [G] residual spread
+    n: np.ndarray  # [G] points fitted
+    x_mean: np.ndarray  # [G, k]
+    cov: np.ndarray  # [G, k+1, k+1]
+    x_max: np.ndarray  # [G, k]
+    coef_se: np.ndarray  # [G, k]
+    usable: np.ndarray  # [G] bool
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """[G] bool: rows with a model (fitted on at least ten points)."""
+        return self.n >= 10
+
+    @classmethod
+    def empty(cls, rows: np.ndarray, drivers: np.ndarray, lags: np.ndarray) -> HostFits:
+        """No row fitted (no point to fit on)."""
+        g, k = drivers.shape
+        nan = np.full((g, k), np.nan)
+        return cls(rows, drivers, lags, nan, np.full(g, np.nan), np.zeros(g), np.full(g, np.nan), np.zeros(g), nan,
+                   np.full((g, k + 1, k + 1), np.nan), nan, nan, np.zeros(g, dtype=bool))
+
+    def models(self) -> list[HostModel | None]:
+        out: list[HostModel | None] = []
+        drivers_l, lags_l = self.drivers.tolist(), self.lags.tolist()
+        seen: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per distinct drivers (or lags) of the batch
+        for i, (row, intercept, r2, sigma, n, usable, c, xm, iv, xx, s) in enumerate(zip(
+                self.rows.tolist(), self.intercept.tolist(), self.r2.tolist(), self.sigma.tolist(), self.n.tolist(),
+                self.usable.tolist(), self.coefs, self.x_mean, self.cov, self.x_max, self.coef_se, strict=True)):
+            if n < 10:
+                out.append(None)
+                continue
+            d, lg = tuple(drivers_l[i]), tuple(lags_l[i])
+            out.append(HostModel(row, seen.setdefault(d, d), seen.setdefault(lg, lg), c, intercept, r2, sigma,
+                                 int(n), xm, iv, xx, s, usable))
+        return out
+
+
 def _fft_size(n: int) -> int:
     """The smallest 2^a·3^b·5^c at least n (fast for FFTs, far less padding than a power of two)."""
     best = 1 << max(0, (n - 1).bit_length())
@@ -148,13 +196,14 @@ def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: n
         gaps = ~m.all(axis=1)  # rows with a gap keep their own mask; the others share the full one (index 0)
         which = np.where(gaps, np.cumsum(gaps), 0)
         masks = np.concatenate([np.ones((1, a.shape[1]), dtype=bool), m[gaps]])
-        f = np.fft.rfft(np.stack([a0, a0 * a0]), n=size, axis=2)
-        return f[0], f[1], np.fft.rfft(masks.astype(np.float64), n=size, axis=1), which
+        return (np.fft.rfft(a0, n=size, axis=1), np.fft.rfft(a0 * a0, n=size, axis=1),
+                np.fft.rfft(masks.astype(np.float64), n=size, axis=1), which)
 
     fx, fxx, fmx, mx = spectra(x)
     fy, fyy, fmy, my = spectra(y)
-    cx, cxx = np.conj(fx[pair_x]), np.conj(fxx[pair_x])
-    by, byy = fy[pair_y], fyy[pair_y]
+    cx = np.conj(fx[pair_x])
+    identity = pair_y.shape[0] == fy.shape[0] and bool(np.all(pair_y == np.arange(pair_y.shape[0])))
+    by, byy = (fy, fyy) if identity else (fy[pair_y], fyy[pair_y])  # (each load row once: the usual search)
     # sum_t a[t] b[t + k] = irfft(conj(A) · B)[k]: x leads y by k. The sums that read y only through its mask
     # (the count, x's sum and x's sum of squares) are the same for pairs of one x row and one y mask: taken once.
     combo = pair_x * fmy.shape[0] + my[pair_y]
@@ -170,9 +219,9 @@ def lag_correlations(x: np.ndarray, y: np.ndarray, pair_x: np.ndarray, pair_y: n
 
     n, sx, sxx = lagged(cmx_u * bmy_u, rows), lagged(np.conj(fx[ux]) * bmy_u, rows), \
         lagged(np.conj(fxx[ux]) * bmy_u, rows)
-    cmx = np.conj(fmx[mx[pair_x]])
+    own = mx[pair_x]  # traffic with gaps has a mask of its own; the others share the full one (one row)
+    cmx = np.conj(fmx[own]) if own.any() else np.conj(fmx[:1])
     sy, syy, sxy = lagged(cmx * by), lagged(cmx * byy), lagged(cx * by)
-    del cxx
     n = np.rint(n)
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sxy - sx * sy / n
@@ -253,11 +302,16 @@ def _lagged_drivers(window: np.ndarray, drivers: np.ndarray, lags: np.ndarray, f
 
 def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarray, lags: np.ndarray,
                     trims: int = 1, trim_sigma: float = 3.0, start: int | None = None) -> list[HostModel | None]:
+    """`fit_hosts`, one HostModel per host row (None when fewer than ten points overlap)."""
+    return fit_hosts(window, host_rows, drivers, lags, trims, trim_sigma, start).models()
+
+
+def fit_hosts(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarray, lags: np.ndarray,
+              trims: int = 1, trim_sigma: float = 3.0, start: int | None = None) -> HostFits:
     """Fit every host row against its k drivers at their lags (all rows share k; drivers/lags are [G, k]).
 
     `window` is [series, W] (oldest first); the fit reads columns from `start` on (default: the largest lag, so
-    that every row of a batch reads the same columns). Returns one HostModel per host row, None when fewer than
-    ten points overlap.
+    that every row of a batch reads the same columns). A row fitted on fewer than ten points has no model.
 
     Each row's numbers are those of fitting it alone (from the same `start`), to the bit: rows that share a
     design (hosts on one campaign's traffic at the same lag, with the same points present) share the normal
@@ -265,12 +319,12 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
     repeat the first pass exactly)."""
     g, k = drivers.shape
     if g == 0:
-        return []
+        return HostFits.empty(host_rows, drivers, lags)
     first_col = int(lags.max(initial=0)) if start is None else start
     if int(lags.max(initial=0)) > first_col:
         raise ValueError(f"fit from column {first_col}: a lag of {int(lags.max())} reaches before the window")
     if first_col >= window.shape[1]:
-        return [None] * g
+        return HostFits.empty(host_rows, drivers, lags)
     y = window[host_rows, first_col:]  # [G, T]
     xs = _lagged_drivers(window, drivers, lags, first_col)
     valid = ~np.isnan(y) & ~np.isnan(xs).any(axis=1)
@@ -321,22 +375,10 @@ def fit_host_models(window: np.ndarray, host_rows: np.ndarray, drivers: np.ndarr
     # each model's arrays are rows of these (fresh arrays, never written again)
     coefs, x_mean, inv, x_max, se = (np.array(a, copy=True) for a in (coefs, x_mean, inv, x_max, se))
     if k == 1:  # the dot product of one driver is one product
-        intercept = (y_mean + beta[:, 0] - coefs[:, 0] * x_mean[:, 0]).tolist()
+        intercept = y_mean + beta[:, 0] - coefs[:, 0] * x_mean[:, 0]
     else:
-        intercept = [float(y_mean[i] + beta[i, 0] - np.dot(coefs[i], x_mean[i])) for i in range(g)]
-    out: list[HostModel | None] = []
-    drivers_l, lags_l = drivers.tolist(), lags.tolist()
-    seen: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per distinct drivers (or lags) of the batch
-    for i, (row, r2_i, sigma_i, n_i, usable_i, c, xm, iv, xx, s) in enumerate(zip(
-            host_rows.tolist(), r2.tolist(), sigma.tolist(), n.tolist(), usable.tolist(), coefs, x_mean, inv,
-            x_max, se, strict=True)):
-        if n_i < 10:
-            out.append(None)
-            continue
-        d, lg = tuple(drivers_l[i]), tuple(lags_l[i])
-        out.append(HostModel(row, seen.setdefault(d, d), seen.setdefault(lg, lg), c, intercept[i], r2_i, sigma_i,
-                             int(n_i), xm, iv, xx, s, usable_i))
-    return out
+        intercept = np.array([float(y_mean[i] + beta[i, 0] - np.dot(coefs[i], x_mean[i])) for i in range(g)])
+    return HostFits(host_rows, drivers, lags, coefs, intercept, r2, sigma, n, x_mean, inv, x_max, se, usable)
 
 
 def _solved(a: np.ndarray, w: np.ndarray, y: np.ndarray, y_mean: np.ndarray, inv: np.ndarray
