@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -453,8 +454,7 @@ class Analyzer:
         search = [h for h in hosts if self.ticks - searched_at.get(h, -10**9) >= every
                   or not moved.isdisjoint(topo.host_drivers[h]) or h in late]
         self._memory.search_now = set()
-        for h in search:
-            self._memory.searched_at[h] = self.ticks
+        self._memory.searched_at.update(dict.fromkeys(search, self.ticks))
         masked = self._masked_load(w, search) if search else w[:0]
         single = [h for h in hosts if len(topo.host_drivers[h]) == 1]
         multi = [h for h in hosts if len(topo.host_drivers[h]) > 1]
@@ -462,8 +462,7 @@ class Analyzer:
         multi_search = [h for h in search if len(topo.host_drivers[h]) > 1]
         if single_search:
             self._search_lags(topo, single_search, w, masked, search, partial=False)
-        if single:
-            self._fit(topo, single, w)
+        made = self._fit(topo, single, w) if single else []
         if multi:
             # Several campaigns on a host: each driver's lag is sought against the load minus what the other
             # drivers explain in the previous model (backfitting); a host without a model gets a second pass.
@@ -476,8 +475,7 @@ class Analyzer:
                 self._search_lags(topo, fresh, w, masked, search, partial=True)
                 self._fit(topo, fresh, w)
         drivers = sorted({d for h in hosts for d in topo.host_drivers[h]})
-        for h in hosts:
-            self._memory.last_fit[h] = self.ticks
+        self._memory.last_fit.update(dict.fromkeys(hosts, self.ticks))
         # Traffic statistics (baseline, growth, noise) are refreshed at most twice per cadence per row.
         rows = [r for r in sorted(set(drivers) | {r for r in topo.campaign_rows if r is not None})
                 if self.ticks - self._memory.stats_at.get(r, -10**9) >= max(1, self.refit_every // 2)]
@@ -493,7 +491,9 @@ class Analyzer:
                     warnings.simplefilter("ignore", RuntimeWarning)
                     self._memory.fitted_x[d] = float(np.nanmean(w[d, -self.move_span:]))
         changed_at = self._memory.changed_at
-        if self._packed.update([self._memory.models.get(h) for h in hosts], self._memory.growth, rows):
+        # one fit of every row (the usual refit) is written from its arrays
+        whole = made[0] if not multi and len(made) == 1 and made[0].rows.shape[0] == len(hosts) else None
+        if self._packed.update([self._memory.models.get(h) for h in hosts], self._memory.growth, rows, whole):
             at = [self._packed.pos[h] for h in hosts]
             self._packed.changed[at] = [changed_at.get(h, self.ticks) for h in hosts]
         else:
@@ -539,19 +539,22 @@ class Analyzer:
             var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
         curves = var[px][:, None] * np.nan_to_num(corr, nan=0.0)
         memory, ticks = self._memory, self.ticks
-        had = [(i, c) for i, c in enumerate(memory.curves.get(pair) for pair in pairs) if c is not None]
-        if had:
-            at = [i for i, _ in had]
-            kept = np.stack([c[0] for _, c in had])
-            decay = np.array([math.exp(-(ticks - c[1]) / self.fit_ticks) for _, c in had])
+        old = [memory.curves.get(pair) for pair in pairs]
+        at = [i for i, c in enumerate(old) if c is not None]
+        if at:
+            kept = np.stack([old[i][0] for i in at])  # type: ignore[index]
+            ages = [ticks - old[i][1] for i in at]  # type: ignore[index]
+            factor = {age: math.exp(-age / self.fit_ticks) for age in set(ages)}  # (a few distinct ages)
+            decay = np.array([factor[age] for age in ages])
             curves[at] = curves[at] + kept * decay[:, None]
         lag = np.argmax(curves, axis=1)
         some = np.any(curves != 0, axis=1).tolist()
         at_lag = corr[np.arange(len(pairs)), lag].tolist()
-        for i, (pair, lg) in enumerate(zip(pairs, lag.tolist(), strict=True)):
-            memory.curves[pair] = (curves[i], ticks)
-            if some[i]:
-                memory.lags[pair] = (lg, at_lag[i])
+        memory.curves.update(zip(pairs, zip(curves, repeat(ticks)), strict=False))  # (repeat has no end)
+        known = memory.lags
+        for pair, lg, found, peak in zip(pairs, lag.tolist(), some, at_lag, strict=True):
+            if found:
+                known[pair] = (lg, peak)
 
     def _partial(self, w: np.ndarray, y: np.ndarray, d: int, h: int) -> np.ndarray:
         """Load of host row h minus what the drivers other than d explain in its current model."""
@@ -567,24 +570,31 @@ class Analyzer:
             out = out - m.coefs[j] * shifted
         return out
 
-    def _fit(self, topo: Topology, hosts: list[int], w: np.ndarray) -> None:
-        """Refit the models of `hosts` at their current lags."""
-        groups: dict[int, list[int]] = {}
+    def _fit(self, topo: Topology, hosts: list[int], w: np.ndarray) -> list[HostFits]:
+        """Refit the models of `hosts` at their current lags (the fits made: one per number of drivers)."""
+        known, models, changed_at = self._memory.lags, self._memory.models, self._memory.changed_at
+        groups: dict[int, tuple[list[int], list[tuple[int, ...]], list[list[int]]]] = {}
         for h in hosts:
-            if all((d, h) in self._memory.lags for d in topo.host_drivers[h]):
-                groups.setdefault(len(topo.host_drivers[h]), []).append(h)
-            else:
-                self._memory.models[h] = None
-        for _k, hs in groups.items():
-            drv = np.array([topo.host_drivers[h] for h in hs], dtype=np.intp)
-            lags = np.array([[self._memory.lags[(d, h)][0] for d in topo.host_drivers[h]] for h in hs], dtype=np.intp)
-            fits = fit_hosts(w, np.array(hs, dtype=np.intp), drv, lags)
+            ds = topo.host_drivers[h]
+            found = [known.get((d, h)) for d in ds]
+            if None in found:
+                models[h] = None
+                continue
+            hs, drv, lags = groups.get(len(ds)) or groups.setdefault(len(ds), ([], [], []))
+            hs.append(h)
+            drv.append(ds)
+            lags.append([lag for lag, _corr in found])  # type: ignore[misc]  # (no None left)
+        made = []
+        for hs, drv, lags in groups.values():
+            fits = fit_hosts(w, np.array(hs, dtype=np.intp), np.array(drv, dtype=np.intp),
+                             np.array(lags, dtype=np.intp))
             fitted = fits.models()
-            models = self._memory.models
             for h, m, same in zip(hs, fitted, _same_models([models.get(h) for h in hs], fitted, fits), strict=True):
                 if not same:
-                    self._memory.changed_at[h] = self.ticks
+                    changed_at[h] = self.ticks
                 models[h] = m
+            made.append(fits)
+        return made
 
     def _masked_load(self, w: np.ndarray, hosts: list[int]) -> np.ndarray:
         """Host rows of the window with points far off their current model blanked, so that a burst of
@@ -593,9 +603,9 @@ class Analyzer:
         p = self._packed
         if p.rows.shape[0] == 0:
             return y
-        trusted = p.usable & p.settled(self.ticks, self.min_support)
-        pos = {r: i for i, (r, ok) in enumerate(zip(p.rows.tolist(), trusted.tolist(), strict=True)) if ok}
-        sel = [(j, pos[h]) for j, h in enumerate(hosts) if h in pos]
+        trusted = (p.usable & p.settled(self.ticks, self.min_support)).tolist()
+        pos = p.pos
+        sel = [(j, i) for j, i in enumerate(pos.get(h, -1) for h in hosts) if i >= 0 and trusted[i]]
         if not sel:
             return y
         yj = np.array([j for j, _ in sel], dtype=np.intp)

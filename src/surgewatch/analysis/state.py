@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .correlation import HostModel
+from .correlation import HostFits, HostModel
 
 
 @dataclass
@@ -70,10 +70,17 @@ class PackedModels:
                    {m.row: i for i, m in enumerate(models)})
 
     def update(self, models: Sequence[HostModel | None], growth: Mapping[int, float],
-               refreshed: Sequence[int]) -> bool:
+               refreshed: Sequence[int], fits: HostFits | None = None) -> bool:
         """Write refitted models (and refreshed traffic growth) in place; False when a rebuild is needed
-        (a model appeared or vanished, or has more drivers than the arrays hold)."""
+        (a model appeared or vanished, or has more drivers than the arrays hold). `fits`, when given, are the
+        arrays `models` were made from (in their order): written from there at once."""
         k = self.coefs.shape[1]
+        if fits is not None and fits.drivers.shape[1] == k and bool(fits.fitted.all()):
+            at = [self.pos.get(r, -1) for r in fits.rows.tolist()]
+            if -1 not in at:
+                self._write(at, models, fits)
+                self._refresh_growth(growth, refreshed)
+                return True
         if any(m is None or m.row not in self.pos or len(m.drivers) > k for m in models):
             return False
         full = [m for m in models if m is not None and len(m.drivers) == k]
@@ -105,12 +112,25 @@ class PackedModels:
             self.cov[i] = 0.0
             self.cov[i, : j + 1, : j + 1] = m.cov
             self.intercept[i], self.sigma[i], self.usable[i] = m.intercept, m.resid_sigma, m.usable
+        self._refresh_growth(growth, refreshed)
+        return True
+
+    def _write(self, at: list[int], models: Sequence[HostModel | None], fits: HostFits) -> None:
+        """Models at positions `at`, from the arrays they were made from."""
+        idx = np.array(at, dtype=np.intp)
+        for i, m in zip(at, models, strict=True):
+            assert m is not None
+            self.models[i] = m
+        self.drivers[idx], self.lags[idx], self.coefs[idx] = fits.drivers, fits.lags, fits.coefs
+        self.x_mean[idx], self.cov[idx] = fits.x_mean, fits.cov
+        self.intercept[idx], self.sigma[idx], self.usable[idx] = fits.intercept, fits.sigma, fits.usable
+
+    def _refresh_growth(self, growth: Mapping[int, float], refreshed: Sequence[int]) -> None:
         if refreshed:
             rows, at = np.unique(self.drivers, return_inverse=True)
             g = np.array([growth.get(d, np.nan) for d in rows.tolist()], dtype=np.float64)[at]
             g = g.reshape(self.drivers.shape)
             self.growth = np.where(self.coefs != 0, g, 0.0)
-        return True
 
     def settled(self, ticks: int, min_support: int) -> np.ndarray:
         """[H] bool: each model has stayed put for at least `min_support` ticks."""
