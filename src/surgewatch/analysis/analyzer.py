@@ -22,6 +22,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..model import Cause, split_series
 from ..units import format_duration
@@ -529,7 +530,8 @@ class Analyzer:
             py = np.arange(len(pairs), dtype=np.intp)
         else:
             target = masked
-            py = np.array([mpos[h] for _, h in pairs], dtype=np.intp)
+            py = np.arange(len(pairs), dtype=np.intp) if len(pairs) == len(hosts) and hosts == masked_rows \
+                else np.array([mpos[h] for _, h in pairs], dtype=np.intp)  # (each host its one pair, in order)
         px = np.array([dpos[d] for d, _ in pairs], dtype=np.intp)
         corr = lag_correlations(w[drivers], target, px, py, self.max_lag_ticks)
         # Lag evidence accumulates across refits, weighted by how much the traffic moved in each window
@@ -599,7 +601,7 @@ class Analyzer:
     def _masked_load(self, w: np.ndarray, hosts: list[int]) -> np.ndarray:
         """Host rows of the window with points far off their current model blanked, so that a burst of
         unexplained load cannot pull the lag towards itself."""
-        y = w[hosts].copy()
+        y = w[hosts]  # (a copy)
         p = self._packed
         if p.rows.shape[0] == 0:
             return y
@@ -610,9 +612,7 @@ class Analyzer:
             return y
         yj = np.array([j for j, _ in sel], dtype=np.intp)
         pi = np.array([i for _, i in sel], dtype=np.intp)
-        w_len = w.shape[1]
-        idx = np.arange(w_len)[None, None, :] - p.lags[pi][:, :, None]
-        xs = np.where(idx >= 0, w[p.drivers[pi][:, :, None], np.clip(idx, 0, w_len - 1)], np.nan)
+        xs = _lagged_window(w, p.drivers[pi], p.lags[pi])
         pred = p.intercept[pi][:, None] + np.einsum("hk,hkt->ht", p.coefs[pi], xs)
         with np.errstate(invalid="ignore"):
             off = np.abs(y[yj] - pred) > 4.0 * p.sigma[pi][:, None]
@@ -791,6 +791,16 @@ class Analyzer:
         if np.isin(self._packed.rows, rows).any():  # packed again from the models left at the next refit
             self._packed = PackedModels.build([])
         self._topo = None
+
+
+def _lagged_window(w: np.ndarray, drivers: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """[H, K, W]: driver rows of the window at their lags, w[d, t - lag] (NaN before the window starts); each
+    distinct driver row is read once."""
+    distinct, at = np.unique(drivers, return_inverse=True)
+    pad = int(lags.max(initial=0))
+    padded = np.full((distinct.shape[0], pad + w.shape[1]), np.nan, dtype=w.dtype)
+    padded[:, pad:] = w[distinct]
+    return sliding_window_view(padded, w.shape[1], axis=1)[at.reshape(drivers.shape), pad - lags]
 
 
 def _capacities(coefs: np.ndarray, intercept: np.ndarray, usable: np.ndarray, limit: np.ndarray,
