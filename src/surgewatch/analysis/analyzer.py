@@ -578,14 +578,19 @@ class Analyzer:
         groups: dict[int, tuple[list[int], list[tuple[int, ...]], list[list[int]]]] = {}
         for h in hosts:
             ds = topo.host_drivers[h]
-            found = [known.get((d, h)) for d in ds]
-            if None in found:
+            if len(ds) == 1:  # the usual host: one campaign's traffic
+                one = known.get((ds[0], h))
+                found = [one[0]] if one is not None else None
+            else:
+                each = [known.get((d, h)) for d in ds]
+                found = [f[0] for f in each if f is not None] if None not in each else None
+            if found is None:
                 models[h] = None
                 continue
             hs, drv, lags = groups.get(len(ds)) or groups.setdefault(len(ds), ([], [], []))
             hs.append(h)
             drv.append(ds)
-            lags.append([lag for lag, _corr in found])  # type: ignore[misc]  # (no None left)
+            lags.append(found)
         made = []
         for hs, drv, lags in groups.values():
             fits = fit_hosts(w, np.array(hs, dtype=np.intp), np.array(drv, dtype=np.intp),
