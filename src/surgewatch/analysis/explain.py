@@ -102,7 +102,12 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
     at = np.array(pos, dtype=np.intp)
     usable, rz, expected, mature = (_at(a, at, a.dtype.type(0)) for a in (p.usable, now.rz, now.expected, now.mature))
     parts_of, host_campaigns, host_of, campaigns_of = f.parts, f.topo.host_campaigns, f.topo.host_of, f.campaigns_of
-    models, limit, pending = p.models, f.residual_limit, out.pending
+    models, limit, pending, credit = p.models, f.residual_limit, out.pending, f.credit
+    # the usual verdict's test (a usable, mature model the value is within), and the size against its floor, at once
+    with np.errstate(invalid="ignore"):
+        fast = ((at >= 0) & np.array(usable, dtype=bool) & np.array(mature, dtype=bool)
+                & (np.abs(np.array(rz, dtype=np.float64)) < limit)).tolist()
+        hows = np.where(np.abs(size[rows]) < np.array(floor, dtype=np.float64), _BELOW_FLOOR, _PLAIN).tolist()
     for k, r in enumerate(rl):
         name = names[r]
         parts = parts_of.get(name)
@@ -112,20 +117,19 @@ def judge(rows: np.ndarray, names: Sequence[str], size: np.ndarray, f: TickFacts
         cis = (host_campaigns.get(r) or tuple(host_of.get(parts[1], ()))) if parts[0] == "host" else ()
         if cis:  # the usual verdicts at a launch, as _read reaches them, inline
             camp = campaigns_of.get(cis) or _campaigns_of(cis, f)
-            modelled = i >= 0 and usable[k]
-            s, fl = sz[k], floor[k]
-            how = _BELOW_FLOOR if abs(s) < fl else _PLAIN  # (_PLAIN for a NaN size)
-            if modelled and mature[k] and abs(e) < limit:  # (False for NaN)
+            s, fl, how = sz[k], floor[k], hows[k]  # (_PLAIN for a NaN size)
+            if fast[k]:  # (False for a NaN residual)
                 # a mature model explains the load (or it is at baseline traffic)
                 m = models[i]
                 if camp[5]:
-                    cause[r] = _name_for(m, f, camp[0], camp[6])
+                    cause[r] = credit.get((m.drivers, camp[6])) or _name_for(m, f, camp[0], camp[6])
                     pending[r] = (_EXPLAINED, parts[1], parts[2], v, how, kind[k], s, fl, None, m, expected[k], i,
                                   f, camp[0])
                 else:
                     pending[r] = (_AT_BASELINE, parts[1], parts[2], v, how, kind[k], s, fl, None, m, expected[k],
                                   i, f, camp[0])
                 continue
+            modelled = i >= 0 and usable[k]
             if camp[4] and modelled and not (mature[k] and not math.isnan(e)) and not (camp[2] and e >= limit):
                 # the model still learns a launch and the load is not beyond what the lift could drive
                 cause[r] = _campaign(camp[3], f)
