@@ -22,6 +22,7 @@ from .rowstats import nanpercentile_rows, percentile_of
 MIN_POINTS = 30  # a model needs this many fitted points to be used at all
 MIN_R2 = 0.6  # ... and at least this fit quality
 MIN_T = 8.0  # ... and every slope this many standard errors above zero
+SMALL_BATCH = 16  # host rows fitted at once up to which sharing work across them costs more than it saves
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +285,9 @@ def _shared_designs(drivers: np.ndarray, lags: np.ndarray, valid: np.ndarray) ->
     """Rows that share a design (the same drivers at the same lags, every point present): one row of each, and
     each row's index into those. Hosts behind one campaign's traffic mostly share one; a row with a gap has its
     own."""
+    if drivers.shape[0] <= SMALL_BATCH:  # a handful of rows: each its own
+        every = np.arange(drivers.shape[0])
+        return every, every
     gaps = ~valid.all(axis=1)
     key = np.concatenate([drivers, lags, np.where(gaps, np.arange(1, gaps.shape[0] + 1), 0)[:, None]], axis=1,
                          dtype=np.int64)
@@ -295,6 +299,9 @@ def _shared_designs(drivers: np.ndarray, lags: np.ndarray, valid: np.ndarray) ->
 def _lagged_drivers(window: np.ndarray, drivers: np.ndarray, lags: np.ndarray, first_col: int) -> np.ndarray:
     """[G, k, T]: each row's drivers at their lags, window[d, first_col - lag:][:T] (T = W - first_col); each
     distinct driver row is read once."""
+    if drivers.shape[0] <= SMALL_BATCH:  # a handful of rows (the small end): gathered directly
+        t = np.arange(first_col, window.shape[1])
+        return window[drivers[:, :, None], t[None, None, :] - lags[:, :, None]]
     distinct, at = np.unique(drivers, return_inverse=True)
     spans = sliding_window_view(window[distinct], window.shape[1] - first_col, axis=1)
     return spans[at.reshape(drivers.shape), first_col - lags]
