@@ -134,18 +134,18 @@ class HostFits:
                    np.full((g, k + 1, k + 1), np.nan), nan, nan, np.zeros(g, dtype=bool))
 
     def models(self) -> list[HostModel | None]:
-        out: list[HostModel | None] = []
         drivers_l, lags_l = self.drivers.tolist(), self.lags.tolist()
         seen: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per distinct drivers (or lags) of the batch
-        for i, (row, intercept, r2, sigma, n, usable, c, xm, iv, xx, s) in enumerate(zip(
-                self.rows.tolist(), self.intercept.tolist(), self.r2.tolist(), self.sigma.tolist(), self.n.tolist(),
-                self.usable.tolist(), self.coefs, self.x_mean, self.cov, self.x_max, self.coef_se, strict=True)):
-            if n < 10:
-                out.append(None)
-                continue
-            d, lg = tuple(drivers_l[i]), tuple(lags_l[i])
-            out.append(HostModel(row, seen.setdefault(d, d), seen.setdefault(lg, lg), c, intercept, r2, sigma,
-                                 int(n), xm, iv, xx, s, usable))
+        drivers = [seen.setdefault(d, d) for d in map(tuple, drivers_l)]
+        lags = [seen.setdefault(lg, lg) for lg in map(tuple, lags_l)]
+        n = self.n.tolist()
+        out: list[HostModel | None] = list(map(
+            HostModel, self.rows.tolist(), drivers, lags, self.coefs, self.intercept.tolist(), self.r2.tolist(),
+            self.sigma.tolist(), [int(v) for v in n], self.x_mean, self.cov, self.x_max, self.coef_se,
+            self.usable.tolist()))
+        for i, count in enumerate(n):
+            if count < 10:  # too few points: no model
+                out[i] = None
         return out
 
 
