@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from surgewatch.analysis.analyzer import _same_model, _same_models
-from surgewatch.analysis.correlation import HostModel, fit_host_models, fit_hosts
+from surgewatch.analysis.correlation import HostModel, fit_host_models, fit_hosts, lag_correlations
 
 FIELDS = ("row", "drivers", "lags", "coefs", "intercept", "r2", "resid_sigma", "n", "x_mean", "cov", "x_max",
           "coef_se", "usable")
@@ -117,3 +117,22 @@ def test_refit_compares_one_driver_models_from_the_fits_arrays_as_model_by_model
     assert batched == one_by_one
     assert any(batched) and not all(batched)
     assert not batched[5] and not batched[-2]  # no old model; no new model (too few points)
+
+
+def test_lag_search_of_one_pair_per_host_equals_the_general_gathered_search() -> None:
+    """The search a refit runs (each load row once, in order; traffic without gaps sharing one mask) gives, to the
+    bit, what the general path (load rows gathered, every pair its own traffic mask) gives for the same pairs."""
+    rng = np.random.default_rng(9)
+    w_len = 120
+    x = rng.normal(300, 20, (3, w_len)).cumsum(axis=1) / 10
+    x[2, rng.random(w_len) < 0.05] = np.nan  # a traffic row with gaps: pairs on it take the general path
+    y = np.vstack([0.05 * np.roll(x[h % 2], 2) + rng.normal(0, 1, w_len) for h in range(40)])
+    y[3, rng.random(w_len) < 0.1] = np.nan
+    px = np.arange(40) % 2
+    fast = lag_correlations(x, y, px, np.arange(40), 20)  # in order, shared full mask
+    perm = rng.permutation(40)
+    gathered = lag_correlations(x, y[perm], px, np.argsort(perm), 20)  # load rows gathered
+    with_gaps = lag_correlations(x, y, np.r_[px, 2], np.r_[np.arange(40), 0], 20)[:40]  # masks gathered per pair
+    assert np.array_equal(fast, gathered, equal_nan=True)
+    assert np.array_equal(fast, with_gaps, equal_nan=True)
+    assert np.isfinite(fast).sum() > 0.9 * fast.size
