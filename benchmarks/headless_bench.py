@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH] [--runs N] [--against OTHER_CHECKOUT]
                                            [--floor] [--profile SECONDS] [--memory SECONDS] [--parts SECONDS]
+                                           [--cold TICKS] [--stages]
 
 Both run side by side for the same wall-clock window at a 1 s interval: surgewatch on its built-in default
 (this host + the DEMO host and campaign) with `[monitor] interval = "1s"`, glances as
@@ -18,6 +19,13 @@ shed: Python, asyncio (without ssl, as the daemon imports it), numpy, sqlite3; a
 `--memory SECONDS` instead starts the daemon, and after SECONDS prints its resident memory by mapping from
 /proc/PID/smaps (each library's code and data touched, the malloc heap, anonymous mappings: Python's object arenas,
 numpy's larger arrays, the store's rings) next to its peak.
+`--cold TICKS` instead steps the daemon's engine in this process on a stepped clock (a tick per simulated second,
+the same polls and analysis) and prints its CPU per tick run back to back (caches warm) and with a pause of 1 s
+between ticks, as the daemon runs (caches cold: on a shared machine the tick's code and data are evicted between
+ticks), and what one tick calls: Python functions and C functions (numpy's ufuncs and methods, builtins).
+`--stages` instead starts a fresh interpreter that builds the daemon step by step as `surgewatch --headless` does
+and prints its RSS after each step (imports, engine, demo backfill, first tick, a minute of ticks), and which
+libraries' pages the first ticks touch.
 Prints a table; nothing is asserted.
 """
 
@@ -200,6 +208,152 @@ def cpu_by_part(cfg: Path, seconds: float) -> None:
     print(f"  {'the rest (event loop, timers, signals)':40} {outside * per_min:.4f}")
 
 
+def engine_on_stepped_clock(cfg: Path) -> tuple[Any, Callable[[], None]]:
+    """The headless daemon's engine (only the needed series, stdout sink) on a clock that one_tick() steps by 1 s,
+    and one_tick: the driven polls and the tick, as the daemon's timer runs them."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from surgewatch.config import SinkConfig
+    from surgewatch.defaults import resolve_config
+    from surgewatch.engine import Engine, EngineOptions
+
+    at = [time.time()]
+    engine = Engine(resolve_config(str(cfg)), EngineOptions(
+        default_sinks=[SinkConfig(kind="stdout")], only_needed=True, clock=lambda: at[0], keep_models=False))
+    engine.backfill_demo()
+
+    def one_tick() -> None:
+        at[0] += 1.0
+        engine.collector.poll_driven()
+        engine.tick(at[0])
+    return engine, one_tick
+
+
+def cold_ticks(cfg: Path, ticks: int) -> None:
+    """CPU per tick back to back and a second apart (thread CPU clock), and Python and C calls per tick."""
+    import asyncio
+    import io
+
+    async def run() -> list[tuple[str, float]]:
+        engine, one_tick = engine_on_stepped_clock(cfg)
+        engine.collector.start(driven=1.0)  # the driven polls (this host, the demo), polled by one_tick
+        engine.collector.poll_driven = lambda: engine.collector._poll_group(engine.collector._driven, 0.0)
+        for _ in range(30):  # past the first refits
+            one_tick()
+        out = []
+        for label, pause, n in (("back to back (caches warm)", 0.0, max(ticks, 200)),
+                                ("1 s apart, as the daemon (caches cold)", 1.0, ticks)):
+            used = 0.0
+            for _ in range(n):
+                if pause:
+                    time.sleep(pause)
+                t = time.thread_time()
+                one_tick()
+                used += time.thread_time() - t
+            out.append((f"{label}, {n} ticks", used / n * 1e3))
+        calls = {"call": 0, "c_call": 0}
+
+        def count(_frame: Any, event: str, _arg: Any) -> None:
+            if event in calls:
+                calls[event] += 1
+        sys.setprofile(count)
+        for _ in range(100):
+            one_tick()
+        sys.setprofile(None)
+        out.append(("Python function calls per tick", calls["call"] / 100))
+        out.append(("C function calls per tick (numpy, builtins)", calls["c_call"] / 100))
+        await engine.collector.stop()
+        return out
+
+    saved = sys.stdout
+    sys.stdout = io.StringIO()  # the stdout sink's alert lines
+    try:
+        rows = asyncio.run(run())
+    finally:
+        sys.stdout = saved
+    print(f"\nthe daemon's tick in this process (load average {os.getloadavg()[0]:.1f}):\n")
+    for label, value in rows:
+        unit = "ms CPU a tick" if "ticks" in label else ""
+        print(f"  {label:48} {value:8.3f} {unit}")
+
+
+# Run in a fresh interpreter (argv[1]: the config) so that nothing the benchmark imports counts.
+STAGES_CHILD = """
+import os, sys
+lines = []
+def note(label):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                lines.append(f'{label}\\t{int(line.split()[1]) / 1024}')
+def libs():
+    out, name = {}, None
+    with open('/proc/self/smaps') as f:
+        for line in f:
+            head = line.split(maxsplit=5)
+            if len(head) >= 5 and '-' in head[0] and not head[0].endswith(':'):
+                name = head[5].strip().rsplit('/', 1)[-1].split('.')[0].split('-')[0] if len(head) > 5 else None
+            elif line.startswith('Rss:') and name:
+                out[name] = out.get(name, 0) + int(line.split()[1]) / 1024
+    return out
+note('python')
+from surgewatch.lean import asyncio_without_ssl, pause_gc, resume_gc
+pause_gc()
+asyncio_without_ssl()
+import asyncio
+note('+ asyncio (no ssl)')
+import numpy
+note('+ numpy')
+import surgewatch.engine, surgewatch.frontends.headless
+from surgewatch.config import SinkConfig
+from surgewatch.defaults import resolve_config
+from surgewatch.engine import Engine, EngineOptions
+note("+ the daemon's modules (sqlite3 with them)")
+config = resolve_config(sys.argv[1])
+async def main():
+    engine = Engine(config, EngineOptions(default_sinks=[SinkConfig(kind='stdout')], only_needed=True))
+    note('+ the engine built (sources, store, detector, rules, outbox)')
+    engine.backfill_demo()
+    note('+ the demo history backfilled, the analysis warmed on it')
+    resume_gc()
+    before = libs()
+    stop = asyncio.Event()
+    run = asyncio.ensure_future(engine.run(stop))
+    await asyncio.sleep(1.0)
+    note('+ the first ticks (the first load-model fits)')
+    grew = {k: v - before.get(k, 0.0) for k, v in libs().items()}
+    await asyncio.sleep(float(sys.argv[2]))
+    note(f'+ {float(sys.argv[2]):.0f} s of ticks')
+    stop.set()
+    await run
+    await engine.shutdown(0.5)
+    for k, v in sorted(grew.items(), key=lambda kv: -kv[1]):
+        if v >= 0.1:
+            lines.append(f'    of the first ticks: {k} +{v:.1f} MB')
+saved, sys.stdout = sys.stdout, open(os.devnull, 'w')
+try:
+    asyncio.run(main())
+finally:
+    sys.stdout = saved
+print('\\n'.join(lines))
+"""
+
+
+def rss_stages(cfg: Path, seconds: float = 60.0) -> None:
+    """RSS of a fresh interpreter after each step of building and running the daemon (see STAGES_CHILD)."""
+    env = dict(os.environ, PYTHONPATH=f"{HERE.parent / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    done = subprocess.run([sys.executable, "-c", STAGES_CHILD, str(cfg), str(seconds)], capture_output=True, text=True,
+                          env=env, check=True, timeout=seconds + 60)
+    print("\nRSS of the daemon built step by step in a fresh interpreter (MB):\n")
+    last = 0.0
+    for line in done.stdout.splitlines():
+        if "\t" not in line:
+            print(line)
+            continue
+        label, mb = line.rsplit("\t", 1)
+        print(f"  {label:64} {float(mb):6.1f}  ({float(mb) - last:+.1f})")
+        last = float(mb)
+
+
 def profile_daemon(cfg: Path, seconds: float, top: int = 30) -> None:
     """The daemon in this process under cProfile for `seconds` after 5 s of start-up: where its CPU goes."""
     import asyncio
@@ -301,7 +455,17 @@ def main() -> int:
     ap.add_argument("--profile", type=float, metavar="SECONDS", help="instead: profile the daemon in-process")
     ap.add_argument("--memory", type=float, metavar="SECONDS", help="instead: the daemon's memory by mapping")
     ap.add_argument("--parts", type=float, metavar="SECONDS", help="instead: the daemon's CPU by part of the tick")
+    ap.add_argument("--cold", type=int, metavar="TICKS", help="instead: CPU a tick warm and a second apart")
+    ap.add_argument("--stages", action="store_true", help="instead: RSS after each step of the start-up")
     args = ap.parse_args()
+    if args.cold:
+        with tempfile.TemporaryDirectory() as tmp:
+            cold_ticks(default_config_at_1s(Path(tmp)), args.cold)
+        return 0
+    if args.stages:
+        with tempfile.TemporaryDirectory() as tmp:
+            rss_stages(default_config_at_1s(Path(tmp)))
+        return 0
     if args.parts:
         with tempfile.TemporaryDirectory() as tmp:
             cpu_by_part(default_config_at_1s(Path(tmp)), args.parts)
