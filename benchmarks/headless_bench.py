@@ -458,26 +458,17 @@ def main() -> int:
     ap.add_argument("--cold", type=int, metavar="TICKS", help="instead: CPU a tick warm and a second apart")
     ap.add_argument("--stages", action="store_true", help="instead: RSS after each step of the start-up")
     args = ap.parse_args()
-    if args.cold:
-        with tempfile.TemporaryDirectory() as tmp:
-            cold_ticks(default_config_at_1s(Path(tmp)), args.cold)
-        return 0
-    if args.stages:
-        with tempfile.TemporaryDirectory() as tmp:
-            rss_stages(default_config_at_1s(Path(tmp)))
-        return 0
-    if args.parts:
-        with tempfile.TemporaryDirectory() as tmp:
-            cpu_by_part(default_config_at_1s(Path(tmp)), args.parts)
-        return 0
-    if args.memory:
-        with tempfile.TemporaryDirectory() as tmp:
-            print_memory(default_config_at_1s(Path(tmp)), args.memory)
-        return 0
-    if args.profile:
-        with tempfile.TemporaryDirectory() as tmp:
-            profile_daemon(default_config_at_1s(Path(tmp)), args.profile)
-        return 0
+    # the modes that run instead of the side-by-side table: (flag's value, what runs on the default config at 1 s)
+    modes: list[tuple[Any, Callable[[Path], None]]] = [
+        (args.cold, lambda cfg: cold_ticks(cfg, args.cold)), (args.stages, rss_stages),
+        (args.parts, lambda cfg: cpu_by_part(cfg, args.parts)),
+        (args.memory, lambda cfg: print_memory(cfg, args.memory)),
+        (args.profile, lambda cfg: profile_daemon(cfg, args.profile))]
+    for wanted, run in modes:
+        if wanted:
+            with tempfile.TemporaryDirectory() as tmp:
+                run(default_config_at_1s(Path(tmp)))
+            return 0
     this = "surgewatch --headless (default, 1 s)"
     other = f"  the same, {args.against}"
     glances = "glances --stdout cpu.total,mem.percent,load -t 1"
