@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/headless_bench.py [--seconds 60] [--glances PATH] [--runs N] [--against OTHER_CHECKOUT]
                                            [--floor] [--profile SECONDS] [--memory SECONDS] [--parts SECONDS]
-                                           [--cold TICKS] [--stages]
+                                           [--cold TICKS] [--stages] [--local-only]
 
 Both run side by side for the same wall-clock window at a 1 s interval: surgewatch on its built-in default
 (this host + the DEMO host and campaign) with `[monitor] interval = "1s"`, glances as
@@ -26,6 +26,8 @@ ticks), and what one tick calls: Python functions and C functions (numpy's ufunc
 `--stages` instead starts a fresh interpreter that builds the daemon step by step as `surgewatch --headless` does
 and prints its RSS after each step (imports, engine, demo backfill, first tick, a minute of ticks), and which
 libraries' pages the first ticks touch.
+`--local-only` runs any of these on this host alone with the default's three host rules (no DEMO host, traffic or
+campaign: no campaign analysis) instead of the built-in default.
 Prints a table; nothing is asserted.
 """
 
@@ -62,11 +64,52 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# `--local-only`: the built-in default's host and rules without the DEMO host, traffic and campaign (this host alone)
+LOCAL_ONLY_TOML = """
+[monitor]
+interval = "{interval}"
+history = "6h"
+
+[[host]]
+name = "local"
+source = "local"
+
+[[rule]]
+name = "cpu-high"
+series = "host:*/cpu.percent"
+above = 90
+clear = 80
+for = "{for_cpu}"
+severity = "critical"
+
+[[rule]]
+name = "memory-high"
+series = "host:*/mem.percent"
+above = 90
+clear = 85
+for = "{for_mem}"
+severity = "warning"
+
+[[rule]]
+name = "unexplained-load"
+series = "host:*/cpu.percent"
+anomaly = "unexplained"
+for = "{for_anomaly}"
+severity = "warning"
+
+[[sink]]
+kind = "stdout"
+"""
+LOCAL_ONLY = False  # set by --local-only
+
+
 def default_config_at_1s(directory: Path) -> Path:
+    """The built-in default (or with --local-only, LOCAL_ONLY_TOML) at a 1 s interval, its state in `directory`."""
     sys.path.insert(0, str(HERE.parent / "src"))
     from surgewatch.defaults import DEFAULT_TOML
 
-    text = DEFAULT_TOML.format(interval="1s", for_cpu="30s", for_mem="1m", for_anomaly="10s")
+    template = LOCAL_ONLY_TOML if LOCAL_ONLY else DEFAULT_TOML
+    text = template.format(interval="1s", for_cpu="30s", for_mem="1m", for_anomaly="10s")
     text = text.replace("[monitor]\n", f'[monitor]\nstate_dir = "{directory / "state"}"\n', 1)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "default-1s.toml"
@@ -457,7 +500,11 @@ def main() -> int:
     ap.add_argument("--parts", type=float, metavar="SECONDS", help="instead: the daemon's CPU by part of the tick")
     ap.add_argument("--cold", type=int, metavar="TICKS", help="instead: CPU a tick warm and a second apart")
     ap.add_argument("--stages", action="store_true", help="instead: RSS after each step of the start-up")
+    ap.add_argument("--local-only", action="store_true",
+                    help="this host alone with the default's rules (no DEMO host, traffic or campaign)")
     args = ap.parse_args()
+    global LOCAL_ONLY
+    LOCAL_ONLY = args.local_only
     # the modes that run instead of the side-by-side table: (flag's value, what runs on the default config at 1 s)
     modes: list[tuple[Any, Callable[[Path], None]]] = [
         (args.cold, lambda cfg: cold_ticks(cfg, args.cold)), (args.stages, rss_stages),
@@ -469,7 +516,7 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 run(default_config_at_1s(Path(tmp)))
             return 0
-    this = "surgewatch --headless (default, 1 s)"
+    this = f"surgewatch --headless ({'this host only' if LOCAL_ONLY else 'default'}, 1 s)"
     other = f"  the same, {args.against}"
     glances = "glances --stdout cpu.total,mem.percent,load -t 1"
     rows: dict[str, list[tuple[float, float, float]]] = {}
