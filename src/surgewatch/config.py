@@ -593,8 +593,8 @@ class _Table:
 
     def timezone(self, key: str) -> str:
         v = self.string(key, None)
-        if v is None:
-            return "UTC"
+        if v is None or v == "UTC":
+            return "UTC"  # without the zone database (the small end's daemon never loads it)
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:

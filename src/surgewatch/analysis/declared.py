@@ -13,7 +13,6 @@ import math
 from collections.abc import MutableMapping, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from ..model import Annotation, Cause, split_series
 from ..units import format_duration
@@ -21,6 +20,15 @@ from .schedules import UTC_ZONE, ScheduleCalendar, ScheduleSpec
 
 if TYPE_CHECKING:
     from ..config import Config
+
+def zone(name: str) -> tzinfo:
+    """The IANA zone `name`; UTC without importing zoneinfo (the small end: most configs never name a zone)."""
+    if name == "UTC":
+        return UTC_ZONE
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
 
 ONSET_GAP = 60.0  # an anomaly quiet for less than this and back again is the same episode (same start)
 UNEXPLAINED_SUFFIX = "; unexplained"
@@ -43,7 +51,7 @@ class DeclaredCauses:
     def schedules_of(config: Config) -> tuple[list[ScheduleSpec], tzinfo]:
         """A config's [[schedule]] tables as specs, with the zone their cron expressions are read in."""
         specs = [ScheduleSpec(s.name, s.cron, s.duration, s.hosts) for s in config.schedules]
-        return specs, ZoneInfo(config.monitor.timezone)
+        return specs, zone(config.monitor.timezone)
 
     def set_schedules(self, schedules: Sequence[ScheduleSpec], tz: tzinfo = UTC_ZONE) -> None:
         """Replace the schedules (a config reload)."""

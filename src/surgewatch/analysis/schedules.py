@@ -11,12 +11,12 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, tzinfo
 
 from ..model import glob_match
 
-UTC_ZONE = ZoneInfo("UTC")
+# UTC without zoneinfo: the zone database (zoneinfo, sysconfig: ~0.4 MB) only for a config in another zone
+UTC_ZONE: tzinfo = UTC  # datetime.UTC: timezone.utc
 
 
 @dataclass(frozen=True, slots=True)
