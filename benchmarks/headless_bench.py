@@ -64,52 +64,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-# `--local-only`: the built-in default's host and rules without the DEMO host, traffic and campaign (this host alone)
-LOCAL_ONLY_TOML = """
-[monitor]
-interval = "{interval}"
-history = "6h"
-
-[[host]]
-name = "local"
-source = "local"
-
-[[rule]]
-name = "cpu-high"
-series = "host:*/cpu.percent"
-above = 90
-clear = 80
-for = "{for_cpu}"
-severity = "critical"
-
-[[rule]]
-name = "memory-high"
-series = "host:*/mem.percent"
-above = 90
-clear = 85
-for = "{for_mem}"
-severity = "warning"
-
-[[rule]]
-name = "unexplained-load"
-series = "host:*/cpu.percent"
-anomaly = "unexplained"
-for = "{for_anomaly}"
-severity = "warning"
-
-[[sink]]
-kind = "stdout"
-"""
 LOCAL_ONLY = False  # set by --local-only
 
 
 def default_config_at_1s(directory: Path) -> Path:
-    """The built-in default (or with --local-only, LOCAL_ONLY_TOML) at a 1 s interval, its state in `directory`."""
+    """The built-in default (with --local-only, this host alone) at a 1 s interval, its state in `directory`."""
     sys.path.insert(0, str(HERE.parent / "src"))
     from surgewatch.defaults import DEFAULT_TOML
 
-    template = LOCAL_ONLY_TOML if LOCAL_ONLY else DEFAULT_TOML
-    text = template.format(interval="1s", for_cpu="30s", for_mem="1m", for_anomaly="10s")
+    text = DEFAULT_TOML.format(interval="1s", for_cpu="30s", for_mem="1m", for_anomaly="10s")
+    if LOCAL_ONLY:  # the default without its DEMO host, traffic and campaign and the rule on campaigns
+        demo = ('source = "demo"', "[[traffic]]", "[[campaign]]", 'series = "campaign:')
+        text = "\n\n".join(b for b in text.split("\n\n") if not any(d in b for d in demo))
     text = text.replace("[monitor]\n", f'[monitor]\nstate_dir = "{directory / "state"}"\n', 1)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "default-1s.toml"
