@@ -36,7 +36,6 @@ from .analysis.analyzer import AnalysisResult, Analyzer, CampaignSpec, CampaignS
 from .analysis.correlation import baseline
 from .analysis.declared import DeclaredCauses
 from .analysis.detectors import StreamingDetector
-from .analysis.groupmodels import GroupModels
 from .analysis.loadmodels import ModelStore, ModelStoreError, learned_from, plan_facts
 from .analysis.significance import floors_of
 from .annotations import AnnotationStore
@@ -54,6 +53,7 @@ from .store import SeriesStore, Window
 if TYPE_CHECKING:
     from .alerting.outbox import SinkBacklog
     from .alerting.rules import ActiveAlert
+    from .analysis.groupmodels import GroupModels
     from .analysis.preflight import Preflight
     from .snapshot import GroupView, Snapshot
 
@@ -69,6 +69,7 @@ EAGER_TICKS = 2  # the first ticks, and a late source's first answer's, publish 
 CATCH_UP_CHECK = 0.02  # seconds between looks for a late source's first answer (first interval only)
 SNAPSHOT_PAUSE = 0.001  # seconds the event loop is left between slices (all that is ready runs, keys first)
 GROUPS_EVERY_TICKS = 30  # host → group is re-read this often (fleet sources report groups with their polls)
+UNGROUPED_SOURCES = frozenset({"local", "demo"})  # host sources that report no groups (hostgroups.py)
 
 
 @dataclass
@@ -198,6 +199,7 @@ class Engine:
         self.monotonic = opts.monotonic or (time.monotonic if real else opts.elapsed or opts.clock)
         self.tick_seconds = config.monitor.interval
         self._insecure_tls = frozenset(config.insecure_tls())
+        self._given_sources = sources is not None  # a replay's or a test's: they may report host groups
         self.sources = list(sources) if sources is not None else build_sources(config, self._build_options(config))
         self.collector = Collector(self.sources, clock=self.clock)
         self.store = SeriesStore(self.tick_seconds, config.monitor.history, max_series=config.monitor.max_series)
@@ -319,9 +321,23 @@ class Engine:
         analyzer = Analyzer(self.detector, self.campaign_specs(), self.tick_seconds,
                             floors=floors_of(self.config.monitor))
         analyzer.declared = self.declared  # schedules and annotations outlive a rebuilt analyzer
-        analyzer.groups = GroupModels.for_analyzer(analyzer, self.models)
+        analyzer.groups = self._group_models(analyzer)
         self._groups_at = -GROUPS_EVERY_TICKS  # the new analyzer learns the hosts' groups at its first tick
         return analyzer
+
+    def _may_group(self) -> bool:
+        """Whether any host can be in a group: a [[host]] table names one, a host source may report them (a fleet
+        source's group label), or the sources were given (a replay's, a test's)."""
+        return self._given_sources or any(h.group or h.source not in UNGROUPED_SOURCES for h in self.config.hosts)
+
+    def _group_models(self, analyzer: Analyzer) -> GroupModels | None:
+        """Campaign × host-group models for `analyzer`, or None where no host can have a group (this machine and
+        the demo: the small end imports no group analysis, issue 14)."""
+        if not self._may_group():
+            return None
+        from .analysis.groupmodels import GroupModels
+
+        return GroupModels.for_analyzer(analyzer, self.models)
 
     def is_demo(self, name: str) -> bool:
         """Whether a series comes from a DEMO source (its own name, or the source that reported it)."""
@@ -537,6 +553,9 @@ class Engine:
         self.rules.replace_rules(config.rules, now)
         self.host_groups = HostGroups(config.hosts)
         self.config = config
+        if self.analyzer.groups is None and self._may_group():  # a reload named the first group
+            self.analyzer.groups = self._group_models(self.analyzer)
+            self._groups_at = -GROUPS_EVERY_TICKS
         self._tell("on_config", now, config)
 
     # -- lifecycle ----------------------------------------------------------------------------

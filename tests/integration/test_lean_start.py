@@ -30,10 +30,11 @@ NOT_FOR_A_LOCAL_DAEMON = (*OPENSSL, *NOT_FOR_THE_DEFAULT_DAEMON, "platformdirs",
 # bz2 and lzma (statedir.py makes its own unique files; cli.py wraps help without shutil), the campaign-feed modules
 # without a [[campaign_feed]], the planner without a scheduled campaign, snapshots nobody subscribes to, and random
 # before a source or a delivery fails (its back-off jitter) or a source polls on its own loop, and psutil for this
-# host's total CPU and memory (read from /proc), and zoneinfo (with sysconfig) for a config in UTC
+# host's total CPU and memory (read from /proc), zoneinfo (with sysconfig) for a config in UTC, and group analysis
+# where no host can have a group
 NOT_FOR_A_SMALL_DAEMON = ("numpy.ma", "tempfile", "shutil", "bz2", "lzma", "surgewatch.feeds", "surgewatch.snapshot",
                           "surgewatch.analysis.plan", "surgewatch.analysis.preflight", "random", "psutil",
-                          "zoneinfo")
+                          "zoneinfo", "surgewatch.analysis.groupmodels")
 
 # Runs the real command line in-process and, after the first ticks, writes the loaded modules to a file and
 # stops the daemon with SIGTERM as a service manager would.
