@@ -570,17 +570,26 @@ class Engine:
         now = self.clock()
         n = int(max(60, min(self.store.fine.capacity - 2, HISTORY / self.options.demo_speed / self.tick_seconds)))
         ts = [now - self.tick_seconds * (n - i) for i in range(n)]
-        merged: dict[str, Sequence[float]] = {}
+        merged: dict[str, np.ndarray] = {}
         for s in fillers:
-            merged.update(s.backfill(ts).values)
-        self.backfill(ts, merged)
+            history = getattr(s, "history", None)  # the demo's: arrays, not a Python float per sample
+            merged.update(history(ts) if history is not None else
+                          {k: np.asarray(v, dtype=np.float64) for k, v in s.backfill(ts).values.items()})
+        self._backfill(ts, merged)
 
     def backfill(self, ts: Sequence[float], merged: Mapping[str, Sequence[float]]) -> None:
         """Put past ticks into the store and warm analysis on them (the demo's history, a replay's)."""
-        self.store.backfill(ts, dict(merged))
+        self._backfill(ts, {k: np.asarray(v, dtype=np.float64) for k, v in merged.items()}, merged)
+
+    def _backfill(self, ts: Sequence[float], values: dict[str, np.ndarray],
+                  given: Mapping[str, Sequence[float]] | None = None) -> None:
+        """`backfill` of float64 arrays; listeners hear the values as given, or as lists (made only for them)."""
+        self.store.backfill(ts, values)
         if not self._analysis_deferred:  # else warmed when analysis starts, on this and the first live tick
             self.analyzer.warm(self.store.last_n(len(ts))[1].astype(np.float64))  # as live ticks' columns are
-        self._tell("on_backfill", self.clock(), ts, merged)
+        if self._listeners:
+            self._tell("on_backfill", self.clock(), ts,
+                       given if given is not None else {k: v.tolist() for k, v in values.items()})
 
     async def run(self, until: asyncio.Event | None = None) -> None:
         """Run ticks until `until` is set (or the task is cancelled)."""

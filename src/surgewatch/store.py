@@ -24,7 +24,7 @@ import heapq
 import logging
 import mmap
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -316,10 +316,10 @@ class SeriesStore:
             self.coarse.append(ts, _means(block[:n]))
         return column
 
-    def backfill(self, ts: Sequence[float], values: dict[str, Sequence[float]]) -> None:
+    def backfill(self, ts: Sequence[float], values: Mapping[str, Sequence[float] | np.ndarray]) -> None:
         """Append past ticks in order (used before live polling starts, e.g. the demo's history)."""
         rows = self.rows(values.keys())
-        matrix = np.array([list(v) for v in values.values()], dtype=np.float64)
+        matrix = np.array([np.asarray(v, dtype=np.float64) for v in values.values()], dtype=np.float64)
         if self._fill_empty(np.asarray(ts, dtype=np.float64), rows, matrix):
             return
         for k, t in enumerate(ts):

@@ -181,10 +181,15 @@ class _DemoSource:
     async def poll(self) -> Reading:
         return self.poll_now()
 
+    def history(self, wall_ts: Sequence[float]) -> dict[str, np.ndarray]:
+        """The history before the demo opened, at the given wall-clock times: a float64 array per series (the
+        engine stores them as they are: no Python float per sample, ~0.5 MB of the small end's peak)."""
+        t = self.clock.start + (np.asarray(wall_ts, dtype=np.float64) - self.clock.t0) * self.clock.speed
+        return dict(self._values(t))
+
     def backfill(self, wall_ts: Sequence[float]) -> Backfill:
         """The history before the demo opened, at the given wall-clock times."""
-        t = self.clock.start + (np.asarray(wall_ts) - self.clock.t0) * self.clock.speed
-        return Backfill(list(wall_ts), {k: v.tolist() for k, v in self._values(t).items()})
+        return Backfill(list(wall_ts), {k: v.tolist() for k, v in self.history(wall_ts).items()})
 
     async def close(self) -> None:
         return None
