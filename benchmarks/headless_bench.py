@@ -245,6 +245,7 @@ def cold_ticks(cfg: Path, ticks: int) -> None:
     async def run() -> list[tuple[str, float]]:
         engine, one_tick = engine_on_stepped_clock(cfg)
         engine.collector.start(driven=1.0)  # the driven polls (this host, the demo), polled by one_tick
+        # at every tick: back to back, the event loop's clock does not move the half interval poll_driven waits for
         engine.collector.poll_driven = lambda: engine.collector._poll_group(engine.collector._driven, 0.0)
         for _ in range(30):  # past the first refits
             one_tick()
