@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,10 +23,26 @@ def dashboard_config(config: Config, viewer: bool = False) -> Config:
     return dataclasses.replace(config, sinks=sinks)
 
 
+MUX_DELAY_MS = 25  # inside tmux or screen: each key is written to the pane in one piece
+TERMINAL_DELAY_MS = 50  # a terminal of its own, maybe over a slow link (neovim's ttimeoutlen)
+
+
+def escape_delay_ms(env: Mapping[str, str]) -> int:
+    """Milliseconds to wait after a lone ESC before it counts as the esc key (keyinput.py): the user's ESCDELAY,
+    else by terminal (a multiplexer parses keys itself and writes each one to the pane whole)."""
+    chosen = env.get("ESCDELAY", "")
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen)
+    muxed = env.get("TMUX") or env.get("STY") or env.get("TERM", "").startswith(("screen", "tmux"))
+    return MUX_DELAY_MS if muxed else TERMINAL_DELAY_MS
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     """Build the engine (one-line errors before the screen opens) and run the dashboard."""
     # OpenBLAS starts a thread per core when numpy loads (~0.1 CPU-s); a dashboard's matrices are small.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # read by Textual at import: how long a lone ESC waits for the rest of a key's sequence
+    os.environ["ESCDELAY"] = str(escape_delay_ms(os.environ))
     from ..config import ConfigError
     from ..defaults import resolve_config
     from ..engine import Engine, EngineOptions

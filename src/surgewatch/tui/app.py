@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.widget import AwaitMount
 
@@ -162,6 +163,17 @@ class SurgewatchApp(App[int]):
             self.theme_name, self._theme_base = spec.name, spec.base
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's terminal driver, with an input thread that reports esc without its 100-200 ms wait."""
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from .keyinput import PromptEscDriver
+
+            return PromptEscDriver
+        return driver
 
     def on_mount(self) -> None:
         if self._theme_base is None:
