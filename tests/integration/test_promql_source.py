@@ -198,3 +198,50 @@ def test_default_queries_keep_the_group_label_so_groups_can_be_read():
     queries = default_queries("instance", group_label="job")
     assert all("by (instance, job)" in q for q in queries.values())
     assert all("job" not in q for q in default_queries("instance").values())
+
+
+EDGES = [
+    {"metric": {"instance": "web-\x1b]0;pwned\x07a", "job": "pool-\x1b[2Jx"}, "value": [1.0, "1.5"]},
+    {"metric": {"instance": "web-b", "job": "pool/2"}, "value": [1.0, "NaN"]},
+    {"metric": {"instance": "web-c", "job": "pool-3"}, "value": [1.0, "+Inf"]},
+    {"metric": {"instance": "web-d"}, "value": [1.0, "-Inf"]},
+    {"metric": {"instance": "web-e", "job": "pool-5"}, "value": [1.0, "2"]},
+    {"metric": {"instance": "web-e", "job": "pool-6"}, "value": [1.0, "3"]},  # the same label set again: it wins
+    {"metric": {"instance": "web-\x07f\r"}, "value": [1.0, "4"]},
+    {"metric": {"instance": "web-f"}, "value": [1.0, "5"]},  # the same name once made safe: the later one wins
+    {"metric": {"job": "pool-7"}, "value": [1.0, "6"]},  # no host label
+    {"metric": {"instance": ""}, "value": [1.0, "6"]},
+    {"metric": {"instance": "web-g", "job": ""}, "value": [1.0, "not a number"]},
+    {"metric": {"instance": "web-h", "job": 7}, "value": [1.0]},
+    {"metric": {"instance": "web-i", "job": 7}, "value": [1.0, "-0.25"]},
+    "not a series",
+]
+
+
+async def test_label_values_are_made_safe_and_odd_samples_dropped_the_same_on_every_poll():
+    answers = {"edges": answer(EDGES, "spaced"),
+               "moved": answer([dict(e, value=[2.0, "9"]) if isinstance(e, dict) else e for e in EDGES], "compact")}
+    with CannedHttpServer({"/api/v1/query": by_query(answers)}) as srv:
+        src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"cpu.percent": "edges", "load.1": "moved"},
+                               group_label="job")
+        first, second = await src.poll(), await src.poll()  # the second from the names kept
+        await src.close()
+    for reading in (first, second):
+        assert {k: v for k, v in reading.values.items() if k.endswith("/cpu.percent")} == {
+            "host:web-a/cpu.percent": 1.5, "host:web-e/cpu.percent": 3.0, "host:web-f/cpu.percent": 5.0,
+            "host:web-i/cpu.percent": -0.25}  # the collector's screen rejects a negative CPU, not the decoding
+        assert {k for k, v in reading.values.items() if k.endswith("/load.1") and v == 9.0} == {
+            f"host:web-{c}/load.1" for c in "abcdefghi"}
+        assert reading.details["groups"] == {"web-a": "pool-x", "web-b": "pool_2", "web-c": "pool-3",
+                                             "web-e": "pool-6"}
+
+
+async def test_hosts_that_come_and_go_keep_their_names_right_past_the_kept_names():
+    waves = iter([answer([{"metric": {"instance": f"h{w}-{i}"}, "value": [1.0, str(i)]} for i in range(30)],
+                         "compact") for w in range(8)])
+    with CannedHttpServer({"/api/v1/query": lambda handler: next(waves)}) as srv:
+        src = PromQLHostSource("fleet", srv.url, 1.0, 5.0, {"cpu.percent": "q"}, max_series=10)
+        for w in range(8):  # a new fleet each poll; max_series 10: the names kept start over every few polls
+            reading = await src.poll()
+            assert reading.values == {f"host:h{w}-{i}/cpu.percent": float(i) for i in range(10)}
+        await src.close()

@@ -7,18 +7,21 @@ request per query per interval. Without configured queries, defaults written for
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import TlsConfig
 from ..model import series
 from ..textsafe import strip_controls
 from .base import Reading, SourceError
-from .http import HttpPoller, HttpResponse
+
+if TYPE_CHECKING:
+    from .http import HttpPoller, HttpResponse
 
 QUERY_PATH = "/api/v1/query"
 RATE_WINDOW = "1m"
@@ -91,10 +94,25 @@ class PromQLHostSource:
         self.queries = dict(queries) if queries else default_queries(host_label, group_label=group_label)
         self.max_series = max(1, max_series)
         self._capped: set[str] = set()  # metrics whose query was over the cap (warned once each)
-        self._http = poller or HttpPoller(label=self.name, base_url=self.url, headers=headers or {},
-                                          timeout=timeout, max_bytes=MAX_ANSWER_BYTES, tls=tls)
+        self._named: dict[str, dict[str, tuple[str, str]]] = {}  # metric → host label value → (series, host)
+        self._safe: dict[str, str] = {}  # label value → host_name(value)
+        self._poller = poller
+        self._headers, self._tls = dict(headers or {}), tls
+
+    @property
+    def _http(self) -> HttpPoller:
+        """The HTTP layer, made at the first poll: importing it (httpx, aiohttp and its TLS contexts, ~0.4 s) is
+        left out of building the engine, so a dashboard's first frame does not wait for it."""
+        if self._poller is None:
+            from .http import HttpPoller
+
+            self._poller = HttpPoller(label=self.name, base_url=self.url, headers=self._headers,
+                                      timeout=self.timeout, max_bytes=MAX_ANSWER_BYTES, tls=self._tls)
+        return self._poller
 
     async def poll(self) -> Reading:
+        if self._poller is None:  # the first poll: the HTTP layer is imported off the event loop (~0.4 s)
+            await asyncio.to_thread(importlib.import_module, ".http", __package__)
         metrics = list(self.queries)
         results = await asyncio.gather(*(self._one(m, self.queries[m]) for m in metrics),
                                        return_exceptions=True)
@@ -196,11 +214,21 @@ class PromQLHostSource:
                             "cap of this source; warned once)", self.name, metric, data.get("total", len(result)),
                             self.max_series)
             result = result[: self.max_series]
+        # A fleet answers with the same label values poll after poll: each is made safe (host_name) and its series
+        # named once, and kept (a few MB at most for max_series hosts; started over when hosts churn past it).
+        named = self._named.get(metric)
+        if named is None or len(named) > 2 * self.max_series:
+            named = self._named[metric] = {}
+        safe = self._safe
+        if len(safe) > 4 * self.max_series:
+            safe.clear()
+        host_label, group_label, kind = self.host_label, self.group_label, self.kind
+        isfinite = math.isfinite
         for item in result:
             if not isinstance(item, dict):
                 continue
             labels, pair = item.get("metric"), item.get("value")
-            host = labels.get(self.host_label) if isinstance(labels, dict) else None
+            host = labels.get(host_label) if isinstance(labels, dict) else None
             if not isinstance(host, str) or not host:
                 unlabelled += 1
                 continue
@@ -208,12 +236,16 @@ class PromQLHostSource:
                 value = float(pair[1])  # type: ignore[index]
             except (TypeError, ValueError, IndexError, KeyError):
                 continue
-            if math.isfinite(value):
-                who = host_name(host)
-                out[series(self.kind, who, metric)] = value
-                group = labels.get(self.group_label) if self.group_label else None  # type: ignore[union-attr]
-                if isinstance(group, str) and group:
-                    groups[who] = host_name(group)
+            if not isfinite(value):
+                continue
+            known = named.get(host)
+            if known is None:
+                who = safe.get(host) or safe.setdefault(host, host_name(host))
+                known = named[host] = (series(kind, who, metric), who)
+            out[known[0]] = value
+            group = labels.get(group_label) if group_label else None  # type: ignore[union-attr]
+            if isinstance(group, str) and group:
+                groups[known[1]] = safe.get(group) or safe.setdefault(group, host_name(group))
         if unlabelled and not out:
             msg = (f"query for {metric!r} returned series without the {self.host_label!r} label "
                    f"(group it with `by ({self.host_label})`)")
@@ -221,4 +253,5 @@ class PromQLHostSource:
         return out, groups
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._poller is not None:
+            await self._poller.aclose()

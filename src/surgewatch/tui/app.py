@@ -43,6 +43,7 @@ WINDOWS: tuple[float | None, ...] = (300.0, 900.0, 1800.0, 3600.0, 3 * 3600.0, N
 log = logging.getLogger("surgewatch.tui")
 SCREENS = ("overview", "campaign", "host", "alerts", "sources")
 CHART_MODES = ("braille", "block", "ascii")
+SWITCH_HOLD = 0.001  # seconds a switch to a built screen holds updates: a turn of the loop (a 0 s timer never fires)
 PREPARE_PAUSE = 0.001  # seconds the event loop is left between the slices of a snapshot's preparation
 
 
@@ -139,6 +140,7 @@ class SurgewatchApp(App[int]):
         self._frame_every = 5.0 if low_bandwidth else 0.0
         self._bands = BandHistory(engine.history_capacity)
         self._hung_up = False
+        self._switching = False  # inside switch_mode (delay_update)
         self._preparing: tuple[Snapshot, Generator[None, None, None]] | None = None  # a snapshot being prepared
         self._prepare_handle: asyncio.Handle | None = None
         engine.list_top_processes(False)  # costs ~14 ms a poll: only while the host screen shows them
@@ -306,7 +308,21 @@ class SurgewatchApp(App[int]):
 
     def switch_mode(self, mode: str) -> AwaitMount:
         self.engine.list_top_processes(mode == "host")
-        return super().switch_mode(mode)
+        self._switching = True
+        try:
+            done = super().switch_mode(mode)
+        finally:
+            self._switching = False
+        screen = self.screen
+        if isinstance(screen, DashScreen) and screen.is_mounted:
+            screen.redraw()  # the snapshot's content before the first frame (the resume's own redraw comes later)
+        return done
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Textual holds the screen back 50 ms on every switch of screens to hide a half-drawn one; a dashboard
+        screen already built is brought up to date at the switch (above), so it is shown at the next frame."""
+        mounted = self._switching and self._screen_stack and self.screen.is_mounted
+        super().delay_update(SWITCH_HOLD if mounted else delay)
 
     def redraw(self) -> None:
         """Redraw the visible screen (screens underneath a modal wait until they are shown again)."""
