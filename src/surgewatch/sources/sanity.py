@@ -35,12 +35,19 @@ def reject_reason(name: str, value: float) -> str | None:
         return f"beyond any real metric (|value| > {MAX_MAGNITUDE:g})"
     if 0 <= value <= 100 + PERCENT_SLACK:  # most readings: no need to look at the metric's name
         return None
-    metric = name.rsplit("/", 1)[-1]
-    if value < 0 and _NON_NEGATIVE_RE.search(metric):
+    nonneg, bounded = _metric_rules(name.rsplit("/", 1)[-1])
+    if value < 0 and nonneg:
         return "negative, which this metric cannot be"
-    if value > 100 + PERCENT_SLACK and _BOUNDED_PERCENT_RE.match(metric):
+    if value > 100 + PERCENT_SLACK and bounded:
         return "over 100%"
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _metric_rules(metric: str) -> tuple[bool, bool]:
+    """Whether a metric cannot be negative, and whether it is a host percentage bounded by 100 (a fleet has a
+    dozen metrics: each is matched once, not once per host)."""
+    return bool(_NON_NEGATIVE_RE.search(metric)), bool(_BOUNDED_PERCENT_RE.match(metric))
 
 
 def screen(values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str]]:
@@ -48,6 +55,11 @@ def screen(values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str
     kept: dict[str, float] = {}
     rejected: dict[str, str] = {}
     for name, v in values.items():
+        # reject_reason's answer for most readings, without a call per reading (NaN fails both tests): in 0..100,
+        # and a large positive value of a metric that is not a bounded percentage (bytes, rates)
+        if 0.0 <= v <= 100.0 or (100.0 < v <= MAX_MAGNITUDE and not _metric_rules(name[name.rfind("/") + 1:])[1]):
+            kept[name] = v
+            continue
         why = reject_reason(name, v)
         if why is None:
             kept[name] = v
