@@ -140,7 +140,8 @@ class SurgewatchApp(App[int]):
         self._frame_every = 5.0 if low_bandwidth else 0.0
         self._bands = BandHistory(engine.history_capacity)
         self._hung_up = False
-        self._switching = False  # inside switch_mode (delay_update)
+        self._switching_to: str | None = None  # the mode switch_mode is switching to (delay_update)
+        self._modes_built = {self.DEFAULT_MODE}  # modes whose screen was composed (shown once)
         self._preparing: tuple[Snapshot, Generator[None, None, None]] | None = None  # a snapshot being prepared
         self._prepare_handle: asyncio.Handle | None = None
         engine.list_top_processes(False)  # costs ~14 ms a poll: only while the host screen shows them
@@ -308,11 +309,12 @@ class SurgewatchApp(App[int]):
 
     def switch_mode(self, mode: str) -> AwaitMount:
         self.engine.list_top_processes(mode == "host")
-        self._switching = True
+        self._switching_to = mode
         try:
             done = super().switch_mode(mode)
         finally:
-            self._switching = False
+            self._switching_to = None
+        self._modes_built.add(mode)
         screen = self.screen
         if isinstance(screen, DashScreen) and screen.is_mounted:
             screen.redraw()  # the snapshot's content before the first frame (the resume's own redraw comes later)
@@ -320,9 +322,9 @@ class SurgewatchApp(App[int]):
 
     def delay_update(self, delay: float = 0.05) -> None:
         """Textual holds the screen back 50 ms on every switch of screens to hide a half-drawn one; a dashboard
-        screen already built is brought up to date at the switch (above), so it is shown at the next frame."""
-        mounted = self._switching and self._screen_stack and self.screen.is_mounted
-        super().delay_update(SWITCH_HOLD if mounted else delay)
+        screen built before is brought up to date at the switch (above), so it is shown at the next frame."""
+        built = self._switching_to is not None and self._switching_to in self._modes_built
+        super().delay_update(SWITCH_HOLD if built else delay)
 
     def redraw(self) -> None:
         """Redraw the visible screen (screens underneath a modal wait until they are shown again)."""
