@@ -8,6 +8,7 @@ import threading
 import time
 import tty
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from textual import events
@@ -93,3 +94,11 @@ def test_the_wait_is_the_users_escdelay_else_shorter_inside_a_multiplexer() -> N
     assert escape_delay_ms({"ESCDELAY": "soon", "TERM": "tmux-256color"}) == MUX_DELAY_MS
     assert escape_delay_ms({"STY": "1.pts", "TERM": "xterm"}) == MUX_DELAY_MS
     assert escape_delay_ms({"TERM": "xterm-256color"}) == TERMINAL_DELAY_MS
+
+
+def test_the_dashboard_reads_a_terminal_through_read_keys(tmp_path: Path) -> None:
+    from surgewatch.tui.keyinput import PromptEscDriver
+    from tests.support.tui_demo import demo_engine, make_app
+
+    app = make_app(demo_engine(tmp_path))
+    assert app.driver_class is PromptEscDriver
