@@ -43,7 +43,7 @@ def window_rows(count: int, cursor: int, room: int) -> tuple[int, int]:
 class OverviewScreen(DashScreen):
     """Screen 1: the whole picture on one page, collapsing gracefully at 80x24."""
 
-    # backspace as well as esc: a lone esc is told from a key's escape sequence only after ESCDELAY (100 ms);
+    # backspace as well as esc: a lone esc is told from a key's escape sequence only after a wait (keyinput.py);
     # while the filter box has the focus, backspace edits it instead
     BINDINGS: ClassVar = [Binding("escape,backspace", "clear_filter", "Clear filter", show=False)]
     AUTO_FOCUS: ClassVar[str | None] = "#hosts"  # focused when composed (one focus change, one footer update)
