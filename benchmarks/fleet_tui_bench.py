@@ -255,7 +255,8 @@ NEW_KEYS: list[Keys] = [
     ("/ then a letter: filter narrows", ["/", "7"], 1),
     ("escape: filter cleared (incl. the wait for a lone ESC)", ["Escape"], 0),
     ("enter: open the host under the cursor", ["Enter"], 0), ("1: back to the overview", ["1"], 0)]
-# Backspace, esc's twin without the wait for a lone ESC (ESCDELAY: Textual's 100 ms, 25 ms in tmux here): pressed where the checkout has it (its overview binds it).
+# Backspace, esc's twin without the wait for a lone ESC (ESCDELAY: Textual's 100 ms, 25 ms in tmux here):
+# pressed where the checkout has it (its overview binds it).
 BACK_KEYS: list[Keys] = [("backspace: a kept filter cleared", ["/", "7", "Enter", "BSpace"], 3),
                          ("backspace: back from the host screen", ["Enter", "BSpace"], 1)]
 COMMON_KEYS: list[Keys] = [("down: cursor moves", ["Down"], 0), ("pagedown: a page of hosts", ["PageDown"], 0)]
