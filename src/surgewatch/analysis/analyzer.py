@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..model import Cause, split_series
+from ..model import Cause
 from ..units import format_duration
 from . import DEFAULT_LIVE_DETECTOR, LIFTED
 from .baseline import SlowBaseline
@@ -37,8 +37,10 @@ from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, seconds_to_level_many
 from .forecast import growth_rate as _growth_rate
 from .recurring import RecurringBursts
 from .rowstats import median_of
+from .seriesrows import SeriesRows
 from .significance import Floors, Significance
 from .state import FitMemory, ModelsNow, PackedModels, Topology
+from .topology import TopologyKeeper
 
 if TYPE_CHECKING:
     from .groupmodels import GroupModels
@@ -228,6 +230,8 @@ class Analyzer:
         self.fit_ticks = max(120, int(fit_window / tick))
         self.max_lag_ticks = max(1, min(int(max_lag / tick), self.fit_ticks // 3))
         self.metrics = None if metrics is None else tuple(metrics)
+        self.series_rows = SeriesRows(self.floors)  # the names split once, shared with the group models
+        self._shape = TopologyKeeper(self.campaigns, self.metrics)
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self.min_support = int(np.clip(MIN_SUPPORT_SECONDS / tick, *MIN_SUPPORT_TICKS))
         self.learn_ticks = int(np.clip(LEARN_SECONDS / tick, *LEARN_TICKS))
@@ -337,51 +341,23 @@ class Analyzer:
     # -- topology and refits -------------------------------------------------------------------
 
     def _topology(self, names: Sequence[str], index: Mapping[str, int]) -> Topology:
-        if self._topo is not None and self._topo.size == len(names):
-            return self._topo
-        campaign_rows: list[int | None] = []
-        driver_of: list[int | None] = []
-        host_drivers: dict[int, set[int]] = {}
-        host_campaigns: dict[int, list[int]] = {}
-        host_of: dict[str, list[int]] = {}
-        host_rows: dict[str, list[int]] = {}
-        parts: dict[int, tuple[str, str, str]] = {}
-        for i, name in enumerate(names):
-            kind, who, metric = split_series(name)
-            if kind == "host" and (self.metrics is None or metric in self.metrics):
-                host_rows.setdefault(who, []).append(i)
-                parts[i] = (kind, who, metric)
-        for ci, c in enumerate(self.campaigns):
-            cr = index.get(c.series)
-            tr = index.get(c.traffic_series, cr)
-            campaign_rows.append(cr)
-            driver_of.append(tr)
-            for h in c.hosts:
-                host_of.setdefault(h, []).append(ci)
-                if tr is None:
-                    continue
-                for hr in host_rows.get(h, ()):
-                    host_drivers.setdefault(hr, set()).add(tr)
-                    host_campaigns.setdefault(hr, []).append(ci)
-        drivers = sorted({d for d in driver_of if d is not None})
-        before = self._built
-        self._topo = self._built = Topology(len(names), campaign_rows, driver_of,
-                                            {h: tuple(sorted(d)) for h, d in host_drivers.items()},
-                                            {h: tuple(c) for h, c in host_campaigns.items()}, host_of, drivers,
-                                            parts, [[h for h, cs in host_campaigns.items() if ci in cs]
-                                                    for ci in range(len(self.campaigns))])
-        # A host row whose series and drivers are unchanged keeps its model and its place in the calm cadence;
-        # the others (new rows, rows another series took, rows whose traffic appeared or went) are refitted at
-        # the next step. A fleet with churn gains a host every few ticks: refitting all of them each time made
-        # those ticks hundreds of milliseconds.
-        kept = self._topo.host_drivers
-        self._memory.last_fit = {h: t for h, t in self._memory.last_fit.items()
-                                 if before is not None and h in kept and before.host_drivers.get(h) == kept[h]
-                                 and before.parts.get(h) == parts.get(h)}
-        self._parts = {}
-        self._sig = Significance.build(names, self.floors)
-        self._host_mask = np.array([split_series(n)[0] == "host" for n in names], dtype=bool)
-        return self._topo
+        self.series_rows.sync(names)
+        topo, changed = self._shape.update(self.series_rows, index)
+        if topo is not self._built:
+            # A host row whose series and drivers are unchanged keeps its model and its place in the calm cadence;
+            # the others (new rows, rows another series took, rows whose traffic appeared or went) are refitted at
+            # the next step. A fleet with churn gains a host every few ticks: refitting all of them each time made
+            # those ticks hundreds of milliseconds (and so did rebuilding the topology: see topology.py).
+            before, self._built = self._built, topo
+            last_fit = self._memory.last_fit
+            for h in list(last_fit) if changed is None else [h for h in changed if h in last_fit]:
+                if before is None or h not in topo.host_drivers or before.host_drivers.get(h) != topo.host_drivers[h] \
+                        or before.parts.get(h) != topo.parts.get(h):
+                    del last_fit[h]
+            self._parts = {}
+            self._sig, self._host_mask = self.series_rows.sig, self.series_rows.host
+        self._topo = topo
+        return topo
 
     def _due_hosts(self, topo: Topology, window: np.ndarray) -> list[int]:
         """Host rows to refit this tick: all on the cadence, and those whose traffic moved over 10%."""

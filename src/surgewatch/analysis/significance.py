@@ -21,7 +21,7 @@ import numpy as np
 from ..model import split_series
 
 POINTS, LOAD, RELATIVE = 0, 1, 2
-_CORE = re.compile(r"cpu\.core\d+\.percent$")
+CORE_METRIC = re.compile(r"cpu\.core\d+\.percent$")  # a core's CPU: a host's cores are counted from these
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class Significance:
         parts = [split_series(n) for n in names]
         # what depends on the metric alone, once per distinct metric (a fleet has thousands of names, a dozen
         # metrics): its kind, its physical range, whether it is a core's CPU
-        per_metric = {m: (metric_kind(m), physical_range(m), _CORE.match(m) is not None)
+        per_metric = {m: (metric_kind(m), physical_range(m), CORE_METRIC.match(m) is not None)
                       for m in {m for _k, _w, m in parts}}
         for _kind, who, metric in parts:
             if per_metric[metric][2]:
