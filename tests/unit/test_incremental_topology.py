@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from surgewatch.analysis.analyzer import CampaignSpec
+from surgewatch.analysis.grouplayout import GroupLayout, LayoutKeeper
 from surgewatch.analysis.seriesrows import SeriesRows
 from surgewatch.analysis.significance import Floors, Significance
 from surgewatch.analysis.topology import TopologyKeeper
@@ -20,7 +21,7 @@ MODELLED = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps")
 
 def campaigns(hosts: list[str]) -> list[CampaignSpec]:
     """Three campaigns: two on overlapping host lists (one naming a host twice), one on hosts that never report."""
-    return [CampaignSpec("a", "campaign:a/visitors", "site:a/visitors", tuple(hosts[0::2]) + (hosts[4],)),
+    return [CampaignSpec("a", "campaign:a/visitors", "site:a/visitors", (*tuple(hosts[0::2]), hosts[4])),
             CampaignSpec("b", "campaign:b/visitors", "site:b/visitors", tuple(reversed(hosts[0::3]))),
             CampaignSpec("c", "campaign:c/visitors", "campaign:c/visitors", ("ghost-1", "ghost-2"))]
 
@@ -57,7 +58,7 @@ class Churn:
         r = self.rng.random()
         held = sorted({n.split("/")[0][5:] for n in self.names if n.startswith("host:")})
         if r < 0.4 or not held:
-            self.join(self.rng.choice(self.hosts + [f"new-{self.rng.randint(0, 99)}"]))
+            self.join(self.rng.choice([*self.hosts, f"new-{self.rng.randint(0, 99)}"]))
         elif r < 0.55:
             gone = self.rng.choice(held)
             self.names = ["" if n.startswith(f"host:{gone}/") else n for n in self.names]
@@ -82,7 +83,7 @@ class Churn:
 def assert_same_significance(a: Significance, b: Significance) -> None:
     for f in fields(Significance):
         x, y = getattr(a, f.name), getattr(b, f.name)
-        assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
 
 
 def assert_same_topology(a: object, b: object) -> None:
@@ -137,3 +138,42 @@ def test_a_reader_too_far_behind_builds_from_all_names() -> None:
     topo, changed = kept.update(rows, churn.index)
     assert changed is None
     assert_same_topology(topo, TopologyKeeper(campaigns(churn.hosts), MODELLED).update(rows, churn.index)[0])
+
+
+def assert_same_layout(a: GroupLayout, b: GroupLayout) -> None:
+    for f in fields(GroupLayout):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+        else:
+            assert x == y, f.name
+            if isinstance(x, dict):
+                assert list(x.items()) == list(y.items()), f.name
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_group_layout_follows_joins_leaves_and_regrouping_as_a_rebuild(seed: int) -> None:
+    churn = Churn(seed)
+    rng = random.Random(seed)
+    specs = [*campaigns(churn.hosts), CampaignSpec("d", "campaign:b/visitors", "site:b/visitors", ("pool-1",))]
+    pools = ("pool-0", "pool-1", "pool-2")
+    groups = {h: pools[i % 3] for i, h in enumerate(churn.hosts[:-3])}  # the last three hosts in no group
+    rows = SeriesRows(Floors())
+    limits = {"cpu.percent": 100.0, "mem.percent": 100.0}
+    kept = LayoutKeeper(specs, frozenset(MODELLED), limits)
+    last, updates = None, 0
+    for _ in range(200):
+        churn.step()
+        for n in churn.names:  # hosts that join come with their group (the source's label)
+            h = n[5:].split("/")[0] if n.startswith("host:") else None
+            if h is not None and h not in groups and h not in churn.hosts[-3:]:
+                groups[h] = rng.choice(pools)
+        if rng.random() < 0.1:  # a host moves to another group
+            h = rng.choice(sorted(groups))
+            groups[h] = rng.choice(pools)
+        rows.sync(churn.names)
+        layout = kept.update(rows, churn.index, groups)
+        updates += layout is not last
+        last = layout
+        assert_same_layout(layout, LayoutKeeper(specs, frozenset(MODELLED), limits).update(rows, churn.index, groups))
+    assert updates > 80  # the layout changed at most ticks

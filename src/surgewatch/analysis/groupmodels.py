@@ -32,12 +32,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..describe import format_value, metric_label
-from ..model import Cause, split_series
+from ..model import Cause
 from ..units import format_duration, format_number
 from .correlation import LoadModel, baselines, best_lags, fit_host_models, lag_correlations, lift
 from .detectors import z_to_score
 from .forecast import DEFAULT_LIMITS, UNKNOWN, Capacity, growth_rate, seconds_to_level_many
-from .significance import Floors, Significance, describe_size
+from .grouplayout import GroupLayout, LayoutKeeper
+from .seriesrows import SeriesRows
+from .significance import Floors, describe_size
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer, CampaignSpec, CampaignState
@@ -81,28 +83,6 @@ class Departure:
     text: str
 
 
-@dataclass
-class _Topo:
-    size: int
-    gm: list[tuple[str, str]]  # (group, metric)
-    pad: np.ndarray  # [GM, maxH] member rows, -1 padding
-    rows: np.ndarray  # member rows, flat
-    row_gm: np.ndarray  # gm index of each member row
-    hosts: list[str]  # host name of each member row
-    # campaign × group × metric entries
-    cg: list[tuple[int, int]]  # (campaign index, gm index)
-    cg_driver: np.ndarray  # driver (traffic) row of each entry
-    cg_rows: np.ndarray  # member rows of each entry, concatenated in entry order
-    cg_starts: np.ndarray  # where each entry's rows start in cg_rows
-    cg_limit: np.ndarray  # the metric's saturation level (NaN: none)
-    gm_campaigns: list[list[int]]  # per gm: its entries
-    traffic_rows: list[tuple[int | None, int | None]]  # per campaign: (its own visitors row, its site's row)
-    pos: dict[int, int]  # member row -> its index in `rows`
-    gm_row: np.ndarray  # per group-metric: one member row (whose kind, floor and cores stand for the group's)
-    gm_size: np.ndarray  # per group-metric: its member rows
-    whole: np.ndarray  # per entry: the campaign lands on the whole group (its mean is the group's)
-
-
 def _median_rows(vals: np.ndarray, count: np.ndarray) -> np.ndarray:
     """The median of each row's non-NaN values (NaN for an empty row); np.nanmedian is far slower on short rows."""
     s = np.sort(vals, axis=1)  # NaNs sort last
@@ -113,19 +93,13 @@ def _median_rows(vals: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.where(count > 0, med, np.nan)
 
 
-def _empty_topo(size: int) -> _Topo:
-    z = np.zeros(0, dtype=np.intp)
-    return _Topo(size, [], np.zeros((0, 1), dtype=np.intp), z, z, [], [], z, z, z, np.zeros(0), [], [], {}, z, z,
-                 np.zeros(0, dtype=bool))
-
-
 class GroupModels:
     """Fits campaign × group load models on a cadence and checks every grouped host against its group each tick."""
 
     def __init__(self, campaigns: Sequence[CampaignSpec], tick: float, *, metrics: Sequence[str] | None,
                  limits: Mapping[str, float] | None = None, floors: Floors | None = None, refit_every: int = 10,
                  fit_ticks: int = 120, max_lag_ticks: int = 30, report_score: float = 0.5, learn_ticks: int = 100,
-                 store: ModelStore | None = None) -> None:
+                 store: ModelStore | None = None, rows: SeriesRows | None = None) -> None:
         self.campaigns = list(campaigns)
         self.tick = tick
         self.metrics = None if metrics is None else frozenset(metrics)
@@ -139,8 +113,12 @@ class GroupModels:
         self.z_limit = RESIDUAL_ONSET + RESIDUAL_SCALE * math.log(1.0 / (1.0 - min(report_score, 0.999)))
         self.store = store
         self._groups: dict[str, str] = {}
-        self._topo: _Topo | None = None
-        self._sig = Significance.build([], self.floors)
+        self._topo: GroupLayout | None = None
+        self._reset = False
+        # the names split once (shared with the analyzer's when built for one, see for_analyzer)
+        self.series_rows = rows if rows is not None and rows.floors == self.floors else SeriesRows(self.floors)
+        self._keeper = LayoutKeeper(self.campaigns, self.metrics, self.limits)
+        self._sig = self.series_rows.sig
         self._ticks = 0
         self._last_fit = -10**9
         # (campaign index, group, metric) -> (model, learned at, hosts pooled): kept when hosts come and go
@@ -170,86 +148,40 @@ class GroupModels:
         return cls(analyzer.campaigns, analyzer.tick, metrics=analyzer.metrics, limits=analyzer.limits,
                    floors=analyzer.floors, refit_every=analyzer.refit_every, fit_ticks=analyzer.fit_ticks,
                    max_lag_ticks=analyzer.max_lag_ticks, report_score=analyzer.report_score,
-                   learn_ticks=analyzer.learn_ticks, store=store)
+                   learn_ticks=analyzer.learn_ticks, store=store, rows=analyzer.series_rows)
 
     def set_groups(self, groups: Mapping[str, str]) -> None:
-        """Which group each host is in (hosts without one are left out); rebuilds the layout when it changed."""
-        if dict(groups) != self._groups:
+        """Which group each host is in (hosts without one are left out); the layout follows at the next step."""
+        if groups != self._groups:
             self._groups = dict(groups)
-            self._topo = None
 
     def forget_rows(self, rows: np.ndarray) -> None:
-        """Rows evicted or taken by new series: the layout is rebuilt from the names at the next step."""
+        """Rows evicted or taken by new series: the layout follows the names at the next step, and what is kept per
+        member row and group starts over."""
         if rows.shape[0]:
-            self._topo = None
+            self._reset = True
 
     # -- layout --------------------------------------------------------------------------
 
-    def _layout(self, names: Sequence[str], index: Mapping[str, int]) -> _Topo:
-        if self._topo is not None and self._topo.size == len(names):
-            return self._topo
+    def _layout(self, names: Sequence[str], index: Mapping[str, int]) -> GroupLayout:
+        self.series_rows.sync(names)  # a no-op when the analyzer sharing them synced this tick
+        topo = self._keeper.update(self.series_rows, index, self._groups)
+        self._sig = self.series_rows.sig
+        if topo is self._topo and not self._reset:
+            return topo
         # hosts come and go (churn): live models, the refit cadence and the kept means carry over
+        self._topo, self._reset = topo, False
         self._restored = {}
         self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
         self._off = np.zeros(0, dtype=np.int64)
-        self._sig = Significance.build(names, self.floors)
-        members: dict[tuple[str, str], list[tuple[int, str]]] = {}
-        for i, name in enumerate(names):
-            if not name.startswith("host:"):
-                continue
-            _kind, host, metric = split_series(name)
-            group = self._groups.get(host)
-            if group is None or (self.metrics is not None and metric not in self.metrics):
-                continue
-            members.setdefault((group, metric), []).append((i, host))
-        if not members:
-            self._topo = _empty_topo(len(names))
-            return self._topo
-        gm = sorted(members)
-        width = max(len(v) for v in members.values())
-        pad = np.full((len(gm), width), -1, dtype=np.intp)
-        rows, row_gm, hosts = [], [], []
-        for g, key in enumerate(gm):
-            for j, (r, h) in enumerate(members[key]):
-                pad[g, j] = r
-                rows.append(r)
-                row_gm.append(g)
-                hosts.append(h)
-        cg: list[tuple[int, int]] = []
-        drivers: list[int] = []
-        cg_rows: list[int] = []
-        starts: list[int] = []
-        gm_campaigns: list[list[int]] = [[] for _ in gm]
-        for ci, c in enumerate(self.campaigns):
-            driver = index.get(c.traffic_series, index.get(c.series))
-            if driver is None:
-                continue
-            land = set(c.hosts)
-            for g, (group, _metric) in enumerate(gm):
-                mine = [r for r, h in members[gm[g]] if h in land or group in land]
-                if not mine:
-                    continue
-                gm_campaigns[g].append(len(cg))
-                cg.append((ci, g))
-                drivers.append(driver)
-                starts.append(len(cg_rows))
-                cg_rows.extend(mine)
-        limit = np.array([self.limits.get(gm[g][1], np.nan) for _ci, g in cg], dtype=np.float64)
-        self._topo = _Topo(len(names), gm, pad, np.array(rows, dtype=np.intp), np.array(row_gm, dtype=np.intp),
-                           hosts, cg, np.array(drivers, dtype=np.intp), np.array(cg_rows, dtype=np.intp),
-                           np.array(starts, dtype=np.intp), limit, gm_campaigns,
-                           [(index.get(c.series), index.get(c.traffic_series)) for c in self.campaigns],
-                           {r: k for k, r in enumerate(rows)}, pad[:, 0].copy(),
-                           np.array([len(members[key]) for key in gm], dtype=np.intp),
-                           np.array([len(members[gm[g]]) == (starts[e + 1] if e + 1 < len(starts) else len(cg_rows))
-                                     - starts[e] for e, (_ci, g) in enumerate(cg)], dtype=bool))
+        cg, gm = topo.cg, topo.gm
         if self.store is not None:
             for e, (ci, g) in enumerate(cg):
                 c = self.campaigns[ci]
                 saved = self.store.get(c.name, gm[g][0], gm[g][1], scope="group", traffic=c.traffic_series)
                 if saved is not None and saved.usable:
                     self._restored[e] = saved.load_model(self.tick)
-        return self._topo
+        return topo
 
     # -- the tick ------------------------------------------------------------------------
 
@@ -294,11 +226,11 @@ class GroupModels:
         return score
 
     @staticmethod
-    def _key(topo: _Topo, e: int) -> tuple[int, str, str]:
+    def _key(topo: GroupLayout, e: int) -> tuple[int, str, str]:
         ci, g = topo.cg[e]
         return (ci, topo.gm[g][0], topo.gm[g][1])
 
-    def _models(self, topo: _Topo) -> tuple[list[LoadModel | None], list[bool]]:
+    def _models(self, topo: GroupLayout) -> tuple[list[LoadModel | None], list[bool]]:
         """The model of each campaign × group entry: the live one when usable, else the one restored."""
         out: list[LoadModel | None] = []
         restored = []
@@ -315,7 +247,7 @@ class GroupModels:
                 restored.append(False)
         return out, restored
 
-    def _lifts(self, topo: _Topo, window: np.ndarray, campaigns: Sequence[CampaignState]) -> list[float]:
+    def _lifts(self, topo: GroupLayout, window: np.ndarray, campaigns: Sequence[CampaignState]) -> list[float]:
         """Each campaign's lift: the analyzer's where it has one, else from its traffic's baselines (the analyzer
         has none for a campaign whose hosts it does not know: one that names a fleet's group)."""
         out = []
@@ -337,12 +269,12 @@ class GroupModels:
         return out
 
     @staticmethod
-    def _level_text(topo: _Topo, g: int, level: float, count: int) -> str:
+    def _level_text(topo: GroupLayout, g: int, level: float, count: int) -> str:
         group, metric = topo.gm[g]
         when = "for the same traffic" if topo.gm_campaigns[g] else "now"
         return f"its group {group} runs at {format_value(metric, level)} {when} (median of {count} hosts"
 
-    def _departures(self, topo: _Topo, column: np.ndarray, score: np.ndarray,
+    def _departures(self, topo: GroupLayout, column: np.ndarray, score: np.ndarray,
                     cause: dict[int, tuple[Cause, str | None]], explanation: MutableMapping[int, str], med: np.ndarray,
                     spread: np.ndarray, count: np.ndarray) -> np.ndarray:
         rows = topo.rows[topo.rows < column.shape[0]]
@@ -400,7 +332,7 @@ class GroupModels:
         r = int(self._topo.pad[g, 0]) if self._topo is not None else -1
         return float(self._sig.floor[r]) if 0 <= r < self._sig.floor.shape[0] else 0.0
 
-    def _verdicts(self, topo: _Topo, med: np.ndarray, count: np.ndarray, models: list[LoadModel | None],
+    def _verdicts(self, topo: GroupLayout, med: np.ndarray, count: np.ndarray, models: list[LoadModel | None],
                   window: np.ndarray, lifts: Sequence[float]) -> list[tuple[int, float, float] | int | None]:
         """Per group-metric, what explains its load now: (entry, traffic at the lag, expected) for the campaign
         whose usable model carries the most of it, a campaign index while a surging campaign's model learns, or
@@ -441,7 +373,7 @@ class GroupModels:
                     out[g] = max(surging, key=lambda i: lifts[i])
         return out
 
-    def _explained_by_group(self, topo: _Topo, column: np.ndarray, cause: dict[int, tuple[Cause, str | None]],
+    def _explained_by_group(self, topo: GroupLayout, column: np.ndarray, cause: dict[int, tuple[Cause, str | None]],
                             explanation: MutableMapping[int, str], med: np.ndarray, count: np.ndarray,
                             residual_z: Mapping[int, float],
                             verdicts: list[tuple[int, float, float] | int | None]) -> None:
@@ -489,7 +421,7 @@ class GroupModels:
 
     # -- refits and states ---------------------------------------------------------------
 
-    def _remember(self, topo: _Topo, mean: np.ndarray, count: np.ndarray) -> None:
+    def _remember(self, topo: GroupLayout, mean: np.ndarray, count: np.ndarray) -> None:
         """Append this tick's group means to the history (a tick where fewer than half reported: NaN)."""
         if self._hist_keys != topo.gm or self._hist.shape[1] != self.fit_ticks:
             old = {k: i for i, k in enumerate(self._hist_keys)} if self._hist.shape[1] == self.fit_ticks else {}
@@ -504,7 +436,7 @@ class GroupModels:
         self._hist[:, -1] = np.where(count >= np.maximum(1, topo.gm_size / 2), mean, np.nan)
         self._hist_n += 1
 
-    def _refit(self, topo: _Topo, ts: float, window_ts: np.ndarray, window: np.ndarray) -> None:
+    def _refit(self, topo: GroupLayout, ts: float, window_ts: np.ndarray, window: np.ndarray) -> None:
         self._last_fit = self._ticks
         w = window[:, -self.fit_ticks:]
         wts = window_ts[-self.fit_ticks:]
@@ -541,7 +473,7 @@ class GroupModels:
         recent = max(10, int(600 / self.tick))
         self._growth = {int(d): growth_rate(wts[-recent:], x[j, -recent:]) for j, d in enumerate(drivers.tolist())}
 
-    def _states(self, topo: _Topo, window: np.ndarray, med: np.ndarray, mean: np.ndarray, count: np.ndarray,
+    def _states(self, topo: GroupLayout, window: np.ndarray, med: np.ndarray, mean: np.ndarray, count: np.ndarray,
                 models: list[LoadModel | None], restored: list[bool]) -> tuple[GroupState, ...]:
         departing: dict[int, list[str]] = {}
         for d in self.departures.values():
