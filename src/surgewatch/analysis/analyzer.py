@@ -246,6 +246,7 @@ class Analyzer:
         self._memory = FitMemory()
         self._parts: dict[str, tuple[str, str, str]] = {}  # split_series of anomalous rows' names (per topology)
         self._packed = PackedModels.build([])
+        self._repack: PackedModels | None = None  # the packing forget_rows dropped, to copy from (see _reusable)
         self.declared: DeclaredCauses | None = None  # schedules and annotations (see declared.py), set by callers
         self.groups: GroupModels | None = None  # campaign × host-group models (see groupmodels.py), set by callers
         window = getattr(detector, "window", None)
@@ -358,6 +359,11 @@ class Analyzer:
             self._sig, self._host_mask = self.series_rows.sig, self.series_rows.host
         self._topo = topo
         return topo
+
+    def _reusable(self) -> PackedModels | None:
+        """The packing a rebuild of the packed models copies the unchanged models from (see PackedModels.build)."""
+        reuse, self._repack = self._packed if self._packed.rows.shape[0] else self._repack, None
+        return reuse
 
     def _due_hosts(self, topo: Topology, window: np.ndarray) -> list[int]:
         """Host rows to refit this tick: all on the cadence, and those whose traffic moved over 10%."""
@@ -477,7 +483,7 @@ class Analyzer:
             live = [m for m in self._memory.models.values() if m is not None]
             limits = {m.row: self.limits[topo.parts[m.row][2]] for m in live
                       if m.row in topo.parts and topo.parts[m.row][2] in self.limits}
-            self._packed = PackedModels.build(live, limits, self._memory.growth)
+            self._packed = PackedModels.build(live, limits, self._memory.growth, reuse=self._reusable())
             self._packed.changed = np.array([changed_at.get(int(r), self.ticks) for r in self._packed.rows],
                                             dtype=np.int64)
 
@@ -770,7 +776,7 @@ class Analyzer:
             self.groups.forget_rows(rows)
         self._memory.forget(set(rows.tolist()), rows)
         if np.isin(self._packed.rows, rows).any():  # packed again from the models left at the next refit
-            self._packed = PackedModels.build([])
+            self._repack, self._packed = self._packed, PackedModels.build([])
         self._topo = None
 
 

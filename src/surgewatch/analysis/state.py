@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .correlation import HostFits, HostModel
+from .rowstats import distinct
 
 
 @dataclass
@@ -37,9 +38,44 @@ class PackedModels:
 
     @classmethod
     def build(cls, models: list[HostModel], limits: Mapping[int, float] | None = None,
-              growth: Mapping[int, float] | None = None) -> PackedModels:
-        h = len(models)
+              growth: Mapping[int, float] | None = None, reuse: PackedModels | None = None) -> PackedModels:
+        """Pack `models` in their order. With `reuse` (an earlier packing), the models it holds (the same objects)
+        are copied from its arrays and only the others are packed: a host joining or leaving a fleet of
+        thousands of models packs one host's. The arrays are the same either way."""
         k = max((len(m.drivers) for m in models), default=1)
+        if reuse is None or reuse.coefs.shape[1] != k or not reuse.rows.shape[0] or not models:
+            return cls._pack(models, limits, growth)
+        pos, held = reuse.pos, reuse.models
+        src = np.array([j if (j := pos.get(m.row)) is not None and held[j] is m else -1 for m in models],
+                       dtype=np.intp)
+        fresh = np.flatnonzero(src < 0)
+        kept = np.flatnonzero(src >= 0)
+        new = cls._pack([models[i] for i in fresh.tolist()], k=k)
+        h = len(models)
+        out = []
+        for name in ("rows", "drivers", "lags", "coefs", "x_mean", "cov", "intercept", "sigma", "usable"):
+            a, b = getattr(reuse, name), getattr(new, name)
+            arr = np.empty((h, *a.shape[1:]), dtype=a.dtype)
+            arr[kept] = a[src[kept]]
+            arr[fresh] = b
+            out.append(arr)
+        rows, drivers, lags, coefs, x_mean, cov, intercept, sigma, usable = out
+        limit = np.array([(limits or {}).get(m.row, float("nan")) for m in models], dtype=np.float64)
+        grow = np.zeros((h, k))
+        if growth is not None:
+            width = np.array([len(m.drivers) for m in models], dtype=np.intp)
+            at = distinct(drivers)
+            rates = np.array([growth.get(d, float("nan")) for d in at.tolist()], dtype=np.float64)
+            real = np.arange(k)[None, :] < width[:, None]
+            grow = np.where(real, rates[np.searchsorted(at, drivers)], 0.0)
+        return cls(list(models), rows, drivers, lags, coefs, x_mean, cov, intercept, sigma, usable, limit, grow,
+                   {m.row: i for i, m in enumerate(models)})
+
+    @classmethod
+    def _pack(cls, models: list[HostModel], limits: Mapping[int, float] | None = None,
+              growth: Mapping[int, float] | None = None, k: int | None = None) -> PackedModels:
+        h = len(models)
+        k = max((len(m.drivers) for m in models), default=1) if k is None else k
         drivers = np.zeros((h, k), dtype=np.intp)
         lags = np.zeros((h, k), dtype=np.intp)
         coefs = np.zeros((h, k))

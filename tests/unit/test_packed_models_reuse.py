@@ -1,0 +1,72 @@
+"""Packed load models rebuilt after hosts join and leave copy the unchanged models: the arrays equal a fresh packing."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import fields, replace
+
+import numpy as np
+import pytest
+
+from surgewatch.analysis.correlation import HostModel
+from surgewatch.analysis.state import PackedModels
+
+
+def model(rng: random.Random, row: int, drivers: tuple[int, ...]) -> HostModel:
+    k = len(drivers)
+    a = np.random.default_rng(rng.randint(0, 10**6))
+    return HostModel(row, drivers, tuple(rng.randint(0, 9) for _ in drivers), a.normal(size=k), a.normal(),
+                     a.uniform(), a.uniform(0.1, 2.0), 100, a.normal(size=k), a.normal(size=(k + 1, k + 1)),
+                     a.normal(size=k), a.uniform(size=k), rng.random() < 0.8)
+
+
+def assert_same(a: PackedModels, b: PackedModels) -> None:
+    for f in fields(PackedModels):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape, f.name
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+        elif f.name == "models":
+            assert all(m is n for m, n in zip(x, y, strict=True)), f.name
+        else:
+            assert x == y, f.name
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_packing_that_reuses_the_last_one_equals_a_fresh_packing(seed: int) -> None:
+    rng = random.Random(seed)
+    traffic = [0, 1, 2]
+    models: dict[int, HostModel] = {r: model(rng, r, (rng.choice(traffic),)) for r in range(3, 60)}
+    limits = {r: 100.0 for r in range(3, 60) if r % 3}
+    growth = {0: 0.5, 1: -0.1}  # traffic row 2's growth is unknown
+    packed = PackedModels.build(list(models.values()), limits, growth)
+    for _ in range(60):
+        r = rng.random()
+        rows = sorted(models)
+        if r < 0.3:  # a host joins: new rows with their first models
+            for row in range(max(rows) + 1, max(rows) + 1 + rng.randint(1, 4)):
+                models[row] = model(rng, row, (rng.choice(traffic),))
+        elif r < 0.5:  # a host leaves
+            for row in rng.sample(rows, rng.randint(1, 3)):
+                del models[row]
+        elif r < 0.6:  # a model with a second driver (or back to one): the padding changes
+            row = rng.choice(rows)
+            models[row] = model(rng, row, tuple(sorted(rng.sample(traffic, rng.choice((1, 2))))))
+        elif r < 0.7:  # a row taken by another series: its model goes and a new one comes later, at the end
+            row = rng.choice(rows)
+            del models[row]
+            models[row] = model(rng, row, (rng.choice(traffic),))
+        else:  # refits: new model objects for some rows, in place
+            for row in rng.sample(rows, rng.randint(1, 5)):
+                models[row] = replace(models[row], intercept=rng.random())
+        if rng.random() < 0.3:
+            growth[rng.choice(traffic)] = rng.random()
+        live = list(models.values())
+        reused = PackedModels.build(live, limits, growth, reuse=packed)
+        assert_same(reused, PackedModels.build(live, limits, growth))
+        if rng.random() < 0.7:  # the analyzer also writes refits into a packing in place
+            refit = [replace(models[row], coefs=models[row].coefs * 2.0) for row in rng.sample(sorted(models), 3)]
+            if reused.update(refit, growth, [0]):
+                for m in refit:
+                    models[m.row] = m
+        packed = reused
