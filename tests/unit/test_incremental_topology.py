@@ -144,7 +144,8 @@ def assert_same_layout(a: GroupLayout, b: GroupLayout) -> None:
     for f in fields(GroupLayout):
         x, y = getattr(a, f.name), getattr(b, f.name)
         if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+            assert x.dtype == y.dtype and x.shape == y.shape, f.name
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
         else:
             assert x == y, f.name
             if isinstance(x, dict):
