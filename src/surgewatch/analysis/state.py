@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,14 @@ class PackedModels:
         """Pack `models` in their order. With `reuse` (an earlier packing), the models it holds (the same objects)
         are copied from its arrays and only the others are packed: a host joining or leaving a fleet of
         thousands of models packs one host's. The arrays are the same either way."""
-        k = max((len(m.drivers) for m in models), default=1)
+        width = [len(m.drivers) for m in models]
+        k = max(width, default=1)
         if reuse is None or reuse.coefs.shape[1] != k or not reuse.rows.shape[0] or not models:
             return cls._pack(models, limits, growth)
         pos, held = reuse.pos, reuse.models
-        src = np.array([j if (j := pos.get(m.row)) is not None and held[j] is m else -1 for m in models],
-                       dtype=np.intp)
+        rows_of = [m.row for m in models]
+        src = np.array([j if (j := pos.get(r)) is not None and held[j] is m else -1
+                        for r, m in zip(rows_of, models, strict=True)], dtype=np.intp)
         fresh = np.flatnonzero(src < 0)
         kept = np.flatnonzero(src >= 0)
         new = cls._pack([models[i] for i in fresh.tolist()], k=k)
@@ -60,16 +63,16 @@ class PackedModels:
             arr[fresh] = b
             out.append(arr)
         rows, drivers, lags, coefs, x_mean, cov, intercept, sigma, usable = out
-        limit = np.array([(limits or {}).get(m.row, float("nan")) for m in models], dtype=np.float64)
+        lim = limits or {}
+        limit = np.fromiter(map(lim.get, rows_of, repeat(float("nan"))), dtype=np.float64, count=h)
         grow = np.zeros((h, k))
         if growth is not None:
-            width = np.array([len(m.drivers) for m in models], dtype=np.intp)
             at = distinct(drivers)
             rates = np.array([growth.get(d, float("nan")) for d in at.tolist()], dtype=np.float64)
-            real = np.arange(k)[None, :] < width[:, None]
+            real = np.arange(k)[None, :] < np.array(width, dtype=np.intp)[:, None]
             grow = np.where(real, rates[np.searchsorted(at, drivers)], 0.0)
         return cls(list(models), rows, drivers, lags, coefs, x_mean, cov, intercept, sigma, usable, limit, grow,
-                   {m.row: i for i, m in enumerate(models)})
+                   dict(zip(rows_of, range(h), strict=True)))
 
     @classmethod
     def _pack(cls, models: list[HostModel], limits: Mapping[int, float] | None = None,
