@@ -37,6 +37,7 @@ class SeriesRows:
 
     def __init__(self, floors: Floors) -> None:
         self.floors = floors
+        self.incremental = True  # off: every change starts from all names (the same results, at more cost)
         self.names: list[str] = []
         self.parts: list[Parts] = []
         self.host = np.zeros(0, dtype=bool)  # the row is a host's series
@@ -55,7 +56,7 @@ class SeriesRows:
         n, m = len(cur), len(old)
         if n == m and cur == old:
             return
-        if not m or n < m:  # first sight, or rows dropped (a store never drops rows): from scratch
+        if not m or n < m or not self.incremental:  # first sight, rows dropped (a store never drops rows)
             self._rebuild(cur)
             return
         changed = [i for i, (a, b) in enumerate(zip(cur, old, strict=False)) if a != b]
