@@ -114,7 +114,7 @@ class GroupModels:
         self.store = store
         self._groups: dict[str, str] = {}
         self._topo: GroupLayout | None = None
-        self._reset = False
+        self._forgotten: set[int] = set()  # rows forgotten since the last step (their counts start over)
         # the names split once (shared with the analyzer's when built for one, see for_analyzer)
         self.series_rows = rows if rows is not None and rows.floors == self.floors else SeriesRows(self.floors)
         self._keeper = LayoutKeeper(self.campaigns, self.metrics, self.limits)
@@ -156,10 +156,9 @@ class GroupModels:
             self._groups = dict(groups)
 
     def forget_rows(self, rows: np.ndarray) -> None:
-        """Rows evicted or taken by new series: the layout follows the names at the next step, and what is kept per
-        member row and group starts over."""
-        if rows.shape[0]:
-            self._reset = True
+        """Rows evicted or taken by new series: the layout follows the names at the next step, and what is counted
+        for those rows starts over."""
+        self._forgotten.update(rows.tolist())
 
     # -- layout --------------------------------------------------------------------------
 
@@ -167,13 +166,14 @@ class GroupModels:
         self.series_rows.sync(names)  # a no-op when the analyzer sharing them synced this tick
         topo = self._keeper.update(self.series_rows, index, self._groups)
         self._sig = self.series_rows.sig
-        if topo is self._topo and not self._reset:
+        if topo is self._topo and not self._forgotten:
             return topo
-        # hosts come and go (churn): live models, the refit cadence and the kept means carry over
-        self._topo, self._reset = topo, False
+        # hosts come and go (churn): live models, the refit cadence and the kept means carry over, and so does what
+        # is counted per staying host and group (with a join every few ticks, starting those counts over held
+        # back every departure that takes PERSIST_TICKS to show)
+        self._carry(self._topo, topo)
+        self._topo = topo
         self._restored = {}
-        self._spread, self._streak = np.zeros(0), np.zeros(0, dtype=np.int64)
-        self._off = np.zeros(0, dtype=np.int64)
         cg, gm = topo.cg, topo.gm
         if self.store is not None:
             for e, (ci, g) in enumerate(cg):
@@ -182,6 +182,33 @@ class GroupModels:
                 if saved is not None and saved.usable:
                     self._restored[e] = saved.load_model(self.tick)
         return topo
+
+    def _carry(self, old: GroupLayout | None, new: GroupLayout) -> None:
+        """Each member row's ticks above its group (while it stays in its group-metric and was not forgotten), and
+        each group-metric's smoothed spread and ticks off its model, into the new layout's order."""
+        forgotten, self._forgotten = self._forgotten, set()
+        streak = np.zeros(new.rows.shape[0], dtype=np.int64)
+        spread = np.full(len(new.gm), np.nan)  # NaN: the next step starts it at that tick's spread
+        off = np.zeros(len(new.gm), dtype=np.int64)
+        if old is None or not old.gm or not new.gm:
+            self._streak, self._spread, self._off = streak, spread, off
+            return
+        at = {key: g for g, key in enumerate(old.gm)}
+        moved = np.array([at.get(key, -1) for key in new.gm], dtype=np.intp)  # new gm -> old gm (-1: none)
+        have = moved >= 0
+        if self._spread.shape[0] == len(old.gm):
+            spread[have] = self._spread[moved[have]]
+        if self._off.shape[0] == len(old.gm):
+            off[have] = self._off[moved[have]]
+        if self._streak.shape[0] == old.rows.shape[0] and old.rows.shape[0]:
+            where = np.full(max(int(old.rows.max()), int(new.rows.max())) + 1, -1, dtype=np.intp)
+            where[old.rows] = np.arange(old.rows.shape[0])
+            i = where[new.rows]  # each new member row's place in the old layout (-1: new to it)
+            keep = (i >= 0) & (moved[new.row_gm] == old.row_gm[np.maximum(i, 0)])
+            if forgotten:
+                keep &= ~np.isin(new.rows, np.fromiter(forgotten, dtype=np.intp, count=len(forgotten)))
+            streak[keep] = self._streak[i[keep]]
+        self._streak, self._spread, self._off = streak, spread, off
 
     # -- the tick ------------------------------------------------------------------------
 
