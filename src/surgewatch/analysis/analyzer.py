@@ -764,7 +764,7 @@ class Analyzer:
         """Forget rows: evicted series, or freed rows a new series took (it starts with no history).
 
         The detector forgets them too; models, lags and traffic statistics on them are dropped, and the
-        topology is rebuilt from the names at the next step."""
+        topology follows the names at the next step."""
         if not rows.shape[0]:
             return
         forget = getattr(self.detector, "forget_rows", None)
