@@ -20,7 +20,7 @@ from .state import Topology
 if TYPE_CHECKING:
     from .analyzer import CampaignSpec
 
-Key = tuple[tuple[int, int], int]  # (first campaign host list entry naming the host, row)
+ROW_BITS = 32  # an order key is (the place of the first campaign host list entry naming the host) << ROW_BITS | row
 
 
 class TopologyKeeper:
@@ -33,9 +33,9 @@ class TopologyKeeper:
         self.topo: Topology | None = None
         self._version = -1
         self._rows: tuple[list[int | None], list[int | None]] = ([], [])
-        self._first: dict[str, tuple[int, int]] = {}  # host name -> first campaign host list entry naming it
+        self._first: dict[str, int] = {}  # host name -> place of the first campaign host list entry naming it
         self._cis: dict[str, tuple[int, ...]] = {}  # host name -> campaigns landing on it (with their traffic row)
-        self._order: list[Key] = []  # modelled host rows landed on, in topology order
+        self._order: list[int] = []  # order keys of the modelled host rows landed on, in topology order
 
     def update(self, rows: SeriesRows, index: Mapping[str, int]) -> tuple[Topology, list[int] | None]:
         """The topology now, and the rows whose parts or drivers may have changed (None: any row may have)."""
@@ -59,19 +59,23 @@ class TopologyKeeper:
 
     def _build(self, rows: SeriesRows, campaign_rows: list[int | None], driver_of: list[int | None]) -> Topology:
         host_of: dict[str, list[int]] = {}
-        first: dict[str, tuple[int, int]] = {}
+        first: dict[str, int] = {}
         cis: dict[str, list[int]] = {}
+        place = 0
         for ci, c in enumerate(self.campaigns):
-            for j, h in enumerate(c.hosts):
+            for h in c.hosts:
                 host_of.setdefault(h, []).append(ci)
                 if driver_of[ci] is not None:
-                    first.setdefault(h, (ci, j))
+                    first.setdefault(h, place)
                     cis.setdefault(h, []).append(ci)
+                place += 1
         self._first, self._cis = first, {h: tuple(c) for h, c in cis.items()}
         parts = {r: p for r, p in enumerate(rows.parts) if self._modelled(p)}
-        self._order = sorted((first[p[1]], r) for r, p in parts.items() if p[1] in first)
+        self._order = sorted(first[p[1]] << ROW_BITS | r for r, p in parts.items() if p[1] in first)
         host_drivers, host_campaigns = {}, {}
-        for _key, r in self._order:
+        mask = (1 << ROW_BITS) - 1
+        for key in self._order:
+            r = key & mask
             host_drivers[r], host_campaigns[r] = self._of(parts[r][1], driver_of)
         drivers = sorted({d for d in driver_of if d is not None})
         return Topology(len(rows.names), campaign_rows, driver_of, host_drivers, host_campaigns, host_of, drivers,
@@ -94,7 +98,7 @@ class TopologyKeeper:
             r = c.row
             was = parts.pop(r, None)
             if was is not None and was[1] in first:
-                del order[bisect.bisect_left(order, (first[was[1]], r))]
+                del order[bisect.bisect_left(order, first[was[1]] << ROW_BITS | r)]
                 del host_drivers[r]
                 for ci in dict.fromkeys(host_campaigns.pop(r)):
                     campaign_hosts[ci].remove(r)
@@ -104,16 +108,17 @@ class TopologyKeeper:
             parts[r] = now
             if now[1] not in first:
                 continue
-            key = (first[now[1]], r)
+            key = first[now[1]] << ROW_BITS | r
             at = bisect.bisect_left(order, key)
             appended &= at == len(order)
             order.insert(at, key)
             host_drivers[r], host_campaigns[r] = self._of(now[1], old.driver_of)
             for ci in dict.fromkeys(host_campaigns[r]):
                 hs = campaign_hosts[ci]
-                hs.insert(bisect.bisect_left(hs, key, key=lambda h: (first[parts[h][1]], h)), r)
+                hs.insert(bisect.bisect_left(hs, key, key=lambda h: first[parts[h][1]] << ROW_BITS | h), r)
         if not appended:
-            host_drivers = {r: host_drivers[r] for _key, r in order}
-            host_campaigns = {r: host_campaigns[r] for _key, r in order}
+            mask = (1 << ROW_BITS) - 1
+            host_drivers = {key & mask: host_drivers[key & mask] for key in order}
+            host_campaigns = {key & mask: host_campaigns[key & mask] for key in order}
         return Topology(len(rows.names), old.campaign_rows, old.driver_of, host_drivers, host_campaigns, old.host_of,
                         old.drivers, parts, campaign_hosts)
