@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from surgewatch.analysis.correlation import HostModel
-from surgewatch.analysis.state import PackedModels
+from surgewatch.analysis.state import FitMemory, PackedModels
 
 
 def model(rng: random.Random, row: int, drivers: tuple[int, ...]) -> HostModel:
@@ -70,3 +70,20 @@ def test_a_packing_that_reuses_the_last_one_equals_a_fresh_packing(seed: int) ->
                 for m in refit:
                     models[m.row] = m
         packed = reused
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_forgetting_rows_drops_every_pair_that_names_them_and_keeps_the_order(seed: int) -> None:
+    rng = random.Random(seed)
+    memory = FitMemory(base=np.zeros(80))
+    drivers, hosts = [0, 1, 2], list(range(10, 80))
+    for h in hosts:
+        for d in rng.sample(drivers, rng.randint(1, 2)):
+            memory.lags[(d, h)] = (rng.randint(0, 9), rng.random())
+            memory.curves[(d, h)] = (np.zeros(3), rng.randint(0, 99))
+    for _ in range(8):
+        gone = set(rng.sample(hosts, 3)) | ({rng.choice(drivers)} if rng.random() < 0.3 else set())
+        lags = [(k, v) for k, v in memory.lags.items() if k[0] not in gone and k[1] not in gone]
+        curves = [k for k in memory.curves if k[0] not in gone and k[1] not in gone]
+        memory.forget(gone, np.array(sorted(gone)))
+        assert list(memory.lags.items()) == lags and list(memory.curves) == curves

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import ne
 
 import numpy as np
 
@@ -59,7 +61,7 @@ class SeriesRows:
         if not m or n < m or not self.incremental:  # first sight, rows dropped (a store never drops rows)
             self._rebuild(cur)
             return
-        changed = [i for i, (a, b) in enumerate(zip(cur, old, strict=False)) if a != b]
+        changed = list(compress(range(m), map(ne, cur, old)))  # in C: a fleet has ten thousand names
         if len(changed) > n // 4:  # most names changed: from scratch is quicker
             self._rebuild(cur)
             return

@@ -7,9 +7,10 @@ series) any of them has: a model with fewer drivers is padded with its first dri
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -227,7 +228,12 @@ class FitMemory:
                 del table[r]
         per_pair: tuple[dict[tuple[int, int], Any], ...] = (self.lags, self.curves)
         for pairs in per_pair:
-            for key in [k for k in pairs if k[0] in gone or k[1] in gone]:
+            drivers = set(map(itemgetter(0), pairs))  # a few traffic rows drive thousands of host rows
+            if gone.isdisjoint(drivers):  # host rows went (churn): their pairs, found by set operations
+                doomed: Iterable[tuple[int, int]] = pairs.keys() & {(d, h) for d in drivers for h in gone}
+            else:
+                doomed = [k for k in pairs if k[0] in gone or k[1] in gone]
+            for key in doomed:
                 del pairs[key]
         self.moved -= gone
         self.search_now -= gone
