@@ -223,7 +223,7 @@ def simulated_prometheus(fleet: Fleet, clock: Any, label: str, base_url: str) ->
 
 
 async def day(hosts: int, hours: float, churn: float, interval: float, every: float, first: int,
-              trace: int = 0) -> None:
+              trace: int = 0, trace_from: float = 0.0) -> None:
     import numpy as np
     from fleet_exporter import GROUPS
 
@@ -261,6 +261,7 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
         ticks = round(hours * 3600.0 / interval)
         per_sample = max(1, round(every / interval))
         tick_ms: list[float] = []
+        since: list[Any] = []  # the tracemalloc snapshot at hour trace_from
         started = time.monotonic()
 
         def sample(k: int, final: bool = False) -> None:
@@ -272,11 +273,19 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                 "tick_ms": statistics.median(tick_ms) if tick_ms else math.nan,
                 "real_s": time.monotonic() - started, "cpu_s": time.process_time(),
                 "py_blocks": sys.getallocatedblocks()}
-            if final and trace:
+            if trace:
                 import tracemalloc
 
-                top = tracemalloc.take_snapshot().statistics("lineno")[:trace]
-                out["tracemalloc"] = [(str(st.traceback[0]), round(st.size / 2**20, 2)) for st in top]
+                if trace_from and not final and out["hours"] >= trace_from and not since:
+                    since.append(tracemalloc.take_snapshot())
+                if final:
+                    snap = tracemalloc.take_snapshot()
+                    top = snap.statistics("lineno")[:trace]
+                    out["tracemalloc"] = [(str(st.traceback[0]), round(st.size / 2**20, 2)) for st in top]
+                    if since:  # which allocation sites grew since hour `trace_from`
+                        diff = snap.compare_to(since[0], "lineno")[:trace]
+                        out["tracemalloc_growth"] = [(str(d.traceback[0]), round(d.size_diff / 2**20, 3),
+                                                      d.count_diff) for d in diff]
             if final:  # the store's rings are views of their reservations: the rows in use count
                 rings = sum(r.data.nbytes for r in (store.fine, store.coarse))
                 out["bytes"] = {"detector": array_bytes(engine.analyzer.detector),
@@ -313,6 +322,8 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=8, help="also sample after this many ticks (2 min at 15 s)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="N",
                     help="trace allocations (slower) and add the N largest allocation sites to the last sample")
+    ap.add_argument("--trace-from", type=float, default=0.0, metavar="H",
+                    help="with --tracemalloc: also the N sites that grew most from the sample at hour H to the end")
     args = ap.parse_args()
     sys.path[:0] = [str(args.src.resolve()), str(HERE)]
     os.environ.setdefault("PYTHONHASHSEED", "0")
@@ -320,7 +331,8 @@ def main() -> None:
         import tracemalloc
 
         tracemalloc.start()
-    asyncio.run(day(args.hosts, args.hours, args.churn, args.interval, args.every, args.first, args.tracemalloc))
+    asyncio.run(day(args.hosts, args.hours, args.churn, args.interval, args.every, args.first, args.tracemalloc,
+                    args.trace_from))
 
 
 if __name__ == "__main__":

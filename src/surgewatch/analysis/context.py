@@ -21,7 +21,7 @@ import numpy as np
 
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
-from .rowstats import union_rows
+from .rowstats import row_capacity, union_rows
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
 
@@ -76,6 +76,8 @@ class ContextDetector:
             newest = [code // r % np.uint64(radix) for r in self._radix]
             self._slots = self._keys(newest, code % np.uint64(radix))
         self._rows = 0
+        self._cap = 0
+        self._bufs: dict[str, np.ndarray] = {}
         self._alloc(0)
 
     n: np.ndarray  # valid samples seen
@@ -88,27 +90,39 @@ class ContextDetector:
     counts: np.ndarray  # hashed (context) and (context, symbol) counts, one table row per series
 
     def _alloc(self, rows: int) -> None:
-        """Grow the per-series state to `rows` series, keeping the existing ones."""
+        """Make room for `rows` series, keeping the existing ones; new series start fresh. As SurgeDetector's:
+        the per-series arrays are views of the rows in use of larger buffers, grown in place while they fit."""
         old = self._rows
-        n = np.zeros(rows)
-        lo = np.full(rows, np.inf)
-        hi = np.full(rows, -np.inf)
-        first = np.full(rows, np.nan)
-        orient = np.zeros(rows)
-        q = np.ones(rows, dtype=np.float32)  # the surprise and its calibration are float32
-        hist = np.zeros((self.depth, rows), dtype=np.uint64)
-        counts = np.zeros((rows, 1 << self.table_bits), dtype=np.uint16)
-        if old:
-            n[:old], lo[:old], hi[:old], q[:old] = self.n, self.lo, self.hi, self.q
-            first[:old], orient[:old] = self.first, self.orient
-            hist[:, :old], counts[:old] = self.hist, self.counts
-        self.n, self.lo, self.hi, self.q, self.first, self.orient = n, lo, hi, q, first, orient
-        self.hist, self.counts = hist, counts
-        self._base = np.arange(rows, dtype=np.uint64) << np.uint64(self.table_bits)  # first slot of each series
-        self._base_slots = np.repeat(self._base.astype(np.int64), 2 * len(self.orders))  # [series, slot] flat
-        self._neg = orient < 0  # mirrored series
+        if rows > self._cap or not self._bufs:
+            self._regrow(row_capacity(self._cap, rows) if rows else 0, old)
+        b = self._bufs
+        self.n, self.lo, self.hi, self.q = b["n"][:rows], b["lo"][:rows], b["hi"][:rows], b["q"][:rows]
+        self.first, self.orient = b["first"][:rows], b["orient"][:rows]
+        self.hist, self.counts = b["hist"][:, :rows], b["counts"][:rows]
+        if rows > old:  # the fresh state of new rows (the buffers' unused rows are zeros)
+            self.lo[old:], self.hi[old:], self.first[old:] = np.inf, -np.inf, np.nan
+            self.q[old:] = 1.0  # the surprise and its calibration are float32
+        self._base = b["base"][:rows]  # first slot of each series
+        self._base_slots = b["base_slots"][:rows * 2 * len(self.orders)]  # [series, slot] flat
+        self._neg = b["neg"][:rows]  # mirrored series
         self._rows = rows
         self._settled = False  # every row has its orientation and min_points samples (rechecked when not)
+
+    def _regrow(self, cap: int, used: int) -> None:
+        """Buffers for `cap` series, the first `used` rows copied from the current ones."""
+        base = np.arange(cap, dtype=np.uint64) << np.uint64(self.table_bits)
+        bufs: dict[str, np.ndarray] = {
+                "n": np.zeros(cap), "lo": np.zeros(cap), "hi": np.zeros(cap), "first": np.zeros(cap),
+                "orient": np.zeros(cap), "q": np.zeros(cap, dtype=np.float32), "neg": np.zeros(cap, dtype=bool),
+                "hist": np.zeros((self.depth, cap), dtype=np.uint64),
+                "counts": np.zeros((cap, 1 << self.table_bits), dtype=np.uint16),
+                "base": base, "base_slots": np.repeat(base.astype(np.int64), 2 * len(self.orders))}
+        if used:
+            for name in ("n", "lo", "hi", "first", "orient", "q", "neg", "hist"):
+                bufs[name][..., :used] = self._bufs[name][..., :used]
+            bufs["counts"][:used] = self._bufs["counts"][:used]
+        self._bufs = bufs
+        self._cap = cap
 
     def forget_rows(self, rows: np.ndarray) -> None:
         """Forget rows: evicted series, whose rows a new series may take (it starts with no history)."""

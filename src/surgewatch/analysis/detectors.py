@@ -31,7 +31,9 @@ class DetectorOutput:
 def track_quantile(q: np.ndarray, exceed: np.ndarray, up: float, down: float) -> None:
     """A running high quantile's multiplicative step, in place: `q` times `up` where `exceed`, `down` elsewhere.
 
-    Exceedances are rare (the quantile is high), so they are raised by index after one product over all.
+    Exceedances are rare (the quantile is high), so they are raised by index after one product over all. A
+    detector's [stat, series] state is a view of the rows in use of a wider buffer: each row is contiguous,
+    not the whole, and is raised the same way (in the quantile's dtype, as the contiguous case).
     """
     if q.flags.c_contiguous and exceed.flags.c_contiguous:
         hit = np.flatnonzero(exceed)
@@ -39,6 +41,11 @@ def track_quantile(q: np.ndarray, exceed: np.ndarray, up: float, down: float) ->
         raised = flat[hit] * up
         q *= down
         flat[hit] = raised
+    elif q.ndim == 2 and q.strides[1] == q.itemsize and exceed.flags.c_contiguous:
+        at = np.nonzero(exceed)
+        raised = q[at] * up
+        q *= down
+        q[at] = raised
     else:
         q *= np.where(exceed, up, down)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rowstats import row_capacity
+
 
 class Onset:
     """Per-series onset state for many series at once."""
@@ -33,13 +35,15 @@ class Onset:
         self.last = np.zeros(0, dtype=dtype)  # previous raw score
 
     def grow(self, rows: int) -> None:
-        """Make room for `rows` series, new ones start with no history."""
+        """Make room for `rows` series, new ones start with no history (with room for more: the arrays are
+        read by their first rows, so a few series joining later do not copy them)."""
         old = self.peak.shape[0]
         if rows <= old:
             return
+        size = row_capacity(old, rows)
         for name in ("peak", "pending", "age", "last"):
             cur = getattr(self, name)
-            out = np.zeros(rows, dtype=cur.dtype)
+            out = np.zeros(size, dtype=cur.dtype)
             out[:old] = cur
             setattr(self, name, out)
 

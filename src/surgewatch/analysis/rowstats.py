@@ -13,6 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def row_capacity(current: int, needed: int) -> int:
+    """Rows to allocate for `needed` series when `current` fit: a quarter more than needed (or than current), so a
+    detector's state grows in place while series arrive over a few ticks or churn adds a few (store.grown_size's
+    rule at fleet sizes, here from the first allocation on: the state of 10,000 series is tens of MB)."""
+    return max(needed + needed // 4, current + current // 4)
+
+
 def distinct(a: np.ndarray) -> np.ndarray:
     """`np.unique(a)`: the sorted distinct values of a 1-D array."""
     u = np.sort(a, axis=None)

@@ -45,7 +45,7 @@ import numpy as np
 from .context import ContextDetector
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
-from .rowstats import union_rows
+from .rowstats import row_capacity, union_rows
 
 _F = np.float32  # the dtype of everything relative to a series' level (see SurgeDetector._VECTORS)
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
@@ -157,6 +157,8 @@ class SurgeDetector:
         self._q_up = float(np.exp(quantile_rate * quantile))
         self._q_down = float(np.exp(-quantile_rate * (1.0 - quantile)))
         self._rows = 0
+        self._cap = 0
+        self._bufs: dict[str, np.ndarray] = {}
         self._alloc(0)
 
     # -- state -------------------------------------------------------------------------------------
@@ -170,62 +172,75 @@ class SurgeDetector:
     longrun: np.ndarray  # slow EW mean absolute residual (unclipped): the scale floor
 
     def _alloc(self, rows: int) -> None:
-        """Grow every per-series array to `rows` series, keeping the state of the existing ones."""
+        """Make room for `rows` series, keeping the state of the existing ones; new series start fresh.
+
+        Every per-series array is a view of the rows in use of a larger buffer (`_bufs`, rows on the last axis):
+        a series joining a fleet takes a row of it in place. Only past the buffer's capacity is a larger one
+        allocated (`row_capacity`) and the rows in use copied: a fleet whose series
+        arrive over several ticks, or grow by a few under churn, does not copy its whole state (tens of MB at
+        10,000 series, and a peak of twice that) for each new row. Rows never used are zero pages of a fresh
+        allocation: they cost no memory, and a bin of the daily profile becomes resident when first visited."""
         old = self._rows
-        for name, dtype in self._VECTORS.items():
-            out = np.zeros(rows, dtype=dtype)
+        if rows > self._cap or not self._bufs:
+            self._regrow(row_capacity(self._cap, rows) if rows else 0, old)
+        b = self._bufs
+        for name in self._VECTORS:
+            setattr(self, name, b[name][:rows])
+        self.smooth: np.ndarray = b["smooth"][:, :rows]  # smoothed residuals
+        self.q: np.ndarray = b["q"][:, :rows]  # each deviation's running high quantile (>= 1)
+        self.cus: np.ndarray = b["cus"][:, :rows]  # CUSUM: upward sum, downward sum, running high quantile
+        self.clock: np.ndarray = b["clock"][:rows]  # ticks seen per series (advances on gaps too)
+        # per daily bin, field and series; fields: offset from the level, EW mean absolute residual
+        self.cells: np.ndarray = b["cells"][:, :, :rows]
+        # per daily bin and series: samples seen, at most 65,535 (only 1 / (visits + 1) above the per-day rate
+        # and `visits >= 3` use it: the same numbers for ticks down to 23 ms)
+        self.visits: np.ndarray = b["visits"][:, :rows]
+        self.period: np.ndarray = b["period"][:rows]
+        self.bins: np.ndarray = b["bins"][:rows]
+        if rows > old:  # the fresh state of new rows (the buffer's unused rows are zeros)
+            self.q[:, old:] = self._q0
+            self.cus[2, old:] = self._q0
             if old:
-                out[:old] = getattr(self, name)[:old]
-            setattr(self, name, out)
+                self.clock[old:] = self.clock[0]  # new series join the time of day of the existing ones
+        period = self.period
+        # one period for all: every series is in the same daily bin at every tick (one contiguous slice)
+        self._aligned = bool(rows) and bool((period == period[0]).all())
+        self._seasonal = bool((period > 0).any())
+        self._per_day = b["per_day"][:rows]
+        self._profiled = period > 0
+        self._all_profiled = bool(self._profiled.all())
+        self._index = b["index"][:rows]
+        self._rows = rows
+        self._settled = False  # every row has min_points samples (rechecked while not)
+
+    def _regrow(self, cap: int, used: int) -> None:
+        """Buffers for `cap` series, the first `used` rows copied from the current ones."""
         n_stats = self._alphas.shape[0]
-        smooth = np.zeros((n_stats, rows), dtype=_F)  # smoothed residuals
-        q = np.full((n_stats, rows), self._q0, dtype=_F)  # each deviation's running high quantile (>= 1)
-        cus = np.zeros((3, rows), dtype=_F)  # CUSUM: upward sum, downward sum, running high quantile
-        cus[2] = self._q0
-        clock = np.zeros(rows, dtype=np.int64)
-        period = np.zeros(rows, dtype=np.int64)
+        period = np.zeros(cap, dtype=np.int64)
         seasons = np.asarray(0 if self.season is None else self.season, dtype=np.int64)
         if seasons.ndim == 0:
             period[:] = seasons
         else:  # one per series; rows beyond the given seasons have no daily profile
-            m = min(seasons.size, rows)
+            m = min(seasons.size, cap)
             period[:m] = seasons[:m]
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
         # bin-major: each field of one bin of every series is contiguous; float32 offsets and scales and uint16
         # counts: a day of 5-minute bins for 10,000 series is 27.5 MiB (66 in float64), NAB scores unchanged
-        cells = np.zeros((width, 2, rows), dtype=_F)
-        visits = np.zeros((width, rows), dtype=np.uint16)
-        if old:
-            smooth[:, :old] = self.smooth[:, :old]
-            q[:, :old] = self.q[:, :old]
-            cus[:, :old] = self.cus[:, :old]
-            clock[:old] = self.clock[:old]
-            clock[old:] = self.clock[0]  # new series join the time of day of the existing ones
-            w0 = self.cells.shape[0]
-            cells[:w0, :, :old] = self.cells[:, :, :old]
-            visits[:w0, :old] = self.visits[:, :old]
-        self.smooth: np.ndarray = smooth
-        self.q: np.ndarray = q
-        self.cus: np.ndarray = cus
-        self.clock: np.ndarray = clock  # ticks seen per series (advances on gaps too)
-        self.period: np.ndarray = period
-        self.bins: np.ndarray = bins
-        # per daily bin, field and series; fields: offset from the level, EW mean absolute residual
-        self.cells: np.ndarray = cells
-        # per daily bin and series: samples seen, at most 65,535 (only 1 / (visits + 1) above the per-day rate
-        # and `visits >= 3` use it: the same numbers for ticks down to 23 ms)
-        self.visits: np.ndarray = visits
-        # one period for all: every series is in the same daily bin at every tick (one contiguous slice)
-        self._aligned = bool(rows) and bool((period == period[0]).all())
-        self._seasonal = bool((self.period > 0).any())
-        self._per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0).astype(_F)
-        self._profiled = period > 0
-        self._all_profiled = bool(self._profiled.all())
-        self._index = np.arange(rows)
-        self._rows = rows
-        self._settled = False  # every row has min_points samples (rechecked while not)
+        bufs = {name: np.zeros(cap, dtype=dtype) for name, dtype in self._VECTORS.items()}
+        bufs |= {"smooth": np.zeros((n_stats, cap), dtype=_F), "q": np.zeros((n_stats, cap), dtype=_F),
+                 "cus": np.zeros((3, cap), dtype=_F), "clock": np.zeros(cap, dtype=np.int64),
+                 "cells": np.zeros((width, 2, cap), dtype=_F), "visits": np.zeros((width, cap), dtype=np.uint16),
+                 "period": period, "bins": bins, "index": np.arange(cap),
+                 "per_day": np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0).astype(_F)}
+        if used:
+            for name in (*self._VECTORS, "smooth", "q", "cus", "clock", "visits"):
+                bufs[name][..., :used] = self._bufs[name][..., :used]
+            w0 = self._bufs["cells"].shape[0]
+            bufs["cells"][:w0, :, :used] = self._bufs["cells"][:, :, :used]
+        self._bufs = bufs
+        self._cap = cap
 
     # -- one tick ----------------------------------------------------------------------------------
     # Every step is computed for all rows and then undone on the few exceptional ones (missing samples, new
