@@ -115,6 +115,38 @@ def status(key: str) -> float:
     return math.nan
 
 
+def resident_by_kind() -> dict[str, float]:
+    """Resident MiB by kind of mapping (/proc/self/smaps): the malloc heap, anonymous mappings (Python's object
+    arenas, numpy's larger arrays, the store's rings), files (libraries); and of the anonymous ones, Python's
+    object arenas and the bytes of objects in them (sys._debugmallocstats)."""
+    out = {"heap": 0.0, "anon": 0.0, "files": 0.0}
+    kind = "files"
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(maxsplit=5)
+            if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                path = head[5].strip() if len(head) > 5 else ""
+                kind = "anon" if not path else "heap" if path == "[heap]" else "files"
+            elif line.startswith("Rss:"):
+                out[kind] += int(line.split()[1]) / 1024
+    with tempfile.TemporaryFile() as tmp:  # _debugmallocstats writes to the C stderr
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read()
+    for line in text.decode(errors="replace").splitlines():
+        if "arenas * " in line:
+            out["py_arenas"] = int(line.rsplit("=", 1)[1].replace(",", "")) / 2**20
+        elif line.startswith("# bytes in allocated blocks"):
+            out["py_objects"] = int(line.rsplit("=", 1)[1].replace(",", "")) / 2**20
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def array_bytes(obj: object, seen: set[int] | None = None, depth: int = 0) -> int:
     """Bytes of every numpy array reachable from `obj` through attributes, lists, tuples and dicts (each array
     once; views count nothing)."""
@@ -286,6 +318,8 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                         diff = snap.compare_to(since[0], "lineno")[:trace]
                         out["tracemalloc_growth"] = [(str(d.traceback[0]), round(d.size_diff / 2**20, 3),
                                                       d.count_diff) for d in diff]
+            if final or trace:
+                out["resident"] = resident_by_kind()
             if final:  # the store's rings are views of their reservations: the rows in use count
                 rings = sum(r.data.nbytes for r in (store.fine, store.coarse))
                 out["bytes"] = {"detector": array_bytes(engine.analyzer.detector),

@@ -43,12 +43,12 @@ from .clock import SteppedClock
 from .collector import Collector, SourceHealth
 from .config import CampaignConfig, Config, SinkConfig
 from .hostgroups import HostGroups, expand_groups
-from .model import AlertEvent, Annotation, series, split_series
+from .model import AlertEvent, Annotation, forget_split, series, split_series
 from .needed import needed_key, needed_series
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
-from .store import SeriesStore, Window
+from .store import TRIM_EVERY_TICKS, SeriesStore, Window, trim_heap
 
 if TYPE_CHECKING:
     from .alerting.outbox import SinkBacklog
@@ -240,6 +240,7 @@ class Engine:
         self._row_source = np.zeros(0, dtype=np.intp)  # index into collector.health per store row, -1 unknown
         self._evict_ticks = np.zeros(0, dtype=np.int64)  # per store row: idle ticks after which it is forgotten
         self.evicted = 0  # series forgotten so far
+        self._trimmed_at = 0  # store tick count of the last trim_heap after an eviction
         self._rows_cache: tuple[tuple[str, ...], int, np.ndarray] = ((), -1, np.zeros(0, dtype=np.intp))
         self._evict_key: tuple[object, ...] = ()  # what the eviction due time was computed for (see _evict_idle)
         self._evict_due = -math.inf  # store tick count from which a series can be due for eviction
@@ -983,6 +984,8 @@ class Engine:
         rows, names = store.evict_idle(limit)
         if rows.shape[0]:
             self.forget_series(rows, names, now)
+            if store.ticks - self._trimmed_at >= TRIM_EVERY_TICKS and trim_heap():  # once the store holds a fleet
+                self._trimmed_at = store.ticks
         # the earliest tick count at which a held series can be idle past its limit (seen_tick only grows)
         held = np.fromiter(store.index.values(), dtype=np.intp, count=len(store.index))
         due = (store.seen_tick[held].astype(np.float64) + limit[held]).min() + 1 if held.shape[0] else math.inf
@@ -999,6 +1002,7 @@ class Engine:
             h.series.difference_update(gone)
         for name in names:
             self._series_source.pop(name, None)
+        forget_split(names)
         self._tell("on_forget", now, names)
         log.debug("evicted %d idle series (%d held)", len(names), self.store.live)
 

@@ -11,6 +11,7 @@ import fnmatch
 import math
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,19 @@ def split_series(text: str) -> tuple[str, str, str]:
 
 
 _SPLIT: dict[str, tuple[str, str, str]] = {}
+
+
+def forget_split(names: Iterable[str]) -> None:
+    """Drop evicted series' names from `split_series`' cache: under churn (a fleet replacing hosts) the cache
+    would otherwise fill with departed hosts' names (and keep them alive) until it starts over."""
+    pop = _SPLIT.pop
+    for name in names:
+        pop(name, None)
+
+
+def split_cached(text: str) -> bool:
+    """Whether `split_series` keeps the parts of this name (for tests of eviction)."""
+    return text in _SPLIT
 
 
 def glob_match(pattern: str, text: str) -> bool:

@@ -249,3 +249,55 @@ def test_eviction_settings_are_read() -> None:
     assert (cfg.monitor.evict_after, cfg.monitor.max_series) == (900.0, 50_000)
     default = parse_config("", "test.toml").monitor
     assert (default.evict_after, default.max_series) == (None, 20_000)
+
+
+def _holders(root: object, host: str, limit: int = 2_000_000) -> list[str]:
+    """Paths from `root` (through attributes and containers, not functions' modules) to strings that name `host`
+    or one of its series."""
+    import gc
+    import types
+
+    found: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(root, "engine")]
+    while stack and len(seen) < limit:
+        obj, path = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.CodeType, types.FunctionType,
+                                               types.BuiltinFunctionType, np.ndarray)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            if obj == host or f":{host}/" in obj:
+                found.append(path)
+            continue
+        if isinstance(obj, dict):
+            stack.extend((k, f"{path}{{key}}") for k in obj)
+            stack.extend((v, f"{path}[{str(k)[:40]}]") for k, v in obj.items())
+        else:
+            stack.extend((v, f"{path}.{type(v).__name__}") for v in gc.get_referents(obj))
+    return found
+
+
+async def test_a_departed_hosts_series_are_held_nowhere_and_its_row_starts_fresh_for_a_newcomer(
+        tmp_path: Path) -> None:
+    import surgewatch.model as model
+
+    rig = Rig(tmp_path)
+    fleet = {"web-1": 50.0, "web-2": 52.0, "web-3": 48.0}
+    for t in range(40):
+        await rig.tick({h: v + (t % 3) for h, v in fleet.items()})
+    eng = rig.engine
+    row = eng.store.index["host:web-1/cpu.percent"]
+    del fleet["web-1"]  # web-1 leaves the fleet
+    for _ in range(12):
+        await rig.tick(fleet)
+    assert eng.evicted == 1 and not model.split_cached("host:web-1/cpu.percent")
+    fleet["web-9"] = 70.0  # a newcomer takes the departed host's row
+    await rig.tick(fleet)
+    assert eng.store.index["host:web-9/cpu.percent"] == row and len(eng.store) == 3
+    det = eng.analyzer.detector
+    surge = getattr(det, "surge", det)
+    assert surge.n[row] == 1 and surge.level[row] == 70.0  # one sample: learned from nothing before it
+    assert (surge.cells[:, :, row] == 0).sum() >= surge.cells.shape[0] * 2 - 2  # one daily bin written at most
+    roots = [eng, vars(model)]
+    assert [p for r in roots for p in _holders(r, "web-1")] == []
