@@ -115,11 +115,12 @@ def status(key: str) -> float:
     return math.nan
 
 
-def resident_by_kind() -> dict[str, float]:
+def resident_by_kind() -> dict[str, Any]:
     """Resident MiB by kind of mapping (/proc/self/smaps): the malloc heap, anonymous mappings (Python's object
     arenas, numpy's larger arrays, the store's rings), files (libraries); and of the anonymous ones, Python's
     object arenas and the bytes of objects in them (sys._debugmallocstats)."""
-    out = {"heap": 0.0, "anon": 0.0, "files": 0.0}
+    out: dict[str, Any] = {"heap": 0.0, "anon": 0.0, "files": 0.0}
+    big: list[list[float]] = []  # anonymous mappings of 4 MiB or more: [size, resident] (the largest arrays)
     kind = "files"
     with open("/proc/self/smaps") as f:
         for line in f:
@@ -127,8 +128,13 @@ def resident_by_kind() -> dict[str, float]:
             if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
                 path = head[5].strip() if len(head) > 5 else ""
                 kind = "anon" if not path else "heap" if path == "[heap]" else "files"
+                lo, hi = (int(a, 16) for a in head[0].split("-"))
+                size = (hi - lo) / 2**20
             elif line.startswith("Rss:"):
-                out[kind] += int(line.split()[1]) / 1024
+                rss = int(line.split()[1]) / 1024
+                out[kind] += rss
+                if kind == "anon" and size >= 4:
+                    big.append([round(size, 1), round(rss, 1)])
     with tempfile.TemporaryFile() as tmp:  # _debugmallocstats writes to the C stderr
         saved = os.dup(2)
         try:
@@ -144,7 +150,9 @@ def resident_by_kind() -> dict[str, float]:
             out["py_arenas"] = int(line.rsplit("=", 1)[1].replace(",", "")) / 2**20
         elif line.startswith("# bytes in allocated blocks"):
             out["py_objects"] = int(line.rsplit("=", 1)[1].replace(",", "")) / 2**20
-    return {k: round(v, 1) for k, v in out.items()}
+    out = {k: round(v, 1) for k, v in out.items()}
+    out["big_anon"] = sorted(big, reverse=True)
+    return out
 
 
 def array_bytes(obj: object, seen: set[int] | None = None, depth: int = 0) -> int:
@@ -318,8 +326,7 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                         diff = snap.compare_to(since[0], "lineno")[:trace]
                         out["tracemalloc_growth"] = [(str(d.traceback[0]), round(d.size_diff / 2**20, 3),
                                                       d.count_diff) for d in diff]
-            if final or trace:
-                out["resident"] = resident_by_kind()
+            out["resident"] = resident_by_kind()
             if final:  # the store's rings are views of their reservations: the rows in use count
                 rings = sum(r.data.nbytes for r in (store.fine, store.coarse))
                 out["bytes"] = {"detector": array_bytes(engine.analyzer.detector),

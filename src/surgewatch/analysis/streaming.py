@@ -439,8 +439,14 @@ class SurgeDetector:
         self.q[:, rows] = self._q0
         self.cus[:2, rows], self.cus[2, rows] = 0.0, self._q0
         # the clock is the time of day, shared by every series (a new one joins it, as in _alloc)
-        self.cells[:, :, rows] = 0.0
-        self.visits[:, rows] = 0
+        # only the daily bins that hold something are written: writing zeros over a bin not yet visited today
+        # would make its page resident for nothing (a fleet evicting a host every few ticks would make the whole
+        # profile resident within the hour instead of bin by bin over the day); reading it costs no memory
+        held = (self.visits[:, rows] != 0) | (self.cells[:, :, rows] != 0).any(axis=1)  # [bin, row]
+        at, k = np.nonzero(held)
+        if at.size:
+            self.cells[at, :, rows[k]] = 0.0
+            self.visits[at, rows[k]] = 0
         self._onset.forget_rows(rows)
 
     def _mapped(self, ratio: np.ndarray) -> np.ndarray:
