@@ -15,11 +15,15 @@ over the day, so new hosts join their campaign's analysis as a fleet's would.
 
 It prints one JSON line per sample: after `--first` ticks (2 minutes: `fleet_bench.py`'s live figure) and every
 `--every` simulated seconds: VmRSS and VmHWM (MiB), series and store rows held, series evicted so far, the tick's
-median ms since the last sample, the process' CPU seconds so far and the interpreter's allocated blocks (Python
-objects); the last line adds the bytes of the numpy arrays held by the detector, the store and the analyzer.
+median ms since the last sample, the process' CPU seconds so far, the interpreter's allocated blocks (Python
+objects) and `resident`: MiB resident by kind of mapping (malloc heap, anonymous, files), Python's object arenas
+and the objects in them, and the largest anonymous mappings ([MiB mapped, MiB resident]: the store's rings, the
+detector's daily profile and context counts, ...); the last line adds the bytes of the numpy arrays held by the
+detector, the store and the analyzer. `--tracemalloc N --trace-from H` adds the N allocation sites that grew most
+from hour H to the end (what grows with churn).
 
 Run (normally through `fleet_bench.py --day`): python benchmarks/fleet_day.py --src DIR/src [--hosts 1000]
-    [--hours 24] [--churn 0.10] [--interval 15] [--every 3600]
+    [--hours 24] [--churn 0.10] [--interval 15] [--every 3600] [--tracemalloc N [--trace-from H]]
 """
 
 from __future__ import annotations
