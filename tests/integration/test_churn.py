@@ -262,14 +262,14 @@ def _holders(root: object, host: str, limit: int = 2_000_000) -> list[str]:
     stack: list[tuple[object, str]] = [(root, "engine")]
     while stack and len(seen) < limit:
         obj, path = stack.pop()
+        if isinstance(obj, str):  # every path to a string (one string is often shared by several holders)
+            if obj == host or f":{host}/" in obj:
+                found.append(path)
+            continue
         if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.CodeType, types.FunctionType,
                                                types.BuiltinFunctionType, np.ndarray)):
             continue
         seen.add(id(obj))
-        if isinstance(obj, str):
-            if obj == host or f":{host}/" in obj:
-                found.append(path)
-            continue
         if isinstance(obj, dict):
             stack.extend((k, f"{path}{{key}}") for k in obj)
             stack.extend((v, f"{path}[{str(k)[:40]}]") for k, v in obj.items())
@@ -301,3 +301,19 @@ async def test_a_departed_hosts_series_are_held_nowhere_and_its_row_starts_fresh
     assert (surge.cells[:, :, row] == 0).sum() >= surge.cells.shape[0] * 2 - 2  # one daily bin written at most
     roots = [eng, vars(model)]
     assert [p for r in roots for p in _holders(r, "web-1")] == []
+
+
+async def test_a_departed_host_that_was_firing_leaves_rules_and_notifications_too(tmp_path: Path) -> None:
+    import surgewatch.model as model
+
+    rig = Rig(tmp_path)
+    fleet = {"web-1": 95.0, "web-2": 52.0}
+    for _ in range(40):
+        await rig.tick(fleet)
+    assert ("cpu-high", "host:web-1/cpu.percent") in rig.engine.rules.active
+    del fleet["web-1"]
+    for _ in range(40):
+        await rig.tick(fleet)
+    held = [p for r in (rig.engine, vars(model)) for p in _holders(r, "web-1")]
+    assert held and all(p.startswith("engine.dict[events]") for p in held)  # only the last 200 events' history
+    assert len(rig.engine.events) <= 200
