@@ -45,6 +45,7 @@ from .config import CampaignConfig, Config, SinkConfig
 from .hostgroups import HostGroups, expand_groups
 from .model import AlertEvent, Annotation, forget_split, series, split_series
 from .needed import needed_key, needed_series
+from .rowsources import RowSources, Timing
 from .sources import BuildOptions, Source, build_sources
 from .sources.base import CampaignAware
 from .statedir import resolve_state_dir
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("surgewatch.engine")
 
 SPARK_POINTS = 60
-EVICT_INTERVALS = 10  # without [monitor] evict_after, a series unseen for 10 of its intervals is forgotten
 HOST_SPARK_METRICS = ("cpu.percent", "mem.percent", "load.1", "net.rx_bps")
 PREFLIGHT_EVERY = 30.0  # seconds between plans of the scheduled campaigns (they change with the models)
 MODELS_SAVE_SECONDS = 60.0  # learned load models are written to the state dir at most this often (and at shutdown)
@@ -233,7 +233,8 @@ class Engine:
         self.last_analysis: AnalysisResult | None = None
         self.last_tick: float | None = None
         self._ticks = 0  # ticks run (see snapshots_held)
-        self._series_source: dict[str, str] = {}
+        self._rows = RowSources()  # which source reports each store row, and its stale and eviction times
+        self._series_source: dict[str, str] = self._rows.series_source
         self._hosts_cache: tuple[int, dict[str, dict[str, int]]] = (-1, {})  # store version, host rows
         self._source_version: tuple[int, int] = (-1, -1)
         self._stale_after = np.zeros(0)
@@ -523,7 +524,8 @@ class Engine:
             self.collector = Collector(sources, clock=self.clock)
             self.collector.on_error = on_error
             self.demo_prefixes = {s.name + "/" for s in sources if s.demo}
-            self._series_source, self._source_version = {}, (-1, -1)
+            self._rows.reset()
+            self._series_source, self._source_version = self._rows.series_source, (-1, -1)
             if self._running:
                 self.collector.start(driven=self.tick_seconds)
             try:
@@ -539,7 +541,8 @@ class Engine:
         self.apply_config(config, self.clock())
         if max_series:
             self.store.set_max_series(config.monitor.max_series)
-        self._source_version = (-1, -1)  # eviction times follow a changed evict_after or new sources
+        self._rows.reset()  # eviction times follow a changed evict_after or new sources
+        self._series_source, self._source_version = self._rows.series_source, (-1, -1)
 
     def apply_config(self, config: Config, now: float) -> None:
         """What a reload changes in analysis and alerting: schedules, campaigns (as given: a reload has merged
@@ -873,16 +876,11 @@ class Engine:
         health = self.collector.health
         if not self.host_groups.configured and not any(h.details.get("groups") for h in health.values()):
             return {}
+        self._refresh_sources()
         out: dict[str, str] = {}
-        seen: set[str] = set()
-        for name in self.store.names:
-            if not name.startswith("host:"):
-                continue
-            who = split_series(name)[1]
-            if who in seen:
-                continue
-            seen.add(who)
-            src_name = f"host:{who}" if f"host:{who}" in health else self._series_source.get(name, "")
+        names = self.store.names
+        for who, row in self._rows.hosts().items():
+            src_name = f"host:{who}" if f"host:{who}" in health else self._series_source.get(names[row], "")
             src = health.get(src_name)
             group = self.host_groups.group_of(who, src_name, src.details if src else None)
             if group:
@@ -936,32 +934,15 @@ class Engine:
         return out
 
     def _refresh_sources(self) -> None:
-        """Rebuild the series → source maps when the store or the sources' known series changed
-        (after a reload the same series names arrive from new source objects)."""
-        version = (self.store.version, sum(len(h.series) for h in self.collector.health.values()))
-        if self._source_version == version:
-            return
-        for h in self.collector.health.values():
-            for s in h.series:
-                self._series_source[s] = h.name
-        n = len(self.store)
-        stale_after = np.full(n, 3 * self.tick_seconds + 1.0)
-        position = {name: k for k, name in enumerate(self.collector.health)}
-        row_source = np.full(n, -1, dtype=np.intp)
-        period = np.full(n, self.tick_seconds)
-        for i, name in enumerate(self.store.names):
-            src = self._series_source.get(name)
-            if src is not None:
-                period[i] = max(self.collector.health[src].interval, self.tick_seconds)
-                stale_after[i] = 3 * period[i] + 1.0
-                row_source[i] = position[src]
-        idle = np.full(n, self.config.monitor.evict_after) if self.config.monitor.evict_after else \
-            EVICT_INTERVALS * period
-        idle = np.maximum(idle, stale_after + self.tick_seconds)  # never before a series is stale
-        self._evict_ticks = np.ceil(idle / self.tick_seconds).astype(np.int64)
-        self._stale_after = stale_after
-        self._row_source = row_source
-        self._source_version = version
+        """Bring the series → source map and the per-row stale and eviction times up to the store's names (only
+        the rows whose names changed, see rowsources.py; all of them after a reload)."""
+        rows = self._rows
+        timing = Timing(self.tick_seconds, self.config.monitor.evict_after or None)
+        if rows.update(self.store.names, self.store.version, self.collector.health, timing):
+            self._series_source = rows.series_source
+            self._stale_after, self._row_source, self._evict_ticks = rows.stale_after, rows.row_source, \
+                rows.evict_ticks
+            self._source_version = (rows.version, 0)
 
     def _evict_idle(self, now: float) -> None:
         """Forget series not seen for their eviction time, everywhere they are held (memory stays flat under
@@ -1000,8 +981,7 @@ class Engine:
         gone = set(names)
         for h in self.collector.health.values():
             h.series.difference_update(gone)
-        for name in names:
-            self._series_source.pop(name, None)
+        self._rows.forget(names)
         forget_split(names)
         self._tell("on_forget", now, names)
         log.debug("evicted %d idle series (%d held)", len(names), self.store.live)
