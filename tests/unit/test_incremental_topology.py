@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import fields
+from typing import Any
 
-import numpy as np
 import pytest
 
 from surgewatch.analysis.analyzer import CampaignSpec
@@ -13,6 +13,7 @@ from surgewatch.analysis.grouplayout import GroupLayout, LayoutKeeper
 from surgewatch.analysis.seriesrows import SeriesRows
 from surgewatch.analysis.significance import Floors, Significance
 from surgewatch.analysis.topology import TopologyKeeper
+from tests.support.fields import assert_same_fields
 
 METRICS = ("cpu.percent", "load.1", "mem.percent", "net.rx_bps", "disk.read_bps", "cpu.core0.percent",
            "cpu.core1.percent", "cpu.core2.percent")
@@ -81,9 +82,7 @@ class Churn:
 
 
 def assert_same_significance(a: Significance, b: Significance) -> None:
-    for f in fields(Significance):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+    assert_same_fields(a, b)
 
 
 def assert_same_topology(a: object, b: object) -> None:
@@ -141,15 +140,13 @@ def test_a_reader_too_far_behind_builds_from_all_names() -> None:
 
 
 def assert_same_layout(a: GroupLayout, b: GroupLayout) -> None:
-    for f in fields(GroupLayout):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and x.shape == y.shape, f.name
-            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
-        else:
-            assert x == y, f.name
-            if isinstance(x, dict):
-                assert list(x.items()) == list(y.items()), f.name
+    assert_same_fields(a, b, same_in_order)
+
+
+def same_in_order(name: str, x: Any, y: Any) -> None:
+    assert x == y, name
+    if isinstance(x, dict):
+        assert list(x.items()) == list(y.items()), name
 
 
 @pytest.mark.parametrize("seed", range(8))

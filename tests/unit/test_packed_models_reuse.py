@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
-from dataclasses import fields, replace
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
 
 from surgewatch.analysis.correlation import HostModel
 from surgewatch.analysis.state import FitMemory, PackedModels
+from tests.support.fields import assert_same_fields
 
 
 def model(rng: random.Random, row: int, drivers: tuple[int, ...]) -> HostModel:
@@ -21,15 +23,14 @@ def model(rng: random.Random, row: int, drivers: tuple[int, ...]) -> HostModel:
 
 
 def assert_same(a: PackedModels, b: PackedModels) -> None:
-    for f in fields(PackedModels):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and x.shape == y.shape, f.name
-            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
-        elif f.name == "models":
-            assert all(m is n for m, n in zip(x, y, strict=True)), f.name
-        else:
-            assert x == y, f.name
+    assert_same_fields(a, b, same_models)
+
+
+def same_models(name: str, x: Any, y: Any) -> None:
+    if name == "models":  # the very same HostModel objects, in order
+        assert all(m is n for m, n in zip(x, y, strict=True)), name
+    else:
+        assert x == y, name
 
 
 @pytest.mark.parametrize("seed", range(10))
