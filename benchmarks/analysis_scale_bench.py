@@ -27,14 +27,22 @@ episodes, campaign states, group models; "explain, rest" is what no part covers,
 parts of a refit (lag search, fit, masking, traffic statistics: within refit's time) and the host rows refitted. With
 `--profile N` the measured ticks of this side also run under cProfile and its top N functions are printed.
 
+The garbage collector runs as in the daemon: with `--gc idle` (the default) this checkout's `lean.TickCollector`
+collects after every tick (each side's), outside the timed step, as the engine does in the idle time after a tick;
+with `--gc auto` only the automatic collector runs (as before it, and as the dashboard still does). Shown per side:
+the collector's CPU inside the steps (and its full passes there), and the ticks whose campaign analysis took over
+`--over` ms; and the CPU of the collections after the ticks.
+
     PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py [--hosts 1000] [--tick 15] [--calm]
         [--ticks 200] [--warm 200] [--against /work/main] [--refit-budget ROWS] [--profile N] [--sort cumulative]
+        [--gc idle|auto] [--over 50]
     PYTHONPATH=src .venv/bin/python benchmarks/analysis_scale_bench.py --demo [--demo-from -175] [--ticks 600]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import shutil
 import statistics
@@ -162,6 +170,36 @@ class Timer:
         self.now = {}
 
 
+class GcClock:
+    """The collector's CPU ms (this thread's) and full passes, summed into the timer of the side stepping (or
+    into `idle` between steps)."""
+
+    def __init__(self, timers: dict[str, Timer]) -> None:
+        self.timers = timers
+        self.side: str | None = None
+        self.idle: list[float] = [0.0]
+        self._t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.thread_time()
+            return
+        ms = (time.thread_time() - self._t0) * 1000
+        if self.side == "":  # the bench's own work (comparing): not counted
+            return
+        if self.side is None:
+            self.idle[-1] += ms
+            return
+        now = self.timers[self.side].now
+        now["gc in step"] = now.get("gc in step", 0.0) + ms
+        if info["generation"] == 2:
+            now["gc full passes"] = now.get("gc full passes", 0.0) + 1
+
+
 def spread(xs: list[float]) -> str:
     """min median p95 max (mean) of per-tick ms."""
     return (f"{min(xs):6.2f} {statistics.median(xs):6.2f} {float(np.percentile(xs, 95)):6.2f} {max(xs):6.2f} "
@@ -196,6 +234,10 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="another checkout (its src/) stepped beside this one")
     ap.add_argument("--refit-budget", type=int, default=0, metavar="ROWS", help="this side refits at most ROWS host "
                     "rows a tick (Analyzer(refit_budget=...); 0: no limit, as the engine)")
+    ap.add_argument("--gc", choices=("idle", "auto"), default="idle", help="idle: collect after each tick "
+                    "(lean.TickCollector, as the daemon); auto: the automatic collector only")
+    ap.add_argument("--over", type=float, default=50.0, metavar="MS", help="count the ticks whose campaign "
+                    "analysis took over MS")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile this side's measured ticks "
                     "and print the top N functions by own time")
     args = ap.parse_args()
@@ -218,7 +260,7 @@ def main() -> None:
             ans["this"].refit_budget = args.refit_budget
         timers = {s: Timer() for s in ans}
         labels = ["step", "detector", "campaign analysis", *ANALYZER_PARTS, *(f"  {p}" for p in REFIT_PARTS),
-                  "groups.step", "explain, rest", "rows refitted"]
+                  "groups.step", "explain, rest", "rows refitted", "gc in step", "gc full passes"]
         for s, an in ans.items():
             tm = timers[s]
             tm.wrap(an, "step", "step")
@@ -231,6 +273,11 @@ def main() -> None:
                     tm.wrap(an, part, f"  {part}")
             tm.count(an, "_refit", "rows refitted", lambda _topo, hosts, *_rest: len(hosts))
             tm.wrap(an.groups, "step", "groups.step")
+        gc_clock = GcClock(timers)
+        sim_now = [0.0]
+        collector = importlib.import_module("sw_this.lean").TickCollector(clock=lambda: sim_now[0]) \
+            if args.gc == "idle" else None
+        gc.collect()
         fit = ans["this"].fit_ticks
         window = values.astype(np.float32)  # the window as the engine's store holds it; the tick's column in float64
         first = 0
@@ -264,9 +311,14 @@ def main() -> None:
                 profiled = args.profile and s == "this" and t >= args.warm
                 if profiled:
                     prof.enable()
+                gc_clock.side = s
                 res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], window[:, lo: t + 1])
+                gc_clock.side = None
                 if profiled:
                     prof.disable()
+                if collector is not None:  # the idle time after the tick, as the engine's
+                    sim_now[0] = float(ts[t])
+                    collector.after_tick()
                 tm = timers[s]
                 tm.now["campaign analysis"] = tm.now.get("step", 0.0) - tm.now.get("detector", 0.0)
                 # what is not in a timed part: the hot rows' explanations, mostly
@@ -274,8 +326,14 @@ def main() -> None:
                     tm.now.get(part, 0.0) for part in (*ANALYZER_PARTS, "groups.step"))
                 tm.end_tick(labels, t >= args.warm)
             if held is not None:
+                gc_clock.side = ""
                 compare(*held)
+                gc_clock.side = None
             held = (t, res)
+            if t >= args.warm:
+                gc_clock.idle.append(0.0)
+            else:
+                gc_clock.idle[-1] = 0.0
         if held is not None:
             compare(*held)
         what = (f"the built-in default (DEMO host and campaign, a local host) from scenario time {args.demo_from:g} s"
@@ -289,6 +347,11 @@ def main() -> None:
                           f"({statistics.mean(timers[s].ticks['campaign analysis']) * 60 / args.tick / 1000:.4f} "
                           f"CPU-s/min)" for s in ans)
         print(f"  campaign analysis, mean: {means}")
+        over = "  ".join(f"{s} {sum(ms > args.over for ms in timers[s].ticks['campaign analysis'])}" for s in ans)
+        print(f"  ticks whose campaign analysis took over {args.over:g} ms, of {args.ticks}: {over}")
+        idle = gc_clock.idle[:-1]
+        print(f"  gc ({args.gc}) after the ticks, ms per tick (both sides'): {spread(idle)}"
+              + (f"; {collector.full_passes} full passes" if collector is not None else ""))
         if args.against:
             print("  scores, causes, explanations, campaign states: " + (
                 "identical on every tick" if not differ else f"differ on {len(differ)} ticks, first {differ[:5]}"))
@@ -299,6 +362,8 @@ def main() -> None:
         if args.profile:
             pstats.Stats(prof).sort_stats(args.sort).print_stats(args.profile)
     finally:
+        if "gc_clock" in locals():
+            gc_clock.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -185,6 +185,9 @@ class Engine:
         self._held = False  # snapshots held (see snapshots_held)
         self._top_wanted: dict[str, int] = {}  # per source: top processes it was built to list
         self._running = False
+        # idle work after each live tick of `run`, once its snapshot is out (the daemon: lean.TickCollector's
+        # garbage collection between ticks); None: nothing
+        self.after_tick: Callable[[], None] | None = None
         self._build(config, sources)
 
     def _build(self, config: Config, sources: Sequence[Source] | None) -> None:
@@ -643,6 +646,7 @@ class Engine:
                 self._catching_up = self._live_tick = False
             if not self._held:
                 self.publish_soon(now=catching_up or self._ticks <= EAGER_TICKS)
+            self._after_tick_soon()
 
         def on_catch_up() -> None:
             nonlocal late_sources, catch_up
@@ -1050,8 +1054,25 @@ class Engine:
         except StopIteration as done:
             self._slices = self._slice_handle = None
             self.publish(done.value)
+            self._after_tick_soon()
             return
         self._slice_handle = asyncio.get_running_loop().call_later(SNAPSHOT_PAUSE, self._next_slice)
+
+    def _after_tick_soon(self) -> None:
+        """Run `after_tick` in a turn of the event loop of its own, after what is ready (a key, an alert to
+        send), once the tick's snapshot is out (a snapshot built in slices calls this again after its last)."""
+        if self.after_tick is not None and self._slices is None:
+            asyncio.get_running_loop().call_soon(self._run_after_tick)
+
+    def _run_after_tick(self) -> None:
+        work = self.after_tick
+        if work is None:
+            return
+        try:
+            work()
+        except Exception as exc:  # one line, and it is called no more (the ticks go on)
+            self.after_tick = None
+            self._drop(work, "after-tick work", exc)
 
     def finish_publishing(self) -> None:
         """Build the rest of a snapshot being built in slices, at once, and publish it."""

@@ -29,12 +29,12 @@ class Quick:
         return None
 
 
-def _engine(tmp_path: Path, interval: str) -> Engine:
+def quick_engine(tmp_path: Path, interval: str) -> Engine:
     cfg = parse_config(f'[monitor]\ninterval = "{interval}"\nstate_dir = "{tmp_path}"\n', "<test>")
     return Engine(cfg, sources=[Quick()])
 
 
-async def _run_for(engine: Engine, seconds: float) -> None:
+async def run_for(engine: Engine, seconds: float) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(engine.run(stop))
     await asyncio.sleep(seconds)
@@ -44,10 +44,10 @@ async def _run_for(engine: Engine, seconds: float) -> None:
 
 
 async def test_ticks_keep_their_beat_and_see_the_polls(tmp_path: Path) -> None:
-    engine = _engine(tmp_path, "100ms")
+    engine = quick_engine(tmp_path, "100ms")
     seen: list[tuple[float, Snapshot]] = []
     engine.subscribe(lambda snap: seen.append((time.monotonic(), snap)))
-    await _run_for(engine, 0.75)
+    await run_for(engine, 0.75)
     assert 5 <= len(seen) <= 9  # the first at once, the rest 100 ms apart from the 0.3 s mark
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen[1:])]
     assert all(0.05 <= g <= 0.2 for g in gaps), gaps
@@ -55,7 +55,7 @@ async def test_ticks_keep_their_beat_and_see_the_polls(tmp_path: Path) -> None:
 
 
 async def test_a_stop_ends_the_run_without_waiting_for_the_next_tick(tmp_path: Path) -> None:
-    engine = _engine(tmp_path, "60s")
+    engine = quick_engine(tmp_path, "60s")
     ticks: list[Snapshot] = []
     engine.subscribe(ticks.append)
     stop = asyncio.Event()
@@ -70,7 +70,7 @@ async def test_a_stop_ends_the_run_without_waiting_for_the_next_tick(tmp_path: P
 
 async def test_a_tick_that_raises_ends_the_run_with_its_exception(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = _engine(tmp_path, "50ms")
+    engine = quick_engine(tmp_path, "50ms")
     calls = [0]
     real_tick = engine.tick
 
@@ -94,7 +94,7 @@ async def test_immediate_sources_with_the_tick_interval_are_polled_right_before_
     engine = Engine(cfg, sources=[src])
     polls_at_tick: list[int] = []
     engine.subscribe(lambda _snap: polls_at_tick.append(engine.source_health()["host:quick"].polls))
-    await _run_for(engine, 0.75)
+    await run_for(engine, 0.75)
     assert polls_at_tick[0] == 1  # the first poll at start, the first tick right after it
     # then one poll per tick, each taken just before it (the second tick, 0.3 s on, polls again)
     assert [b - a for a, b in itertools.pairwise(polls_at_tick[1:])] == [1] * (len(polls_at_tick) - 2)
@@ -102,7 +102,7 @@ async def test_immediate_sources_with_the_tick_interval_are_polled_right_before_
 
 
 def test_each_value_lands_in_its_own_row_whatever_the_order_and_set_of_series(tmp_path: Path) -> None:
-    engine = _engine(tmp_path, "1s")
+    engine = quick_engine(tmp_path, "1s")
     t = 1_800_000_000.0
     steps = [{"host:a/x": 1.0, "host:b/x": 2.0}, {"host:a/x": 3.0, "host:b/x": 4.0},
              {"host:b/x": 5.0, "host:a/x": 6.0}, {"host:a/x": 7.0, "host:c/x": 8.0, "host:b/x": 9.0},

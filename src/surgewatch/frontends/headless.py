@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Config, ConfigError, SinkConfig
 from ..defaults import resolve_config
-from ..lean import resume_gc
+from ..lean import TickCollector, resume_gc
 from ..logs import setup_logging
 
 if TYPE_CHECKING:
@@ -140,9 +140,13 @@ class Daemon:
         log.info("started: %d sources, %d rules, tick %.3gs, pid %d", len(engine.source_health()),
                  len(self.config.rules), engine.tick_seconds, os.getpid())
         resume_gc()  # paused by the command line for start-up
+        collector = TickCollector()
+        engine.after_tick = collector.after_tick  # garbage collected between ticks, not during them (lean.py)
         try:
             await engine.run(self.stop)
         finally:
+            engine.after_tick = None
+            collector.stop()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._shutdown(DRAIN_SECONDS)
