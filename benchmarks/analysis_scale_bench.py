@@ -28,7 +28,8 @@ parts of a refit (lag search, fit, masking, traffic statistics: within refit's t
 `--profile N` the measured ticks of this side also run under cProfile and its top N functions are printed.
 
 The garbage collector runs as in the daemon: with `--gc idle` (the default) this checkout's `lean.TickCollector`
-collects after every tick (each side's), outside the timed step, as the engine does in the idle time after a tick;
+turns the automatic collector off during every step (each side's) and collects after it, outside the timed step,
+as the engine does in the idle time after a tick;
 with `--gc auto` only the automatic collector runs (as before it, and as the dashboard still does). Shown per side:
 the collector's CPU inside the steps (and its full passes there), and the ticks whose campaign analysis took over
 `--over` ms; and the CPU of the collections after the ticks.
@@ -311,6 +312,8 @@ def main() -> None:
                 profiled = args.profile and s == "this" and t >= args.warm
                 if profiled:
                     prof.enable()
+                if collector is not None:  # the automatic collector off during the tick, as the engine's
+                    collector.before_tick()
                 gc_clock.side = s
                 res[s] = ans[s].step(float(ts[t]), names, index, values[:, t], ts[lo: t + 1], window[:, lo: t + 1])
                 gc_clock.side = None
@@ -349,6 +352,13 @@ def main() -> None:
         print(f"  campaign analysis, mean: {means}")
         over = "  ".join(f"{s} {sum(ms > args.over for ms in timers[s].ticks['campaign analysis'])}" for s in ans)
         print(f"  ticks whose campaign analysis took over {args.over:g} ms, of {args.ticks}: {over}")
+        parts = ("campaign analysis", "_refit", "  _search_lags", "  _fit", "explain, rest", "groups.step",
+                 "gc in step", "rows refitted")
+        ca = timers["this"].ticks["campaign analysis"]
+        slowest = sorted(range(len(ca)), key=lambda i: -ca[i])[:5]
+        print("  this side's slowest ticks: " + "; ".join(
+            f"tick {args.warm + i}: " + ", ".join(f"{p.strip()} {timers['this'].ticks[p][i]:.1f}" for p in parts)
+            for i in slowest))
         idle = gc_clock.idle[:-1]
         print(f"  gc ({args.gc}) after the ticks, ms per tick (both sides'): {spread(idle)}"
               + (f"; {collector.full_passes} full passes" if collector is not None else ""))

@@ -20,16 +20,21 @@ objects) and `resident`: MiB resident by kind of mapping (malloc heap, anonymous
 and the objects in them, and the largest anonymous mappings ([MiB mapped, MiB resident]: the store's rings, the
 detector's daily profile and context counts, ...); the last line adds the bytes of the numpy arrays held by the
 detector, the store and the analyzer. `--tracemalloc N --trace-from H` adds the N allocation sites that grew most
-from hour H to the end (what grows with churn).
+from hour H to the end (what grows with churn). Each sample also has the ticks' CPU ms (this thread's: median,
+max, and how many took over 50 ms since the last sample) and the garbage collector's CPU ms inside them; the last
+sample the objects the collector tracks, by type. With `--gc idle` the checkout's `lean.TickCollector` (where it
+has one) turns the automatic collector off during each tick and collects after it, as the daemon does.
 
 Run (normally through `fleet_bench.py --day`): python benchmarks/fleet_day.py --src DIR/src [--hosts 1000]
-    [--hours 24] [--churn 0.10] [--interval 15] [--every 3600] [--tracemalloc N [--trace-from H]]
+    [--hours 24] [--churn 0.10] [--interval 15] [--every 3600] [--tracemalloc N [--trace-from H]] [--gc idle|auto]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import gc
 import json
 import math
 import os
@@ -267,7 +272,7 @@ def simulated_prometheus(fleet: Fleet, clock: Any, label: str, base_url: str) ->
 
 
 async def day(hosts: int, hours: float, churn: float, interval: float, every: float, first: int,
-              trace: int = 0, trace_from: float = 0.0) -> None:
+              trace: int = 0, trace_from: float = 0.0, gc_mode: str = "auto") -> None:
     import numpy as np
     from fleet_exporter import GROUPS
 
@@ -305,6 +310,20 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
         ticks = round(hours * 3600.0 / interval)
         per_sample = max(1, round(every / interval))
         tick_ms: list[float] = []
+        tick_cpu: list[float] = []
+        gc_ms = [0.0, 0.0]  # in the ticks since the last sample; the start of the pass running
+
+        def on_gc(phase: str, _info: Mapping[str, int]) -> None:
+            if phase == "start":
+                gc_ms[1] = time.thread_time()
+            elif in_tick[0]:
+                gc_ms[0] += (time.thread_time() - gc_ms[1]) * 1000
+
+        in_tick = [False]
+        gc.callbacks.append(on_gc)
+        import surgewatch.lean as lean
+
+        collector = lean.TickCollector() if gc_mode == "idle" and hasattr(lean, "TickCollector") else None
         since: list[Any] = []  # the tracemalloc snapshot at hour trace_from
         started = time.monotonic()
 
@@ -315,6 +334,9 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                 "series": store.live, "rows": len(store), "evicted": engine.evicted,
                 "hosts": len({n.split("/")[0] for n in store.index if n.startswith("host:")}),
                 "tick_ms": statistics.median(tick_ms) if tick_ms else math.nan,
+                "tick_cpu_ms": [round(statistics.median(tick_cpu), 2), round(max(tick_cpu), 2),
+                                sum(ms > 50.0 for ms in tick_cpu)] if tick_cpu else None,
+                "gc_in_ticks_ms": round(gc_ms[0], 1), "gc": gc_mode if collector is not None else "auto",
                 "real_s": time.monotonic() - started, "cpu_s": time.process_time(),
                 "py_blocks": sys.getallocatedblocks()}
             if trace:
@@ -335,17 +357,30 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                 rings = sum(r.data.nbytes for r in (store.fine, store.coarse))
                 out["bytes"] = {"detector": array_bytes(engine.analyzer.detector),
                                 "store": rings + array_bytes(store), "analyzer": array_bytes(engine.analyzer)}
+            if final:  # what the collector's full pass walks (frozen or not), by type
+                gc.unfreeze()
+                kinds = collections.Counter(type(o).__name__ for o in gc.get_objects())
+                out["gc_tracked"] = [sum(kinds.values()), kinds.most_common(12)]
             print(json.dumps(out), flush=True)
             tick_ms.clear()
+            tick_cpu.clear()
+            gc_ms[0] = 0.0
 
         for k in range(1, ticks + 1):
             now[0] += interval
             fleet.advance(now[0])
             for src in engine.sources:
                 await engine.collector.poll_once(src)
-            c0 = time.perf_counter()
+            if collector is not None:
+                collector.before_tick()
+            c0, u0 = time.perf_counter(), time.thread_time()
+            in_tick[0] = True
             engine.tick(now[0])
+            in_tick[0] = False
+            tick_cpu.append((time.thread_time() - u0) * 1000)
             tick_ms.append((time.perf_counter() - c0) * 1000)
+            if collector is not None:  # the daemon's idle time after the tick
+                collector.after_tick()
             await asyncio.sleep(0)  # the outbox worker delivers between ticks
             if k in (first, ticks) or k % per_sample == 0:
                 sample(k, final=k == ticks)
@@ -353,6 +388,7 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
         if errors:
             print(json.dumps({"errors": errors}), flush=True)
         await engine.shutdown(2.0)
+        gc.callbacks.remove(on_gc)
         del np
 
 
@@ -369,6 +405,8 @@ def main() -> None:
                     help="trace allocations (slower) and add the N largest allocation sites to the last sample")
     ap.add_argument("--trace-from", type=float, default=0.0, metavar="H",
                     help="with --tracemalloc: also the N sites that grew most from the sample at hour H to the end")
+    ap.add_argument("--gc", choices=("idle", "auto"), default="auto", help="idle: collect after each tick as the "
+                    "daemon does (the checkout's lean.TickCollector, where it has one); auto: the collector alone")
     args = ap.parse_args()
     sys.path[:0] = [str(args.src.resolve()), str(HERE)]
     os.environ.setdefault("PYTHONHASHSEED", "0")
@@ -377,7 +415,7 @@ def main() -> None:
 
         tracemalloc.start()
     asyncio.run(day(args.hosts, args.hours, args.churn, args.interval, args.every, args.first, args.tracemalloc,
-                    args.trace_from))
+                    args.trace_from, args.gc))
 
 
 if __name__ == "__main__":

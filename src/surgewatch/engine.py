@@ -185,8 +185,9 @@ class Engine:
         self._held = False  # snapshots held (see snapshots_held)
         self._top_wanted: dict[str, int] = {}  # per source: top processes it was built to list
         self._running = False
-        # idle work after each live tick of `run`, once its snapshot is out (the daemon: lean.TickCollector's
-        # garbage collection between ticks); None: nothing
+        # work at the start of each live tick of `run`, and in the idle time after it, once its snapshot is out (the
+        # daemon: lean.TickCollector, the garbage collector off during ticks and collecting after them); None: none
+        self.before_tick: Callable[[], None] | None = None
         self.after_tick: Callable[[], None] | None = None
         self._build(config, sources)
 
@@ -639,6 +640,8 @@ class Engine:
 
         def live_tick(catching_up: bool = False) -> None:
             self.finish_publishing()  # a snapshot still being built goes out before the store moves on
+            if self.before_tick is not None:
+                self._run_hook(self.before_tick, "before-tick work")
             self._catching_up, self._live_tick = catching_up, True
             try:
                 self.tick(self.clock())
@@ -1065,14 +1068,17 @@ class Engine:
             asyncio.get_running_loop().call_soon(self._run_after_tick)
 
     def _run_after_tick(self) -> None:
-        work = self.after_tick
-        if work is None:
-            return
+        if self.after_tick is not None:
+            self._run_hook(self.after_tick, "after-tick work")
+
+    def _run_hook(self, work: Callable[[], None], what: str) -> None:
+        """`before_tick` or `after_tick`; one that raises is dropped in one line with the other (they are a pair),
+        and the ticks go on."""
         try:
             work()
-        except Exception as exc:  # one line, and it is called no more (the ticks go on)
-            self.after_tick = None
-            self._drop(work, "after-tick work", exc)
+        except Exception as exc:
+            self.before_tick = self.after_tick = None
+            self._drop(work, what, exc)
 
     def finish_publishing(self) -> None:
         """Build the rest of a snapshot being built in slices, at once, and publish it."""

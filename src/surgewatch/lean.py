@@ -14,13 +14,13 @@ cyclic garbage, yet the cyclic collector runs a hundred times over them meanwhil
 started, the dashboard's first frame drawn). Not `gc.freeze()` as well: it saved no measurable CPU per minute, and
 a frozen start-up object that later becomes cyclic garbage (an analyzer replaced on reload) would never be freed.
 
-Once running, a daemon at fleet scale holds about a million tracked objects, and the collector's automatic full
-pass walks them all (20-45 ms) inside whichever tick crosses its threshold: one tick in seven at 1,000 hosts.
-`TickCollector` moves that work into the idle time after a tick (issue 14): after each tick it collects what the
-tick left (the young objects, cheap) and freezes the survivors, so that the automatic passes during the next tick
-walk only that tick's objects. Every `full_every` seconds it unfreezes first, so the full pass (the same one the
-collector would have made, now between ticks) also frees cyclic garbage among objects frozen earlier: nothing is
-kept for good, and freezing costs nothing (two lists spliced).
+Once running, a daemon at fleet scale holds hundreds of thousands of tracked objects, and the collector's
+automatic full pass walks them all (20-45 ms at 1,000 hosts) inside whichever tick crosses its threshold.
+`TickCollector` moves that work into the idle time after a tick (issue 14): the automatic collector is off during a
+tick; after it, it collects what the tick left (the young objects, cheap) and freezes the survivors, so that the
+passes until the next tick walk only what came since. Every `full_every` seconds it unfreezes first, so the full
+pass (the one the collector would have made, now between ticks) also frees cyclic garbage among objects frozen
+earlier: nothing is kept for good, and freezing costs nothing (two lists spliced).
 """
 
 from __future__ import annotations
@@ -61,12 +61,13 @@ FULL_EVERY = 300.0  # seconds between the idle full passes (TickCollector)
 
 
 class TickCollector:
-    """Cyclic garbage collection between ticks, not during them: `after_tick()` runs in the idle time after a
-    tick's work is out. It collects the objects not frozen (what the ticks since the last call left) and
-    freezes what survives; at most every `full_every` seconds (and at the first call) it unfreezes everything
-    before, which makes that collection a full pass. `stop()` unfreezes (the collector as it was).
+    """Cyclic garbage collection between ticks, not during them. `before_tick()` turns the automatic collector
+    off for the tick; `after_tick()`, in the idle time after the tick's work is out, turns it on again, collects
+    the objects not frozen (what the ticks since the last call left) and freezes what survives; at most every
+    `full_every` seconds (and at the first call) it unfreezes everything before, which makes that collection a full
+    pass. `stop()` unfreezes and turns the collector on (as it was).
 
-    Does nothing while the collector is off (paused for start-up, or turned off by whoever embeds us)."""
+    Does nothing while the collector is off otherwise (paused for start-up, or turned off by whoever embeds us)."""
 
     def __init__(self, full_every: float = FULL_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
         self.full_every = full_every
@@ -74,9 +75,18 @@ class TickCollector:
         self.full_at: float | None = None  # when the last full pass ran (None: none yet)
         self.passes = 0  # collections made
         self.full_passes = 0  # of them, full ones
+        self._off = False  # the automatic collector turned off by before_tick
+
+    def before_tick(self) -> None:
+        if gc.isenabled():
+            gc.disable()
+            self._off = True
 
     def after_tick(self) -> None:
-        if not gc.isenabled():
+        if self._off:
+            self._off = False
+            gc.enable()
+        elif not gc.isenabled():
             return
         now = self.clock()
         if self.full_at is None or now - self.full_at >= self.full_every:
@@ -88,7 +98,10 @@ class TickCollector:
         self.passes += 1
 
     def stop(self) -> None:
-        """Unfreeze: later collections walk every object again (the automatic collector alone)."""
+        """Unfreeze, and the automatic collector on if a tick left it off: the collector alone from now on."""
+        if self._off:
+            self._off = False
+            gc.enable()
         gc.unfreeze()
         self.full_at = None
 

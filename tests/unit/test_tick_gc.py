@@ -121,6 +121,36 @@ async def test_after_tick_work_runs_after_each_live_tick_once_its_snapshot_is_ou
     assert seen[0] == "snapshot"
 
 
+def test_the_automatic_collector_is_off_during_a_tick_and_the_tick_s_garbage_freed_after_it(
+        collector: TickCollector) -> None:
+    passes: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    alive: weakref.WeakSet[Node] = weakref.WeakSet()
+    gc.callbacks.append(seen)
+    try:
+        collector.before_tick()
+        for _ in range(5000):  # enough new containers for several automatic passes
+            alive.add(Node())
+        during = len(passes)
+        collector.after_tick()
+    finally:
+        gc.callbacks.remove(seen)
+    assert during == 0
+    assert len(alive) == 0
+    assert gc.isenabled()
+
+
+def test_stop_turns_the_collector_back_on_after_a_tick_that_never_ended(collector: TickCollector) -> None:
+    collector.before_tick()
+    assert not gc.isenabled()
+    collector.stop()
+    assert gc.isenabled()
+
+
 async def test_after_tick_work_that_raises_is_dropped_in_one_line_and_the_ticks_go_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = _engine(tmp_path)
@@ -133,13 +163,35 @@ async def test_after_tick_work_that_raises_is_dropped_in_one_line_and_the_ticks_
         raise RuntimeError("no\nmore")
 
     engine.after_tick = broken
+    before: list[int] = []
+    engine.before_tick = lambda: before.append(1)
     with caplog.at_level(logging.ERROR, "surgewatch"):
         await run_for(engine, 0.6)
     assert calls == [1]
-    assert engine.after_tick is None
+    assert engine.after_tick is None and engine.before_tick is None  # a pair: neither is called any more
+    assert len(before) == 1
     assert len(snaps) >= 3
     lines = [r.getMessage() for r in caplog.records if "after-tick work" in r.getMessage()]
     assert len(lines) == 1 and "RuntimeError: no more" in lines[0] and "\n" not in lines[0]
+
+
+async def test_before_tick_work_that_raises_is_dropped_in_one_line_and_the_ticks_go_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = quick_engine(tmp_path, "100ms")
+    snaps: list[object] = []
+    engine.subscribe(snaps.append)
+    after: list[int] = []
+
+    def broken() -> None:
+        raise ValueError("bad")
+
+    engine.before_tick, engine.after_tick = broken, lambda: after.append(1)
+    with caplog.at_level(logging.ERROR, "surgewatch"):
+        await run_for(engine, 0.6)
+    assert engine.after_tick is None and engine.before_tick is None
+    assert after == []
+    assert len(snaps) >= 3
+    assert sum("before-tick work raised ValueError: bad" in r.getMessage() for r in caplog.records) == 1
 
 
 async def test_the_daemon_collects_between_ticks_and_unfreezes_when_it_stops(tmp_path: Path) -> None:

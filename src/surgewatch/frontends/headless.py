@@ -141,11 +141,12 @@ class Daemon:
                  len(self.config.rules), engine.tick_seconds, os.getpid())
         resume_gc()  # paused by the command line for start-up
         collector = TickCollector()
-        engine.after_tick = collector.after_tick  # garbage collected between ticks, not during them (lean.py)
+        # garbage collected between ticks, not during them (lean.py)
+        engine.before_tick, engine.after_tick = collector.before_tick, collector.after_tick
         try:
             await engine.run(self.stop)
         finally:
-            engine.after_tick = None
+            engine.before_tick = engine.after_tick = None
             collector.stop()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
