@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from surgewatch.analysis.correlation import HostModel
-from surgewatch.analysis.state import FitMemory, PackedModels
+from surgewatch.analysis.state import FitMemory, LagCurves, PackedModels
 from tests.support.fields import assert_same_fields
 
 
@@ -81,10 +81,35 @@ def test_forgetting_rows_drops_every_pair_that_names_them_and_keeps_the_order(se
     for h in hosts:
         for d in rng.sample(drivers, rng.randint(1, 2)):
             memory.lags[(d, h)] = (rng.randint(0, 9), rng.random())
-            memory.curves[(d, h)] = (np.zeros(3), rng.randint(0, 99))
+            memory.curves.write([(d, h)], np.zeros((1, 3)), rng.randint(0, 99))
     for _ in range(8):
         gone = set(rng.sample(hosts, 3)) | ({rng.choice(drivers)} if rng.random() < 0.3 else set())
         lags = [(k, v) for k, v in memory.lags.items() if k[0] not in gone and k[1] not in gone]
         curves = [k for k in memory.curves if k[0] not in gone and k[1] not in gone]
         memory.forget(gone, np.array(sorted(gone)))
         assert list(memory.lags.items()) == lags and list(memory.curves) == curves
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lag_curves_held_in_rows_read_back_as_a_dict_of_curves_would(seed: int) -> None:
+    rng = random.Random(seed)
+    curves, plain = LagCurves(), {}
+    for tick in range(40):
+        pairs = rng.sample([(d, h) for d in range(3) for h in range(10, 60)], rng.randint(0, 40))
+        at, kept, added = curves.read(pairs)
+        assert at == [k for k, p in enumerate(pairs) if p in plain]
+        assert np.array_equal(kept.reshape(-1, 5), np.array([plain[pairs[k]][0] for k in at]).reshape(-1, 5))
+        assert added.tolist() == [plain[pairs[k]][1] for k in at]
+        new = np.array([[rng.random() for _ in range(5)] for _ in pairs]).reshape(-1, 5)
+        curves.write(pairs, new, tick)
+        plain.update({p: (c, tick) for p, c in zip(pairs, new, strict=True)})
+        if rng.random() < 0.3:  # rows leave; their pairs' rows are taken by pairs that come later
+            gone = set(rng.sample(range(10, 60), 5))
+            curves.forget([p for p in curves if p[1] in gone])
+            plain = {p: v for p, v in plain.items() if p[1] not in gone}
+        assert list(curves) == list(plain)
+        one = rng.choice(list(plain)) if plain else None
+        if one is not None:
+            got = curves.get(one)
+            assert got is not None and np.array_equal(got[0], plain[one][0]) and got[1] == plain[one][1]
+    assert curves.values.shape[0] <= 2 * 150 + 40  # forgotten rows are taken again: no growth past the pairs

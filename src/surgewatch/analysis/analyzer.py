@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -523,18 +522,16 @@ class Analyzer:
             var = np.nan_to_num(np.nanvar(w[drivers], axis=1), nan=0.0)
         curves = var[px][:, None] * np.nan_to_num(corr, nan=0.0)
         memory, ticks = self._memory, self.ticks
-        old = [memory.curves.get(pair) for pair in pairs]
-        at = [i for i, c in enumerate(old) if c is not None]
+        at, kept, added = memory.curves.read(pairs)
         if at:
-            kept = np.stack([old[i][0] for i in at])  # type: ignore[index]
-            ages = [ticks - old[i][1] for i in at]  # type: ignore[index]
+            ages = (ticks - added).tolist()
             factor = {age: math.exp(-age / self.fit_ticks) for age in set(ages)}  # (a few distinct ages)
             decay = np.array([factor[age] for age in ages])
             curves[at] = curves[at] + kept * decay[:, None]
         lag = np.argmax(curves, axis=1)
         some = np.any(curves != 0, axis=1).tolist()
         at_lag = corr[np.arange(len(pairs)), lag].tolist()
-        memory.curves.update(zip(pairs, zip(curves, repeat(ticks)), strict=False))  # (repeat has no end)
+        memory.curves.write(pairs, curves, ticks)
         known = memory.lags
         for pair, lg, found, peak in zip(pairs, lag.tolist(), some, at_lag, strict=True):
             if found:

@@ -7,7 +7,7 @@ series) any of them has: a model with fewer drivers is padded with its first dri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -192,6 +192,65 @@ class Topology:
     campaign_hosts: list[list[int]]  # per campaign: the host rows it lands on
 
 
+class LagCurves:
+    """Per (driver, host) pair: its lag evidence accumulated over refits ([max_lag + 1] floats) and the tick it
+    was last added to, held as rows of two arrays with a row (slot) per pair: no object per pair for the garbage
+    collector to walk, and a refit's thousands of curves read and written at once."""
+
+    def __init__(self) -> None:
+        self.slot: dict[tuple[int, int], int] = {}  # pair -> its row of `values` and `at` (in order of arrival)
+        self.values = np.zeros((0, 0))
+        self.at = np.zeros(0, dtype=np.int64)
+        self.free: list[int] = []  # rows of forgotten pairs, taken again first
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.slot)
+
+    def get(self, pair: tuple[int, int]) -> tuple[np.ndarray, int] | None:
+        """The curve (a copy) and its tick of one pair, or None."""
+        i = self.slot.get(pair)
+        return None if i is None else (self.values[i].copy(), int(self.at[i]))
+
+    def read(self, pairs: Sequence[tuple[int, int]]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The positions in `pairs` of the pairs with a curve, their curves [n, L] and ticks [n] (copies)."""
+        slot = self.slot
+        found = [slot.get(p, -1) for p in pairs]
+        known = [k for k, i in enumerate(found) if i >= 0]
+        rows = np.array([found[k] for k in known], dtype=np.intp)
+        return known, self.values[rows], self.at[rows]
+
+    def write(self, pairs: Sequence[tuple[int, int]], curves: np.ndarray, tick: int) -> None:
+        """Set the curves [len(pairs), L] of `pairs`, added to at `tick` (new pairs take a row)."""
+        if not pairs:
+            return
+        slot, width = self.slot, curves.shape[1]
+        if self.values.shape[1] != width:  # (the first write: every curve of an analyzer has one length)
+            assert not slot, "lag curves of another length"
+            self.values = np.zeros((0, width))
+        new = [p for p in pairs if p not in slot]
+        if new:
+            need = len(new) - len(self.free)
+            if need > 0:  # more rows, and as many again to spare (amortised)
+                end = self.values.shape[0]
+                grow = max(need, end // 2)
+                self.values = np.concatenate([self.values, np.zeros((grow, width))])
+                self.at = np.concatenate([self.at, np.zeros(grow, dtype=np.int64)])
+                self.free.extend(range(end + grow - 1, end - 1, -1))  # (taken from the end: the lowest first)
+            free = self.free
+            slot.update(zip(new, [free.pop() for _ in new], strict=True))
+        at = np.array([slot[p] for p in pairs], dtype=np.intp)
+        self.values[at] = curves
+        self.at[at] = tick
+
+    def forget(self, pairs: Iterable[tuple[int, int]]) -> None:
+        slot = self.slot
+        for p in pairs:
+            self.free.append(slot.pop(p))
+
+
 @dataclass
 class FitMemory:
     """What the analyzer remembers between ticks about load models and the traffic that drives them.
@@ -202,7 +261,7 @@ class FitMemory:
     models: dict[int, HostModel | None] = field(default_factory=dict)  # host row -> last fit (None: no model)
     lags: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)  # (driver, host) -> (lag, corr)
     # (driver, host) -> (lag evidence accumulated over refits, the tick it was last added to)
-    curves: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict)
+    curves: LagCurves = field(default_factory=LagCurves)
     changed_at: dict[int, int] = field(default_factory=dict)  # host row -> tick its model last moved
     last_fit: dict[int, int] = field(default_factory=dict)  # host row -> tick of its last refit
     searched_at: dict[int, int] = field(default_factory=dict)  # host row -> tick its lags were last searched
@@ -226,13 +285,16 @@ class FitMemory:
         for table in per_row:
             for r in gone.intersection(table):
                 del table[r]
-        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self.lags, self.curves)
+        per_pair: tuple[dict[tuple[int, int], Any], ...] = (self.lags, self.curves.slot)
         for pairs in per_pair:
             drivers = set(map(itemgetter(0), pairs))  # a few traffic rows drive thousands of host rows
             if gone.isdisjoint(drivers):  # host rows went (churn): their pairs, found by set operations
                 doomed: Iterable[tuple[int, int]] = pairs.keys() & {(d, h) for d in drivers for h in gone}
             else:
                 doomed = [k for k in pairs if k[0] in gone or k[1] in gone]
+            if pairs is self.curves.slot:
+                self.curves.forget(doomed)
+                continue
             for key in doomed:
                 del pairs[key]
         self.moved -= gone
