@@ -62,8 +62,9 @@ FULL_EVERY = 300.0  # seconds between the idle full passes (TickCollector)
 
 class TickCollector:
     """Cyclic garbage collection between ticks, not during them. `before_tick()` turns the automatic collector
-    off for the tick; `after_tick()`, in the idle time after the tick's work is out, turns it on again, collects
-    the objects not frozen (what the ticks since the last call left) and freezes what survives; at most every
+    off for the tick; `after_tick()`, in the idle time after the tick's work is out, turns it on again and, once
+    there are as many new objects as the automatic collector waits for (at fleet scale: every tick), collects the
+    objects not frozen (what the ticks since the last collection left) and freezes what survives; at most every
     `full_every` seconds (and at the first call) it unfreezes everything before, which makes that collection a full
     pass. `stop()` unfreezes and turns the collector on (as it was).
 
@@ -93,6 +94,8 @@ class TickCollector:
             gc.unfreeze()
             self.full_at = now
             self.full_passes += 1
+        elif gc.get_count()[0] < gc.get_threshold()[0]:
+            return  # fewer new objects than the automatic collector waits for (a small daemon's tick): later
         gc.collect()
         gc.freeze()
         self.passes += 1

@@ -54,7 +54,8 @@ def test_cyclic_garbage_made_across_ticks_is_freed_and_does_not_grow(collector: 
     held: list[Node] = []  # cycles that outlive their tick (frozen with it), dropped some ticks later
     counts = []
     for n in range(200):
-        for _ in range(20):  # cycles that die within the tick
+        collector.before_tick()
+        for _ in range(400):  # cycles that die within the tick (a fleet's tick: more than gc's first threshold)
             alive.add(Node())
         if n % 3 == 0:
             kept = Node()
@@ -66,7 +67,7 @@ def test_cyclic_garbage_made_across_ticks_is_freed_and_does_not_grow(collector: 
         counts.append(len(alive))
     assert collector.full_passes == 200 * TICK // 300.0
     # what is alive: the cycles still held, and the garbage since the last full pass (at most 20 ticks' worth of
-    # dropped held cycles); never the 20 a tick that died within their tick, never the growth of 200 ticks
+    # dropped held cycles); never the 400 a tick that died within their tick, never the growth of 200 ticks
     assert max(counts[20:]) <= len(held) + 20
     assert max(counts[-40:]) <= max(counts[20:60])
     collector.stop()
@@ -89,8 +90,22 @@ def test_the_full_pass_comes_at_the_first_tick_then_every_full_every_seconds(col
     for n in range(45):
         _tick(collector, n)
         fulls.append(collector.full_passes)
-    assert collector.passes == 45
     assert [n for n in range(45) if fulls[n] != (fulls[n - 1] if n else 0)] == [0, 20, 40]
+
+
+def test_a_small_tick_s_objects_wait_for_a_later_collection_and_are_freed_then(collector: TickCollector) -> None:
+    alive: weakref.WeakSet[Node] = weakref.WeakSet()
+    _tick(collector, 0)  # the first: a full pass
+    passes, most = collector.passes, 0
+    for n in range(1, 60):
+        collector.before_tick()
+        for _ in range(5):  # a small daemon's tick: a few containers
+            alive.add(Node())
+        _tick(collector, n)
+        most = max(most, len(alive))
+    assert passes < collector.passes < passes + 30  # not after every tick, yet some
+    assert most <= gc.get_threshold()[0]  # garbage waits at most until as many objects as gc's own first pass
+    assert collector.full_passes == 3  # (at 0, 300 and 600 s)
 
 
 def test_nothing_is_collected_or_frozen_while_the_collector_is_off(collector: TickCollector) -> None:
