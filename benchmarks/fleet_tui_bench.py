@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/fleet_tui_bench.py [--hosts 1000] [--runs 3] [--presses 8] [--tick-presses 8]
                                                    [--against OTHER_CHECKOUT] [--size 80x24] [--busy N]
+                                                   [--no-bytecode-cache]
 
 A loopback server (127.0.0.1, a free port) answers the `promql` host source's instant queries the way
 Prometheus does, for `--hosts` hosts in 10 groups (`job` label), values moving on every poll and a few hot
@@ -19,8 +20,10 @@ Measured per run:
   redraw changes the screen too, so "the screen differs" would end the wait early).
 Printed as min–median–max over all runs, with the 95th percentile where a row has 20 values or more, and the
 load average at each run's start (`--busy N`: N processes spinning on the CPU meanwhile, a loaded machine on
-demand). With `--against DIR` (another checkout, e.g. /work/main) both are
-measured in interleaved runs (`--base-keys`: the other checkout predates the grid's keys: only down and page
+demand). Python's bytecode cache is as after an install: a private cache dir per checkout, filled by a warm-up
+start (`--no-bytecode-cache`: every start compiles the checkout's modules, as PYTHONDONTWRITEBYTECODE=1 in the
+caller's environment did before this was set here). With `--against DIR` (another checkout, e.g. /work/main)
+both are measured in interleaved runs (`--base-keys`: the other checkout predates the grid's keys: only down and page
 down are pressed there). Enter is timed twice: to the first change (the host screen's header) and to its charts
 being drawn (their time axis).
 """
@@ -330,6 +333,22 @@ def spread95(values: list[float], fmt: str) -> str:
     return out
 
 
+def pane_env(state: Path, who: str, uncached: bool) -> dict[str, str]:
+    """The dashboard's environment: its state and config dirs private; Python's bytecode cache as after an install
+    (a private cache dir per checkout, filled by the warm-up start), or with `uncached` none at all (every start
+    compiles the checkout's modules: what PYTHONDONTWRITEBYTECODE=1 in the caller's environment used to measure)."""
+    env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", COLORTERM="truecolor",
+               XDG_STATE_HOME=str(state / "xdg"), XDG_CONFIG_HOME=str(state / "xdg-config"))
+    env.pop("TMUX", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    if uncached:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(state / f"pycache-{who}")
+    return env
+
+
 def busy_loops(count: int) -> list[subprocess.Popen[bytes]]:
     """`count` processes spinning on the CPU (a loaded machine on demand); killed by the caller."""
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
@@ -349,6 +368,9 @@ def main() -> int:
                     help="press only down and page down in the --against checkout (one without o, g, / ...)")
     ap.add_argument("--busy", type=int, default=0, metavar="N",
                     help="N processes spinning on the CPU while measuring (a loaded machine; default 0)")
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="run the dashboards with PYTHONDONTWRITEBYTECODE=1 and no cache (every start compiles the "
+                         "checkout's modules; default: a private bytecode cache per checkout, as after an install)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the finally blocks still clean up
     cols, rows = (int(x) for x in args.size.split("x"))
@@ -361,17 +383,15 @@ def main() -> int:
     try:
         config = state / "fleet.toml"
         config.write_text(config_text(server.url, state / "state"))
-        env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", COLORTERM="truecolor",
-                   XDG_STATE_HOME=str(state / "xdg"), XDG_CONFIG_HOME=str(state / "xdg-config"))
-        env.pop("TMUX", None)
-        for root in roots.values():  # warm-up (bytecode caches), not counted
-            pane = Pane(root, config, (cols, rows), env)
+        envs = {who: pane_env(state, who, args.no_bytecode_cache) for who in roots}
+        for who, root in roots.items():  # warm-up (fills the bytecode caches), not counted
+            pane = Pane(root, config, (cols, rows), envs[who])
             pane.wait_for(HOST_ROW, 30)
             pane.close()
         for _ in range(args.runs):
             for who, root in roots.items():
                 loads.append(os.getloadavg()[0])
-                for k, v in one_run(root, config, (cols, rows), env, args.presses,
+                for k, v in one_run(root, config, (cols, rows), envs[who], args.presses,
                                     who == "this" or not args.base_keys, server, args.tick_presses).items():
                     res[who].setdefault(k, []).extend(v)
     finally:
@@ -390,8 +410,9 @@ def main() -> int:
         print(f"{row:<{w0}}  " + "  ".join(f"{spread95(res[h].get(row, []), fmt):>26}" for h in heads))
     print(f"{args.hosts} hosts through the promql source at a 5 s interval, {cols}x{rows} tmux; {args.runs} runs per "
           f"checkout ({', '.join(f'{k} = {v}' for k, v in roots.items())}), {args.presses} presses of each key per "
-          f"run, {args.tick_presses} timed from a poll; {os.cpu_count()} CPUs, {args.busy} busy loops, load average "
-          f"(1 min, at each run's start and the end) {spread(loads, '{:.1f}')}")
+          f"run, {args.tick_presses} timed from a poll; {'no' if args.no_bytecode_cache else 'a private'} bytecode "
+          f"cache; {os.cpu_count()} CPUs, {args.busy} busy loops, load average (1 min, at each run's start and the "
+          f"end) {spread(loads, '{:.1f}')}")
     return 0
 
 
