@@ -404,3 +404,34 @@ async def test_a_snapshot_whose_preparation_fails_is_still_shown_and_the_failure
         assert host_names(screen_text(app))[0] == "web-0005"  # shown, its rows made when drawn
         lines = [r.getMessage() for r in caplog.records if "preparing a snapshot failed" in r.getMessage()]
         assert lines == ["preparing a snapshot failed, shown without: KeyError: 'boom'"]
+
+
+async def test_filtered_rows_equal_sorting_the_filtered_hosts_and_a_filter_typed_or_cleared_sorts_nothing(
+        fleet: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without grouping, the rows for a filter are kept out of the snapshot's hosts sorted once per order: the
+    same rows, tie for tie, as sorting the hosts that pass it (the fleet's CPUs repeat: many ties)."""
+    from surgewatch.tui.widgets.hosts import SORTS
+
+    sorts: list[str] = []
+    real = overview.host_row_steps
+
+    def counted(hosts: object, sort: str, *args: object) -> object:
+        sorts.append(sort)
+        return real(hosts, sort, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(overview, "host_row_steps", counted)
+    app = SurgewatchApp(fleet, run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, overview.OverviewScreen)
+        for order in SORTS:
+            assert screen.hosts.order == order
+            for text in ("", "web-07*", "pool-3", "9", ""):
+                app.set_filter(text)
+                await pilot.pause()
+                assert [h.name for h in screen.host_rows()] == [
+                    h.name for h in host_rows(app.visible_hosts(), order)], (order, text)
+            assert sorts.count(order) <= 1  # the filters after the first did not sort again
+            await pilot.press("o")
+            await pilot.pause()

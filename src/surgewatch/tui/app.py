@@ -11,7 +11,7 @@ import signal
 import sys
 import termios
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -349,10 +349,15 @@ class SurgewatchApp(App[int]):
         snap = snap if snap is not None else self.snapshot
         if snap is None:
             return []
+        keep = self.host_filter()
+        return list(snap.hosts) if keep is None else list(filter(keep, snap.hosts))
+
+    def host_filter(self) -> Callable[[HostView], bool] | None:
+        """Whether the filter lets a host through (by name, campaign or host group); None without a filter."""
         if not self.filter_text:
-            return list(snap.hosts)
+            return None
         match = matcher(self.filter_text)  # made once, not once per host
-        return [h for h in snap.hosts if match(h.name) or any(map(match, h.campaigns)) or match(h.group or "")]
+        return lambda h: match(h.name) or any(map(match, h.campaigns)) or match(h.group or "")
 
     def current_campaign(self) -> CampaignView | None:
         items = self.visible_campaigns() or (list(self.snapshot.campaigns) if self.snapshot else [])

@@ -5,19 +5,19 @@ from __future__ import annotations
 import gc
 import importlib
 from collections.abc import Generator
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input
 
-from ...snapshot import Snapshot
+from ...snapshot import HostView, Snapshot
 from ..text import literal
 from ..widgets.alerts import AlertFeed, alert_lines
 from ..widgets.campaigns import CampaignStrip, campaign_lines
 from ..widgets.footer import KeyFooter
-from ..widgets.hostorder import finish, groupings_available, host_row_steps
+from ..widgets.hostorder import finish, groupings_available, host_row_steps, kept_in_order
 from ..widgets.hosts import GROUP_KEY, NO_HOSTS, SORT_LABELS, SORTS, HostGrid, Row, host_lines, row_key
 from ..widgets.panel import ListPanel
 from ..widgets.probes import ProbesPanel, probe_lines
@@ -73,6 +73,9 @@ class OverviewScreen(DashScreen):
         self._lines_rows: list[Row] | None = None  # the rows those lines are of (held: their ids stay theirs)
         self._probes: tuple[object, Snapshot, Text] | None = None  # (what for, its snapshot, the probes' line)
         self._warming = False  # the detail screens' module is imported while idle once hosts are shown
+        # every host of a snapshot in one order, unfiltered and ungrouped: (snapshot, order, hosts); a filter
+        # typed or cleared (esc) on the same snapshot keeps what passes it, without sorting again
+        self._ordered: tuple[Snapshot, str, list[HostView]] | None = None
 
     def compose(self) -> ComposeResult:
         # Decided before the panels are styled: adding the class later restyles the whole screen.
@@ -181,12 +184,17 @@ class OverviewScreen(DashScreen):
         grid = self.hosts
         return (self.dash.filter_text, grid.order, grid.grouping, frozenset(grid.collapsed))
 
-    def _row_steps(self, snap: Snapshot | None, step: int = 0) -> Generator[None, None, list[Row]]:
-        """The grid's rows for `snap` and the current filter, order and grouping, yielding every `step` hosts."""
-        app, grid = self.dash, self.hosts
+    def _check_grouping(self, snap: Snapshot | None) -> None:
+        """What the hosts of `snap` can be grouped by; a grouping they no longer allow falls back to none."""
+        grid = self.hosts
         grid.groupings = groupings_available(snap.hosts if snap else ())
         if grid.grouping not in grid.groupings:
             grid.grouping = "none"
+
+    def _row_steps(self, snap: Snapshot | None, step: int = 0) -> Generator[None, None, list[Row]]:
+        """The grid's rows for `snap` and the current filter, order and grouping, yielding every `step` hosts."""
+        app, grid = self.dash, self.hosts
+        self._check_grouping(snap)
         return host_row_steps(app.visible_hosts(snap), grid.order, grid.grouping, frozenset(grid.collapsed),
                               step)
 
@@ -227,8 +235,10 @@ class OverviewScreen(DashScreen):
             if prepared is not None and prepared[0] is app.snapshot and prepared[1] == key:
                 rows, keys = prepared[2], prepared[3]
                 self._lines_rows, self._lines, self._lines_key = rows, prepared[4], prepared[5]
+                if app.snapshot is not None and grid.grouping == "none" and not app.filter_text:
+                    self._ordered = (app.snapshot, grid.order, cast("list[HostView]", rows))
             else:
-                rows = finish(self._row_steps(app.snapshot))
+                rows = self._new_rows(app.snapshot)
                 keys = [row_key(r) for r in rows]
             self._rows_snap, self._rows = app.snapshot, rows
             if rows and not self._warming:
@@ -237,6 +247,20 @@ class OverviewScreen(DashScreen):
             self._rows_key = self._rows_key_now()
             grid.set_keys(keys)
         return self._rows
+
+    def _new_rows(self, snap: Snapshot | None) -> list[Row]:
+        """The grid's rows for `snap` now; without grouping, those passing the filter out of the snapshot's hosts
+        in the grid's order (sorted once per snapshot and order: the same rows as sorting what passes the filter,
+        the sort being stable)."""
+        grid = self.hosts
+        self._check_grouping(snap)
+        if snap is None or grid.grouping != "none":
+            return finish(self._row_steps(snap))
+        ordered = self._ordered
+        if ordered is None or ordered[0] is not snap or ordered[1] != grid.order:
+            hosts = cast("list[HostView]", finish(host_row_steps(snap.hosts, grid.order)))  # no group rows
+            ordered = self._ordered = (snap, grid.order, hosts)
+        return list(kept_in_order(ordered[2], self.dash.host_filter()))
 
     def _warm_detail_screens(self) -> None:
         """Once the dashboard has settled (first host rows shown, nothing happening), in three steps a moment

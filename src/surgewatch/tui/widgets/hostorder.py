@@ -55,6 +55,12 @@ def sort_key(sort: str) -> Callable[[HostView], tuple[float | str, ...]]:
                       _nan_last(cpu(h), -1.0))
 
 
+def kept_in_order(ordered: Sequence[HostView], keep: Callable[[HostView], bool] | None) -> list[HostView]:
+    """The hosts of `ordered` (already in a sort order) that `keep` lets through, in that order: the same list as
+    sorting the kept hosts (a stable sort: ties stay in the hosts' order, which keeping does not change)."""
+    return list(ordered) if keep is None else [h for h in ordered if keep(h)]
+
+
 def order_hosts(hosts: Iterable[HostView], sort: str) -> list[HostView]:
     return sorted(hosts, key=sort_key(sort))
 
