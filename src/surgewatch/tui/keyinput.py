@@ -11,13 +11,7 @@ ttimeoutlen). Textual waits ESCDELAY (100 ms by default) and its input thread on
   elsewhere 50 ms (neovim's ttimeoutlen), enough for a sequence cut in two on its way. A user's ESCDELAY
   (milliseconds, as for ncurses) is kept;
 - a terminal speaking the kitty keyboard protocol (Textual asks for it) sends esc as a whole sequence
-  (CSI 27 u): no wait at all;
-- while the input thread runs, a thread waiting for the GIL gets it after 1 ms instead of Python's 5 ms
-  (`INPUT_SWITCH_INTERVAL`): the input thread takes the GIL several times per key (select, read, parse, hand
-  over), each a wait while the event loop draws or ticks. Measured at 1,000 hosts with three busy loops
-  (benchmarks/fleet_tui_bench.py): key → screen 5-15 ms less at the median. Threads other than this one and
-  the writer are rare in a dashboard (the HTTP layer's import at start), so switching more often costs nothing
-  measurable.
+  (CSI 27 u): no wait at all.
 
 Bytes that arrive within the wait still join the sequence: a split arrow key is one `up`, not esc then `[A`.
 """
@@ -28,10 +22,9 @@ import codecs
 import contextlib
 import os
 import selectors
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
@@ -41,7 +34,6 @@ from textual.message import Message
 ESC = "\x1b"
 IDLE_WAIT = 0.1  # seconds the input thread sleeps in select without pending input (as Textual's does)
 SEQUENCE_TAIL = 32  # characters at the end of a read that may hold an unfinished escape sequence
-INPUT_SWITCH_INTERVAL = 0.001  # seconds a thread holds the GIL while another waits, while keys are read
 
 
 def read_keys(fd: int, stop: threading.Event, deliver: Callable[[Message], None], delay: float) -> None:
@@ -81,16 +73,4 @@ class PromptEscDriver(LinuxDriver):
     def run_input_thread(self) -> None:
         from textual import constants
 
-        with prompt_gil():
-            read_keys(self.fileno, self.exit_event, self.process_message, constants.ESCAPE_DELAY)
-
-
-@contextlib.contextmanager
-def prompt_gil(interval: float = INPUT_SWITCH_INTERVAL) -> Iterator[None]:
-    """Python's switch interval at `interval` (if shorter than it is) until the block ends, then as it was."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, interval))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
+        read_keys(self.fileno, self.exit_event, self.process_message, constants.ESCAPE_DELAY)
