@@ -124,13 +124,20 @@ def status(key: str) -> float:
     return math.nan
 
 
-def resident_by_kind() -> dict[str, Any]:
+def resident_by_kind(owners: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Resident MiB by kind of mapping (/proc/self/smaps): the malloc heap, anonymous mappings (Python's object
-    arenas, numpy's larger arrays, the store's rings), files (libraries); and of the anonymous ones, Python's
-    object arenas and the bytes of objects in them (sys._debugmallocstats)."""
-    out: dict[str, Any] = {"heap": 0.0, "anon": 0.0, "files": 0.0}
-    big: list[list[float]] = []  # anonymous mappings of 4 MiB or more: [size, resident] (the largest arrays)
-    kind = "files"
+    arenas, numpy's larger arrays, the store's rings), files (libraries); of the anonymous ones, Python's
+    object arenas and the bytes of objects in them (sys._debugmallocstats); and `huge`: MiB in transparent huge
+    pages (a 2 MiB page is resident whole once any byte of it is touched: numpy asks for them on its arrays of
+    4 MiB or more). `owners` (name -> numpy array): the largest anonymous mappings are named by the arrays whose
+    data lie in them ([MiB mapped, MiB resident, MiB in huge pages, names])."""
+    spans = []  # (start, end, name) of each named array's data
+    for name, arr in (owners or {}).items():
+        start = arr.__array_interface__["data"][0]
+        spans.append((start, start + arr.nbytes, name))
+    out: dict[str, Any] = {"heap": 0.0, "anon": 0.0, "files": 0.0, "huge": 0.0}
+    big: list[list[Any]] = []  # anonymous mappings of 4 MiB or more (the largest arrays)
+    kind, entry = "files", None
     with open("/proc/self/smaps") as f:
         for line in f:
             head = line.split(maxsplit=5)
@@ -139,11 +146,19 @@ def resident_by_kind() -> dict[str, Any]:
                 kind = "anon" if not path else "heap" if path == "[heap]" else "files"
                 lo, hi = (int(a, 16) for a in head[0].split("-"))
                 size = (hi - lo) / 2**20
+                entry = None
             elif line.startswith("Rss:"):
                 rss = int(line.split()[1]) / 1024
                 out[kind] += rss
                 if kind == "anon" and size >= 4:
-                    big.append([round(size, 1), round(rss, 1)])
+                    names = sorted({n for a, b, n in spans if a < hi and b > lo})
+                    entry = [round(size, 1), round(rss, 1), 0.0, ",".join(names)]
+                    big.append(entry)
+            elif line.startswith("AnonHugePages:"):
+                huge = int(line.split()[1]) / 1024
+                out["huge"] += huge
+                if entry is not None:
+                    entry[2] = round(huge, 1)
     with tempfile.TemporaryFile() as tmp:  # _debugmallocstats writes to the C stderr
         saved = os.dup(2)
         try:
@@ -160,7 +175,33 @@ def resident_by_kind() -> dict[str, Any]:
         elif line.startswith("# bytes in allocated blocks"):
             out["py_objects"] = int(line.rsplit("=", 1)[1].replace(",", "")) / 2**20
     out = {k: round(v, 1) for k, v in out.items()}
-    out["big_anon"] = sorted(big, reverse=True)
+    out["big_anon"] = sorted(big, key=lambda e: e[:3], reverse=True)
+    return out
+
+
+def named_arrays(obj: object, prefix: str, out: dict[str, Any] | None = None, depth: int = 0,
+                 seen: set[int] | None = None) -> dict[str, Any]:
+    """Every numpy array of 1 MiB or more reachable from `obj` through attributes and dicts, by path (for naming
+    the mappings they live in)."""
+    import numpy as np
+
+    out = {} if out is None else out
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 6:
+        return out
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        if obj.nbytes >= 2**20:
+            out.setdefault(prefix, obj)
+        return out
+    if isinstance(obj, dict):
+        items = [(str(k), v) for k, v in obj.items()][:64]
+    else:
+        attrs = getattr(obj, "__dict__", None) or {}
+        items = list(attrs.items()) + [(s, getattr(obj, s, None)) for s in getattr(type(obj), "__slots__", ())]
+    for k, v in items:
+        if isinstance(v, (np.ndarray, dict)) or hasattr(v, "__dict__") or hasattr(type(v), "__slots__"):
+            named_arrays(v, f"{prefix}.{k}", out, depth + 1, seen)
     return out
 
 
@@ -174,7 +215,13 @@ def array_bytes(obj: object, seen: set[int] | None = None, depth: int = 0) -> in
         return 0
     seen.add(id(obj))
     if isinstance(obj, np.ndarray):
-        return 0 if obj.base is not None else obj.nbytes
+        root = obj
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if root.base is None or id(root) in seen:  # a view of an owner counted where it is reached itself
+            return obj.nbytes if root is obj else 0
+        seen.add(id(root))  # an array over a mapping (store.untouched_zeros): counted once, from any view
+        return root.nbytes
     if isinstance(obj, (list, tuple, set, frozenset)):
         return sum(array_bytes(v, seen, depth + 1) for v in obj)
     if isinstance(obj, dict):
@@ -352,7 +399,9 @@ async def day(hosts: int, hours: float, churn: float, interval: float, every: fl
                         diff = snap.compare_to(since[0], "lineno")[:trace]
                         out["tracemalloc_growth"] = [(str(d.traceback[0]), round(d.size_diff / 2**20, 3),
                                                       d.count_diff) for d in diff]
-            out["resident"] = resident_by_kind()
+            owners = named_arrays(engine.analyzer, "analyzer") | named_arrays(store, "store")
+            owners |= named_arrays(engine, "engine")
+            out["resident"] = resident_by_kind(owners)
             if final:  # the store's rings are views of their reservations: the rows in use count
                 rings = sum(r.data.nbytes for r in (store.fine, store.coarse))
                 out["bytes"] = {"detector": array_bytes(engine.analyzer.detector),
