@@ -20,12 +20,14 @@ keeps (a daemon watching 1,000 hosts for a day held 20-40 MB more without it, se
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import mmap
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,14 +94,35 @@ def grown_size(current: int, needed: int, limit: int | None = None) -> int:
     return max(needed, step)
 
 
-def reserve_rows(rows: int, width: int, dtype: type[np.floating]) -> np.ndarray:
-    """A rows × width array in a fresh anonymous mapping: zero pages that cost no memory until written."""
-    size = max(1, rows * width * np.dtype(dtype).itemsize)
+def untouched_zeros(shape: int | tuple[int, ...], dtype: type[np.generic] | np.dtype[Any]) -> np.ndarray:
+    """A zero array in a fresh anonymous mapping of small pages: each 4 KiB page costs memory only once written.
+
+    `np.zeros` of 4 MiB or more asks the kernel for transparent huge pages (numpy's madvise): a 2 MiB page is
+    resident whole as soon as any byte of it is written, so an array used a little at a time (a daily profile
+    visited bin by bin, rows kept spare for series to come) is resident far ahead of its use, spare rows
+    included. Here the mapping is marked MADV_NOHUGEPAGE where the system has it. Empty shapes get `np.zeros`."""
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    count = 1
+    for d in dims:
+        count *= d
+    dt = np.dtype(dtype)
+    if count == 0:
+        return np.zeros(dims, dtype=dt)
+    size = count * dt.itemsize
     if hasattr(mmap, "MAP_PRIVATE"):  # POSIX: private (as malloc's), not shared with a forked child
         buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     else:
         buf = mmap.mmap(-1, size)
-    return np.frombuffer(buf, dtype=dtype, count=rows * width).reshape(rows, width)
+    no_huge = getattr(mmap, "MADV_NOHUGEPAGE", None)
+    if no_huge is not None:
+        with contextlib.suppress(OSError):  # a kernel without transparent huge pages: small pages already
+            buf.madvise(no_huge)
+    return np.frombuffer(buf, dtype=dt, count=count).reshape(dims)
+
+
+def reserve_rows(rows: int, width: int, dtype: type[np.floating]) -> np.ndarray:
+    """A rows × width array in a fresh anonymous mapping: zero pages that cost no memory until written."""
+    return untouched_zeros((rows, width), dtype)
 
 
 class Ring:

@@ -232,13 +232,16 @@ def test_daily_profile_and_context_counts_take_at_most_4_kb_per_series() -> None
     det.update(np.zeros(1000))
     assert isinstance(det, SurgeContextDetector)
     big = det.surge.cells.nbytes + det.surge.visits.nbytes + det.context.counts.nbytes
-    assert big <= 4096 * 1000  # float32 profile, uint16 visit counts, 512 uint16 context slots
+    assert big <= 4096 * 1000  # float32 profile, uint8 visit counts, 512 uint16 context slots
 
 
-def test_daily_profile_visit_counts_saturate_instead_of_wrapping() -> None:
-    det = SurgeDetector(1)
+@pytest.mark.parametrize(("season", "dtype"), [(1, np.uint8), (100, np.uint16)])
+def test_daily_profile_visit_counts_saturate_instead_of_wrapping(season: int, dtype: type) -> None:
+    det = SurgeDetector(season, max_bins=1)  # per-day rate 0.2 (uint8 counts) and 0.002 (uint16)
     det.update(np.array([1.0]))
-    det.visits[:] = 65534
+    assert det.visits.dtype == dtype
+    top = np.iinfo(dtype).max
+    det.visits[:] = top - 1
     for _ in range(3):
         det.update(np.array([1.0]))
-    assert det.visits[0, 0] == 65535
+    assert det.visits[0, 0] == top

@@ -74,3 +74,45 @@ def test_rows_added_in_place_start_from_the_fresh_state() -> None:
     for name, value in new.items():
         assert (getattr(ctx, name)[..., 4:] == value).all(), name
     assert np.isnan(ctx.first[4:]).all() and not ctx.counts[4:].any()
+
+
+def _outputs_over_days(monkeypatch: pytest.MonkeyPatch, counts: type | None, season: int, days: int) -> list:
+    """Every output of a surge-context detector on 5 rows (gaps, a late joiner, a forgotten row) over `days`;
+    `counts` forces the visit counts' dtype (None: the detector's choice)."""
+    from surgewatch.analysis import streaming
+
+    if counts is not None:
+        monkeypatch.setattr(streaming, "visits_dtype", lambda per_day: counts)
+    rng = np.random.default_rng(11)
+    ticks = season * days
+    t = np.arange(ticks)
+    x = 50 + 10 * np.sin(2 * np.pi * t / season) + rng.normal(0, 2, (5, ticks))
+    x[rng.random(x.shape) < 0.03] = np.nan
+    x[:, ticks // 2:ticks // 2 + 20] += 30.0  # an episode, so that scores are not all 0
+    det = SurgeContextDetector(season, surge_weights=(0.85, 0.85, 0.85, 1.0), cusum=2.5, table_bits=9)
+    det.surge.max_bins = 4  # a few bins of season / 4 samples each: hundreds of visits per bin within the run
+    out = []
+    for k in range(ticks):
+        if k == ticks // 3:
+            det.forget_rows(np.array([1]))
+        column = x[:4, k] if k < season else x[:, k]  # row 4 joins after a day
+        o = det.update(column)
+        out.append([getattr(o, f).copy() for f in ("score", "z", "expected", "low", "high")])
+    monkeypatch.undo()
+    return out
+
+
+@pytest.mark.parametrize(("season", "narrow"), [(40, np.uint8), (400, np.uint16)])
+def test_daily_bin_counts_in_the_narrow_dtype_give_to_the_bit_what_wide_counts_give(
+        monkeypatch: pytest.MonkeyPatch, season: int, narrow: type) -> None:
+    # 4 bins: 10 samples per bin and day at season 40 (per-day rate 0.02 >= 1/256: uint8 counts saturate at 255
+    # after 26 days), 100 at season 400 (0.002: uint16)
+    days = 40 if season == 40 else 4
+    det = SurgeDetector(season, max_bins=4)
+    det.update(np.zeros(2))
+    assert det.visits.dtype == narrow
+    chosen = _outputs_over_days(monkeypatch, None, season, days)
+    wide = _outputs_over_days(monkeypatch, np.uint32, season, days)
+    for k, (a, b) in enumerate(zip(chosen, wide, strict=True)):
+        for f, (u, v) in enumerate(zip(a, b, strict=True)):
+            assert np.array_equal(u, v, equal_nan=True), (k, f)

@@ -271,3 +271,55 @@ def test_a_store_holding_a_fleet_keeps_large_arrays_out_of_the_heap() -> None:
 
     assert heap_growth(100) >= 6 * 1024  # a few series: glibc's own rule, the 8 MiB array is carved from the heap
     assert heap_growth(FLEET_ROWS + 1) < 1024  # a fleet: it is a mapping of its own, given back when freed
+
+
+def _vm_flags(a: np.ndarray) -> list[str]:
+    """The VmFlags of the mappings that hold `a`'s data (/proc/self/smaps)."""
+    start = a.__array_interface__["data"][0]
+    end, flags, inside = start + a.nbytes, [], False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(v, 16) for v in head[0].split("-"))
+                inside = lo < end and hi > start
+            elif inside and head[0] == "VmFlags:":
+                flags.append(" ".join(head[1:]))
+    return flags
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux's /proc/self/smaps")
+def test_the_daily_profile_and_context_counts_live_in_mappings_without_huge_pages() -> None:
+    # a huge page is resident whole once any byte is written: the profile visited bin by bin would be resident
+    # 20 bins ahead, spare rows included (numpy asks for huge pages on its arrays of 4 MiB or more)
+    from surgewatch.analysis.streaming import make_streaming_detector
+
+    det = make_streaming_detector("surge-context", 5760)
+    det.update(np.zeros(4000))  # cells 288 x 2 x 5,000 float32: 11 MiB
+    for a in (det.surge.cells, det.surge.visits, det.context.counts):  # type: ignore[union-attr]
+        flags = _vm_flags(a)
+        assert flags and all(" hg" not in f" {f}" for f in flags), flags
+        if hasattr(__import__("mmap"), "MADV_NOHUGEPAGE"):
+            assert all(" nh" in f" {f}" for f in flags), flags
+
+
+def test_untouched_zeros_are_writable_zeros_of_the_shape_asked_for() -> None:
+    from surgewatch.store import untouched_zeros
+
+    a = untouched_zeros((3, 4, 5), np.uint16)
+    assert a.shape == (3, 4, 5) and a.dtype == np.uint16 and not a.any()
+    a[1, 2, 3] = 7
+    assert a.sum() == 7
+    empty = untouched_zeros((0, 5), np.float32)
+    assert empty.shape == (0, 5)
+
+
+def test_untouched_zeros_where_the_kernel_refuses_the_advice_are_zeros_all_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmap
+
+    from surgewatch.store import untouched_zeros
+
+    monkeypatch.setattr(mmap, "MADV_NOHUGEPAGE", 12345, raising=False)  # no such advice: EINVAL
+    a = untouched_zeros(1000, np.float64)
+    assert a.shape == (1000,) and not a.any()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..store import untouched_zeros
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
 from .rowstats import row_capacity, union_rows
@@ -115,7 +116,7 @@ class ContextDetector:
                 "n": np.zeros(cap), "lo": np.zeros(cap), "hi": np.zeros(cap), "first": np.zeros(cap),
                 "orient": np.zeros(cap), "q": np.zeros(cap, dtype=np.float32), "neg": np.zeros(cap, dtype=bool),
                 "hist": np.zeros((self.depth, cap), dtype=np.uint64),
-                "counts": np.zeros((cap, 1 << self.table_bits), dtype=np.uint16),
+                "counts": untouched_zeros((cap, 1 << self.table_bits), np.uint16),
                 "base": base, "base_slots": np.repeat(base.astype(np.int64), 2 * len(self.orders))}
         if used:
             for name in ("n", "lo", "hi", "first", "orient", "q", "neg", "hist"):

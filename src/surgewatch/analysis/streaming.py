@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..store import untouched_zeros
 from .context import ContextDetector
 from .detectors import DetectorOutput, track_quantile
 from .onset import Onset
@@ -50,6 +51,18 @@ from .rowstats import row_capacity, union_rows
 _F = np.float32  # the dtype of everything relative to a series' level (see SurgeDetector._VECTORS)
 _SIGMA_PER_MAD = 1.2533  # sigma / mean absolute deviation for a normal distribution
 WARM_TICKS = 120  # past ticks `warm` learns from (each costs one update): 4x the points before a score
+
+
+def visits_dtype(per_day: np.ndarray) -> type[np.unsignedinteger]:
+    """The narrowest unsigned integer type (uint8 or uint16) that counts a daily bin's visits for series learning
+    at these per-day rates with the same numbers as an unbounded count: a count saturating at m (m + 1 wraps to 0,
+    put back by a maximum) only changes the bin's learning rate max(1 / (visits + 1), per_day) while 1 / (m + 1)
+    is above per_day."""
+    for dtype in (np.uint8, np.uint16):
+        top = _F(1.0) / (_F(np.iinfo(dtype).max) + _F(1.0))
+        if bool((per_day >= top).all()):
+            return dtype
+    return np.uint16  # at most 65,535: ticks shorter than 23 ms with 5-minute bins (as before)
 
 
 class ConstantDetector:
@@ -192,8 +205,9 @@ class SurgeDetector:
         self.clock: np.ndarray = b["clock"][:rows]  # ticks seen per series (advances on gaps too)
         # per daily bin, field and series; fields: offset from the level, EW mean absolute residual
         self.cells: np.ndarray = b["cells"][:, :, :rows]
-        # per daily bin and series: samples seen, at most 65,535 (only 1 / (visits + 1) above the per-day rate
-        # and `visits >= 3` use it: the same numbers for ticks down to 23 ms)
+        # per daily bin and series: samples seen, saturating at 255 (uint8) or 65,535 (uint16): only 1 / (visits
+        # + 1) above the per-day rate and `visits >= 3` use it, so the counts are uint8 where every series' rate is
+        # at least 1/256 (a tick of 5.7 s or more with 5-minute bins) and the numbers are the same (visits_dtype)
         self.visits: np.ndarray = b["visits"][:, :rows]
         self.period: np.ndarray = b["period"][:rows]
         self.bins: np.ndarray = b["bins"][:rows]
@@ -226,14 +240,19 @@ class SurgeDetector:
         period = np.maximum(period, 0)
         bins = np.minimum(period, self.max_bins)
         width = max(int(bins.max(initial=0)), 1)
-        # bin-major: each field of one bin of every series is contiguous; float32 offsets and scales and uint16
-        # counts: a day of 5-minute bins for 10,000 series is 27.5 MiB (66 in float64), NAB scores unchanged
+        # bin-major: each field of one bin of every series is contiguous; float32 offsets and scales and uint8
+        # counts: a day of 5-minute bins for 10,000 series is 24.7 MiB (66 in float64), NAB scores unchanged; in
+        # mappings of small pages, so that a bin and the rows in use become resident as they are written
+        per_day = np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0).astype(_F)
+        counts = visits_dtype(per_day[period > 0])
+        if self._bufs and self._bufs["visits"].dtype.itemsize > np.dtype(counts).itemsize:
+            counts = self._bufs["visits"].dtype.type  # never narrower than before (saturated counts stay put)
         bufs = {name: np.zeros(cap, dtype=dtype) for name, dtype in self._VECTORS.items()}
         bufs |= {"smooth": np.zeros((n_stats, cap), dtype=_F), "q": np.zeros((n_stats, cap), dtype=_F),
                  "cus": np.zeros((3, cap), dtype=_F), "clock": np.zeros(cap, dtype=np.int64),
-                 "cells": np.zeros((width, 2, cap), dtype=_F), "visits": np.zeros((width, cap), dtype=np.uint16),
+                 "cells": untouched_zeros((width, 2, cap), _F), "visits": untouched_zeros((width, cap), counts),
                  "period": period, "bins": bins, "index": np.arange(cap),
-                 "per_day": np.where(period > 0, self.gamma * bins / np.maximum(period, 1), 0.0).astype(_F)}
+                 "per_day": per_day}
         if used:
             for name in (*self._VECTORS, "smooth", "q", "cus", "clock", "visits"):
                 bufs[name][..., :used] = self._bufs[name][..., :used]
