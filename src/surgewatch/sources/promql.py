@@ -215,12 +215,14 @@ class PromQLHostSource:
                             self.max_series)
             result = result[: self.max_series]
         # A fleet answers with the same label values poll after poll: each is made safe (host_name) and its series
-        # named once, and kept (a few MB at most for max_series hosts; started over when hosts churn past it).
+        # named once, and kept while its host is in the answers. Hosts that leave (churn) are dropped once the
+        # cache holds a quarter more than the answer: that poll keeps the entries of the hosts it sees (`keep`).
         named = self._named.get(metric)
-        if named is None or len(named) > 2 * self.max_series:
+        if named is None:
             named = self._named[metric] = {}
+        keep = named if len(named) <= len(result) + len(result) // 4 + 64 else {}
         safe = self._safe
-        if len(safe) > 4 * self.max_series:
+        if len(safe) > 2 * max(map(len, self._named.values())) + 256:  # label values of hosts and groups
             safe.clear()
         host_label, group_label, kind = self.host_label, self.group_label, self.kind
         isfinite = math.isfinite
@@ -241,11 +243,15 @@ class PromQLHostSource:
             known = named.get(host)
             if known is None:
                 who = safe.get(host) or safe.setdefault(host, host_name(host))
-                known = named[host] = (series(kind, who, metric), who)
+                known = keep[host] = (series(kind, who, metric), who)
+            elif keep is not named:
+                keep[host] = known
             out[known[0]] = value
             group = labels.get(group_label) if group_label else None  # type: ignore[union-attr]
             if isinstance(group, str) and group:
                 groups[known[1]] = safe.get(group) or safe.setdefault(group, host_name(group))
+        if keep is not named:
+            self._named[metric] = keep
         if unlabelled and not out:
             msg = (f"query for {metric!r} returned series without the {self.host_label!r} label "
                    f"(group it with `by ({self.host_label})`)")
